@@ -1,0 +1,62 @@
+# Postline: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA := deploy/local/kafka.sh
+KAFKA_PORT ?= 39092
+export POSTLINE_KAFKA_PORT := $(KAFKA_PORT)
+export POSTLINE_TEST_KAFKA ?= 127.0.0.1:$(KAFKA_PORT)
+PYTEST_ARGS ?=
+
+.PHONY: help venv test test-unit lint run kafka-up kafka-down kafka-status bench bench-bus \
+        bench-signer bench-deliverer bench-ingest clean
+
+help:
+	@echo "make run         start Postline in one process on the embedded bus"
+	@echo "make test        venv + real Kafka broker + the whole test suite (stops what it started)"
+	@echo "make lint        ruff and mypy --strict"
+	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
+	@echo "make bench-bus   bus throughput and commit latency on both adapters"
+
+$(BIN)/postline: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/postline
+
+# Kafka is stopped even when the tests fail; the exit code is the tests'.
+test: venv
+	$(KAFKA) up
+	status=0; CI=$${CI:-false} $(BIN)/python -m pytest -ra $(PYTEST_ARGS) || status=$$?; \
+	$(KAFKA) down; exit $$status
+
+test-unit: venv
+	$(BIN)/python -m pytest -ra -m "not kafka" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+run: venv
+	$(BIN)/postline run
+
+kafka-up:
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+kafka-status:
+	$(KAFKA) status
+
+bench-bus: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_bus.py --kafka $(POSTLINE_TEST_KAFKA) || status=$$?; \
+	$(KAFKA) down; exit $$status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

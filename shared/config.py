@@ -1,0 +1,262 @@
+"""Typed configuration: one TOML file decoded into msgspec Structs, strictly.
+
+- Unknown keys are errors; numbers have bounds; durations are strings like ``"5m"``.
+- Environment variables override the file for Kubernetes: ``POSTLINE__KAFKA__BOOTSTRAP=h:9092``
+  sets ``kafka.bootstrap``. A value is read as a TOML literal when it parses as one
+  (``10``, ``true``, ``["a", "b"]``) and as a string otherwise.
+- Every error is a :class:`ConfigError` naming the file (or variable) and the key path.
+
+Each stage declares its own section type (``services/<stage>/config.py``) and decodes it
+with :meth:`Config.section`; this module knows only the sections every stage shares.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from shared.errors import ConfigError
+
+T = TypeVar("T")
+
+ENV_PREFIX = "POSTLINE__"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$")
+_UNIT_BYTES = {
+    "B": 1, "k": 1024, "K": 1024, "KiB": 1024, "KB": 1000,
+    "M": 1024**2, "MiB": 1024**2, "MB": 1000**2, "G": 1024**3, "GiB": 1024**3, "GB": 1000**3,
+}
+
+
+class Duration(float):
+    """Seconds, written in config as ``"30s"``, ``"5m"``, ``"2h"``, ``"3d"`` or a number."""
+
+    @classmethod
+    def parse(cls, value: object) -> Duration:
+        """Parse a duration; raises ``ValueError`` with a readable message."""
+        if isinstance(value, bool):
+            raise ValueError(f"expected a duration like '30s' or '5m', got {value!r}")
+        if isinstance(value, int | float):
+            return cls(value)
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if match:
+                return cls(float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"])
+        raise ValueError(f"expected a duration like '30s' or '5m', got {value!r}")
+
+
+class ByteSize(int):
+    """Bytes, written in config as ``"25MiB"``, ``"512KiB"`` or a number."""
+
+    @classmethod
+    def parse(cls, value: object) -> ByteSize:
+        """Parse a size; raises ``ValueError`` with a readable message."""
+        if isinstance(value, bool):
+            raise ValueError(f"expected a size like '25MiB', got {value!r}")
+        if isinstance(value, int):
+            return cls(value)
+        if isinstance(value, str):
+            match = _SIZE.match(value)
+            if match:
+                return cls(int(match.group(1)) * _UNIT_BYTES[match.group(2) or "B"])
+        raise ValueError(f"expected a size like '25MiB', got {value!r}")
+
+
+def _dec_hook(typ: type, value: Any) -> Any:
+    if typ is Duration:
+        return Duration.parse(value)
+    if typ is ByteSize:
+        return ByteSize.parse(value)
+    if typ is Path:
+        if isinstance(value, str):
+            return Path(value)
+        raise ValueError(f"expected a path, got {value!r}")
+    raise NotImplementedError(f"no decoder for {typ!r}")
+
+
+def _enc_hook(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise NotImplementedError(f"cannot encode {type(value)!r}")
+
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535, description="TCP port (0 = any free port)")]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class KafkaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How to reach Kafka (``[kafka]``)."""
+
+    bootstrap: str = "127.0.0.1:9092"  # comma-separated host:port list
+    topic_prefix: str = ""  # prepended to every topic name on the wire
+    client_id: str = "postline"
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"
+    request_timeout: Duration = Duration(30)
+    transaction_timeout: Duration = Duration(60)  # how long a killed producer's txn blocks readers
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password_file: Path | None = None
+    ssl_cafile: Path | None = None
+
+
+class EmbeddedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The embedded SQLite queue (``[embedded]``)."""
+
+    path: Path = Path("data/postline.db")
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    retention: Duration = Duration(7 * 86400)  # consumed records older than this are deleted
+
+
+class BusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Which bus to use (``[bus]``)."""
+
+    kind: Literal["embedded", "kafka"] = "embedded"
+    publish_timeout: Duration = Duration(10)  # past this ingest answers 451 4.3.0
+
+
+class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The HTTP port serving /metrics, /healthz and /readyz (``[http]``)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 9464
+
+
+class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Logging (``[log]``)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Process behaviour shared by every stage (``[runtime]``)."""
+
+    instance: str = ""  # stable id of this process (pod name); default: hostname
+    drain_timeout: Duration = Duration(30)  # SIGTERM: how long in-flight work may take
+    data_dir: Path = Path("data")
+
+
+class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The sections every process reads. Stage sections are kept raw and decoded by stages."""
+
+    bus: BusConfig = BusConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    embedded: EmbeddedConfig = EmbeddedConfig()
+    http: HttpConfig = HttpConfig()
+    log: LogConfig = LogConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    ingest: dict[str, Any] = {}
+    signer: dict[str, Any] = {}
+    deliverer: dict[str, Any] = {}
+    bouncer: dict[str, Any] = {}
+
+
+class Config:
+    """A loaded configuration: the shared sections plus raw stage sections."""
+
+    def __init__(self, core: CoreConfig, source: str, env_keys: Mapping[str, str]) -> None:
+        self.core = core
+        self.source = source
+        self._env_keys = env_keys  # dotted key -> the env variable that set it
+
+    def section(self, name: str, typ: type[T]) -> T:
+        """Decode a stage section (``ingest``, ``signer``, ...) strictly into ``typ``."""
+        raw = getattr(self.core, name)
+        return convert(raw, typ, self._source_for(name), prefix=name, env_keys=self._env_keys)
+
+    def _source_for(self, prefix: str) -> str:
+        for key, var in self._env_keys.items():
+            if key.startswith(prefix + "."):
+                return f"{self.source} (with {var})"
+        return self.source
+
+
+def convert(
+    raw: Any, typ: type[T], source: str, prefix: str = "", env_keys: Mapping[str, str] | None = None
+) -> T:
+    """Decode plain data into ``typ``; errors name ``source`` and the full key path."""
+    try:
+        return msgspec.convert(raw, typ, dec_hook=_dec_hook, str_keys=True)
+    except msgspec.ValidationError as exc:
+        key, problem = _split_validation_error(str(exc))
+        full = ".".join(p for p in (prefix, key) if p)
+        where = source
+        if env_keys and full in env_keys:
+            where = f"environment variable {env_keys[full]}"
+        raise ConfigError(where, full, problem) from exc
+
+
+def _split_validation_error(message: str) -> tuple[str, str]:
+    # msgspec: "Expected `int` >= 1, got `0` - at `$.listeners[0].port`"
+    # or "Object contains unknown field `x` - at `$.bus`"
+    problem, sep, path = message.rpartition(" - at `")
+    if not sep:
+        return "", message
+    path = path.rstrip("`").removeprefix("$").removeprefix(".")
+    unknown = re.match(r"Object contains unknown field `(.+)`", problem)
+    if unknown:
+        field = unknown.group(1)
+        return ".".join(p for p in (path, field) if p), "unknown key (not a Postline setting)"
+    problem = problem.replace("`", "'")
+    problem = problem[:1].lower() + problem[1:]
+    return path, problem
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override and validate a config file (``None``: defaults plus environment)."""
+    environ = os.environ if environ is None else environ
+    source = str(path) if path else "(defaults)"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(source, "", "file not found") from exc
+        except OSError as exc:
+            raise ConfigError(source, "", f"cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "", f"not valid TOML: {exc}") from exc
+    env_keys = _apply_environment(data, environ)
+    core = convert(data, CoreConfig, source, env_keys=env_keys)
+    return Config(core, source, env_keys)
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    env_keys: dict[str, str] = {}
+    for var, value in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in var[len(ENV_PREFIX):].split("__") if p]
+        if not parts:
+            continue
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {var}", ".".join(parts), "not a table")
+            node = child
+        node[parts[-1]] = _env_value(value)
+        env_keys[".".join(parts)] = var
+    return env_keys
+
+
+def _env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def to_builtins(obj: Any) -> Any:
+    """Config structs as plain data (for ``postline config show`` and tests)."""
+    return msgspec.to_builtins(obj, enc_hook=_enc_hook)

@@ -1,0 +1,84 @@
+"""Postline's exception tree.
+
+Every error Postline raises on purpose derives from :class:`PostlineError`.
+Library errors (aiokafka, sqlite3, aiosmtplib, dnspython) are mapped to these at
+the boundary with ``raise ... from exc``, so callers never catch a library type.
+
+    PostlineError
+    ├── ConfigError            a config file or environment override is invalid
+    ├── RecordError            bytes on a topic are not a record we can use
+    │   └── DecodeError        msgpack/schema decoding failed (the record goes to postline.dead)
+    ├── ForgedToken            a VERP or unsubscribe token fails its HMAC or cannot be parsed
+    ├── BusError               the bus could not do what was asked
+    │   ├── BusUnavailable     the bus is unreachable or did not answer within the deadline
+    │   ├── TransactionAborted a transaction was aborted; nothing it published is visible
+    │   └── RecordTooLarge     a record exceeds the bus's maximum message size
+    └── StageError             a stage failed in a way the runtime must handle
+        └── PoisonRecord       one input record cannot be processed; dead-letter it, go on
+"""
+
+from __future__ import annotations
+
+
+class PostlineError(Exception):
+    """Base of every error Postline raises on purpose."""
+
+
+class ConfigError(PostlineError):
+    """A config file or environment override is invalid.
+
+    The message always names the file (or the environment variable) and the key path.
+    """
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+
+
+class RecordError(PostlineError):
+    """Bytes on a topic are not a record we can use."""
+
+
+class DecodeError(RecordError):
+    """A record's bytes could not be decoded into its topic's record type."""
+
+
+class ForgedToken(PostlineError):
+    """A VERP return path or unsubscribe token is malformed or its HMAC does not verify.
+
+    Bounces and unsubscribes carrying one are ignored (and counted): anyone can send them.
+    """
+
+
+class BusError(PostlineError):
+    """The bus could not do what was asked."""
+
+
+class BusUnavailable(BusError):
+    """The bus is unreachable or did not acknowledge within the deadline.
+
+    Ingest answers 451 4.3.0 when it sees this: the client retries, nothing is lost.
+    """
+
+
+class TransactionAborted(BusError):
+    """A transaction was aborted: none of its outputs are visible, no offset moved."""
+
+
+class RecordTooLarge(BusError):
+    """A record is larger than the bus accepts (Kafka max.message.bytes, embedded limit)."""
+
+
+class StageError(PostlineError):
+    """A stage failed in a way the runtime must handle."""
+
+
+class PoisonRecord(StageError):
+    """One input record cannot be processed; the runtime dead-letters it and moves on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

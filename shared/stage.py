@@ -1,0 +1,116 @@
+"""What a stage gives the runtime, and what the runtime gives a stage.
+
+A stage package (``services/<stage>/``) exposes one :class:`StageSpec` named ``STAGE`` in
+its ``main`` module and registers it under the ``postline.stages`` entry point group in
+``pyproject.toml``. The CLI discovers stages through that entry point, so ``shared/``
+never imports a stage, and a stage appears in ``postline`` (its own subcommand, its extra
+commands, its place in ``postline run``) only once it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from shared.bus.base import Bus
+from shared.config import Config
+from shared.http import Router
+from shared.metrics import CoreMetrics
+
+
+class Stage(Protocol):
+    """A running stage."""
+
+    async def run(self, ctx: StageContext) -> None:
+        """Do the stage's work until ``ctx.stopping`` is set, then drain and return.
+
+        Call ``ctx.set_ready()`` once the stage serves (listeners bound, groups joined).
+        Wrap each unit of in-flight work in ``async with ctx.activity():`` so a drain can
+        wait for it.
+        """
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage as the CLI and the runtime see it."""
+
+    name: str  # "ingest", "signer", "deliverer", "bouncer"
+    help: str  # one line for ``postline --help``
+    create: Callable[[StageContext], Awaitable[Stage]]  # reads ctx.config.section(...)
+    order: int  # position in ``postline run`` (lower starts first, stops last)
+    add_commands: Callable[[argparse._SubParsersAction[Any]], None] | None = None
+    check_config: Callable[[Config], object] | None = None  # for ``postline config check``
+
+
+@dataclass
+class StageContext:
+    """Everything a stage needs from the process it runs in. No globals."""
+
+    name: str
+    config: Config
+    bus: Bus
+    registry: CollectorRegistry
+    log: logging.Logger
+    stopping: asyncio.Event
+    instance: str
+    http: Router = field(default_factory=Router)  # extra endpoints on the process's HTTP port
+    reload_hooks: list[Callable[[], None]] = field(default_factory=list)  # called on SIGHUP
+    core_metrics: CoreMetrics | None = None  # the process's, set by the runtime; use .metrics
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _active: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    @property
+    def metrics(self) -> CoreMetrics:
+        """The process's core metrics (shared by every stage; created on first use if unset)."""
+        if self.core_metrics is None:
+            self.core_metrics = CoreMetrics(self.registry)
+        return self.core_metrics
+
+    def set_ready(self) -> None:
+        """The stage serves; ``/readyz`` answers 200 once every stage in the process is."""
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the stage said it serves and is not stopping."""
+        return self._ready.is_set() and not self.stopping.is_set()
+
+    async def wait_ready(self) -> None:
+        """Wait until the stage said it serves."""
+        await self._ready.wait()
+
+    @asynccontextmanager
+    async def activity(self) -> AsyncIterator[None]:
+        """Mark in-flight work (an SMTP session, a delivery) that a drain waits for."""
+        self._active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+
+    @property
+    def active(self) -> int:
+        """How many units of work are in flight."""
+        return self._active
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no work is in flight; ``False`` when ``timeout`` ran out first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,136 @@
+"""Every topic, declared once: its name, its record type, its key and its settings.
+
+``postline topics create`` and the Kubernetes KafkaTopic resources read these
+declarations, so the broker's settings and the code never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import msgspec
+
+from shared.errors import DecodeError
+from shared.records import DeadLetter, Delivery, Event, Record, Submission, Suppression
+
+R = TypeVar("R", bound=Record)
+
+MiB = 1024 * 1024
+DAY_MS = 24 * 3600 * 1000
+
+#: Largest record any topic accepts. Mail can be 25 MiB and more once encoded; the
+#: bus adapters size producer requests and consumer fetches from this.
+MAX_RECORD_BYTES = 64 * MiB
+
+#: The retry tiers the deliverer uses by default (``postline.retry.<tier>``).
+DEFAULT_RETRY_TIERS: tuple[str, ...] = ("1m", "5m", "30m", "2h", "6h")
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """One record to publish: topic name, key and value bytes (``None`` value = tombstone)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Topic(Generic[R]):
+    """A topic bound to its record type, key function and broker settings."""
+
+    name: str
+    record_type: type[R]
+    key_of: Callable[[R], str]
+    partitions: int = 12
+    retention_ms: int = 7 * DAY_MS
+    compact: bool = False
+    max_message_bytes: int = MAX_RECORD_BYTES
+    doc: str = ""
+    _decoder: msgspec.msgpack.Decoder[R] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_decoder", msgspec.msgpack.Decoder(self.record_type))
+
+    def encode(self, record: R) -> bytes:
+        """The record's wire bytes (msgpack)."""
+        return _ENCODER.encode(record)
+
+    def decode(self, value: bytes) -> R:
+        """Decode wire bytes; raises :class:`DecodeError` naming the topic and the problem."""
+        try:
+            return self._decoder.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise DecodeError(f"{self.name}: cannot decode {self.record_type.__name__}: {exc}") from exc
+
+    def key(self, record: R) -> bytes:
+        """The record's partitioning key."""
+        return self.key_of(record).encode()
+
+    def out(self, record: R) -> OutRecord:
+        """The record ready to publish on this topic."""
+        return OutRecord(self.name, self.key(record), self.encode(record))
+
+    def tombstone(self, key: str) -> OutRecord:
+        """A removal on a compacted topic."""
+        return OutRecord(self.name, key.encode(), None)
+
+    @property
+    def config(self) -> dict[str, str]:
+        """Broker-side topic configuration."""
+        return {
+            "cleanup.policy": "compact" if self.compact else "delete",
+            "retention.ms": str(-1 if self.compact else self.retention_ms),
+            "max.message.bytes": str(self.max_message_bytes),
+            "compression.type": "producer",
+        }
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def suppression_key(address: str, scope: str = "") -> str:
+    """Key of an address on the suppression list; scoped unsubscribes carry their domain."""
+    return f"{scope.lower()}|{address.lower()}" if scope else address.lower()
+
+
+SUBMITTED: Topic[Submission] = Topic(
+    "postline.submitted", Submission, lambda s: s.id,
+    doc="Messages accepted by ingest, before signing.",
+)
+OUTBOUND: Topic[Delivery] = Topic(
+    "postline.outbound", Delivery, lambda d: d.domain,
+    doc="Signed copies to deliver, keyed by recipient domain so one consumer owns a domain.",
+)
+EVENTS: Topic[Event] = Topic(
+    "postline.events", Event, lambda e: e.message_id or e.domain,
+    retention_ms=14 * DAY_MS,
+    doc="What happened to every message and recipient.",
+)
+SUPPRESSIONS: Topic[Suppression] = Topic(
+    "postline.suppressions", Suppression, lambda s: suppression_key(s.address, s.scope),
+    partitions=3, compact=True, max_message_bytes=1 * MiB,
+    doc="Addresses not to mail (compacted; a tombstone removes one).",
+)
+DEAD: Topic[DeadLetter] = Topic(
+    "postline.dead", DeadLetter, lambda d: d.topic,
+    partitions=1, retention_ms=30 * DAY_MS,
+    doc="Records a consumer could not decode or process, with the reason.",
+)
+
+
+def retry_topic(tier: str) -> Topic[Delivery]:
+    """The retry tier topic ``postline.retry.<tier>``."""
+    return Topic(
+        f"postline.retry.{tier}", Delivery, lambda d: d.domain,
+        doc=f"Deferred Deliveries waiting about {tier} before the next attempt.",
+    )
+
+
+def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic[Record]]:
+    """Every topic Postline uses, in pipeline order."""
+    topics: list[Topic[Record]] = [SUBMITTED, OUTBOUND, EVENTS, SUPPRESSIONS, DEAD]  # type: ignore[list-item]
+    topics += [retry_topic(t) for t in retry_tiers]  # type: ignore[misc]
+    return topics

@@ -1,0 +1,39 @@
+"""Fixtures every test may use: the real Kafka broker and an isolated topic namespace."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+KAFKA_ENV = "POSTLINE_TEST_KAFKA"
+DEFAULT_KAFKA = "127.0.0.1:39092"
+
+
+def _reachable(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The test broker's bootstrap address; under CI a missing broker fails, never skips."""
+    bootstrap = os.environ.get(KAFKA_ENV, DEFAULT_KAFKA)
+    if not _reachable(bootstrap):
+        message = f"no Kafka broker at {bootstrap} (start it with `make kafka-up`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique topic-name prefix, so tests sharing one broker never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}."

@@ -1,0 +1,185 @@
+"""Every record round-trips through its topic's codec, bytes intact, and old readers cope."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.errors import DecodeError
+from shared.records import (
+    ClientInfo,
+    DeadLetter,
+    Delivery,
+    Event,
+    EventKind,
+    SmtpReply,
+    Submission,
+    Suppression,
+    SuppressionReason,
+)
+from shared.topics import (
+    DEAD,
+    EVENTS,
+    OUTBOUND,
+    SUBMITTED,
+    SUPPRESSIONS,
+    all_topics,
+    retry_topic,
+    suppression_key,
+)
+
+# Addresses and headers may be UTF-8 (RFC 6531); bodies may be any octets (8BITMIME, binary).
+addresses = st.builds(
+    lambda local, domain: f"{local}@{domain}",
+    st.text(min_size=1, max_size=30).filter(lambda s: "@" not in s),
+    st.text(min_size=1, max_size=30).filter(lambda s: "@" not in s),
+)
+raw_messages = st.binary(max_size=4096) | st.builds(
+    lambda subject, body: f"Subject: {subject}\r\nFrom: Jöran <jöran@exämple.de>\r\n\r\n".encode()
+    + body,
+    st.text(max_size=100),
+    st.binary(max_size=2048),
+)
+timestamps = st.floats(min_value=0, max_value=4e9, allow_nan=False)
+tags = st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=4)
+replies = st.builds(SmtpReply, code=st.integers(200, 599), enhanced=st.text(max_size=9), text=st.text())
+
+submissions = st.builds(
+    Submission,
+    id=st.text(min_size=1, max_size=40),
+    received_at=timestamps,
+    client=st.builds(ClientInfo, ip=st.ip_addresses().map(str), auth_user=st.none() | st.text()),
+    mail_from=st.just("") | addresses,
+    rcpt_to=st.lists(addresses, min_size=1, max_size=5).map(tuple),
+    data=raw_messages,
+    tags=tags,
+    smtputf8=st.booleans(),
+    body_8bit=st.booleans(),
+)
+deliveries = st.builds(
+    Delivery,
+    message_id=st.text(min_size=1),
+    delivery_id=st.text(min_size=1),
+    domain=st.text(min_size=1),
+    mail_from=st.just("") | addresses,
+    rcpt_to=st.lists(addresses, min_size=1, max_size=5).map(tuple),
+    data=raw_messages,
+    attempt=st.integers(0, 100),
+    first_attempt_at=st.none() | timestamps,
+    expires_at=timestamps,
+    not_before=timestamps,
+    last_reply=st.none() | replies,
+    tags=tags,
+)
+events = st.builds(
+    Event,
+    kind=st.sampled_from(EventKind),
+    message_id=st.text(),
+    at=timestamps,
+    recipient=st.just("") | addresses,
+    reply=st.none() | replies,
+    tags=tags,
+)
+suppressions = st.builds(
+    Suppression,
+    address=addresses,
+    reason=st.sampled_from(SuppressionReason),
+    at=timestamps,
+    scope=st.text(max_size=20),
+)
+dead_letters = st.builds(
+    DeadLetter,
+    topic=st.text(),
+    partition=st.integers(0, 1000),
+    offset=st.integers(0, 2**62),
+    key=st.none() | st.binary(),
+    value=st.none() | st.binary(max_size=1024),
+    reason=st.text(),
+    group=st.text(),
+    at=timestamps,
+)
+
+
+@settings(max_examples=150)
+@given(st.data())
+def test_every_record_round_trips(data: st.DataObject) -> None:
+    for topic, strategy in [
+        (SUBMITTED, submissions),
+        (OUTBOUND, deliveries),
+        (EVENTS, events),
+        (SUPPRESSIONS, suppressions),
+        (DEAD, dead_letters),
+    ]:
+        record = data.draw(strategy)
+        wire = topic.encode(record)  # type: ignore[arg-type]
+        assert topic.decode(wire) == record
+
+
+@given(submissions)
+def test_message_bytes_stay_bytes(submission: Submission) -> None:
+    decoded = SUBMITTED.decode(SUBMITTED.encode(submission))
+    assert isinstance(decoded.data, bytes)
+    assert decoded.data == submission.data
+
+
+def test_eight_bit_and_smtputf8_content_is_byte_exact() -> None:
+    raw = (
+        "From: Jöran <jöran@exämple.de>\r\nTo: 用户@例子.测试\r\nSubject: Grüße\r\n\r\n".encode()
+        + b"\xe9t\xe9 \xff\xfe raw 8-bit\r\n"
+    )
+    submission = Submission(
+        id="m1",
+        received_at=1.0,
+        client=ClientInfo(ip="127.0.0.1"),
+        mail_from="jöran@exämple.de",
+        rcpt_to=("用户@例子.测试",),
+        data=raw,
+        smtputf8=True,
+        body_8bit=True,
+    )
+    assert SUBMITTED.decode(SUBMITTED.encode(submission)).data == raw
+
+
+def test_a_newer_writer_with_unknown_fields_is_still_readable() -> None:
+    class EventV2(msgspec.Struct, kw_only=True):
+        schema: int = 2
+        kind: str
+        at: float
+        message_id: str
+        brand_new_field: list[int]
+
+    wire = msgspec.msgpack.encode(EventV2(kind="delivered", at=5.0, message_id="m", brand_new_field=[1]))
+    event = EVENTS.decode(wire)
+    assert event.kind is EventKind.DELIVERED
+    assert event.schema == 2
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\xc1", b"\x93\x01\x02\x03", msgspec.msgpack.encode({"id": 5})])
+def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -> None:
+    with pytest.raises(DecodeError, match="postline.submitted"):
+        SUBMITTED.decode(garbage)
+
+
+def test_topics_declare_keys_and_settings() -> None:
+    names = [t.name for t in all_topics()]
+    assert names[:5] == [
+        "postline.submitted",
+        "postline.outbound",
+        "postline.events",
+        "postline.suppressions",
+        "postline.dead",
+    ]
+    assert "postline.retry.5m" in names
+    assert SUPPRESSIONS.config["cleanup.policy"] == "compact"
+    assert OUTBOUND.config["cleanup.policy"] == "delete"
+    assert int(OUTBOUND.config["max.message.bytes"]) >= 32 * 1024 * 1024
+    delivery = Delivery(
+        message_id="m", delivery_id="d", domain="example.org", mail_from="", rcpt_to=("a@example.org",),
+        data=b"x",
+    )
+    assert OUTBOUND.key(delivery) == b"example.org"
+    assert retry_topic("1m").key(delivery) == b"example.org"
+    assert suppression_key("A@Example.org") == "a@example.org"
+    assert suppression_key("A@Example.org", "Shop.Example") == "shop.example|a@example.org"
