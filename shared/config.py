@@ -31,8 +31,17 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$")
 _UNIT_BYTES = {
-    "B": 1, "k": 1024, "K": 1024, "KiB": 1024, "KB": 1000,
-    "M": 1024**2, "MiB": 1024**2, "MB": 1000**2, "G": 1024**3, "GiB": 1024**3, "GB": 1000**3,
+    "B": 1,
+    "k": 1024,
+    "K": 1024,
+    "KiB": 1024,
+    "KB": 1000,
+    "M": 1024**2,
+    "MiB": 1024**2,
+    "MB": 1000**2,
+    "G": 1024**3,
+    "GiB": 1024**3,
+    "GB": 1000**3,
 }
 
 
@@ -85,6 +94,10 @@ def _dec_hook(typ: type, value: Any) -> Any:
 def _enc_hook(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Duration):  # float subclasses are not encoded natively by msgspec
+        return float(value)
+    if isinstance(value, ByteSize):
+        return int(value)
     raise NotImplementedError(f"cannot encode {type(value)!r}")
 
 
@@ -199,8 +212,8 @@ def _split_validation_error(message: str) -> tuple[str, str]:
     # msgspec: "Expected `int` >= 1, got `0` - at `$.listeners[0].port`"
     # or "Object contains unknown field `x` - at `$.bus`"
     problem, sep, path = message.rpartition(" - at `")
-    if not sep:
-        return "", message
+    if not sep:  # msgspec omits the path for the top level: "... unknown field `x`"
+        problem, path = message, "$`"
     path = path.rstrip("`").removeprefix("$").removeprefix(".")
     unknown = re.match(r"Object contains unknown field `(.+)`", problem)
     if unknown:
@@ -236,7 +249,7 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict
     for var, value in sorted(environ.items()):
         if not var.startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in var[len(ENV_PREFIX):].split("__") if p]
+        parts = [p.lower() for p in var[len(ENV_PREFIX) :].split("__") if p]
         if not parts:
             continue
         node = data

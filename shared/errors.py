@@ -14,7 +14,8 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     │   ├── TransactionAborted a transaction was aborted; nothing it published is visible
     │   └── RecordTooLarge     a record exceeds the bus's maximum message size
     └── StageError             a stage failed in a way the runtime must handle
-        └── PoisonRecord       one input record cannot be processed; dead-letter it, go on
+        ├── PoisonRecord       one input record cannot be processed; dead-letter it, go on
+        └── SigningError       the signer cannot DKIM-sign a message (no From, unparsable)
 """
 
 from __future__ import annotations
@@ -82,3 +83,10 @@ class PoisonRecord(StageError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class SigningError(StageError):
+    """The signer cannot DKIM-sign a message (no From header, headers dkimpy cannot parse).
+
+    The signer turns it into a ``failed`` event for the message; the batch goes on.
+    """

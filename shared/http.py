@@ -52,7 +52,7 @@ class Router:
         else:
             self._exact[(method.upper(), path)] = handler
 
-    def resolve(self, method: str, path: str) -> HttpHandler | None | bool:
+    def resolve(self, method: str, path: str) -> HttpHandler | bool | None:
         """The handler; ``False`` when the path exists with other methods (405); ``None`` (404)."""
         handler = self._exact.get((method, path))
         if handler is not None:

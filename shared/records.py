@@ -144,6 +144,8 @@ class Event(Record, frozen=True, kw_only=True):
     detail: str = ""
     tags: dict[str, str] = {}
     stage: str = ""
+    headers: bytes = b""  # bounced/expired: the original's header block, for the sender's DSN
+    bulk: bool = False  # bounced/expired: the message was bulk (no DSN unless policy says so)
 
 
 class SuppressionReason(enum.StrEnum):

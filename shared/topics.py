@@ -63,7 +63,9 @@ class Topic(Generic[R]):
         try:
             return self._decoder.decode(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise DecodeError(f"{self.name}: cannot decode {self.record_type.__name__}: {exc}") from exc
+            raise DecodeError(
+                f"{self.name}: cannot decode {self.record_type.__name__}: {exc}"
+            ) from exc
 
     def key(self, record: R) -> bytes:
         """The record's partitioning key."""
@@ -97,26 +99,39 @@ def suppression_key(address: str, scope: str = "") -> str:
 
 
 SUBMITTED: Topic[Submission] = Topic(
-    "postline.submitted", Submission, lambda s: s.id,
+    "postline.submitted",
+    Submission,
+    lambda s: s.id,
     doc="Messages accepted by ingest, before signing.",
 )
 OUTBOUND: Topic[Delivery] = Topic(
-    "postline.outbound", Delivery, lambda d: d.domain,
+    "postline.outbound",
+    Delivery,
+    lambda d: d.domain,
     doc="Signed copies to deliver, keyed by recipient domain so one consumer owns a domain.",
 )
 EVENTS: Topic[Event] = Topic(
-    "postline.events", Event, lambda e: e.message_id or e.domain,
+    "postline.events",
+    Event,
+    lambda e: e.message_id or e.domain,
     retention_ms=14 * DAY_MS,
     doc="What happened to every message and recipient.",
 )
 SUPPRESSIONS: Topic[Suppression] = Topic(
-    "postline.suppressions", Suppression, lambda s: suppression_key(s.address, s.scope),
-    partitions=3, compact=True, max_message_bytes=1 * MiB,
+    "postline.suppressions",
+    Suppression,
+    lambda s: suppression_key(s.address, s.scope),
+    partitions=3,
+    compact=True,
+    max_message_bytes=1 * MiB,
     doc="Addresses not to mail (compacted; a tombstone removes one).",
 )
 DEAD: Topic[DeadLetter] = Topic(
-    "postline.dead", DeadLetter, lambda d: d.topic,
-    partitions=1, retention_ms=30 * DAY_MS,
+    "postline.dead",
+    DeadLetter,
+    lambda d: d.topic,
+    partitions=1,
+    retention_ms=30 * DAY_MS,
     doc="Records a consumer could not decode or process, with the reason.",
 )
 
@@ -124,7 +139,9 @@ DEAD: Topic[DeadLetter] = Topic(
 def retry_topic(tier: str) -> Topic[Delivery]:
     """The retry tier topic ``postline.retry.<tier>``."""
     return Topic(
-        f"postline.retry.{tier}", Delivery, lambda d: d.domain,
+        f"postline.retry.{tier}",
+        Delivery,
+        lambda d: d.domain,
         doc=f"Deferred Deliveries waiting about {tier} before the next attempt.",
     )
 

@@ -37,14 +37,17 @@ addresses = st.builds(
     st.text(min_size=1, max_size=30).filter(lambda s: "@" not in s),
 )
 raw_messages = st.binary(max_size=4096) | st.builds(
-    lambda subject, body: f"Subject: {subject}\r\nFrom: Jöran <jöran@exämple.de>\r\n\r\n".encode()
-    + body,
+    lambda subject, body: (
+        f"Subject: {subject}\r\nFrom: Jöran <jöran@exämple.de>\r\n\r\n".encode() + body
+    ),
     st.text(max_size=100),
     st.binary(max_size=2048),
 )
 timestamps = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 tags = st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=4)
-replies = st.builds(SmtpReply, code=st.integers(200, 599), enhanced=st.text(max_size=9), text=st.text())
+replies = st.builds(
+    SmtpReply, code=st.integers(200, 599), enhanced=st.text(max_size=9), text=st.text()
+)
 
 submissions = st.builds(
     Submission,
@@ -150,13 +153,17 @@ def test_a_newer_writer_with_unknown_fields_is_still_readable() -> None:
         message_id: str
         brand_new_field: list[int]
 
-    wire = msgspec.msgpack.encode(EventV2(kind="delivered", at=5.0, message_id="m", brand_new_field=[1]))
+    wire = msgspec.msgpack.encode(
+        EventV2(kind="delivered", at=5.0, message_id="m", brand_new_field=[1])
+    )
     event = EVENTS.decode(wire)
     assert event.kind is EventKind.DELIVERED
     assert event.schema == 2
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\xc1", b"\x93\x01\x02\x03", msgspec.msgpack.encode({"id": 5})])
+@pytest.mark.parametrize(
+    "garbage", [b"", b"\xc1", b"\x93\x01\x02\x03", msgspec.msgpack.encode({"id": 5})]
+)
 def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -> None:
     with pytest.raises(DecodeError, match="postline.submitted"):
         SUBMITTED.decode(garbage)
@@ -176,7 +183,11 @@ def test_topics_declare_keys_and_settings() -> None:
     assert OUTBOUND.config["cleanup.policy"] == "delete"
     assert int(OUTBOUND.config["max.message.bytes"]) >= 32 * 1024 * 1024
     delivery = Delivery(
-        message_id="m", delivery_id="d", domain="example.org", mail_from="", rcpt_to=("a@example.org",),
+        message_id="m",
+        delivery_id="d",
+        domain="example.org",
+        mail_from="",
+        rcpt_to=("a@example.org",),
         data=b"x",
     )
     assert OUTBOUND.key(delivery) == b"example.org"

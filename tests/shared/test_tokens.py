@@ -19,7 +19,12 @@ SECRET = b"test-secret"
 
 @pytest.mark.parametrize(
     "recipient",
-    ["user@example.org", "Jo.hn+tag=x@Example.ORG", "dash-ed-name@sub.example.co.uk", "用户@例子.测试"],
+    [
+        "user@example.org",
+        "Jo.hn+tag=x@Example.ORG",
+        "dash-ed-name@sub.example.co.uk",
+        "用户@例子.测试",
+    ],
 )
 def test_verp_round_trip(recipient: str) -> None:
     message_id = uuid.uuid4().hex
@@ -48,7 +53,9 @@ def test_verp_survives_a_remote_mta_lower_casing_it() -> None:
     ],
 )
 def test_forged_verp_is_refused(mangle) -> None:  # type: ignore[no-untyped-def]
-    address = verp_address("b", "bounce.example.com", uuid.uuid4().hex, "victim@example.org", SECRET)
+    address = verp_address(
+        "b", "bounce.example.com", uuid.uuid4().hex, "victim@example.org", SECRET
+    )
     with pytest.raises(ForgedToken):
         parse_verp(mangle(address), SECRET)
 

@@ -80,7 +80,10 @@ class DnsServer:
         raise OSError("could not bind UDP and TCP on one port")
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._udp is not None:
             self._udp.close()
@@ -94,8 +97,9 @@ class DnsServer:
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         question = query.question[0]
-        self.queries.append((question.name.to_text(omit_final_dot=True),
-                             dns.rdatatype.to_text(question.rdtype)))
+        self.queries.append(
+            (question.name.to_text(omit_final_dot=True), dns.rdatatype.to_text(question.rdtype))
+        )
         rrs = self._records.get(question.name)
         if rrs is None:
             response.set_rcode(dns.rcode.NXDOMAIN)
@@ -104,7 +108,9 @@ class DnsServer:
             response.set_rcode(dns.rcode.SERVFAIL)
             return response.to_wire()
         wanted = dns.rdatatype.to_text(question.rdtype)
-        matching = [_split_txt(data) if kind == "TXT" else data for kind, data in rrs if kind == wanted]
+        matching = [
+            _split_txt(data) if kind == "TXT" else data for kind, data in rrs if kind == wanted
+        ]
         if matching:
             rrset = dns.rrset.from_text_list(question.name, self.ttl, "IN", wanted, matching)
             response.answer.append(rrset)
@@ -127,7 +133,7 @@ def _split_txt(data: str) -> str:
     if not (text.startswith('"') and text.endswith('"') and text.count('"') == 2):
         return data
     body = text[1:-1]
-    return " ".join(f'"{body[i:i + 255]}"' for i in range(0, len(body), 255))
+    return " ".join(f'"{body[i : i + 255]}"' for i in range(0, len(body), 255))
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):

@@ -1,0 +1,362 @@
+"""The consume -> handle -> one-transaction loop every topic-reading stage runs.
+
+A stage gives a topic and a ``handle`` coroutine that turns decoded input records into output
+records. This loop owns everything around it:
+
+- **Exactly-once between topics.** A batch's outputs and its input offsets (the next offset per
+  partition) go into ONE ``Consumer.transaction()``; either both happen or neither does.
+- **A poison record never stalls a partition.** Bytes that do not decode become a
+  :class:`~shared.records.DeadLetter` on ``postline.dead`` in the same transaction. When
+  ``handle`` raises on a batch, the batch is retried one record at a time, each in its own
+  transaction; a record that raises :class:`~shared.errors.PoisonRecord` (at once) or anything
+  else ``record_attempts`` times is dead-lettered with the reason, and the partition goes on.
+- **A bus failure is not the record's fault.** On :class:`~shared.errors.BusError` nothing is
+  dead-lettered: the consumer is rewound to the first uncommitted offset and the loop backs off
+  (exponential, capped) and tries again.
+- **Drain.** Once ``ctx.stopping`` is set the current batch is finished and committed, then the
+  consumer leaves its group.
+
+It does not decide what a record means (that is ``handle``) nor retry deliveries to the outside
+world (the deliverer's retry tiers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from shared.bus.base import BusMessage, Consumer, TopicPartition
+from shared.errors import BusError, DecodeError, PoisonRecord, RecordTooLarge
+from shared.metrics import CoreMetrics, reason_class
+from shared.records import DeadLetter, Record
+from shared.stage import StageContext
+from shared.topics import DEAD, OutRecord, Topic
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class Item(Generic[R]):
+    """One decoded input record and the bus message it came from."""
+
+    record: R
+    message: BusMessage
+
+
+Handler = Callable[[Sequence[Item[R]]], Awaitable[Sequence[OutRecord]]]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``first`` seconds, doubling, never more than ``cap``."""
+
+    first: float = 0.2
+    cap: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """The wait before retry number ``attempt`` (1-based)."""
+        return float(min(self.cap, self.first * 2 ** max(0, attempt - 1)))
+
+
+class _Rewind(Exception):
+    """The bus failed mid-batch; the batch's uncommitted records are fetched again."""
+
+
+async def run_batch_loop(
+    ctx: StageContext,
+    *,
+    group: str,
+    topic: Topic[R],
+    handle: Handler[R],
+    max_records: int = 200,
+    poll_timeout: float = 0.5,
+    metrics: CoreMetrics,
+    record_attempts: int = 3,
+    record_backoff: Backoff = Backoff(0.1, 2.0),
+    bus_backoff: Backoff = Backoff(0.2, 10.0),
+    set_ready: bool = True,
+) -> None:
+    """Consume ``topic`` as ``group`` until ``ctx.stopping``; see the module docstring.
+
+    ``set_ready``: call ``ctx.set_ready()`` once the consumer joined its group (a stage that
+    runs several loops passes ``False`` and decides readiness itself).
+    """
+    loop = _BatchLoop(
+        ctx,
+        group=group,
+        topic=topic,
+        handle=handle,
+        metrics=metrics,
+        record_attempts=record_attempts,
+        record_backoff=record_backoff,
+        bus_backoff=bus_backoff,
+    )
+    consumer = await loop.start_consumer()
+    if consumer is None:
+        return
+    try:
+        if set_ready:
+            ctx.set_ready()
+        while not ctx.stopping.is_set():
+            try:
+                messages = await consumer.fetch(max_records, poll_timeout)
+            except BusError as exc:
+                await loop.bus_failed(exc)
+                continue
+            if messages:
+                await loop.process(consumer, messages)
+    finally:
+        try:
+            await consumer.stop()
+        except BusError as exc:
+            ctx.log.warning("consumer stop failed", extra={"group": group, "error": str(exc)})
+
+
+class _BatchLoop(Generic[R]):
+    """The state of one running loop: what it reads, how it retries, what it counts."""
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        *,
+        group: str,
+        topic: Topic[R],
+        handle: Handler[R],
+        metrics: CoreMetrics,
+        record_attempts: int,
+        record_backoff: Backoff,
+        bus_backoff: Backoff,
+    ) -> None:
+        self.ctx = ctx
+        self.group = group
+        self.topic = topic
+        self.handle = handle
+        self.metrics = metrics
+        self.record_attempts = max(1, record_attempts)
+        self.record_backoff = record_backoff
+        self.bus_backoff = bus_backoff
+        self.bus_failures = 0
+
+    async def start_consumer(self) -> Consumer | None:
+        """Join the group, retrying while the bus is down; ``None`` when stopped first."""
+        consumer = self.ctx.bus.consumer(self.group, [self.topic.name])
+        while not self.ctx.stopping.is_set():
+            try:
+                await consumer.start()
+            except BusError as exc:
+                await self.bus_failed(exc)
+                continue
+            self.bus_failures = 0
+            return consumer
+        return None
+
+    async def bus_failed(self, exc: BusError) -> None:
+        """Count, log and wait out a bus failure (returns early when stopping)."""
+        self.bus_failures += 1
+        self.metrics.bus_errors.labels(self.ctx.name).inc()
+        delay = self.bus_backoff.delay(self.bus_failures)
+        self.ctx.log.warning(
+            "bus failed, backing off",
+            extra={
+                "stage": self.ctx.name,
+                "group": self.group,
+                "error": str(exc),
+                "retry_in": delay,
+            },
+        )
+        await _sleep_unless(self.ctx.stopping, delay)
+
+    async def process(self, consumer: Consumer, messages: Sequence[BusMessage]) -> None:
+        """Handle one fetched batch completely: committed, or rewound after a bus failure."""
+        self.metrics.batch_size.labels(self.ctx.name).observe(len(messages))
+        committed: dict[TopicPartition, int] = {}
+        async with self.ctx.activity():
+            try:
+                if not await self._whole_batch(consumer, messages):
+                    for message in messages:
+                        await self._one_record(consumer, message)
+                        committed[message.tp] = message.offset + 1
+                self.bus_failures = 0
+            except _Rewind as rewind:
+                await self._rewind(consumer, messages, committed)
+                cause = rewind.__cause__
+                await self.bus_failed(
+                    cause if isinstance(cause, BusError) else BusError(str(rewind))
+                )
+
+    async def _whole_batch(self, consumer: Consumer, messages: Sequence[BusMessage]) -> bool:
+        """Try the batch in one transaction; ``False`` when ``handle`` (or an output) failed."""
+        items: list[Item[R]] = []
+        dead: list[tuple[BusMessage, Exception]] = []
+        for message in messages:
+            try:
+                items.append(Item(self._decode(message), message))
+            except DecodeError as undecodable:
+                dead.append((message, undecodable))
+        try:
+            outputs = list(await self.handle(items)) if items else []
+        except BusError as exc:
+            raise _Rewind("handler hit a bus failure") from exc
+        except Exception as exc:  # any handler failure: isolate the culprit record by record
+            self.ctx.log.info(
+                "batch failed, retrying record by record",
+                extra={"stage": self.ctx.name, "error": repr(exc)},
+            )
+            return False
+        outputs += [self._dead_letter(m, why) for m, why in dead]
+        try:
+            await self._commit(consumer, outputs, _next_offsets(messages), len(messages))
+        except RecordTooLarge:
+            return False
+        for message, why in dead:
+            self._log_dead(message, why)
+        return True
+
+    async def _one_record(self, consumer: Consumer, message: BusMessage) -> None:
+        """Process one record in its own transaction; dead-letter it when it cannot be."""
+        offsets = {message.tp: message.offset + 1}
+        failure: Exception
+        try:
+            outputs = await self._handle_one(message)
+            await self._commit(consumer, outputs, offsets, 1)
+            return
+        except (DecodeError, PoisonRecord, RecordTooLarge) as exc:
+            failure = exc
+        except _Attempts as attempts:
+            failure = attempts.last
+        try:
+            await self._commit(consumer, [self._dead_letter(message, failure)], offsets, 1)
+        except RecordTooLarge:
+            # The dead letter carries the original bytes; keep the reason and position at least.
+            await self._commit(
+                consumer, [self._dead_letter(message, failure, keep_value=False)], offsets, 1
+            )
+        self._log_dead(message, failure)
+
+    async def _handle_one(self, message: BusMessage) -> Sequence[OutRecord]:
+        item = Item(self._decode(message), message)
+        last: Exception | None = None
+        for attempt in range(1, self.record_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self.record_backoff.delay(attempt - 1))
+            try:
+                return await self.handle([item])
+            except (PoisonRecord, RecordTooLarge):
+                raise
+            except BusError as exc:
+                raise _Rewind("handler hit a bus failure") from exc
+            except Exception as exc:  # retried, then dead-lettered with its reason
+                last = exc
+                self.ctx.log.info(
+                    "record failed, retrying"
+                    if attempt < self.record_attempts
+                    else "record failed",
+                    extra=_where(message) | {"error": repr(exc)},
+                )
+        assert last is not None
+        raise _Attempts(last)
+
+    async def _commit(
+        self,
+        consumer: Consumer,
+        outputs: Sequence[OutRecord],
+        offsets: dict[TopicPartition, int],
+        count: int,
+    ) -> None:
+        """Publish ``outputs`` and commit ``offsets`` (``count`` input records) atomically."""
+        started = time.monotonic()
+        try:
+            async with consumer.transaction() as txn:
+                for record in outputs:
+                    await txn.publish(record)
+                txn.commit_offsets(offsets)
+        except RecordTooLarge:
+            raise
+        except BusError as exc:
+            raise _Rewind("transaction failed") from exc
+        self.metrics.transaction_seconds.labels(self.ctx.name).observe(time.monotonic() - started)
+        self.metrics.records_consumed.labels(self.ctx.name, self.topic.name).inc(count)
+
+    async def _rewind(
+        self,
+        consumer: Consumer,
+        messages: Sequence[BusMessage],
+        committed: dict[TopicPartition, int],
+    ) -> None:
+        """Move every partition of the batch back to its first uncommitted record."""
+        firsts: dict[TopicPartition, int] = {}
+        for message in messages:
+            firsts.setdefault(message.tp, committed.get(message.tp, message.offset))
+        assigned = consumer.assignment()
+        for tp, offset in firsts.items():
+            if tp in assigned:
+                # A partition revoked meanwhile restarts from its committed offset anyway.
+                with contextlib.suppress(BusError):
+                    await consumer.seek(tp, offset)
+
+    def _decode(self, message: BusMessage) -> R:
+        if message.value is None:
+            raise DecodeError(f"{self.topic.name}: empty value (tombstone) where a record is due")
+        return self.topic.decode(message.value)
+
+    def _dead_letter(
+        self, message: BusMessage, exc: BaseException, keep_value: bool = True
+    ) -> OutRecord:
+        return DEAD.out(
+            DeadLetter(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value if keep_value else None,
+                reason=_reason(exc),
+                group=self.group,
+                at=time.time(),
+            )
+        )
+
+    def _log_dead(self, message: BusMessage, exc: BaseException) -> None:
+        self.metrics.records_dead.labels(self.ctx.name, reason_class(exc)).inc()
+        self.ctx.log.warning(
+            "record dead-lettered",
+            extra=_where(message)
+            | {"stage": self.ctx.name, "group": self.group, "reason": _reason(exc)},
+        )
+
+
+class _Attempts(Exception):
+    """``handle`` kept failing on one record; ``last`` is its final exception."""
+
+    def __init__(self, last: Exception) -> None:
+        self.last = last
+        super().__init__(repr(last))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, PoisonRecord):
+        return f"poison: {exc.reason}"
+    if isinstance(exc, DecodeError):
+        return f"decode: {exc}"
+    if isinstance(exc, RecordTooLarge):
+        return f"output too large: {exc}"
+    return f"failed: {type(exc).__name__}: {exc}"
+
+
+def _where(message: BusMessage) -> dict[str, object]:
+    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+
+
+def _next_offsets(messages: Sequence[BusMessage]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for message in messages:
+        offsets[message.tp] = max(offsets.get(message.tp, 0), message.offset + 1)
+    return offsets
+
+
+async def _sleep_unless(stopping: asyncio.Event, delay: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), delay)

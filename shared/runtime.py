@@ -1,0 +1,210 @@
+"""Runs stages in one process: logging, the bus, metrics, the HTTP port, signals and the drain.
+
+Every stage process (``postline ingest``, ``postline run`` ...) is this one skeleton (Postfix's
+``single_server.c`` idea): the stage supplies a :class:`~shared.stage.StageSpec`, the runtime
+gives it a :class:`~shared.stage.StageContext` and runs it until a signal:
+
+- SIGTERM / SIGINT: every stage's ``ctx.stopping`` is set (highest ``order`` first); the stages
+  drain themselves, up to ``runtime.drain_timeout`` in total, then what remains is cancelled.
+- SIGHUP: every stage's ``reload_hooks`` run (re-read keys, credentials, rule tables).
+- A stage that crashes (or returns before it was asked to stop) stops the whole process with
+  a non-zero exit code: the orchestrator restarts it, and a half-running process never hides.
+
+It does not parse the command line (``shared.cli``) nor choose the bus adapter
+(``shared.bus.factory``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+
+from shared.bus.base import Bus
+from shared.config import Config
+from shared.errors import BusError
+from shared.httpserver import HttpServer
+from shared.logs import setup_logging
+from shared.metrics import CoreMetrics
+from shared.stage import StageContext, StageSpec
+
+log = logging.getLogger("postline.runtime")
+
+EXIT_OK = 0
+EXIT_STAGE_FAILED = 1
+EXIT_NO_STAGE = 2
+
+
+async def run_stages(
+    specs: Sequence[StageSpec],
+    config: Config,
+    *,
+    bus: Bus | None = None,
+    stop: asyncio.Event | None = None,
+    configure_logging: bool = True,
+) -> int:
+    """Run ``specs`` until a signal (or ``stop``) and drain; returns the process exit code.
+
+    ``bus``: use this bus instead of the configured one (it is started and closed here too).
+    ``stop``: an event that requests the same drain as SIGTERM (for embedding and tests).
+    Raises ``BusUnavailable`` when the bus cannot be reached at start, ``ConfigError`` when a
+    stage rejects its configuration section.
+    """
+    if configure_logging:
+        setup_logging(config.core.log)
+    if not specs:
+        log.error("no stage to run")
+        return EXIT_NO_STAGE
+    if bus is None:
+        from shared.bus.factory import open_bus  # noqa: PLC0415  (imports an adapter's library)
+
+        bus = open_bus(config)
+    await bus.start()
+    try:
+        return await _Process(specs, config, bus).run(stop or asyncio.Event())
+    finally:
+        try:
+            await bus.close()
+        except BusError as exc:
+            log.warning("bus close failed", extra={"error": str(exc)})
+
+
+class _Process:
+    """The stages of one process, their contexts and tasks."""
+
+    def __init__(self, specs: Sequence[StageSpec], config: Config, bus: Bus) -> None:
+        self.specs = sorted(specs, key=lambda spec: spec.order)
+        self.config = config
+        self.registry = CollectorRegistry()
+        self.metrics = CoreMetrics(self.registry)
+        instance = config.core.runtime.instance or socket.gethostname()
+        self.contexts = [self._context(spec.name, bus, instance) for spec in self.specs]
+        self.http = HttpServer(
+            config.core.http,
+            self.registry,
+            lambda: {ctx.name: ctx.ready for ctx in self.contexts},
+            [ctx.http for ctx in self.contexts],
+        )
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.reported: set[str] = set()  # stages whose end was already logged
+
+    def _context(self, name: str, bus: Bus, instance: str) -> StageContext:
+        ctx = StageContext(
+            name=name,
+            config=self.config,
+            bus=bus,
+            registry=self.registry,
+            log=logging.getLogger(f"postline.{name}"),
+            stopping=asyncio.Event(),
+            instance=instance,
+            core_metrics=self.metrics,
+        )
+        self.metrics.in_flight.labels(name).set_function(lambda: ctx.active)
+        self.metrics.stage_ready.labels(name).set_function(lambda: 1.0 if ctx.ready else 0.0)
+        return ctx
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Start everything, wait for a stop request or a crash, drain, report."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_stop_signal, signum, stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        try:
+            try:
+                await self.http.start()
+            except OSError as exc:
+                config = self.config.core.http
+                log.error(
+                    "cannot listen on the http port",
+                    extra={"host": config.host, "port": config.port, "error": str(exc)},
+                )
+                return EXIT_STAGE_FAILED
+            healthy = await self._start_stages()
+            if healthy:
+                healthy = await self._wait(stop)
+            healthy = await self._drain() and healthy
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            await self.http.close()
+        log.info("stopped", extra={"healthy": healthy})
+        return EXIT_OK if healthy else EXIT_STAGE_FAILED
+
+    def _on_stop_signal(self, signum: int, stop: asyncio.Event) -> None:
+        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    def _reload(self) -> None:
+        log.info("reload requested", extra={"signal": "SIGHUP"})
+        for ctx in self.contexts:
+            for hook in ctx.reload_hooks:
+                try:
+                    hook()
+                except Exception:  # the runtime's last resort: a bad reload keeps the old state
+                    log.exception("reload hook failed", extra={"stage": ctx.name})
+
+    async def _start_stages(self) -> bool:
+        """Create and start each stage in order; ``False`` when one failed to start."""
+        for spec, ctx in zip(self.specs, self.contexts, strict=True):
+            try:
+                stage = await spec.create(ctx)
+            except Exception:  # the runtime's last resort; ConfigError included, logged clearly
+                log.exception("stage failed to start", extra={"stage": spec.name})
+                return False
+            self.tasks[spec.name] = asyncio.create_task(stage.run(ctx), name=f"stage:{spec.name}")
+            log.info("stage started", extra={"stage": spec.name, "instance": ctx.instance})
+        return True
+
+    async def _wait(self, stop: asyncio.Event) -> bool:
+        """Until a stop request (``True``) or a stage ending on its own (``False``)."""
+        stopper = asyncio.create_task(stop.wait(), name="stop-request")
+        try:
+            done, _ = await asyncio.wait(
+                [stopper, *self.tasks.values()], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopper.cancel()
+        ended = [name for name, task in self.tasks.items() if task in done]
+        for name in ended:
+            self._report(name, self.tasks[name], early=True)
+        return not ended
+
+    async def _drain(self) -> bool:
+        """Stop stages highest order first within one drain deadline; ``False`` on a failure."""
+        deadline = time.monotonic() + self.config.core.runtime.drain_timeout
+        for ctx in reversed(self.contexts):
+            ctx.stopping.set()
+            task = self.tasks.get(ctx.name)
+            if task is not None and not task.done():
+                await asyncio.wait([task], timeout=max(0.0, deadline - time.monotonic()))
+        late = [name for name, task in self.tasks.items() if not task.done()]
+        if late:
+            log.warning("drain timed out, cancelling", extra={"stages": late})
+            for name in late:
+                self.tasks[name].cancel()
+            await asyncio.wait([self.tasks[name] for name in late])
+        healthy = True
+        for name, task in self.tasks.items():
+            healthy = self._report(name, task, early=False) and healthy
+        return healthy and not late
+
+    def _report(self, name: str, task: asyncio.Task[None], *, early: bool) -> bool:
+        """Log how a finished stage task ended (once); ``True`` when it ended cleanly."""
+        if name in self.reported:
+            return False
+        self.reported.add(name)
+        if task.cancelled():
+            return False
+        exc = task.exception()
+        if exc is not None:
+            log.error("stage crashed", extra={"stage": name}, exc_info=exc)
+            return False
+        if early:
+            log.error("stage returned before it was asked to stop", extra={"stage": name})
+            return False
+        return True

@@ -1,0 +1,295 @@
+"""The ``postline`` console script, run as a real subprocess."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from shared import cli
+from shared.config import Config
+from shared.stage import Stage, StageContext, StageSpec
+
+POSTLINE = str(Path(sys.executable).parent / "postline")
+TIMEOUT = 60
+
+
+def postline(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script with a clean POSTLINE_* environment."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("POSTLINE")}
+    return subprocess.run(
+        [POSTLINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=base | (env or {}),
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    result = postline("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("postline ")
+    assert "Python 3." in result.stdout
+
+
+def test_config_check_good_file(tmp_path: Path) -> None:
+    path = tmp_path / "good.toml"
+    path.write_text('[http]\nport = 9100\n[runtime]\ndrain_timeout = "45s"\n')
+    result = postline("config", "check", str(path))
+    assert (result.returncode, result.stdout.strip()) == (0, f"ok: {path}")
+
+
+def test_config_check_broken_file_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[runtime]\ndrain_timeout = "whenever"\n')
+    result = postline("config", "check", str(path))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1  # one clear line, no traceback
+    assert str(path) in result.stderr and "runtime.drain_timeout" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check_toml_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "syntax.toml"
+    path.write_text("[http\n")
+    result = postline("config", "check", str(path))
+    assert result.returncode == 1 and "not valid TOML" in result.stderr
+
+
+def test_config_show_uses_env_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.toml"
+    path.write_text('[http]\nport = 9100\n[ingest]\nverp_secret = "hunter2"\n')
+    env = {"POSTLINE_CONFIG": str(path), "POSTLINE__LOG__LEVEL": "debug"}
+    result = postline("config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["source"] == str(path)
+    assert shown["http"]["port"] == 9100
+    assert shown["log"]["level"] == "debug"
+    assert shown["ingest"]["verp_secret"] == "(redacted)"
+    assert "hunter2" not in result.stdout
+
+
+def test_default_config_is_postline_toml_in_cwd(tmp_path: Path) -> None:
+    (tmp_path / "postline.toml").write_text("[http]\nport = 9200\n")
+    result = postline("config", "show", cwd=tmp_path)
+    assert json.loads(result.stdout)["http"]["port"] == 9200
+
+
+def test_run_without_stages_says_so(tmp_path: Path) -> None:
+    result = postline("run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no stage is installed" in result.stderr
+
+
+def test_topics_on_embedded_bus_are_implicit(tmp_path: Path) -> None:
+    result = postline("topics", "list", cwd=tmp_path)
+    assert result.returncode == 0 and "implicitly" in result.stdout
+
+
+def test_topics_list_with_unreachable_kafka_is_one_line_exit_2(tmp_path: Path) -> None:
+    env = {
+        "POSTLINE__BUS__KIND": "kafka",
+        "POSTLINE__KAFKA__BOOTSTRAP": "127.0.0.1:1",
+        "POSTLINE__KAFKA__REQUEST_TIMEOUT": "2s",
+    }
+    result = postline("topics", "list", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("postline: bus unavailable")
+    assert result.stderr.count("\n") == 1
+
+
+def test_bad_partitions_override_is_rejected_before_contacting_kafka(tmp_path: Path) -> None:
+    env = {"POSTLINE__BUS__KIND": "kafka", "POSTLINE__KAFKA__BOOTSTRAP": "127.0.0.1:1"}
+    result = postline(
+        "topics", "create", "--partitions-override", "postline.nope=3", env=env, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "unknown topic 'postline.nope'" in result.stderr
+
+
+@pytest.mark.kafka
+def test_topics_create_and_list_on_the_real_broker(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = {
+        "POSTLINE__BUS__KIND": "kafka",
+        "POSTLINE__KAFKA__BOOTSTRAP": kafka_bootstrap,
+        "POSTLINE__KAFKA__TOPIC_PREFIX": topic_prefix,
+    }
+    before = postline("topics", "list", env=env, cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.splitlines()[1:] == []  # nothing under a fresh prefix yet
+
+    created = postline(
+        "topics", "create", "--partitions-override", "postline.outbound=3", env=env, cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    assert "postline.submitted: created" in created.stdout
+
+    listed = postline("topics", "list", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
+    assert rows["postline.outbound"][1:3] == ["3", "1"]
+    assert rows["postline.suppressions"][3:5] == ["compact", "forever"]
+    assert rows["postline.dead"][1] == "1"
+    assert rows["postline.events"][4] == "14d"
+    assert all(name.startswith("postline.") for name in rows)  # logical names, prefix stripped
+
+
+class FakeSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    greeting: str = "hello"
+
+
+def fake_spec(calls: list[tuple[str, object]]) -> StageSpec:
+    """A stage as an entry point would yield it, with one extra command of its own."""
+
+    async def create(_ctx: StageContext) -> Stage:
+        raise AssertionError("not started in these tests")
+
+    def check(config: Config) -> object:
+        return config.section("signer", FakeSection)
+
+    async def greet(args: argparse.Namespace, config: Config) -> int:
+        calls.append((args.name, config.section("signer", FakeSection).greeting))
+        return 3
+
+    def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+        parser = commands.add_parser("greet", help="say hello")
+        parser.add_argument("name")
+        parser.set_defaults(handler=greet)
+
+    return StageSpec(
+        name="fakestage",
+        help="a fake stage",
+        create=create,
+        order=1,
+        add_commands=add_commands,
+        check_config=check,
+    )
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """Pretend one stage is installed (entry point discovery is the only thing replaced)."""
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(cli, "discover_stages", lambda: [fake_spec(calls)])
+    monkeypatch.delenv("POSTLINE_CONFIG", raising=False)
+    return calls
+
+
+def test_stage_commands_get_the_loaded_config(
+    installed: list[tuple[str, object]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[signer]\ngreeting = "hi"\n')
+    assert cli.main(["--config", str(path), "greet", "bob"]) == 3
+    assert installed == [("bob", "hi")]
+    assert "fakestage" in cli.build_parser(cli.discover_stages()).format_help()
+
+
+def test_config_check_runs_the_stage_section_check(
+    installed: list[tuple[str, object]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[signer]\ngreting = 1\n")
+    assert cli.main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"postline: {path}: signer.greting: unknown key (not a Postline setting)\n"
+
+
+FAKE_STAGE_MODULE = '''
+"""A stage installed only for this test (found through its entry point)."""
+from shared.batch import run_batch_loop
+from shared.stage import StageSpec
+from shared.topics import EVENTS
+
+
+class Echo:
+    async def run(self, ctx):
+        async def handle(items):
+            return []
+
+        await run_batch_loop(ctx, group="cli-test", topic=EVENTS, handle=handle,
+                             metrics=ctx.metrics, poll_timeout=0.1)
+
+
+async def create(ctx):
+    return Echo()
+
+
+STAGE = StageSpec(name="echo", help="echo test stage", create=create, order=5)
+'''
+
+
+def install_fake_stage(root: Path) -> dict[str, str]:
+    """A module plus a dist-info on PYTHONPATH: entry point discovery finds it for real."""
+    (root / "postline_fake_stage.py").write_text(FAKE_STAGE_MODULE)
+    info = root / "postline_fake_stage-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: postline-fake-stage\nVersion: 0.1\n"
+    )
+    (info / "entry_points.txt").write_text("[postline.stages]\necho = postline_fake_stage:STAGE\n")
+    return {"PYTHONPATH": str(root)}
+
+
+@pytest.mark.parametrize("command", ["run", "echo"])
+def test_installed_stage_runs_and_drains_on_sigterm(tmp_path: Path, command: str) -> None:
+    env = install_fake_stage(tmp_path)
+    (tmp_path / "postline.toml").write_text(
+        f'[http]\nport = 0\n[embedded]\npath = "{tmp_path / "bus.db"}"\n'
+    )
+    proc = subprocess.Popen(
+        [POSTLINE, command],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("POSTLINE")} | env,
+    )
+    try:
+        assert proc.stderr is not None
+        port = 0
+        for line in proc.stderr:
+            event = json.loads(line)
+            if event["event"] == "http listening":
+                port = event["port"]
+                break
+        assert port, "the process never logged its HTTP port"
+        assert wait_for_status(port, "/readyz", 200)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for_status(port: int, path: str, status: int) -> bool:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+                if reply.status == status:
+                    return True
+        except urllib.error.HTTPError as exc:
+            if exc.code == status:
+                return True
+        time.sleep(0.05)
+    return False
