@@ -1,0 +1,232 @@
+"""The embedded bus: the ``Bus`` contract on one SQLite file, for one process.
+
+Owns the process-side semantics: lazily created topics, consumer groups (partitions split
+among the group's members in the order they started, reassigned when one stops), fetch
+positions, transactions (outputs are kept in memory and written together with the offsets
+in one SQLite transaction, so an abort writes nothing), waiting for new records, ``follow``,
+``read_table`` and periodic retention. The SQL is in ``embedded_store``; the threads and the
+group commit in ``embedded_threads``. SQLite never runs on the event loop.
+
+Not done here: several processes sharing one group (membership is in memory; a second
+process on the same file may read it, but groups are per process), and anything Kafka-only
+(topic prefixes: logical names are used as they are).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
+from functools import partial
+from typing import TypeVar
+
+from shared.bus.base import BusMessage, Consumer, TopicPartition
+from shared.bus.embedded_consumer import (
+    POLL_INTERVAL,
+    EmbeddedConsumer,
+    check_size,
+    wait_changed,
+)
+from shared.bus.embedded_store import StoreReader, StoreWriter, WriteItem
+from shared.bus.embedded_threads import GroupCommitter, SqlThread
+from shared.config import EmbeddedConfig
+from shared.errors import BusError, BusUnavailable
+from shared.topics import MAX_RECORD_BYTES, OutRecord, all_topics
+
+__all__ = ["EmbeddedBus"]
+
+#: A fetch stops adding records past this many bytes (it always returns at least one).
+MAX_FETCH_BYTES = MAX_RECORD_BYTES
+READER_THREADS = 2
+T = TypeVar("T")
+_COMPACTED = frozenset(t.name for t in all_topics() if t.compact)
+
+
+class EmbeddedBus:
+    """The bus on a single SQLite file in WAL mode (``[embedded]`` config)."""
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        self._config = config
+        path = config.path
+        self._writer = SqlThread("bus-writer", lambda: StoreWriter(path, config.partitions))
+        self._readers = [
+            SqlThread(f"bus-reader-{i}", lambda: StoreReader(path)) for i in range(READER_THREADS)
+        ]
+        self._next_reader = itertools.cycle(self._readers)
+        self._committer = GroupCommitter(self._writer, self._notify)
+        self._changed = asyncio.Event()
+        self._groups: dict[str, list[EmbeddedConsumer]] = {}
+        self._retention_task: asyncio.Task[None] | None = None
+        self._running = False
+
+    async def start(self) -> None:
+        """Open (and create) the file; ``BusUnavailable`` when it cannot be opened."""
+        if self._running:
+            return
+        try:
+            self._config.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BusUnavailable(f"embedded bus: cannot create {self._config.path}") from exc
+        try:
+            await self._writer.run(lambda store: None)  # opens the file, creates the schema
+        except BusUnavailable:
+            await self._writer.close()
+            raise
+        self._committer.start()
+        self._retention_task = asyncio.create_task(self._retention(), name="bus-retention")
+        self._running = True
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the threads; waiting fetches end."""
+        if not self._running:
+            return
+        self._running = False
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._retention_task
+        await self._committer.close()
+        self._notify()
+        await self._writer.close()
+        for reader in self._readers:
+            await reader.close()
+
+    async def publish(
+        self,
+        records: Sequence[OutRecord],
+        timeout: float | None = None,
+    ) -> None:
+        """Append ``records`` in one fsynced transaction (shared with concurrent callers)."""
+        for record in records:
+            check_size(record)
+        self.check_running()
+        if records:
+            await self._committer.submit(WriteItem(records=tuple(records)), timeout)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        """A new member of ``group``; partitions are assigned when it starts."""
+        return EmbeddedConsumer(self, group, tuple(topics))
+
+    async def follow(self, topic: str, from_beginning: bool = True) -> AsyncIterator[BusMessage]:
+        """Every record of ``topic`` (all partitions), then new ones as they commit; ends
+        when the bus closes."""
+        count = (await self.ensure_partitions([topic]))[topic]
+        start: Mapping[int, int] = {}
+        if not from_beginning:
+            start = await self._read(lambda store: store.end_offsets(topic))
+        positions = {TopicPartition(topic, p): start.get(p, 0) for p in range(count)}
+        while self._running:
+            changed = self._changed
+            try:
+                batch = await self.read_from(positions, 500)
+            except BusUnavailable:
+                if not self._running:
+                    return  # closed while reading
+                raise
+            for message in batch:
+                positions[message.tp] = message.offset + 1
+                yield message
+            if not batch:
+                await wait_changed(changed, POLL_INTERVAL)
+
+    async def read_table(self, topic: str) -> dict[bytes, bytes]:
+        """Last value per key of a (compacted) topic, tombstones removed."""
+        self.check_running()
+        return await self._read(lambda store: store.table(topic))
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create the topics now (they are otherwise created on first use)."""
+        await self.ensure_partitions(topics)
+
+    # -- used by consumers (same module) ------------------------------------------------
+
+    async def ensure_partitions(self, topics: Iterable[str]) -> dict[str, int]:
+        """The partition count of each topic, creating missing topics."""
+        self.check_running()
+        names = list(topics)
+        return await self._writer.run(lambda store: store.ensure_topics(names))
+
+    async def read_from(
+        self, positions: Mapping[TopicPartition, int], max_records: int
+    ) -> list[BusMessage]:
+        """Committed records at or after each position."""
+        order = list(positions.items())
+        return await self._read(lambda store: store.read(order, max_records, MAX_FETCH_BYTES))
+
+    async def committed(
+        self, group: str, tps: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Committed next offsets of ``group``."""
+        wanted = list(tps)
+        return await self._read(lambda store: store.committed(group, wanted))
+
+    async def commit(self, item: WriteItem) -> None:
+        """Write a transaction's outputs and offsets atomically."""
+        self.check_running()
+        await self._committer.submit(item)
+
+    async def barrier(self) -> None:
+        """Return once every write queued before this call is committed."""
+        self.check_running()
+        await self._committer.submit(WriteItem())
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set at the next commit (capture it before reading, then wait on it)."""
+        return self._changed
+
+    def join(self, member: EmbeddedConsumer) -> None:
+        """Add a started member to its group and rebalance the group."""
+        self._groups.setdefault(member.group, []).append(member)
+        self._rebalance(member.group)
+
+    def leave(self, member: EmbeddedConsumer) -> None:
+        """Remove a member; its partitions go to the others."""
+        members = self._groups.get(member.group, [])
+        if member in members:
+            members.remove(member)
+        member.assign(frozenset())
+        self._rebalance(member.group)
+
+    def check_running(self) -> None:
+        """``BusUnavailable`` unless started and not closed."""
+        if not self._running:
+            raise BusUnavailable("embedded bus is not running (not started, or closed)")
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _rebalance(self, group: str) -> None:
+        # Static assignment: partition i of a topic goes to the (i mod n)-th member (in
+        # start order) of those reading that topic.
+        members = self._groups.get(group, [])
+        owned: dict[EmbeddedConsumer, set[TopicPartition]] = {m: set() for m in members}
+        topics = {t for m in members for t in m.topics}
+        for topic in sorted(topics):
+            readers = [m for m in members if topic in m.topics]
+            for part in range(readers[0].partitions[topic]):
+                owned[readers[part % len(readers)]].add(TopicPartition(topic, part))
+        for member, tps in owned.items():
+            member.assign(frozenset(tps))
+
+    async def _read(self, fn: Callable[[StoreReader], T]) -> T:
+        self.check_running()
+        return await next(self._next_reader).run(fn)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _retention(self) -> None:
+        retention = float(self._config.retention)
+        every = min(max(retention / 4, 1.0), 300.0)
+        while True:
+            await asyncio.sleep(every)
+            # A failed sweep is retried at the next tick; records are only kept longer.
+            with suppress(BusError):
+                await self._writer.run(partial(_sweep, now=time.time(), retention=retention))
+
+
+def _sweep(store: StoreWriter, now: float, retention: float) -> None:
+    store.sweep(now, retention, _COMPACTED)

@@ -1,0 +1,28 @@
+"""Choose the bus a process uses from its config (``[bus] kind``).
+
+Owns only the choice and the adapter's constructor arguments; each adapter is imported
+when chosen, so a process on the embedded bus never loads aiokafka and a Kafka process
+never opens SQLite.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from shared.bus.base import Bus
+from shared.config import Config
+
+
+def open_bus(config: Config) -> Bus:
+    """A new, not yet started bus for ``config`` (``await bus.start()`` connects it)."""
+    core = config.core
+    if core.bus.kind == "kafka":
+        from shared.bus.kafka import KafkaBus  # noqa: PLC0415 (load aiokafka only when used)
+
+        # The instance id names the transactional ids: it must be stable across restarts of
+        # one process (the pod name in Kubernetes) so a restart fences its predecessor.
+        instance = core.runtime.instance or socket.gethostname()
+        return KafkaBus(core.kafka, instance=instance)
+    from shared.bus.embedded import EmbeddedBus  # noqa: PLC0415 (stdlib sqlite only)
+
+    return EmbeddedBus(core.embedded)

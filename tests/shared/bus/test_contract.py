@@ -1,0 +1,248 @@
+"""The bus contract (``shared/bus/base.py``), run against both adapters.
+
+Every test runs on the embedded bus and, marked ``kafka``, on the real broker. Topics are
+the declared ones (``shared.topics``) so Kafka creates them with their real settings
+(partitions, compaction, max message size); ``topic_prefix`` keeps tests apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+from shared.bus.base import BusMessage, TopicPartition
+from shared.topics import EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS, OutRecord
+from tests.shared.bus.buses import Follower, fetch_count, fetch_until, values
+from tests.shared.bus.conftest import Buses
+
+CHILD = Path(__file__).with_name("txn_child.py")
+MiB = 1024 * 1024
+
+
+def rec(topic: str, key: str, value: str) -> OutRecord:
+    """A record with text key and value."""
+    return OutRecord(topic, key.encode(), value.encode())
+
+
+def positions(messages: list[BusMessage]) -> set[tuple[TopicPartition, int]]:
+    """Where each message is on the bus."""
+    return {(m.tp, m.offset) for m in messages}
+
+
+async def test_publish_is_durable_across_restart(buses: Buses) -> None:
+    bus = await buses.open("durable-a")
+    await bus.ensure_topics([SUBMITTED.name])
+    await bus.publish([rec(SUBMITTED.name, "m1", "one"), rec(SUBMITTED.name, "m2", "two")])
+    await bus.publish([rec(SUBMITTED.name, "m3", "three")])
+    await buses.close(bus)
+
+    reopened = await buses.open("durable-b")
+    follower = Follower(reopened, SUBMITTED.name)
+    got = await follower.wait_until(lambda ms: len(ms) >= 3)
+    await follower.stop()
+    assert {(m.key, m.value) for m in got} == {(b"m1", b"one"), (b"m2", b"two"), (b"m3", b"three")}
+
+
+async def test_uncommitted_batch_is_redelivered_to_the_next_member(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([SUBMITTED.name])
+    await bus.publish([rec(SUBMITTED.name, f"m{i}", f"v{i}") for i in range(6)])
+    first = bus.consumer("redeliver", [SUBMITTED.name])
+    await first.start()
+    seen = await fetch_count(first, 6)
+    await first.stop()  # nothing committed
+
+    second = bus.consumer("redeliver", [SUBMITTED.name])
+    await second.start()
+    again = await fetch_count(second, 6)
+    await second.stop()
+    assert positions(again) == positions(seen)
+    assert [m.value for m in sorted(again, key=lambda m: (m.tp, m.offset))] == [
+        m.value for m in sorted(seen, key=lambda m: (m.tp, m.offset))
+    ]
+
+
+async def test_aborted_transaction_writes_nothing_and_rewinds(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([SUBMITTED.name, OUTBOUND.name])
+    await bus.publish([rec(SUBMITTED.name, "m1", "in-1"), rec(SUBMITTED.name, "m2", "in-2")])
+    consumer = bus.consumer("abort", [SUBMITTED.name])
+    await consumer.start()
+    batch = await fetch_count(consumer, 2)
+    offsets = {m.tp: m.offset + 1 for m in batch}
+
+    class Boom(Exception):
+        pass
+
+    try:
+        async with consumer.transaction() as txn:
+            await txn.publish(rec(OUTBOUND.name, "d", "aborted"))
+            txn.commit_offsets(offsets)
+            raise Boom
+    except Boom:
+        pass
+    for tp in offsets:
+        assert await consumer.committed(tp) == 0
+    refetched = await fetch_count(consumer, 2)
+    assert positions(refetched) == positions(batch)
+
+    # A committed transaction after the aborted one, same key hence same partition: once a
+    # read_committed reader sees it, it has passed where the aborted output would be.
+    async with consumer.transaction() as txn:
+        await txn.publish(rec(OUTBOUND.name, "d", "committed"))
+        txn.commit_offsets(offsets)
+    follower = Follower(bus, OUTBOUND.name)
+    got = await follower.wait_until(lambda ms: b"committed" in values(ms))
+    await follower.stop()
+    assert values(got) == [b"committed"]
+    for tp, offset in offsets.items():
+        assert await consumer.committed(tp) == offset
+    await consumer.stop()
+
+
+async def run_child(buses: Buses, *, total: int, kill_at_batch: int) -> int:
+    """Run ``txn_child.py`` against this test's bus; its exit status."""
+    argv = [
+        sys.executable,
+        str(CHILD),
+        *buses.target.argv(),
+        "--instance",
+        "crash-child",
+        "--group",
+        "crash",
+        "--input",
+        SUBMITTED.name,
+        "--output",
+        OUTBOUND.name,
+        "--total",
+        str(total),
+        "--batch-size",
+        "4",
+        "--kill-at-batch",
+        str(kill_at_batch),
+    ]
+    child = await asyncio.create_subprocess_exec(*argv)
+    async with asyncio.timeout(120):
+        return await child.wait()
+
+
+async def test_sigkill_between_publish_and_commit_leaves_each_output_once(buses: Buses) -> None:
+    total = 24
+    bus = await buses.open("crash-parent")
+    await bus.ensure_topics([SUBMITTED.name, OUTBOUND.name])
+    await bus.publish([rec(SUBMITTED.name, f"m{i:02}", f"v{i}") for i in range(total)])
+
+    assert await run_child(buses, total=total, kill_at_batch=3) == -signal.SIGKILL
+    assert await run_child(buses, total=total, kill_at_batch=0) == 0
+
+    follower = Follower(bus, OUTBOUND.name)
+    await follower.wait_until(lambda ms: len({m.key for m in ms}) >= total)
+    # A duplicate could sit anywhere in the log: read on until nothing more arrives.
+    count = -1
+    while count != len(follower.messages):
+        count = len(follower.messages)
+        await asyncio.sleep(1.0)
+    await follower.stop()
+    per_key = Counter(m.key for m in follower.messages)
+    assert per_key == Counter({f"m{i:02}".encode(): 1 for i in range(total)})
+
+
+async def test_order_is_kept_per_key(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([OUTBOUND.name])
+    keys = [f"domain{k}.test" for k in range(5)]
+    for start in range(0, 60, 6):
+        await bus.publish(
+            [rec(OUTBOUND.name, k, f"{k}:{i}") for i in range(start, start + 6) for k in keys]
+        )
+    consumer = bus.consumer("order", [OUTBOUND.name])
+    await consumer.start()
+    got = await fetch_count(consumer, 300)
+    await consumer.stop()
+    for key in keys:
+        mine = [m for m in got if m.key == key.encode()]
+        assert len({m.partition for m in mine}) == 1
+        assert [m.value for m in mine] == [f"{key}:{i}".encode() for i in range(60)]
+        assert [m.offset for m in mine] == sorted(m.offset for m in mine)
+
+
+async def test_a_30_mib_record_round_trips(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([SUBMITTED.name])
+    payload = os.urandom(30 * MiB)
+    await bus.publish([OutRecord(SUBMITTED.name, b"big", payload)])
+    consumer = bus.consumer("large", [SUBMITTED.name])
+    await consumer.start()
+    got = await fetch_count(consumer, 1)
+    await consumer.stop()
+    assert len(got) == 1
+    assert got[0].key == b"big"
+    assert got[0].value == payload
+
+
+async def test_many_concurrent_publishes_all_succeed(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([EVENTS.name])
+    count = 200
+    await asyncio.gather(*(bus.publish([rec(EVENTS.name, f"m{i}", f"e{i}")]) for i in range(count)))
+    follower = Follower(bus, EVENTS.name)
+    got = await follower.wait_until(lambda ms: len(ms) >= count)
+    await follower.stop()
+    assert sorted(m.value or b"" for m in got) == sorted(f"e{i}".encode() for i in range(count))
+
+
+async def test_pause_and_resume_a_partition(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([OUTBOUND.name])
+    await bus.publish([rec(OUTBOUND.name, "slow.test", "first")])
+    consumer = bus.consumer("pause", [OUTBOUND.name])
+    await consumer.start()
+    (first,) = await fetch_count(consumer, 1)
+
+    consumer.pause(first.tp)
+    await bus.publish([rec(OUTBOUND.name, "slow.test", "second")])
+    assert await consumer.fetch(timeout=1.5) == []
+
+    consumer.resume(first.tp)
+    (second,) = await fetch_count(consumer, 1)
+    await consumer.stop()
+    # Kafka's transaction markers take offsets too: "after", not "right after".
+    assert (second.tp, second.value) == (first.tp, b"second")
+    assert second.offset > first.offset
+
+
+async def test_read_table_keeps_the_last_value_and_drops_tombstones(buses: Buses) -> None:
+    bus = await buses.open()
+    topic = SUPPRESSIONS.name
+    await bus.ensure_topics([topic])
+    await bus.publish([rec(topic, "a@x.test", "a1"), rec(topic, "b@x.test", "b1")])
+    await bus.publish([rec(topic, "a@x.test", "a2"), rec(topic, "c@x.test", "c1")])
+    await bus.publish([SUPPRESSIONS.tombstone("c@x.test")])
+    assert await bus.read_table(topic) == {b"a@x.test": b"a2", b"b@x.test": b"b1"}
+
+
+async def test_consumers_of_one_group_split_the_partitions(buses: Buses) -> None:
+    bus = await buses.open()
+    await bus.ensure_topics([OUTBOUND.name])
+    await bus.publish([rec(OUTBOUND.name, f"d{i}.test", "x") for i in range(40)])
+    one = bus.consumer("split", [OUTBOUND.name])
+    await one.start()
+    everything = await fetch_until(one, lambda ms: len(ms) >= 40)
+    all_tps = {m.tp for m in everything}
+    two = bus.consumer("split", [OUTBOUND.name])
+    await two.start()
+    # Fetching keeps a Kafka member in the group while the rebalance settles.
+    async with asyncio.timeout(60):
+        while not (one.assignment() and two.assignment()):
+            await asyncio.gather(one.fetch(timeout=0.2), two.fetch(timeout=0.2))
+    assert not one.assignment() & two.assignment()
+    assert all_tps <= one.assignment() | two.assignment()
+    await two.stop()  # its partitions go back to the remaining member
+    async with asyncio.timeout(60):
+        while not all_tps <= one.assignment():
+            await one.fetch(timeout=0.2)
+    await one.stop()

@@ -1,0 +1,138 @@
+"""What only the embedded bus promises, beyond the contract: retention, limits, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from shared.bus.base import BusMessage
+from shared.bus.embedded import EmbeddedBus
+from shared.config import Duration, EmbeddedConfig
+from shared.errors import BusUnavailable, RecordTooLarge
+from shared.topics import MAX_RECORD_BYTES, SUBMITTED, SUPPRESSIONS, OutRecord
+from tests.shared.bus.buses import fetch_count
+
+
+async def visible(bus: EmbeddedBus, topic: str) -> list[BusMessage]:
+    """Everything still stored in ``topic`` (read by a group that never commits)."""
+    probe = bus.consumer("probe", [topic])
+    await probe.start()
+    got: list[BusMessage] = []
+    while batch := await probe.fetch(timeout=0.1):
+        got += batch
+    await probe.stop()
+    return got
+
+
+async def until_kept(bus: EmbeddedBus, topic: str, wanted: list[bytes]) -> None:
+    """Poll until exactly ``wanted`` values remain (the sweep runs every second here)."""
+    async with asyncio.timeout(15):
+        while True:
+            if [m.value for m in await visible(bus, topic)] == wanted:
+                return
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def short_lived(tmp_path: Path) -> AsyncIterator[EmbeddedBus]:
+    """A one-partition bus whose retention is one second (swept every second)."""
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "b.db", partitions=1, retention=Duration(1)))
+    await bus.start()
+    yield bus
+    await bus.close()
+
+
+async def test_retention_deletes_only_what_every_group_consumed(short_lived: EmbeddedBus) -> None:
+    bus = short_lived
+    await bus.publish([OutRecord(SUBMITTED.name, b"k", b"v%d" % i) for i in range(4)])
+    consumer = bus.consumer("stage", [SUBMITTED.name])
+    await consumer.start()
+    batch = await fetch_count(consumer, 2)
+    async with consumer.transaction() as txn:
+        txn.commit_offsets({batch[1].tp: batch[1].offset + 1})  # records 0 and 1 consumed
+    await until_kept(bus, SUBMITTED.name, [b"v2", b"v3"])
+    await consumer.stop()
+
+
+async def test_compacted_topic_keeps_the_last_value_per_key(short_lived: EmbeddedBus) -> None:
+    bus = short_lived
+    topic = SUPPRESSIONS.name
+    await bus.publish([OutRecord(topic, b"a", b"a1"), OutRecord(topic, b"b", b"b1")])
+    await bus.publish([OutRecord(topic, b"a", b"a2"), SUPPRESSIONS.tombstone("b")])
+    await until_kept(bus, topic, [b"a2"])
+    assert await bus.read_table(topic) == {b"a": b"a2"}
+
+
+async def test_a_record_over_the_limit_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "b.db"))
+    await bus.start()
+    too_big = OutRecord(SUBMITTED.name, b"k", bytes(MAX_RECORD_BYTES + 1))
+    with pytest.raises(RecordTooLarge):
+        await bus.publish([OutRecord(SUBMITTED.name, b"k", b"small"), too_big])
+    assert await visible(bus, SUBMITTED.name) == []
+    await bus.close()
+
+
+async def test_unusable_path_is_bus_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "file" / "b.db"))
+    with pytest.raises(BusUnavailable):
+        await bus.start()
+
+
+async def test_publish_before_start_and_after_close_is_bus_unavailable(tmp_path: Path) -> None:
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "b.db"))
+    record = OutRecord(SUBMITTED.name, b"k", b"v")
+    with pytest.raises(BusUnavailable):
+        await bus.publish([record])
+    await bus.start()
+    await bus.publish([record])
+    await bus.close()
+    with pytest.raises(BusUnavailable):
+        await bus.publish([record])
+
+
+async def test_follow_ends_when_the_bus_closes(tmp_path: Path) -> None:
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "b.db"))
+    await bus.start()
+    await bus.publish([OutRecord(SUBMITTED.name, b"k", b"v")])
+    seen: list[BusMessage] = []
+    first = asyncio.Event()
+
+    async def read_all() -> None:
+        async for message in bus.follow(SUBMITTED.name):
+            seen.append(message)
+            first.set()
+
+    reader = asyncio.create_task(read_all())
+    async with asyncio.timeout(10):
+        await first.wait()
+        await bus.close()
+        await reader  # returns instead of waiting for more
+    assert [m.value for m in seen] == [b"v"]
+
+
+async def test_a_timed_out_publish_is_never_visible(tmp_path: Path) -> None:
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "b.db"))
+    await bus.start()
+    # A big record keeps the writer busy while small ones wait with a tiny deadline: each
+    # one either returns (and is visible) or raises BusUnavailable (and is never visible).
+    big = asyncio.create_task(
+        bus.publish([OutRecord(SUBMITTED.name, b"big", bytes(20 * 1024 * 1024))])
+    )
+    await asyncio.sleep(0.05)  # let the writer take it alone (the assertions hold either way)
+    small = [
+        bus.publish([OutRecord(SUBMITTED.name, b"k%d" % i, b"v%d" % i)], timeout=0.001)
+        for i in range(20)
+    ]
+    outcomes = await asyncio.gather(big, *small, return_exceptions=True)
+    assert outcomes[0] is None
+    assert all(o is None or isinstance(o, BusUnavailable) for o in outcomes)
+    acknowledged = {b"v%d" % i for i, o in enumerate(outcomes[1:]) if o is None}
+    await bus.publish([OutRecord(SUBMITTED.name, b"last", b"last")])  # behind everything
+    stored = {m.value for m in await visible(bus, SUBMITTED.name) if m.key != b"big"}
+    assert stored == acknowledged | {b"last"}
+    await bus.close()
