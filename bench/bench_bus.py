@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.bus.base import Bus  # noqa: E402
-from shared.config import EmbeddedConfig, KafkaConfig  # noqa: E402
-from shared.topics import OutRecord  # noqa: E402
+from shared.bus.base import Bus
+from shared.config import EmbeddedConfig, KafkaConfig
+from shared.topics import OutRecord
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bus.json"
 
@@ -40,7 +40,9 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
-async def bench_publish(bus: Bus, topic: str, records: int, size: int, concurrency: int) -> dict[str, float]:
+async def bench_publish(
+    bus: Bus, topic: str, records: int, size: int, concurrency: int
+) -> dict[str, float]:
     """``concurrency`` tasks publish one record per call until ``records`` are acknowledged."""
     payload = os.urandom(size)
     latencies: list[float] = []
@@ -61,7 +63,9 @@ async def bench_publish(bus: Bus, topic: str, records: int, size: int, concurren
     return {"records_per_s": records / elapsed, "p99_ack_ms": p99(latencies) * 1000}
 
 
-async def bench_transform(bus: Bus, source: str, sink: str, records: int, batch: int) -> dict[str, float]:
+async def bench_transform(
+    bus: Bus, source: str, sink: str, records: int, batch: int
+) -> dict[str, float]:
     """Read ``source`` and write one output per input to ``sink``, one transaction per batch."""
     consumer = bus.consumer(f"bench-{uuid.uuid4().hex[:8]}", [source])
     await consumer.start()
@@ -134,7 +138,9 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for name, bus in open_buses(args, workdir):
             results.append(await run_adapter(name, bus, args))
-    print(f"{'adapter':<10} {'publish rec/s':>14} {'p99 ack ms':>11} {'txn rec/s':>10} {'p99 commit ms':>14}")
+    print(
+        f"{'adapter':<10} {'publish rec/s':>14} {'p99 ack ms':>11} {'txn rec/s':>10} {'p99 commit ms':>14}"
+    )
     for r in results:
         pub, tr = r["publish"], r["transform"]
         assert isinstance(pub, dict) and isinstance(tr, dict)
@@ -143,7 +149,12 @@ async def main() -> int:
             f"{tr['records_per_s']:>10.0f} {tr['p99_commit_ms']:>14.1f}"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"records": args.records, "size": args.size, "batch": args.batch, "concurrency": args.concurrency}
+    meta = {
+        "records": args.records,
+        "size": args.size,
+        "batch": args.batch,
+        "concurrency": args.concurrency,
+    }
     RESULTS.write_text(json.dumps({"params": meta, "results": results}, indent=2))
     print(f"written to {RESULTS}")
     return 0
