@@ -1,0 +1,240 @@
+"""Ingest benchmark (``make bench-ingest``): accepted 5 KB messages per second over SMTP.
+
+Starts ``postline ingest`` as its own process (a relay listener on 127.0.0.1, plaintext, the
+client address trusted, so the figure is the SMTP + policy + hand-off path) on the Kafka bus
+(``--kafka``) or the embedded bus, then drives it from this process with N concurrent asyncio
+SMTP sessions: once with a new connection per message, once reusing connections. Reports
+accepted messages/s, the accept latency (end of DATA to ``250``) p50/p99, and the ingest
+process's CPU time per message (from /proc). Writes ``bench/results/ingest.json``.
+
+Targets (issue 3): >= 800 accepted msg/s on one ingest process, p99 accept latency < 50 ms
+at 20 sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "ingest.json"
+POSTLINE = str(Path(sys.executable).parent / "postline")
+TARGET_RATE = 800.0
+TARGET_P99 = 0.050
+_LINE = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n"
+
+
+def message(size: int = 5 * 1024) -> bytes:
+    """A 5 KB text message (dot-safe: no line starts with a dot)."""
+    head = (
+        b"From: Bench <app@bench.example>\r\nTo: rcpt@dest.example\r\n"
+        b"Subject: Your weekly report\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    body = _LINE * ((size - len(head)) // len(_LINE) + 1)
+    return head + body[: size - len(head) - 2] + b"\r\n"
+
+
+@dataclass
+class Result:
+    """One run's figures."""
+
+    mode: str
+    sessions: int
+    messages: int
+    seconds: float
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_message: float
+    failures: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def reply(reader: asyncio.StreamReader) -> int:
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("closed")
+        if line[3:4] != b"-":
+            return int(line[:3])
+
+
+async def transaction(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+) -> float | None:
+    """One message; the accept latency, or ``None`` when it was not accepted."""
+    writer.write(b"MAIL FROM:<app@bench.example>\r\nRCPT TO:<rcpt@dest.example>\r\nDATA\r\n")
+    codes = [await reply(reader) for _ in range(3)]
+    if codes != [250, 250, 354]:
+        return None
+    writer.write(data + b".\r\n")
+    started = time.perf_counter()
+    code = await reply(reader)
+    return time.perf_counter() - started if code == 250 else None
+
+
+async def session_loop(
+    port: int, count: int, reuse: bool, data: bytes, *, latencies: list[float], failures: list[int]
+) -> None:
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    for _ in range(count):
+        if conn is None:
+            conn = await asyncio.open_connection("127.0.0.1", port)
+            await reply(conn[0])
+            conn[1].write(b"EHLO bench.example\r\n")
+            await reply(conn[0])
+        latency = await transaction(*conn, data)
+        if latency is None:
+            failures.append(1)
+        else:
+            latencies.append(latency)
+        if not reuse:
+            conn[1].write(b"QUIT\r\n")
+            await reply(conn[0])
+            conn[1].close()
+            conn = None
+    if conn is not None:
+        conn[1].write(b"QUIT\r\n")
+        conn[1].close()
+
+
+async def run_load(port: int, pid: int, sessions: int, total: int, reuse: bool) -> Result:
+    data = message()
+    latencies: list[float] = []
+    failures: list[int] = []
+    per_session = max(1, total // sessions)
+    cpu_before, started = cpu_seconds(pid), time.perf_counter()
+    await asyncio.gather(
+        *(
+            session_loop(port, per_session, reuse, data, latencies=latencies, failures=failures)
+            for _ in range(sessions)
+        )
+    )
+    seconds = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
+    latencies.sort()
+    done = len(latencies)
+
+    def pct(p: float) -> float:
+        return latencies[min(done - 1, int(p * done))] * 1000 if done else float("nan")
+
+    return Result(
+        mode="reuse" if reuse else "new connection per message",
+        sessions=sessions,
+        messages=done,
+        seconds=round(seconds, 3),
+        rate=round(done / seconds, 1),
+        p50_ms=round(pct(0.50), 2),
+        p99_ms=round(pct(0.99), 2),
+        cpu_ms_per_message=round(cpu / max(done, 1) * 1000, 3),
+        failures=len(failures),
+    )
+
+
+def write_config(directory: Path, port: int, kafka: str | None) -> Path:
+    bus = (
+        f'[bus]\nkind = "kafka"\n\n[kafka]\nbootstrap = "{kafka}"\n'
+        f'topic_prefix = "bench{os.getpid()}."\n'
+        if kafka
+        else f'[embedded]\npath = "{directory}/bus.db"\n'
+    )
+    path = directory / "postline.toml"
+    path.write_text(
+        bus + f'\n[http]\nport = {free_port()}\n\n[log]\nlevel = "warning"\n\n'
+        '[ingest]\nhostname = "bench.example"\ntrusted_networks = ["127.0.0.1/32"]\n\n'
+        f'[[ingest.listeners]]\nname = "relay"\nport = {port}\nmode = "relay"\n'
+    )
+    return path
+
+
+async def wait_port(port: int, deadline: float) -> None:
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Result]:
+    """Warm up, then one run per session count and connection mode."""
+    await wait_port(port, time.monotonic() + 60)
+    await run_load(port, pid, 4, 200, reuse=True)  # warm-up
+    results = []
+    for sessions in args.sessions:
+        for reuse in (False, True):
+            results.append(await run_load(port, pid, sessions, args.messages, reuse))
+    return results
+
+
+def run_bench(args: argparse.Namespace) -> list[Result]:
+    """Start ``postline ingest`` in its own process and measure it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        config = write_config(Path(tmp), port, args.kafka)
+        if args.kafka:
+            subprocess.run([POSTLINE, "--config", str(config), "topics", "create"], check=False)
+        proc = subprocess.Popen([POSTLINE, "--config", str(config), "ingest"])
+        try:
+            return asyncio.run(measure(port, proc.pid, args))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka", help="bootstrap of a Kafka broker (default: embedded bus)")
+    parser.add_argument("--messages", type=int, default=4000, help="messages per run")
+    parser.add_argument("--sessions", type=int, nargs="+", default=[20, 50])
+    args = parser.parse_args()
+    results = run_bench(args)
+    print(f"{'mode':28} {'sess':>4} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10}")
+    for r in results:
+        print(
+            f"{r.mode:28} {r.sessions:>4} {r.rate:>8} {r.p50_ms:>8} {r.p99_ms:>8} "
+            f"{r.cpu_ms_per_message:>10}  failures={r.failures}"
+        )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "bus": "kafka" if args.kafka else "embedded",
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "targets": {"rate": TARGET_RATE, "p99_ms_at_20": TARGET_P99 * 1000},
+                "results": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""The ``[ingest]`` config section: listeners, TLS, users, trusted networks, limits, policy.
+
+This module owns the section's types, their bounds and the cross-field checks msgspec cannot
+express (unique listener names, TLS files present when a listener needs TLS, parseable
+networks). It does not open files or sockets: ``tls.py``, ``auth.py`` and ``listeners.py`` do.
+
+Example::
+
+    [ingest]
+    hostname = "smtp.example.com"
+    users_file = "/etc/postline/users.json"   # postline user add NAME --domain D
+    trusted_networks = ["10.0.0.0/8"]          # may relay without AUTH on a relay listener
+    suppression = "refuse"                     # or "drop" (accept, drop, emit "suppressed")
+
+    [[ingest.listeners]]
+    name = "submission"
+    host = "0.0.0.0"
+    port = 587
+    mode = "submission"                        # STARTTLS + AUTH
+
+    [[ingest.listeners]]
+    name = "smtps"
+    host = "0.0.0.0"
+    port = 465
+    mode = "implicit_tls"
+
+    [ingest.tls]
+    cert = "/etc/postline/tls/fullchain.pem"
+    key = "/etc/postline/tls/privkey.pem"
+
+    [ingest.limits]
+    max_message_size = "25MiB"
+    max_recipients = 100
+
+    [ingest.rate]
+    per_user = 50.0       # messages/s sustained per user
+    per_user_burst = 500
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.config import ByteSize, Config, Duration
+from shared.errors import ConfigError
+
+ListenerMode = Literal["submission", "implicit_tls", "relay"]
+
+Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
+
+class ListenerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One SMTP listener (``[[ingest.listeners]]``)."""
+
+    #: Name used in logs, metrics and ``ClientInfo.listener`` (unique, e.g. ``"submission"``).
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+    #: Address to bind (``"0.0.0.0"``, ``"::"`` or one interface).
+    host: str = "127.0.0.1"
+    #: TCP port; 587 for submission, 465 for implicit TLS, 25 for relay; 0 = any free port.
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 587
+    #: ``submission``: STARTTLS offered, AUTH required before MAIL (RFC 6409).
+    #: ``implicit_tls``: TLS from the first byte, AUTH required (RFC 8314).
+    #: ``relay``: STARTTLS offered when configured, AUTH optional; trusted networks may relay.
+    mode: ListenerMode = "submission"
+
+
+class TlsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Server certificate (``[ingest.tls]``); re-read on SIGHUP and when the files change."""
+
+    #: PEM certificate chain file (leaf first).
+    cert: Path | None = None
+    #: PEM private key file.
+    key: Path | None = None
+    #: Oldest protocol accepted; TLS 1.0 and 1.1 are never offered (RFC 8996).
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    #: How often to look at the files' modification times for a renewed certificate.
+    watch_interval: Duration = Duration(30)  # bounds: 0.05s .. 1d
+
+
+class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Per-message and per-session limits (``[ingest.limits]``)."""
+
+    #: Largest message accepted (advertised as SIZE; past it ``552 5.3.4``).
+    max_message_size: ByteSize = ByteSize(25 * 1024**2)  # bounds: 1KiB .. 1GiB
+    #: Recipients per message; RFC 5321 4.5.3.1.8 requires at least 100 (past it ``452 4.5.3``).
+    max_recipients: Count = 100
+    #: Concurrent sessions from one client address (past it ``421 4.7.0`` at connect).
+    max_sessions_per_ip: Count = 50
+    #: Idle time allowed between commands (RFC 5321 4.5.3.2.7: at least 5 minutes).
+    command_timeout: Duration = Duration(300)  # bounds: 0.1s .. 1h
+    #: Time allowed to send the whole DATA block (RFC 5321 4.5.3.2.6: 10 minutes).
+    data_timeout: Duration = Duration(600)  # bounds: 0.1s .. 2h
+    #: Failed AUTH attempts from one address within ``auth_failure_window`` before ``421``.
+    auth_failures: Count = 5
+    #: The window in which AUTH failures are counted (and how long the address stays blocked).
+    auth_failure_window: Duration = Duration(300)  # bounds: 1s .. 1d
+    #: Most ``X-Postline-*`` control headers turned into tags per message (the rest are dropped).
+    max_tags: Annotated[int, msgspec.Meta(ge=0, le=64)] = 16
+
+
+class RateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Message rates as token buckets (``[ingest.rate]``); a rate of 0 means unlimited."""
+
+    #: Messages per second one authenticated user may start (sustained).
+    per_user: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 0.0
+    #: Messages one user may send in a burst above ``per_user``.
+    per_user_burst: Count = 100
+    #: Messages per second one client address may start (sustained).
+    per_ip: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 0.0
+    #: Messages one address may send in a burst above ``per_ip``.
+    per_ip_burst: Count = 100
+
+
+class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The ``[ingest]`` section."""
+
+    #: Name in the greeting and in Received headers; default: the machine's FQDN.
+    hostname: str = ""
+    #: The SMTP listeners; at least one.
+    listeners: Annotated[list[ListenerConfig], msgspec.Meta(min_length=1, max_length=16)] = (
+        msgspec.field(default_factory=lambda: [ListenerConfig(name="submission")])
+    )
+    #: Server certificate and key (required by submission and implicit_tls listeners).
+    tls: TlsConfig = TlsConfig()
+    #: Users file (JSON or TOML) written by ``postline user add``; required for AUTH.
+    users_file: Path | None = None
+    #: Client networks (CIDR) that may relay without AUTH on a relay listener.
+    trusted_networks: Annotated[list[str], msgspec.Meta(max_length=1024)] = []
+    #: Size, recipient, session, timeout and AUTH-failure limits.
+    limits: LimitsConfig = LimitsConfig()
+    #: Message rates per user and per client address.
+    rate: RateConfig = RateConfig()
+    #: Suppressed recipient: ``refuse`` at RCPT with ``550 5.1.1``, or ``drop`` it silently
+    #: after accepting the message, with a ``suppressed`` event.
+    suppression: Literal["refuse", "drop"] = "refuse"
+    #: Bare CR or LF in DATA: ``refuse`` with ``550 5.6.0`` or ``normalise`` to CRLF.
+    smuggling: Literal["refuse", "normalise"] = "refuse"
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The trusted networks, parsed (call :func:`validate` first)."""
+        return [ipaddress.ip_network(n, strict=False) for n in self.trusted_networks]
+
+
+#: Bounds of the duration and size fields (msgspec.Meta cannot bound these custom types).
+_BOUNDS: tuple[tuple[str, float, float], ...] = (
+    ("tls.watch_interval", 0.05, 86400),
+    ("limits.max_message_size", 1024, 1024**3),
+    ("limits.command_timeout", 0.1, 3600),
+    ("limits.data_timeout", 0.1, 7200),
+    ("limits.auth_failure_window", 1, 86400),
+)
+
+
+def _check_bounds(config: IngestConfig, source: str) -> None:
+    for key, low, high in _BOUNDS:
+        section, _, name = key.partition(".")
+        value = float(getattr(getattr(config, section), name))
+        if not low <= value <= high:
+            raise ConfigError(source, f"ingest.{key}", f"must be between {low:g} and {high:g}")
+
+
+def validate(config: IngestConfig, source: str) -> IngestConfig:
+    """Cross-field checks and bounds; raises :class:`ConfigError` naming the key."""
+    _check_bounds(config, source)
+    names = [listener.name for listener in config.listeners]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(source, f"ingest.listeners[{i}].name", f"duplicate name {name!r}")
+    for i, net in enumerate(config.trusted_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise ConfigError(source, f"ingest.trusted_networks[{i}]", str(exc)) from exc
+    needs_tls = [x.name for x in config.listeners if x.mode in ("submission", "implicit_tls")]
+    if needs_tls and (config.tls.cert is None or config.tls.key is None):
+        raise ConfigError(
+            source, "ingest.tls", f"cert and key are required by listener(s) {', '.join(needs_tls)}"
+        )
+    needs_auth = [x.name for x in config.listeners if x.mode != "relay"]
+    if needs_auth and config.users_file is None:
+        raise ConfigError(
+            source, "ingest.users_file", f"required by listener(s) {', '.join(needs_auth)}"
+        )
+    return config
+
+
+def load(config: Config) -> IngestConfig:
+    """Decode and check the ``[ingest]`` section of a loaded config."""
+    return validate(config.section("ingest", IngestConfig), config.source)

@@ -1,0 +1,196 @@
+"""The aiosmtpd handler hooks: one per SMTP command, each running its phase's policy checks.
+
+``handle_MAIL``/``handle_RCPT``/``handle_DATA`` build the transaction, ask the phase module
+(``policy/mail_from.py``, ``policy/rcpt_to.py``, ``policy/message.py``) and either reject with
+the deciding check's reply and an event, or go on. ``handle_DATA`` finishes the message
+(headers) and hands it off; it answers 250 only after the bus acknowledged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from services.ingest import headers, replies, smuggling
+from services.ingest.policy import mail_from, message, rcpt_to
+from services.ingest.policy.base import Decision, SessionInfo, Transaction
+from shared.errors import BusError
+from shared.records import ClientInfo, Event, EventKind, Submission, new_id, now
+
+if TYPE_CHECKING:
+    from services.ingest.server import IngestCore, IngestSMTP
+
+STAGE = "ingest"
+
+
+def rejection_event(
+    info: SessionInfo, txn: Transaction | None, decision: Decision, recipient: str = ""
+) -> Event:
+    """The ``rejected`` event for a check's decision."""
+    return Event(
+        kind=EventKind.REJECTED,
+        message_id=txn.id if txn is not None else new_id(),
+        at=now(),
+        recipient=recipient,
+        domain=recipient.rpartition("@")[2].lower() if recipient else "",
+        sender=txn.mail_from if txn is not None else "",
+        reply=decision.reply,
+        tls=info.tls or "",
+        check=decision.check,
+        detail=f"client {info.ip} on listener {info.listener.name}",
+        stage=STAGE,
+    )
+
+
+class Handler:
+    """Hooks aiosmtpd calls per command (``handle_<VERB>``)."""
+
+    def __init__(self, core: IngestCore) -> None:
+        self.core = core
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd scans dir(handler) per connection for hooks; only these matter.
+        return [name for name in type(self).__dict__ if name.startswith("handle_")]
+
+    async def handle_EHLO(
+        self, server: IngestSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Add the extensions aiosmtpd supports but does not advertise."""
+        session.host_name = hostname
+        # aiosmtpd reads commands one at a time from a buffer, so pipelining (RFC 2920) works.
+        extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING"]
+        return [*responses[:-1], *extensions, responses[-1]]
+
+    def handle_STARTTLS(self, server: IngestSMTP, session: Any, envelope: Any) -> bool:
+        """The TLS handshake finished."""
+        server.handle_tls_up()
+        return True
+
+    async def handle_MAIL(
+        self, server: IngestSMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        """MAIL FROM: start a transaction unless a check refuses the sender."""
+        txn = Transaction(id=new_id(), mail_from=address, smtputf8=bool(envelope.smtp_utf8))
+        decision = mail_from.run(self.core.policy, server.info, txn)
+        if decision is not None:
+            server.reject(decision, txn=txn)
+            return str(decision.reply)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        server.txn = txn
+        return str(replies.SENDER_OK)
+
+    async def handle_RCPT(
+        self, server: IngestSMTP, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        """RCPT TO: add the recipient unless a check refuses it."""
+        txn = server.txn
+        assert txn is not None  # aiosmtpd answers 503 to RCPT before MAIL
+        decision = rcpt_to.run(self.core.policy, server.info, txn, address)
+        if decision is not None and not decision.drop:
+            server.reject(decision, address)
+            return str(decision.reply)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        txn.rcpt_to.append(address)
+        if decision is not None:
+            txn.dropped.append(address)
+        return str(replies.RCPT_OK)
+
+    async def handle_DATA(self, server: IngestSMTP, session: Any, envelope: Any) -> str:
+        """The message: check it, finish its headers, hand it off, then answer."""
+        txn, core = server.txn, self.core
+        assert txn is not None  # aiosmtpd answers 503 to DATA before RCPT
+        data: bytes = envelope.original_content
+        msg = headers.parse(data)
+        decision = message.run(core.policy, server.info, txn, data, msg)
+        if decision is not None:
+            server.reject(decision)
+            return str(decision.reply)
+        if core.config.smuggling == "normalise" and smuggling.has_bare_cr_or_lf(data):
+            msg = headers.parse(smuggling.normalise(data))
+        msg, tags = headers.take_tags(msg, core.config.limits.max_tags)
+        at = time.time()
+        trace = headers.Trace(
+            helo=session.host_name or "",
+            ip=server.info.ip,
+            hostname=core.hostname,
+            message_id=txn.id,
+            at=at,
+            tls=server.info.tls,
+            auth_user=server.info.user.name if server.info.user else None,
+            smtputf8=txn.smtputf8,
+        )
+        final = headers.complete(msg, trace)
+        submission = self._submission(server, txn, final, tags, at)
+        try:
+            await core.handoff.submit(submission, self._events(server.info, txn, tags, at))
+        except BusError as exc:
+            core.metrics.messages.labels("failed", "bus").inc()
+            core.log.warning(
+                "hand-off failed, answered 451", extra={"message_id": txn.id, "error": str(exc)}
+            )
+            return str(replies.BUS_FAILED)
+        core.metrics.messages.labels("accepted", "").inc()
+        core.metrics.message_bytes.observe(len(final))
+        core.metrics.recipients.observe(len(txn.rcpt_to))
+        core.log.info("accepted", extra={"message_id": txn.id, "recipients": len(txn.rcpt_to)})
+        return str(replies.queued(txn.id))
+
+    def _submission(
+        self, server: IngestSMTP, txn: Transaction, data: bytes, tags: dict[str, str], at: float
+    ) -> Submission | None:
+        kept = tuple(r for r in txn.rcpt_to if r not in txn.dropped)
+        if not kept:
+            return None  # every recipient suppressed ("drop"): only events are recorded
+        info = server.info
+        client = ClientInfo(
+            ip=info.ip,
+            port=info.port,
+            helo=server.session.host_name or "" if server.session else "",
+            auth_user=info.user.name if info.user else None,
+            tls=info.tls,
+            listener=info.listener.name,
+        )
+        return Submission(
+            id=txn.id,
+            received_at=at,
+            client=client,
+            mail_from=txn.mail_from,
+            rcpt_to=kept,
+            data=data,
+            tags=tags,
+            smtputf8=txn.smtputf8,
+            body_8bit=not data.isascii(),
+        )
+
+    def _events(
+        self, info: SessionInfo, txn: Transaction, tags: dict[str, str], at: float
+    ) -> list[Event]:
+        common: dict[str, Any] = {
+            "message_id": txn.id,
+            "at": at,
+            "sender": txn.mail_from,
+            "tags": tags,
+            "stage": STAGE,
+        }
+        events: list[Event] = []
+        if len(txn.dropped) < len(txn.rcpt_to):
+            events.append(Event(kind=EventKind.ACCEPTED, tls=info.tls or "", **common))
+        for rcpt in txn.dropped:
+            domain = rcpt.rpartition("@")[2].lower()
+            events.append(
+                Event(
+                    kind=EventKind.SUPPRESSED,
+                    recipient=rcpt,
+                    domain=domain,
+                    check="suppression",
+                    **common,
+                )
+            )
+        return events
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Our own unexpected failure: 451, never a 5xx (the client retries, nothing lost)."""
+        self.core.log.error("unexpected error in SMTP session", exc_info=error)
+        return str(replies.INTERNAL_ERROR)

@@ -1,0 +1,160 @@
+"""Header work on the raw message bytes: read fields, add trace and missing headers, take tags.
+
+Everything here operates on ``bytes`` and leaves every byte it does not add or remove
+untouched (8-bit bodies, UTF-8 headers per RFC 6532, odd folding), because the signer signs
+what we hand on and the recipient must see what the client sent. This module does not decide
+whether a message is acceptable; ``policy/message.py`` does, using :func:`parse`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, getaddresses
+
+_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_UNSAFE = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e\u00a0-\ud7ff\ue000-\U0010ffff]")
+CONTROL_PREFIX = "x-postline-"
+MAX_TAG_VALUE = 256
+
+
+@dataclass(frozen=True)
+class Field:
+    """One header field: its name and its raw bytes (all folded lines, with their CRLFs)."""
+
+    name: str  # lower case; "" for lines before the first named field
+    raw: bytes
+
+    @property
+    def value(self) -> str:
+        """The unfolded value (RFC 5322 2.2.3), UTF-8 decoded, surrounding blanks stripped."""
+        _, _, value = self.raw.partition(b":")
+        text = value.decode("utf-8", errors="replace")
+        return re.sub(r"\r?\n(?=[ \t])", "", text).strip()
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message split into its header fields and the rest (blank line and body)."""
+
+    fields: list[Field]
+    rest: bytes  # b"\r\n" + body, or b"" when the message has no body
+
+    def get(self, name: str) -> list[str]:
+        """The values of every field called ``name`` (case-insensitive), in order."""
+        lname = name.lower()
+        return [f.value for f in self.fields if f.name == lname]
+
+    def to_bytes(self) -> bytes:
+        """The message bytes again (identical to the input when nothing was changed)."""
+        return b"".join(f.raw for f in self.fields) + self.rest
+
+
+def parse(data: bytes) -> Message:
+    """Split raw message bytes into header fields and the rest, keeping every byte."""
+    fields: list[Field] = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        line = data[pos:end]
+        if line in (b"\r\n", b"\n"):
+            break
+        match = _NAME.match(line)
+        if match is None and fields and line[:1] in (b" ", b"\t"):
+            fields[-1] = Field(fields[-1].name, fields[-1].raw + line)
+        elif match is None and fields and fields[-1].name == "":
+            fields[-1] = Field("", fields[-1].raw + line)
+        else:
+            name = match.group(1).decode("ascii").lower() if match else ""
+            fields.append(Field(name, line))
+        pos = end
+    return Message(fields, data[pos:])
+
+
+def from_domains(message: Message) -> list[str] | None:
+    """Domains of the From header's mailboxes; ``None`` unless there is exactly one From
+    field (RFC 5322 3.6) holding at least one address with a domain."""
+    values = message.get("from")
+    if len(values) != 1:
+        return None
+    addresses = [addr for _, addr in getaddresses(values) if addr]
+    if not addresses or any("@" not in a for a in addresses):
+        return None
+    return [a.rpartition("@")[2].lower().rstrip(">") for a in addresses]
+
+
+def take_tags(message: Message, max_tags: int) -> tuple[Message, dict[str, str]]:
+    """Remove ``X-Postline-<Name>`` control headers; their values become tags ``<name>``."""
+    tags: dict[str, str] = {}
+    kept: list[Field] = []
+    for f in message.fields:
+        if not f.name.startswith(CONTROL_PREFIX):
+            kept.append(f)
+            continue
+        name = f.name[len(CONTROL_PREFIX) :]
+        if name and len(tags) < max_tags:
+            tags[name] = f.value[:MAX_TAG_VALUE]
+    return Message(kept, message.rest), tags
+
+
+def clean(text: str, limit: int = 255) -> str:
+    """``text`` safe inside a header comment: no controls, parentheses or backslashes."""
+    return _UNSAFE.sub("?", text)[:limit] or "unknown"
+
+
+def date_value(at: float) -> str:
+    """An RFC 5322 3.3 date-time for ``at`` (epoch seconds), in UTC."""
+    return format_datetime(datetime.fromtimestamp(at, UTC))
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What the Received header says about a session (RFC 5321 4.4)."""
+
+    helo: str
+    ip: str
+    hostname: str
+    message_id: str
+    at: float
+    tls: str | None = None
+    auth_user: str | None = None
+    smtputf8: bool = False
+    extra: list[str] = field(default_factory=list)
+
+    def protocol(self) -> str:
+        """The ``with`` keyword: ESMTP plus S for TLS and A for AUTH (RFC 3848, RFC 6531)."""
+        base = "UTF8SMTP" if self.smtputf8 else "ESMTP"
+        return base + ("S" if self.tls else "") + ("A" if self.auth_user else "")
+
+    def received(self) -> bytes:
+        """The Received field, folded, ending in CRLF."""
+        literal = f"[IPv6:{self.ip}]" if ":" in self.ip else f"[{self.ip}]"
+        lines = [f"Received: from {clean(self.helo)} ({literal})"]
+        lines.append(f"\tby {clean(self.hostname)} (Postline) with {self.protocol()}")
+        lines.append(f"\tid {self.message_id}")
+        if self.tls:
+            lines.append(f"\t(using {clean(self.tls)})")
+        if self.auth_user:
+            lines.append(f"\t(authenticated as {clean(self.auth_user)})")
+        lines[-1] += ";"
+        lines.append(f"\t{date_value(self.at)}")
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def complete(message: Message, trace: Trace) -> bytes:
+    """The message with Received prepended and Message-ID and Date added when missing
+    (RFC 6409 8.2 and 8.3: a submission server may add them)."""
+    added: list[Field] = []
+    if not message.get("message-id"):
+        value = f"<{trace.message_id}@{clean(trace.hostname)}>"
+        added.append(Field("message-id", f"Message-ID: {value}\r\n".encode()))
+    if not message.get("date"):
+        added.append(Field("date", f"Date: {date_value(trace.at)}\r\n".encode()))
+    fields = list(message.fields)
+    if fields and not fields[-1].raw.endswith(b"\n"):
+        # A header-only message without a final line break: close the last field first.
+        fields[-1] = Field(fields[-1].name, fields[-1].raw + b"\r\n")
+    head = trace.received() + b"".join(f.raw for f in fields + added)
+    return head + message.rest

@@ -1,0 +1,151 @@
+"""The ingest stage: declares its spec for the runtime and runs its listeners.
+
+``create`` reads the ``[ingest]`` section, loads TLS files, users and the suppression table,
+and binds the listeners (so a bad certificate or a busy port fails the start clearly).
+``run`` declares readiness, waits for the stop request and drains: stop accepting, close
+idle sessions with 421 4.3.2, let transactions in flight finish within the grace period,
+then answer 421 4.3.2 to what remains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from contextlib import suppress
+
+from services.ingest import listeners, replies
+from services.ingest.auth import Users, read_users
+from services.ingest.config import IngestConfig, load
+from services.ingest.handoff import EventSink, Handoff
+from services.ingest.metrics import IngestMetrics
+from services.ingest.policy.base import PolicyState
+from services.ingest.server import IngestCore
+from services.ingest.suppressions import SuppressionTable
+from services.ingest.tls import TlsFiles
+from services.ingest.users import add_commands
+from shared.config import Config
+from shared.stage import StageContext, StageSpec
+
+#: Share of runtime.drain_timeout sessions may use; the rest answers 421 and flushes events.
+DRAIN_SHARE = 0.8
+
+
+class IngestStage:
+    """A running ingest: its listeners and the state its sessions share."""
+
+    def __init__(self, ctx: StageContext, config: IngestConfig) -> None:
+        source = ctx.config.source
+        self.config = config
+        self.tls = TlsFiles(config.tls, source, ctx.log) if config.tls.cert else None
+        self.users = Users(config.users_file)
+        self.suppressions = SuppressionTable(ctx.log)
+        timeout = float(ctx.config.core.bus.publish_timeout)
+        metrics = IngestMetrics(ctx.registry)
+        self.core = IngestCore(
+            config=config,
+            hostname=config.hostname or socket.getfqdn(),
+            policy=PolicyState.create(config, self.suppressions),
+            users=self.users,
+            handoff=Handoff(ctx.bus, timeout, metrics),
+            events=EventSink(ctx.bus, timeout, ctx.log),
+            metrics=metrics,
+            log=ctx.log,
+            activity=ctx.activity,
+        )
+        self.listeners: list[listeners.Listener] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        ctx.reload_hooks.append(self.reload)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the certificate and the users file."""
+        if self.tls is not None:
+            self.tls.reload()
+        self.users.reload()
+
+    async def start(self, ctx: StageContext) -> None:
+        """Load the suppression table, follow it, and bind the listeners."""
+        await self.suppressions.load(ctx.bus)
+        self._tasks.append(asyncio.create_task(self.suppressions.follow(ctx.bus)))
+        if self.tls is not None:
+            self._tasks.append(asyncio.create_task(self.tls.watch(ctx.stopping)))
+        context = self.tls.context if self.tls is not None else None
+        try:
+            self.listeners = await listeners.bind(
+                self.core, self.config.listeners, context, ctx.config.source
+            )
+        except BaseException:
+            await self._stop_tasks()
+            raise
+        for listener in self.listeners:
+            ctx.log.info(
+                "listening",
+                extra={
+                    "listener": listener.config.name,
+                    "host": listener.config.host,
+                    "port": listener.port,
+                },
+            )
+
+    async def run(self, ctx: StageContext) -> None:
+        """Serve until ``ctx.stopping``, then drain."""
+        ctx.set_ready()
+        try:
+            await ctx.stopping.wait()
+        finally:
+            await self.drain(ctx)
+
+    async def drain(self, ctx: StageContext) -> None:
+        """Stop accepting, let transactions finish within the grace period, 421 the rest."""
+        self.core.policy.stopping = True
+        await listeners.close(self.listeners)
+        for session in list(self.core.sessions):
+            session.drain()
+        grace = float(ctx.config.core.runtime.drain_timeout) * DRAIN_SHARE
+        if not await ctx.wait_idle(grace):
+            ctx.log.warning(
+                "drain grace over, closing sessions", extra={"sessions": len(self.core.sessions)}
+            )
+            for session in list(self.core.sessions):
+                session.abort(replies.SHUTTING_DOWN)
+            await ctx.wait_idle(1.0)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.core.events.flush(), 2.0)
+        await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+def check_config(config: Config) -> IngestConfig:
+    """``postline config check``: the section, and that the TLS and users files load."""
+    ingest = load(config)
+    if ingest.tls.cert is not None:
+        TlsFiles(ingest.tls, config.source, logging.getLogger("postline.ingest"))
+    if ingest.users_file is not None:
+        read_users(ingest.users_file)
+    return ingest
+
+
+async def create(ctx: StageContext) -> IngestStage:
+    """Build and bind the ingest stage from ``ctx.config``."""
+    # aiosmtpd logs every command at INFO on "mail.log"; ours are the structured lines.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    stage = IngestStage(ctx, load(ctx.config))
+    await stage.start(ctx)
+    return stage
+
+
+STAGE = StageSpec(
+    name="ingest",
+    help="the SMTP front door: accept mail from apps and servers and queue it",
+    create=create,
+    order=10,
+    add_commands=add_commands,
+    check_config=check_config,
+)

@@ -1,0 +1,76 @@
+"""Ingest's metrics, declared once with help text an operator can act on.
+
+Labels are bounded: ``listener`` (configured names), ``result`` and ``check`` (the fixed
+names of this stage's checks), ``version`` (TLS versions). Addresses and domains never
+become labels. Registered on the ``CollectorRegistry`` given, never a global one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_SIZE_BUCKETS = (1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+_RCPT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class IngestMetrics:
+    """Every ingest metric on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sessions_active = Gauge(
+            "postline_ingest_sessions_active",
+            "SMTP sessions open now, per listener. Near limits.max_sessions_per_ip times the "
+            "number of clients means clients are being turned away.",
+            ["listener"],
+            registry=registry,
+        )
+        self.sessions = Counter(
+            "postline_ingest_sessions_total",
+            "SMTP sessions ended, per listener and result (ok: ended by the client; refused: "
+            "turned away at connect; throttled: AUTH failures; drained: closed by a shutdown; "
+            "timeout: idle past limits.command_timeout or limits.data_timeout; lost: the "
+            "client dropped the connection without QUIT).",
+            ["listener", "result"],
+            registry=registry,
+        )
+        self.messages = Counter(
+            "postline_ingest_messages_total",
+            "Transactions per result (accepted, rejected, failed) and the check that rejected "
+            "them (empty when accepted). A rise of failed means the bus does not acknowledge: "
+            "clients get 451 and retry, nothing is lost.",
+            ["result", "check"],
+            registry=registry,
+        )
+        self.message_bytes = Histogram(
+            "postline_ingest_message_size_bytes",
+            "Size of accepted messages as handed to the bus, including our trace headers.",
+            buckets=_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.recipients = Histogram(
+            "postline_ingest_message_recipients",
+            "Envelope recipients per accepted message.",
+            buckets=_RCPT_BUCKETS,
+            registry=registry,
+        )
+        self.tls = Counter(
+            "postline_ingest_tls_sessions_total",
+            "TLS handshakes completed, by protocol version (STARTTLS and implicit TLS).",
+            ["version"],
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "postline_ingest_auth_failures_total",
+            "Failed AUTH attempts. A burst from few addresses is password guessing; see "
+            'postline_ingest_sessions_total{result="throttled"} for how often it was cut off.',
+            registry=registry,
+        )
+        self.handoff_seconds = Histogram(
+            "postline_ingest_handoff_seconds",
+            "Time from the end of DATA to the bus acknowledging the Submission (the client "
+            "waits this long for 250). A rising p99 means a slow bus; past "
+            "bus.publish_timeout clients get 451.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )

@@ -1,0 +1,55 @@
+"""Checks at MAIL FROM: address form, anti-spoofing on the envelope sender, message rates.
+
+SIZE is checked by aiosmtpd before these run (RFC 1870: the declared size).
+"""
+
+from __future__ import annotations
+
+from services.ingest import replies
+from services.ingest.policy.base import (
+    Decision,
+    PolicyState,
+    SessionInfo,
+    Transaction,
+    first_decision,
+)
+
+
+def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """RFC 6531 3.4: a non-ASCII address needs the SMTPUTF8 parameter on MAIL FROM."""
+    if not txn.smtputf8 and not txn.mail_from.isascii():
+        return Decision(replies.NEEDS_SMTPUTF8, "smtputf8")
+    return None
+
+
+def sender_domain(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """An authenticated user may use only its own domains as envelope sender."""
+    user = session.user
+    if user is None:
+        return None
+    domain = txn.sender_domain
+    if not user.may_send_from(domain):
+        return Decision(replies.sender_not_allowed(domain or "<>"), "sender_domain")
+    return None
+
+
+def user_rate(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """Messages per authenticated user (token bucket)."""
+    if session.user is not None and not state.user_rates.take(session.user.name):
+        return Decision(replies.RATE_LIMITED, "user_rate")
+    return None
+
+
+def ip_rate(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """Messages per client address (token bucket)."""
+    if not state.ip_rates.take(session.ip):
+        return Decision(replies.RATE_LIMITED, "ip_rate")
+    return None
+
+
+CHECKS = (utf8_address, sender_domain, user_rate, ip_rate)
+
+
+def run(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """The first MAIL FROM check that decides."""
+    return first_decision(CHECKS, state, session, txn)

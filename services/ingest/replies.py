@@ -1,0 +1,96 @@
+"""Every SMTP reply ingest sends, as a named constant (RFC 5321 codes, RFC 3463 enhanced codes).
+
+This module owns the reply texts and the translation of aiosmtpd's built-in replies (which
+carry no enhanced status code) into ours, since we advertise ENHANCEDSTATUSCODES (RFC 2034).
+It does not decide which reply applies: the policy checks and the session do.
+"""
+
+from __future__ import annotations
+
+from shared.records import SmtpReply as Reply
+
+__all__ = ["Reply"]
+
+OK = Reply(code=250, enhanced="2.0.0", text="Ok")
+SENDER_OK = Reply(code=250, enhanced="2.1.0", text="Sender ok")
+RCPT_OK = Reply(code=250, enhanced="2.1.5", text="Recipient ok")
+
+# Connection phase.
+TOO_MANY_SESSIONS = Reply(code=421, enhanced="4.7.0", text="Too many connections from your address")
+SHUTTING_DOWN = Reply(code=421, enhanced="4.3.2", text="Service shutting down, try again later")
+TIMEOUT = Reply(code=421, enhanced="4.4.2", text="Timeout exceeded, closing connection")
+AUTH_THROTTLED = Reply(code=421, enhanced="4.7.0", text="Too many authentication failures")
+
+# AUTH (RFC 4954).
+AUTH_OK = Reply(code=235, enhanced="2.7.0", text="Authentication successful")
+AUTH_INVALID = Reply(code=535, enhanced="5.7.8", text="Authentication credentials invalid")
+AUTH_NEEDS_TLS = Reply(
+    code=538, enhanced="5.7.11", text="Encryption required for requested authentication mechanism"
+)
+AUTH_REQUIRED = Reply(code=530, enhanced="5.7.0", text="Authentication required")
+
+# MAIL FROM and RCPT TO.
+NEEDS_SMTPUTF8 = Reply(code=553, enhanced="5.6.7", text="Non-ASCII address requires SMTPUTF8")
+RATE_LIMITED = Reply(code=450, enhanced="4.7.1", text="Message rate limit exceeded, try later")
+TOO_BIG = Reply(code=552, enhanced="5.3.4", text="Message size exceeds fixed maximum")
+
+# RCPT TO.
+RELAY_DENIED = Reply(code=554, enhanced="5.7.1", text="Relay access denied")
+TOO_MANY_RECIPIENTS = Reply(code=452, enhanced="4.5.3", text="Too many recipients")
+SUPPRESSED = Reply(code=550, enhanced="5.1.1", text="Recipient is on the suppression list")
+
+
+def sender_not_allowed(domain: str) -> Reply:
+    """``550 5.7.1`` naming the envelope sender domain the user may not use."""
+    return Reply(code=550, enhanced="5.7.1", text=f"Sender domain {domain} not allowed for you")
+
+
+def from_not_allowed(domain: str) -> Reply:
+    """``550 5.7.1`` naming the From header domain the user may not use."""
+    return Reply(
+        code=550, enhanced="5.7.1", text=f"From header domain {domain} not allowed for you"
+    )
+
+
+# DATA.
+SMUGGLING = Reply(code=550, enhanced="5.6.0", text="Bare CR or LF in message not allowed")
+NO_FROM = Reply(code=550, enhanced="5.6.0", text="Message has no valid From header")
+BAD_HEADER = Reply(code=550, enhanced="5.6.0", text="Message header is malformed")
+BUS_FAILED = Reply(code=451, enhanced="4.3.0", text="Temporary failure, please try again later")
+INTERNAL_ERROR = Reply(code=451, enhanced="4.3.0", text="Internal error, please try again later")
+
+
+def queued(message_id: str) -> Reply:
+    """The DATA reply once the Submission is durable."""
+    return Reply(code=250, enhanced="2.0.0", text=f"Ok: queued as {message_id}")
+
+
+#: aiosmtpd's own replies (prefix match) mapped to enhanced-code replies of ours.
+BUILTIN: tuple[tuple[str, Reply], ...] = (
+    ("552 Error: message size exceeds", TOO_BIG),
+    ("552 Error: Too much mail data", TOO_BIG),
+    ("503 Error: send", Reply(code=503, enhanced="5.5.1", text="Send EHLO first")),
+    ("503 Error: need MAIL", Reply(code=503, enhanced="5.5.1", text="Need MAIL command")),
+    ("503 Error: need RCPT", Reply(code=503, enhanced="5.5.1", text="Need RCPT command")),
+    ("503 Error: nested MAIL", Reply(code=503, enhanced="5.5.1", text="Nested MAIL command")),
+    ("503 Already authenticated", Reply(code=503, enhanced="5.5.1", text="Already authenticated")),
+    ("250 OK", OK),
+    ("221 Bye", Reply(code=221, enhanced="2.0.0", text="Bye")),
+    ("530 Must issue a STARTTLS", Reply(code=530, enhanced="5.7.0", text="Must issue STARTTLS")),
+    ("220 Ready to start TLS", Reply(code=220, enhanced="2.0.0", text="Ready to start TLS")),
+    ("500 Line too long", Reply(code=500, enhanced="5.5.2", text="Line too long")),
+    ("500 Command line too long", Reply(code=500, enhanced="5.5.2", text="Line too long")),
+    ("501 ", Reply(code=501, enhanced="5.5.4", text="Syntax error in parameters")),
+    ("500 ", Reply(code=500, enhanced="5.5.1", text="Command not recognized")),
+    ("502 ", Reply(code=502, enhanced="5.5.1", text="Command not implemented")),
+)
+
+
+def translate(status: str) -> str:
+    """aiosmtpd's reply with an enhanced code (ours is used as is)."""
+    if status[3:4] == "-" or (status[4:5] in ("2", "4", "5") and status[5:6] == "."):
+        return status  # a line of a multi-line reply, or it already has an enhanced code
+    for prefix, reply in BUILTIN:
+        if status.startswith(prefix):
+            return str(reply)
+    return status

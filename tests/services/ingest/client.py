@@ -1,0 +1,61 @@
+"""A raw SMTP client for tests that need exact bytes (pipelining, bare LF, drains)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+
+class Raw:
+    """One SMTP connection driven line by line."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, tls: ssl.SSLContext | None = None) -> Raw:
+        """Connect to 127.0.0.1:``port`` (TLS from the first byte when ``tls`` is given)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+        return cls(reader, writer)
+
+    async def reply(self, timeout: float = 15.0) -> tuple[int, str]:
+        """The next (possibly multi-line) reply: its code and its text lines joined by \\n."""
+        lines: list[str] = []
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                raise ConnectionError("connection closed: " + "\n".join(lines))
+            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            lines.append(text[4:])
+            if text[3:4] != "-":
+                return int(text[:3]), "\n".join(lines)
+
+    async def send(self, data: bytes) -> None:
+        """Write bytes as they are."""
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def cmd(self, line: str | bytes) -> tuple[int, str]:
+        """Send one command line and read its reply."""
+        raw = line.encode() if isinstance(line, str) else line
+        await self.send(raw + b"\r\n")
+        return await self.reply()
+
+    async def starttls(self, context: ssl.SSLContext) -> None:
+        """STARTTLS and the handshake (asyncio 3.11+ upgrades the stream in place)."""
+        code, _ = await self.cmd("STARTTLS")
+        assert code == 220
+        await self.writer.start_tls(context, server_hostname="localhost")
+
+    async def closed(self, timeout: float = 15.0) -> bool:
+        """Whether the server closes the connection (EOF) within ``timeout``."""
+        data = await asyncio.wait_for(self.reader.read(), timeout)
+        return data == b""
+
+    async def close(self) -> None:
+        """Close our side."""
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await self.writer.wait_closed()
