@@ -1,0 +1,125 @@
+"""The signer's CLI commands: ``dkim keygen``, ``dkim check`` and ``domain check``.
+
+Owns argument parsing and output of these commands; the work is in ``keys.py`` (key files)
+and ``dnscheck.py`` (DNS). Exit codes: 0 all good, 1 a problem was found (or a key file
+already exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from services.signer.config import load_signer_config
+from services.signer.dnscheck import (
+    Lookup,
+    SendingPolicy,
+    check_dkim,
+    check_domain,
+    format_table,
+    has_problems,
+    make_resolver,
+)
+from services.signer.keys import (
+    ALGORITHMS,
+    KeyStore,
+    generate_private_key,
+    key_filename,
+    parse_key_file,
+    write_private_key,
+)
+from shared.config import Config
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+
+
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register ``dkim keygen|check`` and ``domain check`` with the ``postline`` CLI."""
+    dkim = subparsers.add_parser("dkim", help="DKIM keys: generate, check against DNS")
+    actions = dkim.add_subparsers(dest="dkim_command", required=True, metavar="COMMAND")
+    keygen = actions.add_parser("keygen", help="write a new key and print its DNS TXT record")
+    keygen.add_argument("--domain", required=True, help="the signing domain (d=)")
+    keygen.add_argument("--selector", required=True, help="the selector (s=)")
+    keygen.add_argument("--algorithm", choices=ALGORITHMS, default="rsa")
+    keygen.add_argument("--bits", type=int, default=2048, help="RSA key size (>= 2048)")
+    keygen.add_argument("--keys-dir", type=Path, help="default: signer.keys_dir of the config")
+    keygen.set_defaults(handler=cmd_keygen)
+    check = actions.add_parser("check", help="compare published TXT records with local keys")
+    check.add_argument("domain")
+    _add_lookup_options(check)
+    check.set_defaults(handler=cmd_dkim_check)
+    domain = subparsers.add_parser("domain", help="check a sending domain's DNS")
+    domain_actions = domain.add_subparsers(dest="domain_command", required=True, metavar="COMMAND")
+    domain_check = domain_actions.add_parser(
+        "check", help="SPF, DKIM selectors, DMARC and the bounce domain's MX"
+    )
+    domain_check.add_argument("domain")
+    domain_check.add_argument("--bounce-domain", help="default: signer.bounce_domain")
+    _add_lookup_options(domain_check)
+    domain_check.set_defaults(handler=cmd_domain_check)
+
+
+def _add_lookup_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keys-dir", type=Path, help="default: signer.keys_dir of the config")
+    parser.add_argument(
+        "--nameserver",
+        default="",
+        metavar="HOST[:PORT]",
+        help="ask this server instead of the system resolver",
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per lookup")
+
+
+def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
+    """Write ``<selector>._domainkey.<domain>.<alg>.pem`` (0600) and print the TXT record."""
+    directory = args.keys_dir or load_signer_config(config).keys_dir
+    if args.algorithm == "rsa" and args.bits < 2048:
+        print("RSA keys below 2048 bits are refused (the signer would not load them)")
+        return EXIT_PROBLEM
+    domain = args.domain.lower().rstrip(".")
+    name = key_filename(domain, args.selector, args.algorithm)
+    try:
+        path = write_private_key(directory, name, generate_private_key(args.algorithm, args.bits))
+    except FileExistsError:
+        print(f"{directory / name} already exists; choose a new selector to rotate")
+        return EXIT_PROBLEM
+    key = parse_key_file(path)
+    print(f"wrote {path} (mode 0600)")
+    print("publish this DNS record, then wait for it to propagate before signing with it:")
+    print(f"{key.name}. IN TXT {_zone_strings(key.txt_record())}")
+    return EXIT_OK
+
+
+def _zone_strings(value: str) -> str:
+    # RFC 1035 3.3.14: one character-string holds at most 255 octets; RSA keys need more.
+    chunks = [value[i : i + 255] for i in range(0, len(value), 255)]
+    return " ".join(f'"{chunk}"' for chunk in chunks)
+
+
+def _store(args: argparse.Namespace, config: Config) -> KeyStore:
+    store = KeyStore(args.keys_dir or load_signer_config(config).keys_dir)
+    store.load()
+    return store
+
+
+async def cmd_dkim_check(args: argparse.Namespace, config: Config) -> int:
+    """Compare each local selector of the domain with its published TXT record."""
+    lookup = Lookup(make_resolver(args.nameserver, args.timeout))
+    rows = await check_dkim(lookup, _store(args, config), args.domain.lower().rstrip("."))
+    print(format_table(rows))
+    return EXIT_PROBLEM if has_problems(rows) else EXIT_OK
+
+
+async def cmd_domain_check(args: argparse.Namespace, config: Config) -> int:
+    """Print the domain's SPF/DKIM/DMARC/bounce-MX table; non-zero exit on a problem."""
+    section = load_signer_config(config)
+    lookup = Lookup(make_resolver(args.nameserver, args.timeout))
+    policy = SendingPolicy(section.spf_include, section.sending_ips)
+    bounce_domain = (args.bounce_domain or section.bounce_domain).lower().rstrip(".")
+    rows = await check_domain(
+        lookup, _store(args, config), args.domain.lower().rstrip("."), bounce_domain, policy
+    )
+    print(format_table(rows))
+    return EXIT_PROBLEM if has_problems(rows) else EXIT_OK

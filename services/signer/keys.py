@@ -1,0 +1,318 @@
+"""DKIM private keys from a directory: parsed once, reloaded when the files change.
+
+Layout (flat, so a Kubernetes Secret mounted as a volume works as is; Secret keys cannot
+hold ``/``): one PEM file per selector, named after its DNS record plus the algorithm::
+
+    <selector>._domainkey.<domain>.rsa.pem        RSA (PKCS#8 or PKCS#1), >= 2048 bits
+    <selector>._domainkey.<domain>.ed25519.pem    Ed25519 (PKCS#8), RFC 8463
+    <selector>._domainkey.<domain>.toml           optional: not_before / not_after
+
+The optional TOML sidecar holds RFC 3339 times, e.g. ``not_before = 2026-12-01T00:00:00Z``.
+Before ``not_before`` a key is loaded but not used, which makes rotation three steps:
+publish the new selector's TXT record, drop the key file in with a ``not_before`` a few
+days ahead (``postline dkim check`` confirms the record), and it takes over at that time.
+A key past ``not_after`` is no longer used. For each domain and algorithm the signer uses
+the usable key with the latest ``not_before`` (a key without one counts as valid since the
+epoch); a tie, such as two keys without a sidecar, goes to the alphabetically last selector,
+so name selectors by date (``s202612``) or give the new one a ``not_before``.
+
+Files are parsed with ``cryptography`` once; :meth:`KeyStore.refresh` compares a cheap
+``stat`` fingerprint and reloads only when something changed. A key that cannot be used
+(unparsable, RSA below 2048 bits, a name we do not understand) is a :class:`ConfigError`
+at startup; on a later reload it is reported and the previous key set stays in use.
+
+This module does not sign (``dkim.py``) and does not talk DNS (``dnscheck.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from shared.errors import ConfigError
+
+Algorithm = Literal["rsa", "ed25519"]
+ALGORITHMS: tuple[Algorithm, ...] = ("rsa", "ed25519")
+
+#: RFC 8301 section 3.2: signers MUST use RSA keys of at least 1024 bits; we require 2048,
+#: the size every large mailbox provider recommends, and refuse anything smaller.
+MIN_RSA_BITS = 2048
+
+_MARK = "._domainkey."
+_A_TAG: dict[Algorithm, bytes] = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}
+_PKCS1 = padding.PKCS1v15()
+_PREHASHED = Prehashed(hashes.SHA256())
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One selector's private key, parsed, with its validity window."""
+
+    domain: str
+    selector: str
+    algorithm: Algorithm
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    path: Path
+    not_before: float = 0.0
+    not_after: float | None = None
+
+    @property
+    def a_tag(self) -> bytes:
+        """The ``a=`` value of signatures made with this key."""
+        return _A_TAG[self.algorithm]
+
+    @property
+    def name(self) -> str:
+        """The DNS name of the public key record."""
+        return f"{self.selector}{_MARK}{self.domain}"
+
+    def usable(self, now: float) -> bool:
+        """Whether the key may sign at ``now`` (inside its not_before / not_after window)."""
+        return self.not_before <= now and (self.not_after is None or now < self.not_after)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a SHA-256 digest of the canonicalised header block with OpenSSL.
+
+        RSA: RSASSA-PKCS1-v1_5 over the digest (RFC 6376 3.3.1). Ed25519: PureEdDSA over
+        the 32-byte SHA-256 digest, as RFC 8463 section 3 defines ed25519-sha256.
+        """
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            return self.private.sign(digest, _PKCS1, _PREHASHED)
+        return self.private.sign(digest)
+
+    def public_p(self) -> str:
+        """The ``p=`` value: base64 SubjectPublicKeyInfo (RSA) or raw key (RFC 8463 4.2)."""
+        public = self.private.public_key()
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        else:
+            raw = public.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        return base64.b64encode(raw).decode()
+
+    def txt_record(self) -> str:
+        """The TXT record value to publish at :attr:`name` (RFC 6376 3.6.1)."""
+        return f"v=DKIM1; k={self.algorithm}; p={self.public_p()}"
+
+
+def key_filename(domain: str, selector: str, algorithm: Algorithm) -> str:
+    """The file name a key for ``selector`` of ``domain`` must have."""
+    return f"{selector}{_MARK}{domain.lower()}.{algorithm}.pem"
+
+
+def generate_private_key(algorithm: Algorithm, rsa_bits: int = MIN_RSA_BITS) -> bytes:
+    """A new private key as PKCS#8 PEM."""
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    if algorithm == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def write_private_key(directory: Path, filename: str, pem: bytes) -> Path:
+    """Write a key file readable by its owner only (0600), refusing to overwrite one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    return path
+
+
+def parse_key_file(path: Path, source: str = "signer.keys_dir") -> SigningKey:
+    """Parse one key file (and its sidecar); raises :class:`ConfigError` naming the file."""
+    base, algorithm = _split_name(path.name, path)
+    selector, _, domain = base.partition(_MARK)
+    try:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(str(path), source, f"not an unencrypted PEM private key: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), source, f"cannot read: {exc.strerror}") from exc
+    if algorithm == "rsa":
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise ConfigError(str(path), source, "named .rsa.pem but is not an RSA key")
+        if private.key_size < MIN_RSA_BITS:
+            raise ConfigError(
+                str(path),
+                source,
+                f"RSA key of {private.key_size} bits refused: at least {MIN_RSA_BITS} required",
+            )
+    elif not isinstance(private, ed25519.Ed25519PrivateKey):
+        raise ConfigError(str(path), source, "named .ed25519.pem but is not an Ed25519 key")
+    not_before, not_after = _read_sidecar(path.with_name(f"{base}.toml"))
+    return SigningKey(
+        domain=domain.lower(),
+        selector=selector,
+        algorithm=algorithm,
+        private=private,
+        path=path,
+        not_before=not_before,
+        not_after=not_after,
+    )
+
+
+def _split_name(name: str, path: Path) -> tuple[str, Algorithm]:
+    stem = name.removesuffix(".pem")
+    base, _, suffix = stem.rpartition(".")
+    selector, mark, domain = base.partition(_MARK)
+    if suffix not in ALGORITHMS or not mark or not selector or "." not in domain:
+        raise ConfigError(
+            str(path),
+            "signer.keys_dir",
+            "key files must be named <selector>._domainkey.<domain>.<rsa|ed25519>.pem",
+        )
+    return base, suffix
+
+
+def _read_sidecar(path: Path) -> tuple[float, float | None]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return 0.0, None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot read key sidecar: {exc}") from exc
+    unknown = set(data) - {"not_before", "not_after"}
+    if unknown:
+        raise ConfigError(str(path), sorted(unknown)[0], "unknown key (not_before, not_after)")
+    not_after = data.get("not_after")
+    return (
+        _timestamp(path, "not_before", data.get("not_before")),
+        None if not_after is None else _timestamp(path, "not_after", not_after),
+    )
+
+
+def _timestamp(path: Path, key: str, value: object) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.timestamp()
+    raise ConfigError(
+        str(path), key, "expected an RFC 3339 time with offset, e.g. 2026-12-01T00:00:00Z"
+    )
+
+
+class KeyStore:
+    """The keys of one directory, indexed by domain; see the module docstring."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._keys: dict[str, tuple[SigningKey, ...]] = {}
+        self._fingerprint: Fingerprint = ()
+        self.last_error: ConfigError | None = None
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """(name, mtime, inode, size) of every file, as of the last successful load."""
+        return self._fingerprint
+
+    def load(self) -> None:
+        """Parse every key file now; raises :class:`ConfigError` on the first bad one."""
+        fingerprint = self._scan()
+        keys = [
+            parse_key_file(self.directory / name)
+            for name, *_ in fingerprint
+            if name.endswith(".pem")
+        ]
+        by_domain: dict[str, list[SigningKey]] = {}
+        for key in keys:
+            found = by_domain.setdefault(key.domain, [])
+            if any(other.selector == key.selector for other in found):
+                # One selector is one TXT record (RFC 6376 3.6.2.1): one key per selector.
+                raise ConfigError(
+                    str(key.path),
+                    "signer.keys_dir",
+                    f"selector {key.selector!r} of {key.domain} already has a key; "
+                    "use a different selector per algorithm",
+                )
+            found.append(key)
+        self._keys = {domain: tuple(found) for domain, found in by_domain.items()}
+        self._fingerprint = fingerprint
+        self.last_error = None
+
+    def refresh(self) -> bool:
+        """Reload when any file changed; ``True`` when the key set was replaced.
+
+        A bad file keeps the previous keys in use and is kept in :attr:`last_error`.
+        """
+        try:
+            if self._scan() == self._fingerprint:
+                return False
+            self.load()
+        except ConfigError as exc:
+            self.last_error = exc
+            return False
+        return True
+
+    def _scan(self) -> Fingerprint:
+        try:
+            entries = sorted(os.scandir(self.directory), key=lambda e: e.name)
+        except FileNotFoundError:
+            return ()  # no keys yet: every domain falls back (or fails, per allow_unsigned)
+        except OSError as exc:
+            raise ConfigError(
+                str(self.directory), "signer.keys_dir", f"cannot list: {exc.strerror}"
+            ) from exc
+        found = []
+        for entry in entries:
+            # Kubernetes Secret volumes hold ..data and timestamped dirs; the visible names
+            # are symlinks into them, and stat() follows them to the current version.
+            if entry.name.startswith(".") or not entry.name.endswith((".pem", ".toml")):
+                continue
+            st = entry.stat()
+            found.append((entry.name, st.st_mtime_ns, st.st_ino, st.st_size))
+        return tuple(found)
+
+    def all_keys(self) -> list[SigningKey]:
+        """Every loaded key, usable now or not."""
+        return [key for keys in self._keys.values() for key in keys]
+
+    def keys_of(self, domain: str) -> tuple[SigningKey, ...]:
+        """Every loaded key of ``domain``."""
+        return self._keys.get(domain.lower(), ())
+
+    def signing_keys(self, domain: str, now: float) -> list[SigningKey]:
+        """The keys to sign with for ``domain`` at ``now``: newest usable one per algorithm,
+        RSA first (dual signing when both exist; receivers without Ed25519 skip it)."""
+        return _newest_per_algorithm(self.keys_of(domain), now)
+
+    def get(self, domain: str, selector: str, algorithm: Algorithm) -> SigningKey | None:
+        """A key by its identity (what a signing worker is told to use)."""
+        for key in self.keys_of(domain):
+            if key.selector == selector and key.algorithm == algorithm:
+                return key
+        return None
+
+
+def _newest_per_algorithm(keys: Iterable[SigningKey], now: float) -> list[SigningKey]:
+    best: dict[Algorithm, SigningKey] = {}
+    for key in keys:
+        if not key.usable(now):
+            continue
+        current = best.get(key.algorithm)
+        if current is None or (key.not_before, key.selector) > (
+            current.not_before,
+            current.selector,
+        ):
+            best[key.algorithm] = key
+    return [best[alg] for alg in ALGORITHMS if alg in best]

@@ -1,0 +1,116 @@
+"""The signer stage: ``postline signer``, and its place in ``postline run`` (order 20).
+
+Reads ``postline.submitted`` as group ``postline-signer`` through ``shared.batch`` (each batch
+is one bus transaction: Deliveries and events published, input offsets committed), signs on
+every core of the pod with a process pool (``pool.py`` says why not several consumers), keeps
+the suppression table current, and reloads the key directory every ``key_reload_interval``
+and on SIGHUP. Everything a message goes through is in ``pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from services.signer.commands import add_commands
+from services.signer.config import SignerConfig, load_signer_config, read_secret
+from services.signer.keys import KeyStore
+from services.signer.metrics import SignerMetrics
+from services.signer.pipeline import SignerPipeline
+from services.signer.pool import SigningPool
+from services.signer.suppressions import SuppressionTable
+from shared.batch import run_batch_loop
+from shared.config import Config
+from shared.stage import StageContext, StageSpec
+from shared.topics import SUBMITTED
+
+GROUP = "postline-signer"
+
+
+class SignerStage:
+    """A running signer: its keys, pool, suppression table and batch loop."""
+
+    def __init__(self, ctx: StageContext, config: SignerConfig, secret: bytes) -> None:
+        self.config = config
+        self.store = KeyStore(config.keys_dir)
+        self.store.load()  # a bad or weak key stops the start with a ConfigError
+        self.metrics = SignerMetrics(ctx.registry)
+        self.metrics.observe_keys(self.store.all_keys())
+        self.pool = SigningPool(self.store, config.workers)
+        self.suppressions = SuppressionTable()
+        self.pipeline = SignerPipeline(
+            config,
+            secret=secret,
+            store=self.store,
+            pool=self.pool,
+            suppressions=self.suppressions,
+            metrics=self.metrics,
+            log=ctx.log,
+        )
+        self.log = ctx.log
+        ctx.reload_hooks.append(self.reload_keys)
+
+    def reload_keys(self) -> None:
+        """Re-read the key directory if a file changed (the previous keys stay on error)."""
+        if self.store.refresh():
+            self.log.info("DKIM keys reloaded", extra={"keys": len(self.store.all_keys())})
+        elif self.store.last_error is not None:
+            self.metrics.key_reload_errors.inc()
+            self.log.error("DKIM key reload refused", extra={"error": str(self.store.last_error)})
+            self.store.last_error = None
+        self.metrics.observe_keys(self.store.all_keys())
+
+    async def run(self, ctx: StageContext) -> None:
+        """Serve until ``ctx.stopping``; see the module docstring."""
+        await self.suppressions.load(ctx.bus)
+        self.pool.start()
+        helpers = [
+            asyncio.create_task(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log)),
+            asyncio.create_task(self._reload_periodically(ctx.stopping)),
+        ]
+        try:
+            await run_batch_loop(
+                ctx,
+                group=GROUP,
+                topic=SUBMITTED,
+                handle=self.pipeline.handle,
+                metrics=ctx.metrics,
+                max_records=self.config.batch_size,
+            )
+        finally:
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.to_thread(self.pool.close)
+
+    async def _reload_periodically(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.config.key_reload_interval)
+            self.reload_keys()
+
+
+async def create(ctx: StageContext) -> SignerStage:
+    """Build the stage from ``[signer]``; raises ``ConfigError`` on bad settings or keys."""
+    config = load_signer_config(ctx.config)
+    return SignerStage(ctx, config, read_secret(config.secret_file))
+
+
+def check_config(config: Config) -> SignerConfig:
+    """``postline config check``: the section and every key file in ``keys_dir`` (a missing
+    directory is fine; the secret file is read at start, where the Secret is mounted)."""
+    section = load_signer_config(config)
+    KeyStore(section.keys_dir).load()
+    return section
+
+
+STAGE = StageSpec(
+    name="signer",
+    help="DKIM-sign accepted messages and fan them out per destination",
+    create=create,
+    order=20,
+    add_commands=add_commands,
+    check_config=check_config,
+)

@@ -1,0 +1,106 @@
+"""The signer's metrics, declared once, each with help text saying how to read it.
+
+Labels are bounded: ``result`` (a fixed list below), ``algorithm`` (rsa, ed25519), and
+``domain``/``selector`` of configured DKIM keys only (our customers' signing domains, a set
+the operator controls; recipient domains are never a label). Registered on the registry the
+runtime passes in; no global registry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.signer.keys import SigningKey
+
+#: ``result`` values of postline_signer_messages_total.
+SIGNED = "signed"  # signed with at least one key
+UNSIGNED = "unsigned"  # no key, sent unsigned because allow_unsigned is on
+FAILED = "failed"  # no key and unsigned not allowed, or the message cannot be signed
+SUPPRESSED = "suppressed"  # every recipient was on the suppression list
+RESULTS = (SIGNED, UNSIGNED, FAILED, SUPPRESSED)
+
+_SIGN_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_FANOUT_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class SignerMetrics:
+    """Everything the signer counts, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "postline_signer_messages_total",
+            "Submissions the signer finished, by result (signed, unsigned, failed, "
+            "suppressed). 'failed' means a customer's mail was not sent: alert on any rate; "
+            "'unsigned' rising means a sending domain lost its key.",
+            ["result"],
+            registry=registry,
+        )
+        self.signatures = Counter(
+            "postline_signer_signatures_total",
+            "DKIM signatures made, by algorithm (rsa, ed25519). With dual signing both rise "
+            "together; one flat while the other rises means a selector is missing.",
+            ["algorithm"],
+            registry=registry,
+        )
+        self.sign_seconds = Histogram(
+            "postline_signer_sign_seconds",
+            "Time to DKIM-sign one copy of a message (all its signatures), in a signing "
+            "worker. A p99 well above a millisecond for normal mail means the pod's CPUs are "
+            "saturated or messages are very large.",
+            buckets=_SIGN_BUCKETS,
+            registry=registry,
+        )
+        self.fanout = Histogram(
+            "postline_signer_fanout_deliveries",
+            "Deliveries produced from one Submission (one per recipient with VERP or bulk, "
+            "else one per recipient domain). Large values mean big recipient lists.",
+            buckets=_FANOUT_BUCKETS,
+            registry=registry,
+        )
+        self.suppressed = Counter(
+            "postline_signer_suppressed_recipients_total",
+            "Recipients dropped because they are on the suppression list.",
+            registry=registry,
+        )
+        self.key_age = Gauge(
+            "postline_signer_key_age_seconds",
+            "Seconds since each DKIM key became valid (its not_before, else its file's "
+            "modification time). Rotate keys older than your policy (commonly 6-12 months).",
+            ["domain", "selector", "algorithm"],
+            registry=registry,
+        )
+        self.key_expiry = Gauge(
+            "postline_signer_key_expiry_seconds",
+            "Seconds until each DKIM key's not_after (negative: expired, no longer used; "
+            "absent for keys without one). Alert when a domain's last key nears 0.",
+            ["domain", "selector", "algorithm"],
+            registry=registry,
+        )
+        self.key_reload_errors = Counter(
+            "postline_signer_key_reload_errors_total",
+            "Key directory reloads refused because a file was bad; the previous keys stay "
+            "in use. The log names the file.",
+            registry=registry,
+        )
+
+    def observe_keys(self, keys: Iterable[SigningKey], now: float | None = None) -> None:
+        """Set the per-selector gauges to the current key set (dropping removed keys)."""
+        now = time.time() if now is None else now
+        self.key_age.clear()
+        self.key_expiry.clear()
+        for key in keys:
+            labels = (key.domain, key.selector, key.algorithm)
+            since = key.not_before or _mtime(key)
+            self.key_age.labels(*labels).set(now - since)
+            if key.not_after is not None:
+                self.key_expiry.labels(*labels).set(key.not_after - now)
+
+
+def _mtime(key: SigningKey) -> float:
+    try:
+        return key.path.stat().st_mtime
+    except OSError:
+        return time.time()

@@ -1,0 +1,279 @@
+"""The signer's batch handler: Submissions in, signed Deliveries and events out.
+
+For each Submission, in order:
+
+1. recipients on the suppression list (global, or scoped to the From domain) are dropped
+   with a ``suppressed`` event;
+2. the signing domain is the From domain when it has a usable key (aligned for DMARC,
+   RFC 7489 3.1.1), else the submitting user's fallback, else the global fallback; with
+   none the message goes unsigned if ``allow_unsigned``, otherwise it fails with a
+   ``failed`` event (never silently dropped: the event reaches the sender's reporting);
+3. bulk mail gets one copy per recipient with its List-Unsubscribe fields added before
+   signing; other mail is signed once for all recipients;
+4. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) and a
+   ``signed`` event is written.
+
+The batch loop (``shared.batch``) publishes everything returned here and commits the input
+offsets in one transaction. This module owns none of that, nor DKIM itself (``dkim.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from services.signer.config import SignerConfig
+from services.signer.fanout import Envelope, deliveries, recipient_domain
+from services.signer.headers import from_domain, prepend
+from services.signer.keys import KeyStore, SigningKey
+from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
+from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
+from services.signer.suppressions import SuppressionTable
+from services.signer.unsubscribe import is_bulk, unsubscribe_fields, wants_headers
+from shared.batch import Item
+from shared.errors import PoisonRecord
+from shared.records import Event, EventKind, Submission
+from shared.topics import EVENTS, OUTBOUND, OutRecord
+
+STAGE = "signer"
+
+
+@dataclass
+class _Copy:
+    recipients: tuple[str, ...]
+    data: bytes  # unsigned, with any per-copy fields added
+
+
+@dataclass
+class _Plan:
+    submission: Submission
+    keys: list[SigningKey] = field(default_factory=list)
+    bulk: bool = False
+    per_recipient: bool = False
+    copies: list[_Copy] = field(default_factory=list)
+    outputs: list[OutRecord] = field(default_factory=list)  # events decided while planning
+    result: str = ""  # set when planning already decided the outcome
+
+
+class SignerPipeline:
+    """Turns a batch of Submissions into output records (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: SignerConfig,
+        *,
+        secret: bytes,
+        store: KeyStore,
+        pool: SigningPool,
+        suppressions: SuppressionTable,
+        metrics: SignerMetrics,
+        log: logging.Logger,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.pool = pool
+        self.suppressions = suppressions
+        self.metrics = metrics
+        self.log = log
+        self.clock = clock
+        self.secret = secret
+        self.envelope = Envelope(
+            verp=config.verp,
+            verp_local=config.verp_local,
+            bounce_domain=config.bounce_domain,
+            secret=secret,
+            max_message_age=config.max_message_age,
+            first_attempt_delay=config.first_attempt_delay,
+        )
+
+    async def handle(self, items: Sequence[Item[Submission]]) -> list[OutRecord]:
+        """Sign and fan out a batch; the outputs to publish in the batch's transaction."""
+        now = self.clock()
+        plans = [self._plan(item.record, now) for item in items]
+        jobs = [
+            SignJob(
+                copy.data,
+                tuple(KeyRef.of(k) for k in plan.keys),
+                int(now),
+                int(self.config.signature_expiry),
+            )
+            for plan in plans
+            if plan.keys
+            for copy in plan.copies
+        ]
+        outcomes = iter(await self.pool.sign(jobs))
+        outputs: list[OutRecord] = []
+        for plan in plans:
+            signed = [next(outcomes) for _ in plan.copies] if plan.keys else []
+            outputs += self._finish(plan, signed, now)
+        return outputs
+
+    def _plan(self, submission: Submission, now: float) -> _Plan:
+        poison_if_unusable(submission)
+        plan = _Plan(submission)
+        sender_domain = from_domain(submission.data)
+        kept = self._drop_suppressed(plan, sender_domain, now)
+        if not kept:
+            plan.result = SUPPRESSED
+            return plan
+        plan.keys = self._choose_keys(submission, sender_domain, now)
+        if not plan.keys and not self.config.allow_unsigned:
+            plan.result = FAILED
+            plan.outputs.append(
+                self._event(
+                    submission,
+                    EventKind.FAILED,
+                    now,
+                    check="dkim",
+                    detail=f"no DKIM key for {sender_domain or 'the From domain'} and no fallback "
+                    "signing domain; allow_unsigned is off",
+                )
+            )
+            return plan
+        plan.bulk = is_bulk(submission, sender_domain, self.config.bulk_rules)
+        if plan.bulk and wants_headers(self.config, submission.data):
+            plan.per_recipient = True
+            plan.copies = [
+                _Copy(
+                    (rcpt,),
+                    prepend(
+                        submission.data,
+                        unsubscribe_fields(
+                            self.config, self.secret, rcpt, sender_domain, submission.id
+                        ),
+                    ),
+                )
+                for rcpt in kept
+            ]
+        else:
+            plan.copies = [_Copy(tuple(kept), submission.data)]
+        return plan
+
+    def _drop_suppressed(self, plan: _Plan, sender_domain: str, now: float) -> list[str]:
+        kept = []
+        for rcpt in plan.submission.rcpt_to:
+            if self.suppressions.is_suppressed(rcpt, sender_domain):
+                self.metrics.suppressed.inc()
+                plan.outputs.append(
+                    self._event(
+                        plan.submission,
+                        EventKind.SUPPRESSED,
+                        now,
+                        recipient=rcpt,
+                        domain=recipient_domain(rcpt),
+                        check="suppression",
+                    )
+                )
+            else:
+                kept.append(rcpt)
+        return kept
+
+    def _choose_keys(
+        self, submission: Submission, sender_domain: str, now: float
+    ) -> list[SigningKey]:
+        user = submission.client.auth_user or ""
+        candidates = [
+            sender_domain,
+            self.config.user_signing_domains.get(user, ""),
+            self.config.signing_domain,
+        ]
+        for domain in candidates:
+            keys = self.store.signing_keys(domain, now) if domain else []
+            if keys:
+                return keys
+        return []
+
+    def _finish(self, plan: _Plan, signed: list[SignOutcome], now: float) -> list[OutRecord]:
+        submission = plan.submission
+        outputs = list(plan.outputs)
+        if plan.result:
+            self.metrics.messages.labels(plan.result).inc()
+            return outputs
+        failure = next((outcome.error for outcome in signed if outcome.error), "")
+        if failure:
+            self.metrics.messages.labels(FAILED).inc()
+            outputs.append(
+                self._event(submission, EventKind.FAILED, now, check="dkim", detail=failure)
+            )
+            return outputs
+        made = []
+        for index, copy in enumerate(plan.copies):
+            header = signed[index].header if signed else b""
+            made += deliveries(
+                submission,
+                copy.recipients,
+                header + copy.data,
+                self.envelope,
+                now,
+                per_recipient=plan.per_recipient,
+                bulk=plan.bulk,
+            )
+        self._count(plan, signed, len(made))
+        outputs += [OUTBOUND.out(delivery) for delivery in made]
+        outputs.append(
+            self._event(
+                submission,
+                EventKind.SIGNED,
+                now,
+                check="dkim",
+                detail=_describe(plan.keys, len(made)),
+            )
+        )
+        return outputs
+
+    def _count(self, plan: _Plan, signed: list[SignOutcome], made: int) -> None:
+        self.metrics.messages.labels(SIGNED if plan.keys else UNSIGNED).inc()
+        self.metrics.fanout.observe(made)
+        for outcome in signed:
+            self.metrics.sign_seconds.observe(outcome.seconds)
+            for key in plan.keys:
+                self.metrics.signatures.labels(key.algorithm).inc()
+
+    def _event(
+        self,
+        submission: Submission,
+        kind: EventKind,
+        now: float,
+        *,
+        check: str,
+        recipient: str = "",
+        domain: str = "",
+        detail: str = "",
+    ) -> OutRecord:
+        return EVENTS.out(
+            Event(
+                kind=kind,
+                message_id=submission.id,
+                at=now,
+                recipient=recipient,
+                domain=domain,
+                sender=submission.mail_from,
+                check=check,
+                detail=detail,
+                tags=submission.tags,
+                stage=STAGE,
+            )
+        )
+
+
+def _describe(keys: list[SigningKey], deliveries_made: int) -> str:
+    if not keys:
+        return f"unsigned; {deliveries_made} deliveries"
+    signatures = ", ".join(f"{k.algorithm} d={k.domain} s={k.selector}" for k in keys)
+    return f"{signatures}; {deliveries_made} deliveries"
+
+
+def poison_if_unusable(submission: Submission) -> None:
+    """Refuse a Submission no stage could ever handle (the batch loop dead-letters it)."""
+    if not submission.rcpt_to:
+        raise PoisonRecord("submission has no recipients")
+    try:
+        valid = len(bytes.fromhex(submission.id)) == 16
+    except ValueError:
+        valid = False
+    if not valid:
+        # VERP tokens carry the id as 16 bytes (shared.tokens); ingest always makes such ids.
+        raise PoisonRecord(f"submission id {submission.id!r} is not 32 hex digits")

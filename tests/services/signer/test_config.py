@@ -1,0 +1,86 @@
+"""The [signer] section: defaults, bounds, strictness, the secret file, key checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.signer.config import SignerConfig, load_signer_config, read_secret
+from services.signer.keys import generate_private_key
+from services.signer.main import STAGE, check_config
+from shared.config import load_config
+from shared.errors import ConfigError
+
+
+def config_with(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "postline.toml"
+    path.write_text("[signer]\n" + body)
+    return path
+
+
+def test_defaults() -> None:
+    config = SignerConfig()
+    assert config.max_message_age == 3 * 86400
+    assert config.signature_expiry == 0
+    assert config.verp and not config.allow_unsigned
+    assert config.mailto_domain == config.bounce_domain
+
+
+def test_durations_and_rules_decode(tmp_path: Path) -> None:
+    path = config_with(
+        tmp_path,
+        (
+            'max_message_age = "5d"\nsignature_expiry = "7d"\n'
+            '[[signer.bulk_rules]]\ntag = "category"\nvalue = "news"\n'
+        ),
+    )
+    config = load_signer_config(load_config(path, environ={}))
+    assert config.max_message_age == 5 * 86400
+    assert config.signature_expiry == 7 * 86400
+    assert config.bulk_rules[0].tag == "category"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "problem"),
+    [
+        ("unknown = 1\n", "signer.unknown", "unknown key"),
+        ('max_message_age = "10s"\n', "signer", "max_message_age must be between"),
+        ("workers = -1\n", "signer.workers", ">= 0"),
+        ('bounce_domain = "a@b"\n', "signer", "bounce_domain"),
+        ('unsubscribe_url = "http://x/"\n', "signer", "https"),
+        ('[[signer.bulk_rules]]\nvalue = "x"\n', "signer.bulk_rules", "at least one"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, body: str, key: str, problem: str) -> None:
+    path = config_with(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_signer_config(load_config(path, environ={}))
+    assert str(path) in str(info.value)
+    assert info.value.key.startswith(key)
+    assert problem in str(info.value)
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = {"POSTLINE__SIGNER__VERP": "false", "POSTLINE__SIGNER__WORKERS": "3"}
+    config = load_signer_config(load_config(None, environ=env))
+    assert not config.verp and config.workers == 3
+
+
+def test_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "short").write_bytes(b"short\n")
+    (tmp_path / "good").write_bytes(b"a-long-enough-secret-value\n")
+    assert read_secret(tmp_path / "good") == b"a-long-enough-secret-value"
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        read_secret(tmp_path / "short")
+    with pytest.raises(ConfigError, match=r"signer\.secret_file"):
+        read_secret(tmp_path / "absent")
+
+
+def test_config_check_loads_keys(tmp_path: Path, keys_dir: Path) -> None:
+    path = config_with(tmp_path, f'keys_dir = "{keys_dir}"\n')
+    assert STAGE.check_config is check_config
+    assert check_config(load_config(path, environ={})).keys_dir == keys_dir
+    (keys_dir / "x._domainkey.example.test.rsa.pem").write_bytes(generate_private_key("ed25519"))
+    with pytest.raises(ConfigError, match="not an RSA key"):
+        check_config(load_config(path, environ={}))

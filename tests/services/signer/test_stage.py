@@ -1,0 +1,329 @@
+"""The signer stage end to end on the embedded bus, through shared.batch.run_batch_loop.
+
+Submissions go in on postline.submitted; the test reads postline.outbound and
+postline.events as a fresh consumer group would, and verifies every signature with dkimpy
+against keys served by a real DNS server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.signer.keys import KeyStore
+from services.signer.main import GROUP, SignerStage, create
+from shared.bus.base import BusMessage
+from shared.bus.embedded import EmbeddedBus
+from shared.config import load_config
+from shared.records import (
+    ClientInfo,
+    Delivery,
+    Event,
+    EventKind,
+    Submission,
+    Suppression,
+    SuppressionReason,
+    new_id,
+)
+from shared.stage import StageContext
+from shared.tokens import parse_unsubscribe_token, parse_verp
+from shared.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
+from tests.services.signer.conftest import SECRET, add_key, dns_records, verify
+from tests.support.dnsserver import DnsServer
+
+DEADLINE = 15.0
+BODY = b"Hello,\r\n\r\nthis is the message body \xe2\x80\x94 with 8-bit text.\r\n"
+
+
+def message(sender: str = "alice@example.test", extra: bytes = b"") -> bytes:
+    return (
+        f"From: Alice <{sender}>\r\nTo: undisclosed-recipients:;\r\n".encode()
+        + b"Subject: Quarterly news\r\nMessage-ID: <x@example.test>\r\n"
+        + extra
+        + b"\r\n"
+        + BODY
+    )
+
+
+def submission(
+    rcpts: tuple[str, ...], data: bytes | None = None, user: str = "app", **fields: object
+) -> Submission:
+    return Submission(
+        id=fields.pop("id", new_id()),  # type: ignore[arg-type]
+        received_at=1_000.0,
+        client=ClientInfo(ip="127.0.0.1", auth_user=user),
+        mail_from="alice@example.test",
+        rcpt_to=rcpts,
+        data=data if data is not None else message(),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+class Harness:
+    """A running signer stage and the bus it reads."""
+
+    def __init__(self, bus: EmbeddedBus, ctx: StageContext, stage: SignerStage) -> None:
+        self.bus = bus
+        self.ctx = ctx
+        self.stage = stage
+
+    async def submit(self, *subs: Submission) -> None:
+        await self.bus.publish([SUBMITTED.out(s) for s in subs])
+
+    async def read(self, topic: str) -> list[BusMessage]:
+        consumer = self.bus.consumer(f"check-{uuid.uuid4().hex}", [topic])
+        await consumer.start()
+        try:
+            found: list[BusMessage] = []
+            while batch := await consumer.fetch(500, 0.1):
+                found += batch
+            return found
+        finally:
+            await consumer.stop()
+
+    async def events(self, count: int) -> list[Event]:
+        """Wait for at least ``count`` events."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DEADLINE
+        while len(found := await self.read(EVENTS.name)) < count:
+            assert loop.time() < end, f"{len(found)} events, wanted {count}"
+            await asyncio.sleep(0.05)
+        return [EVENTS.decode(m.value) for m in found if m.value is not None]
+
+    async def deliveries(self) -> list[Delivery]:
+        return [OUTBOUND.decode(m.value) for m in await self.read(OUTBOUND.name) if m.value]
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return self.ctx.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path, keys_dir: Path, settings: str = "", suppressed: tuple[str, ...] = ()
+) -> AsyncIterator[Harness]:
+    secret = tmp_path / "verp.key"
+    secret.write_bytes(SECRET)
+    config_file = tmp_path / "postline.toml"
+    config_file.write_text(
+        f'[embedded]\npath = "{tmp_path / "bus.db"}"\npartitions = 2\n\n'
+        f'[signer]\nkeys_dir = "{keys_dir}"\nsecret_file = "{secret}"\n'
+        'bounce_domain = "bounces.example.test"\nworkers = 1\n'
+        'unsubscribe_url = "https://mail.example.test/unsubscribe/"\n' + settings
+    )
+    config = load_config(config_file, environ={})
+    bus = EmbeddedBus(config.core.embedded)
+    await bus.start()
+    await bus.publish(
+        [
+            SUPPRESSIONS.out(Suppression(address=a, reason=SuppressionReason.HARD_BOUNCE, at=1.0))
+            for a in suppressed
+        ]
+    )
+    ctx = StageContext(
+        name="signer",
+        config=config,
+        bus=bus,
+        registry=CollectorRegistry(),
+        log=logging.getLogger("postline.signer"),
+        stopping=asyncio.Event(),
+        instance="t1",
+    )
+    stage = await create(ctx)
+    task = asyncio.create_task(stage.run(ctx))
+    try:
+        await asyncio.wait_for(ctx.wait_ready(), DEADLINE)
+        yield Harness(bus, ctx, stage)
+    finally:
+        ctx.stopping.set()
+        await asyncio.wait_for(task, DEADLINE)
+        await bus.close()
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return sorted(e.kind.value for e in events)
+
+
+async def test_signs_fans_out_with_verp_and_drops_suppressed(
+    tmp_path: Path, keys_dir: Path, store: KeyStore
+) -> None:
+    sub = submission(("bob@one.test", "carol@one.test", "gone@two.test", "dave@two.test"))
+    async with running(tmp_path, keys_dir, suppressed=("gone@two.test",)) as signer:
+        await signer.submit(sub)
+        events = await signer.events(2)
+        made = await signer.deliveries()
+        assert signer.metric("postline_signer_messages_total", {"result": "signed"}) == 1
+        assert signer.metric("postline_signer_signatures_total", {"algorithm": "ed25519"}) == 1
+        assert signer.metric("postline_signer_suppressed_recipients_total") == 1
+    assert kinds(events) == ["signed", "suppressed"]
+    suppressed = next(e for e in events if e.kind is EventKind.SUPPRESSED)
+    assert (suppressed.recipient, suppressed.domain) == ("gone@two.test", "two.test")
+    assert sorted(d.rcpt_to for d in made) == [
+        ("bob@one.test",),
+        ("carol@one.test",),
+        ("dave@two.test",),
+    ]
+    async with DnsServer(dns_records(store)) as dns:
+        for delivery in made:
+            token = parse_verp(delivery.mail_from, SECRET)
+            assert (token.message_id, token.recipient) == (sub.id, delivery.rcpt_to[0])
+            assert delivery.data.endswith(sub.data)  # signatures prepended, nothing re-encoded
+            assert await verify(delivery.data, dns.port, 0)  # RSA
+            assert await verify(delivery.data, dns.port, 1)  # Ed25519
+    # The same signed bytes for every copy: non-bulk mail is signed once.
+    assert len({d.data for d in made}) == 1
+
+
+async def test_verp_off_one_delivery_per_domain(tmp_path: Path, keys_dir: Path) -> None:
+    sub = submission(("bob@one.test", "carol@one.test", "dave@two.test"))
+    async with running(tmp_path, keys_dir, "verp = false\n") as signer:
+        await signer.submit(sub)
+        await signer.events(1)
+        made = await signer.deliveries()
+    assert sorted((d.domain, d.rcpt_to, d.mail_from) for d in made) == [
+        ("one.test", ("bob@one.test", "carol@one.test"), "alice@example.test"),
+        ("two.test", ("dave@two.test",), "alice@example.test"),
+    ]
+
+
+async def test_bulk_gets_signed_one_click_unsubscribe_per_recipient(
+    tmp_path: Path, keys_dir: Path, store: KeyStore
+) -> None:
+    sub = submission(("bob@one.test", "carol@two.test"), tags={"bulk": "yes"})
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(sub)
+        await signer.events(1)
+        made = await signer.deliveries()
+    assert len(made) == 2
+    async with DnsServer(dns_records(store)) as dns:
+        for delivery in made:
+            assert delivery.bulk
+            head = delivery.data.split(b"\r\n\r\n", 1)[0].decode()
+            assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+            token = head.split("https://mail.example.test/unsubscribe/", 1)[1].split(">", 1)[0]
+            parsed = parse_unsubscribe_token(SECRET, token)
+            assert (parsed.recipient, parsed.scope) == (delivery.rcpt_to[0], "example.test")
+            assert await verify(delivery.data, dns.port)
+            # Both fields are covered: changing the URL or dropping one-click breaks it.
+            forged = delivery.data.replace(token.encode(), token[:-2].encode() + b"xx")
+            assert not await verify(forged, dns.port)
+            stripped = delivery.data.replace(
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", b""
+            )
+            assert not await verify(stripped, dns.port)
+
+
+async def test_no_key_fails_with_an_event_unless_a_fallback_exists(
+    tmp_path: Path, keys_dir: Path, store: KeyStore
+) -> None:
+    orphan = submission(("bob@one.test",), message("x@other.test"), user="nobody")
+    fallback = submission(("bob@one.test",), message("x@other.test"), user="app")
+    settings = 'user_signing_domains = { app = "example.test" }\n'
+    async with running(tmp_path, keys_dir, settings) as signer:
+        await signer.submit(orphan, fallback)
+        events = await signer.events(2)
+        made = await signer.deliveries()
+        assert signer.metric("postline_signer_messages_total", {"result": "failed"}) == 1
+    failed = next(e for e in events if e.kind is EventKind.FAILED)
+    assert failed.message_id == orphan.id
+    assert "no DKIM key for other.test" in failed.detail
+    assert [d.message_id for d in made] == [fallback.id]
+    assert b"d=example.test" in made[0].data
+    async with DnsServer(dns_records(store)) as dns:
+        assert await verify(made[0].data, dns.port)
+
+
+async def test_allow_unsigned_sends_without_signature(tmp_path: Path, keys_dir: Path) -> None:
+    sub = submission(("bob@one.test",), message("x@other.test"))
+    async with running(tmp_path, keys_dir, "allow_unsigned = true\n") as signer:
+        await signer.submit(sub)
+        await signer.events(1)
+        made = await signer.deliveries()
+        assert signer.metric("postline_signer_messages_total", {"result": "unsigned"}) == 1
+    assert [d.data for d in made] == [sub.data]
+
+
+async def test_suppression_added_while_running_applies(tmp_path: Path, keys_dir: Path) -> None:
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.bus.publish(
+            [
+                SUPPRESSIONS.out(
+                    Suppression(
+                        address="late@one.test",
+                        reason=SuppressionReason.COMPLAINT,
+                        at=2.0,
+                        scope="example.test",
+                    )
+                )
+            ]
+        )
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DEADLINE
+        while not signer.stage.suppressions.is_suppressed("late@one.test", "example.test"):
+            assert loop.time() < end
+            await asyncio.sleep(0.02)
+        await signer.submit(submission(("late@one.test",)))
+        events = await signer.events(1)
+        made = await signer.deliveries()
+    assert kinds(events) == ["suppressed"]
+    assert made == []
+
+
+async def test_unusable_submission_is_dead_lettered(tmp_path: Path, keys_dir: Path) -> None:
+    bad = submission(("bob@one.test",), id="not-hex")
+    good = submission(("bob@one.test",))
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(bad, good)
+        await signer.events(1)
+        dead = [DEAD.decode(m.value) for m in await signer.read(DEAD.name) if m.value]
+        made = await signer.deliveries()
+    assert [d.reason for d in dead] == ["poison: submission id 'not-hex' is not 32 hex digits"]
+    assert dead[0].group == GROUP
+    assert [d.message_id for d in made] == [good.id]
+
+
+async def test_message_without_from_fails_with_an_event(tmp_path: Path, keys_dir: Path) -> None:
+    settings = 'signing_domain = "example.test"\n'
+    sub = submission(("bob@one.test",), b"Subject: no from\r\n\r\nbody\r\n")
+    async with running(tmp_path, keys_dir, settings) as signer:
+        await signer.submit(sub)
+        events = await signer.events(1)
+    assert [(e.kind, e.check) for e in events] == [(EventKind.FAILED, "dkim")]
+    assert "no From header" in events[0].detail
+
+
+@pytest.mark.parametrize("count", [30])
+async def test_many_messages_each_exactly_once(tmp_path: Path, keys_dir: Path, count: int) -> None:
+    subs = [submission((f"r{i}@one.test",)) for i in range(count)]
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(*subs)
+        await signer.events(count)
+        made = await signer.deliveries()
+    assert sorted(d.message_id for d in made) == sorted(s.id for s in subs)
+
+
+async def test_keys_added_while_running_are_used_without_restart(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    async with running(tmp_path, keys_dir, 'key_reload_interval = "0.1s"\n') as signer:
+        add_key(keys_dir, "second.test", "s1", "ed25519")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DEADLINE
+        while not signer.stage.store.keys_of("second.test"):
+            assert loop.time() < end, "new key not picked up"
+            await asyncio.sleep(0.05)
+        labels = {"domain": "second.test", "selector": "s1", "algorithm": "ed25519"}
+        age = signer.ctx.registry.get_sample_value("postline_signer_key_age_seconds", labels)
+        assert age is not None and age >= 0
+        await signer.submit(submission(("bob@one.test",), message("x@second.test")))
+        await signer.events(1)
+        made = await signer.deliveries()
+    assert b"d=second.test" in made[0].data
+    async with DnsServer(dns_records(signer.stage.store)) as dns:
+        assert await verify(made[0].data, dns.port)

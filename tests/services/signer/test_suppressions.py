@@ -1,0 +1,77 @@
+"""The live suppression table: snapshot, tombstones, scoped entries, following the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.signer.suppressions import SuppressionTable
+from shared.bus.embedded import EmbeddedBus
+from shared.config import EmbeddedConfig
+from shared.records import Suppression, SuppressionReason
+from shared.topics import SUPPRESSIONS
+
+DEADLINE = 10.0
+
+
+def suppression(address: str, scope: str = "") -> Suppression:
+    return Suppression(address=address, reason=SuppressionReason.HARD_BOUNCE, at=1.0, scope=scope)
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[EmbeddedBus]:
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db", partitions=2))
+    await bus.start()
+    yield bus
+    await bus.close()
+
+
+def test_apply_and_scopes() -> None:
+    table = SuppressionTable()
+    table.apply(b"gone@dest.test", b"x")
+    table.apply(b"example.test|scoped@dest.test", b"x")
+    assert table.is_suppressed("GONE@dest.test")
+    assert table.is_suppressed("gone@dest.test", "any.test")
+    assert table.is_suppressed("scoped@dest.test", "example.test")
+    assert not table.is_suppressed("scoped@dest.test", "other.test")
+    assert not table.is_suppressed("scoped@dest.test")
+    table.apply(b"gone@dest.test", None)
+    assert not table.is_suppressed("gone@dest.test")
+    table.apply(None, b"x")  # keyless records are ignored
+    assert len(table) == 1
+
+
+async def until(condition: object) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + DEADLINE
+    while not condition():  # type: ignore[operator]
+        assert loop.time() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.02)
+
+
+async def test_load_then_follow(bus: EmbeddedBus) -> None:
+    await bus.publish(
+        [
+            SUPPRESSIONS.out(suppression("old@dest.test")),
+            SUPPRESSIONS.out(suppression("removed@dest.test")),
+            SUPPRESSIONS.tombstone("removed@dest.test"),
+        ]
+    )
+    table = SuppressionTable()
+    await table.load(bus)
+    assert table.is_suppressed("old@dest.test")
+    assert not table.is_suppressed("removed@dest.test")
+    stopping = asyncio.Event()
+    task = asyncio.create_task(table.follow(bus, stopping, logging.getLogger("test")))
+    await bus.publish([SUPPRESSIONS.out(suppression("new@dest.test", "example.test"))])
+    await until(lambda: table.is_suppressed("new@dest.test", "example.test"))
+    await bus.publish([SUPPRESSIONS.tombstone("old@dest.test")])
+    await until(lambda: not table.is_suppressed("old@dest.test"))
+    stopping.set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
