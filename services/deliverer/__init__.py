@@ -1,0 +1,1 @@
+"""The deliverer stage: Deliveries from ``postline.outbound`` to the recipients' MX hosts."""

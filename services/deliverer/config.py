@@ -1,0 +1,202 @@
+"""The ``[deliverer]`` config section, decoded strictly (PRACTICES 9).
+
+Owns: every deliverer setting with its default, bounds and doc line, and policy resolution
+(defaults, then the provider's override, then the domain's). Does not read files itself:
+``Config.section("deliverer", DelivererConfig)`` decodes it and names the file and key on error.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.config import Config, Duration
+from shared.errors import ConfigError
+from shared.topics import DEFAULT_RETRY_TIERS
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+TlsMode = Literal["opportunistic", "required"]
+
+_STRUCT = {"frozen": True, "forbid_unknown_fields": True, "kw_only": True}
+
+
+class Timeouts(msgspec.Struct, **_STRUCT):
+    """SMTP client timeouts; defaults are RFC 5321 section 4.5.3.2's minimums."""
+
+    connect: Duration = Duration(30)  # TCP connect per MX address (not in the RFC; kept short)
+    greeting: Duration = Duration(300)  # 4.5.3.2.1: initial 220 message, 5 minutes
+    ehlo: Duration = Duration(300)  # EHLO/STARTTLS replies (as MAIL: 5 minutes)
+    mail: Duration = Duration(300)  # 4.5.3.2.2: MAIL command, 5 minutes
+    rcpt: Duration = Duration(300)  # 4.5.3.2.3: RCPT command, 5 minutes
+    data_init: Duration = Duration(120)  # 4.5.3.2.4: DATA initiation (354), 2 minutes
+    data_done: Duration = Duration(600)  # 4.5.3.2.6: DATA termination (the final reply), 10 minutes
+    idle: Duration = Duration(30)  # keep an idle connection this long for reuse
+    dns: Duration = Duration(10)  # one DNS query (all nameservers tried within it)
+
+
+class Policy(msgspec.Struct, **_STRUCT):
+    """Shaping and TLS for one destination (the defaults, or an override's fields merged)."""
+
+    max_connections: Positive = 10  # concurrent SMTP connections to the domain
+    messages_per_connection: Positive = 100  # then QUIT and reconnect
+    messages_per_minute: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # 0 = unlimited
+    recipients_per_transaction: Positive = 100  # RFC 5321 4.5.3.1.8: at least 100
+    tls: TlsMode = "opportunistic"  # required: never send in plaintext (defer instead)
+    verify_certs: bool = False  # opportunistic TLS does not authenticate (RFC 7435)
+    window: Positive = 200  # Deliveries held in memory per domain; the excess goes to retry
+    source_pool: str = ""  # name in ``source_pools``; "" = the OS picks the address
+
+
+class PolicyOverride(msgspec.Struct, **_STRUCT):
+    """A per-domain or per-provider override: only the fields given replace the defaults."""
+
+    max_connections: Positive | None = None
+    messages_per_connection: Positive | None = None
+    messages_per_minute: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    recipients_per_transaction: Positive | None = None
+    tls: TlsMode | None = None
+    verify_certs: bool | None = None
+    window: Positive | None = None
+    source_pool: str | None = None
+
+
+class Route(msgspec.Struct, **_STRUCT):
+    """A smarthost: mail for ``domains`` (``"*"`` = all) is relayed to ``host`` instead of MX."""
+
+    domains: list[str]
+    host: str  # "host:port" (port defaults to 587 with tls="required", else 25)
+    tls: Literal["opportunistic", "required", "implicit"] = "required"
+    verify_certs: bool = True
+    username: str = ""
+    password_file: Path | None = None  # AUTH password, read at startup (never in the config)
+
+
+class Throttling(msgspec.Struct, **_STRUCT):
+    """Adaptive throttling when a destination answers 421 or a 4.7.x rate-limit reply."""
+
+    #: Matched against "code enhanced text" of a 4.7.x reply (421 always throttles).
+    patterns: tuple[str, ...] = (
+        r"(?i)rate.?limit",
+        r"(?i)unusual rate",  # Gmail 4.7.28
+        r"(?i)too many (connections|messages|mails?|emails?|concurrent)",
+        r"(?i)try (again )?later",
+        r"(?i)temporarily (deferred|rate limited|throttled)",
+        r"\bTSS?0[0-9]\b",  # Yahoo TSS04 / TS01
+        r"\b4\.7\.650\b",  # Microsoft "server busy, rate limited"
+    )
+    backoff: Duration = Duration(60)  # first suspension; doubles on each throttle in a row
+    max_backoff: Duration = Duration(3600)
+    ramp_after: Positive = 20  # successful deliveries before one step back up
+
+
+class Retry(msgspec.Struct, **_STRUCT):
+    """Retry tiers and their exponential schedule."""
+
+    tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS  # topic postline.retry.<tier>; durations
+    first_delay: Duration = Duration(60)
+    factor: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] = 2.5
+    max_delay: Duration = Duration(6 * 3600)
+    jitter: Annotated[float, msgspec.Meta(ge=0.0, le=0.5)] = 0.2  # +/- this fraction
+    max_age: Duration = Duration(3 * 86400)  # then the Delivery expires (RFC 5321 4.5.4.1)
+
+
+class DelivererConfig(msgspec.Struct, **_STRUCT):
+    """The ``[deliverer]`` section."""
+
+    ehlo_name: str = "localhost"  # our name in EHLO; set it to the host's PTR name
+    nameservers: list[str] = []  # "ip" or "ip:port"; empty = the system's resolv.conf
+    smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 25  # port of every MX host
+    mx_cache_size: Positive = 10000
+    negative_ttl: Duration = Duration(300)  # RFC 2308 cap for NXDOMAIN/no-data answers
+    max_in_flight: Positive = 2000  # Deliveries held in memory in total (all domains)
+    window_full_delay: Duration = Duration(5)  # a Delivery shed by a full window waits this
+    flush_interval: Duration = Duration(0.2)  # how often finished work is committed
+    fetch_batch: Positive = 500
+    timeouts: Timeouts = Timeouts()
+    defaults: Policy = Policy()
+    providers: dict[str, PolicyOverride] = {}  # keyed by provider name (google, microsoft...)
+    domains: dict[str, PolicyOverride] = {}  # keyed by recipient domain
+    source_pools: dict[str, list[str]] = {}  # name -> local IP addresses to bind
+    routes: list[Route] = []
+    throttling: Throttling = Throttling()
+    retry: Retry = Retry()
+
+    def policy_for(self, domain: str, provider: str) -> Policy:
+        """The effective policy: defaults, then the provider's override, then the domain's."""
+        policy = self.defaults
+        for override in (self.providers.get(provider), self.domains.get(domain.lower())):
+            if override is not None:
+                changes = {
+                    name: getattr(override, name)
+                    for name in override.__struct_fields__
+                    if getattr(override, name) is not None
+                }
+                policy = msgspec.structs.replace(policy, **changes)
+        return policy
+
+    def route_for(self, domain: str) -> Route | None:
+        """The smarthost route for ``domain``: an exact match first, then ``"*"``."""
+        domain = domain.lower()
+        for route in self.routes:
+            if domain in (d.lower() for d in route.domains):
+                return route
+        for route in self.routes:
+            if "*" in route.domains:
+                return route
+        return None
+
+
+def load(config: Config) -> DelivererConfig:
+    """Decode and cross-check the section; raises :class:`ConfigError` naming the key."""
+    section = config.section("deliverer", DelivererConfig)
+    _check(section, config.source)
+    return section
+
+
+def _check(cfg: DelivererConfig, source: str) -> None:
+    for index, pattern in enumerate(cfg.throttling.patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(source, f"deliverer.throttling.patterns[{index}]", str(exc)) from exc
+    for index, tier in enumerate(cfg.retry.tiers):
+        try:
+            Duration.parse(tier)
+        except ValueError as exc:
+            raise ConfigError(source, f"deliverer.retry.tiers[{index}]", str(exc)) from exc
+    if not cfg.retry.tiers:
+        raise ConfigError(source, "deliverer.retry.tiers", "at least one tier is needed")
+    for index, server in enumerate(cfg.nameservers):
+        if not _valid_hostport(server):
+            raise ConfigError(source, f"deliverer.nameservers[{index}]", "expected 'ip[:port]'")
+    pools = {"", *cfg.source_pools}
+    for scope, overrides in (
+        ("defaults", {"": cfg.defaults}),
+        ("domains", cfg.domains),
+        ("providers", cfg.providers),
+    ):
+        for name, policy in overrides.items():
+            if policy.source_pool is not None and policy.source_pool not in pools:
+                key = f"deliverer.{scope}" + (f".{name}" if name else "") + ".source_pool"
+                raise ConfigError(source, key, f"unknown pool {policy.source_pool!r}")
+    for index, route in enumerate(cfg.routes):
+        if not _valid_hostport(route.host):
+            raise ConfigError(source, f"deliverer.routes[{index}].host", "expected 'host[:port]'")
+
+
+def _valid_hostport(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return bool(value)
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def split_hostport(value: str, default_port: int) -> tuple[str, int]:
+    """``"host:port"`` or ``"host"`` as a tuple (IPv6 literals in brackets: ``[::1]:25``)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or (host.count(":") and not host.endswith("]")):
+        return value.strip("[]"), default_port
+    return host.strip("[]"), int(port)

@@ -1,0 +1,120 @@
+"""The deliverer's metrics, declared once with help text an operator can act on (PRACTICES 10).
+
+Owns: :class:`DelivererMetrics`, registered on the registry the runtime passes in (no global
+registry). Labels are bounded: ``provider`` comes from :func:`shared.providers.provider_for_host`
+and is never the recipient domain; ``result`` is an :class:`~services.deliverer.outcome.Outcome`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_ATTEMPT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_DELAY_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 3 * 86400)
+_DNS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+
+
+class DelivererMetrics:
+    """Every deliverer metric on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "postline_deliverer_attempts_total",
+            "Recipient delivery attempts by provider and result (delivered, deferred, bounced). "
+            "A rising deferred share for one provider usually means it throttles us; a rising "
+            "bounced share means list quality or a blocklisting.",
+            ["provider", "result"],
+            registry=registry,
+        )
+        self.replies = Counter(
+            "postline_deliverer_smtp_replies_total",
+            "Final SMTP replies per recipient by provider and reply class (2xx, 4xx, 5xx; "
+            "'none' when the connection failed before a reply). Compare 4xx to 2xx per provider.",
+            ["provider", "reply_class"],
+            registry=registry,
+        )
+        self.attempt_seconds = Histogram(
+            "postline_deliverer_attempt_seconds",
+            "Time of one delivery attempt (one SMTP transaction, connection setup included when "
+            "a new connection was needed). A slow p99 for one provider points at tarpitting.",
+            ["provider"],
+            buckets=_ATTEMPT_BUCKETS,
+            registry=registry,
+        )
+        self.delivery_delay = Histogram(
+            "postline_deliverer_delivery_delay_seconds",
+            "End-to-end delay from acceptance by ingest to a 2xx from the recipient's MX. The "
+            "p50 should be seconds; a long tail is retries.",
+            ["provider"],
+            buckets=_DELAY_BUCKETS,
+            registry=registry,
+        )
+        self.connections = Gauge(
+            "postline_deliverer_connections",
+            "Open SMTP connections per provider. Pinned at a policy's max_connections means that "
+            "destination is the bottleneck.",
+            ["provider"],
+            registry=registry,
+        )
+        self.window = Gauge(
+            "postline_deliverer_window_deliveries",
+            "Deliveries held in memory (in flight or waiting for a connection), all domains. Near "
+            "max_in_flight means the deliverer is saturated; the backlog stays on the topic.",
+            registry=registry,
+        )
+        self.throttled = Gauge(
+            "postline_deliverer_throttled_destinations",
+            "Destinations (a domain, or a provider with its own policy) currently throttled after "
+            "421 or 4.7.x rate-limit replies, by provider. Non-zero for hours means our "
+            "reputation or volume needs attention.",
+            ["provider"],
+            registry=registry,
+        )
+        self.throttle_changes = Counter(
+            "postline_deliverer_throttle_changes_total",
+            "Adaptive throttling steps by provider and action (throttle: concurrency and rate "
+            "cut and the queue suspended; ramp: one step back up; recover: back to policy).",
+            ["provider", "action"],
+            registry=registry,
+        )
+        self.shaped = Counter(
+            "postline_deliverer_shaped_total",
+            "Deliveries moved to a retry tier without an attempt, by reason (window_full: the "
+            "domain's in-memory window was full; throttled: the domain is suspended).",
+            ["reason"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "postline_deliverer_retries_scheduled_total",
+            "Deliveries sent to a retry tier, by tier. Growth in the long tiers means mail that "
+            "will probably expire.",
+            ["tier"],
+            registry=registry,
+        )
+        self.expired = Counter(
+            "postline_deliverer_expired_total",
+            "Recipients that expired (deferred past the maximum message age) and will bounce.",
+            registry=registry,
+        )
+        self.mx_lookups = Counter(
+            "postline_deliverer_mx_lookups_total",
+            "MX resolutions by result (ok, implicit, null_mx, nxdomain, temporary), cache hits "
+            "included. A "
+            "rising temporary rate means the resolver is failing.",
+            ["result"],
+            registry=registry,
+        )
+        self.mx_lookup_seconds = Histogram(
+            "postline_deliverer_mx_lookup_seconds",
+            "Time to resolve a domain's MX hosts and their addresses (near zero when cached; "
+            "seconds mean a slow resolver).",
+            buckets=_DNS_BUCKETS,
+            registry=registry,
+        )
+
+
+def reply_class(code: int | None) -> str:
+    """The bounded ``reply_class`` label of a reply code."""
+    if code is None or not 200 <= code <= 599:
+        return "none"
+    return f"{code // 100}xx"

@@ -1,0 +1,265 @@
+"""The per-domain active window: a bounded queue of Deliveries and the workers that send them.
+
+Owns: :class:`DomainQueue` (PRACTICES 5, Postfix qmgr's limited active queue): at most
+``policy.window`` Deliveries of one domain in memory; workers up to the (throttle-adjusted)
+concurrency, each holding one connection for reuse up to ``messages_per_connection``; pacing
+to the (throttle-adjusted) messages per minute. What does not fit - a full window, a suspended
+(throttled) domain, a stopping deliverer - is handed back as *shed* so the caller moves it to a
+retry tier instead of blocking the partition. Does not build records (``report.py``) nor
+commit anything (``engine.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from services.deliverer.config import DelivererConfig
+from services.deliverer.outcome import Classified, DeliveryFailure, Outcome, classify
+from services.deliverer.pool import Connector
+from services.deliverer.session import Session
+from services.deliverer.shaping import Shapers
+from services.deliverer.throttle import Throttle, ThrottleChange, is_throttle_reply
+from shared.bus.base import TopicPartition
+from shared.providers import OTHER
+from shared.records import Delivery
+
+SHED_WINDOW_FULL = "window_full"
+SHED_THROTTLED = "throttled"
+SHED_STOPPING = "stopping"
+
+
+@dataclass
+class Job:
+    """One Delivery taken from the bus, with where it came from."""
+
+    delivery: Delivery
+    tp: TopicPartition
+    offset: int
+
+
+@dataclass
+class JobResult:
+    """How a job ended: per-recipient results of an attempt, or shed without an attempt."""
+
+    results: dict[str, Classified] = field(default_factory=dict)
+    mx: str = ""
+    tls: str = ""
+    provider: str = OTHER
+    seconds: float = 0.0
+    shed: str = ""  # a SHED_* reason when no attempt was made
+    not_before: float = 0.0  # for shed jobs: not worth trying before this
+    throttle: list[ThrottleChange] = field(default_factory=list)
+
+
+Done = Callable[[Job, JobResult], None]
+Activity = Callable[[], AbstractAsyncContextManager[None]]
+
+
+class DomainQueue:
+    """The active window and workers of one recipient domain."""
+
+    def __init__(
+        self,
+        domain: str,
+        cfg: DelivererConfig,
+        connector: Connector,
+        *,
+        patterns: list[re.Pattern[str]],
+        done: Done,
+        activity: Activity,
+        shapers: Shapers,
+    ) -> None:
+        self.domain = domain
+        self.provider = shapers.provider_of(domain)
+        self.policy = cfg.policy_for(domain, self.provider)
+        self._shapers = shapers
+        self.shaper = shapers.for_domain(domain, self.provider)
+        self._cfg = cfg
+        self._connector = connector
+        self._patterns = patterns
+        self._done = done
+        self._activity = activity
+        self._jobs: deque[Job] = deque()
+        self._ready = asyncio.Event()
+        self._size = 0  # queued + being sent
+        self._workers = 0
+        self._idle = 0
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def size(self) -> int:
+        """Deliveries of this domain in memory."""
+        return self._size
+
+    @property
+    def throttle(self) -> Throttle:
+        """The throttle state this domain is subject to (its own or its provider's)."""
+        return self.shaper.throttle
+
+    @property
+    def idle(self) -> bool:
+        """No work and no worker: the queue may be dropped."""
+        return self._size == 0 and self._workers == 0
+
+    def offer(self, job: Job) -> str:
+        """Take ``job`` into the window; returns a SHED_* reason when it does not fit."""
+        if self._stopping:
+            return SHED_STOPPING
+        if self.throttle.suspended(time.time()):
+            return SHED_THROTTLED
+        if self._size >= self.policy.window:
+            return SHED_WINDOW_FULL
+        self._size += 1
+        self._jobs.append(job)
+        self._ready.set()
+        self._spawn()
+        return ""
+
+    def _spawn(self) -> None:
+        """Start a worker when jobs wait and a connection slot is free; else queue for one."""
+        if self._stopping or len(self._jobs) <= self._idle:
+            return
+        if not self.shaper.acquire():
+            self.shaper.wait(self._spawn)
+            return
+        self._workers += 1
+        task = asyncio.create_task(self._worker(), name=f"deliver:{self.domain}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Finish transactions in flight; shed what has not started; wait for the workers."""
+        self._stopping = True
+        self._shed_all(SHED_STOPPING, time.time())
+        self._ready.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        session: Session | None = None
+        try:
+            while True:
+                job = await self._take()
+                if job is None:
+                    return
+                if self._yield_slot(session):
+                    self._jobs.appendleft(job)  # others wait for a slot: take turns
+                    return
+                async with self._activity():
+                    session = await self._attempt(job, session)
+        finally:
+            self._workers -= 1
+            if session is not None:
+                await self._connector.close(session, self.provider)
+            self.shaper.release()  # the current shaper: _set_provider moves slots along
+            self._spawn()
+
+    def _yield_slot(self, session: Session | None) -> bool:
+        """At a reconnect, give the slot to a waiting domain (round robin per connection)."""
+        if not self.shaper.contended or session is None:
+            return False
+        return not session.usable or session.messages >= self.policy.messages_per_connection
+
+    async def _take(self) -> Job | None:
+        """The next job; ``None`` when idle past the timeout, stopping, or over concurrency."""
+        while not self._jobs:
+            if self._stopping or self.shaper.over_cap or self.shaper.contended:
+                return None  # an idle connection never holds a slot another domain waits for
+            self._ready.clear()
+            self._idle += 1
+            self.shaper.idle_on(self._ready, True)
+            try:
+                await asyncio.wait_for(self._ready.wait(), self._cfg.timeouts.idle)
+            except TimeoutError:
+                return None
+            finally:
+                self._idle -= 1
+                if not self._idle:
+                    self.shaper.idle_on(self._ready, False)
+        if self._stopping or self.shaper.over_cap:
+            return None
+        return self._jobs.popleft()
+
+    async def _attempt(self, job: Job, session: Session | None) -> Session | None:
+        now = time.time()
+        if self.throttle.suspended(now):
+            self._finish(
+                job, JobResult(shed=SHED_THROTTLED, not_before=self.throttle.suspended_until)
+            )
+            return session
+        await self.shaper.pace()
+        started = time.perf_counter()
+        if session is not None and (
+            not session.usable or session.messages >= self.policy.messages_per_connection
+        ):
+            await self._connector.close(session, self.provider)
+            session = None
+        if session is None:
+            try:
+                session = await self._connect()
+            except DeliveryFailure as exc:
+                failure = classify(exc)
+                results = dict.fromkeys(job.delivery.rcpt_to, failure)
+                self._complete(job, JobResult(results, provider=self.provider), started)
+                return None
+        results = await session.send(job.delivery, self.policy.recipients_per_transaction)
+        self._complete(
+            job, JobResult(results, session.target.host, session.tls, self.provider), started
+        )
+        if not session.usable:
+            await self._connector.close(session, self.provider)
+            return None
+        return session
+
+    async def _connect(self) -> Session:
+        destination = await self._connector.destination(self.domain)
+        if destination.provider != self.provider:
+            self._set_provider(destination.provider)
+        return await self._connector.open(destination, self.policy)
+
+    def _set_provider(self, provider: str) -> None:
+        """The MX told us the provider: its policy applies, maybe its shared shaper."""
+        self.provider = provider
+        self.policy = self._cfg.policy_for(self.domain, provider)
+        shaper = self._shapers.for_domain(self.domain, provider)
+        if shaper is self.shaper:
+            self.shaper.throttle.set_policy(self.policy)
+            return
+        # Our workers' slots move along; past the new cap they end at their next job.
+        self.shaper.workers -= self._workers
+        shaper.workers += self._workers
+        self.shaper.wake()
+        self.shaper = shaper
+
+    def _complete(self, job: Job, result: JobResult, started: float) -> None:
+        now = time.time()
+        result.seconds = time.perf_counter() - started
+        for classified in result.results.values():
+            if is_throttle_reply(classified.reply, self._patterns):
+                change = self.throttle.on_throttle(now, classified.reply)
+                if change is not None:
+                    result.throttle.append(change)
+                    self._shed_all(SHED_THROTTLED, change.suspended_until)
+            elif classified.outcome is Outcome.DELIVERED:
+                change = self.throttle.on_success(now)
+                if change is not None:
+                    result.throttle.append(change)
+                    self.shaper.wake()  # ramped up: maybe a slot for a waiting domain
+        self._finish(job, result)
+
+    def _shed_all(self, reason: str, not_before: float) -> None:
+        while self._jobs:
+            self._finish(self._jobs.popleft(), JobResult(shed=reason, not_before=not_before))
+
+    def _finish(self, job: Job, result: JobResult) -> None:
+        self._size -= 1
+        if not result.provider or result.provider == OTHER:
+            result.provider = self.provider
+        self._done(job, result)

@@ -1,0 +1,145 @@
+"""Turn how a job ended into records: events, a retry Delivery, THROTTLED events.
+
+Owns: :func:`records_for`, pure apart from the schedule's jitter: per recipient a DELIVERED,
+BOUNCED or DEFERRED event (with the reply, MX host, provider, TLS version and attempt), one
+retry Delivery for the deferred recipients (attempt + 1, ``not_before`` from the schedule) or
+EXPIRED events past the maximum age; shed jobs go to a tier unchanged (no attempt was made).
+Also updates the attempt metrics. Does not publish (``engine.py`` does, in a transaction).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.deliverer.metrics import DelivererMetrics, reply_class
+from services.deliverer.outcome import Outcome
+from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, Job, JobResult
+from services.deliverer.retry import RetrySchedule, expired_events
+from services.deliverer.throttle import ThrottleChange
+from shared.records import Delivery, Event, EventKind, SmtpReply
+from shared.topics import EVENTS, OutRecord
+
+_KIND = {
+    Outcome.DELIVERED: EventKind.DELIVERED,
+    Outcome.BOUNCED: EventKind.BOUNCED,
+    Outcome.DEFERRED: EventKind.DEFERRED,
+}
+
+
+def records_for(
+    job: Job,
+    result: JobResult,
+    at: float,
+    schedule: RetrySchedule,
+    metrics: DelivererMetrics,
+    *,
+    window_full_delay: float = 5.0,
+) -> list[OutRecord]:
+    """Every record to publish for ``job`` (see the module docstring)."""
+    delivery = job.delivery
+    records = [
+        throttle_event(delivery.domain, result.provider, change, at) for change in result.throttle
+    ]
+    if result.shed:
+        return records + _shed(
+            delivery, result, at, schedule, metrics, window_full_delay=window_full_delay
+        )
+    attempt = delivery.attempt + 1
+    deferred: list[str] = []
+    last_reply: SmtpReply | None = None
+    for rcpt, classified in result.results.items():
+        records.append(
+            EVENTS.out(
+                Event(
+                    kind=_KIND[classified.outcome],
+                    message_id=delivery.message_id,
+                    at=at,
+                    recipient=rcpt,
+                    domain=delivery.domain,
+                    delivery_id=delivery.delivery_id,
+                    sender=delivery.sender,
+                    reply=classified.reply,
+                    mx=result.mx,
+                    provider=result.provider,
+                    tls=result.tls,
+                    attempt=attempt,
+                    classification=classified.outcome.value,
+                    tags=delivery.tags,
+                    stage="deliverer",
+                )
+            )
+        )
+        metrics.attempts.labels(result.provider, classified.outcome.value).inc()
+        metrics.replies.labels(result.provider, reply_class(classified.reply.code)).inc()
+        if classified.outcome is Outcome.DEFERRED:
+            deferred.append(rcpt)
+            last_reply = classified.reply
+        elif classified.outcome is Outcome.DELIVERED and delivery.submitted_at > 0:
+            metrics.delivery_delay.labels(result.provider).observe(
+                max(0.0, at - delivery.submitted_at)
+            )
+    metrics.attempt_seconds.labels(result.provider).observe(result.seconds)
+    if deferred:
+        retry = msgspec.structs.replace(
+            delivery,
+            rcpt_to=tuple(deferred),
+            attempt=attempt,
+            first_attempt_at=delivery.first_attempt_at or at,
+            last_attempt_at=at,
+            last_reply=last_reply,
+            expires_at=schedule.expires_at(delivery),
+        )
+        records += _retry(retry, at, schedule.delay(attempt), schedule, metrics)
+    return records
+
+
+def _shed(
+    delivery: Delivery,
+    result: JobResult,
+    at: float,
+    schedule: RetrySchedule,
+    metrics: DelivererMetrics,
+    *,
+    window_full_delay: float,
+) -> list[OutRecord]:
+    metrics.shaped.labels(result.shed).inc()
+    if result.shed == SHED_THROTTLED:
+        delay = max(result.not_before - at, 0.0)  # the end of the destination's suspension
+    elif result.shed == SHED_WINDOW_FULL:
+        delay = window_full_delay  # busy, not failing: back soon, behind the backlog
+    else:
+        delay = 0.0  # stopping: not a verdict on the destination, back at once
+    return _retry(delivery, at, delay, schedule, metrics)
+
+
+def _retry(
+    delivery: Delivery,
+    at: float,
+    delay: float,
+    schedule: RetrySchedule,
+    metrics: DelivererMetrics,
+) -> list[OutRecord]:
+    expires = schedule.expires_at(delivery)
+    if at >= expires:
+        metrics.expired.inc(len(delivery.rcpt_to))
+        return expired_events(delivery, at, delivery.last_reply)
+    # Never wait past the expiry: the retry loop expires the record when it is due.
+    deferral = schedule.defer(delivery, at, min(delay, max(0.0, expires - at)))
+    metrics.retries.labels(deferral.tier).inc()
+    return [deferral.record]
+
+
+def throttle_event(domain: str, provider: str, change: ThrottleChange, at: float) -> OutRecord:
+    """The THROTTLED event of one throttle step (keyed by domain)."""
+    return EVENTS.out(
+        Event(
+            kind=EventKind.THROTTLED,
+            at=at,
+            domain=domain,
+            provider=provider,
+            reply=change.reply,
+            classification=change.action,
+            detail=change.describe(),
+            stage="deliverer",
+        )
+    )

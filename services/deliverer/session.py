@@ -1,0 +1,268 @@
+"""One SMTP client connection to one MX host, used for one or more messages.
+
+Owns: connecting (bound to a source address when a pool says so), the greeting, EHLO,
+STARTTLS (opportunistic, or required: then never plaintext), AUTH for smarthosts, and
+transactions with per-recipient results, split when the server limits recipients (452, RFC
+5321 4.5.3.1.10). Timeouts per command follow RFC 5321 4.5.3.2 (``config.Timeouts``).
+Does not choose hosts or retry (``pool.py``), and does not classify beyond ``outcome.classify``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from services.deliverer.config import Timeouts
+from services.deliverer.outcome import (
+    TLS_UNAVAILABLE,
+    Classified,
+    DeliveryFailure,
+    Outcome,
+    classify,
+    parse_reply,
+)
+from shared.records import Delivery
+
+#: RFC 5321 4.5.3.1.10: 452 to RCPT means "too many recipients, send the rest later".
+TOO_MANY_RECIPIENTS = 452
+#: RFC 5321 3.8: after a 421 the server closes the channel; the connection is unusable.
+SERVICE_CLOSING = 421
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: the MX host's name (for TLS SNI and events) and one address."""
+
+    host: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to talk to a target (from the destination's policy or smarthost route)."""
+
+    ehlo_name: str
+    timeouts: Timeouts
+    tls: str = "opportunistic"  # "opportunistic" | "required" | "implicit"
+    verify_certs: bool = False
+    source_address: str | None = None
+    username: str = ""
+    password: str = ""
+    tls_context: ssl.SSLContext | None = None  # shared; None: built per connection
+
+
+class Session:
+    """An open SMTP connection; :meth:`send` delivers one Delivery over it."""
+
+    def __init__(self, smtp: aiosmtplib.SMTP, target: Target, timeouts: Timeouts) -> None:
+        self._smtp = smtp
+        self._timeouts = timeouts
+        self._closing: Classified | None = None  # the 421 that ended the session
+        self.target = target
+        self.messages = 0
+        self.broken = False
+        ssl_object = smtp.get_transport_info("ssl_object")
+        self.tls = ssl_object.version() if ssl_object is not None else ""
+
+    @classmethod
+    async def open(cls, target: Target, options: SessionOptions) -> Session:
+        """Connect, read the greeting, EHLO, STARTTLS (and AUTH when configured).
+
+        Raises :class:`DeliveryFailure` (``TLS_UNAVAILABLE``) when TLS is required and not
+        available, and the aiosmtplib / OS errors of a failed connection otherwise.
+        """
+        try:
+            return await cls._open(target, options, allow_starttls=True)
+        except ssl.SSLError:
+            if options.tls != "opportunistic":
+                raise DeliveryFailure(TLS_UNAVAILABLE) from None
+            # RFC 7435 (opportunistic security): a failed handshake falls back to cleartext,
+            # on a fresh connection, as Postfix does with smtp_tls_security_level=may.
+            return await cls._open(target, options, allow_starttls=False)
+
+    @classmethod
+    async def _open(cls, target: Target, options: SessionOptions, allow_starttls: bool) -> Session:
+        t = options.timeouts
+        context = options.tls_context or client_tls_context(options.verify_certs)
+        if options.tls == "implicit":
+            smtp = aiosmtplib.SMTP(
+                hostname=target.host,
+                port=target.port,
+                local_hostname=options.ehlo_name,
+                timeout=t.greeting,
+                use_tls=True,
+                tls_context=context,
+                start_tls=False,
+                source_address=(options.source_address, 0) if options.source_address else None,
+            )
+            await asyncio.wait_for(smtp.connect(), t.connect + t.greeting)
+        else:
+            sock = await _connect_socket(target, options.source_address, t.connect)
+            smtp = aiosmtplib.SMTP(
+                sock=sock, local_hostname=options.ehlo_name, timeout=t.greeting, start_tls=False
+            )
+            await smtp.connect()  # reads the 220 greeting (4.5.3.2.1: 5 minutes)
+        try:
+            await smtp.ehlo(timeout=t.ehlo)
+            if options.tls != "implicit":
+                await _starttls(smtp, target, options, context, allow_starttls)
+            if options.username:
+                await smtp.login(options.username, options.password, timeout=t.ehlo)
+        except BaseException:
+            smtp.close()
+            raise
+        return cls(smtp, target, t)
+
+    async def send(self, delivery: Delivery, max_recipients: int) -> dict[str, Classified]:
+        """One or more transactions for ``delivery``; a result for every recipient.
+
+        A network failure marks the session broken and defers every recipient without a
+        final result; no exception escapes for SMTP-level outcomes.
+        """
+        results: dict[str, Classified] = {}
+        remaining = list(dict.fromkeys(delivery.rcpt_to))
+        try:
+            while remaining and not self.broken:
+                chunk, rest = remaining[:max_recipients], remaining[max_recipients:]
+                carried = await self._transaction(delivery, chunk, results)
+                remaining = carried + rest
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self.broken = True
+            failure = classify(exc)
+            if failure.outcome is not Outcome.DEFERRED or failure.reply.code < 400:
+                failure = Classified(Outcome.DEFERRED, failure.reply)
+            for rcpt in remaining:
+                results.setdefault(rcpt, failure)
+        for rcpt in remaining:  # left over after a 421 closed the session
+            results.setdefault(rcpt, self._closing or classify(ConnectionResetError("closed")))
+        self.messages += 1
+        return results
+
+    async def _transaction(
+        self, delivery: Delivery, chunk: list[str], results: dict[str, Classified]
+    ) -> list[str]:
+        """MAIL, RCPT each, DATA; records final results; returns recipients to carry over."""
+        timeouts = self._timeouts
+        try:
+            await self._smtp.mail(
+                delivery.mail_from, options=self._mail_options(delivery), timeout=timeouts.mail
+            )
+        except aiosmtplib.SMTPSenderRefused as exc:
+            self._note_reply(exc)
+            for rcpt in chunk:
+                results[rcpt] = classify(exc)
+            return []
+        accepted: list[str] = []
+        carried: list[str] = []
+        for rcpt in chunk:
+            try:
+                await self._smtp.rcpt(rcpt, timeout=timeouts.rcpt)
+                accepted.append(rcpt)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                self._note_reply(exc)
+                if exc.code == TOO_MANY_RECIPIENTS and accepted:
+                    carried.append(rcpt)  # send it in the next transaction
+                else:
+                    results[rcpt] = classify(exc)
+            if self._closing is not None:  # 421: every open recipient of the chunk waits
+                for open_rcpt in chunk:
+                    results.setdefault(open_rcpt, self._closing)
+                return []
+        if not accepted:
+            await self._smtp.rset(timeout=timeouts.mail)
+            return []
+        try:
+            reply = await self._smtp.data(delivery.data, timeout=timeouts.data_done)
+            outcome = classify(parse_reply(reply.code, reply.message))
+        except aiosmtplib.SMTPDataError as exc:
+            self._note_reply(exc)
+            outcome = classify(exc)
+        for rcpt in accepted:
+            results[rcpt] = outcome
+        return carried
+
+    def _note_reply(self, exc: aiosmtplib.SMTPResponseException) -> None:
+        if exc.code == SERVICE_CLOSING:
+            self.broken = True
+            self._closing = classify(exc)
+
+    def _mail_options(self, delivery: Delivery) -> list[str]:
+        options = []
+        if delivery.body_8bit and self._smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if delivery.smtputf8 and self._smtp.supports_extension("smtputf8"):
+            options.append("SMTPUTF8")
+        return options
+
+    async def close(self) -> None:
+        """QUIT politely (RFC 5321 4.1.1.10) and close; never raises."""
+        try:
+            if not self.broken and self._smtp.is_connected:
+                await self._smtp.quit(timeout=5)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+        finally:
+            self._smtp.close()
+            self.broken = True
+
+    @property
+    def usable(self) -> bool:
+        """Whether another message may be sent on this connection."""
+        return not self.broken and self._smtp.is_connected
+
+
+async def _connect_socket(target: Target, source: str | None, timeout: float) -> socket.socket:
+    family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        if source:
+            sock.bind((source, 0))  # the source-address pool decides our IP (reputation)
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.sock_connect(sock, (target.address, target.port)), timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _starttls(
+    smtp: aiosmtplib.SMTP,
+    target: Target,
+    options: SessionOptions,
+    context: ssl.SSLContext,
+    allow: bool,
+) -> None:
+    offered = smtp.supports_extension("starttls")
+    if not offered or not allow:
+        if options.tls == "required":
+            # Never fall back to plaintext when policy requires TLS: defer instead.
+            await _quit_quietly(smtp)
+            raise DeliveryFailure(TLS_UNAVAILABLE)
+        return
+    await smtp.starttls(
+        server_hostname=target.host, tls_context=context, timeout=options.timeouts.ehlo
+    )
+    await smtp.ehlo(timeout=options.timeouts.ehlo)  # RFC 3207 4.2: forget pre-TLS EHLO
+
+
+async def _quit_quietly(smtp: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+        await smtp.quit(timeout=5)
+
+
+def client_tls_context(verify: bool) -> ssl.SSLContext:
+    """A client TLS context; build it once and share it (loading the CA store costs ~20 ms)."""
+    context = ssl.create_default_context()
+    if not verify:
+        # Opportunistic TLS between MTAs encrypts without authenticating (RFC 7435 1.3):
+        # most MX certificates do not match the MX name.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

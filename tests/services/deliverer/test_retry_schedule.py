@@ -1,0 +1,46 @@
+"""The retry schedule: exponential delays with jitter, tiers, expiry (pure logic)."""
+
+from __future__ import annotations
+
+import random
+
+from services.deliverer.config import Retry
+from services.deliverer.retry import RetrySchedule
+from shared.records import Delivery
+from shared.topics import OUTBOUND
+
+
+def test_exponential_delay_with_bounded_jitter() -> None:
+    schedule = RetrySchedule(
+        Retry(first_delay=60, factor=2.0, max_delay=3600, jitter=0.2), random.Random(7)
+    )
+    for attempt, base in [(1, 60), (2, 120), (3, 240), (7, 3600), (30, 3600)]:
+        for _ in range(50):
+            assert base * 0.8 <= schedule.delay(attempt) <= base * 1.2
+
+
+def test_tier_is_the_longest_not_longer_than_the_delay() -> None:
+    schedule = RetrySchedule(Retry())  # tiers 1m 5m 30m 2h 6h
+    assert schedule.tier_for(10).name == "postline.retry.1m"
+    assert schedule.tier_for(299).name == "postline.retry.1m"
+    assert schedule.tier_for(300).name == "postline.retry.5m"
+    assert schedule.tier_for(3 * 3600).name == "postline.retry.2h"
+    assert schedule.tier_for(10 * 86400).name == "postline.retry.6h"
+
+
+def test_defer_sets_not_before_and_expiry_defaults_to_max_age() -> None:
+    schedule = RetrySchedule(Retry(max_age=86400))
+    delivery = Delivery(
+        message_id="m",
+        delivery_id="d",
+        domain="x.test",
+        mail_from="",
+        rcpt_to=("a@x.test",),
+        data=b"",
+        submitted_at=1000.0,
+    )
+    assert schedule.expires_at(delivery) == 1000.0 + 86400
+    deferral = schedule.defer(delivery, 2000.0, 400.0)
+    assert deferral.tier == "5m"
+    assert deferral.record.topic == "postline.retry.5m"
+    assert OUTBOUND.decode(deferral.record.value or b"").not_before == 2400.0
