@@ -1,0 +1,112 @@
+"""The suppression admin API on the process's HTTP port, behind a bearer token.
+
+Routes (every one needs ``Authorization: Bearer <token from admin_token_file>``)::
+
+    GET    /admin/suppressions              every suppression, JSON
+    GET    /admin/suppressions.csv          the same as CSV, for audits
+    GET    /admin/suppressions/<address>    one address (every scope), 404 when none
+    POST   /admin/suppressions              {"address", "reason"?, "scope"?, "detail"?} -> 201
+    DELETE /admin/suppressions/<address>    ?scope=<domain> for a scoped entry -> 200
+
+Owns authentication, request decoding and answers; the list itself is ``suppress.py``'s.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import msgspec
+
+from services.bouncer.suppress import SuppressionAdmin, export_csv, parse_reason, suppression_row
+from shared.errors import BusError
+from shared.http import HttpHandler, HttpRequest, HttpResponse, Router
+
+BASE = "/admin/suppressions"
+JSON = "application/json"
+CSV = "text/csv; charset=utf-8"
+
+UNAUTHORIZED = HttpResponse(
+    401, b"bearer token required\n", headers={"WWW-Authenticate": 'Bearer realm="postline"'}
+)
+BUS_DOWN = HttpResponse(503, b"bus unavailable, try again\n", headers={"Retry-After": "5"})
+
+
+class AddRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The POST body."""
+
+    address: str
+    reason: str = "manual"
+    scope: str = ""
+    detail: str = ""
+
+
+class AdminApi:
+    """Handlers of the admin API."""
+
+    def __init__(self, token: bytes, admin: SuppressionAdmin) -> None:
+        self._token = token
+        self._admin = admin
+
+    def register(self, router: Router) -> None:
+        """Add the routes."""
+        router.add("GET", BASE, self._auth(self.list))
+        router.add("POST", BASE, self._auth(self.add))
+        router.add("GET", BASE + ".csv", self._auth(self.export))
+        router.add("GET", BASE + "/", self._auth(self.lookup))
+        router.add("DELETE", BASE + "/", self._auth(self.remove))
+
+    def _auth(self, handler: HttpHandler) -> HttpHandler:
+        async def checked(request: HttpRequest) -> HttpResponse:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), self._token
+            ):
+                return UNAUTHORIZED
+            try:
+                return await handler(request)
+            except BusError:
+                return BUS_DOWN
+
+        return checked
+
+    async def list(self, _request: HttpRequest) -> HttpResponse:
+        """Every suppression."""
+        return _json(200, [suppression_row(s) for s in await self._admin.snapshot()])
+
+    async def export(self, _request: HttpRequest) -> HttpResponse:
+        """CSV export."""
+        text = export_csv(await self._admin.snapshot())
+        disposition = {"Content-Disposition": 'attachment; filename="suppressions.csv"'}
+        return HttpResponse(200, text.encode(), content_type=CSV, headers=disposition)
+
+    async def lookup(self, request: HttpRequest) -> HttpResponse:
+        """One address."""
+        found = await self._admin.lookup(request.path[len(BASE) + 1 :])
+        if not found:
+            return _json(404, {"error": "not suppressed"})
+        return _json(200, [suppression_row(s) for s in found])
+
+    async def add(self, request: HttpRequest) -> HttpResponse:
+        """Suppress an address."""
+        try:
+            body = msgspec.json.decode(request.body, type=AddRequest)
+            reason = parse_reason(body.reason)
+        except (msgspec.DecodeError, ValueError) as exc:
+            return _json(400, {"error": str(exc)})
+        if "@" not in body.address:
+            return _json(400, {"error": "address must contain @"})
+        record = await self._admin.add(body.address, reason, scope=body.scope, detail=body.detail)
+        return _json(201, suppression_row(record))
+
+    async def remove(self, request: HttpRequest) -> HttpResponse:
+        """Remove an address (a tombstone)."""
+        address = request.path[len(BASE) + 1 :]
+        scope = request.query.get("scope", [""])[0]
+        await self._admin.remove(address, scope=scope)
+        return _json(200, {"removed": address.lower(), "scope": scope.lower()})
+
+
+def _json(status: int, value: Any) -> HttpResponse:
+    return HttpResponse(status, (json.dumps(value) + "\n").encode(), content_type=JSON)

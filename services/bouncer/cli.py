@@ -1,0 +1,139 @@
+"""The bouncer's commands: ``postline bounce classify`` and ``postline suppress ...``.
+
+Owns argument definitions and printing. Parsing and classification are ``parse.py`` and
+``classify.py``; reading and writing the suppression list is ``suppress.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from services.bouncer.classify import classify_recipient
+from services.bouncer.config import load_bouncer_config
+from services.bouncer.parse import parse_message
+from services.bouncer.rules import RuleTable, load_rules
+from services.bouncer.suppress import SuppressionAdmin, export_csv, suppression_row
+from shared.bus.factory import open_bus
+from shared.config import Config
+from shared.records import SuppressionReason
+
+
+def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str, Any]]:
+    """One JSON-able line per recipient of the message in ``raw`` (one line if none)."""
+    table = table if table is not None else load_rules()
+    report = parse_message(raw)
+    base = {
+        "kind": str(report.kind),
+        "parser": report.parser,
+        "reporting_mta": report.reporting_mta,
+    }
+    if not report.recipients:
+        return [{**base, "recipient": None, "class": "unknown", "rule": "none", "permanent": None}]
+    lines = []
+    for status in report.recipients:
+        verdict = classify_recipient(report, status, table)
+        lines.append(
+            {
+                **base,
+                "recipient": status.recipient,
+                "action": status.action,
+                "status": status.status,
+                "smtp_code": status.smtp_code,
+                "permanent": status.permanent,
+                "class": str(verdict.bounce_class),
+                "rule": verdict.rule,
+                "remote_mta": status.remote_mta,
+                "diagnostic": status.diagnostic[:300],
+            }
+        )
+    return lines
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add ``bounce classify`` and ``suppress add|remove|list|export`` to the CLI."""
+    bounce = commands.add_parser("bounce", help="bounce tools")
+    bounce_sub = bounce.add_subparsers(dest="bounce_command", required=True)
+    classify = bounce_sub.add_parser(
+        "classify", help="parse bounce/DSN/ARF files and print recipient, status, class as JSON"
+    )
+    classify.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    classify.set_defaults(handler=cmd_classify)
+
+    suppress = commands.add_parser("suppress", help="manage the suppression list")
+    sub = suppress.add_subparsers(dest="suppress_command", required=True)
+    add = sub.add_parser("add", help="suppress an address")
+    add.add_argument("address")
+    add.add_argument("--reason", default="manual", choices=[r.value for r in SuppressionReason])
+    add.add_argument("--scope", default="", help="sender domain (unsubscribes); default: all")
+    add.add_argument("--detail", default="")
+    add.set_defaults(handler=cmd_suppress_add)
+    remove = sub.add_parser("remove", help="remove an address from the list")
+    remove.add_argument("address")
+    remove.add_argument("--scope", default="")
+    remove.set_defaults(handler=cmd_suppress_remove)
+    sub.add_parser("list", help="print the list as JSON lines").set_defaults(
+        handler=cmd_suppress_list
+    )
+    export = sub.add_parser("export", help="write the list as CSV (for audits)")
+    export.add_argument("--output", "-o", type=Path, default=None)
+    export.set_defaults(handler=cmd_suppress_export)
+
+
+def cmd_classify(args: argparse.Namespace, config: Config) -> int:
+    """``postline bounce classify FILE...``: JSON lines with a ``file`` field."""
+    table = load_rules(load_bouncer_config(config).rules_file)
+    status = 0
+    for path in args.files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            print(f"postline: {path}: {exc.strerror}", file=sys.stderr)
+            status = 1
+            continue
+        for line in classify_bytes(raw, table):
+            print(json.dumps({"file": str(path), **line}, ensure_ascii=False))
+    return status
+
+
+async def cmd_suppress_add(args: argparse.Namespace, config: Config) -> int:
+    """``postline suppress add ADDRESS``."""
+    reason = SuppressionReason(args.reason)
+    async with _admin(config) as admin:
+        record = await admin.add(args.address, reason, scope=args.scope, detail=args.detail)
+    print(json.dumps({"suppressed": record.address, "scope": record.scope, "reason": reason}))
+    return 0
+
+
+async def cmd_suppress_remove(args: argparse.Namespace, config: Config) -> int:
+    """``postline suppress remove ADDRESS``."""
+    async with _admin(config) as admin:
+        await admin.remove(args.address, scope=args.scope)
+    print(json.dumps({"removed": args.address, "scope": args.scope}))
+    return 0
+
+
+async def cmd_suppress_list(_args: argparse.Namespace, config: Config) -> int:
+    """``postline suppress list``: one JSON object per suppressed address."""
+    async with _admin(config) as admin:
+        for record in await admin.snapshot():
+            print(json.dumps(suppression_row(record)))
+    return 0
+
+
+async def cmd_suppress_export(args: argparse.Namespace, config: Config) -> int:
+    """``postline suppress export [-o FILE]``: CSV with a header line."""
+    async with _admin(config) as admin:
+        text = export_csv(await admin.snapshot())
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, "utf-8")
+    return 0
+
+
+def _admin(config: Config) -> SuppressionAdmin:
+    return SuppressionAdmin(open_bus(config), source="cli", owns_bus=True)

@@ -1,0 +1,174 @@
+"""RFC 3464 delivery status notifications: per-recipient Action, Status, Diagnostic-Code.
+
+Owns finding the ``message/delivery-status`` part (RFC 3464 2.1; also the common malformed
+variants: the fields in a text/plain second part of a ``multipart/report``) and reading its
+field blocks. It does not guess from free text (``textbounce.py``) or classify.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from services.bouncer.report import (
+    RecipientStatus,
+    Report,
+    ReportKind,
+    clean_address,
+    decode_part,
+    find_reply_code,
+    find_status,
+)
+
+_FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
+# RFC 3464 2.3.1: Original-Recipient is the address the sender gave (ours, when we passed
+# ORCPT); Final-Recipient may be rewritten by forwarding or aliasing on the way.
+_RECIPIENT_FIELDS = ("original-recipient", "final-recipient", "x-actual-recipient")
+
+
+def parse_dsn(msg: Message) -> Report | None:
+    """The DSN's per-recipient statuses, or ``None`` when ``msg`` holds no usable DSN."""
+    blocks = _status_blocks(msg)
+    if not blocks:
+        return None
+    per_message = blocks[0] if not _is_recipient_block(blocks[0]) else {}
+    reporting = clean_mta(per_message.get("reporting-mta", ""))
+    recipients = tuple(r for r in (_recipient(b) for b in blocks if _is_recipient_block(b)) if r)
+    if not recipients:
+        return None
+    return Report(
+        kind=ReportKind.DSN,
+        recipients=recipients,
+        reporting_mta=reporting,
+        original_message_id=original_message_id(msg),
+        parser="dsn",
+    )
+
+
+def clean_mta(value: str) -> str:
+    """``dns; mx.example.com (1.2.3.4)`` -> ``mx.example.com`` (RFC 3464 2.2.2 mta-name-type)."""
+    _, sep, rest = value.partition(";")
+    name = (rest if sep else value).strip().split()
+    return name[0].strip("[]<>").rstrip(".").lower() if name else ""
+
+
+def original_message_id(msg: Message) -> str:
+    """The Message-ID of the returned original (``message/rfc822`` or its headers part)."""
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822" and part.is_multipart():
+            inner = part.get_payload(0)
+            if isinstance(inner, Message) and inner.get("Message-ID"):
+                return str(inner["Message-ID"]).strip()
+        elif ctype == "text/rfc822-headers":
+            match = re.search(r"^Message-ID:\s*(\S+)", decode_part(part), re.I | re.M)
+            if match:
+                return match.group(1)
+    return ""
+
+
+def _status_blocks(msg: Message) -> list[dict[str, str]]:
+    for part in msg.walk():
+        if part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+            return _blocks_of(part)
+    # Malformed but common: report-type=delivery-status with the fields in a text part.
+    if msg.get_content_type() == "multipart/report":
+        for part in msg.walk():
+            if part.get_content_type() == "text/plain":
+                blocks = parse_field_blocks(decode_part(part))
+                if any(_is_recipient_block(b) for b in blocks):
+                    return blocks
+    return []
+
+
+def _blocks_of(part: Message) -> list[dict[str, str]]:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        # The email package parses message/delivery-status into one Message per block.
+        blocks = [
+            {k.lower(): _unfold(str(v)) for k, v in block.items()}
+            for block in payload
+            if isinstance(block, Message)
+        ]
+        if any(_is_recipient_block(b) for b in blocks):
+            return blocks
+    return parse_field_blocks(decode_part(part))
+
+
+def parse_field_blocks(text: str) -> list[dict[str, str]]:
+    """RFC 3464 2.1: groups of ``Name: value`` fields separated by blank lines."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last = ""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            if current:
+                blocks.append(current)
+            current, last = {}, ""
+        elif line[0] in " \t" and last:
+            current[last] += " " + line.strip()  # RFC 5322 folding
+        else:
+            match = _FIELD_RE.match(line)
+            if match:
+                last = match.group(1).lower()
+                current.setdefault(last, match.group(2).strip())
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _is_recipient_block(block: dict[str, str]) -> bool:
+    return any(f in block for f in _RECIPIENT_FIELDS) and ("action" in block or "status" in block)
+
+
+def _recipient(block: dict[str, str]) -> RecipientStatus | None:
+    address = ""
+    for name in _RECIPIENT_FIELDS:
+        candidate = clean_address(block.get(name, ""))
+        if "@" in candidate:
+            address = candidate
+            break
+    if not address:
+        address = clean_address(block.get("final-recipient", ""))
+    if not address:
+        return None
+    diagnostic = _strip_type(block.get("diagnostic-code", ""))
+    status = find_status(block.get("status", "")) or _squeezed_status(block.get("status", ""))
+    status = status or find_status(diagnostic)
+    return RecipientStatus(
+        recipient=address,
+        action=_action(block.get("action", "")),
+        status=status,
+        smtp_code=find_reply_code(diagnostic),
+        diagnostic=diagnostic,
+        remote_mta=clean_mta(block.get("remote-mta", "")),
+        original_recipient=clean_address(block.get("original-recipient", "")),
+    )
+
+
+def _action(value: str) -> str:
+    # RFC 3464 2.3.3 action values; some MTAs write "failure" or "delay".
+    word = value.strip().lower().split(" ")[0] if value.strip() else ""
+    for action in ("failed", "delayed", "delivered", "relayed", "expanded"):
+        if word[:4] == action[:4]:
+            return action
+    return word
+
+
+def _squeezed_status(value: str) -> str:
+    # Some MTAs write "550" or "5.1.10" oddly; a bare three-digit class.subject.detail
+    # like "511" is read as 5.1.1.
+    match = re.fullmatch(r"\s*([245])(\d)(\d)\s*", value)
+    return f"{match.group(1)}.{match.group(2)}.{match.group(3)}" if match else ""
+
+
+def _strip_type(value: str) -> str:
+    # RFC 3464 2.3.6: "diagnostic-type; text", e.g. "smtp; 550 5.1.1 No such user".
+    kind, sep, rest = value.partition(";")
+    if sep and kind.strip().lower() in ("smtp", "x-unix", "x-postfix", "x-local", "unix"):
+        return rest.strip()
+    return value.strip()
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\s*\r?\n\s+", " ", value).strip()

@@ -1,0 +1,140 @@
+"""The bouncer stage: its spec for the runtime, and what runs while it serves.
+
+``create`` reads ``[bouncer]``, the HMAC secret and the rule table, binds the bounce-domain
+SMTP listener and adds the one-click and admin routes to the process's HTTP port (so a bad
+file or a busy port fails the start clearly). ``run`` consumes ``postline.events``
+(``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
+transaction) and keeps the suppression-list gauge current, until the stop request; then it
+closes the listener and lets reports in flight finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from contextlib import suppress
+
+from services.bouncer.admin import AdminApi
+from services.bouncer.cli import add_commands
+from services.bouncer.config import BouncerConfig, load_bouncer_config, read_secret
+from services.bouncer.dsngen import DsnGenerator
+from services.bouncer.intake import BounceHandler, start_intake
+from services.bouncer.metrics import BouncerMetrics
+from services.bouncer.outcome import Outcomes
+from services.bouncer.rules import load_rules
+from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
+from services.bouncer.unsubscribe import UnsubscribeEndpoint
+from shared.batch import Item, run_batch_loop
+from shared.config import Config
+from shared.errors import BusError
+from shared.records import Event
+from shared.stage import StageContext, StageSpec
+from shared.topics import EVENTS, SUPPRESSIONS, OutRecord
+
+GROUP = "postline-bouncer"
+
+
+class BouncerStage:
+    """A running bouncer: the intake listener, the HTTP routes and the events consumer."""
+
+    def __init__(self, ctx: StageContext, config: BouncerConfig) -> None:
+        self.config = config
+        source = ctx.config.source
+        secret = read_secret(config.secret_file, "bouncer.secret_file", source)
+        self.metrics = BouncerMetrics(ctx.registry)
+        self.outcomes = Outcomes(
+            table=load_rules(config.rules_file),
+            policy=SuppressionPolicy(config.soft_bounce_limit, float(config.soft_bounce_window)),
+            metrics=self.metrics,
+            dsn=DsnGenerator(config.dsn),
+        )
+        timeout = float(ctx.config.core.bus.publish_timeout)
+        self.handler = BounceHandler(
+            config=config,
+            secret=secret,
+            outcomes=self.outcomes,
+            bus=ctx.bus,
+            publish_timeout=timeout,
+            metrics=self.metrics,
+            log=ctx.log,
+            activity=ctx.activity,
+        )
+        UnsubscribeEndpoint(
+            config.unsubscribe_path, secret, self.outcomes, ctx.bus, timeout
+        ).register(ctx.http)
+        if config.admin_token_file is not None:
+            token = read_secret(config.admin_token_file, "bouncer.admin_token_file", source)
+            AdminApi(token, SuppressionAdmin(ctx.bus, source="api")).register(ctx.http)
+        self.server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound SMTP port (the ephemeral one when the config said 0)."""
+        assert self.server is not None and self.server.sockets
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def handle(self, items: Sequence[Item[Event]]) -> list[OutRecord]:
+        """One batch of events: suppressions and DSNs for final failures."""
+        out: list[OutRecord] = []
+        for item in items:
+            out += self.outcomes.for_failure(item.record)
+        return out
+
+    async def run(self, ctx: StageContext) -> None:
+        """Consume events and track the list size until stopping; then drain."""
+        tracker = asyncio.create_task(self._track_list_size(ctx))
+        try:
+            await run_batch_loop(
+                ctx, group=GROUP, topic=EVENTS, handle=self.handle, metrics=ctx.metrics
+            )
+        finally:
+            if self.server is not None:
+                self.server.close()
+            await ctx.wait_idle(float(ctx.config.core.runtime.drain_timeout))
+            tracker.cancel()
+            with suppress(asyncio.CancelledError):
+                await tracker
+
+    async def _track_list_size(self, ctx: StageContext) -> None:
+        keys: set[bytes] = set()
+        try:
+            async for message in ctx.bus.follow(SUPPRESSIONS.name):
+                if message.key is None:
+                    continue
+                if message.value is None:
+                    keys.discard(message.key)
+                else:
+                    keys.add(message.key)
+                self.metrics.suppression_list_size.set(len(keys))
+        except BusError as exc:  # the gauge goes stale; the stage itself keeps serving
+            ctx.log.warning("cannot follow the suppression list", extra={"error": str(exc)})
+
+
+async def create(ctx: StageContext) -> BouncerStage:
+    """Build the bouncer from ``ctx.config`` and bind its SMTP listener."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
+    stage = BouncerStage(ctx, load_bouncer_config(ctx.config))
+    stage.server = await start_intake(stage.handler, stage.config)
+    ctx.log.info(
+        "bounce intake listening",
+        extra={"host": stage.config.listen_host, "port": stage.port},
+    )
+    return stage
+
+
+def check_config(config: Config) -> BouncerConfig:
+    """``postline config check``: the section and the rule table it names."""
+    section = load_bouncer_config(config)
+    load_rules(section.rules_file)
+    return section
+
+
+STAGE = StageSpec(
+    name="bouncer",
+    help="the feedback loop: bounces, complaints, unsubscribes, suppressions and DSNs",
+    create=create,
+    order=40,
+    add_commands=add_commands,
+    check_config=check_config,
+)

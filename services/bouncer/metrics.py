@@ -1,0 +1,70 @@
+"""The bouncer's metrics, declared once with help text an operator can act on.
+
+Labels are bounded: ``type`` (the report kinds), ``class`` (the bounce classes), ``provider``
+(``shared.providers`` names), ``via`` (smtp, http), ``reason`` (forged, unattributable).
+Recipient domains are never a label (PRACTICES 10).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class BouncerMetrics:
+    """Every bouncer metric, registered on the registry passed in (no global state)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reports = Counter(
+            "postline_bouncer_reports_total",
+            "Messages received at the bounce domain, by type (dsn, bounce, complaint, "
+            "auto_reply, other) and events (bounced/expired from the deliverer). A jump in dsn "
+            "or complaint after a campaign is the first sign of a bad list.",
+            ["type"],
+            registry=registry,
+        )
+        self.bounces = Counter(
+            "postline_bouncer_bounces_total",
+            "Classified failures by class (hard, soft, block, unknown) and recipient provider. "
+            "Rising 'block' for one provider means our reputation there is falling: check "
+            "blocklists and authentication; rising 'unknown' means the rule table needs a rule.",
+            ["class", "provider"],
+            registry=registry,
+        )
+        self.complaints = Counter(
+            "postline_bouncer_complaints_total",
+            "Feedback reports (ARF) received, by provider. Providers throttle senders above "
+            "about 0.1% complaints per delivered message: alert on the ratio.",
+            ["provider"],
+            registry=registry,
+        )
+        self.unsubscribes = Counter(
+            "postline_bouncer_unsubscribes_total",
+            "Verified unsubscribes by channel (http one-click, smtp mailto).",
+            ["via"],
+            registry=registry,
+        )
+        self.suppressions = Counter(
+            "postline_bouncer_suppressions_total",
+            "Addresses the bouncer put on the suppression list, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.suppression_list_size = Gauge(
+            "postline_bouncer_suppression_list_size",
+            "Addresses on the suppression list as this bouncer last read it (every scope).",
+            registry=registry,
+        )
+        self.dsns_sent = Counter(
+            "postline_bouncer_dsns_sent_total",
+            "DSNs queued to original senders for failed messages, by action (failed, expired).",
+            ["action"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "postline_bouncer_rejected_reports_total",
+            "Reports not acted on: 'forged' (the VERP or unsubscribe HMAC did not verify: "
+            "someone is sending fake bounces) or 'unattributable' (no recipient could be "
+            "found in the report). A steady 'forged' rate is backscatter or an attack.",
+            ["reason"],
+            registry=registry,
+        )

@@ -1,0 +1,144 @@
+"""What the bouncer publishes for a report or a failure: Events, Suppressions, DSNs.
+
+Owns turning a parsed report (with the VERP token that proves which message and recipient
+it is about) or a deliverer's ``bounced``/``expired`` event into output records, and counting
+them. It does not parse, speak SMTP or HTTP, or publish: callers publish what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.bouncer.classify import Classification, classify, classify_recipient
+from services.bouncer.dsngen import DsnGenerator
+from services.bouncer.metrics import BouncerMetrics
+from services.bouncer.report import RecipientStatus, Report, ReportKind
+from services.bouncer.rules import BounceClass, RuleTable
+from services.bouncer.suppress import SuppressionPolicy
+from shared.providers import provider_for_host
+from shared.records import Event, EventKind, SmtpReply, Suppression
+from shared.tokens import UnsubscribeToken, VerpToken
+from shared.topics import EVENTS, SUPPRESSIONS, OutRecord
+
+STAGE = "bouncer"
+_KIND_EVENT = {
+    ReportKind.COMPLAINT: EventKind.COMPLAINED,
+    ReportKind.AUTO_REPLY: EventKind.AUTO_REPLIED,
+}
+
+
+@dataclass
+class Outcomes:
+    """Builds the records for reports and failures (one per process, no global state)."""
+
+    table: RuleTable
+    policy: SuppressionPolicy
+    metrics: BouncerMetrics
+    dsn: DsnGenerator
+
+    def for_report(self, report: Report, token: VerpToken, at: float) -> list[OutRecord]:
+        """Records for a report that arrived at a verified VERP address."""
+        self.metrics.reports.labels(str(report.kind)).inc()
+        if report.kind is ReportKind.OTHER:
+            return []  # a human reply or spam to the return path: counted, nothing to do
+        status = _matching(report, token.recipient)
+        if status is None:
+            return []  # e.g. a "relayed"/"delivered" DSN: nothing failed
+        verdict = classify_recipient(report, status, self.table)
+        provider = provider_for_host(status.remote_mta or report.reporting_mta or "")
+        kind = _KIND_EVENT.get(report.kind) or (
+            EventKind.BOUNCED if status.permanent else EventKind.DEFERRED
+        )
+        event = Event(
+            kind=kind,
+            message_id=token.message_id,
+            at=at,
+            recipient=token.recipient,
+            domain=token.recipient.rpartition("@")[2].lower(),
+            reply=_reply(status),
+            mx=status.remote_mta,
+            provider=provider,
+            classification=str(verdict.bounce_class),
+            check=verdict.rule,
+            detail=f"{report.parser}: {status.diagnostic}"[:500],
+            stage=STAGE,
+        )
+        self._count(verdict, provider, kind)
+        out = [EVENTS.out(event)]
+        if kind in (EventKind.BOUNCED, EventKind.COMPLAINED):
+            out += self._suppress(token.recipient, verdict.bounce_class, at, event.detail)
+        return out
+
+    def for_unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> list[OutRecord]:
+        """Records for a verified unsubscribe (one-click POST or mailto)."""
+        self.metrics.unsubscribes.labels(via).inc()
+        record = self.policy.unsubscribe(token, at, via)
+        self.metrics.suppressions.labels(str(record.reason)).inc()
+        event = Event(
+            kind=EventKind.UNSUBSCRIBED,
+            message_id=token.message_id,
+            at=at,
+            recipient=token.recipient,
+            domain=token.recipient.rpartition("@")[2].lower(),
+            detail=f"via {via}; scope {token.scope or 'all senders'}",
+            stage=STAGE,
+        )
+        return [EVENTS.out(event), SUPPRESSIONS.out(record)]
+
+    def for_failure(self, event: Event) -> list[OutRecord]:
+        """Records for a deliverer's ``bounced`` or ``expired`` event: suppression, DSN."""
+        if event.kind not in (EventKind.BOUNCED, EventKind.EXPIRED) or event.stage == STAGE:
+            return []  # our own events (async DSNs) were acted on when they arrived
+        self.metrics.reports.labels(str(event.kind)).inc()
+        reply = event.reply or SmtpReply(code=0)
+        verdict = classify(reply.enhanced, reply.code, reply.text, event.mx, self.table)
+        if event.kind is EventKind.EXPIRED and verdict.bounce_class is not BounceClass.HARD:
+            verdict = Classification(BounceClass.SOFT, verdict.rule)  # RFC 3463 4.4.7
+        provider = event.provider or provider_for_host(event.mx or "")
+        self._count(verdict, provider, event.kind)
+        out = self._suppress(event.recipient, verdict.bounce_class, event.at, str(reply))
+        dsn = self.dsn.for_event(event)
+        if dsn is not None:
+            self.metrics.dsns_sent.labels(
+                "expired" if event.kind is EventKind.EXPIRED else "failed"
+            ).inc()
+            out.append(dsn)
+        return out
+
+    def _suppress(
+        self, address: str, bounce_class: BounceClass, at: float, detail: str
+    ) -> list[OutRecord]:
+        record: Suppression | None = self.policy.decide(address, bounce_class, at, detail)
+        if record is None:
+            return []
+        self.metrics.suppressions.labels(str(record.reason)).inc()
+        return [SUPPRESSIONS.out(record)]
+
+    def _count(self, verdict: Classification, provider: str, kind: EventKind) -> None:
+        if kind is EventKind.COMPLAINED:
+            self.metrics.complaints.labels(provider).inc()
+        elif kind in (EventKind.BOUNCED, EventKind.EXPIRED, EventKind.DEFERRED):
+            self.metrics.bounces.labels(str(verdict.bounce_class), provider).inc()
+
+
+def _matching(report: Report, recipient: str) -> RecipientStatus | None:
+    # VERP names the recipient; a report about several (rare: one VERP address per
+    # recipient) is matched by address, else its first failure is about ours.
+    wanted = recipient.lower()
+    candidates = (
+        report.failures if report.kind in (ReportKind.DSN, ReportKind.BOUNCE) else report.recipients
+    )
+    for status in candidates:
+        if wanted in (status.recipient.lower(), status.original_recipient.lower()):
+            return status
+    if candidates:
+        return candidates[0]
+    if report.kind in (ReportKind.COMPLAINT, ReportKind.AUTO_REPLY):
+        return RecipientStatus(recipient=recipient)  # ARF with a redacted recipient (RFC 6590)
+    return None
+
+
+def _reply(status: RecipientStatus) -> SmtpReply | None:
+    if not (status.smtp_code or status.status or status.diagnostic):
+        return None
+    return SmtpReply(code=status.smtp_code, enhanced=status.status, text=status.diagnostic[:500])

@@ -1,0 +1,36 @@
+"""Which parser reads a message that arrived at the bounce domain.
+
+Owns the order: feedback report (RFC 5965), then DSN (RFC 3464), then strong auto-reply
+signals (RFC 3834, vacation subjects), then non-standard bounce text, then the weak
+``Auto-Submitted`` signal, else "other". Each parser is tried only on what it can read;
+the first that recognises the message decides. It does not classify or act.
+"""
+
+from __future__ import annotations
+
+import email
+from email.message import Message
+from email.policy import compat32
+
+from services.bouncer.arf import parse_arf
+from services.bouncer.autoreply import strong_auto_reply, weak_auto_reply
+from services.bouncer.dsn import parse_dsn
+from services.bouncer.report import Report, ReportKind
+from services.bouncer.textbounce import parse_text_bounce
+
+
+def parse_message(raw: bytes) -> Report:
+    """Parse raw RFC 5322 bytes into a :class:`Report` (never raises on bad mail)."""
+    # compat32 is the lenient policy: bounces are often malformed, and it parses
+    # message/delivery-status into field blocks.
+    msg = email.message_from_bytes(raw, policy=compat32)
+    return parse_parsed(msg)
+
+
+def parse_parsed(msg: Message) -> Report:
+    """Like :func:`parse_message` for an already parsed message."""
+    for parser in (parse_arf, parse_dsn, strong_auto_reply, parse_text_bounce, weak_auto_reply):
+        report = parser(msg)
+        if report is not None:
+            return report
+    return Report(kind=ReportKind.OTHER, parser="none")

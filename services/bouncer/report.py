@@ -1,0 +1,144 @@
+"""What a parsed report says: the types every parser returns, and small shared helpers.
+
+Owns the :class:`Report` / :class:`RecipientStatus` values and the text helpers the parsers
+share (status codes, addresses, readable body text). It does not parse a whole message
+(``parse.py`` picks the parser) and does not classify (``classify.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+
+#: RFC 3463 enhanced status code: class.subject.detail.
+STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+#: An SMTP reply code at the start of a reply line, optionally with an enhanced code.
+REPLY_RE = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]+#?([245]\.\d{1,3}\.\d{1,3}))?(?![\d.])")
+ADDRESS_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+class ReportKind(enum.StrEnum):
+    """What kind of message arrived at the bounce domain."""
+
+    DSN = "dsn"  # RFC 3464 multipart/report; report-type=delivery-status
+    BOUNCE = "bounce"  # a non-standard bounce: recipient and reason found in the text
+    COMPLAINT = "complaint"  # RFC 5965 feedback report
+    AUTO_REPLY = "auto_reply"  # RFC 3834 auto-reply or a vacation responder
+    OTHER = "other"  # none of these: a human reply, spam, ...
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """What one report says about one recipient (RFC 3464 2.3 per-recipient fields)."""
+
+    recipient: str
+    action: str = ""  # failed, delayed, delivered, relayed, expanded
+    status: str = ""  # enhanced status code "5.1.1", "" when none was given
+    smtp_code: int = 0  # the remote reply code from Diagnostic-Code or the text
+    diagnostic: str = ""
+    remote_mta: str = ""
+    original_recipient: str = ""
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the failure is final (RFC 3464 2.3.3 Action, RFC 3463 class, reply code)."""
+        # RFC 3464 2.3.3: "failed" is final even with a 4.x.x status (e.g. 4.4.7 expired).
+        if self.action in ("failed", "delayed"):
+            return self.action == "failed"
+        if self.status:
+            return self.status.startswith("5")
+        return self.smtp_code >= 500
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether this recipient failed or is delayed (not delivered, relayed or expanded)."""
+        return self.action in ("", "failed", "delayed")
+
+
+@dataclass(frozen=True)
+class Report:
+    """One parsed message that arrived at the bounce domain."""
+
+    kind: ReportKind
+    recipients: tuple[RecipientStatus, ...] = ()
+    reporting_mta: str = ""
+    feedback_type: str = ""  # ARF Feedback-Type (abuse, fraud, ...)
+    original_message_id: str = ""
+    parser: str = ""  # which parser decided ("dsn", "text:qmail", "arf", ...)
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def failures(self) -> tuple[RecipientStatus, ...]:
+        """The recipients that failed or were delayed."""
+        return tuple(r for r in self.recipients if r.is_failure)
+
+
+def find_status(text: str) -> str:
+    """The first RFC 3463 enhanced status code in ``text`` (ignoring 2.x.x), or ''."""
+    for match in STATUS_RE.finditer(text):
+        if match.group(1) != "2":
+            return match.group(0)
+    return ""
+
+
+def find_reply_code(text: str) -> int:
+    """The first 4xx/5xx SMTP reply code in ``text``, or 0."""
+    for match in REPLY_RE.finditer(text):
+        code = int(match.group(1))
+        if code >= 400:
+            return code
+    return 0
+
+
+def clean_address(value: str) -> str:
+    """An address from a header or DSN field: ``rfc822; <a@b>`` -> ``a@b``."""
+    value = value.strip()
+    addr_type, sep, rest = value.partition(";")
+    if sep and "@" not in addr_type:
+        value = rest.strip()
+    match = ADDRESS_RE.search(value)
+    if match:
+        return match.group(0).strip(".")
+    return value.strip("<> \t\"'")
+
+
+def body_text(msg: Message, limit: int = 200_000) -> str:
+    """The readable text of a message: its text/* parts, skipping attached messages."""
+    chunks: list[str] = []
+    _collect_text(msg, chunks, top=True)
+    return "\n".join(chunks)[:limit]
+
+
+def _collect_text(part: Message, chunks: list[str], top: bool) -> None:
+    ctype = part.get_content_type()
+    if part.is_multipart():
+        if ctype == "message/rfc822" and not top:
+            return  # the returned original message: not the bounce's own words
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                _collect_text(sub, chunks, top=False)
+        return
+    readable = ctype.startswith("text/") and ctype != "text/rfc822-headers"
+    binary = part.get_content_maintype() in ("image", "audio", "video", "application")
+    if readable or (top and not binary):
+        chunks.append(decode_part(part))
+
+
+def decode_part(part: Message) -> str:
+    """A leaf part's text, transfer-decoded; undecodable bytes become replacement chars."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        text = payload.decode(charset, errors="replace")
+    except LookupError:
+        text = payload.decode("latin-1")
+    if part.get_content_type() == "text/html":
+        text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", text, flags=re.I)
+        text = re.sub(r"<[^>]+>", " ", text)
+        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ")
+    return text

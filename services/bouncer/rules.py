@@ -1,0 +1,149 @@
+"""The operator-editable bounce rule table (TOML): ordered regexes, optionally per provider.
+
+Owns loading and validating the table (``default_rules.toml`` shipped in this package, or
+the file ``[bouncer] rules_file`` names) and matching one rule. The order of classification
+(overrides, RFC 3463 codes, rules, fallbacks) is ``classify.py``'s.
+
+A rule::
+
+    [[rule]]
+    name = "google-account-disabled"  # unique; reported as the rule that matched
+    class = "hard"                    # hard, soft, block, complaint, auto_reply, unknown
+    pattern = 'account .* is disabled' # Python regex, case-insensitive, on the diagnostic text
+    provider = "google"               # optional: only for this provider (shared.providers)
+    status = '^5\\.2\\.1$'            # optional regex the enhanced status code must match
+    override = true                   # optional: checked before the RFC 3463 code table
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+
+from shared.config import convert
+from shared.errors import ConfigError
+
+DEFAULT_RULES = "default_rules.toml"
+ANY_PROVIDER = "*"
+
+
+class BounceClass(enum.StrEnum):
+    """What a failure means for the address (and for us)."""
+
+    HARD = "hard"  # bad mailbox, bad domain, inactive mailbox: suppress at once
+    SOFT = "soft"  # mailbox full, too large, temporary, DNS failure: suppress after N
+    BLOCK = "block"  # spam/reputation/blocklist, policy, SPF/DKIM/DMARC, content: our problem
+    COMPLAINT = "complaint"  # the recipient reported the message as spam
+    AUTO_REPLY = "auto_reply"  # a vacation or auto-responder, never a bounce
+    UNKNOWN = "unknown"  # nothing recognised: treated as transient (PRACTICES 8)
+
+
+class RuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One rule as written in the TOML file."""
+
+    name: str
+    pattern: str
+    provider: str = ANY_PROVIDER
+    status: str = ""
+    override: bool = False
+    class_: BounceClass = msgspec.field(name="class")
+
+
+class TableSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The TOML file: a version and the ordered rules."""
+
+    version: int = 1
+    rule: list[RuleSpec] = []
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A compiled rule."""
+
+    name: str
+    bounce_class: BounceClass
+    pattern: re.Pattern[str]
+    provider: str = ANY_PROVIDER
+    status: re.Pattern[str] | None = None
+    override: bool = False
+
+    def matches(self, status: str, text: str, provider: str) -> bool:
+        """Whether this rule applies to the failure."""
+        if self.provider not in (ANY_PROVIDER, provider):
+            return False
+        if self.status is not None and not self.status.search(status):
+            return False
+        return self.pattern.search(text) is not None
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    """Compiled rules in file order; ``source`` names the file for reports and errors."""
+
+    rules: tuple[Rule, ...]
+    source: str
+
+    @property
+    def overrides(self) -> tuple[Rule, ...]:
+        """Rules checked before the RFC 3463 code table."""
+        return tuple(r for r in self.rules if r.override)
+
+    @property
+    def ordinary(self) -> tuple[Rule, ...]:
+        """Rules checked after the specific RFC 3463 codes."""
+        return tuple(r for r in self.rules if not r.override)
+
+
+def load_rules(path: Path | None = None) -> RuleTable:
+    """The rule table from ``path``, or the one shipped with Postline; raises ConfigError."""
+    if path is None:
+        source = f"services/bouncer/{DEFAULT_RULES}"
+        text = resources.files("services.bouncer").joinpath(DEFAULT_RULES).read_text("utf-8")
+    else:
+        source = str(path)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(source, "", f"cannot read rule table: {exc.strerror}") from exc
+    return parse_rules(text, source)
+
+
+def parse_rules(text: str, source: str) -> RuleTable:
+    """Validate and compile a rule table; errors name ``source`` and ``rule[i].key``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from exc
+    spec = convert(raw, TableSpec, source)  # strict, errors name the key path
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, rule in enumerate(spec.rule):
+        if rule.name in seen:
+            raise ConfigError(source, f"rule[{index}].name", f"duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+        rules.append(
+            Rule(
+                name=rule.name,
+                bounce_class=rule.class_,
+                pattern=_compile(rule.pattern, source, f"rule[{index}].pattern"),
+                provider=rule.provider,
+                status=_compile(rule.status, source, f"rule[{index}].status")
+                if rule.status
+                else None,
+                override=rule.override,
+            )
+        )
+    return RuleTable(rules=tuple(rules), source=source)
+
+
+def _compile(pattern: str, source: str, key: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(source, key, f"bad regular expression: {exc}") from exc

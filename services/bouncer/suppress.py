@@ -1,0 +1,179 @@
+"""Suppression decisions, and the suppression list as the compacted topic.
+
+Owns when an address is suppressed (hard bounces and complaints at once, soft bounces after
+N within a window, unsubscribes per the token's scope) and reading/writing
+``postline.suppressions`` (a removal is a tombstone, keyed by ``suppression_key``), including
+the CSV export. It does not classify and does not serve HTTP (``admin.py``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from services.bouncer.rules import BounceClass
+from shared.bus.base import Bus
+from shared.records import Suppression, SuppressionReason, now
+from shared.tokens import UnsubscribeToken
+from shared.topics import SUPPRESSIONS, OutRecord, suppression_key
+
+CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail")
+
+
+class SoftBounceCounter:
+    """Soft bounces per address within a sliding window (in memory, per process).
+
+    A restart forgets the counts; the cost is at most N-1 more attempts per address, which
+    is what a soft bounce allows anyway.
+    """
+
+    def __init__(self, limit: int, window: float, max_addresses: int = 1_000_000) -> None:
+        self._limit = limit
+        self._window = window
+        self._max = max_addresses
+        self._seen: dict[str, deque[float]] = {}
+
+    def add(self, address: str, at: float) -> bool:
+        """Count one soft bounce; ``True`` when the address reached the limit."""
+        key = address.lower()
+        times = self._seen.setdefault(key, deque())
+        times.append(at)
+        while times and times[0] < at - self._window:
+            times.popleft()
+        if len(times) >= self._limit:
+            del self._seen[key]
+            return True
+        if len(self._seen) > self._max:  # bounded memory: forget the oldest address
+            self._seen.pop(next(iter(self._seen)))
+        return False
+
+
+class SuppressionPolicy:
+    """Turns classified failures into suppressions."""
+
+    def __init__(self, soft_limit: int, soft_window: float, source: str = "bouncer") -> None:
+        self._soft = SoftBounceCounter(soft_limit, soft_window)
+        self._source = source
+
+    def decide(
+        self, address: str, bounce_class: BounceClass, at: float, detail: str = ""
+    ) -> Suppression | None:
+        """The suppression ``bounce_class`` calls for, or ``None``."""
+        if not address or "@" not in address:
+            return None
+        if bounce_class is BounceClass.HARD:
+            reason = SuppressionReason.HARD_BOUNCE
+        elif bounce_class is BounceClass.COMPLAINT:
+            reason = SuppressionReason.COMPLAINT
+        elif bounce_class is BounceClass.SOFT and self._soft.add(address, at):
+            reason = SuppressionReason.SOFT_BOUNCES
+        else:
+            return None  # block, auto-reply and unknown never suppress the address
+        return Suppression(
+            address=address.lower(), reason=reason, source=self._source, at=at, detail=detail[:300]
+        )
+
+    def unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> Suppression:
+        """The suppression for a verified unsubscribe (scoped to the sender domain if set)."""
+        return Suppression(
+            address=token.recipient.lower(),
+            reason=SuppressionReason.UNSUBSCRIBE,
+            source=self._source,
+            at=at,
+            scope=token.scope.lower(),
+            detail=f"{via} message {token.message_id}",
+        )
+
+
+def parse_reason(value: str) -> SuppressionReason:
+    """A reason name from the CLI or API; raises ``ValueError`` listing the valid ones."""
+    try:
+        return SuppressionReason(value)
+    except ValueError:
+        names = ", ".join(r.value for r in SuppressionReason)
+        raise ValueError(f"unknown reason {value!r} (one of {names})") from None
+
+
+def suppression_row(record: Suppression) -> dict[str, Any]:
+    """One suppression as plain data (JSON, CSV)."""
+    return {name: getattr(record, name) for name in CSV_FIELDS}
+
+
+def export_csv(records: Iterable[Suppression]) -> str:
+    """The list as CSV with a header line, for audits."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow(suppression_row(record))
+    return out.getvalue()
+
+
+def decode_table(table: dict[bytes, bytes]) -> list[Suppression]:
+    """Decode a compacted-topic snapshot, skipping records this version cannot read."""
+    records = []
+    for value in table.values():
+        try:
+            records.append(SUPPRESSIONS.decode(value))
+        except msgspec.DecodeError:
+            continue
+    return sorted(records, key=lambda s: (s.address, s.scope))
+
+
+class SuppressionAdmin:
+    """Add, remove, look up and list suppressions on a bus (CLI and admin API)."""
+
+    def __init__(self, bus: Bus, source: str, owns_bus: bool = False) -> None:
+        self._bus = bus
+        self._source = source
+        self._owns = owns_bus
+
+    async def __aenter__(self) -> SuppressionAdmin:
+        if self._owns:
+            await self._bus.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._owns:
+            await self._bus.close()
+
+    async def add(
+        self, address: str, reason: SuppressionReason, scope: str = "", detail: str = ""
+    ) -> Suppression:
+        """Suppress ``address`` (for every sender, or only ``scope``'s domain)."""
+        record = Suppression(
+            address=address.strip().lower(),
+            reason=reason,
+            source=self._source,
+            at=now(),
+            scope=scope.strip().lower(),
+            detail=detail,
+        )
+        await self._bus.publish([SUPPRESSIONS.out(record)])
+        return record
+
+    async def remove(self, address: str, scope: str = "") -> None:
+        """Remove ``address`` (a tombstone on the compacted topic)."""
+        await self._bus.publish([removal(address, scope)])
+
+    async def snapshot(self) -> list[Suppression]:
+        """Every suppression now on the list."""
+        return decode_table(await self._bus.read_table(SUPPRESSIONS.name))
+
+    async def lookup(self, address: str) -> list[Suppression]:
+        """The suppressions of ``address`` (every scope)."""
+        wanted = address.strip().lower()
+        return [s for s in await self.snapshot() if s.address == wanted]
+
+
+def removal(address: str, scope: str = "") -> OutRecord:
+    """The tombstone that removes ``address`` from the list."""
+    return SUPPRESSIONS.tombstone(suppression_key(address.strip(), scope.strip()))

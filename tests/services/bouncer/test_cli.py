@@ -1,0 +1,95 @@
+"""``postline suppress ...`` and ``postline bounce classify`` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.cli import main
+from tests.services.bouncer.conftest import write_config
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "bounces"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run ``postline argv...``; its exit code and stdout."""
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_suppress_add_list_export_remove(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path))
+    code, out = run(
+        capsys,
+        "--config",
+        config,
+        "suppress",
+        "add",
+        "Gone@Example.org",
+        "--reason",
+        "hard_bounce",
+        "--detail",
+        "from a support ticket",
+    )
+    assert code == 0 and json.loads(out)["suppressed"] == "gone@example.org"
+    code, _ = run(
+        capsys,
+        "--config",
+        config,
+        "suppress",
+        "add",
+        "reader@example.org",
+        "--reason",
+        "unsubscribe",
+        "--scope",
+        "shop.example",
+    )
+    assert code == 0
+
+    code, out = run(capsys, "--config", config, "suppress", "list")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["address"], r["scope"], r["reason"], r["source"]) for r in rows] == [
+        ("gone@example.org", "", "hard_bounce", "cli"),
+        ("reader@example.org", "shop.example", "unsubscribe", "cli"),
+    ]
+
+    export = tmp_path / "audit.csv"
+    code, _ = run(capsys, "--config", config, "suppress", "export", "-o", str(export))
+    assert code == 0
+    table = list(csv.DictReader(io.StringIO(export.read_text())))
+    assert [r["address"] for r in table] == ["gone@example.org", "reader@example.org"]
+    assert table[0]["detail"] == "from a support ticket"
+
+    code, _ = run(capsys, "--config", config, "suppress", "remove", "gone@example.org")
+    assert code == 0
+    code, out = run(capsys, "--config", config, "suppress", "list")
+    assert [json.loads(line)["address"] for line in out.splitlines()] == ["reader@example.org"]
+
+
+def test_bounce_classify_prints_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path))
+    files = [str(DATA / "postfix_dsn_user_unknown.eml"), str(DATA / "arf_abuse_yahoo.eml")]
+    code, out = run(capsys, "--config", config, "bounce", "classify", *files)
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(x["recipient"], x["status"], x["class"], x["rule"]) for x in lines] == [
+        ("nobody@customer.example", "5.1.1", "hard", "rfc3463:5.1.1"),
+        ("annoyed@yahoo.com", "", "complaint", "arf:abuse"),
+    ]
+    assert lines[0]["file"] == files[0]
+
+
+def test_bounce_classify_missing_file_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path))
+    code, _ = run(capsys, "--config", config, "bounce", "classify", str(tmp_path / "nope.eml"))
+    assert code == 1
