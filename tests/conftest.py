@@ -13,7 +13,7 @@ DEFAULT_KAFKA = "127.0.0.1:39092"
 
 
 def _reachable(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", 1)[0].rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=2):
             return True

@@ -1,7 +1,7 @@
 """The signer's metrics, declared once, each with help text saying how to read it.
 
 Labels are bounded: ``result`` (a fixed list below), ``algorithm`` (rsa, ed25519), and
-``domain``/``selector`` of configured DKIM keys only (our customers' signing domains, a set
+``signing_domain``/``selector`` of configured DKIM keys only (our customers' signing domains, a set
 the operator controls; recipient domains are never a label). Registered on the registry the
 runtime passes in; no global registry.
 """
@@ -69,14 +69,14 @@ class SignerMetrics:
             "postline_signer_key_age_seconds",
             "Seconds since each DKIM key became valid (its not_before, else its file's "
             "modification time). Rotate keys older than your policy (commonly 6-12 months).",
-            ["domain", "selector", "algorithm"],
+            ["signing_domain", "selector", "algorithm"],
             registry=registry,
         )
         self.key_expiry = Gauge(
             "postline_signer_key_expiry_seconds",
             "Seconds until each DKIM key's not_after (negative: expired, no longer used; "
             "absent for keys without one). Alert when a domain's last key nears 0.",
-            ["domain", "selector", "algorithm"],
+            ["signing_domain", "selector", "algorithm"],
             registry=registry,
         )
         self.key_reload_errors = Counter(

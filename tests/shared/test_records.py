@@ -165,7 +165,7 @@ def test_a_newer_writer_with_unknown_fields_is_still_readable() -> None:
     "garbage", [b"", b"\xc1", b"\x93\x01\x02\x03", msgspec.msgpack.encode({"id": 5})]
 )
 def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -> None:
-    with pytest.raises(DecodeError, match="postline.submitted"):
+    with pytest.raises(DecodeError, match=r"postline\.submitted"):
         SUBMITTED.decode(garbage)
 
 

@@ -23,7 +23,7 @@ def test_key_gauges(store: KeyStore) -> None:
     metrics = SignerMetrics(registry)
     keys = store.all_keys()
     metrics.observe_keys(keys, now=keys[0].path.stat().st_mtime + 100)
-    labels = {"domain": "example.test", "selector": "r1", "algorithm": "rsa"}
+    labels = {"signing_domain": "example.test", "selector": "r1", "algorithm": "rsa"}
     age = registry.get_sample_value("postline_signer_key_age_seconds", labels)
     assert age is not None and 99 <= age <= 101
     assert registry.get_sample_value("postline_signer_key_expiry_seconds", labels) is None

@@ -318,7 +318,7 @@ async def test_keys_added_while_running_are_used_without_restart(
         while not signer.stage.store.keys_of("second.test"):
             assert loop.time() < end, "new key not picked up"
             await asyncio.sleep(0.05)
-        labels = {"domain": "second.test", "selector": "s1", "algorithm": "ed25519"}
+        labels = {"signing_domain": "second.test", "selector": "s1", "algorithm": "ed25519"}
         age = signer.ctx.registry.get_sample_value("postline_signer_key_age_seconds", labels)
         assert age is not None and age >= 0
         await signer.submit(submission(("bob@one.test",), message("x@second.test")))
