@@ -17,6 +17,7 @@ help:
 	@echo "make test        venv + real Kafka broker + the whole test suite (stops what it started)"
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
+	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
 	@echo "make bench-bus   bus throughput and commit latency on both adapters"
 
 $(BIN)/postline: pyproject.toml constraints.txt
@@ -27,8 +28,9 @@ $(BIN)/postline: pyproject.toml constraints.txt
 
 venv: $(BIN)/postline
 
+# The offline manifest checks first (quick to fail), then the suite on a real broker.
 # Kafka is stopped even when the tests fail; the exit code is the tests'.
-test: venv
+test: venv k8s-check
 	$(KAFKA) up
 	status=0; CI=$${CI:-false} $(BIN)/python -m pytest -ra $(PYTEST_ARGS) || status=$$?; \
 	$(KAFKA) down; exit $$status
@@ -60,3 +62,6 @@ bench-bus: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+include deploy/k8s-check.mk
+-include bench/bench.mk

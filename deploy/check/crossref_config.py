@@ -1,0 +1,100 @@
+"""Cross-reference checks between each stage's Deployment and the config its pods load.
+
+- The pod runs ``postline <stage> --config F`` and F is mounted.
+- ``http.port`` is the container's ``http`` port (probes and PodMonitors use that name);
+  ingest's listeners and the bouncer's SMTP port are container ports.
+- Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets) is
+  inside a volume mount of that Deployment.
+- ``terminationGracePeriodSeconds`` covers the preStop pause plus ``runtime.drain_timeout``.
+Owns these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from common import Manifest, Rendered, ref
+from postline_config import load_rendered_config, mounted, unmounted
+
+from services.bouncer.config import load_bouncer_config
+from services.ingest.config import load as load_ingest
+from services.signer.config import load_signer_config
+from shared.config import Config
+
+
+def check(rendered: Rendered) -> list[str]:
+    """Every problem in one overlay, each prefixed with the overlay's name."""
+    problems: list[str] = []
+    for doc in rendered.of_kind("Deployment"):
+        stage = (
+            doc["spec"]["template"]["metadata"]
+            .get("labels", {})
+            .get("app.kubernetes.io/component", "")
+        )
+        config = load_rendered_config(rendered, doc)
+        problems += _command(doc, stage)
+        problems += _ports(doc, stage, config)
+        problems += unmounted(doc, _files(stage, config))
+        problems += _grace(doc, float(config.core.runtime.drain_timeout))
+    return [f"{rendered.overlay}: {problem}" for problem in problems]
+
+
+def _container(doc: Manifest) -> Manifest:
+    return doc["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+def _command(doc: Manifest, stage: str) -> Iterable[str]:
+    args = [str(a) for a in _container(doc).get("args", [])]
+    if not args or args[0] != stage:
+        yield f"{ref(doc)}: args {args} do not start with the stage {stage!r}"
+    if "--config" not in args or args.index("--config") + 1 >= len(args):
+        yield f"{ref(doc)}: args {args} do not pass --config FILE"
+    elif not mounted(doc, args[args.index("--config") + 1]):
+        yield f"{ref(doc)}: config file {args[args.index('--config') + 1]} is not mounted"
+
+
+def _ports(doc: Manifest, stage: str, config: Config) -> Iterable[str]:
+    ports = {p.get("name"): p["containerPort"] for p in _container(doc).get("ports", [])}
+    if ports.get("http") != config.core.http.port:
+        yield (
+            f"{ref(doc)}: container port 'http' {ports.get('http')} != "
+            f"http.port {config.core.http.port}"
+        )
+    wanted: list[int] = []
+    if stage == "ingest":
+        wanted = [listener.port for listener in load_ingest(config).listeners]
+    elif stage == "bouncer":
+        wanted = [load_bouncer_config(config).listen_port]
+    for port in wanted:
+        if port not in ports.values():
+            yield (
+                f"{ref(doc)}: the config listens on {port}, "
+                f"not a container port {sorted(ports.values())}"
+            )
+
+
+def _files(stage: str, config: Config) -> list[str]:
+    if stage == "ingest":
+        ingest = load_ingest(config)
+        return [str(p) for p in (ingest.tls.cert, ingest.tls.key, ingest.users_file) if p]
+    if stage == "signer":
+        signer = load_signer_config(config)
+        return [str(signer.keys_dir), str(signer.secret_file)]
+    if stage == "bouncer":
+        bouncer = load_bouncer_config(config)
+        return [str(p) for p in (bouncer.secret_file, bouncer.admin_token_file) if p]
+    return []
+
+
+def _grace(doc: Manifest, drain: float) -> Iterable[str]:
+    spec = doc["spec"]["template"]["spec"]
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    pre_stop = _container(doc).get("lifecycle", {}).get("preStop", {})
+    command = pre_stop.get("exec", {}).get("command", [])
+    pause = float(command[1]) if len(command) == 2 and command[0] == "sleep" else 0.0
+    pause += float(pre_stop.get("sleep", {}).get("seconds", 0))
+    if grace < pause + drain:
+        yield (
+            f"{ref(doc)}: terminationGracePeriodSeconds {grace} < preStop {pause:g}s + "
+            f"runtime.drain_timeout {drain:g}s: in-flight work would be killed"
+        )

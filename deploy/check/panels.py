@@ -1,0 +1,253 @@
+"""Query helpers and the panels of each stage's row on the per-stage dashboard.
+
+Owns the per-stage panels (every metric a stage exports appears here) and the PromQL helpers
+the dashboards share; ``gen_dashboards.py`` assembles and writes the dashboards.
+"""
+
+from __future__ import annotations
+
+from grafana import NS, RATE, Panel, panel, row
+
+KEY = "signing_domain, selector, algorithm"
+
+
+def rate(metric: str, matchers: str = "", by: str = "") -> str:
+    """``sum [by (...)] (rate(metric{namespace, matchers}[$__rate_interval]))``."""
+    sel = ", ".join(m for m in (NS, matchers) if m)
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping} (rate({metric}{{{sel}}}[{RATE}]))"
+
+
+def quantiles(metric: str, by: str = "") -> list[tuple[str, str]]:
+    """p50, p90 and p99 queries of a histogram (``by``: extra grouping label)."""
+    extra = f", {by}" if by else ""
+    legend = f"{{{{{by}}}}} " if by else ""
+    return [
+        (
+            f"histogram_quantile({q}, sum by (le{extra}) (rate({metric}_bucket{{{NS}}}[{RATE}])))",
+            f"{legend}p{int(q * 100)}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
+
+
+def ingest_panels() -> list[Panel]:
+    """Ingest's metrics."""
+    return [
+        row("Ingest"),
+        panel(
+            "Messages by result and check",
+            "ops",
+            [(rate("postline_ingest_messages_total", by="result, check"), "{{result}} {{check}}")],
+        ),
+        panel(
+            "Open SMTP sessions",
+            "short",
+            [(f"sum by (listener) (postline_ingest_sessions_active{{{NS}}})", "{{listener}}")],
+        ),
+        panel(
+            "Sessions ended",
+            "ops",
+            [
+                (
+                    rate("postline_ingest_sessions_total", by="listener, result"),
+                    "{{listener}} {{result}}",
+                )
+            ],
+        ),
+        panel(
+            "TLS handshakes and AUTH failures",
+            "ops",
+            [
+                (rate("postline_ingest_tls_sessions_total", by="version"), "{{version}}"),
+                (rate("postline_ingest_auth_failures_total"), "AUTH failures"),
+            ],
+        ),
+        panel("Handoff to the bus", "s", quantiles("postline_ingest_handoff_seconds")),
+        panel("Message size", "bytes", quantiles("postline_ingest_message_size_bytes")),
+        panel("Recipients per message", "short", quantiles("postline_ingest_message_recipients")),
+    ]
+
+
+def signer_panels() -> list[Panel]:
+    """The signer's metrics."""
+    key_labels = "{{signing_domain}} {{selector}} {{algorithm}}"
+    return [
+        row("Signer"),
+        panel(
+            "Messages by result",
+            "ops",
+            [(rate("postline_signer_messages_total", by="result"), "{{result}}")],
+        ),
+        panel(
+            "Signatures and suppressed recipients",
+            "ops",
+            [
+                (rate("postline_signer_signatures_total", by="algorithm"), "{{algorithm}}"),
+                (rate("postline_signer_suppressed_recipients_total"), "suppressed recipients"),
+            ],
+        ),
+        panel("Signing time", "s", quantiles("postline_signer_sign_seconds")),
+        panel("Fan-out per submission", "short", quantiles("postline_signer_fanout_deliveries")),
+        panel(
+            "DKIM key age",
+            "s",
+            [
+                (
+                    f"max by ({KEY}) (postline_signer_key_age_seconds{{{NS}}})",
+                    key_labels,
+                )
+            ],
+        ),
+        panel(
+            "DKIM key expiry",
+            "s",
+            [
+                (
+                    f"min by ({KEY}) (postline_signer_key_expiry_seconds{{{NS}}})",
+                    key_labels,
+                )
+            ],
+        ),
+        panel(
+            "Key reload errors",
+            "short",
+            [(f"sum(increase(postline_signer_key_reload_errors_total{{{NS}}}[1h]))", "errors")],
+        ),
+    ]
+
+
+def deliverer_panels() -> list[Panel]:
+    """The deliverer's metrics."""
+    return [
+        row("Deliverer"),
+        panel(
+            "Attempts by provider and result",
+            "ops",
+            [
+                (
+                    rate("postline_deliverer_attempts_total", by="provider, result"),
+                    "{{provider}} {{result}}",
+                )
+            ],
+        ),
+        panel(
+            "SMTP replies by class",
+            "ops",
+            [
+                (
+                    rate("postline_deliverer_smtp_replies_total", by="provider, reply_class"),
+                    "{{provider}} {{reply_class}}",
+                )
+            ],
+        ),
+        panel(
+            "Attempt time by provider (p90)",
+            "s",
+            [
+                (
+                    f"histogram_quantile(0.9, sum by (le, provider) (rate("
+                    f"postline_deliverer_attempt_seconds_bucket{{{NS}}}[{RATE}])))",
+                    "{{provider}}",
+                )
+            ],
+        ),
+        panel(
+            "Delivery delay by provider (p90)",
+            "s",
+            [
+                (
+                    f"histogram_quantile(0.9, sum by (le, provider) (rate("
+                    f"postline_deliverer_delivery_delay_seconds_bucket{{{NS}}}[{RATE}])))",
+                    "{{provider}}",
+                )
+            ],
+        ),
+        panel(
+            "Connections and throttled destinations",
+            "short",
+            [
+                (
+                    f"sum by (provider) (postline_deliverer_connections{{{NS}}})",
+                    "{{provider}} conns",
+                ),
+                (
+                    f"sum by (provider) (postline_deliverer_throttled_destinations{{{NS}}})",
+                    "{{provider}} throttled",
+                ),
+            ],
+        ),
+        panel(
+            "Deliveries in memory",
+            "short",
+            [(f"sum(postline_deliverer_window_deliveries{{{NS}}})", "window")],
+        ),
+        panel(
+            "Throttling steps and shaping",
+            "ops",
+            [
+                (rate("postline_deliverer_throttle_changes_total", by="action"), "{{action}}"),
+                (rate("postline_deliverer_shaped_total", by="reason"), "shaped {{reason}}"),
+            ],
+        ),
+        panel(
+            "Retries scheduled and expired",
+            "ops",
+            [
+                (rate("postline_deliverer_retries_scheduled_total", by="tier"), "retry {{tier}}"),
+                (rate("postline_deliverer_expired_total"), "expired"),
+            ],
+        ),
+        panel(
+            "MX lookups",
+            "ops",
+            [(rate("postline_deliverer_mx_lookups_total", by="result"), "{{result}}")],
+        ),
+        panel("MX lookup time", "s", quantiles("postline_deliverer_mx_lookup_seconds")),
+    ]
+
+
+def bouncer_panels() -> list[Panel]:
+    """The bouncer's metrics."""
+    return [
+        row("Bouncer"),
+        panel(
+            "Reports by type",
+            "ops",
+            [(rate("postline_bouncer_reports_total", by="type"), "{{type}}")],
+        ),
+        panel(
+            "Bounces by class and provider",
+            "ops",
+            [
+                (
+                    rate("postline_bouncer_bounces_total", by="class, provider"),
+                    "{{class}} {{provider}}",
+                )
+            ],
+        ),
+        panel(
+            "Complaints by provider",
+            "ops",
+            [(rate("postline_bouncer_complaints_total", by="provider"), "{{provider}}")],
+        ),
+        panel(
+            "Unsubscribes and suppressions",
+            "ops",
+            [
+                (rate("postline_bouncer_unsubscribes_total", by="via"), "unsubscribe {{via}}"),
+                (rate("postline_bouncer_suppressions_total", by="reason"), "suppress {{reason}}"),
+            ],
+        ),
+        panel(
+            "DSNs sent and reports rejected",
+            "ops",
+            [
+                (rate("postline_bouncer_dsns_sent_total", by="action"), "DSN {{action}}"),
+                (
+                    rate("postline_bouncer_rejected_reports_total", by="reason"),
+                    "rejected {{reason}}",
+                ),
+            ],
+        ),
+    ]
