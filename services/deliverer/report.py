@@ -4,7 +4,9 @@ Owns: :func:`records_for`, pure apart from the schedule's jitter: per recipient 
 BOUNCED or DEFERRED event (with the reply, MX host, provider, TLS version and attempt), one
 retry Delivery for the deferred recipients (attempt + 1, ``not_before`` from the schedule) or
 EXPIRED events past the maximum age; shed jobs go to a tier unchanged (no attempt was made).
-Also updates the attempt metrics. Does not publish (``engine.py`` does, in a transaction).
+BOUNCED and EXPIRED events carry the original header block and the bulk flag, which the
+bouncer's DSN to the sender needs (it never sees the Delivery). Also updates the attempt
+metrics. Does not publish (``engine.py`` does, in a transaction).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import msgspec
 from services.deliverer.metrics import DelivererMetrics, reply_class
 from services.deliverer.outcome import Outcome
 from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, Job, JobResult
-from services.deliverer.retry import RetrySchedule, expired_events
+from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
 from shared.records import Delivery, Event, EventKind, SmtpReply
 from shared.topics import EVENTS, OutRecord
@@ -47,7 +49,11 @@ def records_for(
     attempt = delivery.attempt + 1
     deferred: list[str] = []
     last_reply: SmtpReply | None = None
+    failure = failure_fields(delivery)
     for rcpt, classified in result.results.items():
+        # Only final failures carry the header block (for the sender's DSN); a delivered or
+        # deferred event stays small.
+        extra = failure if classified.outcome is Outcome.BOUNCED else {}
         records.append(
             EVENTS.out(
                 Event(
@@ -66,6 +72,7 @@ def records_for(
                     classification=classified.outcome.value,
                     tags=delivery.tags,
                     stage="deliverer",
+                    **extra,
                 )
             )
         )

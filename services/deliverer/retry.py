@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -88,8 +89,29 @@ class RetrySchedule:
         return Deferral(topic.name.rsplit(".", 1)[-1], topic.out(record))
 
 
+#: Most bytes of the original header block a BOUNCED/EXPIRED event carries, for the DSN the
+#: bouncer sends to the sender (RFC 3462 text/rfc822-headers); the rest is cut at a line end.
+MAX_DSN_HEADERS = 64 * 1024
+
+
+def header_block(data: bytes, limit: int = MAX_DSN_HEADERS) -> bytes:
+    """The message's header block (up to the first empty line), at most ``limit`` bytes."""
+    end = data.find(b"\r\n\r\n")
+    block = data[: end + 2] if end >= 0 else data
+    if len(block) > limit:
+        cut = block.rfind(b"\n", 0, limit)
+        block = block[: cut + 1] if cut >= 0 else block[:limit]
+    return block
+
+
+def failure_fields(delivery: Delivery) -> dict[str, Any]:
+    """What a final-failure event needs for the bouncer's DSN: the headers and bulk flag."""
+    return {"headers": header_block(delivery.data), "bulk": delivery.bulk}
+
+
 def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> list[OutRecord]:
     """One EXPIRED event per recipient (the bouncer handles it like a bounce)."""
+    failure = failure_fields(delivery)
     return [
         EVENTS.out(
             Event(
@@ -106,6 +128,7 @@ def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> li
                 detail=f"last reply: {reply}" if reply else "",
                 tags=delivery.tags,
                 stage="deliverer",
+                **failure,
             )
         )
         for rcpt in delivery.rcpt_to

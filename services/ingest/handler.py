@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from services.ingest.server import IngestCore, IngestSMTP
 
 STAGE = "ingest"
+#: How aiosmtpd passes the null reverse-path to ``handle_MAIL``.
+NULL_REVERSE_PATH = "<>"
 
 
 def rejection_event(
@@ -70,12 +72,16 @@ class Handler:
         self, server: IngestSMTP, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         """MAIL FROM: start a transaction unless a check refuses the sender."""
-        txn = Transaction(id=new_id(), mail_from=address, smtputf8=bool(envelope.smtp_utf8))
+        # RFC 5321 4.5.5: "MAIL FROM:<>" (DSNs, auto-replies) is the null reverse-path; aiosmtpd
+        # hands it over as "<>", our records spell it "" (shared.records.Submission), so the
+        # signer keeps it null instead of giving it a VERP return path that could bounce.
+        sender = "" if address == NULL_REVERSE_PATH else address
+        txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
         decision = mail_from.run(self.core.policy, server.info, txn)
         if decision is not None:
             server.reject(decision, txn=txn)
             return str(decision.reply)
-        envelope.mail_from = address
+        envelope.mail_from = address  # "<>" stays truthy: aiosmtpd's nested-MAIL check needs it
         envelope.mail_options.extend(options)
         server.txn = txn
         return str(replies.SENDER_OK)

@@ -23,9 +23,13 @@ def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> 
 
 
 def sender_domain(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
-    """An authenticated user may use only its own domains as envelope sender."""
+    """An authenticated user may use only its own domains as envelope sender.
+
+    The null reverse-path names no domain to spoof (RFC 5321 4.5.5: an app's DSNs and
+    auto-replies must use it); the From header is still checked at DATA.
+    """
     user = session.user
-    if user is None:
+    if user is None or not txn.mail_from:
         return None
     domain = txn.sender_domain
     if not user.may_send_from(domain):
