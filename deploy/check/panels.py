@@ -187,6 +187,10 @@ def deliverer_panels() -> list[Panel]:
             "ops",
             [
                 (rate("postline_deliverer_throttle_changes_total", by="action"), "{{action}}"),
+                (
+                    rate("postline_deliverer_tls_required_failures_total", by="provider"),
+                    "TLS required, unavailable {{provider}}",
+                ),
                 (rate("postline_deliverer_shaped_total", by="reason"), "shaped {{reason}}"),
             ],
         ),

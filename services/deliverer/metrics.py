@@ -26,6 +26,15 @@ class DelivererMetrics:
             ["provider", "result"],
             registry=registry,
         )
+        self.tls_required_failures = Counter(
+            "postline_deliverer_tls_required_failures_total",
+            "Recipients deferred because policy requires TLS and the MX did not offer it or the "
+            "handshake failed (never sent in plaintext). Any sustained rate means a destination "
+            "or provider with tls = \"required\" cannot be reached securely: check its MX hosts "
+            "and certificates, or the policy.",
+            ["provider"],
+            registry=registry,
+        )
         self.replies = Counter(
             "postline_deliverer_smtp_replies_total",
             "Final SMTP replies per recipient by provider and reply class (2xx, 4xx, 5xx; "

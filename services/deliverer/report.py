@@ -14,7 +14,7 @@ from __future__ import annotations
 import msgspec
 
 from services.deliverer.metrics import DelivererMetrics, reply_class
-from services.deliverer.outcome import Outcome
+from services.deliverer.outcome import TLS_UNAVAILABLE, Outcome
 from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, Job, JobResult
 from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
@@ -77,6 +77,8 @@ def records_for(
             )
         )
         metrics.attempts.labels(result.provider, classified.outcome.value).inc()
+        if classified.reply == TLS_UNAVAILABLE:
+            metrics.tls_required_failures.labels(result.provider).inc()
         metrics.replies.labels(result.provider, reply_class(classified.reply.code)).inc()
         if classified.outcome is Outcome.DEFERRED:
             deferred.append(rcpt)

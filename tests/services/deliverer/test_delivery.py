@@ -154,3 +154,8 @@ async def test_tls_required_but_not_offered_defers_never_plaintext(tmp_path: Pat
         assert {e.reply.enhanced for e in deferred} == {"4.7.5"}  # type: ignore[union-attr]
         assert not sink.messages and not sink.dropped
         assert not d.of(EventKind.DELIVERED)
+        # Operators are alerted on this counter (PostlineTlsRequiredFailures).
+        failures = d.ctx.registry.get_sample_value(
+            "postline_deliverer_tls_required_failures_total", {"provider": "other"}
+        )
+        assert failures is not None and failures >= 2
