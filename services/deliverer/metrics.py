@@ -30,7 +30,7 @@ class DelivererMetrics:
             "postline_deliverer_tls_required_failures_total",
             "Recipients deferred because policy requires TLS and the MX did not offer it or the "
             "handshake failed (never sent in plaintext). Any sustained rate means a destination "
-            "or provider with tls = \"required\" cannot be reached securely: check its MX hosts "
+            'or provider with tls = "required" cannot be reached securely: check its MX hosts '
             "and certificates, or the policy.",
             ["provider"],
             registry=registry,
