@@ -43,8 +43,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# DELIVER_TO=host:port sends all mail to one smarthost (e.g. a local capture server).
+DELIVER_TO ?=
 run: venv
-	$(BIN)/postline run
+	$(BIN)/postline --config deploy/local/postline.toml run $(if $(DELIVER_TO),--deliver-to $(DELIVER_TO))
 
 kafka-up:
 	$(KAFKA) up

@@ -2,9 +2,10 @@
 
 Owns argument parsing, finding the config file, discovering stages and turning errors into
 one line on stderr and an exit code (0 ok, 1 bad config or failed stage, 2 bus unreachable
-or nothing to run). Commands: ``version``, ``config check|show``, ``topics create|list``,
-``run`` (every installed stage in one process), one command per installed stage, and the
-commands each stage adds.
+or nothing to run). Commands: ``version``, ``config check|show|reference``, ``topics
+create|list``, ``run`` (every installed stage in one process) and one command per installed
+stage (``shared.cli_run``), ``events tail`` and ``message show`` (``shared.cli_events``), and
+the commands each stage adds.
 
 Stages are found through the ``postline.stages`` entry point group (each a ``StageSpec``),
 so this module never imports a stage. A stage's ``add_commands`` hook adds sub-parsers and
@@ -16,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import inspect
 import json
-import logging
 import os
 import platform
 import sys
@@ -28,12 +27,15 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from shared import cli_reference
+from shared.cli_events import add_event_commands
+from shared.cli_run import RunError, add_run_commands
+from shared.cli_run import cmd_run as run_command
+from shared.cli_topics import add_topic_commands
 from shared.config import Config, load_config, to_builtins
 from shared.errors import BusError, BusUnavailable, ConfigError
 from shared.metrics import package_version
-from shared.runtime import run_stages
 from shared.stage import StageSpec
-from shared.topics import all_topics
 
 ENTRY_POINT_GROUP = "postline.stages"
 CONFIG_ENV = "POSTLINE_CONFIG"
@@ -90,12 +92,9 @@ def build_parser(specs: Sequence[StageSpec]) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("version", help="print the version").set_defaults(builtin=cmd_version)
     _add_config_commands(commands)
-    _add_topic_commands(commands)
-    run = commands.add_parser("run", help="run every installed stage in one process")
-    run.set_defaults(builtin=cmd_run, specs=list(specs))
-    for spec in specs:
-        one = commands.add_parser(spec.name, help=spec.help)
-        one.set_defaults(builtin=cmd_run, specs=[spec])
+    add_topic_commands(commands)
+    add_run_commands(commands, specs, cmd_run)
+    add_event_commands(commands)
     for spec in specs:
         if spec.add_commands is not None:
             spec.add_commands(commands)
@@ -111,24 +110,9 @@ def _add_config_commands(commands: argparse._SubParsersAction[Any]) -> None:
     sub.add_parser("show", help="print the effective configuration as JSON").set_defaults(
         builtin=cmd_config_show
     )
-
-
-def _add_topic_commands(commands: argparse._SubParsersAction[Any]) -> None:
-    topics = commands.add_parser("topics", help="create or list the Kafka topics")
-    sub = topics.add_subparsers(dest="topics_command", required=True, metavar="COMMAND")
-    create = sub.add_parser("create", help="create the topics (or bring their settings in line)")
-    create.add_argument("--replication-factor", type=int, default=1, metavar="N")
-    create.add_argument(
-        "--partitions-override",
-        action="append",
-        default=[],
-        metavar="TOPIC=N",
-        help="partitions for one topic instead of its declared count (repeatable)",
-    )
-    create.set_defaults(builtin=cmd_topics_create)
-    sub.add_parser("list", help="list the topics on the cluster").set_defaults(
-        builtin=cmd_topics_list
-    )
+    sub.add_parser(
+        "reference", help="print every config key with its type, default and meaning (Markdown)"
+    ).set_defaults(builtin=cmd_config_reference)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,89 +196,14 @@ def _redacted(value: Any, key: str = "") -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``postline run`` and ``postline <stage>``: check every section, then run."""
-    specs: list[StageSpec] = args.specs
-    if not specs:
-        raise CliError("no stage is installed; nothing to run", EXIT_UNAVAILABLE)
-    config = _load(args)
-    for spec in specs:
-        if spec.check_config is not None:
-            spec.check_config(config)
-    return asyncio.run(run_stages(specs, config))
+    """``postline run`` and ``postline <stage>`` (see ``shared.cli_run``)."""
+    try:
+        return run_command(args, config_path(args.config))
+    except RunError as exc:
+        raise CliError(str(exc), exc.code) from exc
 
 
-def cmd_topics_create(args: argparse.Namespace) -> int:
-    """``postline topics create``: declared topics with their settings, on Kafka."""
-    config = _load(args)
-    if not _on_kafka(config):
-        return 0
-    from shared.bus.kafka_admin import create_topics  # noqa: PLC0415  (loads aiokafka)
-
-    if args.replication_factor < 1:
-        raise CliError("--replication-factor must be at least 1")
-    topics = _with_overrides(args.partitions_override)
-    result = asyncio.run(create_topics(config.core.kafka, topics, args.replication_factor))
-    for name, status in result.items():
-        print(f"{name}: {status}")
-    return cmd_topics_list(args)
-
-
-def cmd_topics_list(args: argparse.Namespace) -> int:
-    """``postline topics list``: the topics on the cluster under the configured prefix."""
-    config = _load(args)
-    if not _on_kafka(config):
-        return 0
-    from shared.bus.kafka_admin import list_topics  # noqa: PLC0415  (loads aiokafka)
-
-    infos = asyncio.run(list_topics(config.core.kafka))
-    rows = [("NAME", "PARTITIONS", "REPLICATION", "CLEANUP", "RETENTION", "MAX BYTES")]
-    for info in infos:
-        rows.append(
-            (
-                info.name,
-                str(info.partitions),
-                str(info.replication_factor),
-                info.config.get("cleanup.policy", "?"),
-                _retention(info.config.get("retention.ms")),
-                info.config.get("max.message.bytes", "?"),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+def cmd_config_reference(_args: argparse.Namespace) -> int:
+    """``postline config reference``: docs/configuration.md, generated from the structs."""
+    print(cli_reference.render(discover_stages()), end="")
     return 0
-
-
-def _on_kafka(config: Config) -> bool:
-    if config.core.bus.kind == "kafka":
-        # aiokafka logs each failed connection attempt; the mapped BusError is the one line.
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-        return True
-    print("the embedded bus creates its topics implicitly; nothing to do (bus.kind = embedded)")
-    return False
-
-
-def _with_overrides(overrides: Sequence[str]) -> list[Any]:
-    topics = {topic.name: topic for topic in all_topics()}
-    for override in overrides:
-        name, _, count = override.partition("=")
-        if name not in topics:
-            raise CliError(f"--partitions-override {override}: unknown topic {name!r}")
-        if not count.isdigit() or int(count) < 1:
-            raise CliError(f"--partitions-override {override}: expected TOPIC=N with N >= 1")
-        topics[name] = dataclasses.replace(topics[name], partitions=int(count))
-    return list(topics.values())
-
-
-def _retention(value: str | None) -> str:
-    if value is None:
-        return "?"
-    if value == "-1":
-        return "forever"
-    millis = int(value)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if millis >= size and millis % size == 0:
-            return f"{millis // size}{unit}"
-    return f"{millis}ms"

@@ -110,44 +110,46 @@ class KafkaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
     bootstrap: str = "127.0.0.1:9092"  # comma-separated host:port list
     topic_prefix: str = ""  # prepended to every topic name on the wire
-    client_id: str = "postline"
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"
-    request_timeout: Duration = Duration(30)
+    client_id: str = "postline"  # client id on the broker; also names transactional ids
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"  # producer batches
+    request_timeout: Duration = Duration(30)  # connecting and each broker request
     transaction_timeout: Duration = Duration(60)  # how long a killed producer's txn blocks readers
+    #: How to talk to the brokers: TLS (``SSL``), SASL authentication, both or neither.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: SASL mechanism with ``SASL_PLAINTEXT`` / ``SASL_SSL``.
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
-    sasl_username: str = ""
-    sasl_password_file: Path | None = None
-    ssl_cafile: Path | None = None
+    sasl_username: str = ""  # SASL user name
+    sasl_password_file: Path | None = None  # file holding the SASL password (first line)
+    ssl_cafile: Path | None = None  # CA bundle to verify the brokers; None: system CAs
 
 
 class EmbeddedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The embedded SQLite queue (``[embedded]``)."""
 
-    path: Path = Path("data/postline.db")
-    partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    path: Path = Path("data/postline.db")  # the SQLite file (created with its directory)
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4  # per topic, fixed at first use
     retention: Duration = Duration(7 * 86400)  # consumed records older than this are deleted
 
 
 class BusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Which bus to use (``[bus]``)."""
 
-    kind: Literal["embedded", "kafka"] = "embedded"
+    kind: Literal["embedded", "kafka"] = "embedded"  # embedded: one process, SQLite file
     publish_timeout: Duration = Duration(10)  # past this ingest answers 451 4.3.0
 
 
 class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The HTTP port serving /metrics, /healthz and /readyz (``[http]``)."""
 
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # address to bind ("0.0.0.0" in a pod)
     port: Port = 9464
 
 
 class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Logging (``[log]``)."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"  # lowest level logged
+    format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text lines
 
 
 class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -155,7 +157,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     instance: str = ""  # stable id of this process (pod name); default: hostname
     drain_timeout: Duration = Duration(30)  # SIGTERM: how long in-flight work may take
-    data_dir: Path = Path("data")
+    data_dir: Path = Path("data")  # where a process keeps local state
 
 
 class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -47,6 +47,12 @@ class StageSpec:
     order: int  # position in ``postline run`` (lower starts first, stops last)
     add_commands: Callable[[argparse._SubParsersAction[Any]], None] | None = None
     check_config: Callable[[Config], object] | None = None  # for ``postline config check``
+    #: Development start-up (``postline run`` only, never ``postline <stage>``): create what
+    #: the stage's config points at but is missing (keys, certificates, secret files) and
+    #: return lines for the start banner. Production stage commands refuse to start instead.
+    prepare: Callable[[Config], list[str]] | None = None
+    #: The stage's config section Struct (``[<name>]``), for ``postline config reference``.
+    config_type: type | None = None
 
 
 @dataclass

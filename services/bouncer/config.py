@@ -32,12 +32,13 @@ class BouncerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     """Everything the bouncer reads from ``[bouncer]``."""
 
     # SMTP intake for the bounce domain (the VERP return paths the signer writes).
-    listen_host: str = "127.0.0.1"
-    listen_port: Port = 2525
+    listen_host: str = "127.0.0.1"  # address of the bounce-domain SMTP listener
+    listen_port: Port = 2525  # its port (the bounce domain's MX points here; 25 in production)
     bounce_domain: str = "bounces.localhost"  # domain of VERP return paths and the mailto
     verp_local: str = "b"  # local part prefix of VERP return paths
     unsubscribe_local: str = "unsubscribe"  # local part of the List-Unsubscribe mailto
     secret_file: Path = Path("secrets/verp.key")  # HMAC secret shared with the signer
+    #: Largest DSN or feedback report accepted, in bytes (past it ``552 5.3.4``).
     max_report_size: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
     smtp_timeout: Duration = Duration(300)  # RFC 5321 4.5.3.2: idle limits are minutes
     # Classification.

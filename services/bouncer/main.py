@@ -22,6 +22,7 @@ from services.bouncer.dsngen import DsnGenerator
 from services.bouncer.intake import BounceHandler, start_intake
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.outcome import Outcomes
+from services.bouncer.prepare import prepare
 from services.bouncer.rules import load_rules
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
@@ -137,4 +138,6 @@ STAGE = StageSpec(
     order=40,
     add_commands=add_commands,
     check_config=check_config,
+    prepare=prepare,
+    config_type=BouncerConfig,
 )

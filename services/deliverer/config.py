@@ -53,24 +53,26 @@ class Policy(msgspec.Struct, **_STRUCT):
 class PolicyOverride(msgspec.Struct, **_STRUCT):
     """A per-domain or per-provider override: only the fields given replace the defaults."""
 
-    max_connections: Positive | None = None
-    messages_per_connection: Positive | None = None
+    max_connections: Positive | None = None  # replaces defaults.max_connections
+    messages_per_connection: Positive | None = None  # replaces defaults.messages_per_connection
+    #: Replaces defaults.messages_per_minute.
     messages_per_minute: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    #: Replaces defaults.recipients_per_transaction.
     recipients_per_transaction: Positive | None = None
-    tls: TlsMode | None = None
-    verify_certs: bool | None = None
-    window: Positive | None = None
-    source_pool: str | None = None
+    tls: TlsMode | None = None  # replaces defaults.tls
+    verify_certs: bool | None = None  # replaces defaults.verify_certs
+    window: Positive | None = None  # replaces defaults.window
+    source_pool: str | None = None  # replaces defaults.source_pool
 
 
 class Route(msgspec.Struct, **_STRUCT):
     """A smarthost: mail for ``domains`` (``"*"`` = all) is relayed to ``host`` instead of MX."""
 
-    domains: list[str]
+    domains: list[str]  # recipient domains routed here; "*" = every other domain
     host: str  # "host:port" (port defaults to 587 with tls="required", else 25)
-    tls: Literal["opportunistic", "required", "implicit"] = "required"
-    verify_certs: bool = True
-    username: str = ""
+    tls: Literal["opportunistic", "required", "implicit"] = "required"  # implicit: port 465
+    verify_certs: bool = True  # check the smarthost certificate and name
+    username: str = ""  # AUTH user name ("" = no AUTH)
     password_file: Path | None = None  # AUTH password, read at startup (never in the config)
 
 
@@ -88,7 +90,7 @@ class Throttling(msgspec.Struct, **_STRUCT):
         r"\b4\.7\.650\b",  # Microsoft "server busy, rate limited"
     )
     backoff: Duration = Duration(60)  # first suspension; doubles on each throttle in a row
-    max_backoff: Duration = Duration(3600)
+    max_backoff: Duration = Duration(3600)  # the longest suspension
     ramp_after: Positive = 20  # successful deliveries before one step back up
 
 
@@ -96,9 +98,9 @@ class Retry(msgspec.Struct, **_STRUCT):
     """Retry tiers and their exponential schedule."""
 
     tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS  # topic postline.retry.<tier>; durations
-    first_delay: Duration = Duration(60)
-    factor: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] = 2.5
-    max_delay: Duration = Duration(6 * 3600)
+    first_delay: Duration = Duration(60)  # wait before the first retry
+    factor: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] = 2.5  # each delay = previous x this
+    max_delay: Duration = Duration(6 * 3600)  # the longest wait between attempts
     jitter: Annotated[float, msgspec.Meta(ge=0.0, le=0.5)] = 0.2  # +/- this fraction
     max_age: Duration = Duration(3 * 86400)  # then the Delivery expires (RFC 5321 4.5.4.1)
 
@@ -109,12 +111,12 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     ehlo_name: str = "localhost"  # our name in EHLO; set it to the host's PTR name
     nameservers: list[str] = []  # "ip" or "ip:port"; empty = the system's resolv.conf
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 25  # port of every MX host
-    mx_cache_size: Positive = 10000
+    mx_cache_size: Positive = 10000  # domains whose MX answers are cached (by TTL)
     negative_ttl: Duration = Duration(300)  # RFC 2308 cap for NXDOMAIN/no-data answers
     max_in_flight: Positive = 2000  # Deliveries held in memory in total (all domains)
     window_full_delay: Duration = Duration(5)  # a Delivery shed by a full window waits this
     flush_interval: Duration = Duration(0.2)  # how often finished work is committed
-    fetch_batch: Positive = 500
+    fetch_batch: Positive = 500  # records read from the bus per fetch
     timeouts: Timeouts = Timeouts()
     defaults: Policy = Policy()
     providers: dict[str, PolicyOverride] = {}  # keyed by provider name (google, microsoft...)

@@ -16,6 +16,7 @@ from services.deliverer.engine import GROUP, Engine
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxResolver
 from services.deliverer.pool import Connector
+from services.deliverer.prepare import prepare
 from services.deliverer.retry import RETRY_GROUP, RetryLoop, RetrySchedule
 from shared.config import Config
 from shared.stage import StageContext, StageSpec
@@ -86,4 +87,6 @@ STAGE = StageSpec(
     create=create,
     order=30,
     check_config=check_config,
+    prepare=prepare,
+    config_type=DelivererConfig,
 )

@@ -20,6 +20,7 @@ from services.ingest.config import IngestConfig, load
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import PolicyState
+from services.ingest.prepare import prepare
 from services.ingest.server import IngestCore
 from services.ingest.suppressions import SuppressionTable
 from services.ingest.tls import TlsFiles
@@ -148,4 +149,6 @@ STAGE = StageSpec(
     order=10,
     add_commands=add_commands,
     check_config=check_config,
+    prepare=prepare,
+    config_type=IngestConfig,
 )

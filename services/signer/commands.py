@@ -88,11 +88,12 @@ def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     key = parse_key_file(path)
     print(f"wrote {path} (mode 0600)")
     print("publish this DNS record, then wait for it to propagate before signing with it:")
-    print(f"{key.name}. IN TXT {_zone_strings(key.txt_record())}")
+    print(f"{key.name}. IN TXT {zone_strings(key.txt_record())}")
     return EXIT_OK
 
 
-def _zone_strings(value: str) -> str:
+def zone_strings(value: str) -> str:
+    """A TXT value as zone-file character-strings (quoted, split every 255 octets)."""
     # RFC 1035 3.3.14: one character-string holds at most 255 octets; RSA keys need more.
     chunks = [value[i : i + 255] for i in range(0, len(value), 255)]
     return " ".join(f'"{chunk}"' for chunk in chunks)

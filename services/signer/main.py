@@ -18,6 +18,7 @@ from services.signer.keys import KeyStore
 from services.signer.metrics import SignerMetrics
 from services.signer.pipeline import SignerPipeline
 from services.signer.pool import SigningPool
+from services.signer.prepare import prepare
 from services.signer.suppressions import SuppressionTable
 from shared.batch import run_batch_loop
 from shared.config import Config
@@ -113,4 +114,6 @@ STAGE = StageSpec(
     order=20,
     add_commands=add_commands,
     check_config=check_config,
+    prepare=prepare,
+    config_type=SignerConfig,
 )

@@ -49,8 +49,12 @@ def test_version() -> None:
 
 
 def test_config_check_good_file(tmp_path: Path) -> None:
+    # Every installed stage checks its section: a relay-only ingest needs no TLS files.
     path = tmp_path / "good.toml"
-    path.write_text('[http]\nport = 9100\n[runtime]\ndrain_timeout = "45s"\n')
+    path.write_text(
+        '[http]\nport = 9100\n[runtime]\ndrain_timeout = "45s"\n'
+        '[[ingest.listeners]]\nname = "relay"\nport = 2525\nmode = "relay"\n'
+    )
     result = postline("config", "check", str(path))
     assert (result.returncode, result.stdout.strip()) == (0, f"ok: {path}")
 
@@ -90,12 +94,6 @@ def test_default_config_is_postline_toml_in_cwd(tmp_path: Path) -> None:
     (tmp_path / "postline.toml").write_text("[http]\nport = 9200\n")
     result = postline("config", "show", cwd=tmp_path)
     assert json.loads(result.stdout)["http"]["port"] == 9200
-
-
-def test_run_without_stages_says_so(tmp_path: Path) -> None:
-    result = postline("run", cwd=tmp_path)
-    assert result.returncode == 2
-    assert "no stage is installed" in result.stderr
 
 
 def test_topics_on_embedded_bus_are_implicit(tmp_path: Path) -> None:
@@ -214,6 +212,14 @@ def test_config_check_runs_the_stage_section_check(
     assert err == f"postline: {path}: signer.greting: unknown key (not a Postline setting)\n"
 
 
+def test_run_without_stages_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "discover_stages", lambda: [])
+    assert cli.main(["run"]) == 2
+    assert "no stage is installed" in capsys.readouterr().err
+
+
 FAKE_STAGE_MODULE = '''
 """A stage installed only for this test (found through its entry point)."""
 from shared.batch import run_batch_loop
@@ -250,14 +256,14 @@ def install_fake_stage(root: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(root)}
 
 
-@pytest.mark.parametrize("command", ["run", "echo"])
-def test_installed_stage_runs_and_drains_on_sigterm(tmp_path: Path, command: str) -> None:
+def test_installed_stage_runs_and_drains_on_sigterm(tmp_path: Path) -> None:
+    # ``postline run`` with every real stage is tests/shared/test_cli_run.py's.
     env = install_fake_stage(tmp_path)
     (tmp_path / "postline.toml").write_text(
         f'[http]\nport = 0\n[embedded]\npath = "{tmp_path / "bus.db"}"\n'
     )
     proc = subprocess.Popen(
-        [POSTLINE, command],
+        [POSTLINE, "echo"],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
