@@ -22,11 +22,11 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import PolicyState
 from services.ingest.prepare import prepare
 from services.ingest.server import IngestCore
-from services.ingest.suppressions import SuppressionTable
 from services.ingest.tls import TlsFiles
 from services.ingest.users import add_commands
 from shared.config import Config
 from shared.stage import StageContext, StageSpec
+from shared.suppressions import SuppressionTable
 
 #: Share of runtime.drain_timeout sessions may use; the rest answers 421 and flushes events.
 DRAIN_SHARE = 0.8
@@ -40,7 +40,7 @@ class IngestStage:
         self.config = config
         self.tls = TlsFiles(config.tls, source, ctx.log) if config.tls.cert else None
         self.users = Users(config.users_file)
-        self.suppressions = SuppressionTable(ctx.log)
+        self.suppressions = SuppressionTable()
         timeout = float(ctx.config.core.bus.publish_timeout)
         metrics = IngestMetrics(ctx.registry)
         self.core = IngestCore(
@@ -67,7 +67,9 @@ class IngestStage:
     async def start(self, ctx: StageContext) -> None:
         """Load the suppression table, follow it, and bind the listeners."""
         await self.suppressions.load(ctx.bus)
-        self._tasks.append(asyncio.create_task(self.suppressions.follow(ctx.bus)))
+        self._tasks.append(
+            asyncio.create_task(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log))
+        )
         if self.tls is not None:
             self._tasks.append(asyncio.create_task(self.tls.watch(ctx.stopping)))
         context = self.tls.context if self.tls is not None else None

@@ -19,10 +19,10 @@ from services.signer.metrics import SignerMetrics
 from services.signer.pipeline import SignerPipeline
 from services.signer.pool import SigningPool
 from services.signer.prepare import prepare
-from services.signer.suppressions import SuppressionTable
 from shared.batch import run_batch_loop
 from shared.config import Config
 from shared.stage import StageContext, StageSpec
+from shared.suppressions import SuppressionTable
 from shared.topics import SUBMITTED
 
 GROUP = "postline-signer"

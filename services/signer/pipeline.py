@@ -30,11 +30,11 @@ from services.signer.headers import from_domain, prepend
 from services.signer.keys import KeyStore, SigningKey
 from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
 from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
-from services.signer.suppressions import SuppressionTable
 from services.signer.unsubscribe import is_bulk, unsubscribe_fields, wants_headers
 from shared.batch import Item
 from shared.errors import PoisonRecord
 from shared.records import Event, EventKind, Submission
+from shared.suppressions import SuppressionTable
 from shared.topics import EVENTS, OUTBOUND, OutRecord
 
 STAGE = "signer"

@@ -16,7 +16,7 @@ from services.ingest.auth import User
 from services.ingest.config import IngestConfig, ListenerConfig
 from services.ingest.ratelimit import FailureLog, TokenBuckets
 from services.ingest.replies import Reply
-from services.ingest.suppressions import SuppressionTable
+from shared.suppressions import SuppressionTable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

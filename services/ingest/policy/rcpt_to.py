@@ -41,7 +41,7 @@ def suppression(
     state: PolicyState, session: SessionInfo, txn: Transaction, rcpt: str
 ) -> Decision | None:
     """A suppressed recipient is refused (550 5.1.1) or accepted and dropped, per config."""
-    if state.suppressions.lookup(rcpt, txn.sender_domain) is None:
+    if not state.suppressions.is_suppressed(rcpt, txn.sender_domain):
         return None
     if state.config.suppression == "drop":
         return Decision(replies.RCPT_OK, "suppression", drop=True)

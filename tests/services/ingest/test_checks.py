@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from services.ingest import replies
@@ -11,8 +10,8 @@ from services.ingest.config import IngestConfig, LimitsConfig, ListenerConfig, R
 from services.ingest.headers import parse
 from services.ingest.policy import connect, mail_from, message, rcpt_to
 from services.ingest.policy.base import PolicyState, SessionInfo, Transaction
-from services.ingest.suppressions import SuppressionTable
 from shared.records import Suppression, SuppressionReason
+from shared.suppressions import SuppressionTable
 from shared.topics import SUPPRESSIONS, suppression_key
 
 RELAY = ListenerConfig(name="relay", mode="relay")
@@ -21,7 +20,7 @@ ALICE = User("alice", frozenset({"example.com"}))
 
 def state(**kw: object) -> PolicyState:
     config = IngestConfig(listeners=[RELAY], **kw)  # type: ignore[arg-type]
-    table = SuppressionTable(logging.getLogger("t"))
+    table = SuppressionTable()
     return PolicyState.create(config, table)
 
 

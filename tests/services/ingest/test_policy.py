@@ -260,10 +260,10 @@ async def test_our_own_failure_is_451_never_5xx(
 ) -> None:
     ingest = await start_ingest(trusted_networks=["127.0.0.1/32"])
 
-    def broken(address: str, sender_domain: str = "") -> None:
+    def broken(address: str, scope: str = "") -> bool:
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr(ingest.stage.core.policy.suppressions, "lookup", broken)
+    monkeypatch.setattr(ingest.stage.core.policy.suppressions, "is_suppressed", broken)
     raw = await relay_session(ingest)
     await raw.cmd("MAIL FROM:<app@example.com>")
     assert await raw.cmd("RCPT TO:<bob@dest.test>") == (

@@ -1,8 +1,10 @@
-"""The signer's live copy of ``postline.suppressions``: who must not be mailed.
+"""The live copy of ``postline.suppressions`` that ingest and the signer check recipients against.
 
 Owns an in-memory set of suppression keys (``shared.topics.suppression_key``), filled from
 ``Bus.read_table`` at start and kept current by following the compacted topic. It does not
-decide what to do with a suppressed recipient (``pipeline.py`` drops it with an event).
+decide what happens to a suppressed recipient: ingest refuses or drops it
+(``services/ingest/policy/rcpt_to.py``), the signer drops it with an event. Any value under a
+key suppresses, even one this version cannot decode: never mailing is the safe mistake.
 
 Start-up order: the snapshot from ``read_table`` makes the table complete before the first
 batch; the follower then replays the topic from its beginning (so nothing published between

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from services.signer.suppressions import SuppressionTable
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig
 from shared.records import Suppression, SuppressionReason
+from shared.suppressions import SuppressionTable
 from shared.topics import SUPPRESSIONS
 
 DEADLINE = 10.0
