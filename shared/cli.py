@@ -131,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"bus error: {exc}", EXIT_UNAVAILABLE)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `postline topics list | head`: the reader left; say nothing more, like a Unix tool.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _dispatch(args: argparse.Namespace) -> int:
