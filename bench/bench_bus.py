@@ -24,9 +24,9 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from shared.bus.base import Bus
+from shared.bus.embedded import EmbeddedBus
+from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
 from shared.topics import OutRecord
 
@@ -111,14 +111,10 @@ async def run_adapter(name: str, bus: Bus, args: argparse.Namespace) -> dict[str
 
 def open_buses(args: argparse.Namespace, workdir: str) -> list[tuple[str, Bus]]:
     """The adapters to measure."""
-    from shared.bus.embedded import EmbeddedBus
-
     buses: list[tuple[str, Bus]] = [
         ("embedded", EmbeddedBus(EmbeddedConfig(path=Path(workdir) / "bench.db")))
     ]
     if args.kafka:
-        from shared.bus.kafka import KafkaBus
-
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         config = KafkaConfig(bootstrap=args.kafka, topic_prefix=prefix, compression="none")
         buses.append(("kafka", KafkaBus(config, instance=f"bench-{os.getpid()}")))
@@ -138,9 +134,8 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for name, bus in open_buses(args, workdir):
             results.append(await run_adapter(name, bus, args))
-    print(
-        f"{'adapter':<10} {'publish rec/s':>14} {'p99 ack ms':>11} {'txn rec/s':>10} {'p99 commit ms':>14}"
-    )
+    header = ("adapter", "publish rec/s", "p99 ack ms", "txn rec/s", "p99 commit ms")
+    print(f"{header[0]:<10} {header[1]:>14} {header[2]:>11} {header[3]:>10} {header[4]:>14}")
     for r in results:
         pub, tr = r["publish"], r["transform"]
         assert isinstance(pub, dict) and isinstance(tr, dict)
