@@ -135,11 +135,15 @@ class Engine:
     async def flush(self) -> None:
         """One transaction: records of the finished prefix plus its offsets."""
         owned = self._consumer.assignment()
-        for tp in self._watermark.partitions():
-            if tp not in owned:
-                # Revoked by a rebalance: the new owner redoes this work from the committed
-                # offset (at-least-once); committing it here would abort the transaction.
-                self._watermark.forget(tp)
+        revoked = {tp for tp in self._watermark.partitions() if tp not in owned}
+        for tp in revoked:
+            # Revoked by a rebalance: the new owner redoes this work from the committed
+            # offset (at-least-once); committing it here would abort the transaction.
+            self._watermark.forget(tp)
+        if revoked:
+            # ... and sends what is still queued here: sending it too would duplicate it.
+            dropped = sum(queue.drop(revoked) for queue in self._queues.values())
+            log.info("partitions revoked", extra={"dropped_jobs": dropped})
         taken = self._watermark.take()
         if not len(taken):
             return

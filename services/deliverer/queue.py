@@ -15,7 +15,7 @@ import asyncio
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -121,6 +121,20 @@ class DomainQueue:
         self._ready.set()
         self._spawn()
         return ""
+
+    def drop(self, partitions: Collection[TopicPartition]) -> int:
+        """Forget the queued jobs of ``partitions`` (lost in a rebalance); how many.
+
+        The partitions' new owner delivers them again from the committed offset, so sending
+        them here as well would be a duplicate for every queued job, not just for the one
+        SMTP transaction in flight that at-least-once delivery allows. Jobs already in an
+        SMTP transaction finish; their results are dropped with the partition's watermark.
+        """
+        kept = deque(job for job in self._jobs if job.tp not in partitions)
+        dropped = len(self._jobs) - len(kept)
+        self._jobs = kept
+        self._size -= dropped
+        return dropped
 
     def _spawn(self) -> None:
         """Start a worker when jobs wait and a connection slot is free; else queue for one."""

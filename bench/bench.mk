@@ -1,0 +1,55 @@
+# Benchmarks (included from the Makefile). Each Kafka-using target brings the local broker up
+# and down like bench-bus; the exit code is the benchmark's. Figures go to bench/results/.
+#   make bench            the whole pipeline on Kafka (four stage processes) into a sink MX
+#   make bench-compare    the same load through Postfix too, in the same run, with ratios
+#   make bench-profile    py-spy one stage (STAGE=signer) during make bench; summary text
+#   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
+#   make bench-ingest | bench-signer | bench-deliverer | bench-corpus   one stage at a time
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
+BENCH_ARGS ?=
+
+.PHONY: bench bench-compare bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
+        bench-corpus
+
+bench: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) $(BENCH_ARGS) \
+	    || status=$$?; $(KAFKA) down; exit $$status
+
+# Installs Debian's postfix package when missing (root, apt) and purges it again afterwards.
+bench-compare: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) --compare \
+	    --rounds 2 --output bench/results/compare.json $(BENCH_ARGS) || status=$$?; \
+	$(KAFKA) down; exit $$status
+
+bench-scaleout: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_scaleout.py --kafka $(POSTLINE_TEST_KAFKA) $(BENCH_ARGS) \
+	    || status=$$?; $(KAFKA) down; exit $$status
+
+bench-ingest: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_ingest.py --kafka $(POSTLINE_TEST_KAFKA) $(BENCH_ARGS) \
+	    || status=$$?; $(KAFKA) down; exit $$status
+
+bench-signer: venv
+	$(BIN)/python bench/bench_signer.py $(BENCH_ARGS)
+
+bench-deliverer: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_deliverer.py $(BENCH_ARGS) \
+	    && $(BIN)/python bench/bench_deliverer.py --kafka $(POSTLINE_TEST_KAFKA) $(BENCH_ARGS) \
+	    || status=$$?; $(KAFKA) down; exit $$status
+
+bench-corpus: venv
+	$(BIN)/python bench/corpus_bounces.py $(BENCH_ARGS)
+
+# py-spy profile of one stage during `make bench` (STAGE=ingest|signer|deliverer|bouncer);
+# installs py-spy, a benchmark tool only, into the project's venv. Summary in bench/results/.
+STAGE ?= signer
+bench-profile: venv
+	$(BIN)/pip install --quiet py-spy
+	$(KAFKA) up
+	status=0; PY_SPY=$(BIN)/py-spy $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) \
+	    --profile $(STAGE) $(BENCH_ARGS) || status=$$?; $(KAFKA) down; exit $$status

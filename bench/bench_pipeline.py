@@ -1,0 +1,347 @@
+"""The whole pipeline under SMTP load (``make bench``), and side by side with Postfix
+(``make bench-compare``).
+
+    python bench/bench_pipeline.py --kafka 127.0.0.1:39092 [--compare] [--messages 5000]
+        [--sessions 20] [--size 5120] [--rcpts 1] [--domains 4] [--new-connection]
+        [--rounds 1] [--profile signer]
+
+Postline: four stage processes (``postline ingest|signer|deliverer|bouncer``) on Kafka
+(acks=all, transactions), DKIM RSA-2048 signing, VERP, delivering through MX records served by a
+loopback DNS server to a sink MX host in its own process (``smtp-sink`` when installed). The
+load generator (``bench/load.py``) submits to ingest's relay listener.
+
+Postfix (``--compare``): Debian's package (installed if missing, purged again afterwards
+unless ``--keep-postfix``), one private instance configured by this script as a relay on a
+loopback port to the same sink; the same load, in the same run, alternating with Postline
+round by round.
+
+Reported per system: accepted msg/s, delivered msg/s (recipients received by the sink over
+the time from the first submission to the last receipt), accept latency p50/p99 (end of DATA
+to 250), accept-to-delivered latency p50/p99 (sink receive time minus accept time, matched by
+Message-ID), duplicates at the sink, CPU ms per message per process tree (stages, broker,
+sink, Postfix) and peak RSS per process. Written to ``bench/results/pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import postfix as postfix_pkg
+from bench.load import LoadResult, LoadSpec, percentile, run_load
+from bench.procstats import Meter
+from bench.profiling import record, summarise
+from bench.sink import Sink
+from bench.stack import STAGES, Stack, StackOptions
+from tests.support.smtpsink import free_port
+
+RESULTS = Path(__file__).parent / "results"
+TARGETS = {"delivered_ratio_min": 1.0, "p99_accept_ratio_max": 1.0}
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The local broker's PID (``deploy/local/kafka.sh`` pid file), if it runs here."""
+    port = bootstrap.rpartition(":")[2]
+    root = Path(os.environ.get("POSTLINE_KAFKA_CACHE", Path.home() / ".cache/postline/kafka"))
+    pidfile = Path(os.environ.get("POSTLINE_KAFKA_RUN", root / f"run-{port}")) / "kafka.pid"
+    try:
+        return int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def wait_delivered(sink: Sink, expected: int, done: Any, timeout: float) -> bool:
+    """Poll until the sink holds ``expected`` transactions (or ``done()`` says the relay's
+    queue is empty and nothing arrived for a second); False at the deadline."""
+    deadline = time.monotonic() + timeout
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = sink.count()
+        if count >= expected:
+            return True
+        if count != last:
+            last, last_change = count, time.monotonic()
+        elif done is not None and done() and time.monotonic() - last_change > 1.0:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def delivery_figures(sink: Sink, load: LoadResult) -> dict[str, Any]:
+    """Delivered rate, accept-to-delivered latency and duplicates from the sink's receipts."""
+    receipts = [r for r in sink.receipts() if r.message_id in load.accepted_at]
+    recipients = sum(r.rcpts for r in receipts)
+    per_message: Counter[str] = Counter()
+    last_at: dict[str, float] = {}
+    for r in receipts:
+        per_message[r.message_id] += r.rcpts
+        last_at[r.message_id] = max(last_at.get(r.message_id, 0.0), r.at)
+    duplicates = sum(max(0, n - load.recipients[m]) for m, n in per_message.items())
+    end = max(last_at.values(), default=load.started_at)
+    lags = [last_at[m] - load.accepted_at[m] for m in last_at]
+    seconds = max(end - load.started_at, 1e-6)
+    return {
+        "delivered_recipients": recipients,
+        "delivered_messages": len(last_at),
+        "missing_messages": len(load.accepted_at) - len(last_at),
+        "duplicate_recipients": duplicates,
+        "delivered_seconds": round(seconds, 3),
+        "delivered_per_s": round(recipients / seconds, 1),
+        "e2e_p50_ms": round(percentile(lags, 0.50) * 1000, 1),
+        "e2e_p99_ms": round(percentile(lags, 0.99) * 1000, 1),
+    }
+
+
+def measure(
+    name: str,
+    spec: LoadSpec,
+    sink: Sink,
+    roots: dict[str, int],
+    done: Any,
+    *,
+    profile: tuple[int, Path] | None = None,
+) -> dict[str, Any]:
+    """One measured run through one system: load, wait for delivery, collect the figures."""
+    sink.reset()
+    meter = Meter(roots, alone=frozenset({"loadgen"}))
+    meter.start()
+    spy = record(profile[0], profile[1], spec.messages / 400 + 5) if profile else None
+    load = asyncio.run(run_load(spec))
+    complete = wait_delivered(sink, load.accepted * spec.rcpts, done, timeout=300)
+    meter.stop()
+    if spy is not None:
+        spy.wait(120)
+    figures = {"system": name, **load.summary(), **delivery_figures(sink, load)}
+    figures["complete"] = complete
+    figures["restarted"] = meter.restarted()
+    if figures["restarted"]:
+        print(f"WARNING: {figures['restarted']} restarted during the run: figures invalid")
+    figures["processes"] = meter.report(load.accepted)
+    return figures
+
+
+def warm_up(spec: LoadSpec, sink: Sink, done: Any) -> None:
+    """A short run first: connections, MX cache, JIT-free but cold code paths, group joins."""
+    sink.reset()
+    warm = LoadSpec(**{**spec.__dict__, "messages": min(300, spec.messages)})
+    load = asyncio.run(run_load(warm))
+    wait_delivered(sink, load.accepted * spec.rcpts, done, timeout=120)
+
+
+def load_spec(args: argparse.Namespace, port: int) -> LoadSpec:
+    """The load of one run against ``port``."""
+    return LoadSpec(
+        port=port,
+        sessions=args.sessions,
+        messages=args.messages,
+        size=args.size,
+        rcpts=args.rcpts,
+        domains=tuple(f"d{i}.bench" for i in range(args.domains)),
+        reuse=not args.new_connection,
+    )
+
+
+def stack_options(args: argparse.Namespace, workdir: Path) -> StackOptions:
+    """The Postline cluster of this run (one sink host: Postfix relays to the same one)."""
+    env = {}
+    if args.signer_workers is not None:
+        env["POSTLINE__SIGNER__WORKERS"] = str(args.signer_workers)
+    if args.log_level:
+        env["POSTLINE__LOG__LEVEL"] = json.dumps(args.log_level)
+    if args.compression:
+        env["POSTLINE__KAFKA__COMPRESSION"] = json.dumps(args.compression)
+    return StackOptions(
+        workdir=workdir / "postline",
+        kafka=args.kafka,
+        domains=tuple(f"d{i}.bench" for i in range(args.domains)),
+        env=env,
+    )
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Start everything, run the rounds, stop everything; the results document."""
+    runs: list[dict[str, Any]] = []
+    relay: postfix_pkg.PostfixRelay | None = None
+    with Stack(stack_options(args, workdir)) as stack:
+        sink = stack.sinks[0]
+        roots = {name: stack.pids()[name] for name in STAGES}
+        broker = broker_pid(args.kafka)
+        if broker:
+            roots["kafka"] = broker
+        roots["sink"] = sink.pid
+        roots["loadgen"] = os.getpid()  # the load generator (and the DNS server thread)
+        postline_spec = load_spec(args, stack.ports.relay)
+        try:
+            if args.compare:
+                relay = postfix_pkg.PostfixRelay(workdir, free_port(), sink.host, sink.port)
+                postfix_roots = {"postfix": relay.start(), "sink": sink.pid, "loadgen": os.getpid()}
+                postfix_spec = load_spec(args, relay.port)
+                warm_up(postfix_spec, sink, relay.queue_empty)
+            warm_up(postline_spec, sink, None)
+            for round_no in range(args.rounds):
+                profile = None
+                if args.profile and round_no == args.rounds - 1:
+                    out = workdir / f"profile-{args.profile}.folded"  # raw stacks: not kept
+                    profile = (stack.pids()[args.profile], out)
+                runs.append(measure("postline", postline_spec, sink, roots, None, profile=profile))
+                print_run(runs[-1])
+                if relay is not None:
+                    runs.append(
+                        measure("postfix", postfix_spec, sink, postfix_roots, relay.queue_empty)
+                    )
+                    print_run(runs[-1])
+        finally:
+            if relay is not None:
+                relay.stop()
+        if args.profile:
+            text = summarise(workdir / f"profile-{args.profile}.folded")
+            (RESULTS / f"profile-{args.profile}.txt").write_text(text)
+        sink_kind = sink.kind
+    return {"runs": runs, "sink": sink_kind}
+
+
+def print_run(r: dict[str, Any]) -> None:
+    """One run as a few lines."""
+    print(
+        f"\n{r['system']}: accepted {r['accepted_per_s']}/s (p50 {r['accept_p50_ms']} ms, "
+        f"p99 {r['accept_p99_ms']} ms), delivered {r['delivered_per_s']}/s "
+        f"(accept->delivered p50 {r['e2e_p50_ms']} ms, p99 {r['e2e_p99_ms']} ms), "
+        f"missing {r['missing_messages']}, duplicates {r['duplicate_recipients']}, "
+        f"failed {r['failed']}"
+    )
+    print(f"  {'process':<10} {'cpu s':>7} {'cpu ms/msg':>11}  peak RSS MiB")
+    for name, p in r["processes"].items():
+        rss = ", ".join(f"{v:.0f}" for v in p["peak_rss_mib"][:6])
+        print(f"  {name:<10} {p['cpu_s']:>7} {p['cpu_ms_per_msg']:>11}  {rss}")
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per system and, with both, the ratios Postline/Postfix."""
+    out: dict[str, Any] = {}
+    for system in ("postline", "postfix"):
+        mine = [r for r in runs if r["system"] == system]
+        if mine:
+            out[system] = {
+                key: sorted(r[key] for r in mine)[len(mine) // 2]
+                for key in (
+                    "accepted_per_s",
+                    "delivered_per_s",
+                    "accept_p50_ms",
+                    "accept_p99_ms",
+                    "e2e_p50_ms",
+                    "e2e_p99_ms",
+                )
+            }
+    if "postline" in out and "postfix" in out:
+        a, b = out["postline"], out["postfix"]
+        out["ratio_delivered"] = round(a["delivered_per_s"] / max(b["delivered_per_s"], 1e-9), 2)
+        out["ratio_p99_accept"] = round(a["accept_p99_ms"] / max(b["accept_p99_ms"], 1e-9), 2)
+        out["meets_targets"] = (
+            out["ratio_delivered"] >= TARGETS["delivered_ratio_min"]
+            and out["ratio_p99_accept"] <= TARGETS["p99_accept_ratio_max"]
+        )
+    return out
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    """The comparison table."""
+    keys = (
+        "accepted_per_s",
+        "delivered_per_s",
+        "accept_p50_ms",
+        "accept_p99_ms",
+        "e2e_p50_ms",
+        "e2e_p99_ms",
+    )
+    systems = [x for x in ("postline", "postfix") if x in s]
+    print("\n" + f"{'median of rounds':<18}" + "".join(f"{x:>12}" for x in systems))
+    for key in keys:
+        print(f"{key:<18}" + "".join(f"{s[x][key]:>12}" for x in systems))
+    if "ratio_delivered" in s:
+        print(
+            f"\nPostline/Postfix: delivered throughput {s['ratio_delivered']}x (target >= 1.0), "
+            f"p99 accept latency {s['ratio_p99_accept']}x (target <= 1.0) -> "
+            f"{'meets' if s['meets_targets'] else 'MISSES'} the targets"
+        )
+
+
+def parse_args() -> argparse.Namespace:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka", default=os.environ.get("POSTLINE_TEST_KAFKA", "127.0.0.1:39092"))
+    parser.add_argument("--compare", action="store_true", help="run Postfix too, in the same run")
+    parser.add_argument(
+        "--keep-postfix", action="store_true", help="do not purge what we installed"
+    )
+    parser.add_argument("--messages", type=int, default=5000, help="messages per round")
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--size", type=int, default=5 * 1024)
+    parser.add_argument("--rcpts", type=int, default=1, help="recipients per message")
+    parser.add_argument("--domains", type=int, default=4, help="recipient domains")
+    parser.add_argument("--new-connection", action="store_true", help="one connection per message")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--signer-workers", type=int, help="signer.workers (default: product's 0)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--compression", choices=["none", "gzip"])
+    parser.add_argument(
+        "--profile", choices=list(STAGES), help="py-spy the stage in the last round"
+    )
+    parser.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")
+    parser.add_argument("--output", type=Path, default=RESULTS / "pipeline.json")
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Run, print and save."""
+    args = parse_args()
+    installed_here = False
+    if args.compare and not postfix_pkg.installed():
+        print("installing Debian's postfix package (purged again at the end)...", flush=True)
+        postfix_pkg.install()
+        installed_here = True
+    try:
+        if args.keep_workdir:
+            tmp = tempfile.mkdtemp(prefix="postline-bench-")
+            print(f"work directory (kept): {tmp}", flush=True)
+            result = run(args, Path(tmp))
+        else:
+            with tempfile.TemporaryDirectory(prefix="postline-bench-") as tmp:
+                result = run(args, Path(tmp))
+    finally:
+        if installed_here and not args.keep_postfix:
+            postfix_pkg.purge()
+    s = summary(result["runs"])
+    print_summary(s)
+    RESULTS.mkdir(exist_ok=True)
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    doc = {
+        "params": params,
+        "sink": result["sink"],
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_after": os.getloadavg(),
+        "summary": s,
+        "runs": result["runs"],
+    }
+    args.output.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwritten to {args.output}; load average {os.getloadavg()}")
+    complete = all(
+        r["complete"] and not r["duplicate_recipients"] and not r["restarted"]
+        for r in result["runs"]
+    )
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
