@@ -13,9 +13,13 @@ live member of the same group in one process (tests, or a stage with several wor
 ``.<n>`` appended so the two never fence each other.
 
 Rebalances: before partitions are taken away, the listener waits for an open transaction to
-finish, so offsets are never committed for partitions another member already reads. Newly
-assigned partitions start at the group's committed offset (``auto_offset_reset=earliest``
-when the group never committed).
+finish, so offsets are never committed for partitions another member already reads. A batch
+fetched before a revocation but not yet in a transaction (still being worked on) is fenced
+by a generation count: its commit is aborted with ``TransactionAborted``, because the new
+owner reads the same records from the committed offset (without this, a signer still
+signing when its partitions moved produced every output twice). Newly assigned partitions
+start at the group's committed offset (``auto_offset_reset=earliest`` when the group never
+committed).
 
 Committed offsets: after a commit, Kafka makes the offsets readable only once the
 transaction markers are written (OffsetFetch below v7 has no ``require_stable``), so this
@@ -85,6 +89,8 @@ class KafkaConsumer:
         self._idle.set()
         self._committed: dict[TopicPartition, int] = {}
         self._rebalancing = False
+        self._generation = 0  # revocations so far
+        self._batch_generation: int | None = None  # generation of the work in hand's first fetch
 
     @property
     def group(self) -> str:
@@ -134,6 +140,8 @@ class KafkaConsumer:
             )
         except KAFKA_FAILURES as exc:
             raise map_error(exc, f"fetch for group {self._group}") from exc
+        if batches and self._batch_generation is None:
+            self._batch_generation = self._generation
         return [to_message(self._names, r) for tp in sorted(batches) for r in batches[tp]]
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
@@ -159,8 +167,15 @@ class KafkaConsumer:
             except BaseException:
                 await self._abort(txn)
                 raise
+            if txn.offsets and self._batch_generation not in (None, self._generation):
+                await self._abort(txn)
+                raise TransactionAborted(
+                    f"group {self._group}: partitions were reassigned after this batch was "
+                    "fetched; its records are read again by their owner"
+                )
             await self._commit(txn, consumer)
         finally:
+            self._batch_generation = None
             self._idle.set()
 
     async def _commit(self, txn: KafkaTransaction, consumer: Any) -> None:
@@ -265,6 +280,8 @@ class KafkaConsumer:
             log.warning("group %s: transaction still open at revocation", self._group)
         for tp in revoked:
             self._committed.pop(self._names.from_kafka(tp), None)
+        if revoked:
+            self._generation += 1
         self._rebalancing = True
 
     def after_assign(self, assigned: Any) -> None:

@@ -14,7 +14,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from shared.bus.base import BusMessage, TopicPartition
+from shared.errors import TransactionAborted
 from shared.topics import EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS, OutRecord
 from tests.shared.bus.buses import Follower, fetch_count, fetch_until, values
 from tests.shared.bus.conftest import Buses
@@ -223,6 +226,42 @@ async def test_read_table_keeps_the_last_value_and_drops_tombstones(buses: Buses
     await bus.publish([rec(topic, "a@x.test", "a2"), rec(topic, "c@x.test", "c1")])
     await bus.publish([SUPPRESSIONS.tombstone("c@x.test")])
     assert await bus.read_table(topic) == {b"a@x.test": b"a2", b"b@x.test": b"b1"}
+
+
+async def test_a_batch_fetched_before_its_partitions_moved_cannot_be_committed(
+    buses: Buses,
+) -> None:
+    # A stage still working on a batch when a new member joins must not commit it: the new
+    # owner reads the same records again from the committed offset (exactly once).
+    bus = await buses.open()
+    await bus.ensure_topics([SUBMITTED.name, OUTBOUND.name])
+    await bus.publish([rec(SUBMITTED.name, f"m{i}", f"in-{i}") for i in range(40)])
+    first = bus.consumer("stale", [SUBMITTED.name])
+    await first.start()
+    batch = await fetch_until(first, lambda ms: len(ms) >= 40)
+    offsets: dict[TopicPartition, int] = {}
+    for message in batch:
+        offsets[message.tp] = message.offset + 1
+    second = bus.consumer("stale", [SUBMITTED.name])
+    await second.start()
+    async with asyncio.timeout(60):
+        while not (first.assignment() and second.assignment()):
+            await asyncio.gather(first.fetch(timeout=0.2), second.fetch(timeout=0.2))
+    with pytest.raises(TransactionAborted):
+        async with first.transaction() as txn:
+            await txn.publish(rec(OUTBOUND.name, "stale", "from-the-old-batch"))
+            txn.commit_offsets(offsets)
+    # The second member commits what it owns; the stale output never becomes visible.
+    owned = second.assignment()
+    async with second.transaction() as txn:
+        await txn.publish(rec(OUTBOUND.name, "fresh", "from-the-owner"))
+        txn.commit_offsets({tp: 0 for tp in owned})
+    follower = Follower(bus, OUTBOUND.name)
+    got = await follower.wait_until(lambda ms: b"from-the-owner" in values(ms))
+    await follower.stop()
+    assert b"from-the-old-batch" not in values(got)
+    await second.stop()
+    await first.stop()
 
 
 async def test_consumers_of_one_group_split_the_partitions(buses: Buses) -> None:
