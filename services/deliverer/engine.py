@@ -58,6 +58,9 @@ class Engine:
         self._watermark = Watermark()
         self._shapers = Shapers(cfg)
         self._throttled: set[str] = set()
+        # Commit finished deliveries before a rebalance moves their partitions, so the next
+        # owner does not send them again; only SMTP transactions in flight are redone.
+        consumer.on_revoke(self.flush)
 
     @property
     def pending(self) -> int:

@@ -19,7 +19,7 @@ Semantics every adapter guarantees:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,6 +83,11 @@ class Consumer(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """Publish outputs and commit offsets atomically (abort on exception)."""
+
+    def on_revoke(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Register a coroutine awaited before this consumer gives up partitions in a
+        rebalance, while it still owns them: the place to commit finished work, so the next
+        owner does not redo it. Bounded by the transaction timeout; errors are logged."""
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this consumer owns now."""

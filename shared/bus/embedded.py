@@ -58,6 +58,7 @@ class EmbeddedBus:
         self._committer = GroupCommitter(self._writer, self._notify)
         self._changed = asyncio.Event()
         self._groups: dict[str, list[EmbeddedConsumer]] = {}
+        self._rebalancing = asyncio.Lock()  # one group change at a time (hooks await)
         self._retention_task: asyncio.Task[None] | None = None
         self._running = False
 
@@ -177,18 +178,18 @@ class EmbeddedBus:
         """Set at the next commit (capture it before reading, then wait on it)."""
         return self._changed
 
-    def join(self, member: EmbeddedConsumer) -> None:
+    async def join(self, member: EmbeddedConsumer) -> None:
         """Add a started member to its group and rebalance the group."""
         self._groups.setdefault(member.group, []).append(member)
-        self._rebalance(member.group)
+        await self._rebalance(member.group)
 
-    def leave(self, member: EmbeddedConsumer) -> None:
+    async def leave(self, member: EmbeddedConsumer) -> None:
         """Remove a member; its partitions go to the others."""
         members = self._groups.get(member.group, [])
         if member in members:
             members.remove(member)
         member.assign(frozenset())
-        self._rebalance(member.group)
+        await self._rebalance(member.group)
 
     def check_running(self) -> None:
         """``BusUnavailable`` unless started and not closed."""
@@ -197,7 +198,11 @@ class EmbeddedBus:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _rebalance(self, group: str) -> None:
+    async def _rebalance(self, group: str) -> None:
+        async with self._rebalancing:
+            await self._assign(group)
+
+    async def _assign(self, group: str) -> None:
         # Static assignment: partition i of a topic goes to the (i mod n)-th member (in
         # start order) of those reading that topic.
         members = self._groups.get(group, [])
@@ -207,6 +212,9 @@ class EmbeddedBus:
             readers = [m for m in members if topic in m.topics]
             for part in range(readers[0].partitions[topic]):
                 owned[readers[part % len(readers)]].add(TopicPartition(topic, part))
+        for member, tps in owned.items():
+            if member.assignment() - tps:
+                await member.before_losing()  # commit finished work while still the owner
         for member, tps in owned.items():
             member.assign(frozenset(tps))
 

@@ -8,7 +8,8 @@ offsets together. It does not know SQL or threads; it asks the bus.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 #: Fallback poll for records written by another process (same-process commits wake
 #: waiters at once through ``EmbeddedBus.changed``).
 POLL_INTERVAL = 0.25
+
+#: How long a member's revoke hooks may take before its partitions move anyway.
+REVOKE_HOOK_TIMEOUT = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def check_size(record: OutRecord) -> None:
@@ -69,6 +75,7 @@ class EmbeddedConsumer:
         self._paused: set[TopicPartition] = set()
         self._started = False
         self._turn = 0
+        self._revoke_hooks: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def group(self) -> str:
@@ -80,13 +87,26 @@ class EmbeddedConsumer:
         if not self._started:
             self.partitions = await self._bus.ensure_partitions(self.topics)
             self._started = True
-            self._bus.join(self)
+            await self._bus.join(self)
 
     async def stop(self) -> None:
         """Leave the group; uncommitted positions are forgotten."""
         if self._started:
             self._started = False
-            self._bus.leave(self)
+            await self._bus.leave(self)
+
+    def on_revoke(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook`` before partitions are given up (see ``Consumer.on_revoke``)."""
+        self._revoke_hooks.append(hook)
+
+    async def before_losing(self) -> None:
+        """Run the revoke hooks (called by the bus's rebalance while we still own them)."""
+        for hook in self._revoke_hooks:
+            try:
+                async with asyncio.timeout(REVOKE_HOOK_TIMEOUT):
+                    await hook()
+            except (TimeoutError, BusError) as exc:
+                log.warning("group %s: revoke hook failed: %r", self._group, exc)
 
     def assign(self, tps: frozenset[TopicPartition]) -> None:
         """Set the owned partitions (called by the bus's rebalance)."""

@@ -13,13 +13,14 @@ live member of the same group in one process (tests, or a stage with several wor
 ``.<n>`` appended so the two never fence each other.
 
 Rebalances: before partitions are taken away, the listener waits for an open transaction to
-finish, so offsets are never committed for partitions another member already reads. A batch
-fetched before a revocation but not yet in a transaction (still being worked on) is fenced
-by a generation count: its commit is aborted with ``TransactionAborted``, because the new
-owner reads the same records from the committed offset (without this, a signer still
-signing when its partitions moved produced every output twice). Newly assigned partitions
-start at the group's committed offset (``auto_offset_reset=earliest`` when the group never
-committed).
+finish, so offsets are never committed for partitions another member already reads. The
+classic protocol revokes every partition at each rebalance; a partition that comes back to
+this member resumes at the position it had (so work in hand stays valid and is committed
+once), while a transaction that commits offsets of a partition lost since the work was
+fetched is aborted with ``TransactionAborted``: its new owner reads the same records from
+the committed offset (without this, a signer still signing when its partitions moved
+produced every output twice). Partitions new to this member start at the group's committed
+offset (``auto_offset_reset=earliest`` when the group never committed).
 
 Committed offsets: after a commit, Kafka makes the offsets readable only once the
 transaction markers are written (OffsetFetch below v7 has no ``require_stable``), so this
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -89,8 +90,10 @@ class KafkaConsumer:
         self._idle.set()
         self._committed: dict[TopicPartition, int] = {}
         self._rebalancing = False
-        self._generation = 0  # revocations so far
-        self._batch_generation: int | None = None  # generation of the work in hand's first fetch
+        self._next: dict[Any, int] = {}  # partition -> next offset to hand out (work in hand)
+        self._positions: dict[Any, int] = {}  # revoked partition -> position, until reassigned
+        self._lost: set[TopicPartition] = set()  # lost since the last transaction ended
+        self._revoke_hooks: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def group(self) -> str:
@@ -140,8 +143,9 @@ class KafkaConsumer:
             )
         except KAFKA_FAILURES as exc:
             raise map_error(exc, f"fetch for group {self._group}") from exc
-        if batches and self._batch_generation is None:
-            self._batch_generation = self._generation
+        for tp, records in batches.items():
+            if records:
+                self._next[tp] = records[-1].offset + 1
         return [to_message(self._names, r) for tp in sorted(batches) for r in batches[tp]]
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
@@ -167,15 +171,16 @@ class KafkaConsumer:
             except BaseException:
                 await self._abort(txn)
                 raise
-            if txn.offsets and self._batch_generation not in (None, self._generation):
+            moved = sorted(tp for tp in txn.offsets if tp in self._lost)
+            if moved:
                 await self._abort(txn)
                 raise TransactionAborted(
-                    f"group {self._group}: partitions were reassigned after this batch was "
-                    "fetched; its records are read again by their owner"
+                    f"group {self._group}: {', '.join(map(str, moved))} moved to another member "
+                    "after this work was fetched; its records are read again by their owner"
                 )
             await self._commit(txn, consumer)
         finally:
-            self._batch_generation = None
+            self._lost.clear()
             self._idle.set()
 
     async def _commit(self, txn: KafkaTransaction, consumer: Any) -> None:
@@ -217,6 +222,7 @@ class KafkaConsumer:
             for tp, offset in committed.items():
                 kafka_tp = self._names.to_kafka(tp)
                 consumer.seek(kafka_tp, starts[kafka_tp] if offset is None else offset)
+                self._next.pop(kafka_tp, None)  # nothing in hand any more
         except (kafka_errors.IllegalStateError, AssertionError):
             log.info("group %s: partitions were revoked during the rewind", self._group)
         except KAFKA_FAILURES as exc:
@@ -226,6 +232,10 @@ class KafkaConsumer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await discard_producer(producer, self._config.request_timeout)
+
+    def on_revoke(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook`` before partitions are given up (see ``Consumer.on_revoke``)."""
+        self._revoke_hooks.append(hook)
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this member owns now (none while a rebalance is under way)."""
@@ -252,6 +262,7 @@ class KafkaConsumer:
         """Move the fetch position of an owned partition (does not commit)."""
         try:
             self._running().seek(self._names.to_kafka(partition), offset)
+            self._next[self._names.to_kafka(partition)] = offset
         except (kafka_errors.IllegalStateError, AssertionError) as exc:
             raise BusError(f"group {self._group} does not own {partition}") from exc
 
@@ -278,15 +289,37 @@ class KafkaConsumer:
                 await self._idle.wait()
         except TimeoutError:
             log.warning("group %s: transaction still open at revocation", self._group)
-        for tp in revoked:
-            self._committed.pop(self._names.from_kafka(tp), None)
         if revoked:
-            self._generation += 1
+            await self._run_revoke_hooks()
+        # Only partitions with records in hand need their position back; the others start
+        # from the committed offset, which is where they are anyway.
+        self._positions = {tp: self._next.pop(tp) for tp in revoked if tp in self._next}
+        for tp in revoked:
+            if tp not in self._positions:
+                self._committed.pop(self._names.from_kafka(tp), None)
         self._rebalancing = True
+
+    async def _run_revoke_hooks(self) -> None:
+        for hook in self._revoke_hooks:
+            try:
+                async with asyncio.timeout(self._config.transaction_timeout):
+                    await hook()
+            except (TimeoutError, BusError) as exc:
+                # The work stays uncommitted; its new owner redoes it (at least once).
+                log.warning("group %s: revoke hook failed: %r", self._group, exc)
 
     def after_assign(self, assigned: Any) -> None:
         """Called by the rebalance once this member's new partitions are known."""
         log.info("group %s: assigned %s", self._group, sorted(map(str, assigned)))
+        positions, self._positions = self._positions, {}
+        for tp, position in positions.items():
+            if tp in assigned and self._consumer is not None:
+                self._consumer.seek(tp, position)  # ours again: carry on where we were
+                self._next[tp] = position
+            else:
+                ours = self._names.from_kafka(tp)
+                self._lost.add(ours)
+                self._committed.pop(ours, None)
         self._rebalancing = False
 
     def _owned(self, partitions: Sequence[TopicPartition]) -> list[Any]:

@@ -264,6 +264,39 @@ async def test_a_batch_fetched_before_its_partitions_moved_cannot_be_committed(
     await first.stop()
 
 
+async def test_revoke_hook_commits_finished_work_before_partitions_move(buses: Buses) -> None:
+    # The deliverer commits finished deliveries in this hook, so a joining member does not
+    # send them again: the new member must start after what the hook committed.
+    bus = await buses.open()
+    await bus.ensure_topics([SUBMITTED.name, OUTBOUND.name])
+    await bus.publish([rec(SUBMITTED.name, f"m{i}", f"in-{i}") for i in range(40)])
+    first = bus.consumer("handover", [SUBMITTED.name])
+    await first.start()
+    batch = await fetch_until(first, lambda ms: len(ms) >= 40)
+    owned_at_hook: list[frozenset[TopicPartition]] = []
+
+    async def commit_finished_work() -> None:
+        owned_at_hook.append(first.assignment())
+        async with first.transaction() as txn:
+            await txn.publish(rec(OUTBOUND.name, "done", "finished-before-handover"))
+            txn.commit_offsets({m.tp: m.offset + 1 for m in batch})
+
+    first.on_revoke(commit_finished_work)
+    second = bus.consumer("handover", [SUBMITTED.name])
+    await second.start()
+    async with asyncio.timeout(60):
+        while not (first.assignment() and second.assignment()):
+            await asyncio.gather(first.fetch(timeout=0.2), second.fetch(timeout=0.2))
+    assert owned_at_hook and owned_at_hook[0] >= {m.tp for m in batch}
+    assert await second.fetch(timeout=1.0) == []  # nothing left to redo
+    follower = Follower(bus, OUTBOUND.name)
+    got = await follower.wait_until(lambda ms: b"finished-before-handover" in values(ms))
+    await follower.stop()
+    assert values(got).count(b"finished-before-handover") == 1
+    await second.stop()
+    await first.stop()
+
+
 async def test_consumers_of_one_group_split_the_partitions(buses: Buses) -> None:
     bus = await buses.open()
     await bus.ensure_topics([OUTBOUND.name])
