@@ -24,16 +24,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dkim
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import (
+    CanonicalizationPolicy,
+    correct_empty_body,
+    strip_trailing_lines,
+)
 
 from services.signer.keys import SigningKey
 from shared.errors import SigningError
 
 _HEADER = b"DKIM-Signature"
+_TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
+# Only the runs that change: dkimpy's [\t ]+ also "replaces" every lone space by itself,
+# which was a tenth of the signer's CPU on 5 KB messages (py-spy, bench-compare).
+_WSP_TO_COMPRESS = re.compile(rb"[\t ]{2,}|\t")
 _CANON = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 #: Placeholder for b= while the header is folded, as dkimpy does: it forces b= onto its own
 #: line so inserting the real value does not move the other tags.
@@ -74,7 +83,7 @@ class DkimSigner(dkim.DKIM):  # type: ignore[misc]
         if b"from" not in include:
             # RFC 6376 5.4: From MUST be signed; a message without one is not signable.
             raise SigningError("message has no From header field")
-        body_hash = base64.b64encode(hashlib.sha256(_CANON.canonicalize_body(self.body)).digest())
+        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(self.body)).digest())
         common = _Common(
             include, _CANON.canonicalize_headers(self.headers), body_hash, timestamp, expire_after
         )
@@ -107,6 +116,14 @@ class DkimSigner(dkim.DKIM):  # type: ignore[misc]
         fields[-1] = (b"b", base64.b64encode(signature))
         value: bytes = dkim.fold(_join(fields) + b"\r\n", namelen=len(_HEADER), linesep=b"\r\n")
         return _HEADER + b": " + value
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """The relaxed body canonicalisation of RFC 6376 3.4.4, byte for byte dkimpy's result:
+    trailing whitespace removed, other whitespace runs made one space, trailing empty lines
+    removed."""
+    compressed = _WSP_TO_COMPRESS.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body))
+    return bytes(correct_empty_body(strip_trailing_lines(compressed)))
 
 
 def _join(fields: list[tuple[bytes, bytes]]) -> bytes:
