@@ -1,11 +1,9 @@
-"""Creating a missing secret file for a development start (``postline run``).
+"""Secret files: reading them at start, and creating a missing one for ``postline run``.
 
 The signer and the bouncer share one HMAC secret (VERP and unsubscribe tokens); whichever
 stage's ``prepare`` hook runs first writes it and the other finds it there. Production never
-calls this: a stage started on its own refuses to start when the file is missing, because a
+creates one: a stage started on its own refuses to start when the file is missing, because a
 secret made up on one pod would not match the one its peers use.
-
-This module only writes files; reading and checking a secret stays with each stage.
 """
 
 from __future__ import annotations
@@ -13,6 +11,11 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+
+from shared.errors import ConfigError
+
+#: Shortest secret accepted: 128 bits, so tokens cannot be forged by guessing the key.
+MIN_SECRET_BYTES = 16
 
 #: 32 random bytes, hex-encoded: 256 bits for HMAC-SHA256 (RFC 2104 section 3: a key at
 #: least as long as the hash output).
@@ -35,3 +38,15 @@ def ensure_secret_file(path: Path, nbytes: int = SECRET_BYTES) -> bool:
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(nbytes) + "\n")
     return True
+
+
+def read_secret(path: Path, key: str, source: str) -> bytes:
+    """A secret file's content, stripped; a missing, unreadable or short file is a
+    :class:`ConfigError` naming ``source`` (the config file) and ``key``."""
+    try:
+        value = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(source, key, f"cannot read {path}: {exc.strerror}") from exc
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigError(source, key, f"{path}: secret shorter than {MIN_SECRET_BYTES} bytes")
+    return value

@@ -12,7 +12,6 @@ from typing import Annotated
 import msgspec
 
 from shared.config import Config, Duration, Port
-from shared.errors import ConfigError
 
 SECTION = "bouncer"
 
@@ -64,14 +63,3 @@ def load_bouncer_config(config: Config) -> BouncerConfig:
     """Decode ``[bouncer]``; raises ``ConfigError`` naming the file and key."""
     # __post_init__ errors surface as msgspec ValidationErrors, which section() maps.
     return config.section(SECTION, BouncerConfig)
-
-
-def read_secret(path: Path, key: str, source: str = "bouncer") -> bytes:
-    """Read a secret file (HMAC key, admin token), stripped; errors name the config key."""
-    try:
-        value = path.read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(source, key, f"cannot read {path}: {exc.strerror}") from exc
-    if len(value) < 16:
-        raise ConfigError(source, key, f"{path}: secret shorter than 16 bytes")
-    return value

@@ -17,7 +17,7 @@ from contextlib import suppress
 
 from services.bouncer.admin import AdminApi
 from services.bouncer.cli import add_commands
-from services.bouncer.config import BouncerConfig, load_bouncer_config, read_secret
+from services.bouncer.config import BouncerConfig, load_bouncer_config
 from services.bouncer.dsngen import DsnGenerator
 from services.bouncer.intake import BounceHandler, start_intake
 from services.bouncer.metrics import BouncerMetrics
@@ -30,6 +30,7 @@ from shared.batch import Item, run_batch_loop
 from shared.config import Config
 from shared.errors import BusError
 from shared.records import Event
+from shared.secretfile import read_secret
 from shared.stage import StageContext, StageSpec
 from shared.topics import EVENTS, SUPPRESSIONS, OutRecord
 

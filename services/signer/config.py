@@ -12,7 +12,6 @@ from typing import Annotated
 import msgspec
 
 from shared.config import Config, Duration
-from shared.errors import ConfigError
 
 SECTION = "signer"
 
@@ -118,14 +117,3 @@ class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 def load_signer_config(config: Config) -> SignerConfig:
     """Decode ``[signer]``; raises ``ConfigError`` naming the file and key."""
     return config.section(SECTION, SignerConfig)
-
-
-def read_secret(path: Path, key: str = "signer.secret_file") -> bytes:
-    """Read the HMAC secret, stripped; errors name the config key."""
-    try:
-        value = path.read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(SECTION, key, f"cannot read {path}: {exc.strerror}") from exc
-    if len(value) < 16:
-        raise ConfigError(SECTION, key, f"{path}: secret shorter than 16 bytes")
-    return value

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 
 from services.signer.commands import add_commands
-from services.signer.config import SignerConfig, load_signer_config, read_secret
+from services.signer.config import SignerConfig, load_signer_config
 from services.signer.keys import KeyStore
 from services.signer.metrics import SignerMetrics
 from services.signer.pipeline import SignerPipeline
@@ -21,6 +21,7 @@ from services.signer.pool import SigningPool
 from services.signer.prepare import prepare
 from shared.batch import run_batch_loop
 from shared.config import Config
+from shared.secretfile import read_secret
 from shared.stage import StageContext, StageSpec
 from shared.suppressions import SuppressionTable
 from shared.topics import SUBMITTED
@@ -96,7 +97,8 @@ class SignerStage:
 async def create(ctx: StageContext) -> SignerStage:
     """Build the stage from ``[signer]``; raises ``ConfigError`` on bad settings or keys."""
     config = load_signer_config(ctx.config)
-    return SignerStage(ctx, config, read_secret(config.secret_file))
+    secret = read_secret(config.secret_file, "signer.secret_file", ctx.config.source)
+    return SignerStage(ctx, config, secret)
 
 
 def check_config(config: Config) -> SignerConfig:

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.bouncer.config import load_bouncer_config, read_secret
+from services.bouncer.config import load_bouncer_config
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.rules import BounceClass
 from services.bouncer.suppress import SuppressionPolicy, export_csv
 from shared.config import load_config
 from shared.errors import ConfigError
 from shared.records import SuppressionReason
+from shared.secretfile import read_secret
 from shared.tokens import UnsubscribeToken
 
 DAY = 86400.0
@@ -75,9 +76,9 @@ def test_short_or_missing_secret_is_a_config_error(tmp_path: Path) -> None:
     short = tmp_path / "short.key"
     short.write_bytes(b"tiny\n")
     with pytest.raises(ConfigError, match="shorter than 16 bytes"):
-        read_secret(short, "bouncer.secret_file")
+        read_secret(short, "bouncer.secret_file", "t.toml")
     with pytest.raises(ConfigError, match="cannot read"):
-        read_secret(tmp_path / "absent.key", "bouncer.secret_file")
+        read_secret(tmp_path / "absent.key", "bouncer.secret_file", "t.toml")
 
 
 def test_every_metric_has_help_text() -> None:

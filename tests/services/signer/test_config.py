@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from services.signer.config import SignerConfig, load_signer_config, read_secret
+from services.signer.config import SignerConfig, load_signer_config
 from services.signer.keys import generate_private_key
 from services.signer.main import STAGE, check_config
 from shared.config import load_config
 from shared.errors import ConfigError
+from shared.secretfile import read_secret
 
 
 def config_with(tmp_path: Path, body: str) -> Path:
@@ -70,11 +71,14 @@ def test_environment_overrides(tmp_path: Path) -> None:
 def test_secret_file(tmp_path: Path) -> None:
     (tmp_path / "short").write_bytes(b"short\n")
     (tmp_path / "good").write_bytes(b"a-long-enough-secret-value\n")
-    assert read_secret(tmp_path / "good") == b"a-long-enough-secret-value"
+    assert (
+        read_secret(tmp_path / "good", "signer.secret_file", "t.toml")
+        == b"a-long-enough-secret-value"
+    )
     with pytest.raises(ConfigError, match="shorter than 16"):
-        read_secret(tmp_path / "short")
+        read_secret(tmp_path / "short", "signer.secret_file", "t.toml")
     with pytest.raises(ConfigError, match=r"signer\.secret_file"):
-        read_secret(tmp_path / "absent")
+        read_secret(tmp_path / "absent", "signer.secret_file", "t.toml")
 
 
 def test_config_check_loads_keys(tmp_path: Path, keys_dir: Path) -> None:

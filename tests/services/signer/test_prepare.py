@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.signer.config import read_secret
 from services.signer.keys import KeyStore
 from services.signer.prepare import default_selector, prepare
 from shared.config import load_config
+from shared.secretfile import read_secret
 
 AT = 1795818566.0  # 2026-11-27
 
@@ -24,7 +24,7 @@ def config_for(tmp_path: Path, domain: str = "postline.localhost") -> Path:
 def test_first_start_creates_secret_and_key_and_prints_the_record(tmp_path: Path) -> None:
     config = load_config(config_for(tmp_path))
     lines = prepare(config)
-    assert len(read_secret(tmp_path / "verp.key")) == 64
+    assert len(read_secret(tmp_path / "verp.key", "signer.secret_file", "t.toml")) == 64
     store = KeyStore(tmp_path / "dkim")
     store.load()
     (key,) = store.keys_of("postline.localhost")
