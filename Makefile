@@ -28,9 +28,9 @@ $(BIN)/postline: pyproject.toml constraints.txt
 
 venv: $(BIN)/postline
 
-# The offline manifest checks first (quick to fail), then the suite on a real broker.
+# Lint and the offline manifest checks first (quick to fail), then the suite on a real broker.
 # Kafka is stopped even when the tests fail; the exit code is the tests'.
-test: venv k8s-check
+test: venv lint k8s-check
 	$(KAFKA) up
 	status=0; CI=$${CI:-false} $(BIN)/python -m pytest -ra $(PYTEST_ARGS) || status=$$?; \
 	$(KAFKA) down; exit $$status
