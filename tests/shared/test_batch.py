@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from shared.batch import Item, run_batch_loop
 from shared.bus.base import BusMessage, TopicPartition
@@ -19,6 +17,7 @@ from shared.errors import PoisonRecord
 from shared.records import DeadLetter, Event, EventKind
 from shared.stage import StageContext
 from shared.topics import DEAD, OutRecord, Topic
+from tests.support.stage import stage_context
 
 DEADLINE = 10.0
 GROUP = "test-stage"
@@ -42,15 +41,7 @@ def config() -> Config:
 
 
 def make_ctx(config: Config, bus: EmbeddedBus) -> StageContext:
-    return StageContext(
-        name="tester",
-        config=config,
-        bus=bus,
-        registry=CollectorRegistry(),
-        log=logging.getLogger("postline.tester"),
-        stopping=asyncio.Event(),
-        instance="t1",
-    )
+    return stage_context("tester", config, bus, instance="t1")
 
 
 def event(n: int, domain: str = "a.example") -> Event:

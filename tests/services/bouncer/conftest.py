@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from shared.httpserver import HttpServer
 from shared.records import Record
 from shared.stage import StageContext
 from shared.topics import Topic
+from tests.support.stage import stage_context
 
 SECRET = b"verp-secret-for-tests-0123456789"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -103,15 +103,7 @@ async def running(config_path: Path) -> AsyncIterator[Running]:
     bus = EmbeddedBus(config.core.embedded)
     await bus.start()
     registry = CollectorRegistry()
-    ctx = StageContext(
-        name="bouncer",
-        config=config,
-        bus=bus,
-        registry=registry,
-        log=logging.getLogger("postline.bouncer"),
-        stopping=asyncio.Event(),
-        instance="test",
-    )
+    ctx = stage_context("bouncer", config, bus, registry=registry)
     stage = await create(ctx)
     http = HttpServer(config.core.http, registry, lambda: {"bouncer": ctx.ready}, [ctx.http])
     await http.start()

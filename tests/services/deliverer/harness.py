@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from prometheus_client import CollectorRegistry
 
 from services.deliverer.main import DelivererStage, create
 from shared.bus.base import Bus
@@ -28,6 +25,7 @@ from shared.records import Delivery, Event, EventKind, new_id, now
 from shared.stage import StageContext
 from shared.topics import DEAD, EVENTS, OUTBOUND, R, Topic
 from tests.support.dnsserver import DnsServer
+from tests.support.stage import stage_context
 
 BODY = b"From: a@sender.test\r\nTo: x@dest.test\r\nSubject: test\r\n\r\nHello.\r\n"
 
@@ -142,15 +140,7 @@ async def running_deliverer(
     await bus.start()
     if kafka is not None:
         await bus.ensure_topics([OUTBOUND.name, EVENTS.name, DEAD.name])
-    ctx = StageContext(
-        name="deliverer",
-        config=config,
-        bus=bus,
-        registry=CollectorRegistry(),
-        log=logging.getLogger("test.deliverer"),
-        stopping=asyncio.Event(),
-        instance="test",
-    )
+    ctx = stage_context("deliverer", config, bus)
     stage = await create(ctx)
     running = Running(bus, ctx, stage)
     follower = asyncio.create_task(_collect(bus, running.events))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from services.ingest.main import STAGE, IngestStage
 from services.ingest.users import add_user
@@ -24,6 +22,7 @@ from shared.records import Record
 from shared.stage import StageContext
 from shared.topics import EVENTS, SUBMITTED, SUPPRESSIONS, OutRecord, Topic
 from tests.services.ingest.pki import Pki, make_pki
+from tests.support.stage import stage_context
 
 PASSWORD = "correct horse battery staple"
 HOSTNAME = "mx.postline.test"
@@ -142,15 +141,7 @@ async def start_ingest(tmp_path: Path, pki: Pki) -> AsyncIterator[StartIngest]:
             inner = EmbeddedBus(config.core.embedded)
             await inner.start()
         bus = wrap(inner) if wrap else inner
-        ctx = StageContext(
-            name="ingest",
-            config=config,
-            bus=bus,
-            registry=CollectorRegistry(),
-            log=logging.getLogger("postline.ingest"),
-            stopping=asyncio.Event(),
-            instance="t",
-        )
+        ctx = stage_context("ingest", config, bus, instance="t")
         stage = await STAGE.create(ctx)
         assert isinstance(stage, IngestStage)
         task = asyncio.create_task(stage.run(ctx))

@@ -8,14 +8,12 @@ against keys served by a real DNS server on loopback.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from services.signer.keys import KeyStore
 from services.signer.main import GROUP, SignerStage, create
@@ -37,6 +35,7 @@ from shared.tokens import parse_unsubscribe_token, parse_verp
 from shared.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
 from tests.services.signer.conftest import SECRET, add_key, dns_records, verify
 from tests.support.dnsserver import DnsServer
+from tests.support.stage import stage_context
 
 DEADLINE = 15.0
 BODY = b"Hello,\r\n\r\nthis is the message body \xe2\x80\x94 with 8-bit text.\r\n"
@@ -126,15 +125,7 @@ async def running(
             for a in suppressed
         ]
     )
-    ctx = StageContext(
-        name="signer",
-        config=config,
-        bus=bus,
-        registry=CollectorRegistry(),
-        log=logging.getLogger("postline.signer"),
-        stopping=asyncio.Event(),
-        instance="t1",
-    )
+    ctx = stage_context("signer", config, bus, instance="t1")
     stage = await create(ctx)
     task = asyncio.create_task(stage.run(ctx))
     try:
