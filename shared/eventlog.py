@@ -2,7 +2,7 @@
 
 Owns the formatting of an :class:`~shared.records.Event` (a readable line, a plain dict for
 ``--json``), filtering, and reading the topic through any bus (``Bus.follow``: the embedded
-bus and Kafka alike). The commands that print them are in ``shared.cli_events``.
+bus and Kafka alike). The commands that print them are in ``shared.cli.events``.
 
 ``postline message show`` reads the whole events topic from the beginning: fine on a laptop
 or for an occasional look, not an index. There is no end-of-topic call on the bus, so a

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli_run import ROUTES_ENV, deliver_to_environment
+from shared.cli.run import ROUTES_ENV, deliver_to_environment
 from shared.config import load_config
 from tests.support.smtpsink import SmtpSink
 

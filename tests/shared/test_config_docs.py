@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import cli, cli_reference
+from shared import cli
+from shared.cli import reference as cli_reference
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 SECTIONS = cli_reference.sections(cli.discover_stages())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.deliverer.prepare import prepare
-from shared.cli_run import deliver_to_environment
+from shared.cli.run import deliver_to_environment
 from shared.config import load_config
 
 

@@ -4,7 +4,7 @@ Owns argument parsing, finding the config file, discovering stages and turning e
 one line on stderr and an exit code (0 ok, 1 bad config or failed stage, 2 bus unreachable
 or nothing to run). Commands: ``version``, ``config check|show|reference``, ``topics
 create|list``, ``run`` (every installed stage in one process) and one command per installed
-stage (``shared.cli_run``), ``events tail`` and ``message show`` (``shared.cli_events``), and
+stage (``shared.cli.run``), ``events tail`` and ``message show`` (``shared.cli.events``), and
 the commands each stage adds.
 
 Stages are found through the ``postline.stages`` entry point group (each a ``StageSpec``),
@@ -27,11 +27,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from shared import cli_reference
-from shared.cli_events import add_event_commands
-from shared.cli_run import RunError, add_run_commands
-from shared.cli_run import cmd_run as run_command
-from shared.cli_topics import add_topic_commands
+from shared.cli import reference as cli_reference
+from shared.cli.events import add_event_commands
+from shared.cli.run import RunError, add_run_commands
+from shared.cli.run import cmd_run as run_command
+from shared.cli.topics import add_topic_commands
 from shared.config import Config, load_config, to_builtins
 from shared.errors import BusError, BusUnavailable, ConfigError
 from shared.metrics import package_version
@@ -200,7 +200,7 @@ def _redacted(value: Any, key: str = "") -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``postline run`` and ``postline <stage>`` (see ``shared.cli_run``)."""
+    """``postline run`` and ``postline <stage>`` (see ``shared.cli.run``)."""
     try:
         return run_command(args, config_path(args.config))
     except RunError as exc:
