@@ -1,4 +1,5 @@
-# Postline's one image: every stage is `postline <stage> --config /etc/postline/postline.toml`.
+# Postline's one image: every stage is `postline <stage> --config /etc/postline/postline.toml`
+# (the Deployments' args; --config may also come before the stage). CMD prints the help.
 # Build: docker build -t postline:$(git describe --tags --always) .
 # Stage 1 installs Postline and its pinned dependencies (constraints.txt) into a venv (the
 # final image has no compiler); stage 2 copies that venv onto a clean slim base as a non-root user.

@@ -2,11 +2,12 @@
 
 Steps: yamllint, hadolint, generated files up to date, ``postline config check`` on the
 sample, ``kubectl kustomize`` of every overlay, ``kubernetes-validate --strict`` on the core
-resources, the CRD schemas (jsonschema), the cross-reference checks, checkov, promtool
-(rules and their unit tests), the dashboard lint with ``promtool check metrics`` on the
-services' exposition text, and the checkers' own tests. A failing step prints what is wrong
-and the run goes on to the next, so one run shows every problem; the exit code is 1 if any
-step failed. Owns the order and the reporting, not the checks.
+resources, the CRD schemas (jsonschema), the cross-reference checks (among them every
+container's command line through the real ``postline`` parser), checkov, promtool (rules and
+their unit tests), the dashboard lint with ``promtool check metrics`` on the services'
+exposition text, and the checkers' own tests. A failing step prints what is wrong and the
+run goes on to the next, so one run shows every problem; the exit code is 1 if any step
+failed. Owns the order and the reporting, not the checks.
 
 Run: ``python deploy/check/run.py [--crds DIR] [--only STEP ...]``.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import config_check
 import crds
+import crossref_cli
 import crossref_config
 import crossref_k8s
 import crossref_kafka
@@ -160,7 +162,7 @@ def rendered_steps(crd_dir: Path) -> list[tuple[str, Callable[[list[Rendered]], 
         return [
             p
             for overlay in rendered
-            for module in (crossref_k8s, crossref_kafka, crossref_config)
+            for module in (crossref_k8s, crossref_kafka, crossref_config, crossref_cli)
             for p in module.check(overlay)
         ]
 

@@ -1,8 +1,10 @@
 """``postline user add NAME --domain D [--password-file F]``: add or replace an AUTH user.
 
 Writes the users file named by ``--users-file`` or, by default, ``ingest.users_file`` of the
-config (``postline --config``). The password comes from a file (first line) or is asked for
-twice on the terminal; it is never taken on the command line, where ``ps`` would show it.
+config (``postline --config``). The password comes from a file (first line; ``-`` is standard
+input, for ``pass show smtp | postline user add ...``) or is asked for twice on the terminal;
+it is never taken on the command line, where ``ps`` would show it. Without a terminal and
+without ``--password-file`` the command says so instead of failing on end of input.
 This module owns the command only; the file format and hashing are ``auth.py``'s.
 """
 
@@ -36,7 +38,11 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     add.add_argument(
         "--domain", action="append", required=True, help="a sender domain (repeatable)"
     )
-    add.add_argument("--password-file", type=Path, help="read the password from this file")
+    add.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="read the password from the first line of PATH ('-': standard input)",
+    )
     add.add_argument("--users-file", type=Path, help="default: ingest.users_file of the config")
     add.set_defaults(handler=run_add)
 
@@ -50,13 +56,21 @@ def _users_path(args: argparse.Namespace, config: Config) -> Path:
     return Path(path)
 
 
-def _password(path: Path | None) -> str:
-    if path is not None:
+def _password(path: str | None) -> str:
+    if path == "-":
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif path is not None:
         try:
-            lines = path.read_text().splitlines()
+            lines = Path(path).read_text().splitlines()
         except OSError as exc:
             raise PasswordError(f"{path}: cannot read: {exc.strerror}") from exc
         password = lines[0] if lines else ""
+    elif not sys.stdin.isatty():
+        # getpass would read the pipe (or hit end of input with an EOFError traceback).
+        raise PasswordError(
+            "standard input is not a terminal: pass --password-file PATH "
+            "(or --password-file - to read the password from standard input)"
+        )
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.ingest.auth import read_users, verify_secret
 from shared import cli
 from shared.config import Config
 from shared.stage import Stage, StageContext, StageSpec
@@ -26,14 +28,16 @@ TIMEOUT = 60
 
 
 def postline(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script with a clean POSTLINE_* environment."""
+    """Run the installed console script with a clean POSTLINE_* environment; ``stdin`` is
+    piped in (never a terminal, as in CI or ``kubectl exec`` without ``-t``)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("POSTLINE")}
     return subprocess.run(
         [POSTLINE, *args],
         capture_output=True,
         text=True,
+        input=stdin,
         timeout=TIMEOUT,
         env=base | (env or {}),
         cwd=cwd,
@@ -210,6 +214,88 @@ def test_config_check_runs_the_stage_section_check(
     assert cli.main(["config", "check", str(path)]) == 1
     err = capsys.readouterr().err
     assert err == f"postline: {path}: signer.greting: unknown key (not a Postline setting)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ingest", "--config", "k8s.toml"], "k8s.toml"),  # the Deployments' form
+        (["--config", "k8s.toml", "ingest"], "k8s.toml"),
+        (["--config", "first.toml", "ingest", "--config", "k8s.toml"], "k8s.toml"),
+        (["config", "check", "--config", "k8s.toml"], "k8s.toml"),  # nested
+        (["greet", "bob", "--config", "k8s.toml"], "k8s.toml"),  # a stage-added command
+        (["events", "tail", "--config", "k8s.toml", "--json"], "k8s.toml"),
+        (["greet", "bob"], None),
+    ],
+)
+def test_config_option_before_or_after_any_subcommand(
+    installed: list[tuple[str, object]], argv: list[str], expected: str | None
+) -> None:
+    spec = cli.discover_stages()[0]
+    real = dataclasses.replace(spec, name="ingest", add_commands=None)  # as if installed
+    args = cli.build_parser([spec, real]).parse_args(argv)
+    assert args.config == expected
+
+
+def test_config_after_the_stage_command_reaches_the_handler(
+    installed: list[tuple[str, object]], tmp_path: Path
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[signer]\ngreeting = "hi"\n')
+    assert cli.main(["greet", "bob", "--config", str(path)]) == 3
+    assert installed == [("bob", "hi")]
+
+
+def test_config_check_takes_the_file_from_config(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[ingest.listeners]]\nname = "relay"\nport = 2525\nmode = "relay"\n')
+    before = postline("--config", str(path), "config", "check")
+    after = postline("config", "check", "--config", str(path))
+    assert (before.returncode, before.stdout) == (0, f"ok: {path}\n"), before.stderr
+    assert (after.returncode, after.stdout) == (0, f"ok: {path}\n"), after.stderr
+    none = postline("config", "check", cwd=tmp_path)
+    assert (none.returncode, none.stderr) == (
+        1,
+        "postline: config check: no config file: give FILE or --config FILE\n",
+    )
+
+
+def test_version_option() -> None:
+    result = postline("--version")
+    assert (result.returncode, result.stdout) == (0, "postline 0.1.0\n")
+
+
+def test_no_command_prints_the_help_and_exits_2() -> None:
+    result = postline()
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: postline")
+    assert "COMMAND" in result.stderr and "ingest" in result.stderr  # the whole help
+
+
+def test_user_add_reads_a_piped_password_with_password_file_dash(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    added = postline(
+        "user", "add", "shop", "--domain", "shop.test", "--users-file", str(users),
+        "--password-file", "-", stdin="twelve chars or more\n",
+    )  # fmt: skip
+    assert (added.returncode, added.stderr) == (0, ""), added.stderr
+    entry = read_users(users).users["shop"]
+    assert entry.domains == ["shop.test"]
+    assert verify_secret(b"twelve chars or more", entry.secret)  # no newline in the secret
+
+
+def test_user_add_without_a_terminal_says_how_instead_of_eoferror(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    result = postline(
+        "user", "add", "shop", "--domain", "shop.test", "--users-file", str(users),
+        stdin="twelve chars or more\n",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        "postline user add: standard input is not a terminal: pass --password-file PATH "
+        "(or --password-file - to read the password from standard input)\n"
+    )
+    assert not users.exists()
 
 
 def test_run_without_stages_says_so(
