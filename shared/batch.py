@@ -26,40 +26,31 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from shared.bus.base import BusMessage, Consumer, TopicPartition
+from shared.consume import (
+    BUS_BACKOFF,
+    RECORD_BACKOFF,
+    Backoff,
+    BusTrouble,
+    Item,
+    dead_letter,
+    decode,
+    reason,
+    where,
+)
 from shared.errors import BusError, DecodeError, PoisonRecord, RecordTooLarge
 from shared.metrics import CoreMetrics, reason_class
-from shared.records import DeadLetter, Record
+from shared.records import Record
 from shared.stage import StageContext
-from shared.topics import DEAD, OutRecord, Topic
+from shared.topics import OutRecord, Topic
+
+__all__ = ["Backoff", "Handler", "Item", "run_batch_loop"]
 
 R = TypeVar("R", bound=Record)
 
-
-@dataclass(frozen=True)
-class Item(Generic[R]):
-    """One decoded input record and the bus message it came from."""
-
-    record: R
-    message: BusMessage
-
-
 Handler = Callable[[Sequence[Item[R]]], Awaitable[Sequence[OutRecord]]]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff: ``first`` seconds, doubling, never more than ``cap``."""
-
-    first: float = 0.2
-    cap: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        """The wait before retry number ``attempt`` (1-based)."""
-        return float(min(self.cap, self.first * 2 ** max(0, attempt - 1)))
 
 
 class _Rewind(Exception):
@@ -76,8 +67,8 @@ async def run_batch_loop(
     poll_timeout: float = 0.5,
     metrics: CoreMetrics,
     record_attempts: int = 3,
-    record_backoff: Backoff = Backoff(0.1, 2.0),
-    bus_backoff: Backoff = Backoff(0.2, 10.0),
+    record_backoff: Backoff = RECORD_BACKOFF,
+    bus_backoff: Backoff = BUS_BACKOFF,
     set_ready: bool = True,
 ) -> None:
     """Consume ``topic`` as ``group`` until ``ctx.stopping``; see the module docstring.
@@ -105,8 +96,9 @@ async def run_batch_loop(
             try:
                 messages = await consumer.fetch(max_records, poll_timeout)
             except BusError as exc:
-                await loop.bus_failed(exc)
+                await loop.bus.failed(exc)
                 continue
+            loop.bus.ok()
             if messages:
                 await loop.process(consumer, messages)
     finally:
@@ -138,8 +130,7 @@ class _BatchLoop(Generic[R]):
         self.metrics = metrics
         self.record_attempts = max(1, record_attempts)
         self.record_backoff = record_backoff
-        self.bus_backoff = bus_backoff
-        self.bus_failures = 0
+        self.bus = BusTrouble(ctx, group, metrics, bus_backoff)
 
     async def start_consumer(self) -> Consumer | None:
         """Join the group, retrying while the bus is down; ``None`` when stopped first."""
@@ -148,27 +139,11 @@ class _BatchLoop(Generic[R]):
             try:
                 await consumer.start()
             except BusError as exc:
-                await self.bus_failed(exc)
+                await self.bus.failed(exc)
                 continue
-            self.bus_failures = 0
+            self.bus.ok()
             return consumer
         return None
-
-    async def bus_failed(self, exc: BusError) -> None:
-        """Count, log and wait out a bus failure (returns early when stopping)."""
-        self.bus_failures += 1
-        self.metrics.bus_errors.labels(self.ctx.name).inc()
-        delay = self.bus_backoff.delay(self.bus_failures)
-        self.ctx.log.warning(
-            "bus failed, backing off",
-            extra={
-                "stage": self.ctx.name,
-                "group": self.group,
-                "error": str(exc),
-                "retry_in": delay,
-            },
-        )
-        await _sleep_unless(self.ctx.stopping, delay)
 
     async def process(self, consumer: Consumer, messages: Sequence[BusMessage]) -> None:
         """Handle one fetched batch completely: committed, or rewound after a bus failure."""
@@ -180,11 +155,11 @@ class _BatchLoop(Generic[R]):
                     for message in messages:
                         await self._one_record(consumer, message)
                         committed[message.tp] = message.offset + 1
-                self.bus_failures = 0
+                self.bus.ok()
             except _Rewind as rewind:
                 await self._rewind(consumer, messages, committed)
                 cause = rewind.__cause__
-                await self.bus_failed(
+                await self.bus.failed(
                     cause if isinstance(cause, BusError) else BusError(str(rewind))
                 )
 
@@ -255,7 +230,7 @@ class _BatchLoop(Generic[R]):
                     "record failed, retrying"
                     if attempt < self.record_attempts
                     else "record failed",
-                    extra=_where(message) | {"error": repr(exc)},
+                    extra=where(message) | {"error": repr(exc)},
                 )
         assert last is not None
         raise _Attempts(last)
@@ -299,32 +274,19 @@ class _BatchLoop(Generic[R]):
                     await consumer.seek(tp, offset)
 
     def _decode(self, message: BusMessage) -> R:
-        if message.value is None:
-            raise DecodeError(f"{self.topic.name}: empty value (tombstone) where a record is due")
-        return self.topic.decode(message.value)
+        return decode(self.topic, message)
 
     def _dead_letter(
         self, message: BusMessage, exc: BaseException, keep_value: bool = True
     ) -> OutRecord:
-        return DEAD.out(
-            DeadLetter(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value if keep_value else None,
-                reason=_reason(exc),
-                group=self.group,
-                at=time.time(),
-            )
-        )
+        return dead_letter(message, exc, self.group, keep_value=keep_value)
 
     def _log_dead(self, message: BusMessage, exc: BaseException) -> None:
         self.metrics.records_dead.labels(self.ctx.name, reason_class(exc)).inc()
         self.ctx.log.warning(
             "record dead-lettered",
-            extra=_where(message)
-            | {"stage": self.ctx.name, "group": self.group, "reason": _reason(exc)},
+            extra=where(message)
+            | {"stage": self.ctx.name, "group": self.group, "reason": reason(exc)},
         )
 
 
@@ -336,27 +298,8 @@ class _Attempts(Exception):
         super().__init__(repr(last))
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, PoisonRecord):
-        return f"poison: {exc.reason}"
-    if isinstance(exc, DecodeError):
-        return f"decode: {exc}"
-    if isinstance(exc, RecordTooLarge):
-        return f"output too large: {exc}"
-    return f"failed: {type(exc).__name__}: {exc}"
-
-
-def _where(message: BusMessage) -> dict[str, object]:
-    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-
-
 def _next_offsets(messages: Sequence[BusMessage]) -> dict[TopicPartition, int]:
     offsets: dict[TopicPartition, int] = {}
     for message in messages:
         offsets[message.tp] = max(offsets.get(message.tp, 0), message.offset + 1)
     return offsets
-
-
-async def _sleep_unless(stopping: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), delay)

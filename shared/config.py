@@ -158,6 +158,9 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     instance: str = ""  # stable id of this process (pod name); default: hostname
     drain_timeout: Duration = Duration(30)  # SIGTERM: how long in-flight work may take
     data_dir: Path = Path("data")  # where a process keeps local state
+    #: A background task that dies: "exit" drains and exits non-zero (the orchestrator
+    #: restarts the process); "unready" keeps running with /readyz at 503.
+    task_failure: Literal["exit", "unready"] = "exit"
 
 
 class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -6,6 +6,7 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
 
     PostlineError
     ├── ConfigError            a config file or environment override is invalid
+    ├── ListenError            a listener cannot bind the address its config key names
     ├── RecordError            bytes on a topic are not a record we can use
     │   └── DecodeError        msgpack/schema decoding failed (the record goes to postline.dead)
     ├── ForgedToken            a VERP or unsubscribe token fails its HMAC or cannot be parsed
@@ -15,7 +16,8 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     │   └── RecordTooLarge     a record exceeds the bus's maximum message size
     └── StageError             a stage failed in a way the runtime must handle
         ├── PoisonRecord       one input record cannot be processed; dead-letter it, go on
-        └── SigningError       the signer cannot DKIM-sign a message (no From, unparsable)
+        ├── SigningError       the signer cannot DKIM-sign a message (no From, unparsable)
+        └── WorkTimedOut       out-of-order work got no outcome within the loop's max hold
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ class ConfigError(PostlineError):
         self.problem = problem
         where = f"{source}: {key}" if key else source
         super().__init__(f"{where}: {problem}")
+
+
+class ListenError(PostlineError):
+    """A listener (SMTP or HTTP) cannot bind its address: the port is in use, the address
+    is not local, or binding it needs privileges.
+
+    Raised at start; the message names the config key, so the process stops with one line
+    an operator can act on instead of a traceback.
+    """
+
+    def __init__(self, key: str, host: str, port: int, reason: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: cannot listen on {host}:{port}: {reason}")
 
 
 class RecordError(PostlineError):
@@ -89,4 +104,12 @@ class SigningError(StageError):
     """The signer cannot DKIM-sign a message (no From header, headers dkimpy cannot parse).
 
     The signer turns it into a ``failed`` event for the message; the batch goes on.
+    """
+
+
+class WorkTimedOut(StageError):
+    """Work taken by the watermark loop got no outcome within its maximum hold time.
+
+    The loop fails the record with the stage's failure outcome (the deliverer defers it) so
+    one lost piece of work never holds its partition's committed offset forever.
     """

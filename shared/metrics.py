@@ -97,6 +97,22 @@ class CoreMetrics:
             ["stage"],
             registry=registry,
         )
+        self.task_failures = Counter(
+            "postline_task_failures_total",
+            "Background tasks of a stage (retry loop, table followers, workers) that died with "
+            "an error. Any increase is a bug: the stage stops being ready and, by default, the "
+            "process exits so the orchestrator restarts it. The log line has the traceback.",
+            ["stage", "task"],
+            registry=registry,
+        )
+        self.work_failures = Counter(
+            "postline_work_failures_total",
+            "Records whose out-of-order work raised (reason error) or got no outcome in time "
+            "(reason timeout) and was ended with the stage's failure outcome instead (the "
+            "deliverer defers the message). Any increase is a bug worth a look at the log.",
+            ["stage", "reason"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "postline_in_flight",
             "Units of work (batches, SMTP sessions, deliveries) a stage is processing now. "

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from shared.bus.base import Bus
 from shared.config import Config
-from shared.errors import BusError
+from shared.errors import BusError, ListenError
 from shared.httpserver import HttpServer
 from shared.logs import setup_logging
 from shared.metrics import CoreMetrics
@@ -103,6 +103,7 @@ class _Process:
             stopping=asyncio.Event(),
             instance=instance,
             core_metrics=self.metrics,
+            task_failure=self.config.core.runtime.task_failure,
         )
         self.metrics.in_flight.labels(name).set_function(lambda: ctx.active)
         self.metrics.stage_ready.labels(name).set_function(lambda: 1.0 if ctx.ready else 0.0)
@@ -117,12 +118,8 @@ class _Process:
         try:
             try:
                 await self.http.start()
-            except OSError as exc:
-                config = self.config.core.http
-                log.error(
-                    "cannot listen on the http port",
-                    extra={"host": config.host, "port": config.port, "error": str(exc)},
-                )
+            except ListenError as exc:  # one line naming the key, no traceback
+                log.error("cannot listen", extra={"key": exc.key, "error": str(exc)})
                 return EXIT_STAGE_FAILED
             healthy = await self._start_stages()
             if healthy:
@@ -153,6 +150,9 @@ class _Process:
         for spec, ctx in zip(self.specs, self.contexts, strict=True):
             try:
                 stage = await spec.create(ctx)
+            except ListenError as exc:  # a port in use: one line naming the key
+                log.error("stage failed to start", extra={"stage": spec.name, "error": str(exc)})
+                return False
             except Exception:  # the runtime's last resort; ConfigError included, logged clearly
                 log.exception("stage failed to start", extra={"stage": spec.name})
                 return False
@@ -163,16 +163,21 @@ class _Process:
     async def _wait(self, stop: asyncio.Event) -> bool:
         """Until a stop request (``True``) or a stage ending on its own (``False``)."""
         stopper = asyncio.create_task(stop.wait(), name="stop-request")
+        fatal = [asyncio.create_task(ctx.fatal.wait(), name="fatal") for ctx in self.contexts]
         try:
             done, _ = await asyncio.wait(
-                [stopper, *self.tasks.values()], return_when=asyncio.FIRST_COMPLETED
+                [stopper, *fatal, *self.tasks.values()], return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            stopper.cancel()
+            for waiter in (stopper, *fatal):
+                waiter.cancel()
         ended = [name for name, task in self.tasks.items() if task in done]
         for name in ended:
             self._report(name, self.tasks[name], early=True)
-        return not ended
+        dead = [ctx.name for ctx in self.contexts if ctx.fatal.is_set()]
+        if dead:
+            log.error("a background task died; stopping the process", extra={"stages": dead})
+        return not ended and not dead
 
     async def _drain(self) -> bool:
         """Stop stages highest order first within one drain deadline; ``False`` on a failure."""
@@ -188,6 +193,8 @@ class _Process:
             for name in late:
                 self.tasks[name].cancel()
             await asyncio.wait([self.tasks[name] for name in late])
+        for ctx in self.contexts:
+            await ctx.cancel_tasks()
         healthy = True
         for name, task in self.tasks.items():
             healthy = self._report(name, task, early=False) and healthy

@@ -4,12 +4,14 @@ Owns: :class:`Watermark`, per partition the offsets taken in and their outputs o
 Only the contiguous finished prefix of each partition is handed out (with its outputs, in
 offset order), so the offsets committed in one bus transaction never pass an unfinished
 delivery: a crash redoes at most the unfinished SMTP transactions (and those finished after
-the lowest unfinished one), never skips one (issue 5, item 7). Does not talk to the bus.
+the lowest unfinished one), never skips one. Does not talk to the bus
+(``shared.watermark_loop`` does).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.bus.base import TopicPartition
@@ -66,11 +68,23 @@ class Watermark:
         self._pending += 1
         return True
 
-    def finish(self, tp: TopicPartition, offset: int, outputs: list[OutRecord]) -> None:
-        """The record is done; ``outputs`` are published when its offset is committed."""
+    def finish(self, tp: TopicPartition, offset: int, outputs: Sequence[OutRecord]) -> bool:
+        """The record is done; ``outputs`` are published when its offset is committed.
+
+        Only the first finish of a record counts (``True``); a later one (work that ended
+        after the record was failed for taking too long, or after its partition moved) is
+        ignored and returns ``False``.
+        """
         part = self._partitions.get(tp)
-        if part is not None and offset in part.outputs:
-            part.outputs[offset] = list(outputs)
+        if part is None or part.outputs.get(offset, ()) is not _UNFINISHED:
+            return False
+        part.outputs[offset] = list(outputs)
+        return True
+
+    def unfinished(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether the record is tracked and not finished yet."""
+        part = self._partitions.get(tp)
+        return part is not None and offset in part.outputs and part.outputs[offset] is None
 
     def take(self) -> Committable:
         """Remove and return the finished prefix of every partition."""
@@ -97,6 +111,19 @@ class Watermark:
     def partitions(self) -> list[TopicPartition]:
         """Partitions with records in hand."""
         return [tp for tp, part in self._partitions.items() if part.offsets]
+
+    def truncate(self, tp: TopicPartition, offset: int) -> int:
+        """Stop tracking ``offset`` and every later record of ``tp`` (they will be fetched
+        again after a seek); how many were dropped. Finished records before it stay."""
+        part = self._partitions.get(tp)
+        if part is None:
+            return 0
+        dropped = 0
+        while part.offsets and part.offsets[-1] >= offset:
+            part.outputs.pop(part.offsets.pop(), None)
+            dropped += 1
+        self._pending -= dropped
+        return dropped
 
     def forget(self, tp: TopicPartition) -> None:
         """Drop a partition this consumer no longer owns (its work is redone elsewhere)."""

@@ -130,6 +130,20 @@ def core_panels() -> list[Panel]:
         ),
         panel("Bus errors", "ops", [(rate("postline_bus_errors_total", st, "stage"), "{{stage}}")]),
         panel(
+            "Dead background tasks and failed work",
+            "ops",
+            [
+                (
+                    rate("postline_task_failures_total", st, "stage, task"),
+                    "task {{stage}} {{task}}",
+                ),
+                (
+                    rate("postline_work_failures_total", st, "stage, reason"),
+                    "work {{stage}} {{reason}}",
+                ),
+            ],
+        ),
+        panel(
             "Transaction commit time p99",
             "s",
             [

@@ -117,6 +117,10 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     window_full_delay: Duration = Duration(5)  # a Delivery shed by a full window waits this
     flush_interval: Duration = Duration(0.2)  # how often finished work is committed
     fetch_batch: Positive = 500  # records read from the bus per fetch
+    #: A Delivery with no outcome after this long (a lost job: a bug) is deferred with the
+    #: reason, so it never holds its partition's commits; longer than any one attempt's
+    #: timeouts plus its wait in the domain window.
+    max_hold: Duration = Duration(3600)
     timeouts: Timeouts = Timeouts()
     defaults: Policy = Policy()
     providers: dict[str, PolicyOverride] = {}  # keyed by provider name (google, microsoft...)

@@ -1,13 +1,13 @@
-"""The delivery loop: fetch from ``postline.outbound``, dispatch per domain, commit the watermark.
+"""The delivery handler: what the deliverer does with each record of ``postline.outbound``.
 
-Owns: :class:`Engine`. Records are fetched while fewer than ``max_in_flight`` are in memory,
-decoded (undecodable ones are dead-lettered), and offered to their domain's
-:class:`~services.deliverer.queue.DomainQueue`; what a queue sheds goes to a retry tier at once,
-so a throttled or saturated domain never stalls its partition. Every ``flush_interval`` one bus
-transaction publishes the records of finished jobs and commits offsets up to the lowest
-unfinished one (``watermark.py``). On stop, transactions in flight finish within the drain
-timeout, unstarted jobs are shed to a tier, and a last transaction commits.
-Does not speak SMTP (``session.py``) nor decide outcomes (``outcome.py``).
+Owns: :class:`Engine`, a :class:`~shared.watermark_loop.WorkHandler` on the shared
+out-of-order loop (which fetches, decodes, dead-letters, commits behind the watermark and
+lives through bus failures). Each admitted Delivery is offered to its domain's
+:class:`~services.deliverer.queue.DomainQueue`; what a queue sheds goes to a retry tier at
+once, so a throttled or saturated domain never stalls its partition. A job whose work raised
+is deferred with the reason (:meth:`Engine.failed`): retried, then expired, never lost and
+never pinning the watermark. Does not speak SMTP (``session.py``) nor decide outcomes
+(``outcome.py``).
 """
 
 from __future__ import annotations
@@ -15,87 +15,59 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from typing import Any
 
 from services.deliverer.config import DelivererConfig
 from services.deliverer.metrics import DelivererMetrics
+from services.deliverer.outcome import Classified, Outcome, local_error
 from services.deliverer.pool import Connector
 from services.deliverer.queue import Activity, DomainQueue, Job, JobResult
 from services.deliverer.report import records_for
-from services.deliverer.retry import RetrySchedule, dead_letter
+from services.deliverer.retry import RetrySchedule
 from services.deliverer.shaping import Shapers
 from services.deliverer.throttle import compile_patterns
-from services.deliverer.watermark import Watermark
-from shared.bus.base import BusMessage, Consumer
-from shared.errors import BusError, DecodeError
-from shared.topics import OUTBOUND
+from shared.bus.base import TopicPartition
+from shared.consume import Item
+from shared.records import Delivery
+from shared.topics import OutRecord
+from shared.watermark_loop import Ticket
 
 log = logging.getLogger("postline.deliverer")
 
 GROUP = "postline-deliverer"
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
 
 class Engine:
-    """Consumes ``postline.outbound`` for one deliverer process."""
+    """Dispatches Deliveries to their domain queues and turns results into records."""
 
     def __init__(
         self,
         cfg: DelivererConfig,
-        consumer: Consumer,
         connector: Connector,
         *,
         schedule: RetrySchedule,
         metrics: DelivererMetrics,
         activity: Activity,
+        spawn: Spawn,
     ) -> None:
         self._cfg = cfg
-        self._consumer = consumer
         self._connector = connector
         self._schedule = schedule
         self._metrics = metrics
         self._activity = activity
+        self._spawn = spawn
         self._patterns = compile_patterns(cfg.throttling)
         self._queues: dict[str, DomainQueue] = {}
-        self._watermark = Watermark()
         self._shapers = Shapers(cfg)
         self._throttled: set[str] = set()
-        # Commit finished deliveries before a rebalance moves their partitions, so the next
-        # owner does not send them again; only SMTP transactions in flight are redone.
-        consumer.on_revoke(self.flush)
 
-    @property
-    def pending(self) -> int:
-        """Records fetched and not yet committed."""
-        return self._watermark.pending
-
-    async def run(self, stopping: asyncio.Event, drain_timeout: float) -> None:
-        """Deliver until ``stopping``, then drain within ``drain_timeout`` seconds."""
-        last_flush = time.monotonic()
-        while not stopping.is_set():
-            room = self._cfg.max_in_flight - self._watermark.pending
-            if room > 0:
-                batch = await self._consumer.fetch(
-                    min(room, self._cfg.fetch_batch), timeout=self._cfg.flush_interval
-                )
-                for message in batch:
-                    self._admit(message)
-            else:
-                await asyncio.sleep(self._cfg.flush_interval)
-            if time.monotonic() - last_flush >= self._cfg.flush_interval:
-                await self.flush()
-                last_flush = time.monotonic()
-                self._drop_idle_queues()
-        await self._drain(drain_timeout)
-
-    def _admit(self, message: BusMessage) -> None:
-        if not self._watermark.add(message.tp, message.offset):
-            return  # refetched after an aborted transaction: already in hand
-        try:
-            delivery = OUTBOUND.decode(message.value or b"")
-        except DecodeError as exc:
-            dead = dead_letter(message, str(exc), self._consumer.group, time.time())
-            self._watermark.finish(message.tp, message.offset, [dead])
-            return
-        job = Job(delivery, message.tp, message.offset)
+    def admit(self, ticket: Ticket[Delivery]) -> None:
+        """Offer the Delivery to its domain's window; shed it to a tier when it does not fit."""
+        delivery = ticket.item.record
+        job = Job(delivery, ticket)
         queue = self._queues.get(delivery.domain)
         if queue is None:
             queue = DomainQueue(
@@ -106,12 +78,46 @@ class Engine:
                 done=self._done,
                 activity=self._activity,
                 shapers=self._shapers,
+                spawn=self._spawn,
             )
             self._queues[delivery.domain] = queue
         reason = queue.offer(job)
         if reason:
             until = queue.throttle.suspended_until
             self._done(job, JobResult(shed=reason, not_before=until, provider=queue.provider))
+
+    def failed(self, item: Item[Delivery], exc: Exception) -> Sequence[OutRecord]:
+        """A job's work raised: every recipient is deferred with the reason (RFC 3463
+        4.3.0), so the message is retried, then expired with a DSN, like any deferral."""
+        delivery = item.record
+        queue = self._queues.get(delivery.domain)
+        if queue is not None:
+            queue.discard(item.message.tp, item.message.offset)  # timed out while queued
+        failure = Classified(Outcome.DEFERRED, local_error(exc))
+        result = JobResult(dict.fromkeys(delivery.rcpt_to, failure))
+        if queue is not None:
+            result.provider = queue.provider
+        return self._records(delivery, result)
+
+    def revoked(self, partitions: Collection[TopicPartition]) -> None:
+        """Drop queued jobs of lost partitions: their new owner sends them."""
+        dropped = sum(queue.drop(partitions) for queue in self._queues.values())
+        log.info("partitions revoked", extra={"dropped_jobs": dropped})
+
+    async def drain(self, timeout: float) -> None:
+        """Finish SMTP transactions in flight within ``timeout``; shed what has not started."""
+        stopping = asyncio.gather(*(q.stop() for q in self._queues.values()))
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), timeout)
+        except TimeoutError:
+            log.warning("drain timeout: SMTP transactions still in flight are redone later")
+
+    def flushed(self) -> None:
+        """After a commit: forget idle domains, publish the window gauge."""
+        for domain in [d for d, q in self._queues.items() if q.idle and not q.throttle.throttled]:
+            del self._queues[domain]
+        self._shapers.drop_unused()
+        self._metrics.window.set(sum(q.size for q in self._queues.values()))
 
     def _done(self, job: Job, result: JobResult) -> None:
         """A job ended (called by the queues): its records wait for the watermark."""
@@ -125,58 +131,14 @@ class Engine:
             elif change.action == "recover" and key in self._throttled:
                 self._throttled.discard(key)
                 self._metrics.throttled.labels(result.provider).dec()
-        records = records_for(
-            job,
+        job.ticket.finish(self._records(job.delivery, result))
+
+    def _records(self, delivery: Delivery, result: JobResult) -> list[OutRecord]:
+        return records_for(
+            delivery,
             result,
             time.time(),
             self._schedule,
             self._metrics,
             window_full_delay=self._cfg.window_full_delay,
         )
-        self._watermark.finish(job.tp, job.offset, records)
-
-    async def flush(self) -> None:
-        """One transaction: records of the finished prefix plus its offsets."""
-        owned = self._consumer.assignment()
-        revoked = {tp for tp in self._watermark.partitions() if tp not in owned}
-        for tp in revoked:
-            # Revoked by a rebalance: the new owner redoes this work from the committed
-            # offset (at-least-once); committing it here would abort the transaction.
-            self._watermark.forget(tp)
-        if revoked:
-            # ... and sends what is still queued here: sending it too would duplicate it.
-            dropped = sum(queue.drop(revoked) for queue in self._queues.values())
-            log.info("partitions revoked", extra={"dropped_jobs": dropped})
-        taken = self._watermark.take()
-        if not len(taken):
-            return
-        try:
-            async with self._consumer.transaction() as txn:
-                for record in taken.outputs:
-                    await txn.publish(record)
-                txn.commit_offsets(taken.offsets)
-        except BusError as exc:
-            # Keep the work: put it back and continue fetching after what we hold.
-            log.warning("deliverer transaction failed; retrying", extra={"error": str(exc)})
-            self._watermark.restore(taken)
-            for tp, offset in self._watermark.next_offsets().items():
-                if tp in self._consumer.assignment():
-                    await self._consumer.seek(tp, offset)
-        self._metrics.window.set(self._window())
-
-    async def _drain(self, timeout: float) -> None:
-        queues = list(self._queues.values())
-        stopping = asyncio.gather(*(q.stop() for q in queues))
-        try:
-            await asyncio.wait_for(asyncio.shield(stopping), timeout)
-        except TimeoutError:
-            log.warning("drain timeout: SMTP transactions still in flight are redone later")
-        await self.flush()
-
-    def _drop_idle_queues(self) -> None:
-        for domain in [d for d, q in self._queues.items() if q.idle and not q.throttle.throttled]:
-            del self._queues[domain]
-        self._shapers.drop_unused()
-
-    def _window(self) -> int:
-        return sum(q.size for q in self._queues.values())

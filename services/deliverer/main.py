@@ -1,15 +1,18 @@
 """The deliverer stage: ``postline deliverer``, and its place in ``postline run`` (order 30).
 
-Two consumers on the bus, used directly (deliveries finish out of order, so the shared batch
-loop does not fit): group ``postline-deliverer`` reads ``postline.outbound`` (``engine.py``),
-group ``postline-deliverer-retry`` reads the retry tiers and sends due records back
-(``retry.py``). SIGTERM: transactions in flight finish within ``runtime.drain_timeout``.
+Two handlers on the shared out-of-order loop (``shared.watermark_loop``), each its own
+consumer group: ``postline-deliverer`` reads ``postline.outbound`` and delivers
+(``engine.py``), ``postline-deliverer-retry`` reads the retry tiers and sends due records back
+(``retry.py``). The loop owns fetch errors, back-off, commits, dead letters and readiness;
+both loops are supervised tasks, so one that dies fails readiness and stops the process.
+SIGTERM: transactions in flight finish within ``runtime.drain_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 from services.deliverer.config import DelivererConfig, load
 from services.deliverer.engine import GROUP, Engine
@@ -17,10 +20,15 @@ from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxResolver
 from services.deliverer.pool import Connector
 from services.deliverer.prepare import prepare
-from services.deliverer.retry import RETRY_GROUP, RetryLoop, RetrySchedule
+from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from shared.config import Config
+from shared.records import Delivery
 from shared.stage import StageContext, StageSpec
 from shared.topics import OUTBOUND
+from shared.watermark_loop import LoopSettings, WatermarkLoop
+
+#: How often the retry loop commits; tier delays are seconds to hours, so this is plenty.
+RETRY_FLUSH = 0.5
 
 
 class DelivererStage:
@@ -39,34 +47,62 @@ class DelivererStage:
         )
         self.connector = Connector(cfg, self.resolver, self.metrics)
         self.schedule = RetrySchedule(cfg.retry)
-        self.engine: Engine | None = None  # set while running (tests read ``pending``)
+        self.loop: WatermarkLoop[Delivery] | None = None  # set while running (tests: pending)
 
     async def run(self, ctx: StageContext) -> None:
         """Deliver until ``ctx.stopping``, then drain; see the module docstring."""
-        outbound = ctx.bus.consumer(GROUP, [OUTBOUND.name])
-        retries = ctx.bus.consumer(RETRY_GROUP, self.schedule.topics)
         await ctx.bus.ensure_topics([OUTBOUND.name, *self.schedule.topics])
-        await outbound.start()
-        await retries.start()
-        engine = self.engine = Engine(
+
+        def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+            return ctx.spawn(coro, name=name, daemon=False)
+
+        engine = Engine(
             self.cfg,
-            outbound,
             self.connector,
             schedule=self.schedule,
             metrics=self.metrics,
             activity=ctx.activity,
+            spawn=spawn,
         )
-        retry_loop = RetryLoop(retries, self.schedule, self.metrics)
-        retry_task = asyncio.create_task(retry_loop.run(ctx.stopping), name="deliverer:retry")
-        ctx.set_ready()
+        cfg = self.cfg
+        outbound = self.loop = WatermarkLoop(
+            ctx,
+            group=GROUP,
+            topics=[OUTBOUND.name],
+            record=OUTBOUND,
+            handler=engine,
+            settings=LoopSettings(
+                max_in_flight=cfg.max_in_flight,
+                fetch_batch=cfg.fetch_batch,
+                flush_interval=cfg.flush_interval,
+                max_hold=cfg.max_hold,
+            ),
+            metrics=ctx.metrics,
+        )
+        retries = WatermarkLoop(
+            ctx,
+            group=RETRY_GROUP,
+            topics=self.schedule.topics,
+            record=OUTBOUND,
+            handler=RetryRelease(self.schedule, self.metrics),
+            settings=LoopSettings(
+                max_in_flight=cfg.fetch_batch,
+                fetch_batch=cfg.fetch_batch,
+                flush_interval=RETRY_FLUSH,
+            ),
+            metrics=ctx.metrics,
+        )
         try:
-            await engine.run(ctx.stopping, ctx.config.core.runtime.drain_timeout)
-            with contextlib.suppress(asyncio.CancelledError):
-                await retry_task
+            if not (await outbound.start() and await retries.start()):
+                return
+            ctx.set_ready()
+            # Both loops are daemons: one that ends before the stop request is a failure.
+            tasks = [
+                ctx.spawn(outbound.run(), name="outbound"),
+                ctx.spawn(retries.run(), name="retry"),
+            ]
+            await asyncio.wait(tasks)
         finally:
-            retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retry_task
             await outbound.stop()
             await retries.stop()
 

@@ -55,6 +55,30 @@ TLS_UNAVAILABLE = SmtpReply(code=451, enhanced="4.7.5", text="TLS required but n
 LOCAL_FAILURE = SmtpReply(code=451, enhanced="4.3.0", text="local delivery failure")
 
 
+#: RFC 5321 4.1.2 / RFC 3463 5.1.3: the recipient is not a valid mailbox (never sent).
+BAD_RECIPIENT_SYNTAX = SmtpReply(
+    code=553, enhanced="5.1.3", text="bad destination mailbox address syntax"
+)
+#: RFC 3463 5.1.7: our own return path is not a valid mailbox (never sent).
+BAD_SENDER_SYNTAX = SmtpReply(code=553, enhanced="5.1.7", text="bad sender mailbox address syntax")
+#: RFC 6531 3.2 / RFC 3463 5.6.7: an internationalised address, and the server lacks SMTPUTF8.
+SMTPUTF8_UNAVAILABLE = SmtpReply(
+    code=553, enhanced="5.6.7", text="SMTPUTF8 is required, but was not offered by the host"
+)
+#: The longest exception text a LOCAL_FAILURE reply carries (it reaches events and DSNs).
+_MAX_ERROR_TEXT = 200
+
+
+def local_error(exc: BaseException) -> SmtpReply:
+    """:data:`LOCAL_FAILURE` naming ``exc`` (an unexpected error of ours: temporary)."""
+    detail = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]
+    return SmtpReply(
+        code=LOCAL_FAILURE.code,
+        enhanced=LOCAL_FAILURE.enhanced,
+        text=f"{LOCAL_FAILURE.text}: {detail}",
+    )
+
+
 @dataclass(frozen=True)
 class Classified:
     """An outcome with the reply that caused it (synthetic when there was no real reply)."""

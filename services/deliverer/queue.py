@@ -15,9 +15,10 @@ import asyncio
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.deliverer.config import DelivererConfig
 from services.deliverer.outcome import Classified, DeliveryFailure, Outcome, classify
@@ -28,6 +29,7 @@ from services.deliverer.throttle import Throttle, ThrottleChange, is_throttle_re
 from shared.bus.base import TopicPartition
 from shared.providers import OTHER
 from shared.records import Delivery
+from shared.watermark_loop import Ticket
 
 SHED_WINDOW_FULL = "window_full"
 SHED_THROTTLED = "throttled"
@@ -36,11 +38,21 @@ SHED_STOPPING = "stopping"
 
 @dataclass
 class Job:
-    """One Delivery taken from the bus, with where it came from."""
+    """One Delivery taken from the bus, with its place behind the watermark."""
 
     delivery: Delivery
-    tp: TopicPartition
-    offset: int
+    ticket: Ticket[Delivery]
+    ended: bool = False  # the queue reported its result (or gave it up)
+
+    @property
+    def tp(self) -> TopicPartition:
+        """The partition the Delivery came from."""
+        return self.ticket.tp
+
+    @property
+    def offset(self) -> int:
+        """The Delivery's offset in its partition."""
+        return self.ticket.offset
 
 
 @dataclass
@@ -59,6 +71,7 @@ class JobResult:
 
 Done = Callable[[Job, JobResult], None]
 Activity = Callable[[], AbstractAsyncContextManager[None]]
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 
 class DomainQueue:
@@ -74,6 +87,7 @@ class DomainQueue:
         done: Done,
         activity: Activity,
         shapers: Shapers,
+        spawn: Spawn,
     ) -> None:
         self.domain = domain
         self.provider = shapers.provider_of(domain)
@@ -85,6 +99,7 @@ class DomainQueue:
         self._patterns = patterns
         self._done = done
         self._activity = activity
+        self._spawn_task = spawn
         self._jobs: deque[Job] = deque()
         self._ready = asyncio.Event()
         self._size = 0  # queued + being sent
@@ -136,6 +151,16 @@ class DomainQueue:
         self._size -= dropped
         return dropped
 
+    def discard(self, tp: TopicPartition, offset: int) -> bool:
+        """Give up a queued job (its work is ended elsewhere); ``False`` if not queued."""
+        for job in self._jobs:
+            if job.tp == tp and job.offset == offset:
+                self._jobs.remove(job)
+                job.ended = True
+                self._size -= 1
+                return True
+        return False
+
     def _spawn(self) -> None:
         """Start a worker when jobs wait and a connection slot is free; else queue for one."""
         if self._stopping or len(self._jobs) <= self._idle:
@@ -144,7 +169,7 @@ class DomainQueue:
             self.shaper.wait(self._spawn)
             return
         self._workers += 1
-        task = asyncio.create_task(self._worker(), name=f"deliver:{self.domain}")
+        task = self._spawn_task(self._worker(), f"deliver:{self.domain}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -167,13 +192,27 @@ class DomainQueue:
                     self._jobs.appendleft(job)  # others wait for a slot: take turns
                     return
                 async with self._activity():
-                    session = await self._attempt(job, session)
+                    try:
+                        session = await self._attempt(job, session)
+                    except Exception as exc:  # one job's failure must not end the worker
+                        await self._abandon(job, session, exc)
+                        session = None
         finally:
             self._workers -= 1
             if session is not None:
                 await self._connector.close(session, self.provider)
             self.shaper.release()  # the current shaper: _set_provider moves slots along
             self._spawn()
+
+    async def _abandon(self, job: Job, session: Session | None, exc: Exception) -> None:
+        """An attempt raised: end the job as failed (the watermark loop defers it with the
+        reason) and drop the connection, whose state is unknown."""
+        if not job.ended:
+            job.ended = True
+            self._size -= 1
+            job.ticket.fail(exc)
+        if session is not None:
+            await self._connector.close(session, self.provider)
 
     def _yield_slot(self, session: Session | None) -> bool:
         """At a reconnect, give the slot to a waiting domain (round robin per connection)."""
@@ -273,6 +312,9 @@ class DomainQueue:
             self._finish(self._jobs.popleft(), JobResult(shed=reason, not_before=not_before))
 
     def _finish(self, job: Job, result: JobResult) -> None:
+        if job.ended:
+            return
+        job.ended = True
         self._size -= 1
         if not result.provider or result.provider == OTHER:
             result.provider = self.provider

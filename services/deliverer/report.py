@@ -15,7 +15,7 @@ import msgspec
 
 from services.deliverer.metrics import DelivererMetrics, reply_class
 from services.deliverer.outcome import TLS_UNAVAILABLE, Outcome
-from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, Job, JobResult
+from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, JobResult
 from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
 from shared.records import Delivery, Event, EventKind, SmtpReply
@@ -29,7 +29,7 @@ _KIND = {
 
 
 def records_for(
-    job: Job,
+    delivery: Delivery,
     result: JobResult,
     at: float,
     schedule: RetrySchedule,
@@ -37,8 +37,7 @@ def records_for(
     *,
     window_full_delay: float = 5.0,
 ) -> list[OutRecord]:
-    """Every record to publish for ``job`` (see the module docstring)."""
-    delivery = job.delivery
+    """Every record to publish for an attempt at ``delivery`` (see the module docstring)."""
     records = [
         throttle_event(delivery.domain, result.provider, change, at) for change in result.throttle
     ]

@@ -2,17 +2,18 @@
 
 Owns: :class:`RetrySchedule` (exponential delay with jitter per attempt, the tier topic
 ``postline.retry.<tier>`` for a delay, expiry past the maximum age, RFC 5321 4.5.4.1) and
-:class:`RetryLoop`, which reads every tier as its own consumer group, pauses a tier partition
-until its head is due, then moves due records back to ``postline.outbound`` (or, past their
-age, publishes EXPIRED events) in one transaction with the tier offsets. Does not deliver.
+:class:`RetryRelease`, the handler (on ``shared.watermark_loop``, group
+``postline-deliverer-retry`` over every tier) that holds a tier partition until its head is
+due, then moves due records back to ``postline.outbound`` (or, past their age, publishes
+EXPIRED events), committed with the tier offsets. Does not deliver.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,12 @@ import msgspec
 
 from services.deliverer.config import Retry
 from services.deliverer.metrics import DelivererMetrics
-from shared.bus.base import BusMessage, Consumer, TopicPartition
+from shared.bus.base import TopicPartition
 from shared.config import Duration
-from shared.errors import BusError, DecodeError
-from shared.records import DeadLetter, Delivery, Event, EventKind, SmtpReply, now
-from shared.topics import DEAD, EVENTS, OUTBOUND, OutRecord, Topic, retry_topic
+from shared.consume import Item
+from shared.records import Delivery, Event, EventKind, SmtpReply, now
+from shared.topics import EVENTS, OUTBOUND, OutRecord, Topic, retry_topic
+from shared.watermark_loop import Ticket
 
 log = logging.getLogger("postline.deliverer.retry")
 
@@ -135,96 +137,38 @@ def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> li
     ]
 
 
-class RetryLoop:
-    """Moves due records from the retry tiers back to ``postline.outbound``."""
+class RetryRelease:
+    """The retry tiers' handler on the watermark loop: due records go back to
+    ``postline.outbound`` (or expire); a record not yet due holds its tier partition there."""
 
-    def __init__(
-        self,
-        consumer: Consumer,
-        schedule: RetrySchedule,
-        metrics: DelivererMetrics,
-        poll: float = 0.5,
-    ) -> None:
-        self._consumer = consumer
+    def __init__(self, schedule: RetrySchedule, metrics: DelivererMetrics) -> None:
         self._schedule = schedule
         self._metrics = metrics
-        self._poll = poll
-        self._resume_at: dict[TopicPartition, float] = {}
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Until ``stopping``: fetch, move what is due, pause what is not."""
-        while not stopping.is_set():
-            self._resume_due(time.time())
-            messages = await self._consumer.fetch(500, timeout=self._fetch_timeout())
-            if not messages:
-                continue
-            try:
-                await self._move(messages)
-            except BusError as exc:
-                # Nothing moved; the bus rewound to the committed offsets, paused partitions
-                # stay paused until their head is due (``_resume_at`` is kept).
-                log.warning("retry transaction failed; will retry", extra={"error": str(exc)})
-                await asyncio.sleep(self._poll)
-
-    def _fetch_timeout(self) -> float:
-        if not self._resume_at:
-            return self._poll
-        return max(0.01, min(self._poll, min(self._resume_at.values()) - time.time()))
-
-    def _resume_due(self, at: float) -> None:
-        due = [tp for tp, when in self._resume_at.items() if when <= at]
-        for tp in due:
-            del self._resume_at[tp]
-        if due:
-            self._consumer.resume(*due)
-
-    async def _move(self, messages: list[BusMessage]) -> None:
+    def admit(self, ticket: Ticket[Delivery]) -> None:
+        """Release the record if it is due, else wait for it (and what follows it)."""
+        delivery = ticket.item.record
         at = time.time()
-        outputs: list[OutRecord] = []
-        offsets: dict[TopicPartition, int] = {}
-        waiting: dict[TopicPartition, tuple[int, float]] = {}
-        for message in messages:
-            if message.tp in waiting:
-                continue  # the partition's head is not due: everything after it waits too
-            try:
-                delivery = OUTBOUND.decode(message.value or b"")
-            except DecodeError as exc:
-                outputs.append(dead_letter(message, str(exc), self._consumer.group, at))
-                offsets[message.tp] = message.offset + 1
-                continue
-            if delivery.not_before > at:
-                waiting[message.tp] = (message.offset, delivery.not_before)
-                continue
-            outputs.extend(self._release(delivery, at))
-            offsets[message.tp] = message.offset + 1
-        if outputs or offsets:
-            async with self._consumer.transaction() as txn:
-                for record in outputs:
-                    await txn.publish(record)
-                txn.commit_offsets(offsets)
-        for tp, (offset, due) in waiting.items():
-            await self._consumer.seek(tp, offset)
-            self._consumer.pause(tp)
-            self._resume_at[tp] = due
+        if delivery.not_before > at:
+            ticket.hold_until(delivery.not_before)
+            return
+        ticket.finish(self._release(delivery, at))
+
+    def failed(self, item: Item[Delivery], exc: Exception) -> Sequence[OutRecord]:
+        """Releasing raised: send the record back as it is; the deliverer tries it."""
+        return [OUTBOUND.out(msgspec.structs.replace(item.record, not_before=0.0))]
+
+    def revoked(self, partitions: Collection[TopicPartition]) -> None:
+        """Nothing is queued here: held partitions are the loop's."""
+
+    async def drain(self, timeout: float) -> None:
+        """Nothing runs here between fetches."""
+
+    def flushed(self) -> None:
+        """No housekeeping."""
 
     def _release(self, delivery: Delivery, at: float) -> list[OutRecord]:
         if at >= self._schedule.expires_at(delivery):
             self._metrics.expired.inc(len(delivery.rcpt_to))
             return expired_events(delivery, at, delivery.last_reply)
         return [OUTBOUND.out(msgspec.structs.replace(delivery, not_before=0.0))]
-
-
-def dead_letter(message: BusMessage, reason: str, group: str, at: float) -> OutRecord:
-    """The dead-letter record of an input record that cannot be used."""
-    return DEAD.out(
-        DeadLetter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            reason=reason,
-            group=group,
-            at=at,
-        )
-    )

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from services.deliverer.config import Timeouts
+from services.deliverer.envelope import AddressError, NeedsSmtpUtf8, encode_path, needs_utf8
 from services.deliverer.outcome import (
+    BAD_RECIPIENT_SYNTAX,
+    BAD_SENDER_SYNTAX,
+    SMTPUTF8_UNAVAILABLE,
     TLS_UNAVAILABLE,
     Classified,
     DeliveryFailure,
@@ -26,7 +30,7 @@ from services.deliverer.outcome import (
     classify,
     parse_reply,
 )
-from shared.records import Delivery
+from shared.records import Delivery, SmtpReply
 
 #: RFC 5321 4.5.3.1.10: 452 to RCPT means "too many recipients, send the rest later".
 TOO_MANY_RECIPIENTS = 452
@@ -148,37 +152,19 @@ class Session:
         self, delivery: Delivery, chunk: list[str], results: dict[str, Classified]
     ) -> list[str]:
         """MAIL, RCPT each, DATA; records final results; returns recipients to carry over."""
-        timeouts = self._timeouts
-        try:
-            await self._smtp.mail(
-                delivery.mail_from, options=self._mail_options(delivery), timeout=timeouts.mail
-            )
-        except aiosmtplib.SMTPSenderRefused as exc:
-            self._note_reply(exc)
-            for rcpt in chunk:
-                results[rcpt] = classify(exc)
+        utf8 = self._utf8(delivery, chunk)
+        if not await self._mail(delivery, chunk, utf8, results):
             return []
-        accepted: list[str] = []
-        carried: list[str] = []
-        for rcpt in chunk:
-            try:
-                await self._smtp.rcpt(rcpt, timeout=timeouts.rcpt)
-                accepted.append(rcpt)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                self._note_reply(exc)
-                if exc.code == TOO_MANY_RECIPIENTS and accepted:
-                    carried.append(rcpt)  # send it in the next transaction
-                else:
-                    results[rcpt] = classify(exc)
-            if self._closing is not None:  # 421: every open recipient of the chunk waits
-                for open_rcpt in chunk:
-                    results.setdefault(open_rcpt, self._closing)
-                return []
+        accepted, carried = await self._recipients(chunk, utf8, results)
+        if self._closing is not None:  # 421: every open recipient of the chunk waits
+            for open_rcpt in chunk:
+                results.setdefault(open_rcpt, self._closing)
+            return []
         if not accepted:
-            await self._smtp.rset(timeout=timeouts.mail)
+            await self._smtp.rset(timeout=self._timeouts.mail)
             return []
         try:
-            reply = await self._smtp.data(delivery.data, timeout=timeouts.data_done)
+            reply = await self._smtp.data(delivery.data, timeout=self._timeouts.data_done)
             outcome = classify(parse_reply(reply.code, reply.message))
         except aiosmtplib.SMTPDataError as exc:
             self._note_reply(exc)
@@ -187,17 +173,76 @@ class Session:
             results[rcpt] = outcome
         return carried
 
+    async def _mail(
+        self, delivery: Delivery, chunk: list[str], utf8: bool, results: dict[str, Classified]
+    ) -> bool:
+        """MAIL FROM; ``False`` (with a result for each of ``chunk``) when it failed."""
+        try:
+            sender = encode_path(delivery.mail_from, utf8=utf8)
+            await self._command(b"MAIL", b"FROM:" + sender, *self._mail_options(delivery, utf8))
+        except (AddressError, NeedsSmtpUtf8) as exc:
+            failure = _unsendable(exc, BAD_SENDER_SYNTAX)
+        except aiosmtplib.SMTPResponseException as exc:
+            self._note_reply(exc)
+            failure = classify(exc)
+        else:
+            return True
+        for rcpt in chunk:
+            results[rcpt] = failure
+        return False
+
+    async def _recipients(
+        self, chunk: list[str], utf8: bool, results: dict[str, Classified]
+    ) -> tuple[list[str], list[str]]:
+        """RCPT TO each; the accepted ones and those to carry to the next transaction."""
+        accepted: list[str] = []
+        carried: list[str] = []
+        for rcpt in chunk:
+            try:
+                path = encode_path(rcpt, utf8=utf8)
+                await self._command(b"RCPT", b"TO:" + path, timeout=self._timeouts.rcpt)
+                accepted.append(rcpt)
+            except (AddressError, NeedsSmtpUtf8) as exc:
+                results[rcpt] = _unsendable(exc, BAD_RECIPIENT_SYNTAX)
+            except aiosmtplib.SMTPResponseException as exc:
+                self._note_reply(exc)
+                if exc.code == TOO_MANY_RECIPIENTS and accepted:
+                    carried.append(rcpt)  # send it in the next transaction
+                else:
+                    results[rcpt] = classify(exc)
+            if self._closing is not None:
+                break
+        return accepted, carried
+
     def _note_reply(self, exc: aiosmtplib.SMTPResponseException) -> None:
         if exc.code == SERVICE_CLOSING:
             self.broken = True
             self._closing = classify(exc)
 
-    def _mail_options(self, delivery: Delivery) -> list[str]:
+    async def _command(self, verb: bytes, *args: bytes, timeout: float | None = None) -> None:
+        """MAIL or RCPT with our own path bytes (aiosmtplib's ``mail``/``rcpt`` re-parse the
+        address as an RFC 5322 one and cannot send quoted local parts or UTF-8 correctly).
+        Raises ``SMTPResponseException`` on a reply that is not a success (RFC 5321 4.3.2:
+        250 for MAIL, 250 or 251 for RCPT)."""
+        response = await self._smtp.execute_command(
+            verb, *args, timeout=self._timeouts.mail if timeout is None else timeout
+        )
+        if response.code not in (250, 251):
+            raise aiosmtplib.SMTPResponseException(response.code, response.message)
+
+    def _utf8(self, delivery: Delivery, chunk: list[str]) -> bool:
+        """Whether this transaction goes with SMTPUTF8 (RFC 6531 3.4): the message or an
+        address needs it, and the server offered it."""
+        if not self._smtp.supports_extension("smtputf8"):
+            return False
+        return delivery.smtputf8 or any(map(needs_utf8, [delivery.mail_from, *chunk]))
+
+    def _mail_options(self, delivery: Delivery, utf8: bool) -> list[bytes]:
         options = []
         if delivery.body_8bit and self._smtp.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if delivery.smtputf8 and self._smtp.supports_extension("smtputf8"):
-            options.append("SMTPUTF8")
+            options.append(b"BODY=8BITMIME")
+        if utf8:
+            options.append(b"SMTPUTF8")
         return options
 
     async def close(self) -> None:
@@ -215,6 +260,12 @@ class Session:
     def usable(self) -> bool:
         """Whether another message may be sent on this connection."""
         return not self.broken and self._smtp.is_connected
+
+
+def _unsendable(exc: Exception, bad_syntax: SmtpReply) -> Classified:
+    """The permanent result of an address that cannot be put on the wire."""
+    reply = SMTPUTF8_UNAVAILABLE if isinstance(exc, NeedsSmtpUtf8) else bad_syntax
+    return Classified(Outcome.BOUNCED, reply)
 
 
 async def _connect_socket(target: Target, source: str | None, timeout: float) -> socket.socket:

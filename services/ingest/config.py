@@ -98,6 +98,13 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     auth_failures: Count = 5
     #: The window in which AUTH failures are counted (and how long the address stays blocked).
     auth_failure_window: Duration = Duration(300)  # bounds: 1s .. 1d
+    #: Refused commands in one session before ``421 4.7.0 Too many errors`` and close
+    #: (Postfix's ``smtpd_hard_error_limit``); suppressed recipients and ``452 4.5.3`` do
+    #: not count.
+    max_errors: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    #: Rejection events waiting to be published; past it they are dropped and counted in
+    #: ``postline_ingest_rejection_events_dropped_total`` (the refusals themselves still happen).
+    rejection_event_queue: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     #: Most ``X-Postline-*`` control headers turned into tags per message (the rest are dropped).
     max_tags: Annotated[int, msgspec.Meta(ge=0, le=64)] = 16
 

@@ -9,39 +9,20 @@ the deciding check's reply and an event, or go on. ``handle_DATA`` finishes the 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
 
 from services.ingest import headers, replies, smuggling
+from services.ingest.core import STAGE, IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
+from services.ingest.state import IngestEnvelope, IngestSession, tls_version
 from shared.errors import BusError
-from shared.records import ClientInfo, Event, EventKind, Submission, new_id, now
+from shared.records import ClientInfo, Event, EventKind, Submission, new_id
 
-if TYPE_CHECKING:
-    from services.ingest.server import IngestCore, IngestSMTP
-
-STAGE = "ingest"
-#: How aiosmtpd passes the null reverse-path to ``handle_MAIL``.
+#: How the session passes the null reverse-path to ``handle_MAIL`` (aiosmtpd's convention).
 NULL_REVERSE_PATH = "<>"
-
-
-def rejection_event(
-    info: SessionInfo, txn: Transaction | None, decision: Decision, recipient: str = ""
-) -> Event:
-    """The ``rejected`` event for a check's decision."""
-    return Event(
-        kind=EventKind.REJECTED,
-        message_id=txn.id if txn is not None else new_id(),
-        at=now(),
-        recipient=recipient,
-        domain=recipient.rpartition("@")[2].lower() if recipient else "",
-        sender=txn.mail_from if txn is not None else "",
-        reply=decision.reply,
-        tls=info.tls or "",
-        check=decision.check,
-        detail=f"client {info.ip} on listener {info.listener.name}",
-        stage=STAGE,
-    )
 
 
 class Handler:
@@ -55,7 +36,12 @@ class Handler:
         return [name for name in type(self).__dict__ if name.startswith("handle_")]
 
     async def handle_EHLO(
-        self, server: IngestSMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+        self,
+        server: SMTP,
+        session: IngestSession,
+        envelope: Any,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         """Add the extensions aiosmtpd supports but does not advertise."""
         session.host_name = hostname
@@ -63,13 +49,20 @@ class Handler:
         extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING"]
         return [*responses[:-1], *extensions, responses[-1]]
 
-    def handle_STARTTLS(self, server: IngestSMTP, session: Any, envelope: Any) -> bool:
-        """The TLS handshake finished."""
-        server.handle_tls_up()
+    def handle_STARTTLS(self, server: SMTP, session: IngestSession, envelope: Any) -> bool:
+        """The TLS handshake finished: note the version for the Received header and metrics."""
+        session.info.tls = tls_version(server.transport)
+        if session.info.tls:
+            self.core.metrics.tls.labels(session.info.tls).inc()
         return True
 
     async def handle_MAIL(
-        self, server: IngestSMTP, session: Any, envelope: Any, address: str, options: list[str]
+        self,
+        server: SMTP,
+        session: IngestSession,
+        envelope: IngestEnvelope,
+        address: str,
+        options: list[str],
     ) -> str:
         """MAIL FROM: start a transaction unless a check refuses the sender."""
         # RFC 5321 4.5.5: "MAIL FROM:<>" (DSNs, auto-replies) is the null reverse-path; aiosmtpd
@@ -77,24 +70,33 @@ class Handler:
         # signer keeps it null instead of giving it a VERP return path that could bounce.
         sender = "" if address == NULL_REVERSE_PATH else address
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
-        decision = mail_from.run(self.core.policy, server.info, txn)
+        decision = mail_from.run(self.core.policy, session.info, txn)
         if decision is not None:
-            server.reject(decision, txn=txn)
+            self.core.reject(session.info, txn, decision)
             return str(decision.reply)
         envelope.mail_from = address  # "<>" stays truthy: aiosmtpd's nested-MAIL check needs it
         envelope.mail_options.extend(options)
-        server.txn = txn
+        envelope.txn = txn
         return str(replies.SENDER_OK)
 
     async def handle_RCPT(
-        self, server: IngestSMTP, session: Any, envelope: Any, address: str, options: list[str]
+        self,
+        server: SMTP,
+        session: IngestSession,
+        envelope: IngestEnvelope,
+        address: str,
+        options: list[str],
     ) -> str:
         """RCPT TO: add the recipient unless a check refuses it."""
-        txn = server.txn
+        txn = envelope.txn
         assert txn is not None  # aiosmtpd answers 503 to RCPT before MAIL
-        decision = rcpt_to.run(self.core.policy, server.info, txn, address)
+        if address == NULL_REVERSE_PATH:
+            # RFC 5321 4.1.1.3: a forward-path is never null; only MAIL FROM may be "<>".
+            decision: Decision | None = Decision(replies.BAD_ADDRESS, "address")
+        else:
+            decision = rcpt_to.run(self.core.policy, session.info, txn, address)
         if decision is not None and not decision.drop:
-            server.reject(decision, address)
+            self.core.reject(session.info, txn, decision, address)
             return str(decision.reply)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
@@ -103,15 +105,18 @@ class Handler:
             txn.dropped.append(address)
         return str(replies.RCPT_OK)
 
-    async def handle_DATA(self, server: IngestSMTP, session: Any, envelope: Any) -> str:
+    async def handle_DATA(
+        self, server: SMTP, session: IngestSession, envelope: IngestEnvelope
+    ) -> str:
         """The message: check it, finish its headers, hand it off, then answer."""
-        txn, core = server.txn, self.core
+        txn, core, info = envelope.txn, self.core, session.info
         assert txn is not None  # aiosmtpd answers 503 to DATA before RCPT
-        data: bytes = envelope.original_content
+        data = envelope.original_content
+        assert data is not None  # set by aiosmtpd's DATA and by BDAT LAST
         msg = headers.parse(data)
-        decision = message.run(core.policy, server.info, txn, data, msg)
+        decision = message.run(core.policy, info, txn, data, msg)
         if decision is not None:
-            server.reject(decision)
+            core.reject(info, txn, decision)
             return str(decision.reply)
         if core.config.smuggling == "normalise" and smuggling.has_bare_cr_or_lf(data):
             msg = headers.parse(smuggling.normalise(data))
@@ -119,18 +124,22 @@ class Handler:
         at = time.time()
         trace = headers.Trace(
             helo=session.host_name or "",
-            ip=server.info.ip,
+            ip=info.ip,
             hostname=core.hostname,
             message_id=txn.id,
             at=at,
-            tls=server.info.tls,
-            auth_user=server.info.user.name if server.info.user else None,
+            tls=info.tls,
+            auth_user=info.user.name if info.user else None,
             smtputf8=txn.smtputf8,
         )
         final = headers.complete(msg, trace)
-        submission = self._submission(server, txn, final, tags, at)
+        # The received bytes are not needed any more: let them go before the hand-off encodes
+        # the message again (issue 11 item 6, a few copies of a message at most).
+        del data, msg
+        envelope.content = envelope.original_content = None
+        submission = self._submission(session, txn, final, tags, at)
         try:
-            await core.handoff.submit(submission, self._events(server.info, txn, tags, at))
+            await core.handoff.submit(submission, self._events(info, txn, tags, at))
         except BusError as exc:
             core.metrics.messages.labels("failed", "bus").inc()
             core.log.warning(
@@ -144,16 +153,21 @@ class Handler:
         return str(replies.queued(txn.id))
 
     def _submission(
-        self, server: IngestSMTP, txn: Transaction, data: bytes, tags: dict[str, str], at: float
+        self,
+        session: IngestSession,
+        txn: Transaction,
+        data: bytes,
+        tags: dict[str, str],
+        at: float,
     ) -> Submission | None:
         kept = tuple(r for r in txn.rcpt_to if r not in txn.dropped)
         if not kept:
             return None  # every recipient suppressed ("drop"): only events are recorded
-        info = server.info
+        info = session.info
         client = ClientInfo(
             ip=info.ip,
             port=info.port,
-            helo=server.session.host_name or "" if server.session else "",
+            helo=session.host_name or "",
             auth_user=info.user.name if info.user else None,
             tls=info.tls,
             listener=info.listener.name,

@@ -14,7 +14,8 @@ import ssl
 from dataclasses import dataclass
 
 from services.ingest.config import ListenerConfig
-from services.ingest.server import IngestCore, IngestSMTP
+from services.ingest.core import IngestCore
+from services.ingest.server import IngestSMTP
 from shared.errors import ConfigError
 
 

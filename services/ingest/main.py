@@ -17,11 +17,11 @@ from contextlib import suppress
 from services.ingest import listeners, replies
 from services.ingest.auth import Users, read_users
 from services.ingest.config import IngestConfig, load
+from services.ingest.core import IngestCore
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import PolicyState
 from services.ingest.prepare import prepare
-from services.ingest.server import IngestCore
 from services.ingest.tls import TlsFiles
 from services.ingest.users import add_commands
 from shared.config import Config

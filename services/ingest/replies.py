@@ -20,6 +20,12 @@ TOO_MANY_SESSIONS = Reply(code=421, enhanced="4.7.0", text="Too many connections
 SHUTTING_DOWN = Reply(code=421, enhanced="4.3.2", text="Service shutting down, try again later")
 TIMEOUT = Reply(code=421, enhanced="4.4.2", text="Timeout exceeded, closing connection")
 AUTH_THROTTLED = Reply(code=421, enhanced="4.7.0", text="Too many authentication failures")
+TOO_MANY_ERRORS = Reply(code=421, enhanced="4.7.0", text="Too many errors")
+
+# Any command (RFC 5321 4.1.1: command lines are printable text).
+CONTROL_CHARACTER = Reply(
+    code=501, enhanced="5.5.2", text="Syntax error: control character in command"
+)
 
 # AUTH (RFC 4954).
 AUTH_OK = Reply(code=235, enhanced="2.7.0", text="Authentication successful")
@@ -30,6 +36,9 @@ AUTH_NEEDS_TLS = Reply(
 AUTH_REQUIRED = Reply(code=530, enhanced="5.7.0", text="Authentication required")
 
 # MAIL FROM and RCPT TO.
+#: RFC 5321 4.1.2 Path grammar not met; 501 "syntax error in parameters", RFC 3463 X.1.3
+#: "bad mailbox address syntax" (aiosmtpd's own "553 5.1.3" says "mailbox not allowed").
+BAD_ADDRESS = Reply(code=501, enhanced="5.1.3", text="Bad address syntax")
 NEEDS_SMTPUTF8 = Reply(code=553, enhanced="5.6.7", text="Non-ASCII address requires SMTPUTF8")
 RATE_LIMITED = Reply(code=450, enhanced="4.7.1", text="Message rate limit exceeded, try later")
 TOO_BIG = Reply(code=552, enhanced="5.3.4", text="Message size exceeds fixed maximum")
@@ -67,6 +76,7 @@ def queued(message_id: str) -> Reply:
 
 #: aiosmtpd's own replies (prefix match) mapped to enhanced-code replies of ours.
 BUILTIN: tuple[tuple[str, Reply], ...] = (
+    ("553 5.1.3 Error: malformed address", BAD_ADDRESS),
     ("552 Error: message size exceeds", TOO_BIG),
     ("552 Error: Too much mail data", TOO_BIG),
     ("503 Error: send", Reply(code=503, enhanced="5.5.1", text="Send EHLO first")),
@@ -88,6 +98,8 @@ BUILTIN: tuple[tuple[str, Reply], ...] = (
 
 def translate(status: str) -> str:
     """aiosmtpd's reply with an enhanced code (ours is used as is)."""
+    if status.startswith(BUILTIN[0][0]):
+        return str(BUILTIN[0][1])  # the one aiosmtpd reply with an enhanced code we replace
     if status[3:4] == "-" or (status[4:5] in ("2", "4", "5") and status[5:6] == "."):
         return status  # a line of a multi-line reply, or it already has an enhanced code
     for prefix, reply in BUILTIN:

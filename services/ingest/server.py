@@ -12,65 +12,40 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
+import re
 import ssl
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from aiosmtpd.smtp import AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from services.ingest import replies
-from services.ingest.auth import Users
+from services.ingest.address import AddressError, parse_path
 from services.ingest.chunking import ChunkingSMTP
-from services.ingest.config import IngestConfig, ListenerConfig
-from services.ingest.handler import Handler, rejection_event
-from services.ingest.handoff import EventSink, Handoff
-from services.ingest.metrics import IngestMetrics
+from services.ingest.config import ListenerConfig
+from services.ingest.core import IngestCore
+from services.ingest.handler import NULL_REVERSE_PATH, Handler
 from services.ingest.policy import connect
-from services.ingest.policy.base import Decision, PolicyState, SessionInfo, Transaction
+from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from services.ingest.replies import Reply
+from services.ingest.state import IngestEnvelope, IngestSession, tls_version
 
-
-@dataclass
-class IngestCore:
-    """What every session of one ingest shares."""
-
-    config: IngestConfig
-    hostname: str
-    policy: PolicyState
-    users: Users
-    handoff: Handoff
-    events: EventSink
-    metrics: IngestMetrics
-    log: logging.Logger
-    activity: Callable[[], AbstractAsyncContextManager[None]]
-    sessions: set[IngestSMTP] = field(default_factory=set)
-
-
-def tls_version(transport: asyncio.BaseTransport | None) -> str | None:
-    """The TLS protocol version of a transport ("TLSv1.3"), ``None`` when plaintext."""
-    obj = transport.get_extra_info("ssl_object") if transport is not None else None
-    return obj.version() if isinstance(obj, ssl.SSLObject | ssl.SSLSocket) else None
+#: RFC 5321 2.3.8 / 4.1.1: a command line is printable text; NUL, other C0 controls, DEL and
+#: C1 controls (how a bare CR or an escape sequence arrives) have no place in any command.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: How long a closing session keeps reading (and discarding) what the client still sends,
+#: so our last reply is not destroyed by a TCP reset (closing a socket with unread input
+#: resets it, RFC 1122 4.2.2.13); the client normally closes first on reading the 421.
+LINGER = 1.0
+#: Refusals that are a normal outcome for a well-behaved client, not a client error, and so
+#: do not count towards ``limits.max_errors``: a suppressed recipient of a bulk send, and
+#: RFC 5321 4.5.3.1.10's "452, send the rest in another transaction".
+_NOT_ERRORS = frozenset(str(r).encode() for r in (replies.SUPPRESSED, replies.TOO_MANY_RECIPIENTS))
 
 
 def _command_names(cls: type) -> list[str]:
     """The SMTP command and AUTH mechanism method names of ``cls`` (and its bases)."""
     return sorted({n for c in cls.__mro__ for n in vars(c) if n.startswith(("smtp_", "auth_"))})
-
-
-class _Session(Session):
-    """aiosmtpd's session without the deprecation warning it logs on every AUTH."""
-
-    @property
-    def login_data(self) -> Any:
-        return self._login_data
-
-    @login_data.setter
-    def login_data(self, value: Any) -> None:
-        # aiosmtpd itself sets this legacy field after AUTH; we use auth_data (the User).
-        self._login_data = value
 
 
 class IngestSMTP(ChunkingSMTP):
@@ -82,6 +57,7 @@ class IngestSMTP(ChunkingSMTP):
         self, core: IngestCore, listener: ListenerConfig, tls: ssl.SSLContext | None
     ) -> None:
         limits = core.config.limits
+        self.info = SessionInfo(ip="", port=0, listener=listener)
         super().__init__(
             Handler(core),
             data_size_limit=int(limits.max_message_size),
@@ -100,12 +76,16 @@ class IngestSMTP(ChunkingSMTP):
         # aiosmtpd keeps these per-command limits in a class-level dict that every EHLO
         # grows; give each session its own.
         self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
+        self._smtp_methods = {
+            name: self._guarded(method) for name, method in self._smtp_methods.items()
+        }
         self.data_timeout = float(limits.data_timeout)
         self.core = core
         self.listener = listener
-        self.info = SessionInfo(ip="", port=0, listener=listener)
-        self.txn: Transaction | None = None
         self.draining = False
+        self.errors = 0
+        self._closing = False
+        self._held: list[bytes] | None = None
         self._end_result: str | None = None
 
     def __dir__(self) -> list[str]:
@@ -113,6 +93,12 @@ class IngestSMTP(ChunkingSMTP):
         # inspect.getmembers(), which evaluates every attribute: half the CPU of a short
         # session. Only the smtp_*/auth_* names matter to it; list those, computed once.
         return list(self._DIR_NAMES)
+
+    @property
+    def txn(self) -> Transaction | None:
+        """The transaction in progress (started by an accepted MAIL), if any."""
+        envelope = self.envelope
+        return envelope.txn if isinstance(envelope, IngestEnvelope) else None
 
     # -- session lifecycle ---------------------------------------------------------------
 
@@ -150,16 +136,67 @@ class IngestSMTP(ChunkingSMTP):
         return self._end_result or result
 
     def _create_session(self) -> Session:
-        return _Session(self.loop)
+        # One SessionInfo for the connection: STARTTLS makes aiosmtpd create a new Session.
+        return IngestSession(self.loop, self.info)
 
-    def _set_post_data_state(self) -> None:
-        super()._set_post_data_state()
-        self.txn = None
+    def _create_envelope(self) -> Envelope:
+        return IngestEnvelope()
+
+    def _guarded(self, method: Callable[[str | None], Awaitable[None]]) -> Callable[..., Any]:
+        """``method`` behind the checks every command line passes first."""
+
+        async def guarded(arg: str | None) -> None:
+            if self._closing:
+                return  # a closing session reads and discards what the client still sends
+            if arg and _CONTROL.search(arg):
+                # RFC 5321 4.1.1 / 4.1.2 allow no control character in a command's argument:
+                # 501 is "syntax error in parameters or arguments", 5.5.2 (RFC 3463) a
+                # command that cannot be interpreted. A NUL or stray CR here is how header
+                # and command injection through the envelope starts.
+                await self.push(str(replies.CONTROL_CHARACTER))
+                return
+            await method(arg)
+
+        return guarded
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd's parser is RFC 5322's (email._header_value_parser): it lets NUL, spaces
+        # and routing characters through. Ours is RFC 5321's Path grammar (address.py).
+        if not arg:
+            return "", ""
+        try:
+            path = parse_path(arg)
+        except AddressError:
+            return None, None  # aiosmtpd answers "553 5.1.3", translated to 501 5.1.3
+        return path.mailbox or NULL_REVERSE_PATH, path.params
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        if self._closing:
+            # A DATA block that ends after a shutdown's 421 is not handed off: the client was
+            # told it failed and will send it again.
+            return str(replies.SHUTTING_DOWN)
+        return await super()._call_handler_hook(command, *args)
 
     async def smtp_QUIT(self, arg: str) -> None:
         """QUIT ends the session normally."""
         self._end_result = "ok"
         await super().smtp_QUIT(arg)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        """EHLO, its multi-line reply written at once.
+
+        aiosmtpd writes each line separately, and with TCP_NODELAY each becomes its own
+        segment; clients that read one segment as the whole reply (nmap's smtp-open-relay)
+        then misread it. RFC 5321 4.2.1 does not require it, but it costs nothing.
+        """
+        self._held = []
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            held, self._held = self._held, None
+            if held and not self._closing:
+                self._writer.write(b"".join(held))
+                await self._writer.drain()
 
     async def smtp_DATA(self, arg: str) -> None:
         """DATA, with the RFC 5321 4.5.3.2.6 data block timeout instead of the command one."""
@@ -173,7 +210,7 @@ class IngestSMTP(ChunkingSMTP):
             self.abort(replies.SHUTTING_DOWN)
 
     def on_too_big(self) -> None:
-        """BDAT went over the size limit: report it like aiosmtpd's DATA limit."""
+        """DATA or BDAT went over the size limit."""
         self.reject(Decision(replies.TOO_BIG, "size"))
 
     async def smtp_RSET(self, arg: str) -> None:
@@ -184,7 +221,7 @@ class IngestSMTP(ChunkingSMTP):
 
     def _timeout_cb(self) -> None:
         # RFC 5321 4.5.3.2 timeouts; 3.8: say why before closing (421) instead of a bare close.
-        self._end_result = "timeout"
+        self._end_result = self._end_result or "timeout"
         self.abort(replies.TIMEOUT)
 
     def drain(self) -> None:
@@ -194,35 +231,63 @@ class IngestSMTP(ChunkingSMTP):
             self.abort(replies.SHUTTING_DOWN)
 
     def abort(self, reply: Reply) -> None:
-        """Send ``reply`` (a 421) and close the connection."""
-        if self.transport is None or self.transport.is_closing():
+        """Send ``reply`` (a 421) and close the connection (RFC 5321 3.8).
+
+        The reply goes out before a FIN (half-close where the transport can, not TLS), and
+        what the client still sends (the rest of a DATA block, pipelined commands) is read
+        and discarded for :data:`LINGER` seconds at most: closing a socket with unread
+        input sends a reset, which can destroy the 421 before the client reads it.
+        """
+        transport = self.transport
+        if not isinstance(transport, asyncio.WriteTransport) or self._closing:
             return
+        if transport.is_closing():
+            return
+        self._closing = True
         self._writer.write(f"{reply}\r\n".encode())
-        self.transport.close()
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:  # the client is already gone
+            transport.close()
+            return
+        self.loop.call_later(LINGER, transport.close)
 
     # -- replies and events ----------------------------------------------------------------
 
     async def push(self, status: Any) -> None:
-        """Send a reply; aiosmtpd's own replies get enhanced status codes first."""
+        """Send a reply; aiosmtpd's own replies get enhanced status codes first; a closing
+        session sends nothing more; past ``limits.max_errors`` refusals the session ends."""
+        if self._closing:
+            return
         if isinstance(status, str):
             if status.startswith("552 Error"):
                 self.reject(Decision(replies.TOO_BIG, "size"))
             status = replies.translate(status)
-        await super().push(status)
+        line = status.encode() if isinstance(status, str) else bytes(status)
+        if self._held is not None:
+            self._held.append(line + b"\r\n")
+            return
+        await super().push(line)
+        if line[:1] in (b"4", b"5") and line[:3] != b"421":
+            self._count_error(line)
+
+    def _count_error(self, line: bytes) -> None:
+        # Postfix's smtpd_hard_error_limit: a client that keeps sending what we refuse
+        # (pipelined refused RCPTs, syntax errors) is cut off instead of costing us work.
+        if line in _NOT_ERRORS:
+            return
+        self.errors += 1
+        if self.errors >= self.core.config.limits.max_errors:
+            self._end_result = "errors"
+            self.reject(Decision(replies.TOO_MANY_ERRORS, "error_limit"))
+            self.abort(replies.TOO_MANY_ERRORS)
 
     def reject(
         self, decision: Decision, recipient: str = "", txn: Transaction | None = None
     ) -> None:
-        """Count a rejection and report it as an event naming the check."""
-        self.core.metrics.messages.labels("rejected", decision.check).inc()
-        event = rejection_event(self.info, txn or self.txn, decision, recipient)
-        self.core.events.emit(event)
-
-    def handle_tls_up(self) -> None:
-        """STARTTLS completed: note the version for the Received header and metrics."""
-        self.info.tls = tls_version(self.transport)
-        if self.info.tls:
-            self.core.metrics.tls.labels(self.info.tls).inc()
+        """Count a refusal and report it as an event naming the check."""
+        self.core.reject(self.info, txn or self.txn, decision, recipient)
 
     # -- AUTH (RFC 4954) ------------------------------------------------------------------
 

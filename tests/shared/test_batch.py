@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from shared.records import DeadLetter, Event, EventKind
 from shared.stage import StageContext
 from shared.topics import DEAD, OutRecord, Topic
 from tests.support.stage import stage_context
+from tests.support.topics import read_all, wait_count
 
 DEADLINE = 10.0
 GROUP = "test-stage"
@@ -50,28 +50,6 @@ def event(n: int, domain: str = "a.example") -> Event:
 
 async def echo(items: Sequence[Item[Event]]) -> Sequence[OutRecord]:
     return [OUT.out(item.record) for item in items]
-
-
-async def read_all(bus: EmbeddedBus, topic: str) -> list[BusMessage]:
-    """Every committed record of ``topic``, read by a fresh group."""
-    consumer = bus.consumer(f"check-{uuid.uuid4().hex}", [topic])
-    await consumer.start()
-    try:
-        messages: list[BusMessage] = []
-        while batch := await consumer.fetch(500, 0.2):
-            messages += batch
-        return messages
-    finally:
-        await consumer.stop()
-
-
-async def wait_count(bus: EmbeddedBus, topic: str, count: int) -> list[BusMessage]:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE
-    while len(messages := await read_all(bus, topic)) < count:
-        assert loop.time() < end, f"{topic}: {len(messages)} records, wanted {count}"
-        await asyncio.sleep(0.02)
-    return messages
 
 
 async def run_loop(

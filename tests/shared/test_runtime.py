@@ -95,7 +95,7 @@ async def http_port(caplog: pytest.LogCaptureFixture) -> int:
 
 async def get_status(port: int, path: str) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     data = await reader.read()
     writer.close()
@@ -198,3 +198,73 @@ async def test_http_port_in_use_fails_cleanly(tmp_path: Path, bus: EmbeddedBus) 
         )
     assert code == 1
     assert not stage.working.is_set()  # no stage started without its HTTP port
+
+
+class SpawningStage:
+    """Starts one supervised background task that dies when the test says so."""
+
+    def __init__(self) -> None:
+        self.die = asyncio.Event()
+        self.ctx: StageContext | None = None
+
+    async def run(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        ctx.spawn(self._helper(), name="helper")
+        ctx.set_ready()
+        await ctx.stopping.wait()
+
+    async def _helper(self) -> None:
+        await self.die.wait()
+        raise RuntimeError("helper bug")
+
+
+def with_task_failure(tmp_path: Path, policy: str) -> Config:
+    path = tmp_path / f"{policy}.toml"
+    path.write_text(
+        f'[http]\nport = 0\n[runtime]\ndrain_timeout = "5s"\ntask_failure = "{policy}"\n'
+    )
+    return load_config(path, {})
+
+
+async def test_dead_background_task_stops_the_process_non_zero(
+    tmp_path: Path, bus: EmbeddedBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stage = SpawningStage()
+    config = with_task_failure(tmp_path, "exit")
+    run = asyncio.create_task(
+        run_stages([spec_for(stage)], config, bus=bus, configure_logging=False)
+    )
+    port = await http_port(caplog)
+    await status_becomes(port, "/readyz", 200)
+    stage.die.set()
+    assert await asyncio.wait_for(run, DEADLINE) == 1
+    died = [r for r in caplog.records if r.getMessage() == "background task died"]
+    assert died and died[0].exc_info and died[0].__dict__["task"] == "helper"
+    assert stage.ctx is not None
+    assert (
+        stage.ctx.registry.get_sample_value(
+            "postline_task_failures_total", {"stage": "fake", "task": "helper"}
+        )
+        == 1
+    )
+
+
+async def test_dead_background_task_fails_readiness_when_told_to_stay_up(
+    tmp_path: Path, bus: EmbeddedBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    stage = SpawningStage()
+    stop = asyncio.Event()
+    config = with_task_failure(tmp_path, "unready")
+    run = asyncio.create_task(
+        run_stages([spec_for(stage)], config, bus=bus, stop=stop, configure_logging=False)
+    )
+    port = await http_port(caplog)
+    await status_becomes(port, "/readyz", 200)
+    stage.die.set()
+    await status_becomes(port, "/readyz", 503)
+    assert await get_status(port, "/healthz") == 200  # alive, not ready: no restart asked
+    assert not run.done()
+    stop.set()
+    assert await asyncio.wait_for(run, DEADLINE) == 0

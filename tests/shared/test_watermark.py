@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.deliverer.watermark import Watermark
+from shared.watermark import Watermark
 from shared.bus.base import TopicPartition
 from shared.topics import OutRecord
 

@@ -148,8 +148,10 @@ class SmtpSink:
         tls_context: ssl.SSLContext | None = None,
         hostname: str = "sink.test",
         users: dict[str, str] | None = None,
+        smtputf8: bool = False,
     ) -> None:
         self.host = host
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531)
         self.port = port
         self.max_recipients = max_recipients
         self.tls_context = tls_context
@@ -204,6 +206,7 @@ class SmtpSink:
             authenticator=self._authenticate if self.users is not None else None,
             auth_required=self.users is not None,
             auth_require_tls=True,
+            enable_SMTPUTF8=self.smtputf8,
         )
         protocol._sink_connection = self.connections  # type: ignore[attr-defined]
         return protocol

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,8 +83,8 @@ class Running:
             await asyncio.sleep(0.02)
 
     def stage_pending(self) -> int:
-        engine = getattr(self.stage, "engine", None)
-        return engine.pending if engine is not None else 0
+        loop = self.stage.loop
+        return loop.pending if loop is not None else 0
 
 
 def deliverer_section(dns: DnsServer, smtp_port: int, **overrides: Any) -> dict[str, Any]:
@@ -127,9 +127,11 @@ async def running_deliverer(
     partitions: int = 2,
     kafka: KafkaConfig | None = None,
     instance: str = "",
+    wrap: Callable[[Bus], Bus] | None = None,
 ) -> AsyncIterator[Running]:
     """Start the deliverer stage on a fresh embedded bus (or on Kafka when ``kafka`` is
-    given, with its own topic prefix); stop it (drained) on exit."""
+    given, with its own topic prefix); stop it (drained) on exit. ``wrap``: what the stage
+    sees instead of the bus (a fault injector); the test itself uses the bus directly."""
     embedded = EmbeddedConfig(path=tmp_path / "bus.db", partitions=partitions)
     core = CoreConfig(embedded=embedded, runtime=RuntimeConfig(drain_timeout=10), deliverer=section)
     config = Config(core, "test.toml", {})
@@ -140,7 +142,7 @@ async def running_deliverer(
     await bus.start()
     if kafka is not None:
         await bus.ensure_topics([OUTBOUND.name, EVENTS.name, DEAD.name])
-    ctx = stage_context("deliverer", config, bus)
+    ctx = stage_context("deliverer", config, wrap(bus) if wrap is not None else bus)
     stage = await create(ctx)
     running = Running(bus, ctx, stage)
     follower = asyncio.create_task(_collect(bus, running.events))

@@ -8,8 +8,10 @@ copies out of 6,000 messages).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -19,8 +21,10 @@ from services.deliverer.mx import MxResolver
 from services.deliverer.pool import Connector
 from services.deliverer.queue import SHED_STOPPING, DomainQueue, Job, JobResult
 from services.deliverer.shaping import Shapers
-from shared.bus.base import TopicPartition
+from shared.bus.base import BusMessage, TopicPartition
+from shared.consume import Item
 from shared.records import Delivery, new_id
+from shared.watermark_loop import Ticket
 
 KEPT = TopicPartition("postline.outbound", 1)
 REVOKED = TopicPartition("postline.outbound", 0)
@@ -40,7 +44,9 @@ def _job(tp: TopicPartition, offset: int) -> Job:
         rcpt_to=(f"r{offset}@dest.test",),
         data=b"Subject: x\r\n\r\nx\r\n",
     )
-    return Job(delivery, tp, offset)
+    message = BusMessage(tp.topic, tp.partition, offset, None, None, 0.0)
+    # The queue reports through ``done``, never through the ticket's loop, in this test.
+    return Job(delivery, Ticket(cast(Any, None), Item(delivery, message), 0.0))
 
 
 async def test_drop_forgets_queued_jobs_of_revoked_partitions_only() -> None:
@@ -55,6 +61,7 @@ async def test_drop_forgets_queued_jobs_of_revoked_partitions_only() -> None:
         done=lambda job, result: finished.append((job, result)),
         activity=_activity,
         shapers=Shapers(cfg),
+        spawn=lambda coro, name: asyncio.create_task(coro, name=name),
     )
     jobs = [_job(REVOKED, n) for n in range(3)] + [_job(KEPT, n) for n in range(2)]
     for job in jobs:  # no await in between: every job is still queued, none in flight

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
+from collections.abc import Callable
 
 
 class Raw:
@@ -59,3 +61,12 @@ class Raw:
         self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds (a deadline, so the
+    test does not depend on machine speed)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
