@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.watermark import Watermark
 from shared.bus.base import TopicPartition
 from shared.topics import OutRecord
+from shared.watermark import Watermark
 
 TP0 = TopicPartition("postline.outbound", 0)
 TP1 = TopicPartition("postline.outbound", 1)

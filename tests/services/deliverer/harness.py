@@ -125,6 +125,7 @@ async def running_deliverer(
     tmp_path: Path,
     section: dict[str, Any],
     partitions: int = 2,
+    *,
     kafka: KafkaConfig | None = None,
     instance: str = "",
     wrap: Callable[[Bus], Bus] | None = None,
