@@ -154,6 +154,8 @@ class MxResolver:
         pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
+        # Not a background task: every caller awaits it (its failure reaches them all), and
+        # the shield keeps one caller's cancellation from failing the others' lookups.
         task = asyncio.ensure_future(self._query(key[0], key[1], now))
         self._inflight[key] = task
         try:
