@@ -49,7 +49,9 @@ class IngestStage:
             policy=PolicyState.create(config, self.suppressions),
             users=self.users,
             handoff=Handoff(ctx.bus, timeout, metrics),
-            events=EventSink(ctx.bus, timeout, ctx.log),
+            events=EventSink(
+                ctx.bus, timeout, ctx.log, metrics, config.limits.rejection_event_queue
+            ),
             metrics=metrics,
             log=ctx.log,
             activity=ctx.activity,
@@ -68,10 +70,11 @@ class IngestStage:
         """Load the suppression table, follow it, and bind the listeners."""
         await self.suppressions.load(ctx.bus)
         self._tasks.append(
-            asyncio.create_task(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log))
+            ctx.spawn(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log), name="suppressions")
         )
         if self.tls is not None:
-            self._tasks.append(asyncio.create_task(self.tls.watch(ctx.stopping)))
+            self._tasks.append(ctx.spawn(self.tls.watch(ctx.stopping), name="tls-watch"))
+        self._tasks.append(ctx.spawn(self.core.events.run(), name="rejection-events"))
         context = self.tls.context if self.tls is not None else None
         try:
             self.listeners = await listeners.bind(

@@ -17,9 +17,15 @@ class Raw:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, tls: ssl.SSLContext | None = None) -> Raw:
-        """Connect to 127.0.0.1:``port`` (TLS from the first byte when ``tls`` is given)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+    async def open(
+        cls, port: int, tls: ssl.SSLContext | None = None, source: str | None = None
+    ) -> Raw:
+        """Connect to 127.0.0.1:``port`` (TLS from the first byte when ``tls`` is given),
+        from loopback address ``source`` when given (127.0.0.2 is another client)."""
+        local = (source, 0) if source else None
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, local_addr=local
+        )
         return cls(reader, writer)
 
     async def reply(self, timeout: float = 15.0) -> tuple[int, str]:
