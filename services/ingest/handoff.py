@@ -6,8 +6,8 @@ fails or does not answer within ``bus.publish_timeout`` it raises ``BusUnavailab
 ``BusError``) and the caller answers 451 4.3.0; nothing was recorded.
 
 Rejection events are different: they are a report, not a promise, so :class:`EventSink`
-publishes them in the background from a bounded queue and only logs a failure. This module does not build the
-message bytes (``headers.py``) nor choose replies.
+publishes them in the background from a bounded queue and only logs a failure. This module
+does not build the message bytes (``headers.py``) nor choose replies.
 """
 
 from __future__ import annotations

@@ -66,6 +66,13 @@ class IngestMetrics:
             'postline_ingest_sessions_total{result="throttled"} for how often it was cut off.',
             registry=registry,
         )
+        self.rejection_events_dropped = Counter(
+            "postline_ingest_rejection_events_dropped_total",
+            "Rejection events not published: the queue (ingest.limits.rejection_event_queue) "
+            "was full or the bus failed. The refusals themselves happened; only their report "
+            "is missing. A rise means a client floods refused commands or the bus is down.",
+            registry=registry,
+        )
         self.handoff_seconds = Histogram(
             "postline_ingest_handoff_seconds",
             "Time from the end of DATA to the bus acknowledging the Submission (the client "
