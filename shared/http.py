@@ -1,27 +1,57 @@
 """HTTP request/response types and the router stages add their endpoints to.
 
-The runtime serves one HTTP port per process (``shared.httpserver``) with ``/metrics``,
-``/healthz`` and ``/readyz``; a stage may add routes (the bouncer's one-click unsubscribe
-endpoint and admin API) through ``StageContext.http``. Deliberately tiny: HTTP/1.1,
-no keep-alive guarantees, bodies read whole (with a size limit).
+The runtime serves one HTTP port per process (``shared.httpserver``, on aiohttp) with
+``/metrics``, ``/healthz`` and ``/readyz``; a stage adds routes through ``StageContext.http``
+(the bouncer's one-click unsubscribe endpoint) or serves a :class:`Router` on a listener of
+its own (the bouncer's admin API, apart from the public port).
+
+Deliberately thin, so stages never import aiohttp: a route names the largest body it reads
+(``max_body``, 0 for none), and a handler reads the body only when it wants it
+(:meth:`HttpRequest.body`), after routing and after its own checks (a bearer token), so a
+request that is refused never makes the process buffer its body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
-class HttpRequest:
-    """One parsed HTTP request."""
+class BodyTooLarge(Exception):
+    """The body is larger than the route's ``max_body`` (the server answers 413)."""
 
-    method: str  # upper case
-    path: str  # without the query string, percent-decoded
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    remote: str = ""
+
+class HttpRequest:
+    """One request as a handler sees it; the body is read on demand, once."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+        remote: str = "",
+        read_body: Callable[[], Awaitable[bytes]] | None = None,
+    ) -> None:
+        self.method = method  # upper case
+        self.path = path  # without the query string, percent-decoded
+        self.query = query or {}
+        self.headers = headers or {}  # lower-case names
+        self.remote = remote
+        self._read_body = read_body
+        self._body: bytes | None = None
+
+    @property
+    def body_read(self) -> bool:
+        """Whether a handler asked for the body (the server closes the connection if not)."""
+        return self._body is not None
+
+    async def body(self) -> bytes:
+        """The body, up to the route's ``max_body``; raises :class:`BodyTooLarge` past it."""
+        if self._body is None:
+            self._body = b"" if self._read_body is None else await self._read_body()
+        return self._body
 
 
 @dataclass(frozen=True)
@@ -37,30 +67,36 @@ class HttpResponse:
 HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: ``path`` is exact, or a prefix when it ends in ``/``."""
+
+    method: str
+    path: str
+    handler: HttpHandler
+    max_body: int = 0  # largest request body the handler reads; 0: it reads none
+
+    @property
+    def is_prefix(self) -> bool:
+        """Whether the route matches every path below ``path``."""
+        return self.path.endswith("/") and self.path != "/"
+
+
 class Router:
-    """Maps (method, path) to handlers; a path ending in ``/`` matches as a prefix."""
+    """The routes one listener serves; the server turns them into aiohttp routes."""
 
     def __init__(self) -> None:
-        self._exact: dict[tuple[str, str], HttpHandler] = {}
-        self._prefix: list[tuple[str, str, HttpHandler]] = []
+        self._routes: list[Route] = []
 
-    def add(self, method: str, path: str, handler: HttpHandler) -> None:
-        """Route ``method`` requests for ``path`` (or, ending in ``/``, below it)."""
-        if path.endswith("/") and path != "/":
-            self._prefix.append((method.upper(), path, handler))
-            self._prefix.sort(key=lambda item: len(item[1]), reverse=True)
-        else:
-            self._exact[(method.upper(), path)] = handler
+    def add(self, method: str, path: str, handler: HttpHandler, *, max_body: int = 0) -> None:
+        """Route ``method`` requests for ``path`` (or, ending in ``/``, below it).
 
-    def resolve(self, method: str, path: str) -> HttpHandler | bool | None:
-        """The handler; ``False`` when the path exists with other methods (405); ``None`` (404)."""
-        handler = self._exact.get((method, path))
-        if handler is not None:
-            return handler
-        for m, prefix, h in self._prefix:
-            if path.startswith(prefix) and m == method:
-                return h
-        known = any(p == path for _, p in self._exact) or any(
-            path.startswith(p) for _, p, _ in self._prefix
-        )
-        return False if known else None
+        ``max_body`` is the largest body the handler may read (past it, 413); keep it as
+        small as the endpoint needs, it bounds what one request can make the process hold.
+        """
+        if max_body < 0:
+            raise ValueError("max_body must be >= 0")
+        self._routes.append(Route(method.upper(), path, handler, max_body))
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._routes)

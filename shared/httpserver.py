@@ -1,51 +1,185 @@
-"""The process's HTTP port: ``/metrics``, ``/healthz``, ``/readyz`` and the routes stages add.
+"""HTTP listeners on aiohttp: ``/metrics``, ``/healthz``, ``/readyz`` and the stages' routes.
 
-A deliberately small HTTP/1.1 server on ``asyncio.start_server``: one request per
-connection (``Connection: close``), bodies read whole up to a limit, every read under a
-timeout. It serves Prometheus scrapes, Kubernetes probes and a few small admin endpoints;
-it is not a general web server (no chunked request bodies, no keep-alive, no TLS: put it
-behind the cluster network or a proxy).
+HTTP parsing is aiohttp's (its parser refuses request smuggling: two ``Content-Length``
+headers, ``Content-Length`` with ``Transfer-Encoding``, bare LF in headers, over-long lines).
+This module owns what aiohttp leaves to the application, so that hostile clients cannot make
+the process hold unbounded memory:
 
-This module owns parsing, limits and error answers (400, 404, 405, 408, 413, 431, 500); the
-routing table is :class:`shared.http.Router`, readiness comes from the stage contexts.
+- a cap on open connections per listener (:data:`MAX_CONNECTIONS`): past it a new connection
+  gets ``503`` and is closed before anything is read. aiohttp has no such cap, and
+  ``TCPSite`` no hook for one, so the listener is our own ``loop.create_server`` around the
+  ``AppRunner``'s protocol factory (the documented low-level server);
+- bodies read only by a handler that wants one, after routing and its own checks, up to the
+  route's ``max_body`` (413 past it) and within :data:`BODY_TIMEOUT` (408); a refused request
+  whose body was not read closes the connection instead of draining the body;
+- an idle limit (:data:`KEEPALIVE_TIMEOUT`), which aiohttp also applies from the moment a
+  connection opens, so a client trickling its first request's headers is closed too; header
+  limits are aiohttp's (8190 bytes per line and field) with at most :data:`MAX_HEADERS`.
+
+It does not do TLS (put it behind the cluster network or a proxy) and does not route by host.
+A stage adds routes through ``StageContext.http`` (served on the process port by
+:class:`HttpServer`) or serves a router apart on its own :class:`HttpListener` (the bouncer's
+admin API); readiness comes from the stage contexts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from http import HTTPStatus
-from urllib.parse import parse_qs, unquote, urlsplit
+from collections.abc import Awaitable, Callable, Sequence
 
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from shared.config import HttpConfig
-from shared.http import HttpHandler, HttpRequest, HttpResponse, Router
+from shared.errors import ListenError
+from shared.http import BodyTooLarge, HttpRequest, HttpResponse, Route, Router
 
 log = logging.getLogger("postline.http")
 
-MAX_HEADER_BYTES = 16 * 1024  # request line plus headers
-MAX_BODY_BYTES = 1024 * 1024
-READ_TIMEOUT = 10.0  # seconds for the whole request to arrive
+MAX_CONNECTIONS = 100  # open connections per listener (scrapes, probes and a few callers)
+MAX_HEADERS = 64  # header lines per request (aiohttp's default is 128)
+KEEPALIVE_TIMEOUT = 15.0  # seconds a connection may be idle, first request included
+BODY_TIMEOUT = 10.0  # seconds for a body to arrive once a handler asks for it
 HANDLER_TIMEOUT = 30.0
-WRITE_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 5.0  # requests in progress at close get this long
 
 #: Who is ready: stage name -> whether it serves now (``StageContext.ready``).
 ReadinessProbe = Callable[[], dict[str, bool]]
 
-
-class HttpError(Exception):
-    """A request this server answers with an error status (internal to this module)."""
-
-    def __init__(self, status: int, text: str = "") -> None:
-        self.status = status
-        super().__init__(text or HTTPStatus(status).phrase)
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n"
+)
 
 
-class HttpServer:
-    """Serves one :class:`Router` plus the built-in endpoints on ``config.host:config.port``."""
+class _BodyTimeout(Exception):
+    """The body did not arrive within :data:`BODY_TIMEOUT` (answered 408)."""
+
+
+class _ConnectionCap(asyncio.Protocol):
+    """Wraps aiohttp's per-connection protocol; refuses the connection past the cap.
+
+    The decision is taken in ``connection_made``, which asyncio calls in accept order, so
+    the count is exact even for a burst of accepts (counting in the factory would not be).
+    """
+
+    def __init__(self, listener: HttpListener, inner: asyncio.Protocol) -> None:
+        self._listener = listener
+        self._inner: asyncio.Protocol | None = inner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._listener.open_connections >= self._listener.max_connections:
+            self._inner = None  # never started: holds no buffer
+            self._listener.refused += 1
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._listener.open_connections += 1
+        assert self._inner is not None
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._inner is not None:
+            self._listener.open_connections -= 1
+            self._inner.connection_lost(exc)
+            self._inner = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._inner is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
+
+class HttpListener:
+    """Serves :class:`Router` routes on one address; ``key`` names it in errors."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routers: Sequence[Router],
+        *,
+        key: str,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = KEEPALIVE_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self._port = port
+        self.key = key
+        self.max_connections = max_connections
+        self.open_connections = 0
+        self.refused = 0  # connections turned away at the cap
+        self._idle_timeout = idle_timeout
+        self._routers = list(routers)
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the ephemeral one when the config said 0)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the HTTP listener is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        """Bind and start accepting; raises ``ListenError`` naming the key if it cannot."""
+        routes = [route for router in self._routers for route in router]
+        app = web.Application(client_max_size=max([0, *(r.max_body for r in routes)]))
+        for route in routes:
+            # [\s\S], not ".": a percent-encoded CR/LF still reaches the handler, which refuses it.
+            pattern = route.path + r"{tail:[\s\S]*}" if route.is_prefix else route.path
+            app.router.add_route(route.method, pattern, _handler(route))
+        runner = web.AppRunner(
+            app,
+            access_log=None,  # one line per scrape would drown the stage's own logs
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=self._idle_timeout,
+            lingering_time=0,  # a body nobody read closes the connection, never drained
+            max_headers=MAX_HEADERS,
+        )
+        await runner.setup()
+        factory = runner.server
+        assert factory is not None
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: _ConnectionCap(self, factory()),
+                self.host,
+                self._port,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            await runner.cleanup()
+            raise ListenError(self.key, self.host, self._port, exc.strerror or str(exc)) from exc
+        self._runner = runner
+        log.info("http listening", extra={"key": self.key, "host": self.host, "port": self.port})
+
+    async def close(self) -> None:
+        """Stop accepting, let requests in progress finish (or cut them), close connections."""
+        if self._server is not None:
+            self._server.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+
+class HttpServer(HttpListener):
+    """The process port (``[http]``): the built-in endpoints plus the stages' routes."""
 
     def __init__(
         self,
@@ -53,42 +187,24 @@ class HttpServer:
         registry: CollectorRegistry,
         readiness: ReadinessProbe,
         routers: Sequence[Router] = (),
-        max_body: int = MAX_BODY_BYTES,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = KEEPALIVE_TIMEOUT,
     ) -> None:
-        self._config = config
         self._registry = registry
         self._readiness = readiness
-        self._max_body = max_body
-        self._routers = [self._builtin_router(), *routers]
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (the ephemeral one when the config said 0)."""
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("the HTTP server is not started")
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        """Bind and start accepting; raises ``OSError`` when the port cannot be bound."""
-        self._server = await asyncio.start_server(
-            self._serve, self._config.host, self._config.port, limit=MAX_HEADER_BYTES
+        builtin = Router()
+        builtin.add("GET", "/metrics", self._metrics)
+        builtin.add("GET", "/healthz", self._healthz)
+        builtin.add("GET", "/readyz", self._readyz)
+        super().__init__(
+            config.host,
+            config.port,
+            [builtin, *routers],
+            key="http.port",
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
         )
-        log.info("http listening", extra={"host": self._config.host, "port": self.port})
-
-    async def close(self) -> None:
-        """Stop accepting and close the listener (requests in progress finish or time out)."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    def _builtin_router(self) -> Router:
-        router = Router()
-        router.add("GET", "/metrics", self._metrics)
-        router.add("GET", "/healthz", self._healthz)
-        router.add("GET", "/readyz", self._readyz)
-        return router
 
     async def _metrics(self, _request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, generate_latest(self._registry), content_type=CONTENT_TYPE_LATEST)
@@ -104,129 +220,64 @@ class HttpServer:
             return HttpResponse(503, ("not ready: " + ", ".join(waiting) + "\n").encode())
         return HttpResponse(200, b"ready\n")
 
-    def _resolve(self, method: str, path: str) -> HttpHandler:
-        found_path = False
-        for router in self._routers:
-            handler = router.resolve(method, path)
-            if handler is None:
-                continue
-            if handler is False:
-                found_path = True
-                continue
-            assert not isinstance(handler, bool)
-            return handler
-        raise HttpError(405 if found_path else 404)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        remote = str(peer[0]) if isinstance(peer, tuple) else ""
-        try:
-            response = await self._answer(reader, remote)
-            await asyncio.wait_for(_write(writer, response), WRITE_TIMEOUT)
-        except (ConnectionError, TimeoutError):
-            pass  # the client went away or stalled; nothing to answer
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+def _handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler that runs ``route.handler`` with our limits and error answers."""
 
-    async def _answer(self, reader: asyncio.StreamReader, remote: str) -> HttpResponse:
-        try:
-            request = await asyncio.wait_for(self._read(reader, remote), READ_TIMEOUT)
-        except TimeoutError:
-            return _error(408, "request timed out")
-        except HttpError as exc:
-            return _error(exc.status, str(exc))
-        try:
-            handler = self._resolve(request.method, request.path)
-        except HttpError as exc:
-            return _error(exc.status, str(exc))
-        try:
-            return await asyncio.wait_for(handler(request), HANDLER_TIMEOUT)
-        except Exception:  # the runtime's last resort: one bad handler must not kill the port
-            log.exception(
-                "http handler failed", extra={"method": request.method, "path": request.path}
-            )
-            return _error(500, "internal error")
-
-    async def _read(self, reader: asyncio.StreamReader, remote: str) -> HttpRequest:
-        method, target = await _read_request_line(reader)
-        headers = await _read_headers(reader)
-        body = await self._read_body(reader, headers)
-        parts = urlsplit(target)
-        return HttpRequest(
-            method=method,
-            path=unquote(parts.path) or "/",
-            query=parse_qs(parts.query, keep_blank_values=True),
-            headers=headers,
-            body=body,
-            remote=remote,
+    async def handle(aio: web.Request) -> web.StreamResponse:
+        request = HttpRequest(
+            aio.method,
+            aio.path,
+            query={key: aio.query.getall(key) for key in aio.query},
+            headers={name.lower(): value for name, value in aio.headers.items()},
+            remote=aio.remote or "",
+            read_body=lambda: _read_body(aio, route.max_body),
         )
+        response = await _answer(route, request)
+        out = web.Response(
+            status=response.status,
+            body=response.body,
+            headers={"Content-Type": response.content_type, **response.headers},
+        )
+        if aio.can_read_body and (not request.body_read or response.status >= 400):
+            # A body nobody read (refused before reading, or past the limit): close rather
+            # than let aiohttp drain it from a client that may never stop sending.
+            out.force_close()
+        return out
 
-    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-        if "transfer-encoding" in headers:
-            raise HttpError(400, "chunked request bodies are not supported")
-        raw = headers.get("content-length", "0").strip()
-        if not raw.isdigit():
-            raise HttpError(400, "bad Content-Length")
-        length = int(raw)
-        if length > self._max_body:
-            raise HttpError(413)
-        try:
-            return await reader.readexactly(length)
-        except asyncio.IncompleteReadError as exc:
-            raise HttpError(400, "body shorter than Content-Length") from exc
+    return handle
 
 
-async def _readline(reader: asyncio.StreamReader) -> bytes:
+async def _answer(route: Route, request: HttpRequest) -> HttpResponse:
     try:
-        return await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError as exc:
-        raise HttpError(431) from exc
-    except asyncio.IncompleteReadError as exc:
-        raise HttpError(400, "incomplete request") from exc
+        async with asyncio.timeout(HANDLER_TIMEOUT):
+            return await route.handler(request)
+    except BodyTooLarge:
+        return _error(413, f"request body larger than {route.max_body} bytes")
+    except _BodyTimeout:
+        return _error(408, "request body timed out")
+    except Exception:  # the runtime's last resort: one bad handler must not kill the port
+        log.exception("http handler failed", extra={"method": request.method, "path": route.path})
+        return _error(500, "internal error")
 
 
-async def _read_request_line(reader: asyncio.StreamReader) -> tuple[str, str]:
-    line = (await _readline(reader)).decode("latin-1").strip()
-    parts = line.split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
-        raise HttpError(400, "bad request line")
-    return parts[0].upper(), parts[1]
-
-
-async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    total = 0
-    while True:
-        line = await _readline(reader)
-        total += len(line)
-        if total > MAX_HEADER_BYTES:
-            raise HttpError(431)
-        text = line.decode("latin-1").rstrip("\r\n")
-        if not text:
-            return headers
-        name, sep, value = text.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(400, "bad header line")
-        headers[name.lower()] = value.strip()
+async def _read_body(aio: web.Request, limit: int) -> bytes:
+    if not aio.can_read_body:
+        return b""
+    declared = aio.content_length
+    if limit == 0 or (declared is not None and declared > limit):
+        raise BodyTooLarge
+    body = bytearray()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while chunk := await aio.content.read(limit + 1 - len(body)):
+                body += chunk
+                if len(body) > limit:  # chunked: no Content-Length to check first
+                    raise BodyTooLarge
+    except TimeoutError as exc:
+        raise _BodyTimeout from exc
+    return bytes(body)
 
 
 def _error(status: int, text: str) -> HttpResponse:
     return HttpResponse(status, (text + "\n").encode())
-
-
-async def _write(writer: asyncio.StreamWriter, response: HttpResponse) -> None:
-    try:
-        phrase = HTTPStatus(response.status).phrase
-    except ValueError:
-        phrase = ""
-    head = [
-        f"HTTP/1.1 {response.status} {phrase}",
-        f"Content-Type: {response.content_type}",
-        f"Content-Length: {len(response.body)}",
-        "Connection: close",
-    ]
-    head += [f"{k}: {v}" for k, v in response.headers.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-    await writer.drain()

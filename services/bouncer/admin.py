@@ -1,14 +1,16 @@
-"""The suppression admin API on the process's HTTP port, behind a bearer token.
+"""The suppression admin API, on its own listener (``bouncer.admin_*``), behind a bearer token.
 
 Routes (every one needs ``Authorization: Bearer <token from admin_token_file>``)::
 
     GET    /admin/suppressions              every suppression, JSON
-    GET    /admin/suppressions.csv          the same as CSV, for audits
+    GET    /admin/suppressions.csv          the same as CSV, for audits (formula-safe cells)
     GET    /admin/suppressions/<address>    one address (every scope), 404 when none
     POST   /admin/suppressions              {"address", "reason"?, "scope"?, "detail"?} -> 201
     DELETE /admin/suppressions/<address>    ?scope=<domain> for a scoped entry -> 200
 
-Owns authentication, request decoding and answers; the list itself is ``suppress.py``'s.
+The token is checked before the body is read; a malformed address, scope or detail is a 400
+with ``{"error": ...}`` naming the problem. Owns authentication, request decoding and
+answers; the list itself (and what a valid address is) is ``suppress.py``'s.
 """
 
 from __future__ import annotations
@@ -19,13 +21,22 @@ from typing import Any
 
 import msgspec
 
-from services.bouncer.suppress import SuppressionAdmin, export_csv, parse_reason, suppression_row
+from services.bouncer.suppress import (
+    MAX_DETAIL,
+    SuppressionAdmin,
+    address_problem,
+    domain_problem,
+    export_csv,
+    parse_reason,
+    suppression_row,
+)
 from shared.errors import BusError
 from shared.http import HttpHandler, HttpRequest, HttpResponse, Router
 
 BASE = "/admin/suppressions"
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
+MAX_BODY = 16 * 1024  # an AddRequest is an address, a reason, a scope and a short detail
 
 UNAUTHORIZED = HttpResponse(
     401, b"bearer token required\n", headers={"WWW-Authenticate": 'Bearer realm="postline"'}
@@ -52,7 +63,7 @@ class AdminApi:
     def register(self, router: Router) -> None:
         """Add the routes."""
         router.add("GET", BASE, self._auth(self.list))
-        router.add("POST", BASE, self._auth(self.add))
+        router.add("POST", BASE, self._auth(self.add), max_body=MAX_BODY)
         router.add("GET", BASE + ".csv", self._auth(self.export))
         router.add("GET", BASE + "/", self._auth(self.lookup))
         router.add("DELETE", BASE + "/", self._auth(self.remove))
@@ -83,7 +94,10 @@ class AdminApi:
 
     async def lookup(self, request: HttpRequest) -> HttpResponse:
         """One address."""
-        found = await self._admin.lookup(request.path[len(BASE) + 1 :])
+        address, refused = _address_from_path(request)
+        if refused is not None:
+            return refused
+        found = await self._admin.lookup(address)
         if not found:
             return _json(404, {"error": "not suppressed"})
         return _json(200, [suppression_row(s) for s in found])
@@ -91,21 +105,50 @@ class AdminApi:
     async def add(self, request: HttpRequest) -> HttpResponse:
         """Suppress an address."""
         try:
-            body = msgspec.json.decode(request.body, type=AddRequest)
+            body = msgspec.json.decode(await request.body(), type=AddRequest)
             reason = parse_reason(body.reason)
         except (msgspec.DecodeError, ValueError) as exc:
             return _json(400, {"error": str(exc)})
-        if "@" not in body.address:
-            return _json(400, {"error": "address must contain @"})
+        problem = _add_problem(body)
+        if problem is not None:
+            return _json(400, {"error": problem})
         record = await self._admin.add(body.address, reason, scope=body.scope, detail=body.detail)
         return _json(201, suppression_row(record))
 
     async def remove(self, request: HttpRequest) -> HttpResponse:
         """Remove an address (a tombstone)."""
-        address = request.path[len(BASE) + 1 :]
+        address, refused = _address_from_path(request)
+        if refused is not None:
+            return refused
         scope = request.query.get("scope", [""])[0]
+        if scope and (problem := domain_problem(scope)) is not None:
+            return _json(400, {"error": f"scope: {problem}"})
         await self._admin.remove(address, scope=scope)
         return _json(200, {"removed": address.lower(), "scope": scope.lower()})
+
+
+def _address_from_path(request: HttpRequest) -> tuple[str, HttpResponse | None]:
+    """The address after ``/admin/suppressions/``, or the answer refusing it."""
+    address = request.path[len(BASE) + 1 :].strip()
+    if not address:
+        return "", _json(404, {"error": "no address in the path"})
+    problem = address_problem(address)
+    if problem is not None:
+        return "", _json(400, {"error": problem})
+    return address, None
+
+
+def _add_problem(body: AddRequest) -> str | None:
+    problem = address_problem(body.address.strip())
+    if problem is not None:
+        return problem
+    if body.scope.strip() and (problem := domain_problem(body.scope.strip())) is not None:
+        return f"scope: {problem}"
+    if len(body.detail) > MAX_DETAIL:
+        return f"detail longer than {MAX_DETAIL} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in body.detail):
+        return "detail contains a control character"
+    return None
 
 
 def _json(status: int, value: Any) -> HttpResponse:

@@ -46,9 +46,12 @@ class BouncerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     soft_bounce_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5  # N soft bounces ...
     soft_bounce_window: Duration = Duration(7 * 86400)  # ... within this window suppress
     suppress_blocks: bool = False  # "block" is usually our reputation, not the address
-    # HTTP: one-click unsubscribe and the admin API on the process's HTTP port.
+    # HTTP: one-click unsubscribe on the process's HTTP port ([http], public).
     unsubscribe_path: str = "/unsubscribe/"  # the URL prefix the signer writes
+    # The admin API listens apart from the public port, on loopback unless said otherwise.
     admin_token_file: Path | None = None  # bearer token for /admin/...; None: admin API off
+    admin_host: str = "127.0.0.1"  # address of the admin API listener (keep it private)
+    admin_port: Port = 9465  # its port (only bound when admin_token_file is set)
     # DSNs back to the original sender.
     dsn: DsnPolicy = DsnPolicy()
 

@@ -26,7 +26,7 @@ from services.bouncer.outcome import Outcomes
 from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
 from shared.bus.base import Bus
-from shared.errors import BusError, ForgedToken
+from shared.errors import BusError, ForgedToken, ListenError
 from shared.records import SmtpReply
 from shared.tokens import UnsubscribeToken, VerpToken, parse_unsubscribe_token, parse_verp
 from shared.topics import OutRecord
@@ -134,7 +134,10 @@ class BounceHandler:
 
 
 async def start_intake(handler: BounceHandler, config: BouncerConfig) -> asyncio.Server:
-    """Bind the bounce-domain listener (``loop.create_server``, so port 0 works in tests)."""
+    """Bind the bounce-domain listener (``loop.create_server``, so port 0 works in tests).
+
+    Raises ``ListenError`` naming ``bouncer.listen_port`` when the address cannot be bound.
+    """
     loop = asyncio.get_running_loop()
 
     def factory() -> Any:
@@ -146,4 +149,10 @@ async def start_intake(handler: BounceHandler, config: BouncerConfig) -> asyncio
             enable_SMTPUTF8=True,
         )
 
-    return await loop.create_server(factory, config.listen_host, config.listen_port)
+    try:
+        return await loop.create_server(factory, config.listen_host, config.listen_port)
+    except OSError as exc:  # in use, not a local address, privileged: one line, no traceback
+        reason = exc.strerror or str(exc)
+        raise ListenError(
+            "bouncer.listen_port", config.listen_host, config.listen_port, reason
+        ) from exc

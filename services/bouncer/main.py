@@ -1,8 +1,9 @@
 """The bouncer stage: its spec for the runtime, and what runs while it serves.
 
 ``create`` reads ``[bouncer]``, the HMAC secret and the rule table, binds the bounce-domain
-SMTP listener and adds the one-click and admin routes to the process's HTTP port (so a bad
-file or a busy port fails the start clearly). ``run`` consumes ``postline.events``
+SMTP listener, adds the one-click route to the process's (public) HTTP port and binds the
+admin API's own listener (so a bad file or a busy port fails the start with one line naming
+the key). ``run`` consumes ``postline.events``
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
 transaction) and keeps the suppression-list gauge current, until the stop request; then it
 closes the listener and lets reports in flight finish.
@@ -28,7 +29,9 @@ from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
 from shared.batch import Item, run_batch_loop
 from shared.config import Config
-from shared.errors import BusError
+from shared.errors import BusError, ListenError
+from shared.http import Router
+from shared.httpserver import HttpListener
 from shared.records import Event
 from shared.secretfile import read_secret
 from shared.stage import StageContext, StageSpec
@@ -65,9 +68,14 @@ class BouncerStage:
         UnsubscribeEndpoint(
             config.unsubscribe_path, secret, self.outcomes, ctx.bus, timeout
         ).register(ctx.http)
+        self.admin: HttpListener | None = None  # the admin API, apart from the public port
         if config.admin_token_file is not None:
             token = read_secret(config.admin_token_file, "bouncer.admin_token_file", source)
-            AdminApi(token, SuppressionAdmin(ctx.bus, source="api")).register(ctx.http)
+            routes = Router()
+            AdminApi(token, SuppressionAdmin(ctx.bus, source="api")).register(routes)
+            self.admin = HttpListener(
+                config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
+            )
         self.server: asyncio.Server | None = None
 
     @property
@@ -94,6 +102,8 @@ class BouncerStage:
             if self.server is not None:
                 self.server.close()
             await ctx.wait_idle(float(ctx.config.core.runtime.drain_timeout))
+            if self.admin is not None:
+                await self.admin.close()
             tracker.cancel()
             with suppress(asyncio.CancelledError):
                 await tracker
@@ -122,6 +132,12 @@ async def create(ctx: StageContext) -> BouncerStage:
         "bounce intake listening",
         extra={"host": stage.config.listen_host, "port": stage.port},
     )
+    if stage.admin is not None:
+        try:
+            await stage.admin.start()
+        except ListenError:
+            stage.server.close()
+            raise
     return stage
 
 

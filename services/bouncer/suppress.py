@@ -25,6 +25,20 @@ from shared.topics import SUPPRESSIONS, OutRecord, suppression_key
 
 CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail")
 
+#: A spreadsheet runs a cell starting with one of these as a formula (``=cmd|' /C calc'!A0``);
+#: OWASP's CSV injection guidance: prefix such a cell with ``'`` so it stays text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+MAX_ADDRESS = 254  # RFC 5321 4.5.3.1.3: a path is 256 octets with its angle brackets
+MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+MAX_LABEL = 63  # RFC 1035 2.3.4
+MAX_DETAIL = 1000
+# RFC 5322 3.2.3 atext, plus any non-ASCII character (RFC 6531 UTF8-non-ascii).
+_ATEXT = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
+)
+_LABEL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
 
 class SoftBounceCounter:
     """Soft bounces per address within a sliding window (in memory, per process).
@@ -100,6 +114,63 @@ def parse_reason(value: str) -> SuppressionReason:
         raise ValueError(f"unknown reason {value!r} (one of {names})") from None
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why ``domain`` is not a domain name a suppression can name, or ``None``."""
+    if _has_control(domain):
+        return "domain contains a control character"
+    labels = domain.split(".")
+    for label in labels:
+        if not label:
+            return "domain has an empty label"
+        if len(label.encode()) > MAX_LABEL:
+            return f"domain label longer than {MAX_LABEL} octets"
+        if label[0] == "-" or label[-1] == "-":
+            return "domain label starts or ends with '-'"
+        if any(c not in _LABEL and ord(c) < 128 for c in label):
+            return "domain has a character not allowed in a host name"
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` cannot be suppressed (length, control characters, syntax), or ``None``.
+
+    Accepts what RFC 5321 allows in a path: a dot-atom or quoted local part, UTF-8 where
+    SMTPUTF8 (RFC 6531) allows it; refuses address literals (nobody is suppressed by IP).
+    """
+    if not address:
+        return "address is empty"
+    if len(address.encode()) > MAX_ADDRESS:
+        return f"address longer than {MAX_ADDRESS} octets (RFC 5321 4.5.3.1.3)"
+    if _has_control(address):
+        return "address contains a control character (CR, LF, NUL, ...)"
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        return "address must be local-part@domain"
+    if len(local.encode()) > MAX_LOCAL_PART:
+        return f"local part longer than {MAX_LOCAL_PART} octets (RFC 5321 4.5.3.1.1)"
+    if local.startswith('"'):
+        inner = local[1:-1].replace("\\\\", "").replace('\\"', "")
+        if len(local) < 2 or not local.endswith('"') or '"' in inner or "\\" in inner:
+            return "malformed quoted local part"
+    elif "@" in local:
+        return "address must contain exactly one @"
+    elif any(
+        not atom or any(c not in _ATEXT and ord(c) < 128 for c in atom) for atom in local.split(".")
+    ):
+        return "malformed local part (RFC 5321 4.1.2 dot-string)"
+    return domain_problem(domain)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def suppression_row(record: Suppression) -> dict[str, Any]:
     """One suppression as plain data (JSON, CSV)."""
     return {name: getattr(record, name) for name in CSV_FIELDS}
@@ -108,10 +179,11 @@ def suppression_row(record: Suppression) -> dict[str, Any]:
 def export_csv(records: Iterable[Suppression]) -> str:
     """The list as CSV with a header line, for audits."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    # RFC 4180 2.1 CRLF line ends; the csv module then also quotes a field holding a bare CR.
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for record in records:
-        writer.writerow(suppression_row(record))
+        writer.writerow({k: _cell(v) for k, v in suppression_row(record).items()})
     return out.getvalue()
 
 

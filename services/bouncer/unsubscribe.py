@@ -1,10 +1,10 @@
-"""The RFC 8058 one-click unsubscribe endpoint on the process's HTTP port.
+"""The RFC 8058 one-click unsubscribe endpoint on the process's (public) HTTP port.
 
 Owns ``POST <unsubscribe_path><token>`` with the body ``List-Unsubscribe=One-Click``
-(RFC 8058 3.2): verify the HMAC token, publish the UNSUBSCRIBED event and the suppression,
-answer 200 at once, no login, no second click. ``GET`` shows a plain page with a button that
-makes the same POST: a GET must never unsubscribe, because mail scanners follow links
-(RFC 8058 4). What a suppression means is ``suppress.py``'s.
+(RFC 8058 3.2): verify the HMAC token, then read the (small) body, publish the UNSUBSCRIBED
+event and the suppression, answer 200 at once, no login, no second click. ``GET`` shows a
+plain page with a button that makes the same POST: a GET must never unsubscribe, because
+mail scanners follow links (RFC 8058 4). What a suppression means is ``suppress.py``'s.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from shared.http import HttpRequest, HttpResponse, Router
 from shared.tokens import parse_unsubscribe_token
 
 HTML = "text/html; charset=utf-8"
+#: RFC 8058 3.1: the body is "List-Unsubscribe=One-Click" (a form may add a few fields).
+MAX_BODY = 8 * 1024
 
 DONE = HttpResponse(200, b"You are unsubscribed.\n")
 BAD_BODY = HttpResponse(400, b"expected List-Unsubscribe=One-Click\n")
@@ -43,18 +45,18 @@ class UnsubscribeEndpoint:
 
     def register(self, router: Router) -> None:
         """Add the POST and GET routes below the prefix."""
-        router.add("POST", self._prefix, self.post)
+        router.add("POST", self._prefix, self.post, max_body=MAX_BODY)
         router.add("GET", self._prefix, self.get)
 
     async def post(self, request: HttpRequest) -> HttpResponse:
         """One-click: verify, suppress, 200."""
-        if not _is_one_click(request.body):
-            return BAD_BODY
         try:
             token = parse_unsubscribe_token(self._secret, request.path[len(self._prefix) :])
         except ForgedToken:
             self._outcomes.metrics.rejected.labels("forged").inc()
             return UNKNOWN_LINK
+        if not _is_one_click(await request.body()):  # read only for a verified link
+            return BAD_BODY
         records = self._outcomes.for_unsubscribe(token, time.time(), via="http")
         try:
             await self._bus.publish(records, timeout=self._timeout)

@@ -43,6 +43,7 @@ listen_port = 0
 bounce_domain = "{BOUNCE_DOMAIN}"
 secret_file = "{tmp_path / "verp.key"}"
 admin_token_file = "{tmp_path / "admin.token"}"
+admin_port = 0
 soft_bounce_limit = 2
 [bouncer.dsn]
 postmaster = "postmaster@relay.postline.test"
@@ -66,6 +67,12 @@ class Running:
     def smtp_port(self) -> int:
         """The bounce-domain SMTP listener's port."""
         return self.stage.port
+
+    @property
+    def admin_port(self) -> int:
+        """The admin API's own listener."""
+        assert self.stage.admin is not None
+        return self.stage.admin.port
 
 
 async def wait_for_records(

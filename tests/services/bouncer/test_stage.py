@@ -156,7 +156,7 @@ async def test_one_click_post_valid_and_forged(running: Running) -> None:
 
 async def test_admin_api(running: Running) -> None:
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    port = running.http_port
+    port = running.admin_port
     status, _ = await asyncio.to_thread(http_request, port, "GET", "/admin/suppressions")
     assert status == 401
     status, _ = await asyncio.to_thread(
