@@ -136,4 +136,5 @@ async def cmd_suppress_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def _admin(config: Config) -> SuppressionAdmin:
-    return SuppressionAdmin(open_bus(config), source="cli", owns_bus=True)
+    # A client of the bus, not its owner: works beside a running `postline run`.
+    return SuppressionAdmin(open_bus(config, owner=False), source="cli", owns_bus=True)

@@ -7,9 +7,16 @@ in one SQLite transaction, so an abort writes nothing), waiting for new records,
 ``read_table`` and periodic retention. The SQL is in ``embedded_store``; the threads and the
 group commit in ``embedded_threads``. SQLite never runs on the event loop.
 
-Not done here: several processes sharing one group (membership is in memory; a second
-process on the same file may read it, but groups are per process), and anything Kafka-only
-(topic prefixes: logical names are used as they are).
+Consumer groups live in this object's memory, so two processes consuming one file would each
+read every partition. The process that runs stages therefore opens its bus with
+``lock=True`` (``shared.bus.factory.open_bus`` does, for the runtime) and holds
+``embedded_lock``'s exclusive lock while it is open: a second such process fails at start
+with a message naming the holder. The CLI's ``events``, ``message`` and ``suppress``
+commands open without the lock (they publish, ``follow`` and ``read_table``, never join a
+group) and so keep working beside a running ``postline run``.
+
+Not done here: several processes sharing one group, and anything Kafka-only (topic
+prefixes: logical names are used as they are).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from shared.bus.embedded_consumer import (
     check_size,
     wait_changed,
 )
+from shared.bus.embedded_lock import OwnerLock
 from shared.bus.embedded_store import StoreReader, StoreWriter, WriteItem
 from shared.bus.embedded_threads import GroupCommitter, SqlThread
 from shared.config import EmbeddedConfig
@@ -47,8 +55,11 @@ _COMPACTED = frozenset(t.name for t in all_topics() if t.compact)
 class EmbeddedBus:
     """The bus on a single SQLite file in WAL mode (``[embedded]`` config)."""
 
-    def __init__(self, config: EmbeddedConfig) -> None:
+    def __init__(self, config: EmbeddedConfig, *, lock: bool = False) -> None:
+        """``lock``: take the owner lock at start (a process that runs stages)."""
         self._config = config
+        self._take_lock = lock
+        self._lock: OwnerLock | None = None
         path = config.path
         self._writer = SqlThread("bus-writer", lambda: StoreWriter(path, config.partitions))
         self._readers = [
@@ -63,17 +74,21 @@ class EmbeddedBus:
         self._running = False
 
     async def start(self) -> None:
-        """Open (and create) the file; ``BusUnavailable`` when it cannot be opened."""
+        """Open (and create) the file; ``BusUnavailable`` when it cannot be opened, or (with
+        ``lock``) when another process holds the owner lock."""
         if self._running:
             return
         try:
             self._config.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BusUnavailable(f"embedded bus: cannot create {self._config.path}") from exc
+        if self._take_lock:
+            self._lock = OwnerLock.acquire(self._config.path)
         try:
             await self._writer.run(lambda store: None)  # opens the file, creates the schema
         except BusUnavailable:
             await self._writer.close()
+            self._release()
             raise
         self._committer.start()
         self._retention_task = asyncio.create_task(self._retention(), name="bus-retention")
@@ -93,6 +108,7 @@ class EmbeddedBus:
         await self._writer.close()
         for reader in self._readers:
             await reader.close()
+        self._release()
 
     async def publish(
         self,
@@ -197,6 +213,11 @@ class EmbeddedBus:
             raise BusUnavailable("embedded bus is not running (not started, or closed)")
 
     # -- internals ----------------------------------------------------------------------
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def _rebalance(self, group: str) -> None:
         async with self._rebalancing:

@@ -1,6 +1,9 @@
 """Choose the bus a process uses from its config (``[bus] kind``).
 
-Owns only the choice and the adapter's constructor arguments; each adapter is imported
+Owns only the choice and the adapter's constructor arguments, among them whether this
+process owns an embedded bus file (runs stages: one such process per file, see
+``shared.bus.embedded_lock``) or is a client beside the owner (the CLI's read and admin
+commands). Each adapter is imported
 when chosen, so a process on the embedded bus never loads aiokafka and a Kafka process
 never opens SQLite.
 """
@@ -13,8 +16,14 @@ from shared.bus.base import Bus
 from shared.config import Config
 
 
-def open_bus(config: Config) -> Bus:
-    """A new, not yet started bus for ``config`` (``await bus.start()`` connects it)."""
+def open_bus(config: Config, *, owner: bool = True) -> Bus:
+    """A new, not yet started bus for ``config`` (``await bus.start()`` connects it).
+
+    ``owner``: this process runs stages; on the embedded bus it takes the file's owner lock,
+    so a second such process is refused. ``owner=False`` is for clients that never join a
+    consumer group (``events tail``, ``suppress list``): they work beside a running
+    ``postline run``. Kafka has no owner (its groups are the broker's): the flag is ignored.
+    """
     core = config.core
     if core.bus.kind == "kafka":
         from shared.bus.kafka import KafkaBus  # noqa: PLC0415 (load aiokafka only when used)
@@ -25,4 +34,4 @@ def open_bus(config: Config) -> Bus:
         return KafkaBus(core.kafka, instance=instance)
     from shared.bus.embedded import EmbeddedBus  # noqa: PLC0415 (stdlib sqlite only)
 
-    return EmbeddedBus(core.embedded)
+    return EmbeddedBus(core.embedded, lock=owner)

@@ -74,7 +74,8 @@ def reader_bus(config: Config) -> Bus:
     runtime = msgspec.structs.replace(core.runtime, instance=instance)
     from shared.bus.factory import open_bus  # noqa: PLC0415  (imports an adapter's library)
 
-    return open_bus(Config(msgspec.structs.replace(core, runtime=runtime), config.source, {}))
+    config = Config(msgspec.structs.replace(core, runtime=runtime), config.source, {})
+    return open_bus(config, owner=False)  # beside a running `postline run`
 
 
 async def _with_bus(config: Config, body: Callable[[Bus], Awaitable[int]]) -> int:

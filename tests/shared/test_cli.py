@@ -385,3 +385,50 @@ def wait_for_status(port: int, path: str, status: int) -> bool:
                 return True
         time.sleep(0.05)
     return False
+
+
+def start_echo(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """``postline echo`` (the fake stage) in ``root``, once it is ready; returns its port."""
+    proc = subprocess.Popen(
+        [POSTLINE, "echo"],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("POSTLINE")} | env,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        event = json.loads(line)
+        if event["event"] == "http listening":
+            assert wait_for_status(event["port"], "/readyz", 200)
+            return proc, int(event["port"])
+    raise AssertionError(f"postline echo exited {proc.wait()} before listening")
+
+
+def test_a_second_owner_of_one_embedded_bus_is_refused(tmp_path: Path) -> None:
+    # Issue 11: two `make run` on one data/postline.db delivered every message four times.
+    env = install_fake_stage(tmp_path)
+    db = tmp_path / "bus.db"
+    (tmp_path / "postline.toml").write_text(f'[http]\nport = 0\n[embedded]\npath = "{db}"\n')
+    first, _ = start_echo(tmp_path, env)
+    try:
+        second = postline("echo", cwd=tmp_path, env=env)
+        assert second.returncode == 2
+        assert second.stderr.splitlines()[-1] == (
+            f"postline: bus unavailable: embedded bus {db} is already in use by process "
+            f"{first.pid} (lock {db}.lock); two processes running stages on one file would "
+            "each deliver every message. Stop the other one, or give this one its own "
+            "[embedded] path"
+        )
+        # Clients beside the owner keep working: no lock, no consumer group.
+        shown = postline("message", "show", "nosuchid", "--quiet", "0.2", cwd=tmp_path)
+        assert "bus unavailable" not in shown.stderr
+        assert shown.returncode == 1  # not found: it read the event log
+        listed = postline("suppress", "list", cwd=tmp_path)
+        assert (listed.returncode, listed.stderr) == (0, "")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(TIMEOUT) == 0
+    again, _ = start_echo(tmp_path, env)  # the lock went with the first process
+    again.send_signal(signal.SIGTERM)
+    assert again.wait(TIMEOUT) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 
 from shared.bus.base import BusMessage
 from shared.bus.embedded import EmbeddedBus
-from shared.config import Duration, EmbeddedConfig
+from shared.bus.factory import open_bus
+from shared.config import Config, CoreConfig, Duration, EmbeddedConfig
 from shared.errors import BusUnavailable, RecordTooLarge
 from shared.topics import MAX_RECORD_BYTES, SUBMITTED, SUPPRESSIONS, OutRecord
 from tests.shared.bus.buses import fetch_count
@@ -136,3 +138,28 @@ async def test_a_timed_out_publish_is_never_visible(tmp_path: Path) -> None:
     stored = {m.value for m in await visible(bus, SUBMITTED.name) if m.key != b"big"}
     assert stored == acknowledged | {b"last"}
     await bus.close()
+
+
+async def test_one_owner_per_file_and_clients_beside_it(tmp_path: Path) -> None:
+    config = EmbeddedConfig(path=tmp_path / "b.db", partitions=1)
+    owner = EmbeddedBus(config, lock=True)
+    await owner.start()
+    assert (tmp_path / "b.db.lock").read_text() == f"{os.getpid()}\n"
+    second = EmbeddedBus(config, lock=True)
+    with pytest.raises(BusUnavailable, match=f"already in use by process {os.getpid()}"):
+        await second.start()
+    client = EmbeddedBus(config)  # what the CLI's read and admin commands open
+    await client.start()
+    await client.publish([OutRecord(SUPPRESSIONS.name, b"a@x", b"1")])
+    assert await owner.read_table(SUPPRESSIONS.name) == {b"a@x": b"1"}
+    await client.close()
+    await owner.close()
+    await second.start()  # the owner's close released the lock
+    await second.close()
+
+
+def test_the_factory_locks_for_stages_only(tmp_path: Path) -> None:
+    core = CoreConfig(embedded=EmbeddedConfig(path=tmp_path / "b.db"))
+    config = Config(core, "test.toml", {})
+    assert open_bus(config)._take_lock  # type: ignore[attr-defined]
+    assert not open_bus(config, owner=False)._take_lock  # type: ignore[attr-defined]
