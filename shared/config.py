@@ -150,6 +150,17 @@ class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
 
     level: Literal["debug", "info", "warning", "error"] = "info"  # lowest level logged
     format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text lines
+    #: A warning or error repeated (same logger, message and level: a broker outage) is
+    #: written this many times, then once per repeat_interval with a "suppressed" count; 0: off
+    repeat_burst: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 10
+    repeat_interval: Duration = Duration(60)  # after repeat_burst, one such line per interval
+
+    def __post_init__(self) -> None:
+        # Duration is a float subclass msgspec cannot bound with Meta: checked here.
+        if not 0.1 <= self.repeat_interval <= 86400:
+            raise ValueError(
+                f"repeat_interval must be between 0.1s and 86400s, got {self.repeat_interval:g}s"
+            )
 
 
 class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

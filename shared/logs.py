@@ -4,10 +4,16 @@ Each line carries ``ts`` (RFC 3339, UTC), ``level``, ``logger`` and ``event`` (t
 message), plus every field passed through ``extra=`` (``message_id``, ``stage``, ``reason``...),
 and ``exc`` with the traceback when one is logged.
 
-This module owns the formatters and :func:`setup_logging`; it keeps no state of its own
-beyond the ``logging`` module's configuration. It does not redact: callers must never pass
-secrets (passwords, AUTH credentials, DKIM private keys, message bodies) as the message or
-as extra fields, because whatever is logged is written as is.
+Repeated warnings and errors are rate limited (:class:`RepeatFilter`): a broker outage used to
+write thousands of identical lines per stage per minute. Lines of one kind (logger, message
+template, level) pass ``log.repeat_burst`` times, then once per ``log.repeat_interval`` with a
+``suppressed`` field counting the lines dropped since the previous one; debug and info lines
+are never dropped.
+
+This module owns the formatters, the filter and :func:`setup_logging`; the filter's counters
+are its only state beyond the ``logging`` module's configuration. It does not redact: callers
+must never pass secrets (passwords, AUTH credentials, DKIM private keys, message bodies) as
+the message or as extra fields, because whatever is logged is written as is.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -74,14 +83,79 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+@dataclass
+class _Repeats:
+    """One kind of line: when its current period began, lines passed and dropped in it."""
+
+    start: float
+    last: float
+    passed: int = 1
+    suppressed: int = 0
+
+
+class RepeatFilter(logging.Filter):
+    """Let a burst of one kind of warning or error through, then one line per interval.
+
+    The kind is (logger, message template, level): ``"fetch failed: %s"`` with a different
+    error text is still the same kind. While lines of a kind keep coming less than
+    ``interval`` apart, the first ``burst`` pass, then one per ``interval``, carrying
+    ``suppressed=N`` (the lines dropped since the previous one). After a quiet ``interval``
+    the kind starts over with a new burst (its next line still reports what was dropped).
+    ``clock`` is injectable for tests (``time.monotonic`` by default).
+    """
+
+    #: Kinds remembered at most (they come from code, so a few hundred in practice).
+    MAX_KINDS = 10_000
+
+    def __init__(
+        self, burst: int, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.burst = burst
+        self.interval = interval
+        self._clock = clock
+        self._kinds: dict[tuple[str, str, int], _Repeats] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """``False`` drops the record; a passing one may gain a ``suppressed`` field."""
+        if record.levelno < logging.WARNING or self.burst <= 0:
+            return True
+        now = self._clock()
+        key = (record.name, str(record.msg), record.levelno)
+        seen = self._kinds.get(key)
+        if seen is None or now - seen.last >= self.interval:
+            if len(self._kinds) >= self.MAX_KINDS:
+                self._kinds.clear()
+            self._kinds[key] = _Repeats(start=now, last=now)
+            return self._report(record, seen.suppressed if seen is not None else 0)
+        seen.last = now
+        if seen.passed < self.burst:
+            seen.passed += 1
+            return True
+        if now - seen.start >= self.interval:
+            dropped, seen.suppressed, seen.start = seen.suppressed, 0, now
+            return self._report(record, dropped)
+        seen.suppressed += 1
+        return False
+
+    @staticmethod
+    def _report(record: logging.LogRecord, dropped: int) -> bool:
+        if dropped:
+            record.suppressed = dropped
+        return True
+
+
 def setup_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     """Send every log record at ``config.level`` or above to ``stream`` (default stderr).
 
     Replaces the root logger's handlers, so calling it again (a test, a reload) does not
-    duplicate lines.
+    duplicate lines. Repeated warnings and errors are limited by a :class:`RepeatFilter` on
+    the handler (a handler filter sees the records of every logger, a logger filter only
+    its own).
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
+    handler.addFilter(RepeatFilter(config.repeat_burst, float(config.repeat_interval)))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
