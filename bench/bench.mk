@@ -5,11 +5,12 @@
 #   make bench-profile    py-spy one stage (STAGE=signer) during make bench; summary text
 #   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
 #   make bench-ingest | bench-signer | bench-deliverer | bench-corpus   one stage at a time
+#   make bench-memory     peak RSS under large and hostile input (embedded bus, no broker)
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
 .PHONY: bench bench-compare bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
-        bench-corpus
+        bench-corpus bench-memory
 
 bench: venv
 	$(KAFKA) up
@@ -53,3 +54,8 @@ bench-profile: venv
 	$(KAFKA) up
 	status=0; PY_SPY=$(BIN)/py-spy $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) \
 	    --profile $(STAGE) $(BENCH_ARGS) || status=$$?; $(KAFKA) down; exit $$status
+
+# Peak RSS of ingest, `postline run` and the bouncer under large and hostile input (issue 11):
+# fresh processes on the embedded bus (no broker needed), stopped by PID; bench/results/memory.json.
+bench-memory: venv
+	$(BIN)/python bench/bench_memory.py $(BENCH_ARGS)

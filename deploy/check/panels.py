@@ -64,6 +64,11 @@ def ingest_panels() -> list[Panel]:
             ],
         ),
         panel("Handoff to the bus", "s", quantiles("postline_ingest_handoff_seconds")),
+        panel(
+            "Message bytes held in memory",
+            "bytes",
+            [(f"max(postline_ingest_buffered_bytes{{{NS}}})", "busiest ingest")],
+        ),
         panel("Message size", "bytes", quantiles("postline_ingest_message_size_bytes")),
         panel("Recipients per message", "short", quantiles("postline_ingest_message_recipients")),
     ]

@@ -86,6 +86,10 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
     #: Largest message accepted (advertised as SIZE; past it ``552 5.3.4``).
     max_message_size: ByteSize = ByteSize(25 * 1024**2)  # bounds: 1KiB .. 1GiB
+    #: Message bytes all sessions of this process may hold in memory at once (being received
+    #: or handed off); a message that would go past it gets ``452 4.3.1`` and is retried by
+    #: its client. Peak memory is about twice this plus the process's base.
+    max_buffered_bytes: ByteSize = ByteSize(256 * 1024**2)  # bounds: 64KiB .. 64GiB
     #: Recipients per message; RFC 5321 4.5.3.1.8 requires at least 100 (past it ``452 4.5.3``).
     max_recipients: Count = 100
     #: Concurrent sessions from one client address (past it ``421 4.7.0`` at connect).
@@ -156,6 +160,7 @@ class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("tls.watch_interval", 0.05, 86400),
     ("limits.max_message_size", 1024, 1024**3),
+    ("limits.max_buffered_bytes", 64 * 1024, 64 * 1024**3),
     ("limits.command_timeout", 0.1, 3600),
     ("limits.data_timeout", 0.1, 7200),
     ("limits.auth_failure_window", 1, 86400),

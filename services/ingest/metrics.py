@@ -66,6 +66,13 @@ class IngestMetrics:
             'postline_ingest_sessions_total{result="throttled"} for how often it was cut off.',
             registry=registry,
         )
+        self.buffered_bytes = Gauge(
+            "postline_ingest_buffered_bytes",
+            "Bytes of messages being received or handed off now, in memory, counted against "
+            "ingest.limits.max_buffered_bytes. Near that limit new messages get 452 4.3.1 "
+            "(the clients retry): more ingest replicas, or a larger budget with more memory.",
+            registry=registry,
+        )
         self.rejection_events_dropped = Counter(
             "postline_ingest_rejection_events_dropped_total",
             "Rejection events not published: the queue (ingest.limits.rejection_event_queue) "

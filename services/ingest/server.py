@@ -21,6 +21,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from services.ingest import replies
 from services.ingest.address import AddressError, parse_path
+from services.ingest.budget import NO_ROOM
 from services.ingest.chunking import ChunkingSMTP
 from services.ingest.config import ListenerConfig
 from services.ingest.core import IngestCore
@@ -80,6 +81,7 @@ class IngestSMTP(ChunkingSMTP):
             name: self._guarded(method) for name, method in self._smtp_methods.items()
         }
         self.data_timeout = float(limits.data_timeout)
+        self.budget = core.budget
         self.core = core
         self.listener = listener
         self.draining = False
@@ -212,6 +214,10 @@ class IngestSMTP(ChunkingSMTP):
     def on_too_big(self) -> None:
         """DATA or BDAT went over the size limit."""
         self.reject(Decision(replies.TOO_BIG, "size"))
+
+    def on_no_room(self) -> None:
+        """A message was refused for the process's memory budget (``452 4.3.1``)."""
+        self.reject(Decision(NO_ROOM, "memory"))
 
     async def smtp_RSET(self, arg: str) -> None:
         """RSET; a draining session ends here, its transaction having been abandoned."""

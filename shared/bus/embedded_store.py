@@ -26,6 +26,9 @@ from typing import TypeVar
 from shared.bus.base import BusMessage, TopicPartition
 from shared.topics import OutRecord
 
+#: Values larger than this are streamed into their row (``blobopen``) instead of bound.
+STREAM_VALUE = 256 * 1024
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS partitions (
@@ -186,10 +189,24 @@ class StoreWriter:
                 "SELECT next_pos FROM partitions WHERE topic = ? AND part = ?", slot
             ).fetchone()
             pos = 0 if row is None else int(row[0])
-        self._conn.execute(
-            "INSERT INTO records (topic, part, pos, key, value, ts) VALUES (?, ?, ?, ?, ?, ?)",
-            (record.topic, part, pos, record.key, record.value, now),
-        )
+        value = record.value
+        if value is not None and len(value) > STREAM_VALUE:
+            # A large value (a message) is written into the row in place: binding it would
+            # copy it once into SQLite and once more into the row's record (issue 11 item 6:
+            # about two extra copies of every large message in memory during the write).
+            cursor = self._conn.execute(
+                "INSERT INTO records (topic, part, pos, key, value, ts)"
+                " VALUES (?, ?, ?, ?, zeroblob(?), ?)",
+                (record.topic, part, pos, record.key, len(value), now),
+            )
+            assert cursor.lastrowid is not None
+            with self._conn.blobopen("records", "value", cursor.lastrowid) as blob:
+                blob.write(value)
+        else:
+            self._conn.execute(
+                "INSERT INTO records (topic, part, pos, key, value, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                (record.topic, part, pos, record.key, value, now),
+            )
         next_pos[slot] = pos + 1
 
 
