@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from services.ingest import headers, replies, smuggling
 from services.ingest.core import STAGE, IngestCore
@@ -216,6 +216,14 @@ class Handler:
         return events
 
     async def handle_exception(self, error: Exception) -> str:
-        """Our own unexpected failure: 451, never a 5xx (the client retries, nothing lost)."""
+        """Our own unexpected failure: 451, never a 5xx (the client retries, nothing lost).
+
+        A failed STARTTLS handshake is the client's business (an old client, a scanner), not
+        ours: one warning line, no traceback; aiosmtpd then closes the connection.
+        """
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            self.core.log.warning("TLS handshake failed", extra={"error": str(cause or error)})
+            return str(replies.INTERNAL_ERROR)
         self.core.log.error("unexpected error in SMTP session", exc_info=error)
         return str(replies.INTERNAL_ERROR)

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, getaddresses
 
+from services.ingest.address import AddressError, parse_mailbox
+
 _NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _UNSAFE = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e\u00a0-\ud7ff\ue000-\U0010ffff]")
+#: An obsolete source route inside an angle address (RFC 5322 4.4 obs-route).
+_ROUTE = re.compile(r"<\s*@")
 CONTROL_PREFIX = "x-postline-"
 MAX_TAG_VALUE = 256
 
@@ -75,16 +79,38 @@ def parse(data: bytes) -> Message:
     return Message(fields, memoryview(data)[pos:])
 
 
+def mailbox_domains(value: str) -> list[str] | None:
+    """Domains of the mailboxes in an address header value; ``None`` when any of them is not
+    a plain ``local@domain`` (RFC 5322 3.4): ``ceo@other.example@bench.example``, a source
+    route (``<@other.example:app@bench.example>``, obsolete syntax that RFC 5322 4.4 forbids
+    generating and that mail clients display differently), or text that does not parse."""
+    if _ROUTE.search(value):
+        return None
+    pairs = getaddresses([value])
+    if not pairs or any(not addr for _, addr in pairs):
+        return None
+    domains: list[str] = []
+    for _, addr in pairs:
+        try:
+            mailbox = parse_mailbox(addr)
+        except AddressError:
+            return None
+        domains.append(mailbox.rpartition("@")[2].lower().rstrip("."))
+    return domains
+
+
 def from_domains(message: Message) -> list[str] | None:
     """Domains of the From header's mailboxes; ``None`` unless there is exactly one From
-    field (RFC 5322 3.6) holding at least one address with a domain."""
+    field (RFC 5322 3.6) holding only well-formed mailboxes (:func:`mailbox_domains`)."""
     values = message.get("from")
-    if len(values) != 1:
-        return None
-    addresses = [addr for _, addr in getaddresses(values) if addr]
-    if not addresses or any("@" not in a for a in addresses):
-        return None
-    return [a.rpartition("@")[2].lower().rstrip(">") for a in addresses]
+    return mailbox_domains(values[0]) if len(values) == 1 else None
+
+
+def bad_field_name(message: Message) -> bool:
+    """Whether a header line is neither a field nor a continuation: a field name must be
+    printable US-ASCII without ":" (RFC 5322 2.2), so a NUL or any control character in a
+    name, or a line without a colon, makes the header section malformed."""
+    return any(f.name == "" for f in message.fields)
 
 
 def take_tags(message: Message, max_tags: int) -> tuple[Message, dict[str, str]]:

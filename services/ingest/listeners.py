@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from services.ingest.config import ListenerConfig
 from services.ingest.core import IngestCore
 from services.ingest.server import IngestSMTP
-from shared.errors import ConfigError
+from shared.errors import ListenError
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Listener:
 async def bind(
     core: IngestCore, listeners: list[ListenerConfig], tls: ssl.SSLContext | None, source: str
 ) -> list[Listener]:
-    """Bind every listener; :class:`ConfigError` names the one that cannot be bound."""
+    """Bind every listener; :class:`ListenError` names the one that cannot be bound."""
     loop = asyncio.get_running_loop()
     bound: list[Listener] = []
     try:
@@ -52,12 +52,12 @@ async def bind(
                     reuse_address=True,
                 )
             except OSError as exc:
-                where = f"ingest.listeners[{i}]"
-                raise ConfigError(
-                    source, where, f"cannot bind {config.host}:{config.port}: {exc.strerror}"
-                ) from exc
+                # A port in use is not a bug: one line naming the key, no traceback.
+                key = f"ingest.listeners[{i}].port"
+                reason = exc.strerror or str(exc)
+                raise ListenError(key, config.host, config.port, reason) from exc
             bound.append(Listener(config, server))
-    except ConfigError:
+    except ListenError:
         await close(bound)
         raise
     return bound

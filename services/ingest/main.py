@@ -108,16 +108,27 @@ class IngestStage:
         for session in list(self.core.sessions):
             session.drain()
         grace = float(ctx.config.core.runtime.drain_timeout) * DRAIN_SHARE
-        if not await ctx.wait_idle(grace):
+        try:
+            idle = await ctx.wait_idle(grace)
+        except asyncio.CancelledError:
+            # The runtime's drain deadline is shared by every stage of the process and ingest
+            # stops last (``postline run``): it may cut our grace short. A session in the
+            # middle of DATA still gets its 421 (RFC 5321 3.8), not a reset at exit.
+            self._abort_sessions()
+            raise
+        if not idle:
             ctx.log.warning(
                 "drain grace over, closing sessions", extra={"sessions": len(self.core.sessions)}
             )
-            for session in list(self.core.sessions):
-                session.abort(replies.SHUTTING_DOWN)
+            self._abort_sessions()
             await ctx.wait_idle(1.0)
         with suppress(TimeoutError):
             await asyncio.wait_for(self.core.events.flush(), 2.0)
         await self._stop_tasks()
+
+    def _abort_sessions(self) -> None:
+        for session in list(self.core.sessions):
+            session.abort(replies.SHUTTING_DOWN)
 
     async def _stop_tasks(self) -> None:
         for task in self._tasks:

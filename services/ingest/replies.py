@@ -61,7 +61,15 @@ def from_not_allowed(domain: str) -> Reply:
     )
 
 
+def sender_header_not_allowed(domain: str) -> Reply:
+    """``550 5.7.1`` naming the Sender header domain the user may not use."""
+    return Reply(
+        code=550, enhanced="5.7.1", text=f"Sender header domain {domain} not allowed for you"
+    )
+
+
 # DATA.
+BAD_SENDER = Reply(code=550, enhanced="5.6.0", text="Message has a malformed Sender header")
 SMUGGLING = Reply(code=550, enhanced="5.6.0", text="Bare CR or LF in message not allowed")
 NO_FROM = Reply(code=550, enhanced="5.6.0", text="Message has no valid From header")
 BAD_HEADER = Reply(code=550, enhanced="5.6.0", text="Message header is malformed")

@@ -17,6 +17,7 @@ from pathlib import Path
 from services.ingest.config import TlsConfig
 from shared.errors import ConfigError
 
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 _VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -44,6 +45,9 @@ class TlsFiles:
         self.context.minimum_version = _VERSIONS[config.min_version]
         # RFC 7525 3.1.1 / RFC 8996: no compression, no renegotiation, never below TLS 1.2.
         self.context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        # TLS 1.2 suites: forward secrecy and AEAD only (RFC 7525 4.2, RFC 9325 4.2); no CBC
+        # (Lucky 13, padding oracles). TLS 1.3 suites are all AEAD and set apart by OpenSSL.
+        self.context.set_ciphers(TLS12_CIPHERS)
         self._source = source
         self._stamp: tuple[int, ...] = ()
         self._load(startup=True)

@@ -1,4 +1,5 @@
-"""Checks on the DATA block: smuggling, a usable From header, anti-spoofing on From.
+"""Checks on the DATA block: smuggling, field names, a usable From header, anti-spoofing on
+From and Sender.
 
 Adding trace and missing headers and taking control headers is not a check; it happens
 after these pass (``headers.complete``, ``headers.take_tags``).
@@ -7,7 +8,7 @@ after these pass (``headers.complete``, ``headers.take_tags``).
 from __future__ import annotations
 
 from services.ingest import replies, smuggling
-from services.ingest.headers import Message, from_domains
+from services.ingest.headers import Message, bad_field_name, from_domains, mailbox_domains
 from services.ingest.policy.base import (
     Decision,
     PolicyState,
@@ -24,6 +25,15 @@ def bare_line_ends(
     if state.config.smuggling == "refuse" and smuggling.has_bare_cr_or_lf(data):
         return Decision(replies.SMUGGLING, "smuggling")
     return None
+
+
+def header_names(
+    state: PolicyState, session: SessionInfo, txn: Transaction, data: bytes, msg: Message
+) -> Decision | None:
+    """RFC 5322 2.2: a field name is printable US-ASCII. A NUL or control character in one
+    is refused here (550 5.6.0, a permanent content error, RFC 3463 X.6.0) rather than
+    passed on to fail at signing or at the recipient."""
+    return Decision(replies.BAD_HEADER, "header_name") if bad_field_name(msg) else None
 
 
 def from_header(
@@ -45,7 +55,25 @@ def from_domain(
     return None
 
 
-CHECKS = (bare_line_ends, from_header, from_domain)
+def sender_header(
+    state: PolicyState, session: SessionInfo, txn: Transaction, data: bytes, msg: Message
+) -> Decision | None:
+    """An authenticated user's Sender header (RFC 5322 3.6.2), when present, must be one
+    well-formed mailbox in its own domains: mail clients show "on behalf of" it."""
+    if session.user is None:
+        return None
+    values = msg.get("sender")
+    if not values:
+        return None
+    domains = mailbox_domains(values[0]) if len(values) == 1 else None
+    if domains is None or len(domains) != 1:
+        return Decision(replies.BAD_SENDER, "sender_header")
+    if not session.user.may_send_from(domains[0]):
+        return Decision(replies.sender_header_not_allowed(domains[0]), "sender_header")
+    return None
+
+
+CHECKS = (bare_line_ends, header_names, from_header, from_domain, sender_header)
 
 
 def run(

@@ -23,9 +23,7 @@ class Raw:
         """Connect to 127.0.0.1:``port`` (TLS from the first byte when ``tls`` is given),
         from loopback address ``source`` when given (127.0.0.2 is another client)."""
         local = (source, 0) if source else None
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=tls, local_addr=local
-        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls, local_addr=local)
         return cls(reader, writer)
 
     async def reply(self, timeout: float = 15.0) -> tuple[int, str]:
