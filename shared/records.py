@@ -145,7 +145,7 @@ class Event(Record, frozen=True, kw_only=True):
     tags: dict[str, str] = {}
     stage: str = ""
     headers: bytes = b""  # bounced/expired: the original's header block, for the sender's DSN
-    bulk: bool = False  # bounced/expired: the message was bulk (no DSN unless policy says so)
+    bulk: bool = False  # bulk mail (signed, suppressed by the signer; bounced/expired: no DSN)
 
 
 class SuppressionReason(enum.StrEnum):

@@ -2,14 +2,17 @@
 
 For each Submission, in order:
 
-1. recipients on the suppression list (global, or scoped to the From domain) are dropped
-   with a ``suppressed`` event;
+1. recipients on the suppression list are dropped with a ``suppressed`` event: a global
+   suppression always, one scoped to the From domain (an unsubscribe) only from bulk mail.
+   Ingest refuses global suppressions at RCPT already; scoped ones are decided here, where
+   the tags and headers that make a message bulk are known;
 2. the signing domain is the From domain when it has a usable key (aligned for DMARC,
    RFC 7489 3.1.1), else the submitting user's fallback, else the global fallback; with
    none the message goes unsigned if ``allow_unsigned``, otherwise it fails with a
    ``failed`` event (never silently dropped: the event reaches the sender's reporting);
 3. bulk mail gets one copy per recipient with its List-Unsubscribe fields added before
-   signing; other mail is signed once for all recipients;
+   signing (without ``unsubscribe_url`` it gets none: a warning at start, and the
+   ``signed`` event says so); other mail is signed once for all recipients;
 4. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) and a
    ``signed`` event is written.
 
@@ -80,6 +83,13 @@ class SignerPipeline:
         self.log = log
         self.clock = clock
         self.secret = secret
+        if not config.unsubscribe_url:
+            # RFC 8058 / the large mailbox providers' bulk sender rules want one-click
+            # unsubscribe on bulk mail: say once, at start, that it will be missing.
+            log.warning(
+                "signer.unsubscribe_url is not set: bulk mail (X-Postline-Bulk or "
+                "signer.bulk_rules) goes out without List-Unsubscribe"
+            )
         self.envelope = Envelope(
             verp=config.verp,
             verp_local=config.verp_local,
@@ -115,7 +125,8 @@ class SignerPipeline:
         poison_if_unusable(submission)
         plan = _Plan(submission)
         sender_domain = from_domain(submission.data)
-        kept = self._drop_suppressed(plan, sender_domain, now)
+        plan.bulk = is_bulk(submission, sender_domain, self.config.bulk_rules)
+        kept = self._drop_suppressed(plan, sender_domain if plan.bulk else "", now)
         if not kept:
             plan.result = SUPPRESSED
             return plan
@@ -133,7 +144,6 @@ class SignerPipeline:
                 )
             )
             return plan
-        plan.bulk = is_bulk(submission, sender_domain, self.config.bulk_rules)
         if plan.bulk and wants_headers(self.config, submission.data):
             plan.per_recipient = True
             plan.copies = [
@@ -152,10 +162,11 @@ class SignerPipeline:
             plan.copies = [_Copy(tuple(kept), submission.data)]
         return plan
 
-    def _drop_suppressed(self, plan: _Plan, sender_domain: str, now: float) -> list[str]:
+    def _drop_suppressed(self, plan: _Plan, scope: str, now: float) -> list[str]:
+        """Recipients not suppressed globally nor for ``scope`` ("" for non-bulk mail)."""
         kept = []
         for rcpt in plan.submission.rcpt_to:
-            if self.suppressions.is_suppressed(rcpt, sender_domain):
+            if self.suppressions.is_suppressed(rcpt, scope):
                 self.metrics.suppressed.inc()
                 plan.outputs.append(
                     self._event(
@@ -165,6 +176,7 @@ class SignerPipeline:
                         recipient=rcpt,
                         domain=recipient_domain(rcpt),
                         check="suppression",
+                        bulk=plan.bulk,
                     )
                 )
             else:
@@ -219,10 +231,16 @@ class SignerPipeline:
                 EventKind.SIGNED,
                 now,
                 check="dkim",
-                detail=_describe(plan.keys, len(made)),
+                detail=_describe(plan.keys, len(made)) + self._unsubscribe_note(plan),
+                bulk=plan.bulk,
             )
         )
         return outputs
+
+    def _unsubscribe_note(self, plan: _Plan) -> str:
+        if plan.bulk and not self.config.unsubscribe_url:
+            return "; bulk without List-Unsubscribe: signer.unsubscribe_url is not set"
+        return ""
 
     def _count(self, plan: _Plan, signed: list[SignOutcome], made: int) -> None:
         self.metrics.messages.labels(SIGNED if plan.keys else UNSIGNED).inc()
@@ -242,6 +260,7 @@ class SignerPipeline:
         recipient: str = "",
         domain: str = "",
         detail: str = "",
+        bulk: bool = False,
     ) -> OutRecord:
         return EVENTS.out(
             Event(
@@ -255,6 +274,7 @@ class SignerPipeline:
                 detail=detail,
                 tags=submission.tags,
                 stage=STAGE,
+                bulk=bulk,
             )
         )
 

@@ -40,8 +40,13 @@ def recipient_limit(
 def suppression(
     state: PolicyState, session: SessionInfo, txn: Transaction, rcpt: str
 ) -> Decision | None:
-    """A suppressed recipient is refused (550 5.1.1) or accepted and dropped, per config."""
-    if not state.suppressions.is_suppressed(rcpt, txn.sender_domain):
+    """A suppressed recipient is refused (550 5.1.1) or accepted and dropped, per config.
+
+    Only global suppressions: one scoped to a sender domain is an unsubscribe from its bulk
+    mail, and whether this message is bulk is known only from its headers and tags, so the
+    signer decides (a password reset to someone who unsubscribed must still go out).
+    """
+    if not state.suppressions.is_suppressed(rcpt):
         return None
     if state.config.suppression == "drop":
         return Decision(replies.RCPT_OK, "suppression", drop=True)

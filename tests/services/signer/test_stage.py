@@ -8,6 +8,7 @@ against keys served by a real DNS server on loopback.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -105,8 +106,16 @@ class Harness:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, keys_dir: Path, settings: str = "", suppressed: tuple[str, ...] = ()
+    tmp_path: Path,
+    keys_dir: Path,
+    settings: str = "",
+    suppressed: tuple[str, ...] = (),
+    *,
+    scoped: tuple[tuple[str, str], ...] = (),
+    unsubscribe_url: str = "https://mail.example.test/unsubscribe/",
 ) -> AsyncIterator[Harness]:
+    """A started signer; ``suppressed`` addresses are suppressed globally, ``scoped``
+    (address, sender domain) pairs only for that domain (an unsubscribe)."""
     secret = tmp_path / "verp.key"
     secret.write_bytes(SECRET)
     config_file = tmp_path / "postline.toml"
@@ -114,7 +123,7 @@ async def running(
         f'[embedded]\npath = "{tmp_path / "bus.db"}"\npartitions = 2\n\n'
         f'[signer]\nkeys_dir = "{keys_dir}"\nsecret_file = "{secret}"\n'
         'bounce_domain = "bounces.example.test"\nworkers = 1\n'
-        'unsubscribe_url = "https://mail.example.test/unsubscribe/"\n' + settings
+        f'unsubscribe_url = "{unsubscribe_url}"\n' + settings
     )
     config = load_config(config_file, environ={})
     bus = EmbeddedBus(config.core.embedded)
@@ -123,6 +132,12 @@ async def running(
         [
             SUPPRESSIONS.out(Suppression(address=a, reason=SuppressionReason.HARD_BOUNCE, at=1.0))
             for a in suppressed
+        ]
+        + [
+            SUPPRESSIONS.out(
+                Suppression(address=a, reason=SuppressionReason.UNSUBSCRIBE, at=1.0, scope=d)
+            )
+            for a, d in scoped
         ]
     )
     ctx = stage_context("signer", config, bus, instance="t1")
@@ -259,7 +274,8 @@ async def test_suppression_added_while_running_applies(tmp_path: Path, keys_dir:
         while not signer.stage.suppressions.is_suppressed("late@one.test", "example.test"):
             assert loop.time() < end
             await asyncio.sleep(0.02)
-        await signer.submit(submission(("late@one.test",)))
+        # Scoped to the sender domain: it applies to bulk mail (see the scoped test below).
+        await signer.submit(submission(("late@one.test",), tags={"bulk": "yes"}))
         events = await signer.events(1)
         made = await signer.deliveries()
     assert kinds(events) == ["suppressed"]
@@ -318,3 +334,62 @@ async def test_keys_added_while_running_are_used_without_restart(
     assert b"d=second.test" in made[0].data
     async with DnsServer(dns_records(signer.stage.store)) as dns:
         assert await verify(made[0].data, dns.port)
+
+
+async def test_a_scoped_unsubscribe_drops_bulk_mail_only(tmp_path: Path, keys_dir: Path) -> None:
+    # Issue 11: ingest refused transactional mail at RCPT for an unsubscribe from bulk mail.
+    rcpts = ("unsub@one.test", "bob@one.test")
+    receipt = submission(rcpts)  # transactional: a password reset, a receipt
+    news = submission(rcpts, tags={"bulk": "yes"})
+    unsub = (("unsub@one.test", "example.test"),)
+    async with running(tmp_path, keys_dir, scoped=unsub) as signer:
+        await signer.submit(receipt, news)
+        events = await signer.events(3)
+        made = await signer.deliveries()
+    assert sorted((d.message_id, d.rcpt_to) for d in made) == sorted(
+        [
+            (receipt.id, ("unsub@one.test",)),
+            (receipt.id, ("bob@one.test",)),
+            (news.id, ("bob@one.test",)),
+        ]
+    )
+    [dropped] = [e for e in events if e.kind is EventKind.SUPPRESSED]
+    assert (dropped.message_id, dropped.recipient, dropped.bulk) == (
+        news.id,
+        "unsub@one.test",
+        True,
+    )
+
+
+async def test_the_signed_event_says_whether_the_mail_is_bulk(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    receipt = submission(("bob@one.test",))
+    news = submission(("bob@one.test",), tags={"bulk": "yes"})
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(receipt, news)
+        events = await signer.events(2)
+    signed = {e.message_id: e for e in events if e.kind is EventKind.SIGNED}
+    assert (signed[receipt.id].bulk, signed[news.id].bulk) == (False, True)
+    assert "List-Unsubscribe" not in signed[news.id].detail
+
+
+async def test_bulk_without_an_unsubscribe_url_is_said_at_start_and_in_the_event(
+    tmp_path: Path, keys_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    news = submission(("bob@one.test",), tags={"bulk": "yes"})
+    with caplog.at_level(logging.WARNING, logger="postline.signer"):
+        async with running(tmp_path, keys_dir, unsubscribe_url="") as signer:
+            warned = [r.getMessage() for r in caplog.records if r.name == "postline.signer"]
+            await signer.submit(news)
+            [event] = await signer.events(1)
+            [delivery] = await signer.deliveries()
+    assert warned == [
+        "signer.unsubscribe_url is not set: bulk mail (X-Postline-Bulk or signer.bulk_rules) "
+        "goes out without List-Unsubscribe"
+    ]
+    assert b"List-Unsubscribe" not in delivery.data.split(b"\r\n\r\n", 1)[0]
+    assert (event.kind, event.bulk) == (EventKind.SIGNED, True)
+    assert event.detail.endswith(
+        "; bulk without List-Unsubscribe: signer.unsubscribe_url is not set"
+    )
