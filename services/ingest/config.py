@@ -98,9 +98,14 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     command_timeout: Duration = Duration(300)  # bounds: 0.1s .. 1h
     #: Time allowed to send the whole DATA block (RFC 5321 4.5.3.2.6: 10 minutes).
     data_timeout: Duration = Duration(600)  # bounds: 0.1s .. 2h
-    #: Failed AUTH attempts from one address within ``auth_failure_window`` before ``421``.
+    #: Failed AUTH attempts from one address (not in ``trusted_networks``), and for one user
+    #: name from one address (any), within ``auth_failure_window`` before ``421``.
     auth_failures: Count = 5
-    #: The window in which AUTH failures are counted (and how long the address stays blocked).
+    #: Failed AUTH attempts for one user name from all addresses within
+    #: ``auth_failure_window``, after which that user is refused except from addresses it
+    #: authenticated from in the last 7 days and from trusted networks.
+    auth_failures_per_user: Count = 20
+    #: The window in which AUTH failures are counted (and how long a lock lasts).
     auth_failure_window: Duration = Duration(300)  # bounds: 1s .. 1d
     #: Refused commands in one session before ``421 4.7.0 Too many errors`` and close
     #: (Postfix's ``smtpd_hard_error_limit``); suppressed recipients and ``452 4.5.3`` do

@@ -92,6 +92,15 @@ class FailureLog:
         times.append(self._clock())
         return len(times) >= self.limit
 
+    def forget(self, key: str) -> None:
+        """Drop ``key``'s failures (a success, or an operator's unblock)."""
+        self._failures.pop(key, None)
+
+    def forget_where(self, match: Callable[[str], bool]) -> None:
+        """Drop the failures of every key ``match`` accepts."""
+        for key in [k for k in self._failures if match(k)]:
+            del self._failures[key]
+
     def _prune(self, now: float) -> None:
         for key in [k for k, t in self._failures.items() if not t or now - t[-1] >= self.window]:
             del self._failures[key]

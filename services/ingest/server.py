@@ -313,15 +313,20 @@ class IngestSMTP(ChunkingSMTP):
     async def _verify(self, parsed: AuthResult) -> AuthResult:
         if not isinstance(parsed.auth_data, LoginPassword):
             return parsed  # malformed or aborted exchange, already answered
-        policy = self.core.policy
-        if policy.auth_failures.blocked(self.info.ip):
+        policy, ip = self.core.policy, self.info.ip
+        login = parsed.auth_data.login.decode("utf-8", errors="replace")
+        trusted = policy.trusted(ip)
+        # Checked before the password: a locked credential learns nothing from a guess.
+        if policy.auth.blocked(ip, login, trusted):
             return self._throttle()
         user = await self.core.users.verify(parsed.auth_data.login, parsed.auth_data.password)
         if user is not None:
+            policy.auth.succeeded(ip, login)
             self.info.user = user
             return AuthResult(success=True, auth_data=user, message=str(replies.AUTH_OK))
         self.core.metrics.auth_failures.inc()
-        if policy.auth_failures.fail(self.info.ip):
+        policy.auth.failed(ip, login, trusted)
+        if policy.auth.blocked(ip, login, trusted):
             return self._throttle()
         return AuthResult(success=False, handled=False, message=str(replies.AUTH_INVALID))
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.ingest.auth import User
+from services.ingest.authlimit import AuthThrottle
 from services.ingest.config import IngestConfig, ListenerConfig
-from services.ingest.ratelimit import FailureLog, TokenBuckets
+from services.ingest.ratelimit import TokenBuckets
 from services.ingest.replies import Reply
 from shared.suppressions import SuppressionTable
 
@@ -71,7 +72,7 @@ class PolicyState:
     suppressions: SuppressionTable
     user_rates: TokenBuckets
     ip_rates: TokenBuckets
-    auth_failures: FailureLog
+    auth: AuthThrottle
     networks: list[Network] = field(default_factory=list)
     sessions_per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
     stopping: bool = False
@@ -85,7 +86,9 @@ class PolicyState:
             suppressions=suppressions,
             user_rates=TokenBuckets(rate.per_user, rate.per_user_burst),
             ip_rates=TokenBuckets(rate.per_ip, rate.per_ip_burst),
-            auth_failures=FailureLog(limits.auth_failures, limits.auth_failure_window),
+            auth=AuthThrottle(
+                limits.auth_failures, limits.auth_failures_per_user, limits.auth_failure_window
+            ),
             networks=config.networks(),
         )
 

@@ -15,8 +15,9 @@ def shutting_down(state: PolicyState, session: SessionInfo) -> Decision | None:
 
 
 def auth_throttle(state: PolicyState, session: SessionInfo) -> Decision | None:
-    """An address that failed AUTH too often recently is turned away until the window ends."""
-    if state.auth_failures.blocked(session.ip):
+    """An address that failed AUTH too often recently is turned away until the window ends;
+    never one in a trusted network (many apps share a host; the relay port needs no AUTH)."""
+    if state.auth.ip_blocked(session.ip, state.trusted(session.ip)):
         return Decision(replies.AUTH_THROTTLED, "auth_throttle")
     return None
 

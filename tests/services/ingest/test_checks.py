@@ -40,7 +40,7 @@ def test_connect_order() -> None:
     s = session()
     st.sessions_per_ip[s.ip] = 2
     assert connect.run(st, s).check == "sessions_per_ip"  # type: ignore[union-attr]
-    st.auth_failures.fail(s.ip)
+    st.auth.failed(s.ip, "alice", trusted=False)
     assert connect.run(st, s).check == "auth_throttle"  # type: ignore[union-attr]
     st.stopping = True
     assert connect.run(st, s).reply == replies.SHUTTING_DOWN  # type: ignore[union-attr]
