@@ -93,7 +93,7 @@ class BouncerStage:
 
     async def run(self, ctx: StageContext) -> None:
         """Consume events and track the list size until stopping; then drain."""
-        tracker = asyncio.create_task(self._track_list_size(ctx))
+        tracker = ctx.spawn(self._track_list_size(ctx), name="list-size")
         try:
             await run_batch_loop(
                 ctx, group=GROUP, topic=EVENTS, handle=self.handle, metrics=ctx.metrics
@@ -109,18 +109,24 @@ class BouncerStage:
                 await tracker
 
     async def _track_list_size(self, ctx: StageContext) -> None:
-        keys: set[bytes] = set()
-        try:
-            async for message in ctx.bus.follow(SUPPRESSIONS.name):
-                if message.key is None:
-                    continue
-                if message.value is None:
-                    keys.discard(message.key)
-                else:
-                    keys.add(message.key)
-                self.metrics.suppression_list_size.set(len(keys))
-        except BusError as exc:  # the gauge goes stale; the stage itself keeps serving
-            ctx.log.warning("cannot follow the suppression list", extra={"error": str(exc)})
+        """Keep the list-size gauge current; a bus failure restarts the follow after a pause
+        (replaying the compacted topic from the start is harmless: records are states)."""
+        while not ctx.stopping.is_set():
+            keys: set[bytes] = set()
+            try:
+                async for message in ctx.bus.follow(SUPPRESSIONS.name):
+                    if message.key is None:
+                        continue
+                    if message.value is None:
+                        keys.discard(message.key)
+                    else:
+                        keys.add(message.key)
+                    self.metrics.suppression_list_size.set(len(keys))
+                return  # the bus closed
+            except BusError as exc:
+                ctx.log.warning("cannot follow the suppression list", extra={"error": str(exc)})
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.stopping.wait(), 2.0)
 
 
 async def create(ctx: StageContext) -> BouncerStage:

@@ -67,8 +67,10 @@ class SignerStage:
         await self.suppressions.load(ctx.bus)
         self.pool.start()
         helpers = [
-            asyncio.create_task(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log)),
-            asyncio.create_task(self._reload_periodically(ctx.stopping)),
+            ctx.spawn(
+                self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log), name="suppressions"
+            ),
+            ctx.spawn(self._reload_periodically(ctx.stopping), name="key-reload"),
         ]
         try:
             await run_batch_loop(
