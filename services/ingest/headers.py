@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, getaddresses
 
-from services.ingest.address import AddressError, parse_mailbox
+from shared.address import AddressError, parse_mailbox
 
 _NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _UNSAFE = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e\u00a0-\ud7ff\ue000-\U0010ffff]")

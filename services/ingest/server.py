@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from services.ingest import replies
-from services.ingest.address import AddressError, parse_path
 from services.ingest.budget import NO_ROOM
 from services.ingest.chunking import ChunkingSMTP
 from services.ingest.config import ListenerConfig
@@ -30,6 +29,7 @@ from services.ingest.policy import connect
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from services.ingest.replies import Reply
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
+from shared.address import AddressError, parse_path
 
 #: RFC 5321 2.3.8 / 4.1.1: a command line is printable text; NUL, other C0 controls, DEL and
 #: C1 controls (how a bare CR or an escape sequence arrives) have no place in any command.

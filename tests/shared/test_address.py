@@ -1,10 +1,10 @@
-"""The RFC 5321 Path grammar (services/ingest/address.py), as a table of real arguments."""
+"""The RFC 5321 Path grammar (shared/address.py), as a table of real arguments."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.ingest.address import AddressError, Path, parse_path
+from shared.address import AddressError, Path, parse_path
 
 VALID: list[tuple[str, Path]] = [
     ("<bob@dest.test>", Path("bob@dest.test", "")),
