@@ -172,6 +172,22 @@ class Suppression(Record, frozen=True, kw_only=True):
     detail: str = ""
 
 
+class ControlVerb(enum.StrEnum):
+    """What an operator asks the running stages to do."""
+
+    AUTH_UNBLOCK = "auth_unblock"  # forget AUTH failures of an address or a user name
+
+
+class ControlAction(Record, frozen=True, kw_only=True):
+    """An operator's action for the running replicas (``postline.control``, compacted,
+    key: verb and target), published by the CLI, applied by every replica that follows it."""
+
+    verb: ControlVerb
+    target: str  # what it applies to: an IP address, a user name, a domain ...
+    at: float
+    by: str = ""  # who asked (the CLI's user, an API token's name)
+
+
 class DeadLetter(Record, frozen=True, kw_only=True):
     """A record a consumer could not use (``postline.dead``, key: original topic)."""
 

@@ -13,7 +13,15 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared.errors import DecodeError
-from shared.records import DeadLetter, Delivery, Event, Record, Submission, Suppression
+from shared.records import (
+    ControlAction,
+    DeadLetter,
+    Delivery,
+    Event,
+    Record,
+    Submission,
+    Suppression,
+)
 
 R = TypeVar("R", bound=Record)
 
@@ -126,6 +134,15 @@ SUPPRESSIONS: Topic[Suppression] = Topic(
     max_message_bytes=1 * MiB,
     doc="Addresses not to mail (compacted; a tombstone removes one).",
 )
+CONTROL: Topic[ControlAction] = Topic(
+    "postline.control",
+    ControlAction,
+    lambda a: f"{a.verb}|{a.target}",
+    partitions=1,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="Operators' actions for the running replicas (compacted: the last one per target).",
+)
 DEAD: Topic[DeadLetter] = Topic(
     "postline.dead",
     DeadLetter,
@@ -148,6 +165,6 @@ def retry_topic(tier: str) -> Topic[Delivery]:
 
 def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic[Record]]:
     """Every topic Postline uses, in pipeline order."""
-    topics: list[Topic[Record]] = [SUBMITTED, OUTBOUND, EVENTS, SUPPRESSIONS, DEAD]  # type: ignore[list-item]
+    topics: list[Topic[Record]] = [SUBMITTED, OUTBOUND, EVENTS, SUPPRESSIONS, CONTROL, DEAD]  # type: ignore[list-item]
     topics += [retry_topic(t) for t in retry_tiers]  # type: ignore[misc]
     return topics

@@ -63,6 +63,11 @@ def ingest_panels() -> list[Panel]:
                 (rate("postline_ingest_auth_failures_total"), "AUTH failures"),
             ],
         ),
+        panel(
+            "Rejection reports dropped (queue full)",
+            "ops",
+            [(rate("postline_ingest_rejection_events_dropped_total"), "dropped")],
+        ),
         panel("Handoff to the bus", "s", quantiles("postline_ingest_handoff_seconds")),
         panel(
             "Message bytes held in memory",

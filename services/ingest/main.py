@@ -9,12 +9,14 @@ then answer 421 4.3.2 to what remains.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import socket
 from contextlib import suppress
+from typing import Any
 
-from services.ingest import listeners, replies
+from services.ingest import authcli, listeners, replies, users
 from services.ingest.auth import Users, read_users
 from services.ingest.config import IngestConfig, load
 from services.ingest.core import IngestCore
@@ -23,8 +25,9 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import PolicyState
 from services.ingest.prepare import prepare
 from services.ingest.tls import TlsFiles
-from services.ingest.users import add_commands
 from shared.config import Config
+from shared.control import follow_actions
+from shared.records import ControlAction, ControlVerb
 from shared.stage import StageContext, StageSpec
 from shared.suppressions import SuppressionTable
 
@@ -60,6 +63,11 @@ class IngestStage:
         self._tasks: list[asyncio.Task[None]] = []
         ctx.reload_hooks.append(self.reload)
 
+    def apply(self, action: ControlAction) -> None:
+        """An operator's action from ``postline.control`` (``postline auth unblock``)."""
+        if action.verb is ControlVerb.AUTH_UNBLOCK:
+            self.core.policy.auth.unblock(action.target)
+
     def reload(self) -> None:
         """SIGHUP: re-read the certificate and the users file."""
         if self.tls is not None:
@@ -75,6 +83,14 @@ class IngestStage:
         if self.tls is not None:
             self._tasks.append(ctx.spawn(self.tls.watch(ctx.stopping), name="tls-watch"))
         self._tasks.append(ctx.spawn(self.core.events.run(), name="rejection-events"))
+        self._tasks.append(
+            ctx.spawn(
+                follow_actions(
+                    ctx.bus, {ControlVerb.AUTH_UNBLOCK}, self.apply, ctx.stopping, ctx.log
+                ),
+                name="control",
+            )
+        )
         context = self.tls.context if self.tls is not None else None
         try:
             self.listeners = await listeners.bind(
@@ -147,6 +163,12 @@ def check_config(config: Config) -> IngestConfig:
     if ingest.users_file is not None:
         read_users(ingest.users_file)
     return ingest
+
+
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Ingest's CLI commands: ``user add`` and ``auth unblock``."""
+    users.add_commands(subparsers)
+    authcli.add_commands(subparsers)
 
 
 async def create(ctx: StageContext) -> IngestStage:

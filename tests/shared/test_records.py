@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from shared.errors import DecodeError
 from shared.records import (
     ClientInfo,
+    ControlAction,
+    ControlVerb,
     DeadLetter,
     Delivery,
     Event,
@@ -20,6 +22,7 @@ from shared.records import (
     SuppressionReason,
 )
 from shared.topics import (
+    CONTROL,
     DEAD,
     EVENTS,
     OUTBOUND,
@@ -92,6 +95,13 @@ suppressions = st.builds(
     at=timestamps,
     scope=st.text(max_size=20),
 )
+control_actions = st.builds(
+    ControlAction,
+    verb=st.sampled_from(ControlVerb),
+    target=st.text(),
+    at=timestamps,
+    by=st.text(max_size=20),
+)
 dead_letters = st.builds(
     DeadLetter,
     topic=st.text(),
@@ -113,6 +123,7 @@ def test_every_record_round_trips(data: st.DataObject) -> None:
         (OUTBOUND, deliveries),
         (EVENTS, events),
         (SUPPRESSIONS, suppressions),
+        (CONTROL, control_actions),
         (DEAD, dead_letters),
     ]:
         record = data.draw(strategy)
@@ -171,15 +182,17 @@ def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -
 
 def test_topics_declare_keys_and_settings() -> None:
     names = [t.name for t in all_topics()]
-    assert names[:5] == [
+    assert names[:6] == [
         "postline.submitted",
         "postline.outbound",
         "postline.events",
         "postline.suppressions",
+        "postline.control",
         "postline.dead",
     ]
     assert "postline.retry.5m" in names
     assert SUPPRESSIONS.config["cleanup.policy"] == "compact"
+    assert CONTROL.config["cleanup.policy"] == "compact"
     assert OUTBOUND.config["cleanup.policy"] == "delete"
     assert int(OUTBOUND.config["max.message.bytes"]) >= 32 * 1024 * 1024
     delivery = Delivery(

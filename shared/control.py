@@ -1,0 +1,83 @@
+"""Operators' actions reaching every running replica: publish one, follow them.
+
+``postline auth unblock`` and the commands to come (suspend, flush, throttle cancel) write a
+:class:`~shared.records.ControlAction` on ``postline.control``; each replica that cares follows
+the topic from its end and applies what it is told, so one command reaches every pod of a
+stage on Kafka and the one process on the embedded bus alike (an HTTP call would reach one
+pod). Actions are commands for the replicas running now: a replica that starts later has no
+state they could apply to, so it does not replay old ones. It does not decide what an action
+means: the stage's ``apply`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+from collections.abc import Callable, Container
+
+from shared.bus.base import Bus
+from shared.errors import BusError, DecodeError
+from shared.records import ControlAction, ControlVerb, now
+from shared.topics import CONTROL
+
+#: How long a follower waits after a bus failure before following again.
+RETRY_PAUSE = 2.0
+
+
+async def publish_action(bus: Bus, verb: ControlVerb, target: str, by: str = "") -> None:
+    """Publish one action (durable when this returns; raises ``BusError`` otherwise)."""
+    await bus.publish([CONTROL.out(ControlAction(verb=verb, target=target, at=now(), by=by))])
+
+
+def operator() -> str:
+    """Who runs this command, for the action's ``by``."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+async def follow_actions(
+    bus: Bus,
+    verbs: Container[ControlVerb],
+    apply: Callable[[ControlAction], None],
+    stopping: asyncio.Event,
+    log: logging.Logger,
+) -> None:
+    """Apply each new action of ``verbs`` until ``stopping``; a bus failure restarts the
+    follow (from the end again) after a pause. Undecodable records are logged and skipped:
+    the topic is shared by every stage and a newer writer may know more verbs."""
+    while not stopping.is_set():
+        try:
+            async for message in bus.follow(CONTROL.name, from_beginning=False):
+                if message.value is not None:
+                    _apply(message.value, verbs, apply, log)
+                if stopping.is_set():
+                    return
+            return  # the bus closed
+        except BusError as exc:
+            log.warning("control follower failed", extra={"error": str(exc)})
+            try:
+                await asyncio.wait_for(stopping.wait(), RETRY_PAUSE)
+            except TimeoutError:
+                continue
+
+
+def _apply(
+    value: bytes,
+    verbs: Container[ControlVerb],
+    apply: Callable[[ControlAction], None],
+    log: logging.Logger,
+) -> None:
+    try:
+        action = CONTROL.decode(value)
+    except DecodeError as exc:
+        log.warning("control action ignored", extra={"error": str(exc)})
+        return
+    if action.verb in verbs:
+        log.info(
+            "control action",
+            extra={"verb": str(action.verb), "target": action.target, "by": action.by},
+        )
+        apply(action)
