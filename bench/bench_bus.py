@@ -28,7 +28,7 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bus.json"
 

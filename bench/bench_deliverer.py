@@ -33,9 +33,9 @@ from services.deliverer.main import create
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, CoreConfig, EmbeddedConfig, KafkaConfig, RuntimeConfig
-from shared.records import Delivery, new_id
-from shared.stage import StageContext
-from shared.topics import EVENTS, OUTBOUND
+from shared.runtime.stage import StageContext
+from shared.wire.records import Delivery, new_id
+from shared.wire.topics import EVENTS, OUTBOUND
 from tests.support.dnsserver import DnsServer
 
 RESULTS = Path(__file__).parent / "results" / "deliverer.json"

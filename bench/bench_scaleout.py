@@ -36,8 +36,8 @@ from bench.procstats import Meter
 from bench.sink import Sink
 from bench.stack import STAGES, Stack, StackOptions
 from shared.config import KafkaConfig
-from shared.records import ClientInfo, Submission, new_id
-from shared.topics import SUBMITTED
+from shared.wire.records import ClientInfo, Submission, new_id
+from shared.wire.topics import SUBMITTED
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -1,7 +1,7 @@
 """Operators' actions reaching every running replica: publish one, follow them.
 
 ``postline auth unblock`` and the commands to come (suspend, flush, throttle cancel) write a
-:class:`~shared.records.ControlAction` on ``postline.control``; each replica that cares follows
+:class:`~shared.wire.records.ControlAction` on ``postline.control``; each replica that cares follows
 the topic from its end and applies what it is told, so one command reaches every pod of a
 stage on Kafka and the one process on the embedded bus alike (an HTTP call would reach one
 pod). Actions are commands for the replicas running now: a replica that starts later has no
@@ -18,8 +18,8 @@ from collections.abc import Callable, Container
 
 from shared.bus.base import Bus
 from shared.errors import BusError, DecodeError
-from shared.records import ControlAction, ControlVerb, now
-from shared.topics import CONTROL
+from shared.wire.records import ControlAction, ControlVerb, now
+from shared.wire.topics import CONTROL
 
 #: How long a follower waits after a bus failure before following again.
 RETRY_PAUSE = 2.0

@@ -1,6 +1,6 @@
 """Reading ``postline.events`` for people: one line per event, or one message's history.
 
-Owns the formatting of an :class:`~shared.records.Event` (a readable line, a plain dict for
+Owns the formatting of an :class:`~shared.wire.records.Event` (a readable line, a plain dict for
 ``--json``), filtering, and reading the topic through any bus (``Bus.follow``: the embedded
 bus and Kafka alike). The commands that print them are in ``shared.cli.events``.
 
@@ -22,8 +22,8 @@ from typing import Any
 from shared.bus.base import Bus, BusMessage
 from shared.config import to_builtins
 from shared.errors import DecodeError
-from shared.records import Event, EventKind
-from shared.topics import EVENTS
+from shared.wire.records import Event, EventKind
+from shared.wire.topics import EVENTS
 
 #: Field order of a line after time, kind, message id and recipient.
 _DETAIL_FIELDS = ("mx", "tls", "provider", "classification", "check", "stage", "detail")

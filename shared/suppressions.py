@@ -1,6 +1,6 @@
 """The live copy of ``postline.suppressions`` that ingest and the signer check recipients against.
 
-Owns an in-memory set of suppression keys (``shared.topics.suppression_key``), filled from
+Owns an in-memory set of suppression keys (``shared.wire.topics.suppression_key``), filled from
 ``Bus.read_table`` at start and kept current by following the compacted topic. It does not
 decide what happens to a suppressed recipient: ingest refuses or drops it
 (``services/ingest/policy/rcpt_to.py``), the signer drops it with an event. Any value under a
@@ -20,7 +20,7 @@ import logging
 
 from shared.bus.base import Bus, BusMessage
 from shared.errors import BusError
-from shared.topics import SUPPRESSIONS, suppression_key
+from shared.wire.topics import SUPPRESSIONS, suppression_key
 
 
 class SuppressionTable:

@@ -19,7 +19,7 @@ from services.bouncer.metrics import BouncerMetrics
 from services.deliverer.metrics import DelivererMetrics
 from services.ingest.metrics import IngestMetrics
 from services.signer.metrics import SignerMetrics
-from shared.metrics import CoreMetrics
+from shared.runtime.metrics import CoreMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init__.py").exists())

@@ -1,6 +1,6 @@
 """Cross-reference checks between Kafka, KEDA, the Postline config and the code.
 
-- KafkaTopics carry exactly the settings of :func:`shared.topics.all_topics` (partitions and
+- KafkaTopics carry exactly the settings of :func:`shared.wire.topics.all_topics` (partitions and
   config), one per topic, with the config's ``kafka.topic_prefix``; the deliverer's retry
   tiers each have a topic.
 - KEDA kafka triggers use the consumer group and topic the stage really reads (the GROUP
@@ -23,7 +23,7 @@ from services.bouncer.main import GROUP as BOUNCER_GROUP
 from services.deliverer.config import load as load_deliverer
 from services.deliverer.engine import GROUP as DELIVERER_GROUP
 from services.signer.main import GROUP as SIGNER_GROUP
-from shared.topics import EVENTS, OUTBOUND, SUBMITTED, all_topics, retry_topic
+from shared.wire.topics import EVENTS, OUTBOUND, SUBMITTED, all_topics, retry_topic
 
 #: Deployment -> (consumer group, topic) its autoscaler must watch, from the code.
 SCALED_READERS = {
@@ -66,24 +66,25 @@ def _topics(topics: dict[str, Manifest], prefix: str, tiers: Iterable[str]) -> I
     for topic in declared:
         doc = topics.get(prefix + topic.name)
         if doc is None:
-            yield f"no KafkaTopic for {prefix + topic.name} (shared/topics.py declares it)"
+            yield f"no KafkaTopic for {prefix + topic.name} (shared/wire/topics.py declares it)"
             continue
         spec = doc["spec"]
         if spec.get("partitions") != topic.partitions:
             yield (
                 f"{ref(doc)}: partitions {spec.get('partitions')} != {topic.partitions} "
-                "in shared/topics.py"
+                "in shared/wire/topics.py"
             )
         config = {k: str(v) for k, v in (spec.get("config") or {}).items()}
         for key, value in topic.config.items():
             if config.get(key) != value:
                 yield (
-                    f"{ref(doc)}: config {key}={config.get(key)!r}, shared/topics.py says {value!r}"
+                    f"{ref(doc)}: config {key}={config.get(key)!r}, "
+                    f"shared/wire/topics.py says {value!r}"
                 )
     known = {prefix + topic.name for topic in declared}
     for name, doc in topics.items():
         if name not in known:
-            yield f"{ref(doc)}: topic {name!r} is not declared in shared/topics.py"
+            yield f"{ref(doc)}: topic {name!r} is not declared in shared/wire/topics.py"
 
 
 def _brokers(rendered: Rendered, cluster: str) -> int:

@@ -1,12 +1,11 @@
 """The Prometheus exposition text the real services produce, for linting dashboards and rules.
 
-Builds one ``CollectorRegistry`` with :class:`shared.metrics.CoreMetrics` and every installed
-stage's metrics class (``services/<stage>/metrics.py``, found through the ``postline.stages``
-entry points, so a new stage is picked up), gives each labelled metric one example child so
-every sample name (``_total``, ``_bucket``/``_sum``/``_count``, ``_info``) appears, and renders
-it with ``prometheus_client.generate_latest``. Owns nothing the services use.
-
-Run: ``python deploy/check/exposition.py`` (prints the text).
+Builds one ``CollectorRegistry`` with :class:`shared.runtime.metrics.CoreMetrics` and every
+installed stage's metrics class (``services/<stage>/metrics.py``, found through the
+``postline.stages`` entry points, so a new stage is picked up), gives each labelled metric one
+example child so every sample name (``_total``, ``_bucket``/``_sum``/``_count``, ``_info``)
+appears, and renders it with ``prometheus_client.generate_latest``. Owns nothing the services
+use. Run: ``python deploy/check/exposition.py`` (prints the text).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from importlib.metadata import entry_points
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
-from shared.metrics import CoreMetrics
+from shared.runtime.metrics import CoreMetrics
 
 #: The entry point group stages register under (pyproject.toml).
 STAGES_GROUP = "postline.stages"

@@ -31,7 +31,7 @@ from services.bouncer.suppress import (
     suppression_row,
 )
 from shared.errors import BusError
-from shared.http import HttpHandler, HttpRequest, HttpResponse, Router
+from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
 
 BASE = "/admin/suppressions"
 JSON = "application/json"

@@ -19,7 +19,7 @@ from services.bouncer.rules import RuleTable, load_rules
 from services.bouncer.suppress import SuppressionAdmin, export_csv, suppression_row
 from shared.bus.factory import open_bus
 from shared.config import Config
-from shared.records import SuppressionReason
+from shared.wire.records import SuppressionReason
 
 
 def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str, Any]]:

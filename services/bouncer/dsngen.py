@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate, make_msgid
 
 from services.bouncer.config import DsnPolicy
-from shared.records import Delivery, Event, EventKind, SmtpReply, new_id
-from shared.topics import OUTBOUND, OutRecord
+from shared.wire.records import Delivery, Event, EventKind, SmtpReply, new_id
+from shared.wire.topics import OUTBOUND, OutRecord
 
 _BULK_HEADER = re.compile(
     rb"^(precedence:\s*(bulk|list|junk)|list-id:|list-unsubscribe:)", re.I | re.M

@@ -1,7 +1,7 @@
 """SMTP intake for the bounce domain: DSNs, bounces, ARF reports and mailto unsubscribes.
 
 Owns the aiosmtpd handler and its listener. A recipient is accepted only when it carries a
-valid token: a VERP return path (``shared.tokens.parse_verp``) or the unsubscribe mailto
+valid token: a VERP return path (``shared.wire.tokens.parse_verp``) or the unsubscribe mailto
 (``<unsubscribe_local>+<token>@<bounce domain>``); anything else is ``550 5.1.1``, so forged
 bounces cost the sender a rejection and never touch a customer's recipients. A message is
 answered ``250`` only after its Events and Suppressions are durable on the bus, else
@@ -27,9 +27,9 @@ from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
 from shared.bus.base import Bus
 from shared.errors import BusError, ForgedToken, ListenError
-from shared.records import SmtpReply
-from shared.tokens import UnsubscribeToken, VerpToken, parse_unsubscribe_token, parse_verp
-from shared.topics import OutRecord
+from shared.wire.records import SmtpReply
+from shared.wire.tokens import UnsubscribeToken, VerpToken, parse_unsubscribe_token, parse_verp
+from shared.wire.topics import OutRecord
 
 RCPT_OK = SmtpReply(code=250, enhanced="2.1.5", text="Recipient ok")
 ACCEPTED = SmtpReply(code=250, enhanced="2.0.0", text="Report accepted")

@@ -27,15 +27,15 @@ from services.bouncer.prepare import prepare
 from services.bouncer.rules import load_rules
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
-from shared.batch import Item, run_batch_loop
 from shared.config import Config
 from shared.errors import BusError, ListenError
-from shared.http import Router
-from shared.httpserver import HttpListener
-from shared.records import Event
+from shared.runtime.batch import Item, run_batch_loop
+from shared.runtime.http import Router
+from shared.runtime.httpserver import HttpListener
+from shared.runtime.stage import StageContext, StageSpec
 from shared.secretfile import read_secret
-from shared.stage import StageContext, StageSpec
-from shared.topics import EVENTS, SUPPRESSIONS, OutRecord
+from shared.wire.records import Event
+from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
 
 GROUP = "postline-bouncer"
 

@@ -16,9 +16,9 @@ from services.bouncer.report import RecipientStatus, Report, ReportKind
 from services.bouncer.rules import BounceClass, RuleTable
 from services.bouncer.suppress import SuppressionPolicy
 from shared.providers import provider_for_host
-from shared.records import Event, EventKind, SmtpReply, Suppression
-from shared.tokens import UnsubscribeToken, VerpToken
-from shared.topics import EVENTS, SUPPRESSIONS, OutRecord
+from shared.wire.records import Event, EventKind, SmtpReply, Suppression
+from shared.wire.tokens import UnsubscribeToken, VerpToken
+from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
 
 STAGE = "bouncer"
 _KIND_EVENT = {

@@ -19,9 +19,9 @@ import msgspec
 
 from services.bouncer.rules import BounceClass
 from shared.bus.base import Bus
-from shared.records import Suppression, SuppressionReason, now
-from shared.tokens import UnsubscribeToken
-from shared.topics import SUPPRESSIONS, OutRecord, suppression_key
+from shared.wire.records import Suppression, SuppressionReason, now
+from shared.wire.tokens import UnsubscribeToken
+from shared.wire.topics import SUPPRESSIONS, OutRecord, suppression_key
 
 CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail")
 

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs
 from services.bouncer.outcome import Outcomes
 from shared.bus.base import Bus
 from shared.errors import BusError, ForgedToken
-from shared.http import HttpRequest, HttpResponse, Router
-from shared.tokens import parse_unsubscribe_token
+from shared.runtime.http import HttpRequest, HttpResponse, Router
+from shared.wire.tokens import parse_unsubscribe_token
 
 HTML = "text/html; charset=utf-8"
 #: RFC 8058 3.1: the body is "List-Unsubscribe=One-Click" (a form may add a few fields).

@@ -15,7 +15,7 @@ import msgspec
 
 from shared.config import Config, Duration
 from shared.errors import ConfigError
-from shared.topics import DEFAULT_RETRY_TIERS
+from shared.wire.topics import DEFAULT_RETRY_TIERS
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 TlsMode = Literal["opportunistic", "required"]

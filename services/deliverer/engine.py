@@ -1,6 +1,6 @@
 """The delivery handler: what the deliverer does with each record of ``postline.outbound``.
 
-Owns: :class:`Engine`, a :class:`~shared.watermark_loop.WorkHandler` on the shared
+Owns: :class:`Engine`, a :class:`~shared.runtime.watermark_loop.WorkHandler` on the shared
 out-of-order loop (which fetches, decodes, dead-letters, commits behind the watermark and
 lives through bus failures). Each admitted Delivery is offered to its domain's
 :class:`~services.deliverer.queue.DomainQueue`; what a queue sheds goes to a retry tier at
@@ -28,10 +28,10 @@ from services.deliverer.retry import RetrySchedule
 from services.deliverer.shaping import Shapers
 from services.deliverer.throttle import compile_patterns
 from shared.bus.base import TopicPartition
-from shared.consume import Item
-from shared.records import Delivery
-from shared.topics import OutRecord
-from shared.watermark_loop import Ticket
+from shared.runtime.consume import Item
+from shared.runtime.watermark_loop import Ticket
+from shared.wire.records import Delivery
+from shared.wire.topics import OutRecord
 
 log = logging.getLogger("postline.deliverer")
 

@@ -1,6 +1,6 @@
 """The deliverer stage: ``postline deliverer``, and its place in ``postline run`` (order 30).
 
-Two handlers on the shared out-of-order loop (``shared.watermark_loop``), each its own
+Two handlers on the shared out-of-order loop (``shared.runtime.watermark_loop``), each its own
 consumer group: ``postline-deliverer`` reads ``postline.outbound`` and delivers
 (``engine.py``), ``postline-deliverer-retry`` reads the retry tiers and sends due records back
 (``retry.py``). The loop owns fetch errors, back-off, commits, dead letters and readiness;
@@ -22,10 +22,10 @@ from services.deliverer.pool import Connector
 from services.deliverer.prepare import prepare
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from shared.config import Config
-from shared.records import Delivery
-from shared.stage import StageContext, StageSpec
-from shared.topics import OUTBOUND
-from shared.watermark_loop import LoopSettings, WatermarkLoop
+from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.watermark_loop import LoopSettings, WatermarkLoop
+from shared.wire.records import Delivery
+from shared.wire.topics import OUTBOUND
 
 #: How often the retry loop commits; tier delays are seconds to hours, so this is plenty.
 RETRY_FLUSH = 0.5

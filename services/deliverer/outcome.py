@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass
 
 from shared.errors import StageError
-from shared.records import SmtpReply
+from shared.wire.records import SmtpReply
 
 
 class Outcome(enum.StrEnum):

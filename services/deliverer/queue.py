@@ -28,8 +28,8 @@ from services.deliverer.shaping import Shapers
 from services.deliverer.throttle import Throttle, ThrottleChange, is_throttle_reply
 from shared.bus.base import TopicPartition
 from shared.providers import OTHER
-from shared.records import Delivery
-from shared.watermark_loop import Ticket
+from shared.runtime.watermark_loop import Ticket
+from shared.wire.records import Delivery
 
 SHED_WINDOW_FULL = "window_full"
 SHED_THROTTLED = "throttled"

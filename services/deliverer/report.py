@@ -18,8 +18,8 @@ from services.deliverer.outcome import TLS_UNAVAILABLE, Outcome
 from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, JobResult
 from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
-from shared.records import Delivery, Event, EventKind, SmtpReply
-from shared.topics import EVENTS, OutRecord
+from shared.wire.records import Delivery, Event, EventKind, SmtpReply
+from shared.wire.topics import EVENTS, OutRecord
 
 _KIND = {
     Outcome.DELIVERED: EventKind.DELIVERED,

@@ -2,7 +2,7 @@
 
 Owns: :class:`RetrySchedule` (exponential delay with jitter per attempt, the tier topic
 ``postline.retry.<tier>`` for a delay, expiry past the maximum age, RFC 5321 4.5.4.1) and
-:class:`RetryRelease`, the handler (on ``shared.watermark_loop``, group
+:class:`RetryRelease`, the handler (on ``shared.runtime.watermark_loop``, group
 ``postline-deliverer-retry`` over every tier) that holds a tier partition until its head is
 due, then moves due records back to ``postline.outbound`` (or, past their age, publishes
 EXPIRED events), committed with the tier offsets. Does not deliver.
@@ -23,10 +23,10 @@ from services.deliverer.config import Retry
 from services.deliverer.metrics import DelivererMetrics
 from shared.bus.base import TopicPartition
 from shared.config import Duration
-from shared.consume import Item
-from shared.records import Delivery, Event, EventKind, SmtpReply, now
-from shared.topics import EVENTS, OUTBOUND, OutRecord, Topic, retry_topic
-from shared.watermark_loop import Ticket
+from shared.runtime.consume import Item
+from shared.runtime.watermark_loop import Ticket
+from shared.wire.records import Delivery, Event, EventKind, SmtpReply, now
+from shared.wire.topics import EVENTS, OUTBOUND, OutRecord, Topic, retry_topic
 
 log = logging.getLogger("postline.deliverer.retry")
 

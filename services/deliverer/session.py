@@ -30,7 +30,7 @@ from services.deliverer.outcome import (
     classify,
     parse_reply,
 )
-from shared.records import Delivery, SmtpReply
+from shared.wire.records import Delivery, SmtpReply
 
 #: RFC 5321 4.5.3.1.10: 452 to RCPT means "too many recipients, send the rest later".
 TOO_MANY_RECIPIENTS = 452

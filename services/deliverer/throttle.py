@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from services.deliverer.config import Policy, Throttling
-from shared.records import SmtpReply
+from shared.wire.records import SmtpReply
 
 #: RFC 5321 4.2.3: "421 Service not available, closing transmission channel" is what
 #: providers answer when we send too fast (Gmail 421 4.7.28, Microsoft 421 4.7.0).

@@ -14,7 +14,7 @@ from typing import Any
 from shared.bus.factory import open_bus
 from shared.config import Config
 from shared.control import operator, publish_action
-from shared.records import ControlVerb
+from shared.wire.records import ControlVerb
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -19,7 +19,7 @@ from services.ingest.config import IngestConfig
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import Decision, PolicyState, SessionInfo, Transaction
-from shared.records import Event, EventKind, new_id, now
+from shared.wire.records import Event, EventKind, new_id, now
 
 STAGE = "ingest"
 

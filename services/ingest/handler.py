@@ -19,7 +19,7 @@ from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
 from shared.errors import BusError
-from shared.records import ClientInfo, Event, EventKind, Submission, new_id
+from shared.wire.records import ClientInfo, Event, EventKind, Submission, new_id
 
 #: How the session passes the null reverse-path to ``handle_MAIL`` (aiosmtpd's convention).
 NULL_REVERSE_PATH = "<>"
@@ -66,7 +66,7 @@ class Handler:
     ) -> str:
         """MAIL FROM: start a transaction unless a check refuses the sender."""
         # RFC 5321 4.5.5: "MAIL FROM:<>" (DSNs, auto-replies) is the null reverse-path; aiosmtpd
-        # hands it over as "<>", our records spell it "" (shared.records.Submission), so the
+        # hands it over as "<>", our records spell it "" (shared.wire.records.Submission), so the
         # signer keeps it null instead of giving it a VERP return path that could bounce.
         sender = "" if address == NULL_REVERSE_PATH else address
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))

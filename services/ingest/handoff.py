@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from services.ingest.metrics import IngestMetrics
 from shared.bus.base import Bus
 from shared.errors import BusError, BusUnavailable
-from shared.records import Event, Submission
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.records import Event, Submission
+from shared.wire.topics import EVENTS, SUBMITTED
 
 #: Extra time given to the bus beyond its own deadline before we stop waiting for it.
 _GRACE = 1.0

@@ -27,9 +27,9 @@ from services.ingest.prepare import prepare
 from services.ingest.tls import TlsFiles
 from shared.config import Config
 from shared.control import follow_actions
-from shared.records import ControlAction, ControlVerb
-from shared.stage import StageContext, StageSpec
+from shared.runtime.stage import StageContext, StageSpec
 from shared.suppressions import SuppressionTable
+from shared.wire.records import ControlAction, ControlVerb
 
 #: Share of runtime.drain_timeout sessions may use; the rest answers 421 and flushes events.
 DRAIN_SHARE = 0.8

@@ -7,7 +7,7 @@ It does not decide which reply applies: the policy checks and the session do.
 
 from __future__ import annotations
 
-from shared.records import SmtpReply as Reply
+from shared.wire.records import SmtpReply as Reply
 
 __all__ = ["Reply"]
 

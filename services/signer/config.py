@@ -59,7 +59,7 @@ class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     #: Signature lifetime written as ``x=`` (RFC 6376 3.5); 0 = no ``x=`` tag.
     signature_expiry: Duration = Duration(0)  # 0 .. 90d
 
-    # --- VERP return paths (shared.tokens) ---
+    # --- VERP return paths (shared.wire.tokens) ---
     #: One Delivery per recipient with its own HMAC return path; off: one per domain.
     verp: bool = True
     #: Local part before ``+token`` in return paths (the bouncer's ``verp_local``).

@@ -3,7 +3,7 @@
 Owns how recipients are grouped and what envelope each Delivery gets:
 
 - VERP on: one Delivery per recipient, whose envelope sender is its own HMAC return path
-  ``<verp_local>+<token>-<rcpt>@<bounce domain>`` (``shared.tokens.verp_address``), so the
+  ``<verp_local>+<token>-<rcpt>@<bounce domain>`` (``shared.wire.tokens.verp_address``), so the
   bouncer can attribute any bounce to message and recipient and ignore forged ones.
 - VERP off: one Delivery per recipient domain, with the original envelope sender.
 - A null reverse-path stays null (RFC 5321 4.5.5: notifications must never cause more
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.records import Delivery, Submission, new_id
-from shared.tokens import verp_address
+from shared.wire.records import Delivery, Submission, new_id
+from shared.wire.tokens import verp_address
 
 
 @dataclass(frozen=True)

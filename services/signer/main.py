@@ -1,10 +1,10 @@
 """The signer stage: ``postline signer``, and its place in ``postline run`` (order 20).
 
-Reads ``postline.submitted`` as group ``postline-signer`` through ``shared.batch`` (each batch
-is one bus transaction: Deliveries and events published, input offsets committed), signs on
-every core of the pod with a process pool (``pool.py`` says why not several consumers), keeps
-the suppression table current, and reloads the key directory every ``key_reload_interval``
-and on SIGHUP. Everything a message goes through is in ``pipeline.py``.
+Reads ``postline.submitted`` as group ``postline-signer`` through ``shared.runtime.batch``
+(each batch is one bus transaction: Deliveries and events published, input offsets committed),
+signs on every core of the pod with a process pool (``pool.py`` says why not several
+consumers), keeps the suppression table current, and reloads the key directory every
+``key_reload_interval`` and on SIGHUP. Everything a message goes through is in ``pipeline.py``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from services.signer.metrics import SignerMetrics
 from services.signer.pipeline import SignerPipeline
 from services.signer.pool import SigningPool
 from services.signer.prepare import prepare
-from shared.batch import run_batch_loop
 from shared.config import Config
+from shared.runtime.batch import run_batch_loop
+from shared.runtime.stage import StageContext, StageSpec
 from shared.secretfile import read_secret
-from shared.stage import StageContext, StageSpec
 from shared.suppressions import SuppressionTable
-from shared.topics import SUBMITTED
+from shared.wire.topics import SUBMITTED
 
 GROUP = "postline-signer"
 

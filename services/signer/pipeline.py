@@ -16,7 +16,7 @@ For each Submission, in order:
 4. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) and a
    ``signed`` event is written.
 
-The batch loop (``shared.batch``) publishes everything returned here and commits the input
+The batch loop (``shared.runtime.batch``) publishes everything returned here and commits the input
 offsets in one transaction. This module owns none of that, nor DKIM itself (``dkim.py``).
 """
 
@@ -34,11 +34,11 @@ from services.signer.keys import KeyStore, SigningKey
 from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
 from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
 from services.signer.unsubscribe import is_bulk, unsubscribe_fields, wants_headers
-from shared.batch import Item
 from shared.errors import PoisonRecord
-from shared.records import Event, EventKind, Submission
+from shared.runtime.batch import Item
 from shared.suppressions import SuppressionTable
-from shared.topics import EVENTS, OUTBOUND, OutRecord
+from shared.wire.records import Event, EventKind, Submission
+from shared.wire.topics import EVENTS, OUTBOUND, OutRecord
 
 STAGE = "signer"
 
@@ -295,5 +295,5 @@ def poison_if_unusable(submission: Submission) -> None:
     except ValueError:
         valid = False
     if not valid:
-        # VERP tokens carry the id as 16 bytes (shared.tokens); ingest always makes such ids.
+        # VERP tokens carry the id as 16 bytes (shared.wire.tokens); ingest always makes such ids.
         raise PoisonRecord(f"submission id {submission.id!r} is not 32 hex digits")

@@ -1,7 +1,7 @@
 """List-Unsubscribe (RFC 2369) and one-click List-Unsubscribe-Post (RFC 8058) for bulk mail.
 
 Owns the decision whether a message is bulk and the two header fields. Each carries an HMAC
-token (``shared.tokens.unsubscribe_token``) naming the recipient, the scope (the sender
+token (``shared.wire.tokens.unsubscribe_token``) naming the recipient, the scope (the sender
 domain) and the message, so one copy is made per recipient. The bouncer owns the endpoints
 that receive them. This module does not sign: the fields are added before signing, and
 ``dkim.py`` signs both (RFC 8058 section 4: they MUST be covered by a valid DKIM signature).
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 from services.signer.config import TRUTHY, BulkRule, SignerConfig
 from services.signer.headers import has_field
-from shared.records import Submission
-from shared.tokens import unsubscribe_token
+from shared.wire.records import Submission
+from shared.wire.tokens import unsubscribe_token
 
 #: RFC 8058 section 3.1: the exact value a one-click POST carries.
 ONE_CLICK = "List-Unsubscribe=One-Click"

@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 
 __all__ = ["Bus", "BusMessage", "Consumer", "OutRecord", "TopicPartition", "Transaction"]
 

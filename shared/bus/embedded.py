@@ -41,7 +41,7 @@ from shared.bus.embedded_store import StoreReader, StoreWriter, WriteItem
 from shared.bus.embedded_threads import GroupCommitter, SqlThread
 from shared.config import EmbeddedConfig
 from shared.errors import BusError, BusUnavailable
-from shared.topics import MAX_RECORD_BYTES, OutRecord, all_topics
+from shared.wire.topics import MAX_RECORD_BYTES, OutRecord, all_topics
 
 __all__ = ["EmbeddedBus"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from shared.bus.base import BusMessage, TopicPartition, Transaction
 from shared.bus.embedded_store import WriteItem
 from shared.errors import BusError, RecordTooLarge, TransactionAborted
-from shared.topics import MAX_RECORD_BYTES, OutRecord
+from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
 
 if TYPE_CHECKING:
     from shared.bus.embedded import EmbeddedBus

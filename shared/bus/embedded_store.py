@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shared.bus.base import BusMessage, TopicPartition
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 
 #: Values larger than this are streamed into their row (``blobopen``) instead of bound.
 STREAM_VALUE = 256 * 1024

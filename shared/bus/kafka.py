@@ -27,7 +27,7 @@ from shared.bus.kafka_publisher import GroupCommitPublisher
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
 from shared.config import KafkaConfig
 from shared.errors import BusUnavailable
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 
 __all__ = ["KafkaBus"]
 
@@ -142,7 +142,7 @@ class KafkaBus:
             await probe.stop()
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Create the missing topics as ``shared.topics`` declares them."""
+        """Create the missing topics as ``shared.wire.topics`` declares them."""
         declared = [topic_for(name) for name in dict.fromkeys(topics)]
         await create_topics(self.config, declared, self.replication_factor, update_existing=False)
 

@@ -1,4 +1,4 @@
-"""Topic administration on Kafka: create topics as ``shared.topics`` declares them, list them.
+"""Topic administration on Kafka: create topics as ``shared.wire.topics`` declares them, list them.
 
 Owns ``postline topics create|list`` (via :func:`create_topics` and :func:`list_topics`) and
 the Kafka bus's ``ensure_topics``. Creation is idempotent: an existing topic has its
@@ -22,8 +22,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from shared.bus.kafka_common import WireNames, client_kwargs, map_error
 from shared.config import KafkaConfig
 from shared.errors import BusError, BusUnavailable
-from shared.records import Record
-from shared.topics import Topic, all_topics, retry_topic
+from shared.wire.records import Record
+from shared.wire.topics import Topic, all_topics, retry_topic
 
 #: The settings ``topics list`` shows (the ones Postline declares or relies on).
 SHOWN_CONFIGS = (
@@ -55,7 +55,7 @@ def topic_for(name: str) -> Topic[Record]:
             return topic
     if name.startswith("postline.retry."):
         return retry_topic(name.removeprefix("postline.retry."))  # type: ignore[return-value]
-    return Topic(name, Record, lambda _record: "", doc="Not declared in shared.topics.")
+    return Topic(name, Record, lambda _record: "", doc="Not declared in shared.wire.topics.")
 
 
 def min_insync_replicas(replication_factor: int) -> int:

@@ -19,7 +19,7 @@ from aiokafka.structs import TopicPartition as KafkaTopicPartition
 from shared.bus.base import TopicPartition
 from shared.config import KafkaConfig
 from shared.errors import BusError, BusUnavailable, ConfigError, RecordTooLarge
-from shared.topics import MAX_RECORD_BYTES, MiB
+from shared.wire.topics import MAX_RECORD_BYTES, MiB
 
 #: A producer request carries one record plus batch and request headers; 1 MiB of headroom
 #: keeps a MAX_RECORD_BYTES record sendable whatever its key and framing.

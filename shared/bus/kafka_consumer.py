@@ -4,7 +4,7 @@ Owns ``KafkaBus.consumer(...)``: the group member (read_committed, no auto commi
 sizes for the largest mail), committing its transaction (outputs collected by
 ``kafka_transaction.KafkaTransaction`` + input offsets, together via
 ``send_offsets_to_transaction``, KIP-98), the rewind to committed offsets after an abort, and
-rebalance handling. It does not decide what a stage does with a batch (``shared.batch``).
+rebalance handling. It does not decide what a stage does with a batch (``shared.runtime.batch``).
 
 Zombie fencing: aiokafka's TxnOffsetCommit carries no group generation (KIP-447), so fencing
 rests on the transactional id ``<prefix><client_id>.<group>.<instance>``: a restarted process

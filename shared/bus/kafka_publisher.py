@@ -35,7 +35,7 @@ from shared.bus.kafka_producer import abort_quietly, discard_producer, open_prod
 from shared.bus.kafka_transaction import KAFKA_FAILURES
 from shared.config import KafkaConfig
 from shared.errors import BusError, BusUnavailable, RecordTooLarge
-from shared.topics import MAX_RECORD_BYTES, OutRecord
+from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from shared.bus.kafka_common import (
 )
 from shared.config import KafkaConfig
 from shared.errors import RecordTooLarge
-from shared.topics import MAX_RECORD_BYTES, OutRecord
+from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
 
 KAFKA_FAILURES = (
     kafka_errors.KafkaError,

@@ -25,7 +25,7 @@ from shared.cli.run import RunError
 from shared.cli.run import cmd_run as run_command
 from shared.config import Config, load_config
 from shared.errors import BusError, BusUnavailable, ConfigError
-from shared.stage import StageSpec
+from shared.runtime.stage import StageSpec
 
 __all__ = ["CliError", "build_parser", "discover_stages", "main"]
 

@@ -19,8 +19,8 @@ from typing import Any
 from shared.cli import reference
 from shared.config import load_config, to_builtins
 from shared.errors import ConfigError
-from shared.metrics import package_version
-from shared.stage import StageSpec
+from shared.runtime.metrics import package_version
+from shared.runtime.stage import StageSpec
 
 CONFIG_ENV = "POSTLINE_CONFIG"
 DEFAULT_CONFIG = Path("postline.toml")

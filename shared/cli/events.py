@@ -22,7 +22,7 @@ from shared import eventlog
 from shared.bus.base import Bus
 from shared.config import Config
 from shared.errors import BusUnavailable
-from shared.records import EventKind
+from shared.wire.records import EventKind
 
 EXIT_NOT_FOUND = 1
 

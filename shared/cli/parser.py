@@ -24,8 +24,8 @@ from shared.cli.config_commands import CONFIG_ENV
 from shared.cli.events import add_event_commands
 from shared.cli.run import add_run_commands
 from shared.cli.topics import add_topic_commands
-from shared.metrics import package_version
-from shared.stage import StageSpec
+from shared.runtime.metrics import package_version
+from shared.runtime.stage import StageSpec
 
 ENTRY_POINT_GROUP = "postline.stages"
 CONFIG_HELP = f"config file (default: ${CONFIG_ENV}, else ./postline.toml if present)"

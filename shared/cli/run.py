@@ -7,7 +7,7 @@ routes all mail to one smarthost (a local capture server on a machine without in
 A stage command (``postline ingest``) prepares nothing and prints no banner: in production
 a missing file must stop the start with an error naming the key, not be made up.
 
-This module does not run stages itself (``shared.runtime``) nor know any stage.
+This module does not run stages itself (``shared.runtime.process``) nor know any stage.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any, TextIO
 
 from shared.config import Config, load_config
 from shared.errors import ConfigError
-from shared.metrics import package_version
-from shared.runtime import run_stages
-from shared.stage import StageSpec
+from shared.runtime.metrics import package_version
+from shared.runtime.process import run_stages
+from shared.runtime.stage import StageSpec
 
 #: The environment variable ``--deliver-to`` sets for the run (an ordinary config override).
 ROUTES_ENV = "POSTLINE__DELIVERER__ROUTES"

@@ -1,6 +1,6 @@
 """``postline topics create|list``: the declared topics on Kafka.
 
-Owns these two commands; the declarations are ``shared.topics``'s and the admin calls
+Owns these two commands; the declarations are ``shared.wire.topics``'s and the admin calls
 ``shared.bus.kafka_admin``'s. On the embedded bus both say there is nothing to do (its
 topics are created on first use). Exit codes: 0 done, 1 bad arguments, 2 Kafka unreachable.
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.config import Config
-from shared.topics import all_topics
+from shared.wire.topics import all_topics
 
 
 def add_topic_commands(commands: argparse._SubParsersAction[Any]) -> None:

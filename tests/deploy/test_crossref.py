@@ -53,9 +53,9 @@ def test_topic_settings_must_match_shared_topics(overlay: Overlay) -> None:
     spec["partitions"] = 6
     spec["config"]["cleanup.policy"] = "delete"
     assert problems(prod) == [
-        "prod: KafkaTopic/postline-suppressions: partitions 6 != 3 in shared/topics.py",
+        "prod: KafkaTopic/postline-suppressions: partitions 6 != 3 in shared/wire/topics.py",
         "prod: KafkaTopic/postline-suppressions: config cleanup.policy='delete', "
-        "shared/topics.py says 'compact'",
+        "shared/wire/topics.py says 'compact'",
     ]
 
 
@@ -63,9 +63,9 @@ def test_a_missing_and_an_unknown_topic(overlay: Overlay) -> None:
     prod = overlay("prod")
     find(prod, "KafkaTopic", "postline-dead")["spec"]["topicName"] = "postline.deadletters"
     assert problems(prod) == [
-        "prod: no KafkaTopic for postline.dead (shared/topics.py declares it)",
+        "prod: no KafkaTopic for postline.dead (shared/wire/topics.py declares it)",
         "prod: KafkaTopic/postline-dead: topic 'postline.deadletters' is not declared in "
-        "shared/topics.py",
+        "shared/wire/topics.py",
     ]
 
 

@@ -1,4 +1,4 @@
-"""The generated KafkaTopics and dashboards match their sources (shared/topics.py)."""
+"""The generated KafkaTopics and dashboards match their sources (shared/wire/topics.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gen_dashboards
 import gen_topics
 import yaml
 
-from shared.topics import all_topics
+from shared.wire.topics import all_topics
 
 
 def test_committed_topics_match_shared_topics() -> None:

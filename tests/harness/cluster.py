@@ -43,7 +43,7 @@ from typing import Literal
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig, KafkaConfig
-from shared.records import Suppression
+from shared.wire.records import Suppression
 from tests.harness.config import BusKind, Ports, Settings, SuppressionMode, render
 from tests.harness.loop import LoopThread
 from tests.harness.materials import Materials, make_materials

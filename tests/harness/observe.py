@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 
 from shared.bus.base import Bus
 from shared.errors import DecodeError
-from shared.records import Event, EventKind, Suppression
-from shared.topics import EVENTS, SUPPRESSIONS
+from shared.wire.records import Event, EventKind, Suppression
+from shared.wire.topics import EVENTS, SUPPRESSIONS
 from tests.harness.loop import LoopThread
 
 Predicate = Callable[[list[Event]], bool]

@@ -11,7 +11,7 @@ import pytest
 
 from shared.cli import discover_stages
 from shared.config import load_config
-from shared.records import EventKind
+from shared.wire.records import EventKind
 from tests.harness import client
 from tests.harness.cluster import Cluster, ClusterOptions
 from tests.harness.config import Ports, Settings, render

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from shared.records import EventKind, Suppression, SuppressionReason
-from shared.tokens import parse_verp
+from shared.wire.records import EventKind, Suppression, SuppressionReason
+from shared.wire.tokens import parse_verp
 from tests.harness import client, reports
 from tests.harness.cluster import Cluster
 from tests.support.smtpsink import Received

@@ -10,8 +10,8 @@ import pytest
 from shared import eventlog
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig
-from shared.records import Event, EventKind, SmtpReply
-from shared.topics import EVENTS, OutRecord
+from shared.wire.records import Event, EventKind, SmtpReply
+from shared.wire.topics import EVENTS, OutRecord
 
 AT = 1795818566.702  # 2026-11-27T22:29:26.702Z
 

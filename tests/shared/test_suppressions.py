@@ -11,9 +11,9 @@ import pytest
 
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig
-from shared.records import Suppression, SuppressionReason
 from shared.suppressions import SuppressionTable
-from shared.topics import SUPPRESSIONS
+from shared.wire.records import Suppression, SuppressionReason
+from shared.wire.topics import SUPPRESSIONS
 
 DEADLINE = 10.0
 

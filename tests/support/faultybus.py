@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from shared.bus.base import Bus, BusMessage, Consumer, TopicPartition, Transaction
 from shared.errors import BusUnavailable
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 
 
 class Switch:

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from shared.bus.base import Bus
 from shared.config import Config
-from shared.stage import StageContext
+from shared.runtime.stage import StageContext
 
 
 def stage_context(

@@ -15,10 +15,10 @@ from services.bouncer.main import BouncerStage, create
 from shared.bus.base import TopicPartition
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, load_config
-from shared.httpserver import HttpServer
-from shared.records import Record
-from shared.stage import StageContext
-from shared.topics import Topic
+from shared.runtime.httpserver import HttpServer
+from shared.runtime.stage import StageContext
+from shared.wire.records import Record
+from shared.wire.topics import Topic
 from tests.support.stage import stage_context
 
 SECRET = b"verp-secret-for-tests-0123456789"

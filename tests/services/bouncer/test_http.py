@@ -21,9 +21,9 @@ from services.bouncer.suppress import address_problem, export_csv
 from shared.bus.embedded import EmbeddedBus
 from shared.config import load_config
 from shared.errors import ListenError
-from shared.records import Suppression, SuppressionReason
-from shared.runtime import EXIT_STAGE_FAILED, run_stages
-from shared.tokens import unsubscribe_token
+from shared.runtime.process import EXIT_STAGE_FAILED, run_stages
+from shared.wire.records import Suppression, SuppressionReason
+from shared.wire.tokens import unsubscribe_token
 from tests.services.bouncer.conftest import ADMIN_TOKEN, SECRET, Running
 from tests.support.stage import stage_context
 

@@ -11,7 +11,7 @@ from services.bouncer.config import DsnPolicy
 from services.bouncer.dsngen import build_dsn
 from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
-from shared.records import Event, EventKind, SmtpReply
+from shared.wire.records import Event, EventKind, SmtpReply
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bounces"
 

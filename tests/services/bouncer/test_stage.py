@@ -9,9 +9,16 @@ from pathlib import Path
 
 from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
-from shared.records import Delivery, Event, EventKind, SmtpReply, Suppression, SuppressionReason
-from shared.tokens import unsubscribe_token, verp_address
-from shared.topics import EVENTS, OUTBOUND, SUPPRESSIONS, suppression_key
+from shared.wire.records import (
+    Delivery,
+    Event,
+    EventKind,
+    SmtpReply,
+    Suppression,
+    SuppressionReason,
+)
+from shared.wire.tokens import unsubscribe_token, verp_address
+from shared.wire.topics import EVENTS, OUTBOUND, SUPPRESSIONS, suppression_key
 from tests.services.bouncer.conftest import ADMIN_TOKEN, BOUNCE_DOMAIN, SECRET, Running
 from tests.services.bouncer.conftest import wait_for_records as wait_for
 

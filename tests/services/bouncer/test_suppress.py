@@ -13,9 +13,9 @@ from services.bouncer.rules import BounceClass
 from services.bouncer.suppress import SuppressionPolicy, export_csv
 from shared.config import load_config
 from shared.errors import ConfigError
-from shared.records import SuppressionReason
 from shared.secretfile import read_secret
-from shared.tokens import UnsubscribeToken
+from shared.wire.records import SuppressionReason
+from shared.wire.tokens import UnsubscribeToken
 
 DAY = 86400.0
 

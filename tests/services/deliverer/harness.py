@@ -21,9 +21,9 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import Config, CoreConfig, EmbeddedConfig, KafkaConfig, RuntimeConfig
-from shared.records import Delivery, Event, EventKind, new_id, now
-from shared.stage import StageContext
-from shared.topics import DEAD, EVENTS, OUTBOUND, R, Topic
+from shared.runtime.stage import StageContext
+from shared.wire.records import Delivery, Event, EventKind, new_id, now
+from shared.wire.topics import DEAD, EVENTS, OUTBOUND, R, Topic
 from tests.support.dnsserver import DnsServer
 from tests.support.stage import stage_context
 

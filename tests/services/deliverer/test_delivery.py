@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.records import EventKind
+from shared.wire.records import EventKind
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,

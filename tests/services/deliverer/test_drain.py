@@ -15,8 +15,8 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
-from shared.records import Delivery, EventKind, new_id
-from shared.topics import DEAD, EVENTS, OUTBOUND
+from shared.wire.records import Delivery, EventKind, new_id
+from shared.wire.topics import DEAD, EVENTS, OUTBOUND
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,

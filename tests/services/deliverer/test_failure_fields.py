@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from services.deliverer.retry import MAX_DSN_HEADERS, header_block
-from shared.records import EventKind
+from shared.wire.records import EventKind
 from tests.services.deliverer.harness import BODY, deliverer_section, delivery, running_deliverer
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 from tests.support.dnsserver import DnsServer

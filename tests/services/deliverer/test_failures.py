@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from shared.bus.base import Bus, TopicPartition
-from shared.records import EventKind
-from shared.stage import StageContext
-from shared.topics import OUTBOUND
+from shared.runtime.stage import StageContext
+from shared.wire.records import EventKind
+from shared.wire.topics import OUTBOUND
 from tests.services.deliverer.harness import (
     Running,
     deliverer_section,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import KafkaConfig
-from shared.records import EventKind
+from shared.wire.records import EventKind
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 from tests.support.dnsserver import DnsServer

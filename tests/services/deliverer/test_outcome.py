@@ -14,7 +14,7 @@ from services.deliverer.outcome import (
     classify,
     parse_reply,
 )
-from shared.records import SmtpReply
+from shared.wire.records import SmtpReply
 
 D, F, B = Outcome.DELIVERED, Outcome.DEFERRED, Outcome.BOUNCED
 

@@ -22,9 +22,9 @@ from services.deliverer.pool import Connector
 from services.deliverer.queue import SHED_STOPPING, DomainQueue, Job, JobResult
 from services.deliverer.shaping import Shapers
 from shared.bus.base import BusMessage, TopicPartition
-from shared.consume import Item
-from shared.records import Delivery, new_id
-from shared.watermark_loop import Ticket
+from shared.runtime.consume import Item
+from shared.runtime.watermark_loop import Ticket
+from shared.wire.records import Delivery, new_id
 
 KEPT = TopicPartition("postline.outbound", 1)
 REVOKED = TopicPartition("postline.outbound", 0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from shared.records import EventKind
-from shared.topics import DEAD, OUTBOUND, OutRecord
+from shared.wire.records import EventKind
+from shared.wire.topics import DEAD, OUTBOUND, OutRecord
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,

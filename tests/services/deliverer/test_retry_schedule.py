@@ -6,8 +6,8 @@ import random
 
 from services.deliverer.config import Retry
 from services.deliverer.retry import RetrySchedule
-from shared.records import Delivery
-from shared.topics import OUTBOUND
+from shared.wire.records import Delivery
+from shared.wire.topics import OUTBOUND
 
 
 def test_exponential_delay_with_bounded_jitter() -> None:

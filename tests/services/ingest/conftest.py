@@ -18,9 +18,9 @@ from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import Config, CoreConfig, KafkaConfig, convert
 from shared.errors import BusUnavailable
-from shared.records import Record
-from shared.stage import StageContext
-from shared.topics import EVENTS, SUBMITTED, SUPPRESSIONS, OutRecord, Topic
+from shared.runtime.stage import StageContext
+from shared.wire.records import Record
+from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS, OutRecord, Topic
 from tests.services.ingest.pki import Pki, make_pki
 from tests.support.stage import stage_context
 

@@ -8,7 +8,7 @@ What is asserted is ingest's own count of message bytes held (``BodyBudget``, ex
 from __future__ import annotations
 
 from services.ingest.budget import NO_ROOM, BodyBudget
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.client import Raw, until
 from tests.services.ingest.conftest import Running, StartIngest
 

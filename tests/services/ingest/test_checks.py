@@ -10,9 +10,9 @@ from services.ingest.config import IngestConfig, LimitsConfig, ListenerConfig, R
 from services.ingest.headers import parse
 from services.ingest.policy import connect, mail_from, message, rcpt_to
 from services.ingest.policy.base import PolicyState, SessionInfo, Transaction
-from shared.records import Suppression, SuppressionReason
 from shared.suppressions import SuppressionTable
-from shared.topics import SUPPRESSIONS, suppression_key
+from shared.wire.records import Suppression, SuppressionReason
+from shared.wire.topics import SUPPRESSIONS, suppression_key
 
 RELAY = ListenerConfig(name="relay", mode="relay")
 ALICE = User("alice", frozenset({"example.com"}))

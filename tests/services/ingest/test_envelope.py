@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import Running, StartIngest
 

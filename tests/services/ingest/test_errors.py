@@ -12,8 +12,8 @@ from services.ingest.handoff import EventSink
 from services.ingest.metrics import IngestMetrics
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig
-from shared.records import Event, EventKind
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.records import Event, EventKind
+from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import StartIngest
 

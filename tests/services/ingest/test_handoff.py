@@ -9,8 +9,8 @@ import aiosmtplib
 import pytest
 
 from shared.bus.base import Bus
-from shared.records import EventKind, Suppression, SuppressionReason
-from shared.topics import EVENTS, SUBMITTED, SUPPRESSIONS
+from shared.wire.records import EventKind, Suppression, SuppressionReason
+from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import PASSWORD, FailingBus, Running, StartIngest
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import aiosmtplib
 import pytest
 
-from shared.records import EventKind
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.records import EventKind
+from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.conftest import StartIngest
 from tests.services.ingest.test_policy import MESSAGE, logged_in, rejection, relay_session
 

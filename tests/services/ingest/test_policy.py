@@ -7,8 +7,8 @@ import re
 import aiosmtplib
 import pytest
 
-from shared.records import EventKind
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.records import EventKind
+from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import PASSWORD, Running, StartIngest
 

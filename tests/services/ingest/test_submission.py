@@ -9,8 +9,8 @@ import re
 import aiosmtplib
 import pytest
 
-from shared.records import EventKind, Submission
-from shared.topics import EVENTS, SUBMITTED
+from shared.wire.records import EventKind, Submission
+from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import HOSTNAME, PASSWORD, StartIngest
 

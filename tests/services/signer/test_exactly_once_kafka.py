@@ -16,8 +16,8 @@ import pytest
 from shared.bus.base import BusMessage
 from shared.bus.kafka import KafkaBus
 from shared.config import KafkaConfig
-from shared.records import ClientInfo, Delivery, Submission, new_id
-from shared.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
+from shared.wire.records import ClientInfo, Delivery, Submission, new_id
+from shared.wire.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
 from tests.services.signer.conftest import SECRET
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

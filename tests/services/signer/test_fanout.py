@@ -6,8 +6,8 @@ import pytest
 
 from services.signer.fanout import Envelope, deliveries, group_by_domain, return_path
 from shared.errors import ForgedToken
-from shared.records import ClientInfo, Submission
-from shared.tokens import parse_verp
+from shared.wire.records import ClientInfo, Submission
+from shared.wire.tokens import parse_verp
 from tests.services.signer.conftest import SECRET
 
 SUBMISSION = Submission(

@@ -7,8 +7,8 @@ import pytest
 from services.signer.config import BulkRule, SignerConfig
 from services.signer.headers import field_values, from_domain, has_field, prepend
 from services.signer.unsubscribe import ONE_CLICK, is_bulk, unsubscribe_fields, wants_headers
-from shared.records import ClientInfo, Submission
-from shared.tokens import parse_unsubscribe_token
+from shared.wire.records import ClientInfo, Submission
+from shared.wire.tokens import parse_unsubscribe_token
 from tests.services.signer.conftest import SECRET
 
 MESSAGE = (

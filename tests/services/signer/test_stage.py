@@ -1,4 +1,4 @@
-"""The signer stage end to end on the embedded bus, through shared.batch.run_batch_loop.
+"""The signer stage end to end on the embedded bus, through shared.runtime.batch.run_batch_loop.
 
 Submissions go in on postline.submitted; the test reads postline.outbound and
 postline.events as a fresh consumer group would, and verifies every signature with dkimpy
@@ -21,7 +21,8 @@ from services.signer.main import GROUP, SignerStage, create
 from shared.bus.base import BusMessage
 from shared.bus.embedded import EmbeddedBus
 from shared.config import load_config
-from shared.records import (
+from shared.runtime.stage import StageContext
+from shared.wire.records import (
     ClientInfo,
     Delivery,
     Event,
@@ -31,9 +32,8 @@ from shared.records import (
     SuppressionReason,
     new_id,
 )
-from shared.stage import StageContext
-from shared.tokens import parse_unsubscribe_token, parse_verp
-from shared.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
+from shared.wire.tokens import parse_unsubscribe_token, parse_verp
+from shared.wire.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
 from tests.services.signer.conftest import SECRET, add_key, dns_records, verify
 from tests.support.dnsserver import DnsServer
 from tests.support.stage import stage_context

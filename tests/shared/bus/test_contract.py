@@ -1,7 +1,7 @@
 """The bus contract (``shared/bus/base.py``), run against both adapters.
 
 Every test runs on the embedded bus and, marked ``kafka``, on the real broker. Topics are
-the declared ones (``shared.topics``) so Kafka creates them with their real settings
+the declared ones (``shared.wire.topics``) so Kafka creates them with their real settings
 (partitions, compaction, max message size); ``topic_prefix`` keeps tests apart.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 from shared.bus.base import BusMessage, TopicPartition
 from shared.errors import TransactionAborted
-from shared.topics import EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS, OutRecord
+from shared.wire.topics import EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS, OutRecord
 from tests.shared.bus.buses import Follower, fetch_count, fetch_until, values
 from tests.shared.bus.conftest import Buses
 

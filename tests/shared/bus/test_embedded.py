@@ -14,7 +14,7 @@ from shared.bus.embedded import EmbeddedBus
 from shared.bus.factory import open_bus
 from shared.config import Config, CoreConfig, Duration, EmbeddedConfig
 from shared.errors import BusUnavailable, RecordTooLarge
-from shared.topics import MAX_RECORD_BYTES, SUBMITTED, SUPPRESSIONS, OutRecord
+from shared.wire.topics import MAX_RECORD_BYTES, SUBMITTED, SUPPRESSIONS, OutRecord
 from tests.shared.bus.buses import fetch_count
 
 

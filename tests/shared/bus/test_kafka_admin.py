@@ -18,7 +18,7 @@ from shared.bus.kafka_admin import (
 from shared.bus.kafka_common import client_kwargs
 from shared.config import Duration, KafkaConfig
 from shared.errors import BusError, BusUnavailable
-from shared.topics import DEAD, SUBMITTED, SUPPRESSIONS, MiB, Topic, all_topics, retry_topic
+from shared.wire.topics import DEAD, SUBMITTED, SUPPRESSIONS, MiB, Topic, all_topics, retry_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -20,7 +20,7 @@ from shared.bus.kafka_common import (
 )
 from shared.config import Duration, KafkaConfig
 from shared.errors import BusUnavailable, ConfigError, RecordTooLarge
-from shared.topics import MAX_RECORD_BYTES
+from shared.wire.topics import MAX_RECORD_BYTES
 
 
 def test_plaintext_settings() -> None:

@@ -21,7 +21,7 @@ from shared.bus.kafka_common import client_kwargs
 from shared.bus.kafka_producer import discard_producer, open_producer
 from shared.config import Duration, KafkaConfig
 from shared.errors import BusUnavailable, RecordTooLarge, TransactionAborted
-from shared.topics import DEAD, EVENTS, MAX_RECORD_BYTES, SUPPRESSIONS, MiB, OutRecord
+from shared.wire.topics import DEAD, EVENTS, MAX_RECORD_BYTES, SUPPRESSIONS, MiB, OutRecord
 
 pytestmark = pytest.mark.kafka
 

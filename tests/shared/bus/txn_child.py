@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from shared.bus.base import Consumer
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 from tests.shared.bus.buses import BusTarget
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.config import Duration, LogConfig
-from shared.logs import RepeatFilter, setup_logging
+from shared.runtime.logs import RepeatFilter, setup_logging
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ records. This loop owns everything around it:
 - **Exactly-once between topics.** A batch's outputs and its input offsets (the next offset per
   partition) go into ONE ``Consumer.transaction()``; either both happen or neither does.
 - **A poison record never stalls a partition.** Bytes that do not decode become a
-  :class:`~shared.records.DeadLetter` on ``postline.dead`` in the same transaction. When
+  :class:`~shared.wire.records.DeadLetter` on ``postline.dead`` in the same transaction. When
   ``handle`` raises on a batch, the batch is retried one record at a time, each in its own
   transaction; a record that raises :class:`~shared.errors.PoisonRecord` (at once) or anything
   else ``record_attempts`` times is dead-lettered with the reason, and the partition goes on.
@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from shared.bus.base import BusMessage, Consumer, TopicPartition
-from shared.consume import (
+from shared.errors import BusError, DecodeError, PoisonRecord, RecordTooLarge
+from shared.runtime.consume import (
     BUS_BACKOFF,
     RECORD_BACKOFF,
     Backoff,
@@ -40,11 +41,10 @@ from shared.consume import (
     reason,
     where,
 )
-from shared.errors import BusError, DecodeError, PoisonRecord, RecordTooLarge
-from shared.metrics import CoreMetrics, reason_class
-from shared.records import Record
-from shared.stage import StageContext
-from shared.topics import OutRecord, Topic
+from shared.runtime.metrics import CoreMetrics, reason_class
+from shared.runtime.stage import StageContext
+from shared.wire.records import Record
+from shared.wire.topics import OutRecord, Topic
 
 __all__ = ["Backoff", "Handler", "Item", "run_batch_loop"]
 

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from shared.errors import DecodeError
-from shared.records import (
+from shared.wire.records import (
     ControlAction,
     DeadLetter,
     Delivery,

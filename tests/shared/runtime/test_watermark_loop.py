@@ -18,11 +18,11 @@ import pytest
 from shared.bus.base import TopicPartition
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, EmbeddedConfig, load_config
-from shared.consume import Item
-from shared.records import Event, EventKind
-from shared.stage import StageContext
-from shared.topics import DEAD, OutRecord, Topic
-from shared.watermark_loop import LoopSettings, Ticket, WatermarkLoop
+from shared.runtime.consume import Item
+from shared.runtime.stage import StageContext
+from shared.runtime.watermark_loop import LoopSettings, Ticket, WatermarkLoop
+from shared.wire.records import Event, EventKind
+from shared.wire.topics import DEAD, OutRecord, Topic
 from tests.support.stage import stage_context
 from tests.support.topics import read_all, wait_count
 

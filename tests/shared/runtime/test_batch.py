@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.batch import Item, run_batch_loop
 from shared.bus.base import BusMessage, TopicPartition
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, EmbeddedConfig, load_config
 from shared.errors import PoisonRecord
-from shared.records import DeadLetter, Event, EventKind
-from shared.stage import StageContext
-from shared.topics import DEAD, OutRecord, Topic
+from shared.runtime.batch import Item, run_batch_loop
+from shared.runtime.stage import StageContext
+from shared.wire.records import DeadLetter, Event, EventKind
+from shared.wire.topics import DEAD, OutRecord, Topic
 from tests.support.stage import stage_context
 from tests.support.topics import read_all, wait_count
 

@@ -2,7 +2,7 @@
 
 The deliverer (and any stage whose records finish in another order than they arrive) is a
 :class:`WorkHandler` on this loop, as the signer and the bouncer are handlers on
-``shared.batch``. The loop owns everything around the work:
+``shared.runtime.batch``. The loop owns everything around the work:
 
 - **Admission.** Records are fetched while fewer than ``max_in_flight`` are in hand, decoded
   (undecodable bytes become a dead letter at once) and given to the handler with a
@@ -11,7 +11,7 @@ The deliverer (and any stage whose records finish in another order than they arr
   partition on the bus until ``t`` (retry tiers).
 - **Exactly-once between topics.** Every ``flush_interval`` one bus transaction publishes the
   outputs of the contiguous finished prefix of each partition and commits those offsets
-  (``shared.watermark``); a crash redoes only unfinished work.
+  (``shared.runtime.watermark``); a crash redoes only unfinished work.
 - **No record pins a partition.** Work that raises is ended by ``ticket.fail(exc)`` with the
   handler's failure outcome (the deliverer defers the message with the reason); a handler that
   raises while admitting has the same fate; work with no outcome after ``max_hold`` seconds is
@@ -19,7 +19,7 @@ The deliverer (and any stage whose records finish in another order than they arr
   built, the record is dead-lettered. Outputs too large for the bus are replaced by a dead
   letter of their input.
 - **A failing bus** (fetch or commit) is counted, logged, holds readiness and is backed off
-  (``shared.consume.BusTrouble``); finished work is kept and committed once the bus is back.
+  (``shared.runtime.consume.BusTrouble``); finished work is kept and committed once the bus is back.
 - **Rebalances and drain.** Before partitions move, finished work is committed; work of
   revoked partitions is dropped (the new owner redoes it). On stop the handler drains within
   the drain timeout and a last transaction commits what finished.
@@ -36,13 +36,21 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from shared.bus.base import BusMessage, Consumer, TopicPartition
-from shared.consume import BUS_BACKOFF, Backoff, BusTrouble, Item, dead_letter, decode, where
 from shared.errors import BusError, DecodeError, RecordTooLarge, WorkTimedOut
-from shared.metrics import CoreMetrics, reason_class
-from shared.records import Record
-from shared.stage import StageContext
-from shared.topics import OutRecord, Topic
-from shared.watermark import Committable, Watermark
+from shared.runtime.consume import (
+    BUS_BACKOFF,
+    Backoff,
+    BusTrouble,
+    Item,
+    dead_letter,
+    decode,
+    where,
+)
+from shared.runtime.metrics import CoreMetrics, reason_class
+from shared.runtime.stage import StageContext
+from shared.runtime.watermark import Committable, Watermark
+from shared.wire.records import Record
+from shared.wire.topics import OutRecord, Topic
 
 R = TypeVar("R", bound=Record)
 

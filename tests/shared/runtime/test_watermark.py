@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.bus.base import TopicPartition
-from shared.topics import OutRecord
-from shared.watermark import Watermark
+from shared.runtime.watermark import Watermark
+from shared.wire.topics import OutRecord
 
 TP0 = TopicPartition("postline.outbound", 0)
 TP1 = TopicPartition("postline.outbound", 1)

@@ -13,7 +13,7 @@ import pytest
 from shared import cli
 from shared.cli import reference as cli_reference
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 SECTIONS = cli_reference.sections(cli.discover_stages())
 ROWS = [row for name, struct, _ in SECTIONS for row in cli_reference.rows(struct, name)]
 

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from shared.config import HttpConfig
 from shared.errors import ListenError
-from shared.http import HttpRequest, HttpResponse, Router
-from shared.httpserver import HttpListener, HttpServer
-from shared.metrics import CoreMetrics
+from shared.runtime.http import HttpRequest, HttpResponse, Router
+from shared.runtime.httpserver import HttpListener, HttpServer
+from shared.runtime.metrics import CoreMetrics
 
 CLOSE = b"Host: x\r\nConnection: close\r\n"
 DEADLINE = 10.0  # only guards against a hang; no assertion depends on how fast an answer is

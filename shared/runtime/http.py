@@ -1,6 +1,6 @@
 """HTTP request/response types and the router stages add their endpoints to.
 
-The runtime serves one HTTP port per process (``shared.httpserver``, on aiohttp) with
+The runtime serves one HTTP port per process (``shared.runtime.httpserver``, on aiohttp) with
 ``/metrics``, ``/healthz`` and ``/readyz``; a stage adds routes through ``StageContext.http``
 (the bouncer's one-click unsubscribe endpoint) or serves a :class:`Router` on a listener of
 its own (the bouncer's admin API, apart from the public port).

@@ -1,8 +1,8 @@
 """What both consume skeletons share: the decoded item, back-off, dead letters, bus trouble.
 
-Postline has two kinds of consume loop (``shared.batch`` for in-order batches,
-``shared.watermark_loop`` for out-of-order work behind a watermark). Both decode records the
-same way, build the same :class:`~shared.records.DeadLetter`, and treat a failing bus the same
+Postline has two kinds of consume loop (``shared.runtime.batch`` for in-order batches,
+``shared.runtime.watermark_loop`` for out-of-order work behind a watermark). Both decode records the
+same way, build the same :class:`~shared.wire.records.DeadLetter`, and treat a failing bus the same
 way: count it, log it, hold the stage's readiness while it lasts, back off exponentially, and
 never blame a record for it. This module holds those pieces once; it runs no loop itself.
 """
@@ -17,10 +17,10 @@ from typing import Generic, TypeVar
 
 from shared.bus.base import BusMessage
 from shared.errors import BusError, DecodeError, PoisonRecord, RecordTooLarge
-from shared.metrics import CoreMetrics
-from shared.records import DeadLetter, Record
-from shared.stage import StageContext
-from shared.topics import DEAD, OutRecord, Topic
+from shared.runtime.metrics import CoreMetrics
+from shared.runtime.stage import StageContext
+from shared.wire.records import DeadLetter, Record
+from shared.wire.topics import DEAD, OutRecord, Topic
 
 R = TypeVar("R", bound=Record)
 

@@ -1,8 +1,8 @@
 """Runs stages in one process: logging, the bus, metrics, the HTTP port, signals and the drain.
 
 Every stage process (``postline ingest``, ``postline run`` ...) is this one skeleton (Postfix's
-``single_server.c`` idea): the stage supplies a :class:`~shared.stage.StageSpec`, the runtime
-gives it a :class:`~shared.stage.StageContext` and runs it until a signal:
+``single_server.c`` idea): the stage supplies a :class:`~shared.runtime.stage.StageSpec`, the
+runtime gives it a :class:`~shared.runtime.stage.StageContext` and runs it until a signal:
 
 - SIGTERM / SIGINT: every stage's ``ctx.stopping`` is set (highest ``order`` first); the stages
   drain themselves, up to ``runtime.drain_timeout`` in total, then what remains is cancelled.
@@ -28,10 +28,10 @@ from prometheus_client import CollectorRegistry
 from shared.bus.base import Bus
 from shared.config import Config
 from shared.errors import BusError, ListenError
-from shared.httpserver import HttpServer
-from shared.logs import setup_logging
-from shared.metrics import CoreMetrics
-from shared.stage import StageContext, StageSpec
+from shared.runtime.httpserver import HttpServer
+from shared.runtime.logs import setup_logging
+from shared.runtime.metrics import CoreMetrics
+from shared.runtime.stage import StageContext, StageSpec
 
 log = logging.getLogger("postline.runtime")
 

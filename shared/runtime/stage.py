@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from shared.bus.base import Bus
 from shared.config import Config
-from shared.http import Router
-from shared.metrics import CoreMetrics
+from shared.runtime.http import Router
+from shared.runtime.metrics import CoreMetrics
 
 
 class Stage(Protocol):

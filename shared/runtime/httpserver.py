@@ -33,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from shared.config import HttpConfig
 from shared.errors import ListenError
-from shared.http import BodyTooLarge, HttpRequest, HttpResponse, Route, Router
+from shared.runtime.http import BodyTooLarge, HttpRequest, HttpResponse, Route, Router
 
 log = logging.getLogger("postline.http")
 

@@ -15,8 +15,8 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
-from shared.records import Event, EventKind, SmtpReply
-from shared.topics import EVENTS
+from shared.wire.records import Event, EventKind, SmtpReply
+from shared.wire.topics import EVENTS
 
 POSTLINE = str(Path(sys.executable).parent / "postline")
 DEADLINE = 60.0

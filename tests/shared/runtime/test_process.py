@@ -14,8 +14,8 @@ import pytest
 
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, load_config
-from shared.runtime import run_stages
-from shared.stage import Stage, StageContext, StageSpec
+from shared.runtime.process import run_stages
+from shared.runtime.stage import Stage, StageContext, StageSpec
 
 DEADLINE = 10.0
 

@@ -5,7 +5,7 @@ Only the contiguous finished prefix of each partition is handed out (with its ou
 offset order), so the offsets committed in one bus transaction never pass an unfinished
 delivery: a crash redoes at most the unfinished SMTP transactions (and those finished after
 the lowest unfinished one), never skips one. Does not talk to the bus
-(``shared.watermark_loop`` does).
+(``shared.runtime.watermark_loop`` does).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.bus.base import TopicPartition
-from shared.topics import OutRecord
+from shared.wire.topics import OutRecord
 
 _UNFINISHED = None
 

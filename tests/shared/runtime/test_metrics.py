@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from shared.errors import DecodeError, PoisonRecord
-from shared.metrics import CoreMetrics, reason_class
+from shared.runtime.metrics import CoreMetrics, reason_class
 
 
 def test_every_metric_is_prefixed_and_explained() -> None:

@@ -21,7 +21,7 @@ import pytest
 from services.ingest.auth import read_users, verify_secret
 from shared import cli
 from shared.config import Config
-from shared.stage import Stage, StageContext, StageSpec
+from shared.runtime.stage import Stage, StageContext, StageSpec
 
 POSTLINE = str(Path(sys.executable).parent / "postline")
 TIMEOUT = 60
@@ -308,9 +308,9 @@ def test_run_without_stages_says_so(
 
 FAKE_STAGE_MODULE = '''
 """A stage installed only for this test (found through its entry point)."""
-from shared.batch import run_batch_loop
-from shared.stage import StageSpec
-from shared.topics import EVENTS
+from shared.runtime.batch import run_batch_loop
+from shared.runtime.stage import StageSpec
+from shared.wire.topics import EVENTS
 
 
 class Echo:
@@ -343,7 +343,7 @@ def install_fake_stage(root: Path) -> dict[str, str]:
 
 
 def test_installed_stage_runs_and_drains_on_sigterm(tmp_path: Path) -> None:
-    # ``postline run`` with every real stage is tests/shared/test_cli_run.py's.
+    # ``postline run`` with every real stage is tests/shared/cli/test_run.py's.
     env = install_fake_stage(tmp_path)
     (tmp_path / "postline.toml").write_text(
         f'[http]\nport = 0\n[embedded]\npath = "{tmp_path / "bus.db"}"\n'

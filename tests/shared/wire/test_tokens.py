@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from shared.errors import ForgedToken
-from shared.tokens import (
+from shared.wire.tokens import (
     parse_unsubscribe_token,
     parse_verp,
     unsubscribe_token,

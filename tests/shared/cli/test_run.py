@@ -27,7 +27,7 @@ from shared.cli.run import ROUTES_ENV, deliver_to_environment
 from shared.config import load_config
 from tests.support.smtpsink import SmtpSink
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEV_CONFIG = REPO / "deploy" / "local" / "postline.toml"
 POSTLINE = str(Path(sys.executable).parent / "postline")
 DEADLINE = 60.0

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import DecodeError
-from shared.records import (
+from shared.wire.records import (
     ClientInfo,
     ControlAction,
     ControlVerb,
@@ -21,7 +21,7 @@ from shared.records import (
     Suppression,
     SuppressionReason,
 )
-from shared.topics import (
+from shared.wire.topics import (
     CONTROL,
     DEAD,
     EVENTS,

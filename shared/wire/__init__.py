@@ -1,0 +1,3 @@
+"""The wire contract: the records that cross topics, the topics themselves, and the tokens
+Postline puts in addresses and links (VERP, unsubscribe). Everything here is versioned with
+the care rolling upgrades need; nothing here talks to the bus or runs a loop."""
