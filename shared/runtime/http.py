@@ -100,3 +100,12 @@ class Router:
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes)
+
+    def match(self, path: str) -> list[Route]:
+        """The routes for ``path`` (any method): exact ones, else the longest prefix's."""
+        exact = [route for route in self._routes if route.path == path]
+        if exact:
+            return exact
+        below = [r for r in self._routes if r.is_prefix and path.startswith(r.path)]
+        longest = max((len(r.path) for r in below), default=0)
+        return [route for route in below if len(route.path) == longest]

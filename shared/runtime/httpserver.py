@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -135,12 +135,13 @@ class HttpListener:
 
     async def start(self) -> None:
         """Bind and start accepting; raises ``ListenError`` naming the key if it cannot."""
-        routes = [route for router in self._routers for route in router]
-        app = web.Application(client_max_size=max([0, *(r.max_body for r in routes)]))
-        for route in routes:
-            # [\s\S], not ".": a percent-encoded CR/LF still reaches the handler, which refuses it.
-            pattern = route.path + r"{tail:[\s\S]*}" if route.is_prefix else route.path
-            app.router.add_route(route.method, pattern, _handler(route))
+        # Routes are looked up per request, not frozen into aiohttp's router here: the port is
+        # bound before the stages are created (a busy port must fail the start early), and
+        # stages add their routes while they are created. Bodies are read by _read_body with
+        # each route's own limit, never by aiohttp's client_max_size.
+        app = web.Application()
+        # [\s\S], not ".": a percent-encoded CR/LF still reaches the handler, which refuses it.
+        app.router.add_route("*", r"/{path:[\s\S]*}", self._dispatch)
         runner = web.AppRunner(
             app,
             access_log=None,  # one line per scrape would drown the stage's own logs
@@ -165,6 +166,17 @@ class HttpListener:
             raise ListenError(self.key, self.host, self._port, exc.strerror or str(exc)) from exc
         self._runner = runner
         log.info("http listening", extra={"key": self.key, "host": self.host, "port": self.port})
+
+    async def _dispatch(self, aio: web.Request) -> web.StreamResponse:
+        """Find the route for the request now: 404 for no path, 405 for another method."""
+        candidates = [route for router in self._routers for route in router.match(aio.path)]
+        if not candidates:
+            return _closing(_error(404, "not found"), aio)
+        for route in candidates:
+            if route.method == aio.method:
+                return await _serve(route, aio)
+        allowed = ", ".join(sorted({route.method for route in candidates}))
+        return _closing(_error(405, "method not allowed"), aio, {"Allow": allowed})
 
     async def close(self) -> None:
         """Stop accepting, let requests in progress finish (or cut them), close connections."""
@@ -221,31 +233,41 @@ class HttpServer(HttpListener):
         return HttpResponse(200, b"ready\n")
 
 
-def _handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler that runs ``route.handler`` with our limits and error answers."""
+async def _serve(route: Route, aio: web.Request) -> web.StreamResponse:
+    """Run ``route.handler`` with our limits and error answers."""
+    request = HttpRequest(
+        aio.method,
+        aio.path,
+        query={key: aio.query.getall(key) for key in aio.query},
+        headers={name.lower(): value for name, value in aio.headers.items()},
+        remote=aio.remote or "",
+        read_body=lambda: _read_body(aio, route.max_body),
+    )
+    response = await _answer(route, request)
+    out = web.Response(
+        status=response.status,
+        body=response.body,
+        headers={"Content-Type": response.content_type, **response.headers},
+    )
+    if aio.can_read_body and (not request.body_read or response.status >= 400):
+        # A body nobody read (refused before reading, or past the limit): close rather
+        # than let aiohttp drain it from a client that may never stop sending.
+        out.force_close()
+    return out
 
-    async def handle(aio: web.Request) -> web.StreamResponse:
-        request = HttpRequest(
-            aio.method,
-            aio.path,
-            query={key: aio.query.getall(key) for key in aio.query},
-            headers={name.lower(): value for name, value in aio.headers.items()},
-            remote=aio.remote or "",
-            read_body=lambda: _read_body(aio, route.max_body),
-        )
-        response = await _answer(route, request)
-        out = web.Response(
-            status=response.status,
-            body=response.body,
-            headers={"Content-Type": response.content_type, **response.headers},
-        )
-        if aio.can_read_body and (not request.body_read or response.status >= 400):
-            # A body nobody read (refused before reading, or past the limit): close rather
-            # than let aiohttp drain it from a client that may never stop sending.
-            out.force_close()
-        return out
 
-    return handle
+def _closing(
+    response: HttpResponse, aio: web.Request, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """An error answer; a body that came with the request is never read: close after."""
+    out = web.Response(
+        status=response.status,
+        body=response.body,
+        headers={"Content-Type": response.content_type, **(headers or {})},
+    )
+    if aio.can_read_body:
+        out.force_close()
+    return out
 
 
 async def _answer(route: Route, request: HttpRequest) -> HttpResponse:
