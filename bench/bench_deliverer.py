@@ -27,7 +27,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, when run as a file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testing, when run as a file
 
 from services.deliverer.main import create
 from shared.bus.base import Bus
@@ -36,7 +36,7 @@ from shared.config import Config, CoreConfig, EmbeddedConfig, KafkaConfig, Runti
 from shared.runtime.stage import StageContext
 from shared.wire.records import Delivery, new_id
 from shared.wire.topics import EVENTS, OUTBOUND
-from tests.support.dnsserver import DnsServer
+from testing.dnsserver import DnsServer
 
 RESULTS = Path(__file__).parent / "results" / "deliverer.json"
 TARGET = 1500.0

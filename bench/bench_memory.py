@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.procstats import peak_rss_mib
 from bench.sink import Sink
-from tests.harness.config import Ports, Settings, render
-from tests.harness.materials import Materials, make_materials
-from tests.harness.processes import clean_environ, log_tail, postline_argv
-from tests.support.smtpsink import free_port
+from testing.harness.config import Ports, Settings, render
+from testing.harness.materials import Materials, make_materials
+from testing.harness.processes import clean_environ, log_tail, postline_argv
+from testing.smtpsink import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "memory.json"

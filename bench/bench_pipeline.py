@@ -44,7 +44,7 @@ from bench.procstats import Meter
 from bench.profiling import record, summarise
 from bench.sink import Sink
 from bench.stack import STAGES, Stack, StackOptions
-from tests.support.smtpsink import free_port
+from testing.smtpsink import free_port
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"delivered_ratio_min": 1.0, "p99_accept_ratio_max": 1.0}

@@ -1,6 +1,6 @@
 """The Postline cluster a benchmark drives: stage processes on Kafka, DNS and sink MX hosts.
 
-Built from the end-to-end harness's parts (``tests/harness``: the operator-made materials,
+Built from the end-to-end harness's parts (``tests/e2e``: the operator-made materials,
 the rendered config file, ``postline <stage>`` processes with their own HTTP port and
 instance name, readiness through ``/readyz``), with what a benchmark needs instead of the
 harness's in-process test sinks: sink MX hosts in their own processes (``bench/sink.py``,
@@ -24,12 +24,12 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.sink import Sink
-from tests.harness.config import Ports, Settings, render
-from tests.harness.loop import LoopThread
-from tests.harness.materials import Materials, make_materials
-from tests.harness.processes import PostlineProcess, run_command, wait_ready
-from tests.support.dnsserver import DnsServer, Records
-from tests.support.smtpsink import free_port
+from testing.dnsserver import DnsServer, Records
+from testing.harness.config import Ports, Settings, render
+from testing.harness.loop import LoopThread
+from testing.harness.materials import Materials, make_materials
+from testing.harness.processes import PostlineProcess, run_command, wait_ready
+from testing.smtpsink import free_port
 
 STAGES = ("ingest", "signer", "deliverer", "bouncer")
 SENDER_DOMAIN = "bench.example"

@@ -19,7 +19,7 @@ from shared.runtime.httpserver import HttpServer
 from shared.runtime.stage import StageContext
 from shared.wire.records import Record
 from shared.wire.topics import Topic
-from tests.support.stage import stage_context
+from testing.stage import stage_context
 
 SECRET = b"verp-secret-for-tests-0123456789"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"

@@ -24,8 +24,8 @@ from shared.errors import ListenError
 from shared.runtime.process import EXIT_STAGE_FAILED, run_stages
 from shared.wire.records import Suppression, SuppressionReason
 from shared.wire.tokens import unsubscribe_token
+from testing.stage import stage_context
 from tests.services.bouncer.conftest import ADMIN_TOKEN, SECRET, Running
-from tests.support.stage import stage_context
 
 AUTH = f"Authorization: Bearer {ADMIN_TOKEN}\r\n"
 MSGID = "0123456789abcdef0123456789abcdef"

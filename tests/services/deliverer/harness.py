@@ -24,8 +24,8 @@ from shared.config import Config, CoreConfig, EmbeddedConfig, KafkaConfig, Runti
 from shared.runtime.stage import StageContext
 from shared.wire.records import Delivery, Event, EventKind, new_id, now
 from shared.wire.topics import DEAD, EVENTS, OUTBOUND, R, Topic
-from tests.support.dnsserver import DnsServer
-from tests.support.stage import stage_context
+from testing.dnsserver import DnsServer
+from testing.stage import stage_context
 
 BODY = b"From: a@sender.test\r\nTo: x@dest.test\r\nSubject: test\r\n\r\nHello.\r\n"
 

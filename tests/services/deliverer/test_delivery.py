@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.wire.records import EventKind
+from testing.dnsserver import DnsServer
+from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,
     running_deliverer,
 )
-from tests.support.dnsserver import DnsServer
-from tests.support.smtpsink import SmtpSink, free_port
 
 LOOPBACKS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 

@@ -17,6 +17,8 @@ from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
 from shared.wire.records import Delivery, EventKind, new_id
 from shared.wire.topics import DEAD, EVENTS, OUTBOUND
+from testing.dnsserver import DnsServer
+from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,
@@ -24,8 +26,6 @@ from tests.services.deliverer.harness import (
     running_deliverer,
 )
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
-from tests.support.dnsserver import DnsServer
-from tests.support.smtpsink import SmtpSink, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 

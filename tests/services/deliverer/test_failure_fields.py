@@ -12,10 +12,10 @@ from pathlib import Path
 
 from services.deliverer.retry import MAX_DSN_HEADERS, header_block
 from shared.wire.records import EventKind
+from testing.dnsserver import DnsServer
+from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import BODY, deliverer_section, delivery, running_deliverer
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
-from tests.support.dnsserver import DnsServer
-from tests.support.smtpsink import SmtpSink, free_port
 
 HEADERS = BODY.partition(b"\r\n\r\n")[0] + b"\r\n"
 

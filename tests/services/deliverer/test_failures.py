@@ -17,6 +17,9 @@ from shared.bus.base import Bus, TopicPartition
 from shared.runtime.stage import StageContext
 from shared.wire.records import EventKind
 from shared.wire.topics import OUTBOUND
+from testing.dnsserver import DnsServer
+from testing.faultybus import FaultyBus
+from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
     Running,
     deliverer_section,
@@ -24,9 +27,6 @@ from tests.services.deliverer.harness import (
     running_deliverer,
 )
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
-from tests.support.dnsserver import DnsServer
-from tests.support.faultybus import FaultyBus
-from tests.support.smtpsink import SmtpSink, free_port
 
 
 async def committed(d: Running, group: str = "postline-deliverer") -> int:

@@ -9,10 +9,10 @@ import pytest
 
 from shared.config import KafkaConfig
 from shared.wire.records import EventKind
+from testing.dnsserver import DnsServer
+from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
-from tests.support.dnsserver import DnsServer
-from tests.support.smtpsink import SmtpSink, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from services.deliverer.outcome import (
     Outcome,
     classify,
 )
-from tests.support.dnsserver import DnsServer
+from testing.dnsserver import DnsServer
 
 RECORDS = {
     "multi.test": [

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from shared.wire.records import EventKind
 from shared.wire.topics import DEAD, OUTBOUND, OutRecord
+from testing.dnsserver import DnsServer
+from testing.smtpsink import DROP, SmtpSink, free_port
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,
@@ -14,8 +16,6 @@ from tests.services.deliverer.harness import (
     running_deliverer,
 )
 from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
-from tests.support.dnsserver import DnsServer
-from tests.support.smtpsink import DROP, SmtpSink, free_port
 
 
 async def test_dropped_mid_data_is_deferred_retried_and_delivered_once(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from services.deliverer.config import Timeouts
 from services.deliverer.outcome import TLS_UNAVAILABLE, DeliveryFailure, Outcome
 from services.deliverer.session import Session, SessionOptions, Target
 from shared.wire.records import Delivery
-from tests.support.smtpsink import DROP, SmtpSink, server_tls_context
+from testing.smtpsink import DROP, SmtpSink, server_tls_context
 
 MESSAGE = b"From: a@sender.test\r\nTo: b@dest.test\r\nSubject: hi\r\n\r\nbody\r\n"
 OPTIONS = SessionOptions(ehlo_name="relay.postline.test", timeouts=Timeouts(connect=5))

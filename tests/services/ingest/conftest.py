@@ -21,8 +21,8 @@ from shared.errors import BusUnavailable
 from shared.runtime.stage import StageContext
 from shared.wire.records import Record
 from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS, OutRecord, Topic
+from testing.stage import stage_context
 from tests.services.ingest.pki import Pki, make_pki
-from tests.support.stage import stage_context
 
 PASSWORD = "correct horse battery staple"
 HOSTNAME = "mx.postline.test"

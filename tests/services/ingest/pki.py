@@ -1,7 +1,7 @@
-"""The test CA now lives in ``tests.support.pki`` (the end-to-end harness uses it too)."""
+"""The test CA now lives in ``testing.pki`` (the end-to-end harness uses it too)."""
 
 from __future__ import annotations
 
-from tests.support.pki import Pki, make_pki
+from testing.pki import Pki, make_pki
 
 __all__ = ["Pki", "make_pki"]

@@ -11,8 +11,8 @@ import pytest
 
 from services.signer.keys import KeyStore, parse_key_file
 from shared import cli
+from testing.dnsserver import DnsServer
 from tests.services.signer.conftest import DOMAIN, add_key, dns_records
-from tests.support.dnsserver import DnsServer
 
 BOUNCE = "bounces.example.test"
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from services.signer.dkim import DkimSigner, relaxed_body, sign_message
 from services.signer.keys import KeyStore
 from shared.errors import SigningError
+from testing.dnsserver import DnsServer
 from tests.services.signer.conftest import DOMAIN, add_key, dns_records, verify
-from tests.support.dnsserver import DnsServer
 
 PLAIN = (
     b"From: Alice <alice@example.test>\r\n"

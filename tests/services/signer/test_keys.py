@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from services.signer.dkim import sign_message
 from services.signer.keys import KeyStore, generate_private_key, key_filename, write_private_key
 from shared.errors import ConfigError
+from testing.dnsserver import DnsServer
 from tests.services.signer.conftest import DOMAIN, add_key, dns_records, verify
-from tests.support.dnsserver import DnsServer
 
 PLAIN = b"From: a@example.test\r\nTo: b@dest.test\r\nSubject: x\r\n\r\nbody\r\n"
 DEC_1 = 1_796_083_200.0  # 2026-12-01T00:00:00Z

@@ -14,8 +14,8 @@ import pytest
 from services.signer.keys import KeyStore
 from services.signer.pool import KeyRef, SigningPool, SignJob, sign_jobs, usable_cpus
 from shared.errors import StageError
+from testing.dnsserver import DnsServer
 from tests.services.signer.conftest import DOMAIN, add_key, dns_records, verify
-from tests.support.dnsserver import DnsServer
 
 MESSAGE = b"From: a@example.test\r\nTo: b@dest.test\r\nSubject: pool\r\n\r\nbody\r\n"
 

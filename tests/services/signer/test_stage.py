@@ -34,9 +34,9 @@ from shared.wire.records import (
 )
 from shared.wire.tokens import parse_unsubscribe_token, parse_verp
 from shared.wire.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
+from testing.dnsserver import DnsServer
+from testing.stage import stage_context
 from tests.services.signer.conftest import SECRET, add_key, dns_records, verify
-from tests.support.dnsserver import DnsServer
-from tests.support.stage import stage_context
 
 DEADLINE = 15.0
 BODY = b"Hello,\r\n\r\nthis is the message body \xe2\x80\x94 with 8-bit text.\r\n"

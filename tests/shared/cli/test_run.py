@@ -25,7 +25,7 @@ import pytest
 
 from shared.cli.run import ROUTES_ENV, deliver_to_environment
 from shared.config import load_config
-from tests.support.smtpsink import SmtpSink
+from testing.smtpsink import SmtpSink
 
 REPO = Path(__file__).resolve().parents[3]
 DEV_CONFIG = REPO / "deploy" / "local" / "postline.toml"

@@ -16,8 +16,8 @@ from shared.runtime.batch import Item, run_batch_loop
 from shared.runtime.stage import StageContext
 from shared.wire.records import DeadLetter, Event, EventKind
 from shared.wire.topics import DEAD, OutRecord, Topic
-from tests.support.stage import stage_context
-from tests.support.topics import read_all, wait_count
+from testing.stage import stage_context
+from testing.topics import read_all, wait_count
 
 DEADLINE = 10.0
 GROUP = "test-stage"

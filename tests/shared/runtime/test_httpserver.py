@@ -154,6 +154,21 @@ async def test_added_route_gets_body_and_query(server: HttpServer) -> None:
     assert (status, body) == (201, b"hello|a,b")
 
 
+async def test_routes_a_stage_adds_after_the_port_is_bound_are_served(probe: Probe) -> None:
+    # The runtime binds the port first (a busy port fails the start early) and stages add
+    # their routes while they are created: a prefix route added late must still be found.
+    late = Router()
+    srv = HttpServer(HttpConfig(host="127.0.0.1", port=0), CollectorRegistry(), probe, [late])
+    await srv.start()
+    try:
+        late.add("POST", "/unsubscribe/", echo, max_body=64)
+        raw = b"POST /unsubscribe/tok-en_1 HTTP/1.1\r\n" + CLOSE + b"Content-Length: 2\r\n\r\nhi"
+        assert (await request(srv.port, raw))[:3:2] == (201, b"hi|")
+        assert (await get(srv.port, "/unsubscribe/x"))[0] == 405
+    finally:
+        await srv.close()
+
+
 async def test_chunked_body_is_read(server: HttpServer) -> None:
     raw = (
         b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -23,8 +23,8 @@ from shared.runtime.stage import StageContext
 from shared.runtime.watermark_loop import LoopSettings, Ticket, WatermarkLoop
 from shared.wire.records import Event, EventKind
 from shared.wire.topics import DEAD, OutRecord, Topic
-from tests.support.stage import stage_context
-from tests.support.topics import read_all, wait_count
+from testing.stage import stage_context
+from testing.topics import read_all, wait_count
 
 GROUP = "test-unordered"
 IN: Topic[Event] = Topic("test.in", Event, lambda e: e.domain)

@@ -13,9 +13,9 @@ import pytest
 
 from shared.wire.records import EventKind, Suppression, SuppressionReason
 from shared.wire.tokens import parse_verp
-from tests.harness import client, reports
-from tests.harness.cluster import Cluster
-from tests.support.smtpsink import Received
+from testing.harness import client, reports
+from testing.harness.cluster import Cluster
+from testing.smtpsink import Received
 
 SENDER = "app@sender.test"
 BODY = "Hello from the harness.\nSecond line.\n"

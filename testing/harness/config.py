@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tests.harness.materials import Materials
+from testing.harness.materials import Materials
 
 BusKind = Literal["kafka", "embedded"]
 SuppressionMode = Literal["refuse", "drop"]

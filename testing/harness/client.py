@@ -28,7 +28,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from tests.harness.cluster import Cluster
+from testing.harness.cluster import Cluster
 
 _QUEUED = re.compile(rb"queued as ([0-9a-f]{32})")
 

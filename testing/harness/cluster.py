@@ -44,13 +44,13 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig, KafkaConfig
 from shared.wire.records import Suppression
-from tests.harness.config import BusKind, Ports, Settings, SuppressionMode, render
-from tests.harness.loop import LoopThread
-from tests.harness.materials import Materials, make_materials
-from tests.harness.observe import EventLog, read_suppressions
-from tests.harness.processes import PostlineProcess, run_command, wait_ready
-from tests.support.dnsserver import DnsServer, Records
-from tests.support.smtpsink import SmtpSink, free_port, server_tls_context
+from testing.dnsserver import DnsServer, Records
+from testing.harness.config import BusKind, Ports, Settings, SuppressionMode, render
+from testing.harness.loop import LoopThread
+from testing.harness.materials import Materials, make_materials
+from testing.harness.observe import EventLog, read_suppressions
+from testing.harness.processes import PostlineProcess, run_command, wait_ready
+from testing.smtpsink import SmtpSink, free_port, server_tls_context
 
 Shape = Literal["split", "run"]
 STAGES = ("ingest", "signer", "deliverer", "bouncer")

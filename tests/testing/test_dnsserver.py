@@ -6,7 +6,7 @@ import dns.asyncresolver
 import dns.resolver
 import pytest
 
-from tests.support.dnsserver import DnsServer
+from testing.dnsserver import DnsServer
 
 
 def _resolver(port: int) -> dns.asyncresolver.Resolver:

@@ -12,10 +12,10 @@ import pytest
 from shared.cli import discover_stages
 from shared.config import load_config
 from shared.wire.records import EventKind
-from tests.harness import client
-from tests.harness.cluster import Cluster, ClusterOptions
-from tests.harness.config import Ports, Settings, render
-from tests.harness.materials import make_materials
+from testing.harness import client
+from testing.harness.cluster import Cluster, ClusterOptions
+from testing.harness.config import Ports, Settings, render
+from testing.harness.materials import make_materials
 
 
 def _settings(tmp_path: Path, bus: str) -> Settings:

@@ -21,7 +21,7 @@ from shared.bus.base import Bus
 from shared.errors import DecodeError
 from shared.wire.records import Event, EventKind, Suppression
 from shared.wire.topics import EVENTS, SUPPRESSIONS
-from tests.harness.loop import LoopThread
+from testing.harness.loop import LoopThread
 
 Predicate = Callable[[list[Event]], bool]
 

@@ -4,7 +4,7 @@
   signer's own key generation code (what ``postline dkim keygen`` runs), and their TXT records
   for the harness's DNS server;
 - the HMAC secret shared by the signer and the bouncer;
-- a test CA and a server certificate for ingest's STARTTLS (``tests.support.pki``);
+- a test CA and a server certificate for ingest's STARTTLS (``testing.pki``);
 - a users file with one AUTH user, written by ingest's ``user add`` code.
 
 It does not write the config (``config.py``) nor start anything (``cluster.py``).
@@ -24,7 +24,7 @@ from services.signer.keys import (
     parse_key_file,
     write_private_key,
 )
-from tests.support.pki import Pki, make_pki
+from testing.pki import Pki, make_pki
 
 USER = "app"
 PASSWORD = "correct horse battery staple"

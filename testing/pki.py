@@ -1,6 +1,6 @@
 """A throw-away test CA and a server certificate for 127.0.0.1 / localhost (cryptography).
 
-Shared by the ingest tests and the end-to-end harness (`tests/harness/`).
+Shared by the ingest tests and the end-to-end harness (`tests/e2e/`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Cluster, ClusterOptions
+from testing.harness.cluster import Cluster, ClusterOptions
 
 
 @pytest.fixture(
