@@ -154,3 +154,17 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             short.flags |= dns.flags.TC
             reply = short.to_wire()
         self.transport.sendto(reply, addr)
+
+
+#: Loopback addresses the tests' MX hosts listen on (all of 127.0.0.0/8 is local on Linux).
+LOOPBACKS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+def mx_records(domain: str, *hosts: tuple[int, str]) -> dict[str, list[tuple[str, str]]]:
+    """MX records for ``domain`` pointing at loopback addresses (preference, address)."""
+    records: dict[str, list[tuple[str, str]]] = {domain: []}
+    for index, (pref, address) in enumerate(hosts):
+        name = f"mx{index}.{domain}"
+        records[domain].append(("MX", f"{pref} {name}."))
+        records[name] = [("A", address)]
+    return records

@@ -5,25 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.wire.records import EventKind
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
     deliverer_section,
     delivery,
     running_deliverer,
 )
-
-LOOPBACKS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
-
-
-def mx_records(domain: str, *hosts: tuple[int, str]) -> dict[str, list[tuple[str, str]]]:
-    """MX records for ``domain`` pointing at loopback addresses (preference, address)."""
-    records: dict[str, list[tuple[str, str]]] = {domain: []}
-    for index, (pref, address) in enumerate(hosts):
-        name = f"mx{index}.{domain}"
-        records[domain].append(("MX", f"{pref} {name}."))
-        records[name] = [("A", address)]
-    return records
 
 
 async def test_delivery_with_connection_reuse(tmp_path: Path) -> None:

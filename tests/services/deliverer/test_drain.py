@@ -17,7 +17,7 @@ from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
 from shared.wire.records import Delivery, EventKind, new_id
 from shared.wire.topics import DEAD, EVENTS, OUTBOUND
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
     deliverer_section,
@@ -25,7 +25,6 @@ from tests.services.deliverer.harness import (
     read_topic,
     running_deliverer,
 )
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 ROOT = Path(__file__).resolve().parents[3]
 

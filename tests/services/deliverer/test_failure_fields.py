@@ -12,10 +12,9 @@ from pathlib import Path
 
 from services.deliverer.retry import MAX_DSN_HEADERS, header_block
 from shared.wire.records import EventKind
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import BODY, deliverer_section, delivery, running_deliverer
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 HEADERS = BODY.partition(b"\r\n\r\n")[0] + b"\r\n"
 

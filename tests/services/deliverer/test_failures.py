@@ -17,7 +17,7 @@ from shared.bus.base import Bus, TopicPartition
 from shared.runtime.stage import StageContext
 from shared.wire.records import EventKind
 from shared.wire.topics import OUTBOUND
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.faultybus import FaultyBus
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
@@ -26,7 +26,6 @@ from tests.services.deliverer.harness import (
     delivery,
     running_deliverer,
 )
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 
 async def committed(d: Running, group: str = "postline-deliverer") -> int:

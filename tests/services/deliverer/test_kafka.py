@@ -9,10 +9,9 @@ import pytest
 
 from shared.config import KafkaConfig
 from shared.wire.records import EventKind
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.wire.records import EventKind
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
-from tests.services.deliverer.test_delivery import LOOPBACKS
 
 # Our test DNS serves Google-looking MX names on loopback: the provider map sees "google".
 RECORDS = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shared.wire.records import EventKind
 from shared.wire.topics import DEAD, OUTBOUND, OutRecord
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import DROP, SmtpSink, free_port
 from tests.services.deliverer.harness import (
     deliverer_section,
@@ -15,7 +15,6 @@ from tests.services.deliverer.harness import (
     read_topic,
     running_deliverer,
 )
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 
 async def test_dropped_mid_data_is_deferred_retried_and_delivered_once(tmp_path: Path) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.wire.records import EventKind
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port, server_tls_context
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 
 async def test_smarthost_route_for_all_mail_with_required_tls(tmp_path: Path) -> None:

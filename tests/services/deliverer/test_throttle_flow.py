@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.wire.records import EventKind
-from testing.dnsserver import DnsServer
+from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
-from tests.services.deliverer.test_delivery import LOOPBACKS, mx_records
 
 THROTTLING = {"backoff": "1s", "max_backoff": "2s", "ramp_after": 1}
 

@@ -13,7 +13,7 @@ import pytest
 from shared.wire.records import EventKind
 from shared.wire.topics import EVENTS, SUBMITTED
 from tests.services.ingest.conftest import StartIngest
-from tests.services.ingest.test_policy import MESSAGE, logged_in, rejection, relay_session
+from tests.services.ingest.sessions import MESSAGE, logged_in, rejection, relay_session
 
 
 async def test_null_sender_from_trusted_network_is_recorded_as_empty(
