@@ -17,9 +17,6 @@ this module's; so is deciding when to read and when to drop.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 from prometheus_client import Gauge
 
 from services.ingest.replies import Reply
@@ -30,30 +27,6 @@ from services.ingest.replies import Reply
 NO_ROOM = Reply(code=452, enhanced="4.3.1", text="Insufficient system storage, try again later")
 #: Bytes taken from the budget at a time while a DATA block grows (fewer, larger steps).
 STEP = 64 * 1024
-
-
-#: glibc mallopt(3) parameter number of M_MMAP_THRESHOLD, and the value set.
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 256 * 1024
-
-
-def return_large_buffers() -> bool:
-    """Make glibc serve every allocation above 256 KiB with its own mapping, given back to
-    the system when freed; ``False`` where the C library is not glibc (nothing changed).
-
-    By default glibc raises its mmap threshold to the size of the largest block freed (up
-    to 32 MiB), after which message-sized buffers come from the heap and their memory stays
-    with the process: measured on one 10 MB message, ingest's peak RSS grew by 41 MiB and
-    never came down; with a fixed threshold, 31 MiB and back to the base after the message.
-    Setting the threshold also turns that dynamic adjustment off (mallopt(3)).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 class BodyBudget:

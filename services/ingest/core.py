@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.ingest.auth import Users
-from services.ingest.budget import BodyBudget, return_large_buffers
+from services.ingest.budget import BodyBudget
 from services.ingest.config import IngestConfig
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
@@ -44,7 +44,6 @@ class IngestCore:
     def __post_init__(self) -> None:
         limit = int(self.config.limits.max_buffered_bytes)
         self.budget = BodyBudget(limit, self.metrics.buffered_bytes)
-        return_large_buffers()  # process-wide; harmless to repeat
 
     def reject(
         self,

@@ -30,6 +30,7 @@ from shared.config import Config
 from shared.errors import BusError, ListenError
 from shared.runtime.httpserver import HttpServer
 from shared.runtime.logs import setup_logging
+from shared.runtime.memory import return_large_buffers
 from shared.runtime.metrics import CoreMetrics
 from shared.runtime.stage import StageContext, StageSpec
 
@@ -57,6 +58,7 @@ async def run_stages(
     """
     if configure_logging:
         setup_logging(config.core.log)
+    return_large_buffers()
     if not specs:
         log.error("no stage to run")
         return EXIT_NO_STAGE
