@@ -16,13 +16,11 @@ import getpass
 import logging
 from collections.abc import Callable, Container
 
-from shared.bus.base import Bus
-from shared.errors import BusError, DecodeError
+from shared.bus.base import Bus, BusMessage
+from shared.bus.follow import follow_topic
+from shared.errors import DecodeError
 from shared.wire.records import ControlAction, ControlVerb, now
 from shared.wire.topics import CONTROL
-
-#: How long a follower waits after a bus failure before following again.
-RETRY_PAUSE = 2.0
 
 
 async def publish_action(bus: Bus, verb: ControlVerb, target: str, by: str = "") -> None:
@@ -48,20 +46,12 @@ async def follow_actions(
     """Apply each new action of ``verbs`` until ``stopping``; a bus failure restarts the
     follow (from the end again) after a pause. Undecodable records are logged and skipped:
     the topic is shared by every stage and a newer writer may know more verbs."""
-    while not stopping.is_set():
-        try:
-            async for message in bus.follow(CONTROL.name, from_beginning=False):
-                if message.value is not None:
-                    _apply(message.value, verbs, apply, log)
-                if stopping.is_set():
-                    return
-            return  # the bus closed
-        except BusError as exc:
-            log.warning("control follower failed", extra={"error": str(exc)})
-            try:
-                await asyncio.wait_for(stopping.wait(), RETRY_PAUSE)
-            except TimeoutError:
-                continue
+
+    def on_message(message: BusMessage) -> None:
+        if message.value is not None:
+            _apply(message.value, verbs, apply, log)
+
+    await follow_topic(bus, CONTROL.name, on_message, stopping, log, from_beginning=False)
 
 
 def _apply(

@@ -19,7 +19,7 @@ import asyncio
 import logging
 
 from shared.bus.base import Bus, BusMessage
-from shared.errors import BusError
+from shared.bus.follow import follow_topic
 from shared.wire.topics import SUPPRESSIONS, suppression_key
 
 
@@ -56,19 +56,7 @@ class SuppressionTable:
     async def follow(self, bus: Bus, stopping: asyncio.Event, log: logging.Logger) -> None:
         """Apply every record of the topic as it commits, until ``stopping``; a bus failure
         restarts the follower after a pause (replaying is harmless: records are states)."""
-        while not stopping.is_set():
-            try:
-                async for message in bus.follow(SUPPRESSIONS.name, from_beginning=True):
-                    self._apply_message(message)
-                    if stopping.is_set():
-                        return
-                return  # the bus closed
-            except BusError as exc:
-                log.warning("suppression follower failed", extra={"error": str(exc)})
-                try:
-                    await asyncio.wait_for(stopping.wait(), 2.0)
-                except TimeoutError:
-                    continue
+        await follow_topic(bus, SUPPRESSIONS.name, self._apply_message, stopping, log)
 
     def _apply_message(self, message: BusMessage) -> None:
         self.apply(message.key, message.value)

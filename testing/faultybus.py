@@ -100,8 +100,11 @@ class FaultyBus:
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         return FaultyConsumer(self.inner.consumer(group, topics), self.switch)
 
-    def follow(self, topic: str, from_beginning: bool = True) -> AsyncIterator[BusMessage]:
-        return self.inner.follow(topic, from_beginning)
+    async def follow(self, topic: str, from_beginning: bool = True) -> AsyncIterator[BusMessage]:
+        self.switch.check("follow")
+        async for message in self.inner.follow(topic, from_beginning):
+            self.switch.check("follow")
+            yield message
 
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         return await self.inner.read_table(topic)

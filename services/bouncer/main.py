@@ -27,8 +27,10 @@ from services.bouncer.prepare import prepare
 from services.bouncer.rules import load_rules
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
+from shared.bus.base import BusMessage
+from shared.bus.follow import follow_topic
 from shared.config import Config
-from shared.errors import BusError, ListenError
+from shared.errors import ListenError
 from shared.runtime.batch import Item, run_batch_loop
 from shared.runtime.http import Router
 from shared.runtime.httpserver import HttpListener
@@ -109,24 +111,22 @@ class BouncerStage:
                 await tracker
 
     async def _track_list_size(self, ctx: StageContext) -> None:
-        """Keep the list-size gauge current; a bus failure restarts the follow after a pause
-        (replaying the compacted topic from the start is harmless: records are states)."""
-        while not ctx.stopping.is_set():
-            keys: set[bytes] = set()
-            try:
-                async for message in ctx.bus.follow(SUPPRESSIONS.name):
-                    if message.key is None:
-                        continue
-                    if message.value is None:
-                        keys.discard(message.key)
-                    else:
-                        keys.add(message.key)
-                    self.metrics.suppression_list_size.set(len(keys))
-                return  # the bus closed
-            except BusError as exc:
-                ctx.log.warning("cannot follow the suppression list", extra={"error": str(exc)})
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(ctx.stopping.wait(), 2.0)
+        """Keep the list-size gauge current (counted again from the start after a bus
+        failure: replaying the compacted topic is harmless, records are states)."""
+        keys: set[bytes] = set()
+
+        def count(message: BusMessage) -> None:
+            if message.key is None:
+                return
+            if message.value is None:
+                keys.discard(message.key)
+            else:
+                keys.add(message.key)
+            self.metrics.suppression_list_size.set(len(keys))
+
+        await follow_topic(
+            ctx.bus, SUPPRESSIONS.name, count, ctx.stopping, ctx.log, restarted=keys.clear
+        )
 
 
 async def create(ctx: StageContext) -> BouncerStage:

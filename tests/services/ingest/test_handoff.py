@@ -12,21 +12,8 @@ from shared.bus.base import Bus
 from shared.wire.records import EventKind, Suppression, SuppressionReason
 from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS
 from tests.services.ingest.client import Raw
-from tests.services.ingest.conftest import PASSWORD, FailingBus, Running, StartIngest
-
-MESSAGE = b"From: alice@example.com\r\nTo: bob@dest.test\r\nSubject: hi\r\n\r\nHello.\r\n"
-
-
-async def logged_in(ingest: Running) -> aiosmtplib.SMTP:
-    client = aiosmtplib.SMTP(
-        hostname="127.0.0.1",
-        port=ingest.port("smtps"),
-        use_tls=True,
-        tls_context=ingest.pki.client_context(),
-    )
-    await client.connect()
-    await client.login("alice", PASSWORD)
-    return client
+from tests.services.ingest.conftest import FailingBus, StartIngest
+from tests.services.ingest.sessions import MESSAGE, logged_in
 
 
 async def test_bus_failure_answers_451_and_records_nothing(start_ingest: StartIngest) -> None:

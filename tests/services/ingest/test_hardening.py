@@ -15,23 +15,11 @@ import aiosmtplib
 import pytest
 
 from tests.services.ingest.client import Raw, until
-from tests.services.ingest.conftest import PASSWORD, Running, StartIngest
+from tests.services.ingest.conftest import Running, StartIngest
+from tests.services.ingest.sessions import MESSAGE, logged_in
 
-MESSAGE = b"From: alice@example.com\r\nTo: bob@dest.test\r\nSubject: hi\r\n\r\nHello.\r\n"
 #: TLS 1.2 CBC suites the issue found offered (ECDHE and plain RSA key exchange).
 CBC = "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA:AES128-SHA256"
-
-
-async def logged_in(ingest: Running) -> aiosmtplib.SMTP:
-    client = aiosmtplib.SMTP(
-        hostname="127.0.0.1",
-        port=ingest.port("smtps"),
-        use_tls=True,
-        tls_context=ingest.pki.client_context(),
-    )
-    await client.connect()
-    await client.login("alice", PASSWORD)
-    return client
 
 
 @pytest.mark.parametrize(
