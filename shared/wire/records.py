@@ -58,6 +58,7 @@ class Submission(Record, frozen=True, kw_only=True):
     tags: dict[str, str] = {}
     smtputf8: bool = False
     body_8bit: bool = False
+    tenant: str = ""  # the sending tenant's id ("" from writers before tenants: default)
 
 
 class SmtpReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +102,7 @@ class Delivery(Record, frozen=True, kw_only=True):
     bulk: bool = False
     is_dsn: bool = False
     last_reply: SmtpReply | None = None
+    tenant: str = ""  # the sending tenant's id ("" from writers before tenants: default)
 
 
 class EventKind(enum.StrEnum):
@@ -119,6 +121,7 @@ class EventKind(enum.StrEnum):
     AUTO_REPLIED = "auto_replied"  # an RFC 3834 auto-reply came back; never a bounce
     THROTTLED = "throttled"  # a destination's shaping changed (adaptive throttling)
     FAILED = "failed"  # a stage could not process the message (e.g. no DKIM key allowed)
+    TENANT_CHANGED = "tenant_changed"  # an operator changed a tenant (the audit trail)
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -146,6 +149,10 @@ class Event(Record, frozen=True, kw_only=True):
     stage: str = ""
     headers: bytes = b""  # bounced/expired: the original's header block, for the sender's DSN
     bulk: bool = False  # bulk mail (signed, suppressed by the signer; bounced/expired: no DSN)
+    tenant: str = ""  # the tenant the event belongs to ("" from writers before tenants)
+    by: str = ""  # tenant_changed: who made the change
+    before: bytes = b""  # tenant_changed: the tenant record before (msgpack; b"" when added)
+    after: bytes = b""  # tenant_changed: the tenant record after (msgpack; b"" when removed)
 
 
 class SuppressionReason(enum.StrEnum):
@@ -170,6 +177,113 @@ class Suppression(Record, frozen=True, kw_only=True):
     at: float
     scope: str = ""  # "" for every sender; else the sender domain an unsubscribe applies to
     detail: str = ""
+
+
+class TenantState(enum.StrEnum):
+    """Whether a tenant may send."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"  # temporarily: ingest refuses (550 5.7.1 or 451 per policy), resumable
+    DISABLED = "disabled"  # for good (account closed, abuse): refused like paused
+
+
+class TenantStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's state, who set it, why and when (the reason reaches the refused client)."""
+
+    state: TenantState = TenantState.ACTIVE
+    by: str = ""
+    why: str = ""
+    at: float = 0.0
+
+
+class DkimKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A DKIM key of a tenant's sending domain, added at run time.
+
+    The private key is sealed (AES-256-GCM, ``shared.sealing``) with the installation's
+    key-encryption key, so the compacted topic never holds it in the clear and every signer
+    can use it without a restart or a redeploy.
+    """
+
+    selector: str
+    algorithm: str  # "rsa" | "ed25519"
+    public_key: str  # base64 SubjectPublicKeyInfo (RSA) or raw key (Ed25519): the p= tag
+    sealed_private_key: bytes  # nonce + ciphertext of the PKCS#8 PEM
+    created_at: float
+    not_before: float = 0.0
+    not_after: float = 0.0  # 0: no end
+
+
+class SendingDomain(msgspec.Struct, frozen=True, kw_only=True):
+    """A domain a tenant sends from (MAIL FROM and From header)."""
+
+    name: str  # lower-case, A-labels
+    verified: bool = False
+    verified_at: float = 0.0
+    bounce_domain: str = ""  # the return-path host (SPF/DMARC alignment); "" = bounces.<name>
+    dkim: tuple[DkimKeyRecord, ...] = ()
+
+
+class Credential(msgspec.Struct, frozen=True, kw_only=True):
+    """An SMTP AUTH login of a tenant (the secret is scrypt, as in the users file)."""
+
+    name: str  # the AUTH user name, unique across tenants
+    secret: str  # "scrypt$N$r$p$salt$hash"
+    created_at: float
+    domains: tuple[str, ...] = ()  # restrict to these of the tenant's domains; () = all
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """An HTTP API key of a tenant: shown once, stored as a hash, known by its prefix."""
+
+    id: str  # the visible prefix, e.g. "pl_3f9a2c1d" (identifies the key in lists and logs)
+    hash: str  # SHA-256 hex of the whole key (keys are 256-bit random: no slow hash needed)
+    created_at: float
+    name: str = ""
+    revoked_at: float = 0.0  # 0: valid
+
+
+class TenantLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What a tenant may send, cluster-wide; 0 means no limit."""
+
+    per_second: float = 0.0  # sustained messages per second ...
+    burst: int = 0  # ... with this many at once (0: one second's worth)
+    per_hour: int = 0
+    per_day: int = 0
+    per_month: int = 0
+    recipients_per_message: int = 0
+    message_size: int = 0  # bytes
+    sessions: int = 0  # concurrent SMTP sessions
+
+
+class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-tenant feature settings; later features add fields here (always with defaults)."""
+
+    paused_reply: str = "reject"  # a paused tenant's mail: "reject" (550 5.7.1) or "defer" (451)
+
+
+class Tenant(Record, frozen=True, kw_only=True):
+    """A business Postline relays for (``postline.tenants``, compacted, key: tenant id).
+
+    A removal is a tombstone. The ``default`` tenant stands for a single-business setup
+    (the users file and trusted networks) and needs no record.
+    """
+
+    id: str  # short, stable, [a-z0-9-]: appears in records, events, metrics and keys
+    name: str = ""
+    status: TenantStatus = TenantStatus()
+    domains: tuple[SendingDomain, ...] = ()
+    credentials: tuple[Credential, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
+    limits: TenantLimits = TenantLimits()
+    ip_pool: str = ""  # a deliverer source pool name; "" = the default addresses
+    settings: TenantSettings = TenantSettings()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    revision: int = 0  # +1 on every change (what an audit event's before/after refer to)
+
+
+#: The tenant of mail that matches no tenant record: today's single-business setup.
+DEFAULT_TENANT = "default"
 
 
 class ControlVerb(enum.StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -21,6 +21,7 @@ from shared.wire.records import (
     Record,
     Submission,
     Suppression,
+    Tenant,
 )
 
 R = TypeVar("R", bound=Record)
@@ -134,6 +135,15 @@ SUPPRESSIONS: Topic[Suppression] = Topic(
     max_message_bytes=1 * MiB,
     doc="Addresses not to mail (compacted; a tombstone removes one).",
 )
+TENANTS: Topic[Tenant] = Topic(
+    "postline.tenants",
+    Tenant,
+    lambda t: t.id,
+    partitions=1,
+    compact=True,
+    max_message_bytes=4 * MiB,
+    doc="The businesses Postline relays for (compacted; a tombstone removes one).",
+)
 CONTROL: Topic[ControlAction] = Topic(
     "postline.control",
     ControlAction,
@@ -163,8 +173,16 @@ def retry_topic(tier: str) -> Topic[Delivery]:
     )
 
 
-def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic[Record]]:
+def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic[Any]]:
     """Every topic Postline uses, in pipeline order."""
-    topics: list[Topic[Record]] = [SUBMITTED, OUTBOUND, EVENTS, SUPPRESSIONS, CONTROL, DEAD]  # type: ignore[list-item]
-    topics += [retry_topic(t) for t in retry_tiers]  # type: ignore[misc]
+    topics: list[Topic[Any]] = [
+        SUBMITTED,
+        OUTBOUND,
+        EVENTS,
+        SUPPRESSIONS,
+        TENANTS,
+        CONTROL,
+        DEAD,
+    ]
+    topics += [retry_topic(t) for t in retry_tiers]
     return topics

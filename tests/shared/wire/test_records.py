@@ -182,11 +182,12 @@ def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -
 
 def test_topics_declare_keys_and_settings() -> None:
     names = [t.name for t in all_topics()]
-    assert names[:6] == [
+    assert names[:7] == [
         "postline.submitted",
         "postline.outbound",
         "postline.events",
         "postline.suppressions",
+        "postline.tenants",
         "postline.control",
         "postline.dead",
     ]
