@@ -10,6 +10,12 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     ├── RecordError            bytes on a topic are not a record we can use
     │   └── DecodeError        msgpack/schema decoding failed (the record goes to postline.dead)
     ├── ForgedToken            a VERP or unsubscribe token fails its HMAC or cannot be parsed
+    ├── TenantError            a tenant operation (CLI, admin API) cannot be done as asked
+    │   ├── TenantInvalid      a malformed id, name, limit, setting, credential or password
+    │   ├── TenantNotFound     no such tenant, credential or API key
+    │   └── TenantConflict     the change collides with what exists (id taken, a credential
+    │       │                  name or domain owned by another tenant)
+    │       └── TenantChangedMeanwhile  another admin changed the tenant first: retry
     ├── BusError               the bus could not do what was asked
     │   ├── BusUnavailable     the bus is unreachable or did not answer within the deadline
     │   ├── TransactionAborted a transaction was aborted; nothing it published is visible
@@ -67,6 +73,35 @@ class ForgedToken(PostlineError):
 
     Bounces and unsubscribes carrying one are ignored (and counted): anyone can send them.
     """
+
+
+class TenantError(PostlineError):
+    """A tenant operation (``shared.tenant_admin``) cannot be done as asked.
+
+    The message names the tenant and the thing at fault; the CLI prints it and exits 1, the
+    admin API answers it as JSON with a 4xx status (per subclass).
+    """
+
+
+class TenantInvalid(TenantError):
+    """A malformed tenant id, name, limit, setting, credential name or password (HTTP 400).
+
+    A bad field is named as it is written in the record (``limits.per_hour``).
+    """
+
+
+class TenantNotFound(TenantError):
+    """No tenant, credential or API key by that name (HTTP 404)."""
+
+
+class TenantConflict(TenantError):
+    """The change collides with what exists (HTTP 409): a tenant id taken with another
+    name, a credential name or a sending domain already owned by another tenant (named)."""
+
+
+class TenantChangedMeanwhile(TenantConflict):
+    """The tenant's revision moved between reading it and publishing the change: another
+    admin changed it first. Nothing was published; running the command again is safe."""
 
 
 class BusError(PostlineError):

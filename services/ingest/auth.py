@@ -6,12 +6,13 @@ sender domains it may use::
     {"users": {"alice": {"secret": "scrypt$16384$8$1$<salt b64>$<hash b64>",
                          "domains": ["example.com"]}}}
 
-Secrets are scrypt (RFC 7914) with a random 16-byte salt per user; the plain password is
-never stored or logged. Verification runs in a worker thread (scrypt costs tens of
-milliseconds) and compares digests with ``hmac.compare_digest``. An unknown user is checked
-against a dummy secret so response times do not reveal which names exist.
+Secrets are scrypt (RFC 7914) with a random 16-byte salt per user (``shared.credentials``,
+which the tenants' credentials share); the plain password is never stored or logged.
+Verification runs in a worker thread (scrypt costs tens of milliseconds) and compares digests
+with ``hmac.compare_digest``. An unknown user is checked against a dummy secret so response
+times do not reveal which names exist.
 
-This module owns the file format, hashing and the in-memory user table (re-read on SIGHUP
+This module owns the file format and the in-memory user table (re-read on SIGHUP
 and when the file changes). Throttling repeated failures is ``ratelimit.FailureLog``'s job,
 and speaking the SMTP AUTH exchange is ``server.py``'s.
 """
@@ -19,9 +20,6 @@ and speaking the SMTP AUTH exchange is ``server.py``'s.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -31,13 +29,8 @@ from pathlib import Path
 
 import msgspec
 
+from shared.credentials import hash_secret, verify_secret
 from shared.errors import ConfigError
-
-SCHEME = "scrypt"
-#: scrypt cost: N=2^14, r=8, p=1 (the interactive-login parameters of RFC 7914 section 2).
-N, R, P = 2**14, 8, 1
-SALT_BYTES = 16
-KEY_BYTES = 32
 
 
 class UserEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,29 +56,6 @@ class User:
     def may_send_from(self, domain: str) -> bool:
         """Whether ``domain`` is one of the user's (exact match: a subdomain must be listed)."""
         return domain.lower().rstrip(".") in self.domains
-
-
-def hash_secret(password: str, *, n: int = N, r: int = R, p: int = P) -> str:
-    """A new scrypt secret string for ``password`` with a fresh random salt."""
-    salt = secrets.token_bytes(SALT_BYTES)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=KEY_BYTES)
-    b64 = base64.b64encode
-    return f"{SCHEME}${n}${r}${p}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_secret(password: bytes, secret: str) -> bool:
-    """Whether ``password`` matches ``secret``; digests are compared in constant time."""
-    try:
-        scheme, n, r, p, salt, digest = secret.split("$")
-        if scheme != SCHEME:
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(
-            password, salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(actual, expected)
 
 
 def read_users(path: Path) -> UsersFile:

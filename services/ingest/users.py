@@ -5,7 +5,8 @@ config (``postline --config``). The password comes from a file (first line; ``-`
 input, for ``pass show smtp | postline user add ...``) or is asked for twice on the terminal;
 it is never taken on the command line, where ``ps`` would show it. Without a terminal and
 without ``--password-file`` the command says so instead of failing on end of input.
-This module owns the command only; the file format and hashing are ``auth.py``'s.
+This module owns the command only; the file format is ``auth.py``'s, hashing is
+``shared.credentials``'.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from typing import Any
 
 import msgspec
 
-from services.ingest.auth import UserEntry, UsersFile, hash_secret, read_users, write_users
+from services.ingest.auth import UserEntry, UsersFile, read_users, write_users
 from shared.config import Config
+from shared.credentials import MIN_PASSWORD, hash_secret
 from shared.errors import ConfigError, PostlineError
-
-MIN_PASSWORD = 12
 
 
 class PasswordError(PostlineError):

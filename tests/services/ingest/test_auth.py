@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest.auth import Users, hash_secret, read_users, verify_secret
+from services.ingest.auth import Users, read_users
 from services.ingest.users import add_commands, add_user
 from shared.config import load_config
+from shared.credentials import hash_secret, verify_secret
 from shared.errors import ConfigError
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.ingest.auth import read_users, verify_secret
+from services.ingest.auth import read_users
 from shared import cli
 from shared.config import Config
+from shared.credentials import verify_secret
 from shared.runtime.stage import Stage, StageContext, StageSpec
 
 POSTLINE = str(Path(sys.executable).parent / "postline")
