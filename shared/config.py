@@ -174,6 +174,25 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     task_failure: Literal["exit", "unready"] = "exit"
 
 
+class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Installation-wide secrets (``[secrets]``): the KEK sealing tenants' DKIM keys.
+
+    The key-encryption key seals the private keys of tenants' sending domains on
+    ``postline.tenants`` (``shared.sealing``)."""
+
+    #: File holding the KEK (64 hex digits = 256 bits; a mounted Secret in Kubernetes).
+    #: Unset: ``<runtime.data_dir>/secrets/kek.key``. ``postline run`` creates it when
+    #: missing; a stage started on its own refuses to start without it once tenant keys exist.
+    kek_file: Path | None = None
+    #: Earlier KEK files, still tried when opening keys sealed before a KEK rotation;
+    #: new keys are always sealed with ``kek_file``.
+    kek_previous_files: Annotated[tuple[Path, ...], msgspec.Meta(max_length=8)] = ()
+
+    def kek_path(self, runtime: RuntimeConfig) -> Path:
+        """The current KEK file, with its default resolved against ``runtime.data_dir``."""
+        return self.kek_file if self.kek_file is not None else runtime.data_dir / "secrets/kek.key"
+
+
 class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The sections every process reads. Stage sections are kept raw and decoded by stages."""
 
@@ -183,6 +202,7 @@ class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    secrets: SecretsConfig = SecretsConfig()
     ingest: dict[str, Any] = {}
     signer: dict[str, Any] = {}
     deliverer: dict[str, Any] = {}

@@ -10,12 +10,14 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     ├── RecordError            bytes on a topic are not a record we can use
     │   └── DecodeError        msgpack/schema decoding failed (the record goes to postline.dead)
     ├── ForgedToken            a VERP or unsubscribe token fails its HMAC or cannot be parsed
+    ├── SealError              a sealed private key does not open (wrong KEK, moved record)
     ├── TenantError            a tenant operation (CLI, admin API) cannot be done as asked
     │   ├── TenantInvalid      a malformed id, name, limit, setting, credential or password
     │   ├── TenantNotFound     no such tenant, credential or API key
     │   └── TenantConflict     the change collides with what exists (id taken, a credential
     │       │                  name or domain owned by another tenant)
     │       └── TenantChangedMeanwhile  another admin changed the tenant first: retry
+    ├── LimiterUnavailable     the shared limiter (Redis) did not answer; fail-closed answers 451
     ├── BusError               the bus could not do what was asked
     │   ├── BusUnavailable     the bus is unreachable or did not answer within the deadline
     │   ├── TransactionAborted a transaction was aborted; nothing it published is visible
@@ -102,6 +104,26 @@ class TenantConflict(TenantError):
 class TenantChangedMeanwhile(TenantConflict):
     """The tenant's revision moved between reading it and publishing the change: another
     admin changed it first. Nothing was published; running the command again is safe."""
+
+
+class SealError(PostlineError):
+    """A tenant's sealed DKIM private key does not open with any configured KEK.
+
+    Raised by ``shared.sealing``: the key was sealed under a KEK this process does not have
+    (``secrets.kek_file`` / ``kek_previous_files``), or the sealed bytes were moved to another
+    tenant, domain or selector than they were sealed for, or are corrupt. The signer then
+    does not use that key (and says so); the CLI stops with the message.
+    """
+
+
+class LimiterUnavailable(PostlineError):
+    """The shared limiter (Redis) is unreachable, failed or did not answer within
+    ``limits.timeout``.
+
+    With ``limits.on_redis_failure = "closed"`` the caller sees it and answers
+    ``451 4.3.0`` (the client retries later); with ``"open"`` the limiter decides the check
+    in process instead and the caller never sees it.
+    """
 
 
 class BusError(PostlineError):

@@ -30,6 +30,7 @@ from services.signer.keys import (
     write_private_key,
 )
 from shared.config import Config
+from shared.dkimkeys import zone_strings
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -90,13 +91,6 @@ def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     print("publish this DNS record, then wait for it to propagate before signing with it:")
     print(f"{key.name}. IN TXT {zone_strings(key.txt_record())}")
     return EXIT_OK
-
-
-def zone_strings(value: str) -> str:
-    """A TXT value as zone-file character-strings (quoted, split every 255 octets)."""
-    # RFC 1035 3.3.14: one character-string holds at most 255 octets; RSA keys need more.
-    chunks = [value[i : i + 255] for i in range(0, len(value), 255)]
-    return " ".join(f'"{chunk}"' for chunk in chunks)
 
 
 def _store(args: argparse.Namespace, config: Config) -> KeyStore:

@@ -26,28 +26,42 @@ This module does not sign (``dkim.py``) and does not talk DNS (``dnscheck.py``).
 
 from __future__ import annotations
 
-import base64
 import os
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from shared.dkimkeys import (
+    ALGORITHMS,
+    MIN_RSA_BITS,
+    Algorithm,
+    generate_private_key,
+    load_private_key,
+    public_p,
+    txt_record,
+)
 from shared.errors import ConfigError
 
-Algorithm = Literal["rsa", "ed25519"]
-ALGORITHMS: tuple[Algorithm, ...] = ("rsa", "ed25519")
-
-#: RFC 8301 section 3.2: signers MUST use RSA keys of at least 1024 bits; we require 2048,
-#: the size every large mailbox provider recommends, and refuse anything smaller.
-MIN_RSA_BITS = 2048
+# The key directory's users (commands, tests, the harness) name the key helpers through
+# this module; they live in shared.dkimkeys because the tenant domain commands need them too.
+__all__ = [
+    "ALGORITHMS",
+    "MIN_RSA_BITS",
+    "Algorithm",
+    "Fingerprint",
+    "KeyStore",
+    "SigningKey",
+    "generate_private_key",
+    "key_filename",
+    "parse_key_file",
+    "write_private_key",
+]
 
 _MARK = "._domainkey."
 _A_TAG: dict[Algorithm, bytes] = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}
@@ -65,9 +79,11 @@ class SigningKey:
     selector: str
     algorithm: Algorithm
     private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-    path: Path
+    path: Path | None = None  # None: a tenant's key (``tenant``), not a file
     not_before: float = 0.0
     not_after: float | None = None
+    tenant: str = ""  # the tenant whose sending domain this key is ("" = key directory)
+    sealed: bytes = b""  # a tenant key as stored (shared.sealing): what pool workers open
 
     @property
     def a_tag(self) -> bytes:
@@ -95,37 +111,16 @@ class SigningKey:
 
     def public_p(self) -> str:
         """The ``p=`` value: base64 SubjectPublicKeyInfo (RSA) or raw key (RFC 8463 4.2)."""
-        public = self.private.public_key()
-        if isinstance(public, ed25519.Ed25519PublicKey):
-            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        else:
-            raw = public.public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        return base64.b64encode(raw).decode()
+        return public_p(self.private)
 
     def txt_record(self) -> str:
         """The TXT record value to publish at :attr:`name` (RFC 6376 3.6.1)."""
-        return f"v=DKIM1; k={self.algorithm}; p={self.public_p()}"
+        return txt_record(self.algorithm, self.public_p())
 
 
 def key_filename(domain: str, selector: str, algorithm: Algorithm) -> str:
     """The file name a key for ``selector`` of ``domain`` must have."""
     return f"{selector}{_MARK}{domain.lower()}.{algorithm}.pem"
-
-
-def generate_private_key(algorithm: Algorithm, rsa_bits: int = MIN_RSA_BITS) -> bytes:
-    """A new private key as PKCS#8 PEM."""
-    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-    if algorithm == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
-    else:
-        key = ed25519.Ed25519PrivateKey.generate()
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def write_private_key(directory: Path, filename: str, pem: bytes) -> Path:
@@ -143,8 +138,8 @@ def parse_key_file(path: Path, source: str = "signer.keys_dir") -> SigningKey:
     base, algorithm = _split_name(path.name, path)
     selector, _, domain = base.partition(_MARK)
     try:
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        private = load_private_key(path.read_bytes())
+    except ValueError as exc:
         raise ConfigError(str(path), source, f"not an unencrypted PEM private key: {exc}") from exc
     except OSError as exc:
         raise ConfigError(str(path), source, f"cannot read: {exc.strerror}") from exc

@@ -100,6 +100,8 @@ class SignerMetrics:
 
 
 def _mtime(key: SigningKey) -> float:
+    if key.path is None:
+        return time.time()
     try:
         return key.path.stat().st_mtime
     except OSError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-from services.signer.commands import zone_strings
 from services.signer.config import load_signer_config
 from services.signer.keys import (
     KeyStore,
@@ -20,6 +19,7 @@ from services.signer.keys import (
     write_private_key,
 )
 from shared.config import Config
+from shared.dkimkeys import zone_strings
 from shared.secretfile import ensure_secret_file
 
 
