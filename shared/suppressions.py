@@ -1,5 +1,29 @@
 """The live copy of ``postline.suppressions`` that ingest and the signer check recipients against.
 
+Scopes. A suppression applies to everyone, to one tenant, or to bulk mail from one sender
+domain (``Suppression.tenant`` and ``Suppression.scope``; keys: ``suppression_key``):
+
+======================  ===========================  =====================================
+tenant / scope          key                          applies to
+======================  ===========================  =====================================
+"" / ""                 ``address``                  every message of every tenant
+T / ""                  ``tenant:T|address``         every message of tenant T
+"" / D                  ``D|address``                bulk mail from sender domain D
+T / D                   ``tenant:T|D|address``       tenant T's bulk mail from D
+======================  ===========================  =====================================
+
+The bouncer writes them the way SES-style services do: a hard bounce (or repeated soft
+bounces) is global, since the address is gone for everyone; a complaint or an unsubscribe
+applies to the tenant that sent, since the recipient objected to that business and another
+business's mail still goes; a List-Unsubscribe (one-click or mailto) applies to bulk mail
+from its sender domain. Its token names the domain, not the tenant (changing the token
+would break links already sent), and a sending domain belongs to one tenant, so ``"" / D``
+is that tenant's scope in practice. When the bouncer cannot tell the tenant (an asynchronous
+DSN or ARF report: the VERP token names only message and recipient) it writes a global
+entry: over-suppressing is the safe mistake. Operators may write any of the four
+(``postline suppress add --tenant T --scope D``). A tenant of ``""`` on a message means the
+default tenant (a writer from before tenants), so lookups treat it as ``default``.
+
 Owns an in-memory set of suppression keys (``shared.wire.topics.suppression_key``), filled from
 ``Bus.read_table`` at start and kept current by following the compacted topic. It does not
 decide what happens to a suppressed recipient: ingest refuses or drops it
@@ -20,11 +44,12 @@ import logging
 
 from shared.bus.base import Bus, BusMessage
 from shared.bus.follow import follow_topic
+from shared.wire.records import DEFAULT_TENANT
 from shared.wire.topics import SUPPRESSIONS, suppression_key
 
 
 class SuppressionTable:
-    """Suppressed addresses, global (``address``) or per sender domain (``scope|address``)."""
+    """Suppressed addresses in every scope (the table in the module docstring)."""
 
     def __init__(self) -> None:
         self._keys: set[str] = set()
@@ -42,11 +67,20 @@ class SuppressionTable:
         else:
             self._keys.add(name)
 
-    def is_suppressed(self, address: str, scope: str = "") -> bool:
-        """Whether ``address`` is suppressed for everyone or for sender domain ``scope``."""
-        if suppression_key(address) in self._keys:
-            return True
-        return bool(scope) and suppression_key(address, scope) in self._keys
+    def is_suppressed(self, address: str, *, tenant: str = "", sender_domain: str = "") -> bool:
+        """Whether ``tenant``'s mail to ``address`` is suppressed.
+
+        Global and tenant entries always count; ``sender_domain`` is given only for bulk mail
+        (its domain entries are unsubscribes from bulk mail: a password reset still goes).
+        """
+        tenant = tenant or DEFAULT_TENANT
+        keys = [suppression_key(address), suppression_key(address, tenant=tenant)]
+        if sender_domain:
+            keys += [
+                suppression_key(address, sender_domain),
+                suppression_key(address, sender_domain, tenant),
+            ]
+        return any(key in self._keys for key in keys)
 
     async def load(self, bus: Bus) -> None:
         """Replace the table with the topic's current state."""

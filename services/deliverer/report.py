@@ -71,6 +71,7 @@ def records_for(
                     classification=classified.outcome.value,
                     tags=delivery.tags,
                     stage="deliverer",
+                    tenant=delivery.tenant,
                     **extra,
                 )
             )

@@ -130,6 +130,7 @@ def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> li
                 detail=f"last reply: {reply}" if reply else "",
                 tags=delivery.tags,
                 stage="deliverer",
+                tenant=delivery.tenant,
                 **failure,
             )
         )

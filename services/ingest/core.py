@@ -73,4 +73,6 @@ def rejection_event(
         check=decision.check,
         detail=f"client {info.ip} on listener {info.listener.name}",
         stage=STAGE,
+        # Refused before MAIL FROM there is no transaction yet: the tenant is unknown ("").
+        tenant=txn.tenant if txn is not None else "",
     )

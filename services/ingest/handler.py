@@ -187,6 +187,7 @@ class Handler:
             tags=tags,
             smtputf8=txn.smtputf8,
             body_8bit=not data.isascii(),
+            tenant=txn.tenant,
         )
 
     def _events(
@@ -198,6 +199,7 @@ class Handler:
             "sender": txn.mail_from,
             "tags": tags,
             "stage": STAGE,
+            "tenant": txn.tenant,
         }
         events: list[Event] = []
         if len(txn.dropped) < len(txn.rcpt_to):

@@ -100,6 +100,7 @@ def deliveries(
             smtputf8=submission.smtputf8,
             body_8bit=submission.body_8bit,
             bulk=bulk,
+            tenant=submission.tenant,
         )
         for domain, rcpts, verp_for in batches
     ]

@@ -2,10 +2,10 @@
 
 For each Submission, in order:
 
-1. recipients on the suppression list are dropped with a ``suppressed`` event: a global
-   suppression always, one scoped to the From domain (an unsubscribe) only from bulk mail.
-   Ingest refuses global suppressions at RCPT already; scoped ones are decided here, where
-   the tags and headers that make a message bulk are known;
+1. recipients on the suppression list are dropped with a ``suppressed`` event: a global or
+   tenant suppression always, one scoped to the From domain (an unsubscribe) only from bulk
+   mail. Ingest refuses global and tenant suppressions at RCPT already; scoped ones are
+   decided here, where the tags and headers that make a message bulk are known;
 2. the signing domain is the From domain when it has a usable key (aligned for DMARC,
    RFC 7489 3.1.1), else the submitting user's fallback, else the global fallback; with
    none the message goes unsigned if ``allow_unsigned``, otherwise it fails with a
@@ -163,10 +163,12 @@ class SignerPipeline:
         return plan
 
     def _drop_suppressed(self, plan: _Plan, scope: str, now: float) -> list[str]:
-        """Recipients not suppressed globally nor for ``scope`` ("" for non-bulk mail)."""
+        """Recipients not suppressed globally, for the tenant, nor for the sender domain
+        ``scope`` ("" for non-bulk mail)."""
         kept = []
+        tenant = plan.submission.tenant
         for rcpt in plan.submission.rcpt_to:
-            if self.suppressions.is_suppressed(rcpt, scope):
+            if self.suppressions.is_suppressed(rcpt, tenant=tenant, sender_domain=scope):
                 self.metrics.suppressed.inc()
                 plan.outputs.append(
                     self._event(
@@ -275,6 +277,7 @@ class SignerPipeline:
                 tags=submission.tags,
                 stage=STAGE,
                 bulk=bulk,
+                tenant=submission.tenant,
             )
         )
 

@@ -166,7 +166,8 @@ class SuppressionReason(enum.StrEnum):
 
 
 class Suppression(Record, frozen=True, kw_only=True):
-    """An address we must not mail (``postline.suppressions``, compacted, key: scope/address).
+    """An address we must not mail (``postline.suppressions``, compacted, key: tenant, scope
+    and address: ``shared.wire.topics.suppression_key``; the scopes: ``shared.suppressions``).
 
     A removal is a tombstone: the key with no value.
     """
@@ -177,6 +178,7 @@ class Suppression(Record, frozen=True, kw_only=True):
     at: float
     scope: str = ""  # "" for every sender; else the sender domain an unsubscribe applies to
     detail: str = ""
+    tenant: str = ""  # "" for every tenant; else only that tenant's mail (shared.suppressions)
 
 
 class TenantState(enum.StrEnum):

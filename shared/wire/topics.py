@@ -102,9 +102,16 @@ class Topic(Generic[R]):
 _ENCODER = msgspec.msgpack.Encoder()
 
 
-def suppression_key(address: str, scope: str = "") -> str:
-    """Key of an address on the suppression list; scoped unsubscribes carry their domain."""
-    return f"{scope.lower()}|{address.lower()}" if scope else address.lower()
+def suppression_key(address: str, scope: str = "", tenant: str = "") -> str:
+    """Key of an address on the suppression list (the scopes: ``shared.suppressions``).
+
+    ``address`` (global) and ``scope|address`` (a sender domain) are the keys from before
+    tenants and never change, so records already on the compacted topic keep their key. A
+    tenant's entries start with ``tenant:<id>|``: a tenant id is ``[a-z0-9-]``, and ``:`` is
+    in neither a host name nor an unquoted local part, so no older key can look like one.
+    """
+    key = f"{scope.lower()}|{address.lower()}" if scope else address.lower()
+    return f"tenant:{tenant.lower()}|{key}" if tenant else key
 
 
 SUBMITTED: Topic[Submission] = Topic(
@@ -129,7 +136,7 @@ EVENTS: Topic[Event] = Topic(
 SUPPRESSIONS: Topic[Suppression] = Topic(
     "postline.suppressions",
     Suppression,
-    lambda s: suppression_key(s.address, s.scope),
+    lambda s: suppression_key(s.address, s.scope, s.tenant),
     partitions=3,
     compact=True,
     max_message_bytes=1 * MiB,

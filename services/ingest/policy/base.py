@@ -18,6 +18,7 @@ from services.ingest.config import IngestConfig, ListenerConfig
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.replies import Reply
 from shared.suppressions import SuppressionTable
+from shared.wire.records import DEFAULT_TENANT
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -57,6 +58,8 @@ class Transaction:
     rcpt_to: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # accepted at RCPT, suppressed ("drop")
     smtputf8: bool = False
+    #: The sending tenant (from the AUTH credential); on the Submission and every event.
+    tenant: str = DEFAULT_TENANT
 
     @property
     def sender_domain(self) -> str:

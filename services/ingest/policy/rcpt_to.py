@@ -42,11 +42,11 @@ def suppression(
 ) -> Decision | None:
     """A suppressed recipient is refused (550 5.1.1) or accepted and dropped, per config.
 
-    Only global suppressions: one scoped to a sender domain is an unsubscribe from its bulk
-    mail, and whether this message is bulk is known only from its headers and tags, so the
-    signer decides (a password reset to someone who unsubscribed must still go out).
+    Only global and tenant suppressions: one scoped to a sender domain is an unsubscribe from
+    its bulk mail, and whether this message is bulk is known only from its headers and tags,
+    so the signer decides (a password reset to someone who unsubscribed must still go out).
     """
-    if not state.suppressions.is_suppressed(rcpt):
+    if not state.suppressions.is_suppressed(rcpt, tenant=txn.tenant):
         return None
     if state.config.suppression == "drop":
         return Decision(replies.RCPT_OK, "suppression", drop=True)

@@ -247,7 +247,7 @@ async def test_our_own_failure_is_451_never_5xx(
 ) -> None:
     ingest = await start_ingest(trusted_networks=["127.0.0.1/32"])
 
-    def broken(address: str, scope: str = "") -> bool:
+    def broken(address: str, **scopes: str) -> bool:
         raise RuntimeError("a bug of ours")
 
     monkeypatch.setattr(ingest.stage.core.policy.suppressions, "is_suppressed", broken)

@@ -94,6 +94,7 @@ suppressions = st.builds(
     reason=st.sampled_from(SuppressionReason),
     at=timestamps,
     scope=st.text(max_size=20),
+    tenant=st.text(max_size=20),
 )
 control_actions = st.builds(
     ControlAction,
@@ -208,3 +209,8 @@ def test_topics_declare_keys_and_settings() -> None:
     assert retry_topic("1m").key(delivery) == b"example.org"
     assert suppression_key("A@Example.org") == "a@example.org"
     assert suppression_key("A@Example.org", "Shop.Example") == "shop.example|a@example.org"
+    # Tenant entries are a new key space: the keys above (records already written) never move.
+    assert suppression_key("A@Example.org", tenant="t1") == "tenant:t1|a@example.org"
+    assert suppression_key("a@example.org", "shop.example", "t1") == (
+        "tenant:t1|shop.example|a@example.org"
+    )
