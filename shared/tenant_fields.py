@@ -1,0 +1,129 @@
+"""What a valid tenant field is: ids, names, pools, credential names, limits and settings.
+
+Pure functions shared by the CLI and the admin API (through ``shared.tenant_admin``), so both
+refuse the same input with the same words. Each raises :class:`TenantInvalid` naming the
+field as it is written in the record (``limits.per_hour``); none reads the bus.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+import msgspec
+
+from shared.config import ByteSize
+from shared.errors import TenantInvalid
+from shared.wire.records import DEFAULT_TENANT, TenantLimits, TenantSettings
+
+#: A tenant id appears in records, metrics labels, Redis keys and URLs: short and plain.
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: An IP pool names a deliverer source pool: the same alphabet as tenant ids.
+POOL_NAME = TENANT_ID
+#: An SMTP AUTH user name: printable, no spaces (RFC 4616 allows more; logs and the CLI
+#: are simpler without quoting, and the users file never held anything else in practice).
+CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$")
+MAX_NAME = 200  # a tenant's display name; API key labels likewise
+PAUSED_REPLIES = ("reject", "defer")
+
+
+def tenant_id(value: str) -> str:
+    """``value`` when it is a valid id for a new tenant (``default`` is reserved)."""
+    if not TENANT_ID.match(value):
+        raise TenantInvalid(
+            f"tenant id {value!r}: expected 1-63 characters of a-z, 0-9 and '-', "
+            "starting with a letter or digit"
+        )
+    if value == DEFAULT_TENANT:
+        raise TenantInvalid(
+            f"tenant id {DEFAULT_TENANT!r} is reserved (mail that matches no tenant)"
+        )
+    return value
+
+
+def display_name(value: str, field: str = "name") -> str:
+    """A display name: at most :data:`MAX_NAME` characters, no control characters."""
+    if len(value) > MAX_NAME:
+        raise TenantInvalid(f"{field}: longer than {MAX_NAME} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise TenantInvalid(f"{field}: contains a control character")
+    return value.strip()
+
+
+def ip_pool(value: str) -> str:
+    """A pool name, or ``""`` for the default addresses."""
+    if value and not POOL_NAME.match(value):
+        raise TenantInvalid(f"ip_pool {value!r}: expected 1-63 characters of a-z, 0-9 and '-'")
+    return value
+
+
+def credential_name(value: str) -> str:
+    """A valid SMTP AUTH user name."""
+    if not CREDENTIAL_NAME.match(value):
+        raise TenantInvalid(
+            f"credential name {value!r}: expected 1-128 characters of letters, digits and "
+            "._@+=- (starting with a letter or digit)"
+        )
+    return value
+
+
+def domain_list(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Domains to restrict a credential to, lower-case, without a trailing dot, sorted."""
+    return tuple(sorted({v.strip().lower().rstrip(".") for v in values if v.strip()}))
+
+
+def limits(current: TenantLimits, values: Mapping[str, object]) -> TenantLimits:
+    """``current`` with ``values`` applied (field name -> new value; 0 removes a limit).
+
+    Values may be numbers or their text (``"25MiB"`` for ``message_size``), as the CLI and
+    JSON bodies give them.
+    """
+    known = {f.name: f.type for f in msgspec.structs.fields(TenantLimits)}
+    changes: dict[str, float | int] = {}
+    for name, raw in values.items():
+        if name not in known:
+            raise TenantInvalid(f"limits.{name}: no such limit (known: {', '.join(sorted(known))})")
+        changes[name] = _limit_value(f"limits.{name}", raw, known[name], name == "message_size")
+    return msgspec.structs.replace(current, **changes)
+
+
+def _limit_value(field: str, raw: object, kind: object, is_size: bool) -> float | int:
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        if is_size:
+            value: float | int = int(ByteSize.parse(raw.strip() if isinstance(raw, str) else raw))
+        elif kind is float:
+            value = float(raw)  # type: ignore[arg-type]  # ValueError/TypeError if not a number
+        elif isinstance(raw, float) and not raw.is_integer():
+            raise ValueError
+        else:
+            value = int(raw)  # type: ignore[call-overload]
+    except (ValueError, TypeError):
+        expected = "a size like '25MiB'" if is_size else "a number"
+        expected = expected if is_size or kind is float else "a whole number"
+        raise TenantInvalid(f"{field}: expected {expected} >= 0, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise TenantInvalid(f"{field}: expected a finite value >= 0, got {raw!r}")
+    return value
+
+
+def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSettings:
+    """``current`` with ``values`` applied; each field is checked against its type."""
+    known = {f.name for f in msgspec.structs.fields(TenantSettings)}
+    for name in values:
+        if name not in known:
+            raise TenantInvalid(
+                f"settings.{name}: no such setting (known: {', '.join(sorted(known))})"
+            )
+    reply = values.get("paused_reply", current.paused_reply)
+    if reply not in PAUSED_REPLIES:
+        raise TenantInvalid(
+            f"settings.paused_reply: expected one of {', '.join(PAUSED_REPLIES)}, got {reply!r}"
+        )
+    merged = {**msgspec.structs.asdict(current), **values}
+    try:
+        return msgspec.convert(merged, TenantSettings)
+    except msgspec.ValidationError as exc:
+        raise TenantInvalid(f"settings: {exc}") from exc
