@@ -5,10 +5,13 @@ Routes (every one needs ``Authorization: Bearer <token from admin_token_file>``)
     GET    /admin/suppressions              every suppression, JSON
     GET    /admin/suppressions.csv          the same as CSV, for audits (formula-safe cells)
     GET    /admin/suppressions/<address>    one address (every scope), 404 when none
-    POST   /admin/suppressions              {"address", "reason"?, "scope"?, "detail"?} -> 201
-    DELETE /admin/suppressions/<address>    ?scope=<domain> for a scoped entry -> 200
+    POST   /admin/suppressions              {"address", "reason"?, "scope"?, "tenant"?,
+                                             "detail"?} -> 201
+    DELETE /admin/suppressions/<address>    ?scope=<domain>&tenant=<id> for a scoped entry -> 200
 
-The token is checked before the body is read; a malformed address, scope or detail is a 400
+``tenant`` limits an entry to one tenant's mail, ``scope`` to bulk mail from a sender domain
+(``shared.suppressions``). The token is checked before the body is read; a malformed
+address, scope, tenant or detail is a 400
 with ``{"error": ...}`` naming the problem. Owns authentication, request decoding and
 answers; the list itself (and what a valid address is) is ``suppress.py``'s.
 """
@@ -29,6 +32,7 @@ from services.bouncer.suppress import (
     export_csv,
     parse_reason,
     suppression_row,
+    tenant_problem,
 )
 from shared.errors import BusError
 from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
@@ -51,6 +55,7 @@ class AddRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: str = "manual"
     scope: str = ""
     detail: str = ""
+    tenant: str = ""
 
 
 class AdminApi:
@@ -112,7 +117,9 @@ class AdminApi:
         problem = _add_problem(body)
         if problem is not None:
             return _json(400, {"error": problem})
-        record = await self._admin.add(body.address, reason, scope=body.scope, detail=body.detail)
+        record = await self._admin.add(
+            body.address, reason, scope=body.scope, detail=body.detail, tenant=body.tenant
+        )
         return _json(201, suppression_row(record))
 
     async def remove(self, request: HttpRequest) -> HttpResponse:
@@ -123,8 +130,11 @@ class AdminApi:
         scope = request.query.get("scope", [""])[0]
         if scope and (problem := domain_problem(scope)) is not None:
             return _json(400, {"error": f"scope: {problem}"})
-        await self._admin.remove(address, scope=scope)
-        return _json(200, {"removed": address.lower(), "scope": scope.lower()})
+        tenant = request.query.get("tenant", [""])[0]
+        if (problem := tenant_problem(tenant)) is not None:
+            return _json(400, {"error": problem})
+        await self._admin.remove(address, scope=scope, tenant=tenant)
+        return _json(200, {"removed": address.lower(), "scope": scope.lower(), "tenant": tenant})
 
 
 def _address_from_path(request: HttpRequest) -> tuple[str, HttpResponse | None]:
@@ -144,6 +154,8 @@ def _add_problem(body: AddRequest) -> str | None:
         return problem
     if body.scope.strip() and (problem := domain_problem(body.scope.strip())) is not None:
         return f"scope: {problem}"
+    if (problem := tenant_problem(body.tenant.strip())) is not None:
+        return problem
     if len(body.detail) > MAX_DETAIL:
         return f"detail longer than {MAX_DETAIL} characters"
     if any(ord(c) < 32 or ord(c) == 127 for c in body.detail):

@@ -16,7 +16,14 @@ from services.bouncer.classify import classify_recipient
 from services.bouncer.config import load_bouncer_config
 from services.bouncer.parse import parse_message
 from services.bouncer.rules import RuleTable, load_rules
-from services.bouncer.suppress import SuppressionAdmin, export_csv, suppression_row
+from services.bouncer.suppress import (
+    SuppressionAdmin,
+    address_problem,
+    domain_problem,
+    export_csv,
+    suppression_row,
+    tenant_problem,
+)
 from shared.bus.factory import open_bus
 from shared.config import Config
 from shared.wire.records import SuppressionReason
@@ -68,12 +75,16 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     add = sub.add_parser("add", help="suppress an address")
     add.add_argument("address")
     add.add_argument("--reason", default="manual", choices=[r.value for r in SuppressionReason])
-    add.add_argument("--scope", default="", help="sender domain (unsubscribes); default: all")
+    add.add_argument(
+        "--scope", default="", help="only bulk mail from this sender domain; default: all mail"
+    )
+    add.add_argument("--tenant", default="", help="only this tenant's mail; default: every tenant")
     add.add_argument("--detail", default="")
     add.set_defaults(handler=cmd_suppress_add)
     remove = sub.add_parser("remove", help="remove an address from the list")
     remove.add_argument("address")
-    remove.add_argument("--scope", default="")
+    remove.add_argument("--scope", default="", help="the sender domain of a scoped entry")
+    remove.add_argument("--tenant", default="", help="the tenant of a tenant's entry")
     remove.set_defaults(handler=cmd_suppress_remove)
     sub.add_parser("list", help="print the list as JSON lines").set_defaults(
         handler=cmd_suppress_list
@@ -100,20 +111,46 @@ def cmd_classify(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_suppress_add(args: argparse.Namespace, config: Config) -> int:
-    """``postline suppress add ADDRESS``."""
+    """``postline suppress add ADDRESS [--scope DOMAIN] [--tenant ID]``."""
+    if (problem := _scope_problem(args)) is not None:
+        print(f"postline: {problem}", file=sys.stderr)
+        return 2
     reason = SuppressionReason(args.reason)
     async with _admin(config) as admin:
-        record = await admin.add(args.address, reason, scope=args.scope, detail=args.detail)
-    print(json.dumps({"suppressed": record.address, "scope": record.scope, "reason": reason}))
+        record = await admin.add(
+            args.address, reason, scope=args.scope, detail=args.detail, tenant=args.tenant
+        )
+    print(
+        json.dumps(
+            {
+                "suppressed": record.address,
+                "scope": record.scope,
+                "tenant": record.tenant,
+                "reason": reason,
+            }
+        )
+    )
     return 0
 
 
 async def cmd_suppress_remove(args: argparse.Namespace, config: Config) -> int:
-    """``postline suppress remove ADDRESS``."""
+    """``postline suppress remove ADDRESS [--scope DOMAIN] [--tenant ID]``."""
+    if (problem := _scope_problem(args)) is not None:
+        print(f"postline: {problem}", file=sys.stderr)
+        return 2
     async with _admin(config) as admin:
-        await admin.remove(args.address, scope=args.scope)
-    print(json.dumps({"removed": args.address, "scope": args.scope}))
+        await admin.remove(args.address, scope=args.scope, tenant=args.tenant)
+    print(json.dumps({"removed": args.address, "scope": args.scope, "tenant": args.tenant}))
     return 0
+
+
+def _scope_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the address, ``--scope`` or ``--tenant`` (as the admin API says)."""
+    if (problem := address_problem(args.address.strip())) is not None:
+        return problem
+    if args.scope.strip() and (problem := domain_problem(args.scope.strip())) is not None:
+        return f"scope: {problem}"
+    return tenant_problem(args.tenant.strip())
 
 
 async def cmd_suppress_list(_args: argparse.Namespace, config: Config) -> int:

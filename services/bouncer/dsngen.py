@@ -62,6 +62,7 @@ class DsnGenerator:
             expires_at=at + float(self._policy.expires_after),
             is_dsn=True,
             tags={"dsn_for": event.message_id},
+            tenant=event.tenant,  # the DSN goes back to the tenant's own sender
         )
         return OUTBOUND.out(delivery)
 

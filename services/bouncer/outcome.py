@@ -16,7 +16,7 @@ from services.bouncer.report import RecipientStatus, Report, ReportKind
 from services.bouncer.rules import BounceClass, RuleTable
 from services.bouncer.suppress import SuppressionPolicy
 from shared.providers import provider_for_host
-from shared.wire.records import Event, EventKind, SmtpReply, Suppression
+from shared.wire.records import DEFAULT_TENANT, Event, EventKind, SmtpReply, Suppression
 from shared.wire.tokens import UnsubscribeToken, VerpToken
 from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
 
@@ -66,7 +66,12 @@ class Outcomes:
         self._count(verdict, provider, kind)
         out = [EVENTS.out(event)]
         if kind in (EventKind.BOUNCED, EventKind.COMPLAINED):
-            out += self._suppress(token.recipient, verdict.bounce_class, at, event.detail)
+            # The tenant is not known here: the VERP token names message and recipient only,
+            # and changing its format would break return paths already sent. So the event
+            # has no tenant and a complaint suppresses globally (the safe mistake). A clean
+            # way later: per-tenant bounce domains (SendingDomain.bounce_domain), where the
+            # VERP address's domain names the sending domain and so its tenant.
+            out += self._suppress(token.recipient, verdict.bounce_class, at, event.detail, "")
         return out
 
     def for_unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> list[OutRecord]:
@@ -96,7 +101,9 @@ class Outcomes:
             verdict = Classification(BounceClass.SOFT, verdict.rule)  # RFC 3463 4.4.7
         provider = event.provider or provider_for_host(event.mx or "")
         self._count(verdict, provider, event.kind)
-        out = self._suppress(event.recipient, verdict.bounce_class, event.at, str(reply))
+        # The deliverer's event names the tenant that sent ("" from before tenants: default).
+        tenant = event.tenant or DEFAULT_TENANT
+        out = self._suppress(event.recipient, verdict.bounce_class, event.at, str(reply), tenant)
         dsn = self.dsn.for_event(event)
         if dsn is not None:
             self.metrics.dsns_sent.labels(
@@ -106,9 +113,11 @@ class Outcomes:
         return out
 
     def _suppress(
-        self, address: str, bounce_class: BounceClass, at: float, detail: str
+        self, address: str, bounce_class: BounceClass, at: float, detail: str, tenant: str
     ) -> list[OutRecord]:
-        record: Suppression | None = self.policy.decide(address, bounce_class, at, detail)
+        record: Suppression | None = self.policy.decide(
+            address, bounce_class, at, detail, tenant=tenant
+        )
         if record is None:
             return []
         self.metrics.suppressions.labels(str(record.reason)).inc()

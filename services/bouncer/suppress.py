@@ -1,15 +1,18 @@
 """Suppression decisions, and the suppression list as the compacted topic.
 
 Owns when an address is suppressed (hard bounces and complaints at once, soft bounces after
-N within a window, unsubscribes per the token's scope) and reading/writing
-``postline.suppressions`` (a removal is a tombstone, keyed by ``suppression_key``), including
-the CSV export. It does not classify and does not serve HTTP (``admin.py``).
+N within a window, unsubscribes per the token's scope) and in which scope (the policy is
+``shared.suppressions``'s docstring: bounces global, complaints for the tenant that sent,
+List-Unsubscribe for its sender domain), and reading/writing ``postline.suppressions`` (a
+removal is a tombstone, keyed by ``suppression_key``), including the CSV export. It does not
+classify and does not serve HTTP (``admin.py``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import deque
 from collections.abc import Iterable
 from types import TracebackType
@@ -23,7 +26,8 @@ from shared.wire.records import Suppression, SuppressionReason, now
 from shared.wire.tokens import UnsubscribeToken
 from shared.wire.topics import SUPPRESSIONS, OutRecord, suppression_key
 
-CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail")
+# "tenant" last: a column added to the end keeps existing readers of the export working.
+CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail", "tenant")
 
 #: A spreadsheet runs a cell starting with one of these as a formula (``=cmd|' /C calc'!A0``);
 #: OWASP's CSV injection guidance: prefix such a cell with ``'`` so it stays text.
@@ -38,6 +42,11 @@ _ATEXT = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
 )
 _LABEL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+#: A tenant id (``shared.wire.records.Tenant.id``): it is part of the suppression key.
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+#: Reasons that are about the address itself, whoever sends: never scoped to a tenant.
+_ADDRESS_GONE = (SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_BOUNCES)
 
 
 class SoftBounceCounter:
@@ -76,9 +85,13 @@ class SuppressionPolicy:
         self._source = source
 
     def decide(
-        self, address: str, bounce_class: BounceClass, at: float, detail: str = ""
+        self, address: str, bounce_class: BounceClass, at: float, detail: str = "", tenant: str = ""
     ) -> Suppression | None:
-        """The suppression ``bounce_class`` calls for, or ``None``."""
+        """The suppression ``bounce_class`` calls for, or ``None``.
+
+        Bounces are global (the mailbox is gone for every sender); a complaint applies to
+        ``tenant``, the business the recipient objected to ("": not known, so global).
+        """
         if not address or "@" not in address:
             return None
         if bounce_class is BounceClass.HARD:
@@ -90,11 +103,21 @@ class SuppressionPolicy:
         else:
             return None  # block, auto-reply and unknown never suppress the address
         return Suppression(
-            address=address.lower(), reason=reason, source=self._source, at=at, detail=detail[:300]
+            address=address.lower(),
+            reason=reason,
+            source=self._source,
+            at=at,
+            detail=detail[:300],
+            tenant="" if reason in _ADDRESS_GONE else tenant,
         )
 
     def unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> Suppression:
-        """The suppression for a verified unsubscribe (scoped to the sender domain if set)."""
+        """The suppression for a verified unsubscribe (scoped to the sender domain if set).
+
+        No tenant: the token names recipient, sender domain and message only, and a new field
+        would invalidate links already sent. A sending domain belongs to one tenant, so the
+        domain scope is that tenant's in practice (``shared.suppressions``).
+        """
         return Suppression(
             address=token.recipient.lower(),
             reason=SuppressionReason.UNSUBSCRIBE,
@@ -116,6 +139,13 @@ def parse_reason(value: str) -> SuppressionReason:
 
 def _has_control(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def tenant_problem(tenant: str) -> str | None:
+    """Why ``tenant`` cannot scope a suppression, or ``None`` ("" is no tenant: global)."""
+    if tenant and not _TENANT_ID.fullmatch(tenant):
+        return "tenant id: expected 1-63 characters of a-z, 0-9 and '-'"
+    return None
 
 
 def domain_problem(domain: str) -> str | None:
@@ -195,7 +225,7 @@ def decode_table(table: dict[bytes, bytes]) -> list[Suppression]:
             records.append(SUPPRESSIONS.decode(value))
         except msgspec.DecodeError:
             continue
-    return sorted(records, key=lambda s: (s.address, s.scope))
+    return sorted(records, key=lambda s: (s.address, s.tenant, s.scope))
 
 
 class SuppressionAdmin:
@@ -218,9 +248,15 @@ class SuppressionAdmin:
             await self._bus.close()
 
     async def add(
-        self, address: str, reason: SuppressionReason, scope: str = "", detail: str = ""
+        self,
+        address: str,
+        reason: SuppressionReason,
+        scope: str = "",
+        detail: str = "",
+        tenant: str = "",
     ) -> Suppression:
-        """Suppress ``address`` (for every sender, or only ``scope``'s domain)."""
+        """Suppress ``address`` for every sender, or only ``tenant``'s mail, or only bulk
+        mail from ``scope``'s domain (of ``tenant`` if both are given)."""
         record = Suppression(
             address=address.strip().lower(),
             reason=reason,
@@ -228,13 +264,14 @@ class SuppressionAdmin:
             at=now(),
             scope=scope.strip().lower(),
             detail=detail,
+            tenant=tenant.strip().lower(),
         )
         await self._bus.publish([SUPPRESSIONS.out(record)])
         return record
 
-    async def remove(self, address: str, scope: str = "") -> None:
-        """Remove ``address`` (a tombstone on the compacted topic)."""
-        await self._bus.publish([removal(address, scope)])
+    async def remove(self, address: str, scope: str = "", tenant: str = "") -> None:
+        """Remove ``address`` from one scope (a tombstone on the compacted topic)."""
+        await self._bus.publish([removal(address, scope, tenant)])
 
     async def snapshot(self) -> list[Suppression]:
         """Every suppression now on the list."""
@@ -246,6 +283,6 @@ class SuppressionAdmin:
         return [s for s in await self.snapshot() if s.address == wanted]
 
 
-def removal(address: str, scope: str = "") -> OutRecord:
-    """The tombstone that removes ``address`` from the list."""
-    return SUPPRESSIONS.tombstone(suppression_key(address.strip(), scope.strip()))
+def removal(address: str, scope: str = "", tenant: str = "") -> OutRecord:
+    """The tombstone that removes ``address`` from one scope of the list."""
+    return SUPPRESSIONS.tombstone(suppression_key(address.strip(), scope.strip(), tenant.strip()))

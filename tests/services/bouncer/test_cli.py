@@ -72,6 +72,34 @@ def test_suppress_add_list_export_remove(
     assert [json.loads(line)["address"] for line in out.splitlines()] == ["reader@example.org"]
 
 
+def test_suppress_tenant_entries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--tenant`` adds, lists, exports and removes one tenant's entry apart from the global
+    one of the same address; a malformed tenant id is refused before the bus is touched."""
+    config = str(write_config(tmp_path))
+    base = ("--config", config, "suppress")
+    code, out = run(
+        capsys, *base, "add", "r@example.org", "--reason", "complaint", "--tenant", "t1"
+    )
+    assert code == 0 and json.loads(out)["tenant"] == "t1"
+    assert run(capsys, *base, "add", "r@example.org")[0] == 0
+    code, out = run(capsys, *base, "list")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["address"], r["tenant"], r["reason"]) for r in rows] == [
+        ("r@example.org", "", "manual"),
+        ("r@example.org", "t1", "complaint"),
+    ]
+    export = tmp_path / "audit.csv"
+    assert run(capsys, *base, "export", "-o", str(export))[0] == 0
+    assert [r["tenant"] for r in csv.DictReader(io.StringIO(export.read_text()))] == ["", "t1"]
+
+    assert run(capsys, *base, "remove", "r@example.org", "--tenant", "t1")[0] == 0
+    code, out = run(capsys, *base, "list")
+    assert [json.loads(line)["tenant"] for line in out.splitlines()] == [""]
+
+    assert main([*base, "add", "r@example.org", "--tenant", "Bad Tenant!"]) == 2
+    assert "tenant id" in capsys.readouterr().err
+
+
 def test_bounce_classify_prints_json_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import smtplib
 from pathlib import Path
 
 from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
+from services.bouncer.rules import parse_rules
+from shared.suppressions import SuppressionTable
 from shared.wire.records import (
     Delivery,
     Event,
@@ -183,7 +186,7 @@ async def test_admin_api(running: Running) -> None:
         http_request, port, "GET", "/admin/suppressions.csv", b"", auth
     )
     assert status == 200
-    assert csv_text.decode().splitlines()[0] == "address,scope,reason,source,at,detail"
+    assert csv_text.decode().splitlines()[0] == "address,scope,reason,source,at,detail,tenant"
     assert "someone@example.org,,manual,api," in csv_text.decode()
     status, _ = await asyncio.to_thread(
         http_request, port, "DELETE", "/admin/suppressions/someone@example.org", b"", auth
@@ -249,3 +252,104 @@ async def test_bounced_event_suppresses_and_sends_dsn(running: Running) -> None:
     table = await running.bus.read_table(SUPPRESSIONS.name)
     assert b"nobody@customer.example" in table and b"a@b.example" in table
     assert b"slow@customer.example" not in table  # one expiry is one soft bounce of two
+
+
+# Suppression scopes per tenant: the bouncer input, the suppression it writes, and the
+# decision ingest (global and tenant entries, at RCPT) and the signer (plus domain entries,
+# bulk mail) then take from the followed table (shared.suppressions).
+COMPLAINT_RULE = """
+[[rule]]
+name = "reported-as-spam"
+class = "complaint"
+pattern = 'reported as spam'
+override = true
+"""
+
+
+async def table_of(running: Running) -> SuppressionTable:
+    table = SuppressionTable()
+    await table.load(running.bus)
+    return table
+
+
+def bounced(tenant: str, recipient: str, reply: SmtpReply) -> Event:
+    return Event(
+        kind=EventKind.BOUNCED,
+        message_id=MSGID,
+        at=1.0,
+        recipient=recipient,
+        domain=recipient.rpartition("@")[2],
+        sender="news@shop.example",
+        reply=reply,
+        stage="deliverer",
+        tenant=tenant,
+    )
+
+
+async def test_hard_bounce_is_global_and_the_dsn_keeps_the_tenant(running: Running) -> None:
+    event = bounced("t1", "gone@customer.example", SmtpReply(code=550, enhanced="5.1.1"))
+    await running.bus.publish([EVENTS.out(event)])
+    (record,) = await wait_for(running.bus, SUPPRESSIONS, lambda rs: len(rs) >= 1)
+    assert (record.reason, record.tenant, record.scope) == (SuppressionReason.HARD_BOUNCE, "", "")
+    (dsn,) = await wait_for(running.bus, OUTBOUND, lambda rs: len(rs) >= 1)
+    assert isinstance(dsn, Delivery) and dsn.is_dsn and dsn.tenant == "t1"
+    table = await table_of(running)
+    for tenant in ("t1", "t2", ""):  # the mailbox is gone for every business
+        assert table.is_suppressed("gone@customer.example", tenant=tenant)
+
+
+async def test_complaint_applies_to_the_tenant_that_sent(running: Running) -> None:
+    # A reply the rules classify as a complaint (a provider's "reported as spam" rejection).
+    reply = SmtpReply(code=550, enhanced="5.7.1", text="reported as spam")
+    running.stage.outcomes.table = parse_rules(COMPLAINT_RULE, "test")
+    await running.bus.publish([EVENTS.out(bounced("t1", "annoyed@customer.example", reply))])
+    (record,) = await wait_for(running.bus, SUPPRESSIONS, lambda rs: len(rs) >= 1)
+    assert (record.reason, record.tenant) == (SuppressionReason.COMPLAINT, "t1")
+    table = await table_of(running)
+    assert table.is_suppressed("annoyed@customer.example", tenant="t1")
+    assert not table.is_suppressed("annoyed@customer.example", tenant="t2")
+
+
+async def test_unsubscribe_applies_to_bulk_mail_from_its_domain(running: Running) -> None:
+    token = unsubscribe_token(SECRET, "reader@customer.example", "shop.example", MSGID)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _ = await asyncio.to_thread(
+        http_request,
+        running.http_port,
+        "POST",
+        "/unsubscribe/" + token,
+        b"List-Unsubscribe=One-Click",
+        form,
+    )
+    assert status == 200
+    (record,) = await wait_for(running.bus, SUPPRESSIONS, lambda rs: len(rs) >= 1)
+    assert (record.tenant, record.scope) == ("", "shop.example")
+    table = await table_of(running)
+    reader = "reader@customer.example"
+    assert table.is_suppressed(reader, tenant="t1", sender_domain="shop.example")  # bulk
+    assert not table.is_suppressed(reader, tenant="t1")  # ingest at RCPT; transactional mail
+    assert not table.is_suppressed(reader, tenant="t1", sender_domain="other.example")
+
+
+async def test_admin_api_tenant_entries(running: Running) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    port = running.admin_port
+    body = json.dumps(
+        {"address": "r@customer.example", "tenant": "t1", "scope": "shop.example"}
+    ).encode()
+    status, answer = await asyncio.to_thread(
+        http_request, port, "POST", "/admin/suppressions", body, auth
+    )
+    assert status == 201 and json.loads(answer)["tenant"] == "t1"
+    body = json.dumps({"address": "r@customer.example", "tenant": "T 1"}).encode()
+    status, answer = await asyncio.to_thread(
+        http_request, port, "POST", "/admin/suppressions", body, auth
+    )
+    assert status == 400 and b"tenant id" in answer
+    table = await table_of(running)
+    assert table.is_suppressed("r@customer.example", tenant="t1", sender_domain="shop.example")
+    assert not table.is_suppressed("r@customer.example", tenant="t2", sender_domain="shop.example")
+    path = "/admin/suppressions/r@customer.example?scope=shop.example&tenant=t1"
+    status, _ = await asyncio.to_thread(http_request, port, "DELETE", path, b"", auth)
+    assert status == 200
+    assert await running.bus.read_table(SUPPRESSIONS.name) == {}
