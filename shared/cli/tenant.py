@@ -1,0 +1,374 @@
+"""``postline tenant ...``: the businesses Postline relays for, from the command line.
+
+Owns argument definitions and printing; every change is ``shared.tenant_admin``'s or
+``shared.tenant_access``'s, so the CLI and the admin HTTP API behave alike. The bus is opened
+as a client (never the embedded file's owner, on Kafka with an instance id of its own), so the
+commands work beside a running ``postline run`` and against Kafka. Errors are
+``TenantError``s: ``shared.cli.main`` prints them as one line and exits 1. Every command is
+safe to run again: one that finds its work done says so and exits 0.
+
+Secrets (a generated password, a new API key) are printed once, on standard output, and
+never again: ``show`` and the lists never print them, nor their hashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from shared import tenant_access, tenant_admin
+from shared.bus.base import Bus
+from shared.config import Config
+from shared.errors import TenantInvalid
+from shared.wire.records import TenantState
+
+#: ``tenant set`` flags -> the limit they set (values are checked by ``shared.tenant_fields``).
+LIMIT_FLAGS = {
+    "per_second": "per_second",
+    "burst": "burst",
+    "per_hour": "per_hour",
+    "per_day": "per_day",
+    "per_month": "per_month",
+    "recipients": "recipients_per_message",
+    "message_size": "message_size",
+    "sessions": "sessions",
+}
+
+
+def add_tenant_commands(
+    commands: argparse._SubParsersAction[Any],
+) -> argparse._SubParsersAction[Any]:
+    """Register ``tenant ...``; returns its sub-command action, where further tenant
+    commands (``tenant domain ...``) are added. Handlers take ``(args, config)``."""
+    tenant = commands.add_parser("tenant", help="manage tenants (the businesses sending)")
+    sub: argparse._SubParsersAction[Any] = tenant.add_subparsers(
+        dest="tenant_command", required=True, metavar="COMMAND"
+    )
+    add = sub.add_parser("add", help="add a tenant (nothing happens if it exists)")
+    add.add_argument("id", help="short id: a-z, 0-9 and '-' (1-63 characters)")
+    add.add_argument("--name", default="", help="display name")
+    add.set_defaults(handler=cmd_add)
+    show = sub.add_parser("show", help="one tenant as JSON (never secrets)")
+    show.add_argument("id")
+    show.set_defaults(handler=cmd_show)
+    listing = sub.add_parser("list", help="every tenant, one line each")
+    listing.add_argument("--json", action="store_true", help="one JSON object per tenant")
+    listing.set_defaults(handler=cmd_list)
+    _add_set(sub)
+    for verb, help_text in (("pause", "stop a tenant's mail for now"), ("disable", "for good")):
+        state = sub.add_parser(verb, help=help_text)
+        state.add_argument("id")
+        state.add_argument("--why", required=True, help="the reason (the refused client sees it)")
+        state.set_defaults(handler=cmd_state, state=verb)
+    resume = sub.add_parser("resume", help="let a paused or disabled tenant send again")
+    resume.add_argument("id")
+    resume.set_defaults(handler=cmd_state, state="resume", why="")
+    remove = sub.add_parser("remove", help="remove a tenant with its credentials and keys")
+    remove.add_argument("id")
+    remove.set_defaults(handler=cmd_remove)
+    _add_credential_commands(sub)
+    _add_apikey_commands(sub)
+    return sub
+
+
+def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
+    change = sub.add_parser("set", help="change name, limits, IP pool or settings")
+    change.add_argument("id")
+    change.add_argument("--name", help="display name")
+    change.add_argument("--ip-pool", metavar="POOL", help="deliverer source pool ('' = default)")
+    change.add_argument(
+        "--paused-reply", choices=["reject", "defer"], help="while paused: 550 or 451"
+    )
+    limits = change.add_argument_group("limits (0 removes a limit)")
+    limits.add_argument("--per-second", metavar="N", help="messages per second (decimal)")
+    limits.add_argument("--burst", metavar="N", help="messages at once above the rate")
+    for flag in ("per-hour", "per-day", "per-month"):
+        limits.add_argument(f"--{flag}", metavar="N", help=f"messages {flag.replace('-', ' ')}")
+    limits.add_argument("--recipients", metavar="N", help="recipients per message")
+    limits.add_argument("--message-size", metavar="SIZE", help="largest message, e.g. 25MiB")
+    limits.add_argument("--sessions", metavar="N", help="concurrent SMTP sessions")
+    change.set_defaults(handler=cmd_set)
+
+
+def _add_credential_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    credential = sub.add_parser("credential", help="a tenant's SMTP AUTH logins")
+    csub = credential.add_subparsers(dest="credential_command", required=True, metavar="COMMAND")
+    add = csub.add_parser("add", help="add a login; prints its password once")
+    add.add_argument("id", help="the tenant")
+    add.add_argument("name", help="the AUTH user name (unique across tenants)")
+    add.add_argument(
+        "--domain", action="append", default=[], help="only this sending domain (repeatable)"
+    )
+    _password_option(add)
+    add.set_defaults(handler=cmd_credential_add)
+    listing = csub.add_parser("list", help="a tenant's logins (never their secrets)")
+    listing.add_argument("id")
+    listing.set_defaults(handler=cmd_credential_list)
+    remove = csub.add_parser("remove", help="remove a login")
+    remove.add_argument("id")
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_credential_remove)
+    rotate = csub.add_parser("rotate", help="a new password for a login; prints it once")
+    rotate.add_argument("id")
+    rotate.add_argument("name")
+    _password_option(rotate)
+    rotate.set_defaults(handler=cmd_credential_rotate)
+
+
+def _add_apikey_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    apikey = sub.add_parser("apikey", help="a tenant's HTTP API keys")
+    asub = apikey.add_subparsers(dest="apikey_command", required=True, metavar="COMMAND")
+    add = asub.add_parser("add", help="a new key; printed once, stored hashed")
+    add.add_argument("id")
+    add.add_argument("--name", default="", help="a label (what the key is for)")
+    add.set_defaults(handler=cmd_apikey_add)
+    listing = asub.add_parser("list", help="a tenant's keys by their visible prefix")
+    listing.add_argument("id")
+    listing.set_defaults(handler=cmd_apikey_list)
+    revoke = asub.add_parser("revoke", help="revoke a key (by its prefix, pl_xxxxxxxx)")
+    revoke.add_argument("id")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke.set_defaults(handler=cmd_apikey_revoke)
+
+
+def _password_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="the first line of PATH ('-': standard input); default: a generated password",
+    )
+
+
+def client_bus(config: Config) -> Bus:
+    """A bus for an admin command: a client beside a running ``postline run`` (embedded),
+    with an instance id of its own on Kafka, so it never fences a stage's producer."""
+    from shared.bus.factory import open_bus  # noqa: PLC0415  (imports an adapter's library)
+
+    core = config.core
+    instance = f"cli-{os.getpid()}-{secrets.token_hex(4)}"
+    runtime = msgspec.structs.replace(core.runtime, instance=instance)
+    config = Config(msgspec.structs.replace(core, runtime=runtime), config.source, {})
+    return open_bus(config, owner=False)
+
+
+def actor() -> str:
+    """Who is changing tenants, for the audit trail: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in the environment or the password database
+        return f"cli:uid-{os.getuid()}"
+
+
+async def with_bus(config: Config, body: Callable[[Bus], Awaitable[int]]) -> int:
+    """Run ``body`` with a started client bus, closed after."""
+    bus = client_bus(config)
+    await bus.start()
+    try:
+        return await body(bus)
+    finally:
+        await bus.close()
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+async def cmd_add(args: argparse.Namespace, config: Config) -> int:
+    """``tenant add ID``."""
+
+    async def body(bus: Bus) -> int:
+        _, created = await tenant_admin.add(bus, args.id, name=args.name, by=actor())
+        print(f"tenant {args.id} {'added' if created else 'exists already (unchanged)'}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    """``tenant show ID``."""
+
+    async def body(bus: Bus) -> int:
+        _print_json(tenant_admin.public_view(await tenant_admin.get(bus, args.id)))
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    """``tenant list``: id, state, counts and name, one tenant per line."""
+
+    async def body(bus: Bus) -> int:
+        for tenant in await tenant_admin.list_tenants(bus):
+            if args.json:
+                print(json.dumps(tenant_admin.public_view(tenant), sort_keys=True))
+                continue
+            print(
+                f"{tenant.id:<20} {tenant.status.state:<8} domains={len(tenant.domains)} "
+                f"credentials={len(tenant.credentials)} "
+                f"apikeys={sum(1 for k in tenant.api_keys if not k.revoked_at)} {tenant.name}"
+            )
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_set(args: argparse.Namespace, config: Config) -> int:
+    """``tenant set ID --per-hour N ...``."""
+    limits = {
+        field: getattr(args, flag)
+        for flag, field in LIMIT_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    settings = {"paused_reply": args.paused_reply} if args.paused_reply else {}
+
+    async def body(bus: Bus) -> int:
+        before = await tenant_admin.get(bus, args.id)
+        after = await tenant_admin.set_fields(
+            bus,
+            args.id,
+            name=args.name,
+            ip_pool=args.ip_pool,
+            limits=limits,
+            settings=settings,
+            by=actor(),
+        )
+        changed = after.revision != before.revision
+        print(f"tenant {args.id} {'changed' if changed else 'unchanged'}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_state(args: argparse.Namespace, config: Config) -> int:
+    """``tenant pause|resume|disable ID``."""
+    state = {"pause": TenantState.PAUSED, "disable": TenantState.DISABLED}.get(
+        args.state, TenantState.ACTIVE
+    )
+
+    async def body(bus: Bus) -> int:
+        tenant = await tenant_admin.set_state(bus, args.id, state, by=actor(), why=args.why)
+        print(f"tenant {args.id} {tenant.status.state}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
+    """``tenant remove ID``."""
+
+    async def body(bus: Bus) -> int:
+        removed = await tenant_admin.remove(bus, args.id, by=actor())
+        print(f"tenant {args.id} {'removed' if removed else 'not present (nothing to do)'}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+def read_password(path: str | None) -> str | None:
+    """The first line of ``path`` (``-``: standard input), or ``None`` to generate one."""
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdin.readline().rstrip("\r\n")
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise TenantInvalid(f"--password-file {path}: cannot read: {exc.strerror}") from exc
+    return lines[0] if lines else ""
+
+
+async def cmd_credential_add(args: argparse.Namespace, config: Config) -> int:
+    """``tenant credential add ID NAME``: prints a generated password once."""
+    given = read_password(args.password_file)
+
+    async def body(bus: Bus) -> int:
+        _, password = await tenant_access.add_credential(
+            bus, args.id, args.name, password=given, domains=tuple(args.domain), by=actor()
+        )
+        print(f"credential {args.name} added to tenant {args.id}")
+        if given is None:
+            print(f"password: {password}\n(shown once: store it now)")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_credential_rotate(args: argparse.Namespace, config: Config) -> int:
+    """``tenant credential rotate ID NAME``: prints the new password once."""
+    given = read_password(args.password_file)
+
+    async def body(bus: Bus) -> int:
+        _, password = await tenant_access.rotate_credential(
+            bus, args.id, args.name, password=given, by=actor()
+        )
+        print(f"credential {args.name} of tenant {args.id} has a new password")
+        if given is None:
+            print(f"password: {password}\n(shown once: store it now)")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_credential_list(args: argparse.Namespace, config: Config) -> int:
+    """``tenant credential list ID``: one JSON object per login, no secrets."""
+
+    async def body(bus: Bus) -> int:
+        for row in tenant_admin.public_view(await tenant_admin.get(bus, args.id))["credentials"]:
+            print(json.dumps(row, sort_keys=True))
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_credential_remove(args: argparse.Namespace, config: Config) -> int:
+    """``tenant credential remove ID NAME``."""
+
+    async def body(bus: Bus) -> int:
+        removed = await tenant_access.remove_credential(bus, args.id, args.name, by=actor())
+        print(f"credential {args.name} {'removed' if removed else 'not present (nothing to do)'}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_apikey_add(args: argparse.Namespace, config: Config) -> int:
+    """``tenant apikey add ID``: prints the key once."""
+
+    async def body(bus: Bus) -> int:
+        record, key = await tenant_access.add_api_key(bus, args.id, name=args.name, by=actor())
+        print(f"API key {record.id} added to tenant {args.id}")
+        print(f"key: {key}\n(shown once: store it now)")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_apikey_list(args: argparse.Namespace, config: Config) -> int:
+    """``tenant apikey list ID``: one JSON object per key (prefix, name, dates)."""
+
+    async def body(bus: Bus) -> int:
+        for row in tenant_admin.public_view(await tenant_admin.get(bus, args.id))["api_keys"]:
+            print(json.dumps(row, sort_keys=True))
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_apikey_revoke(args: argparse.Namespace, config: Config) -> int:
+    """``tenant apikey revoke ID KEY_ID``."""
+
+    async def body(bus: Bus) -> int:
+        await tenant_access.revoke_api_key(bus, args.id, args.key_id, by=actor())
+        print(f"API key {args.key_id} of tenant {args.id} revoked")
+        return 0
+
+    return await with_bus(config, body)

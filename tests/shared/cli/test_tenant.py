@@ -1,0 +1,170 @@
+"""``postline tenant ...`` end to end through ``shared.cli.main`` on an embedded bus file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from shared import cli
+from shared.bus.embedded import EmbeddedBus
+from shared.config import EmbeddedConfig
+from shared.tenants import TenantTable
+from shared.wire.records import EventKind
+from shared.wire.topics import EVENTS
+from testing.topics import read_all
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "postline.toml"
+    path.write_text(f'[embedded]\npath = "{tmp_path / "bus.db"}"\npartitions = 2\n')
+    return path
+
+
+def run(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(["--config", str(config), "tenant", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def table(config: Path) -> TenantTable:
+    async def load() -> TenantTable:
+        bus = EmbeddedBus(EmbeddedConfig(path=config.parent / "bus.db", partitions=2))
+        await bus.start()
+        try:
+            found = TenantTable()
+            await found.load(bus)
+            return found
+        finally:
+            await bus.close()
+
+    return asyncio.run(load())
+
+
+def audit_details(config: Path) -> list[str]:
+    async def read() -> list[str]:
+        bus = EmbeddedBus(EmbeddedConfig(path=config.parent / "bus.db", partitions=2))
+        await bus.start()
+        try:
+            events = [EVENTS.decode(m.value) for m in await read_all(bus, EVENTS.name) if m.value]
+            return [e.detail for e in events if e.kind is EventKind.TENANT_CHANGED]
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
+def test_tenant_lifecycle(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config, capsys, "add", "shop", "--name", "Shop")[:2] == (0, "tenant shop added\n")
+    code, out, _ = run(config, capsys, "add", "shop")
+    assert code == 0 and "exists already" in out
+    code, out, _ = run(
+        config, capsys, "set", "shop", "--per-second", "5", "--burst", "20", "--per-day",
+        "10000", "--message-size", "25MiB", "--recipients", "50", "--sessions", "4",
+        "--ip-pool", "warm", "--paused-reply", "defer",
+    )  # fmt: skip
+    assert (code, out) == (0, "tenant shop changed\n")
+    code, out, _ = run(config, capsys, "show", "shop")
+    shown = json.loads(out)
+    assert shown["limits"]["message_size"] == 25 * 1024 * 1024
+    assert shown["limits"]["recipients_per_message"] == 50
+    assert shown["ip_pool"] == "warm" and shown["settings"]["paused_reply"] == "defer"
+    assert run(config, capsys, "pause", "shop", "--why", "complaints")[:2] == (
+        0,
+        "tenant shop paused\n",
+    )
+    assert run(config, capsys, "pause", "shop", "--why", "complaints")[0] == 0  # a retry
+    found = table(config).get("shop")
+    assert found is not None and found.status.why == "complaints"
+    assert found.status.by.startswith("cli:")
+    assert run(config, capsys, "resume", "shop")[1] == "tenant shop active\n"
+    assert run(config, capsys, "disable", "shop", "--why", "closed")[1] == "tenant shop disabled\n"
+    code, out, _ = run(config, capsys, "list")
+    assert code == 0 and out.startswith("shop ") and "disabled" in out and "Shop" in out
+    assert run(config, capsys, "remove", "shop")[1] == "tenant shop removed\n"
+    assert "nothing to do" in run(config, capsys, "remove", "shop")[1]
+    assert run(config, capsys, "list")[1] == ""
+    assert audit_details(config) == [
+        "add",
+        "set burst, ip_pool, message_size, paused_reply, per_day, per_second, "
+        "recipients_per_message, sessions",
+        "pause: complaints",
+        "resume",
+        "disable: closed",
+        "remove",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("show", "ghost"), "postline: no tenant 'ghost'\n"),
+        (("pause", "ghost", "--why", "x"), "postline: no tenant 'ghost'\n"),
+        (("add", "Bad_Id"), "postline: tenant id 'Bad_Id': expected"),
+        (("add", "default"), "postline: tenant id 'default' is reserved"),
+        (("set", "shop", "--per-hour", "ten"), "postline: limits.per_hour: expected a whole"),
+        (("set", "shop", "--message-size", "huge"), "postline: limits.message_size: expected"),
+        (("apikey", "revoke", "shop", "pl_00000000"), "postline: no API key 'pl_00000000'"),
+        (("credential", "rotate", "shop", "ghost"), "postline: no credential 'ghost'"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(
+    config: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    run(config, capsys, "add", "shop")
+    code, _, err = run(config, capsys, *args)
+    assert code == 1
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_credentials(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(config, capsys, "add", "shop")
+    run(config, capsys, "add", "other")
+    code, out, _ = run(config, capsys, "credential", "add", "shop", "shop-app")
+    assert code == 0 and "shown once" in out
+    password = next(line for line in out.splitlines() if line.startswith("password: "))[10:]
+    assert len(password) == 24
+
+    def verify(name: str, secret: str) -> bool:
+        tenants = table(config)
+        return asyncio.run(tenants.verify_credential(name, secret.encode())) is not None
+
+    assert verify("shop-app", password)
+    code, _, err = run(config, capsys, "credential", "add", "other", "shop-app")
+    assert code == 1 and "belongs to tenant 'shop'" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("chosen by a person\n"))
+    code, out, _ = run(
+        config, capsys, "credential", "rotate", "shop", "shop-app", "--password-file", "-"
+    )
+    assert code == 0 and "password:" not in out  # a given password is not printed back
+    assert verify("shop-app", "chosen by a person")
+    assert not verify("shop-app", password)
+    code, out, _ = run(config, capsys, "credential", "list", "shop")
+    row = json.loads(out)
+    assert row["name"] == "shop-app" and "secret" not in row and "scrypt" not in out
+    assert "scrypt" not in run(config, capsys, "show", "shop")[1]
+    assert run(config, capsys, "credential", "remove", "shop", "shop-app")[0] == 0
+    assert run(config, capsys, "credential", "remove", "shop", "shop-app")[0] == 0  # retry
+    assert table(config).by_credential("shop-app") is None
+
+
+def test_api_keys(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(config, capsys, "add", "shop")
+    code, out, _ = run(config, capsys, "apikey", "add", "shop", "--name", "ci")
+    assert code == 0
+    key = next(line for line in out.splitlines() if line.startswith("key: "))[5:]
+    key_id = key[:11]
+    assert table(config).by_api_key(key) is not None
+    code, out, _ = run(config, capsys, "apikey", "list", "shop")
+    row = json.loads(out)
+    assert row["id"] == key_id and row["name"] == "ci" and key not in out and "hash" not in row
+    assert run(config, capsys, "apikey", "revoke", "shop", key_id)[0] == 0
+    assert run(config, capsys, "apikey", "revoke", "shop", key_id)[0] == 0  # a retry
+    assert table(config).by_api_key(key) is None
+    assert json.loads(run(config, capsys, "apikey", "list", "shop")[1])["revoked_at"] > 0
