@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from services.signer.config import load_signer_config
-from services.signer.dnscheck import (
-    Lookup,
-    SendingPolicy,
-    check_dkim,
-    check_domain,
-    format_table,
-    has_problems,
-    make_resolver,
-)
+from services.signer.dnscheck import check_dkim, check_domain
 from services.signer.keys import (
     ALGORITHMS,
     KeyStore,
@@ -31,6 +23,7 @@ from services.signer.keys import (
 )
 from shared.config import Config
 from shared.dkimkeys import zone_strings
+from shared.dnscheck import Lookup, SendingPolicy, format_table, has_problems, make_resolver
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1

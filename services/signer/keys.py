@@ -213,6 +213,9 @@ class KeyStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._keys: dict[str, tuple[SigningKey, ...]] = {}
+        # Tenants' keys (tenantkeys.py), by tenant, and the same by domain for lookups.
+        self._by_tenant: dict[str, tuple[SigningKey, ...]] = {}
+        self._tenant_domains: dict[str, tuple[SigningKey, ...]] = {}
         self._fingerprint: Fingerprint = ()
         self.last_error: ConfigError | None = None
 
@@ -279,12 +282,32 @@ class KeyStore:
         return tuple(found)
 
     def all_keys(self) -> list[SigningKey]:
-        """Every loaded key, usable now or not."""
+        """Every key of the directory, usable now or not (tenants' keys: :meth:`tenant_keys`;
+        they are not per-selector metrics, whose series would grow with the tenants)."""
         return [key for keys in self._keys.values() for key in keys]
 
+    def tenant_keys(self) -> list[SigningKey]:
+        """Every tenant key in use."""
+        return [key for keys in self._by_tenant.values() for key in keys]
+
+    def set_tenant_keys(self, tenant: str, keys: Iterable[SigningKey]) -> None:
+        """Replace the keys of ``tenant`` (none: its keys are gone)."""
+        found = tuple(keys)
+        if found:
+            self._by_tenant[tenant] = found
+        else:
+            self._by_tenant.pop(tenant, None)
+        by_domain: dict[str, list[SigningKey]] = {}
+        for key in self.tenant_keys():
+            by_domain.setdefault(key.domain, []).append(key)
+        self._tenant_domains = {domain: tuple(found) for domain, found in by_domain.items()}
+
     def keys_of(self, domain: str) -> tuple[SigningKey, ...]:
-        """Every loaded key of ``domain``."""
-        return self._keys.get(domain.lower(), ())
+        """Every loaded key of ``domain``: the directory's and its tenant's. Both count the
+        same when choosing (newest ``not_before``, then selector), so a domain can move from
+        the directory to a tenant by adding the tenant's keys and then removing the files."""
+        domain = domain.lower()
+        return self._keys.get(domain, ()) + self._tenant_domains.get(domain, ())
 
     def signing_keys(self, domain: str, now: float) -> list[SigningKey]:
         """The keys to sign with for ``domain`` at ``now``: newest usable one per algorithm,

@@ -10,8 +10,12 @@ workers, and Kubernetes scales pods on lag exactly as before; within a pod the p
 to the CPUs the pod may use (cgroup quota, not the node's core count).
 
 Each worker process loads the key directory once (its own :class:`KeyStore`) and reloads it
-only when the parent's key fingerprint changes; only message bytes and key names cross the
-process boundary, never key material. ``workers = 1`` signs in a thread of this process.
+only when the parent's key fingerprint changes. Tenants' keys, which the parent learns at
+run time from ``postline.tenants``, reach the workers inside each job's :class:`KeyRef` as
+their sealed bytes; a worker opens one with the KEK files (the same mounted Secret) the first
+time it sees it and keeps it (``tenantkeys.py``). Only message bytes, key names and sealed
+keys cross the process boundary, never a private key in the clear. ``workers = 1`` signs in
+a thread of this process.
 
 It does not decide what to sign with (``pipeline.py``) nor how (``dkim.py``).
 """
@@ -32,7 +36,10 @@ from pathlib import Path
 
 from services.signer.dkim import sign_message
 from services.signer.keys import Algorithm, Fingerprint, KeyStore, SigningKey
-from shared.errors import SigningError, StageError
+from services.signer.tenantkeys import open_key
+from shared.errors import ConfigError, SealError, SigningError, StageError
+from shared.sealing import KeyRing, read_kek
+from shared.wire.records import DkimKeyRecord
 
 #: How often a worker checks that the stage process that started it is still alive.
 ORPHAN_CHECK_SECONDS = 1.0
@@ -45,11 +52,13 @@ class KeyRef:
     domain: str
     selector: str
     algorithm: Algorithm
+    tenant: str = ""  # a tenant's key: ...
+    sealed: bytes = b""  # ... sealed as in its record, for workers that have not opened it
 
     @classmethod
     def of(cls, key: SigningKey) -> KeyRef:
         """The reference to ``key``."""
-        return cls(key.domain, key.selector, key.algorithm)
+        return cls(key.domain, key.selector, key.algorithm, key.tenant, key.sealed)
 
 
 @dataclass(frozen=True)
@@ -83,17 +92,15 @@ def usable_cpus() -> int:
     return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
-def sign_jobs(store: KeyStore, jobs: Sequence[SignJob]) -> list[SignOutcome]:
-    """Sign each job with keys from ``store``; raises :class:`StageError` for a missing key
-    (the key set changed under us: the batch is retried)."""
+def sign_jobs(
+    store: KeyStore, jobs: Sequence[SignJob], keyring: KeyRing | None = None
+) -> list[SignOutcome]:
+    """Sign each job with keys from ``store`` (tenant keys opened with ``keyring`` when the
+    store lacks them); raises :class:`StageError` for a missing key (the key set changed
+    under us: the batch is retried)."""
     outcomes = []
     for job in jobs:
-        keys = []
-        for ref in job.keys:
-            key = store.get(ref.domain, ref.selector, ref.algorithm)
-            if key is None:
-                raise StageError(f"DKIM key {ref.selector}._domainkey.{ref.domain} not loaded")
-            keys.append(key)
+        keys = [_resolve(store, ref, keyring) for ref in job.keys]
         started = time.perf_counter()
         try:
             header = sign_message(job.data, keys, job.timestamp, job.expire_after)
@@ -104,18 +111,62 @@ def sign_jobs(store: KeyStore, jobs: Sequence[SignJob]) -> list[SignOutcome]:
     return outcomes
 
 
+def _resolve(store: KeyStore, ref: KeyRef, keyring: KeyRing | None) -> SigningKey:
+    key = store.get(ref.domain, ref.selector, ref.algorithm)
+    if key is not None and key.sealed == ref.sealed:
+        return key
+    if ref.sealed and keyring is not None:
+        record = DkimKeyRecord(
+            selector=ref.selector,
+            algorithm=ref.algorithm,
+            public_key="",
+            sealed_private_key=ref.sealed,
+            created_at=0.0,
+        )
+        try:
+            key = open_key(keyring, ref.tenant, ref.domain, record)
+        except SealError as exc:
+            raise StageError(f"tenant key {ref.selector}._domainkey.{ref.domain}: {exc}") from exc
+        # A worker keeps what it opened (its store is its own): one unseal per key and worker.
+        store.set_tenant_keys(ref.tenant, [*_others(store, ref), key])
+        return key
+    raise StageError(f"DKIM key {ref.selector}._domainkey.{ref.domain} not loaded")
+
+
+def _others(store: KeyStore, ref: KeyRef) -> list[SigningKey]:
+    """The tenant's keys a worker holds, but an older version of ``ref``'s selector."""
+    return [
+        key
+        for key in store.tenant_keys()
+        if key.tenant == ref.tenant
+        and (key.domain, key.selector, key.algorithm) != (ref.domain, ref.selector, ref.algorithm)
+    ]
+
+
 class _Worker:
-    """The state of one pool worker process: its own parsed keys."""
+    """The state of one pool worker process: its own parsed keys and the KEKs."""
 
     store: KeyStore | None = None
+    keyring: KeyRing | None = None
 
 
-def _init_worker(directory: str, stage_pid: int) -> None:
+def _init_worker(directory: str, stage_pid: int, kek_files: tuple[str, ...] = ()) -> None:
     # ProcessPoolExecutor gives a worker no other place for state than its module; this
     # attribute is set only inside worker processes, never in the stage's process.
     _Worker.store = KeyStore(Path(directory))
     _Worker.store.load()
+    _Worker.keyring = _read_keyring(kek_files)
     threading.Thread(target=_exit_with_parent, args=(stage_pid,), daemon=True).start()
+
+
+def _read_keyring(kek_files: tuple[str, ...]) -> KeyRing | None:
+    if not kek_files:
+        return None
+    try:
+        keks = [read_kek(Path(path), "secrets.kek_file", path) for path in kek_files]
+    except ConfigError:
+        return None  # the parent checked the files; a tenant key then fails its batch, named
+    return KeyRing(keks[0], tuple(keks[1:]))
 
 
 def _exit_with_parent(stage_pid: int) -> None:
@@ -133,15 +184,16 @@ def _run_chunk(fingerprint: Fingerprint, jobs: Sequence[SignJob]) -> list[SignOu
     assert store is not None, "worker not initialised"
     if store.fingerprint != fingerprint:
         store.refresh()
-    return sign_jobs(store, jobs)
+    return sign_jobs(store, jobs, _Worker.keyring)
 
 
 class SigningPool:
     """Signs batches of jobs on ``workers`` processes (1: a thread of this process)."""
 
-    def __init__(self, store: KeyStore, workers: int) -> None:
+    def __init__(self, store: KeyStore, workers: int, kek_files: tuple[Path, ...] = ()) -> None:
         self.store = store
         self.workers = workers if workers > 0 else usable_cpus()
+        self.kek_files = kek_files  # current first: what workers open tenant keys with
         self._executor: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
@@ -152,7 +204,11 @@ class SigningPool:
                 # spawn, not fork: the stage's process runs an event loop and bus threads.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(str(self.store.directory), os.getpid()),
+                initargs=(
+                    str(self.store.directory),
+                    os.getpid(),
+                    tuple(str(path) for path in self.kek_files),
+                ),
             )
 
     async def sign(self, jobs: Sequence[SignJob]) -> list[SignOutcome]:

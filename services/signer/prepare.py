@@ -1,5 +1,6 @@
-"""The signer's development start (``postline run``): the HMAC secret and a DKIM key for the
-fallback signing domain, and the DNS record to publish for it.
+"""The signer's development start (``postline run``): the HMAC secret, the key-encryption
+key for tenants' DKIM keys, a DKIM key for the fallback signing domain, and the DNS record
+to publish for it.
 
 Called only by ``postline run`` through ``StageSpec.prepare``; ``postline signer`` never
 calls it and refuses to start without the secret file (the key directory may be empty: mail
@@ -20,6 +21,7 @@ from services.signer.keys import (
 )
 from shared.config import Config
 from shared.dkimkeys import zone_strings
+from shared.sealing import ensure_kek
 from shared.secretfile import ensure_secret_file
 
 
@@ -32,7 +34,7 @@ def prepare(config: Config) -> list[str]:
     """Create the secret file and a key for ``signing_domain`` if missing; return the
     banner lines (the DKIM TXT record of each key of that domain)."""
     section = load_signer_config(config)
-    lines: list[str] = []
+    lines: list[str] = ensure_kek(config)  # seals tenants' DKIM keys (shared.sealing)
     if ensure_secret_file(section.secret_file):
         lines.append(f"signer: wrote a new HMAC secret to {section.secret_file}")
     domain = section.signing_domain.lower().rstrip(".")
