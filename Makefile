@@ -7,16 +7,21 @@ KAFKA := deploy/local/kafka.sh
 KAFKA_PORT ?= 39092
 export POSTLINE_KAFKA_PORT := $(KAFKA_PORT)
 export POSTLINE_TEST_KAFKA ?= 127.0.0.1:$(KAFKA_PORT)
+REDIS := deploy/local/redis.sh
+REDIS_PORT ?= 36379
+export POSTLINE_REDIS_PORT := $(REDIS_PORT)
+export POSTLINE_TEST_REDIS ?= redis://127.0.0.1:$(REDIS_PORT)/0
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit lint run kafka-up kafka-down kafka-status bench bench-bus \
-        bench-signer bench-deliverer bench-ingest clean
+.PHONY: help venv test test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
+        redis-status bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
 	@echo "make test        venv + real Kafka broker + the whole test suite (stops what it started)"
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
+	@echo "make redis-up    start the local test Redis on 127.0.0.1:$(REDIS_PORT); redis-down stops it"
 	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
 	@echo "make bench-bus   bus throughput and commit latency on both adapters"
 
@@ -28,12 +33,14 @@ $(BIN)/postline: pyproject.toml constraints.txt
 
 venv: $(BIN)/postline
 
-# Lint and the offline manifest checks first (quick to fail), then the suite on a real broker.
-# Kafka is stopped even when the tests fail; the exit code is the tests'.
+# Lint and the offline manifest checks first (quick to fail), then the suite on a real broker
+# and a real Redis. Both are stopped even when the tests (or starting either) fail; the exit
+# code is the tests'.
 test: venv lint k8s-check
-	$(KAFKA) up
-	status=0; CI=$${CI:-false} $(BIN)/python -m pytest -ra $(PYTEST_ARGS) || status=$$?; \
-	$(KAFKA) down; exit $$status
+	status=0; if $(KAFKA) up && $(REDIS) up; then \
+	    CI=$${CI:-false} $(BIN)/python -m pytest -ra $(PYTEST_ARGS) || status=$$?; \
+	else status=1; fi; \
+	$(REDIS) down; $(KAFKA) down; exit $$status
 
 test-unit: venv
 	$(BIN)/python -m pytest -ra -m "not kafka" $(PYTEST_ARGS)
@@ -56,6 +63,15 @@ kafka-down:
 
 kafka-status:
 	$(KAFKA) status
+
+redis-up:
+	$(REDIS) up
+
+redis-down:
+	$(REDIS) down
+
+redis-status:
+	$(REDIS) status
 
 bench-bus: venv
 	$(KAFKA) up

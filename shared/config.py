@@ -193,6 +193,40 @@ class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         return self.kek_file if self.kek_file is not None else runtime.data_dir / "secrets/kek.key"
 
 
+class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where rate limits and quotas count, and what a check does when Redis fails (``[limits]``).
+
+    The limits themselves (per tenant) come from the tenant table, not from here."""
+
+    #: "local": counters in this process (the embedded bus, ``make run``); with N replicas a
+    #: limit is enforced N times over. "redis": counters in Redis, one limit for the cluster.
+    backend: Literal["local", "redis"] = "local"
+    #: Redis to keep the counters in (``redis://host:6379/0``; ``rediss://`` for TLS). Put
+    #: no password here: use password_file.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    password_file: Path | None = None  # file holding the Redis password (first line)
+    #: Prefix of every limiter key in Redis, so several installations can share one Redis.
+    key_prefix: Annotated[str, msgspec.Meta(max_length=64)] = "postline:limits:"
+    #: One check's deadline in Redis (1ms to 10s); past it, on_redis_failure decides.
+    timeout: Duration = Duration(0.05)
+    #: Redis unreachable, failing or slower than timeout: "open" decides the check in this
+    #: process instead (counted in postline_limits_redis_failures_total, logged); "closed"
+    #: refuses it (ingest answers 451 4.3.0 and the client retries).
+    on_redis_failure: Literal["open", "closed"] = "open"
+    #: Fail-open: the share of each limit one process allows on its own while Redis is down;
+    #: 1/replicas keeps the cluster near its limit, 1.0 lets each replica allow all of it.
+    fallback_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
+
+    def __post_init__(self) -> None:
+        # Duration is a float subclass msgspec cannot bound with Meta: checked here.
+        if not 0.001 <= self.timeout <= 10:
+            raise ValueError(f"timeout must be between 1ms and 10s, got {self.timeout:g}s")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"redis_url must start with redis://, rediss:// or unix://, got {self.redis_url!r}"
+            )
+
+
 class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The sections every process reads. Stage sections are kept raw and decoded by stages."""
 
@@ -202,6 +236,7 @@ class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    limits: LimitsConfig = LimitsConfig()
     secrets: SecretsConfig = SecretsConfig()
     ingest: dict[str, Any] = {}
     signer: dict[str, Any] = {}

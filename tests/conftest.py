@@ -1,4 +1,5 @@
-"""Fixtures every test may use: the real Kafka broker and an isolated topic namespace."""
+"""Fixtures every test may use: the real Kafka broker, an isolated topic namespace, and the
+real Redis server (``deploy/local/redis.sh``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 KAFKA_ENV = "POSTLINE_TEST_KAFKA"
 DEFAULT_KAFKA = "127.0.0.1:39092"
+REDIS_ENV = "POSTLINE_TEST_REDIS"
+DEFAULT_REDIS = "redis://127.0.0.1:36379/0"
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -31,6 +34,19 @@ def kafka_bootstrap() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis server's URL; under CI a missing server fails, never skips."""
+    url = os.environ.get(REDIS_ENV, DEFAULT_REDIS)
+    hostport = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    if not _reachable(hostport):
+        message = f"no Redis server at {url} (start it with `make redis-up`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
 
 
 @pytest.fixture

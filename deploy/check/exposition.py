@@ -1,6 +1,7 @@
 """The Prometheus exposition text the real services produce, for linting dashboards and rules.
 
-Builds one ``CollectorRegistry`` with :class:`shared.runtime.metrics.CoreMetrics` and every
+Builds one ``CollectorRegistry`` with :class:`shared.runtime.metrics.CoreMetrics`, the
+limiter's :class:`shared.limits.metrics.LimitsMetrics` (shared, not a stage's) and every
 installed stage's metrics class (``services/<stage>/metrics.py``, found through the
 ``postline.stages`` entry points, so a new stage is picked up), gives each labelled metric one
 example child so every sample name (``_total``, ``_bucket``/``_sum``/``_count``, ``_info``)
@@ -19,6 +20,7 @@ from importlib.metadata import entry_points
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
+from shared.limits.metrics import LimitsMetrics
 from shared.runtime.metrics import CoreMetrics
 
 #: The entry point group stages register under (pyproject.toml).
@@ -55,7 +57,7 @@ def build_registry() -> tuple[CollectorRegistry, dict[str, str]]:
     """
     registry = CollectorRegistry()
     owners: dict[str, str] = {}
-    for cls in [CoreMetrics, *stage_metric_classes()]:
+    for cls in [CoreMetrics, LimitsMetrics, *stage_metric_classes()]:
         holder = cls(registry)
         for metric in vars(holder).values():
             if isinstance(metric, MetricWrapperBase):

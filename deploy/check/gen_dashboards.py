@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from grafana import NS, RATE, Panel, dashboard, panel, row
-from panels import bouncer_panels, deliverer_panels, ingest_panels, quantiles, rate, signer_panels
+from panels import (
+    bouncer_panels,
+    deliverer_panels,
+    ingest_panels,
+    limits_panels,
+    quantiles,
+    rate,
+    signer_panels,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "deploy/k8s/components/monitoring/dashboards"
@@ -183,8 +191,13 @@ def stages_dashboard() -> dict[str, Any]:
     board = dashboard(
         "postline-stages",
         "Postline / Stages",
-        "Every metric of every stage: runtime, ingest, signer, deliverer, bouncer.",
-        core_panels() + ingest_panels() + signer_panels() + deliverer_panels() + bouncer_panels(),
+        "Every metric of every stage: runtime, ingest, limits, signer, deliverer, bouncer.",
+        core_panels()
+        + ingest_panels()
+        + limits_panels()
+        + signer_panels()
+        + deliverer_panels()
+        + bouncer_panels(),
     )
     board["templating"]["list"].append(
         {

@@ -79,6 +79,20 @@ def ingest_panels() -> list[Panel]:
     ]
 
 
+def limits_panels() -> list[Panel]:
+    """The limiter's metrics (shared/limits: any stage that checks limits, ingest today)."""
+    return [
+        row("Limits"),
+        panel(
+            "Limit checks Redis did not answer",
+            "ops",
+            [(rate("postline_limits_redis_failures_total", by="action"), "{{action}}")],
+            description="local: decided in process (fail-open); refused: 451 (fail-closed).",
+        ),
+        panel("Limit check time", "s", quantiles("postline_limits_check_seconds", "backend")),
+    ]
+
+
 def signer_panels() -> list[Panel]:
     """The signer's metrics."""
     key_labels = "{{signing_domain}} {{selector}} {{algorithm}}"
