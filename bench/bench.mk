@@ -6,11 +6,12 @@
 #   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
 #   make bench-ingest | bench-signer | bench-deliverer | bench-corpus   one stage at a time
 #   make bench-memory     peak RSS under large and hostile input (embedded bus, no broker)
+#   make bench-limits     what one limit check costs, on Redis and in process
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
 .PHONY: bench bench-compare bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
-        bench-corpus bench-memory
+        bench-corpus bench-memory bench-limits
 
 bench: venv
 	$(KAFKA) up
@@ -59,3 +60,10 @@ bench-profile: venv
 # fresh processes on the embedded bus (no broker needed), stopped by PID; bench/results/memory.json.
 bench-memory: venv
 	$(BIN)/python bench/bench_memory.py $(BENCH_ARGS)
+
+# Checks/s and p50/p99 of one limit check (shared/limits) on the local Redis and in process;
+# Redis is started and stopped like Kafka above. Figures in bench/results/limits.json.
+bench-limits: venv
+	$(REDIS) up
+	status=0; $(BIN)/python bench/bench_limits.py --redis $(POSTLINE_TEST_REDIS) $(BENCH_ARGS) \
+	    || status=$$?; $(REDIS) down; exit $$status
