@@ -86,6 +86,25 @@ def test_scoped_suppression_is_left_to_the_signer_and_drop_mode() -> None:
     assert rcpt_to.run(st, session(ALICE), mine, "g@d.test") is None
 
 
+def test_tenant_suppression_holds_for_its_tenant_only() -> None:
+    """A complaint against tenant t1 refuses t1's mail at RCPT, not t2's; an entry of the
+    default tenant holds for a transaction with no tenant set (mail from before tenants)."""
+    st = state()
+    for address, tenant in (("c@d.test", "t1"), ("d@d.test", "default")):
+        record = Suppression(
+            address=address, reason=SuppressionReason.COMPLAINT, at=1.0, tenant=tenant
+        )
+        st.suppressions.apply(SUPPRESSIONS.key(record), SUPPRESSIONS.encode(record))
+    t1 = Transaction(id="1", mail_from="a@example.com", tenant="t1")
+    t2 = Transaction(id="2", mail_from="a@example.com", tenant="t2")
+    decision = rcpt_to.run(st, session(ALICE), t1, "c@d.test")
+    assert decision is not None and decision.check == "suppression"
+    assert rcpt_to.run(st, session(ALICE), t2, "c@d.test") is None
+    plain = Transaction(id="3", mail_from="a@example.com")
+    assert rcpt_to.run(st, session(ALICE), plain, "d@d.test") is not None
+    assert rcpt_to.run(st, session(ALICE), t1, "d@d.test") is None
+
+
 def test_message_checks_order() -> None:
     st = state()
     txn = Transaction(id="1", mail_from="a@example.com")
