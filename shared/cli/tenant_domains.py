@@ -1,0 +1,139 @@
+"""``postline tenant domain add|verify|list|remove``: a tenant's sending domains.
+
+Owns the arguments and the printing; the work is ``shared.tenant_domains``'s (keys, records,
+checks) and ``shared.tenant_admin``'s (the change and its audit event). ``add`` needs the KEK
+(``secrets.kek_file``, the same file the signers mount) to seal the new keys, and prints
+every DNS record to publish; ``verify`` asks DNS (``--nameserver`` for a split horizon or a
+test server) and exits 1 while a record is missing or wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from shared import tenant_admin
+from shared.bus.base import Bus
+from shared.cli.tenant import actor, with_bus
+from shared.config import Config
+from shared.dnscheck import Lookup, format_table, has_problems, make_resolver
+from shared.errors import TenantNotFound
+from shared.sealing import load_keyring
+from shared.tenant_domains import (
+    DomainPolicy,
+    add_domain,
+    dns_records,
+    domain_name,
+    find,
+    has_dmarc,
+    mark_verified,
+    remove_domain,
+    verify_rows,
+)
+
+
+def add_domain_commands(tenant: argparse._SubParsersAction[Any]) -> None:
+    """Register ``tenant domain ...`` under the ``tenant`` command's sub-commands."""
+    domain = tenant.add_parser("domain", help="a tenant's sending domains and their DNS")
+    sub = domain.add_subparsers(dest="domain_command", required=True, metavar="COMMAND")
+    add = sub.add_parser("add", help="add a domain with new DKIM keys; prints the DNS records")
+    add.add_argument("id", help="the tenant")
+    add.add_argument("domain")
+    add.add_argument("--bounce-domain", default="", help="return-path host (bounces.DOMAIN)")
+    add.add_argument("--selector", default="", help="selector stem (default pl<yyyymm>)")
+    _dns_options(add)
+    add.set_defaults(handler=cmd_add)
+    verify = sub.add_parser("verify", help="check the domain's DNS; mark it verified")
+    verify.add_argument("id")
+    verify.add_argument("domain")
+    _dns_options(verify)
+    verify.set_defaults(handler=cmd_verify)
+    listing = sub.add_parser("list", help="a tenant's domains")
+    listing.add_argument("id")
+    listing.set_defaults(handler=cmd_list)
+    remove = sub.add_parser("remove", help="remove a domain and its keys")
+    remove.add_argument("id")
+    remove.add_argument("domain")
+    remove.set_defaults(handler=cmd_remove)
+
+
+def _dns_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nameserver", default="", metavar="HOST[:PORT]", help="ask this server, not the system's"
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per lookup")
+
+
+def _policy(config: Config) -> DomainPolicy:
+    return DomainPolicy.from_signer_section(config.core.signer)
+
+
+async def cmd_add(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain add T D``: new keys, stored sealed; the records to publish."""
+    keyring = load_keyring(config)
+    lookup = Lookup(make_resolver(args.nameserver, args.timeout))
+
+    async def body(bus: Bus) -> int:
+        added = await add_domain(
+            bus,
+            keyring,
+            args.id,
+            args.domain,
+            now=time.time(),
+            by=actor(),
+            bounce_domain=args.bounce_domain,
+            selector=args.selector,
+        )
+        dmarc = await has_dmarc(lookup, added.name)
+        print(f"domain {added.name} of tenant {args.id}: publish these DNS records, then run")
+        print(f"  postline tenant domain verify {args.id} {added.name}")
+        for record in dns_records(added, _policy(config), has_dmarc=dmarc):
+            print(f"; {record.purpose}")
+            print(record.zone_line())
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_verify(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain verify T D``: every record checked; verified when none fails."""
+    lookup = Lookup(make_resolver(args.nameserver, args.timeout))
+    name = domain_name(args.domain)
+
+    async def body(bus: Bus) -> int:
+        domain = find(await tenant_admin.get(bus, args.id), name)
+        if domain is None:
+            raise TenantNotFound(f"tenant {args.id!r} has no domain {name!r}")
+        rows = await verify_rows(lookup, domain, _policy(config))
+        print(format_table(rows))
+        ok = not has_problems(rows)
+        await mark_verified(bus, args.id, name, verified=ok, now=time.time(), by=actor())
+        print(f"{name}: {'verified' if ok else 'NOT verified'}")
+        return 0 if ok else 1
+
+    return await with_bus(config, body)
+
+
+async def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain list T``."""
+
+    async def body(bus: Bus) -> int:
+        for domain in (await tenant_admin.get(bus, args.id)).domains:
+            selectors = ",".join(k.selector for k in domain.dkim)
+            state = "verified" if domain.verified else "unverified"
+            print(f"{domain.name:<40} {state:<10} selectors={selectors}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain remove T D``."""
+
+    async def body(bus: Bus) -> int:
+        removed = await remove_domain(bus, args.id, args.domain, by=actor())
+        print(f"domain {args.domain} {'removed' if removed else 'was not there (unchanged)'}")
+        return 0
+
+    return await with_bus(config, body)

@@ -1,0 +1,159 @@
+"""``postline tenant domain ...`` through the real CLI: records printed, DNS verified against
+a real DNS server on loopback (includes walked, the RFC 7208 lookup limit), ownership."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.cli import main
+from shared.sealing import KEK_BYTES
+from shared.secretfile import ensure_secret_file
+from testing.dnsserver import DnsServer
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    kek = tmp_path / "kek.key"
+    ensure_secret_file(kek, KEK_BYTES)
+    path = tmp_path / "postline.toml"
+    path.write_text(
+        f'[embedded]\npath = "{tmp_path / "bus.db"}"\n[secrets]\nkek_file = "{kek}"\n'
+        '[signer]\nbounce_domain = "bounces.relay.test"\nspf_include = "_spf.relay.test"\n'
+    )
+    return path
+
+
+async def run(config: Path, *argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    # main() runs its own event loop; the DNS server runs on this one.
+    code = await asyncio.to_thread(main, ["--config", str(config), *argv])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def published(output: str) -> dict[str, list[tuple[str, str]]]:
+    """The DKIM TXT records ``domain add`` printed, as the DNS server serves them."""
+    records: dict[str, list[tuple[str, str]]] = {}
+    for name, strings in re.findall(r"^(\S+_domainkey\S+)\. IN TXT (.+)$", output, re.M):
+        records[name] = [("TXT", '"' + "".join(re.findall(r'"([^"]*)"', strings)) + '"')]
+    return records
+
+
+def spf_chain(depth: int) -> dict[str, list[tuple[str, str]]]:
+    """bounces.shop.test -> include chain of ``depth`` hops ending in _spf.relay.test."""
+    records = {
+        "bounces.shop.test": [
+            ("MX", "10 mx.relay.test."),
+            ("TXT", '"v=spf1 include:hop0.test -all"'),
+        ],
+        "_spf.relay.test": [("TXT", '"v=spf1 ip4:192.0.2.0/24 -all"')],
+        "_dmarc.shop.test": [("TXT", '"v=DMARC1; p=reject"')],
+    }
+    for hop in range(depth):
+        target = f"hop{hop + 1}.test" if hop + 1 < depth else "_spf.relay.test"
+        records[f"hop{hop}.test"] = [("TXT", f'"v=spf1 include:{target} -all"')]
+    return records
+
+
+async def test_add_prints_records_and_verify_checks_them(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (await run(config_file, "tenant", "add", "shop", capsys=capsys))[0] == 0
+    async with DnsServer({}) as dns:
+        ns = f"127.0.0.1:{dns.port}"
+        code, out = await run(
+            config_file,
+            "tenant",
+            "domain",
+            "add",
+            "shop",
+            "SHOP.test",
+            "--nameserver",
+            ns,
+            capsys=capsys,
+        )
+        assert code == 0, out
+        assert "bounces.shop.test. IN CNAME bounces.relay.test." in out
+        assert 'shop.test. IN TXT "v=spf1 include:_spf.relay.test ~all"' in out
+        assert '_dmarc.shop.test. IN TXT "v=DMARC1; p=none' in out  # none published yet
+        dkim = published(out)
+        assert len(dkim) == 2 and all(re.match(r"pl\d{6}[re]\._domainkey", n) for n in dkim)
+        for name, rrs in {**dkim, **spf_chain(3)}.items():
+            dns.set(name, rrs)
+        code, out = await run(
+            config_file,
+            "tenant",
+            "domain",
+            "verify",
+            "shop",
+            "shop.test",
+            "--nameserver",
+            ns,
+            capsys=capsys,
+        )
+        assert code == 0, out
+        assert "shop.test: verified" in out and "includes _spf.relay.test" in out
+        code, out = await run(config_file, "tenant", "domain", "list", "shop", capsys=capsys)
+        assert re.search(r"shop\.test\s+verified\s+selectors=pl\d{6}r,pl\d{6}e", out)
+
+        # An SPF chain past the 10-lookup limit is a permerror: no longer verified.
+        for name, rrs in spf_chain(11).items():
+            dns.set(name, rrs)
+        code, out = await run(
+            config_file,
+            "tenant",
+            "domain",
+            "verify",
+            "shop",
+            "shop.test",
+            "--nameserver",
+            ns,
+            capsys=capsys,
+        )
+        assert code == 1 and "more than 10 DNS lookups" in out and "NOT verified" in out
+        # A DKIM record that publishes another key fails too.
+        first = next(iter(dkim))
+        dns.set(first, [("TXT", '"v=DKIM1; k=rsa; p=AAAA"')])
+        code, out = await run(
+            config_file,
+            "tenant",
+            "domain",
+            "verify",
+            "shop",
+            "shop.test",
+            "--nameserver",
+            ns,
+            capsys=capsys,
+        )
+        assert code == 1 and "publishes another key" in out
+        code, out = await run(config_file, "tenant", "domain", "list", "shop", capsys=capsys)
+        assert "unverified" in out
+
+
+async def test_another_tenants_domain_and_bad_names_refused(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for tenant in ("shop", "rival"):
+        assert (await run(config_file, "tenant", "add", tenant, capsys=capsys))[0] == 0
+    assert (await run(config_file, "tenant", "domain", "add", "shop", "shop.test", capsys=capsys))[
+        0
+    ] == 0
+    # Adding it again is a retry: same keys, exit 0.
+    assert (await run(config_file, "tenant", "domain", "add", "shop", "shop.test", capsys=capsys))[
+        0
+    ] == 0
+    code, out = await run(
+        config_file, "tenant", "domain", "add", "rival", "shop.test", capsys=capsys
+    )
+    assert code == 1 and "belongs to tenant 'shop'" in out
+    code, out = await run(
+        config_file, "tenant", "domain", "add", "rival", "bad_name.test", capsys=capsys
+    )
+    assert code == 1 and "bad_name" in out
+    code, out = await run(
+        config_file, "tenant", "domain", "remove", "shop", "shop.test", capsys=capsys
+    )
+    assert code == 0 and "removed" in out
