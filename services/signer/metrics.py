@@ -94,7 +94,9 @@ class SignerMetrics:
         for key in keys:
             labels = (key.domain, key.selector, key.algorithm)
             since = key.not_before or _mtime(key)
-            self.key_age.labels(*labels).set(now - since)
+            # A file written by a host whose clock runs ahead (or a not_before in the future
+            # on a key already in use) is not a key from the future: its age is zero.
+            self.key_age.labels(*labels).set(max(0.0, now - since))
             if key.not_after is not None:
                 self.key_expiry.labels(*labels).set(key.not_after - now)
 
