@@ -67,13 +67,16 @@ class AdminApi:
 
     def register(self, router: Router) -> None:
         """Add the routes."""
-        router.add("GET", BASE, self._auth(self.list))
-        router.add("POST", BASE, self._auth(self.add), max_body=MAX_BODY)
-        router.add("GET", BASE + ".csv", self._auth(self.export))
-        router.add("GET", BASE + "/", self._auth(self.lookup))
-        router.add("DELETE", BASE + "/", self._auth(self.remove))
+        router.add("GET", BASE, self.authenticated(self.list))
+        router.add("POST", BASE, self.authenticated(self.add), max_body=MAX_BODY)
+        router.add("GET", BASE + ".csv", self.authenticated(self.export))
+        router.add("GET", BASE + "/", self.authenticated(self.lookup))
+        router.add("DELETE", BASE + "/", self.authenticated(self.remove))
 
-    def _auth(self, handler: HttpHandler) -> HttpHandler:
+    def authenticated(self, handler: HttpHandler) -> HttpHandler:
+        """``handler`` behind the bearer token (checked before any body is read); a bus
+        failure is a 503 to retry. The tenant routes (``tenant_api.py``) use it too."""
+
         async def checked(request: HttpRequest) -> HttpResponse:
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(

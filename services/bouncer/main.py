@@ -2,8 +2,8 @@
 
 ``create`` reads ``[bouncer]``, the HMAC secret and the rule table, binds the bounce-domain
 SMTP listener, adds the one-click route to the process's (public) HTTP port and binds the
-admin API's own listener (so a bad file or a busy port fails the start with one line naming
-the key). ``run`` consumes ``postline.events``
+admin API's own listener, suppressions and tenants (so a bad file or a busy port fails the
+start with one line naming the key). ``run`` consumes ``postline.events``
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
 transaction) and keeps the suppression-list gauge current, until the stop request; then it
 closes the listener and lets reports in flight finish.
@@ -26,6 +26,7 @@ from services.bouncer.outcome import Outcomes
 from services.bouncer.prepare import prepare
 from services.bouncer.rules import load_rules
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
+from services.bouncer.tenant_api import TenantApi
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
 from shared.bus.base import BusMessage
 from shared.bus.follow import follow_topic
@@ -74,7 +75,9 @@ class BouncerStage:
         if config.admin_token_file is not None:
             token = read_secret(config.admin_token_file, "bouncer.admin_token_file", source)
             routes = Router()
-            AdminApi(token, SuppressionAdmin(ctx.bus, source="api")).register(routes)
+            admin_api = AdminApi(token, SuppressionAdmin(ctx.bus, source="api"))
+            admin_api.register(routes)
+            TenantApi(ctx.bus).register(routes, admin_api.authenticated)
             self.admin = HttpListener(
                 config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
             )

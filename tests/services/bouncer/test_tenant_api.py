@@ -1,0 +1,131 @@
+"""The tenant admin API over a real socket: a running bouncer, an aiohttp client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from shared.tenants import TenantTable
+from shared.wire.records import EventKind
+from shared.wire.topics import EVENTS
+from testing.topics import read_all
+from tests.services.bouncer.conftest import ADMIN_TOKEN, Running
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def api(running: Running) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        yield Api(session, f"http://127.0.0.1:{running.admin_port}/admin/tenants")
+
+
+class Api:
+    """Requests to the admin listener; each answers (status, decoded JSON)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def call(self, method: str, path: str = "", body: Any = None) -> tuple[int, Any]:
+        async with self.session.request(method, self.base + path, json=body) as response:
+            return response.status, await response.json()
+
+
+async def test_tenant_crud(api: Api, running: Running) -> None:
+    status, body = await api.call("POST", "", {"id": "shop", "name": "Shop"})
+    assert status == 201 and body["id"] == "shop" and body["revision"] == 1
+    assert (await api.call("POST", "", {"id": "shop"}))[0] == 200  # a retry
+    status, body = await api.call(
+        "PATCH",
+        "/shop",
+        {
+            "limits": {"per_hour": 100, "message_size": "10MiB"},
+            "settings": {"paused_reply": "defer"},
+        },
+    )
+    assert status == 200 and body["limits"]["message_size"] == 10 * 1024 * 1024
+    status, body = await api.call("POST", "/shop/pause", {"why": "complaints"})
+    assert status == 200 and body["status"]["state"] == "paused"
+    assert body["status"]["by"].startswith("api:127.0.0.1")
+    status, body = await api.call("POST", "/shop/resume")
+    assert status == 200 and body["status"]["state"] == "active"
+    status, body = await api.call("GET")
+    assert status == 200 and [t["id"] for t in body] == ["shop"]
+    assert (await api.call("GET", "/shop"))[1]["name"] == "Shop"
+    assert (await api.call("DELETE", "/shop"))[0] == 200
+    assert (await api.call("DELETE", "/shop"))[0] == 404
+    events = [EVENTS.decode(m.value) for m in await read_all(running.bus, EVENTS.name) if m.value]
+    details = [e.detail for e in events if e.kind is EventKind.TENANT_CHANGED]
+    assert details == [
+        "add",
+        "set message_size, paused_reply, per_hour",
+        "pause: complaints",
+        "resume",
+        "remove",
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("GET", "/ghost", None, 404, "no tenant 'ghost'"),
+        ("PATCH", "/ghost", {"name": "x"}, 404, "no tenant 'ghost'"),
+        ("POST", "", {"id": "Bad Id"}, 400, "tenant id 'Bad Id'"),
+        ("POST", "", {"idx": "shop"}, 400, "body:"),
+        ("PATCH", "/shop", {"limits": {"per_day": "many"}}, 400, "limits.per_day"),
+        ("PATCH", "/shop", {"limits": {"per_week": 1}}, 400, "limits.per_week: no such limit"),
+        ("POST", "/shop/pause", {}, 400, "why: required"),
+        ("DELETE", "/shop/apikeys/pl_00000000", None, 404, "no API key 'pl_00000000'"),
+        ("POST", "/shop/credentials/ghost/rotate", None, 404, "no credential 'ghost'"),
+        ("GET", "/shop/unknown", None, 404, "no route"),
+    ],
+)
+async def test_errors_are_json(api: Api, case: tuple[str, str, Any, int, str]) -> None:
+    method, path, body, status, error = case
+    await api.call("POST", "", {"id": "shop"})
+    answer_status, answer = await api.call(method, path, body)
+    assert answer_status == status
+    assert error in answer["error"]
+
+
+async def test_the_token_is_required(api: Api) -> None:
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(api.base) as response:
+        assert response.status == 401
+
+
+async def test_credentials_and_api_keys(api: Api, running: Running) -> None:
+    await api.call("POST", "", {"id": "shop"})
+    await api.call("POST", "", {"id": "other"})
+    status, body = await api.call("POST", "/shop/credentials", {"name": "shop-app"})
+    assert status == 201 and len(body["password"]) == 24
+    password = body["password"]
+    status, body = await api.call("POST", "/other/credentials", {"name": "shop-app"})
+    assert status == 409 and "belongs to tenant 'shop'" in body["error"]
+    status, body = await api.call("GET", "/shop/credentials")
+    assert status == 200 and body[0]["name"] == "shop-app" and "secret" not in body[0]
+    status, body = await api.call(
+        "POST", "/shop/credentials/shop-app/rotate", {"password": "a person's passphrase"}
+    )
+    assert status == 200 and "password" not in body  # a given password is not echoed
+    status, body = await api.call("POST", "/shop/apikeys", {"name": "ci"})
+    assert status == 201 and body["key"].startswith(body["id"] + "_")
+    key, key_id = body["key"], body["id"]
+    status, listed = await api.call("GET", "/shop/apikeys")
+    assert listed[0]["id"] == key_id and "hash" not in listed[0] and key not in str(listed)
+    assert "scrypt" not in str(await api.call("GET", "/shop"))
+
+    table = TenantTable()
+    await table.load(running.bus)
+    assert await table.verify_credential("shop-app", b"a person's passphrase") is not None
+    assert await table.verify_credential("shop-app", password.encode()) is None
+    assert table.by_api_key(key) is not None
+    status, body = await api.call("DELETE", f"/shop/apikeys/{key_id}")
+    assert status == 200 and body["revoked_at"] > 0
+    assert (await api.call("DELETE", "/shop/credentials/shop-app"))[0] == 200
+    assert (await api.call("DELETE", "/shop/credentials/shop-app"))[0] == 404
+    await table.load(running.bus)
+    assert table.by_api_key(key) is None and table.by_credential("shop-app") is None
