@@ -26,7 +26,17 @@ from shared.wire.records import Event, EventKind
 from shared.wire.topics import EVENTS
 
 #: Field order of a line after time, kind, message id and recipient.
-_DETAIL_FIELDS = ("mx", "tls", "provider", "classification", "check", "stage", "detail")
+_DETAIL_FIELDS = (
+    "mx",
+    "tls",
+    "provider",
+    "classification",
+    "check",
+    "stage",
+    "tenant",
+    "by",
+    "detail",
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,8 @@ def format_time(at: float) -> str:
 
 def format_line(event: Event) -> str:
     """One readable line: time, kind, message id, recipient (or domain), then what is set
-    of sender (message-level events), reply, attempt, mx, tls, classification, check, detail."""
+    of sender (message-level events), reply, attempt, mx, tls, classification, check, stage,
+    tenant, by (who changed a tenant), detail."""
     parts = [
         format_time(event.at),
         f"{event.kind.value:<12}",

@@ -9,17 +9,26 @@ from hypothesis import strategies as st
 
 from shared.errors import DecodeError
 from shared.wire.records import (
+    ApiKey,
     ClientInfo,
     ControlAction,
     ControlVerb,
+    Credential,
     DeadLetter,
     Delivery,
+    DkimKeyRecord,
     Event,
     EventKind,
+    SendingDomain,
     SmtpReply,
     Submission,
     Suppression,
     SuppressionReason,
+    Tenant,
+    TenantLimits,
+    TenantSettings,
+    TenantState,
+    TenantStatus,
 )
 from shared.wire.topics import (
     CONTROL,
@@ -28,6 +37,7 @@ from shared.wire.topics import (
     OUTBOUND,
     SUBMITTED,
     SUPPRESSIONS,
+    TENANTS,
     all_topics,
     retry_topic,
     suppression_key,
@@ -87,6 +97,10 @@ events = st.builds(
     recipient=st.just("") | addresses,
     reply=st.none() | replies,
     tags=tags,
+    tenant=st.text(max_size=63),
+    by=st.text(max_size=20),
+    before=st.binary(max_size=256),
+    after=st.binary(max_size=256),
 )
 suppressions = st.builds(
     Suppression,
@@ -115,6 +129,77 @@ dead_letters = st.builds(
     at=timestamps,
 )
 
+dkim_keys = st.builds(
+    DkimKeyRecord,
+    selector=st.text(max_size=20),
+    algorithm=st.sampled_from(["rsa", "ed25519"]),
+    public_key=st.text(max_size=60),
+    sealed_private_key=st.binary(max_size=200),
+    created_at=timestamps,
+    not_before=timestamps,
+    not_after=timestamps,
+)
+tenants = st.builds(
+    Tenant,
+    id=st.text(min_size=1, max_size=63),
+    name=st.text(max_size=40),
+    status=st.builds(
+        TenantStatus,
+        state=st.sampled_from(TenantState),
+        by=st.text(max_size=20),
+        why=st.text(max_size=40),
+        at=timestamps,
+    ),
+    domains=st.lists(
+        st.builds(
+            SendingDomain,
+            name=st.text(min_size=1, max_size=30),
+            verified=st.booleans(),
+            verified_at=timestamps,
+            bounce_domain=st.text(max_size=30),
+            dkim=st.lists(dkim_keys, max_size=2).map(tuple),
+        ),
+        max_size=3,
+    ).map(tuple),
+    credentials=st.lists(
+        st.builds(
+            Credential,
+            name=st.text(min_size=1, max_size=30),
+            secret=st.text(max_size=80),
+            created_at=timestamps,
+            domains=st.lists(st.text(max_size=20), max_size=2).map(tuple),
+        ),
+        max_size=3,
+    ).map(tuple),
+    api_keys=st.lists(
+        st.builds(
+            ApiKey,
+            id=st.text(min_size=1, max_size=11),
+            hash=st.text(max_size=64),
+            created_at=timestamps,
+            name=st.text(max_size=20),
+            revoked_at=timestamps,
+        ),
+        max_size=3,
+    ).map(tuple),
+    limits=st.builds(
+        TenantLimits,
+        per_second=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+        burst=st.integers(0, 2**31),
+        per_hour=st.integers(0, 2**40),
+        per_day=st.integers(0, 2**40),
+        per_month=st.integers(0, 2**40),
+        recipients_per_message=st.integers(0, 10_000),
+        message_size=st.integers(0, 2**40),
+        sessions=st.integers(0, 10_000),
+    ),
+    ip_pool=st.text(max_size=20),
+    settings=st.builds(TenantSettings, paused_reply=st.sampled_from(["reject", "defer"])),
+    created_at=timestamps,
+    updated_at=timestamps,
+    revision=st.integers(0, 2**40),
+)
+
 
 @settings(max_examples=150)
 @given(st.data())
@@ -126,6 +211,7 @@ def test_every_record_round_trips(data: st.DataObject) -> None:
         (SUPPRESSIONS, suppressions),
         (CONTROL, control_actions),
         (DEAD, dead_letters),
+        (TENANTS, tenants),
     ]:
         record = data.draw(strategy)
         wire = topic.encode(record)  # type: ignore[arg-type]
