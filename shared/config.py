@@ -163,6 +163,14 @@ class LogConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             )
 
 
+class MetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What ``/metrics`` exposes beyond the fixed series (``[metrics]``)."""
+
+    #: Count messages per tenant (postline_tenant_messages_total). Costs one series per tenant
+    #: per stage and result: keep it off above a few hundred tenants
+    tenant_label: bool = False
+
+
 class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Process behaviour shared by every stage (``[runtime]``)."""
 
@@ -236,6 +244,7 @@ class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    metrics: MetricsConfig = MetricsConfig()
     limits: LimitsConfig = LimitsConfig()
     secrets: SecretsConfig = SecretsConfig()
     ingest: dict[str, Any] = {}
