@@ -64,7 +64,10 @@ def add_tenant_commands(
     listing.add_argument("--json", action="store_true", help="one JSON object per tenant")
     listing.set_defaults(handler=cmd_list)
     _add_set(sub)
-    for verb, help_text in (("pause", "stop a tenant's mail for now"), ("disable", "for good")):
+    for verb, help_text in (
+        ("pause", "stop a tenant's mail for now"),
+        ("disable", "stop a tenant's mail for good (closed, abuse)"),
+    ):
         state = sub.add_parser(verb, help=help_text)
         state.add_argument("id")
         state.add_argument("--why", required=True, help="the reason (the refused client sees it)")
