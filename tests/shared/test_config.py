@@ -53,8 +53,8 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_unknown_section_names_it(tmp_path: Path) -> None:
-    error = load_error(write(tmp_path, "[metrics]\nport = 1\n"))
-    assert error.key == "metrics"
+    error = load_error(write(tmp_path, "[telemetry]\nport = 1\n"))
+    assert error.key == "telemetry"
 
 
 def test_value_out_of_bounds_names_key(tmp_path: Path) -> None:
