@@ -25,6 +25,7 @@ from panels import (
     quantiles,
     rate,
     signer_panels,
+    tenant_panels,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +198,8 @@ def stages_dashboard() -> dict[str, Any]:
         + limits_panels()
         + signer_panels()
         + deliverer_panels()
-        + bouncer_panels(),
+        + bouncer_panels()
+        + tenant_panels(),
     )
     board["templating"]["list"].append(
         {

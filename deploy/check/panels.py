@@ -93,6 +93,26 @@ def limits_panels() -> list[Panel]:
     ]
 
 
+def tenant_panels() -> list[Panel]:
+    """Messages per tenant (only exported with ``metrics.tenant_label = true``)."""
+    return [
+        row("Tenants"),
+        panel(
+            "Messages per tenant by stage and result",
+            "ops",
+            [
+                (
+                    rate("postline_tenant_messages_total", by="tenant, stage, result"),
+                    "{{tenant}} {{stage}} {{result}}",
+                )
+            ],
+            description="Empty unless metrics.tenant_label = true (one series per tenant, "
+            "stage and result). A tenant whose bounced or rejected share stands out is the "
+            "one to look at.",
+        ),
+    ]
+
+
 def signer_panels() -> list[Panel]:
     """The signer's metrics."""
     key_labels = "{{signing_domain}} {{selector}} {{algorithm}}"

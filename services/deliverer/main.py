@@ -23,6 +23,7 @@ from services.deliverer.prepare import prepare
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from shared.config import Config
 from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.tenantsensor import tenant_sensor
 from shared.runtime.watermark_loop import LoopSettings, WatermarkLoop
 from shared.wire.records import Delivery
 from shared.wire.topics import OUTBOUND
@@ -36,7 +37,7 @@ class DelivererStage:
 
     def __init__(self, ctx: StageContext, cfg: DelivererConfig) -> None:
         self.cfg = cfg
-        self.metrics = DelivererMetrics(ctx.registry)
+        self.metrics = DelivererMetrics(ctx.registry, tenant_sensor(ctx))
         timeouts = cfg.timeouts
         self.resolver = MxResolver(
             cfg.nameservers,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared.runtime.tenantsensor import TenantSensor
+
 _ATTEMPT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _DELAY_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 3 * 86400)
 _DNS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
@@ -17,7 +19,9 @@ _DNS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 class DelivererMetrics:
     """Every deliverer metric on one registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tenants: TenantSensor | None = None) -> None:
+        #: Per-tenant counts, when the operator opted in (``metrics.tenant_label``).
+        self.tenants = tenants if tenants is not None else TenantSensor.off()
         self.attempts = Counter(
             "postline_deliverer_attempts_total",
             "Recipient delivery attempts by provider and result (delivered, deferred, bounced). "

@@ -77,6 +77,7 @@ def records_for(
             )
         )
         metrics.attempts.labels(result.provider, classified.outcome.value).inc()
+        metrics.tenants.count(delivery.tenant, classified.outcome.value)
         if classified.reply == TLS_UNAVAILABLE:
             metrics.tls_required_failures.labels(result.provider).inc()
         metrics.replies.labels(result.provider, reply_class(classified.reply.code)).inc()
@@ -131,6 +132,7 @@ def _retry(
     expires = schedule.expires_at(delivery)
     if at >= expires:
         metrics.expired.inc(len(delivery.rcpt_to))
+        metrics.tenants.count(delivery.tenant, "expired", len(delivery.rcpt_to))
         return expired_events(delivery, at, delivery.last_reply)
     # Never wait past the expiry: the retry loop expires the record when it is due.
     deferral = schedule.defer(delivery, at, min(delay, max(0.0, expires - at)))

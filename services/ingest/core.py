@@ -54,6 +54,7 @@ class IngestCore:
     ) -> None:
         """Count a refusal and report it as a ``rejected`` event naming the check."""
         self.metrics.messages.labels("rejected", decision.check).inc()
+        self.metrics.tenants.count(txn.tenant if txn is not None else "", "rejected")
         self.events.emit(rejection_event(info, txn, decision, recipient))
 
 

@@ -152,6 +152,7 @@ class Handler:
             )
             return str(replies.BUS_FAILED)
         core.metrics.messages.labels("accepted", "").inc()
+        core.metrics.tenants.count(txn.tenant, "accepted")
         core.metrics.message_bytes.observe(size)
         core.metrics.recipients.observe(len(txn.rcpt_to))
         core.log.info("accepted", extra={"message_id": txn.id, "recipients": len(txn.rcpt_to)})

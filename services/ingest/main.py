@@ -28,6 +28,7 @@ from services.ingest.tls import TlsFiles
 from shared.config import Config
 from shared.control import follow_actions
 from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.tenantsensor import tenant_sensor
 from shared.suppressions import SuppressionTable
 from shared.wire.records import ControlAction, ControlVerb
 
@@ -45,7 +46,7 @@ class IngestStage:
         self.users = Users(config.users_file)
         self.suppressions = SuppressionTable()
         timeout = float(ctx.config.core.bus.publish_timeout)
-        metrics = IngestMetrics(ctx.registry)
+        metrics = IngestMetrics(ctx.registry, tenant_sensor(ctx))
         self.core = IngestCore(
             config=config,
             hostname=config.hostname or socket.getfqdn(),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared.runtime.tenantsensor import TenantSensor
+
 _SIZE_BUCKETS = (1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 _RCPT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -17,7 +19,9 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class IngestMetrics:
     """Every ingest metric on one registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tenants: TenantSensor | None = None) -> None:
+        #: Per-tenant counts, when the operator opted in (``metrics.tenant_label``).
+        self.tenants = tenants if tenants is not None else TenantSensor.off()
         self.sessions_active = Gauge(
             "postline_ingest_sessions_active",
             "SMTP sessions open now, per listener. Near limits.max_sessions_per_ip times the "

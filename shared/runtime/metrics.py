@@ -113,6 +113,16 @@ class CoreMetrics:
             ["stage", "reason"],
             registry=registry,
         )
+        self.tenant_messages = Counter(
+            "postline_tenant_messages",
+            "Messages per tenant, by stage and result (ingest: accepted, rejected; deliverer, "
+            "per recipient: delivered, deferred, bounced, expired). Exported only with "
+            "metrics.tenant_label = true (one series per tenant, stage and result): compare a "
+            "tenant's bounced or rejected share with the others' to find the one hurting "
+            "reputation. Updated through shared.runtime.tenantsensor.",
+            ["tenant", "stage", "result"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "postline_in_flight",
             "Units of work (batches, SMTP sessions, deliveries) a stage is processing now. "
