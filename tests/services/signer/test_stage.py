@@ -271,7 +271,8 @@ async def test_suppression_added_while_running_applies(tmp_path: Path, keys_dir:
         )
         loop = asyncio.get_running_loop()
         end = loop.time() + DEADLINE
-        while not signer.stage.suppressions.is_suppressed("late@one.test", "example.test"):
+        suppressions = signer.stage.suppressions
+        while not suppressions.is_suppressed("late@one.test", sender_domain="example.test"):
             assert loop.time() < end
             await asyncio.sleep(0.02)
         # Scoped to the sender domain: it applies to bulk mail (see the scoped test below).
