@@ -46,6 +46,10 @@ Change = Callable[[Tenant], Tenant]
 
 async def read_all(bus: Bus) -> dict[str, Tenant]:
     """Every tenant with a record now, by id."""
+    # The first tenant command on a new cluster may come before `postline topics create`:
+    # create the topics as declared (the table, and the events for the audit trail) rather
+    # than time out on one that does not exist.
+    await bus.ensure_topics([TENANTS.name, EVENTS.name])
     table = await bus.read_table(TENANTS.name)
     return {key.decode(): TENANTS.decode(value) for key, value in table.items()}
 

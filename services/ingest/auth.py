@@ -31,6 +31,7 @@ import msgspec
 
 from shared.credentials import hash_secret, verify_secret
 from shared.errors import ConfigError
+from shared.wire.records import DEFAULT_TENANT
 
 
 class UserEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -51,7 +52,8 @@ class User:
     """An authenticated user as a session sees it."""
 
     name: str
-    domains: frozenset[str]
+    domains: frozenset[str]  # users file: its domains; a tenant's login: its restriction (or ())
+    tenant: str = DEFAULT_TENANT
 
     def may_send_from(self, domain: str) -> bool:
         """Whether ``domain`` is one of the user's (exact match: a subdomain must be listed)."""

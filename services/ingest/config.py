@@ -153,6 +153,9 @@ class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     #: Suppressed recipient: ``refuse`` at RCPT with ``550 5.1.1``, or ``drop`` it silently
     #: after accepting the message, with a ``suppressed`` event.
     suppression: Literal["refuse", "drop"] = "refuse"
+    #: A tenant's hourly, daily or monthly quota used up: ``defer`` (``452 4.5.3``, the
+    #: client keeps the mail until the window resets) or ``reject`` (``550 5.7.1``).
+    quota_exhausted: Literal["defer", "reject"] = "defer"
     #: Bare CR or LF in DATA: ``refuse`` with ``550 5.6.0`` or ``normalise`` to CRLF.
     smuggling: Literal["refuse", "normalise"] = "refuse"
 

@@ -13,12 +13,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.ingest.auth import Users
+from services.ingest import replies
+from services.ingest.auth import User, Users
 from services.ingest.budget import BodyBudget
 from services.ingest.config import IngestConfig
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import Decision, PolicyState, SessionInfo, Transaction
+from shared.errors import LimiterUnavailable
+from shared.limits import Limiter
+from shared.tenant_limits import limit_key, message_rules
 from shared.wire.records import Event, EventKind, new_id, now
 
 STAGE = "ingest"
@@ -38,12 +42,51 @@ class IngestCore:
     log: logging.Logger
     activity: Callable[[], AbstractAsyncContextManager[None]]
     sessions: set[Any] = field(default_factory=set)  # the open IngestSMTP sessions
+    #: Counts tenants' messages against their limits (``[limits]``); ``None``: no limits.
+    limiter: Limiter | None = None
     #: Message bytes held by all sessions (``limits.max_buffered_bytes``), made from config.
     budget: BodyBudget = field(init=False)
 
     def __post_init__(self) -> None:
         limit = int(self.config.limits.max_buffered_bytes)
         self.budget = BodyBudget(limit, self.metrics.buffered_bytes)
+
+    async def authenticate(self, name: bytes, password: bytes) -> User | None:
+        """The user for an AUTH: a tenant's login (``postline tenant credential add``) or a
+        users-file user (the default tenant). One scrypt either way, so the time taken does
+        not tell which table a name is in, nor whether it exists."""
+        login = name.decode("utf-8", errors="replace")
+        tenants = self.policy.tenants
+        if tenants.by_credential(login) is None:
+            return await self.users.verify(name, password)
+        found = await tenants.verify_credential(login, password)
+        if found is None:
+            return None
+        tenant, credential = found
+        domains = frozenset(d.lower().rstrip(".") for d in credential.domains)
+        return User(login, domains, tenant=tenant.id)
+
+    async def tenant_limits(self, tenant_id: str) -> Decision | None:
+        """One message of ``tenant_id`` against its cluster-wide rate and quotas
+        (``shared.tenant_limits``); ``None`` when it may go. A refusal names the limit."""
+        if self.limiter is None:
+            return None
+        rules = message_rules(self.policy.tenant(tenant_id).limits)
+        if not rules:
+            return None
+        try:
+            verdict = await self.limiter.acquire(limit_key(tenant_id), rules)
+        except LimiterUnavailable:
+            # limits.on_redis_failure = "closed": our failure, so a 4xx (the client retries).
+            return Decision(replies.LIMITS_UNAVAILABLE, "limits_unavailable")
+        if verdict.allowed:
+            return None
+        if verdict.kind == "quota":
+            reject = self.config.quota_exhausted == "reject"
+            reply = replies.quota_exhausted(verdict.rule, verdict.reset_at, reject)
+        else:
+            reply = replies.over_rate(verdict.rule, verdict.retry_after)
+        return Decision(reply, f"tenant_{verdict.rule}")
 
     def reject(
         self,

@@ -70,7 +70,10 @@ class Handler:
         # signer keeps it null instead of giving it a VERP return path that could bounce.
         sender = "" if address == NULL_REVERSE_PATH else address
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
+        txn.tenant = self.core.policy.tenant_for(session.info, txn.sender_domain)
         decision = mail_from.run(self.core.policy, session.info, txn)
+        if decision is None:
+            decision = await self.core.tenant_limits(txn.tenant)
         if decision is not None:
             self.core.reject(session.info, txn, decision)
             return str(decision.reply)

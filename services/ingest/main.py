@@ -27,10 +27,13 @@ from services.ingest.prepare import prepare
 from services.ingest.tls import TlsFiles
 from shared.config import Config
 from shared.control import follow_actions
+from shared.limits import open_limiter
 from shared.runtime.stage import StageContext, StageSpec
 from shared.runtime.tenantsensor import tenant_sensor
 from shared.suppressions import SuppressionTable
+from shared.tenants import TenantTable
 from shared.wire.records import ControlAction, ControlVerb
+from shared.wire.topics import CONTROL, SUPPRESSIONS, TENANTS
 
 #: Share of runtime.drain_timeout sessions may use; the rest answers 421 and flushes events.
 DRAIN_SHARE = 0.8
@@ -45,12 +48,13 @@ class IngestStage:
         self.tls = TlsFiles(config.tls, source, ctx.log) if config.tls.cert else None
         self.users = Users(config.users_file)
         self.suppressions = SuppressionTable()
+        self.tenants = TenantTable(ctx.log)
         timeout = float(ctx.config.core.bus.publish_timeout)
         metrics = IngestMetrics(ctx.registry, tenant_sensor(ctx))
         self.core = IngestCore(
             config=config,
             hostname=config.hostname or socket.getfqdn(),
-            policy=PolicyState.create(config, self.suppressions),
+            policy=PolicyState.create(config, self.suppressions, self.tenants),
             users=self.users,
             handoff=Handoff(ctx.bus, timeout, metrics),
             events=EventSink(
@@ -59,6 +63,7 @@ class IngestStage:
             metrics=metrics,
             log=ctx.log,
             activity=ctx.activity,
+            limiter=open_limiter(ctx.config.core.limits, ctx.registry),
         )
         self.listeners: list[listeners.Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,10 +81,17 @@ class IngestStage:
         self.users.reload()
 
     async def start(self, ctx: StageContext) -> None:
-        """Load the suppression table, follow it, and bind the listeners."""
+        """Load the suppression and tenant tables, follow them, and bind the listeners."""
+        # The tables ingest follows exist before it reads them (Kafka: created when missing,
+        # with their declared settings, as `postline topics create` would).
+        await ctx.bus.ensure_topics([SUPPRESSIONS.name, TENANTS.name, CONTROL.name])
         await self.suppressions.load(ctx.bus)
+        await self.tenants.load(ctx.bus)
         self._tasks.append(
             ctx.spawn(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log), name="suppressions")
+        )
+        self._tasks.append(
+            ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants")
         )
         if self.tls is not None:
             self._tasks.append(ctx.spawn(self.tls.watch(ctx.stopping), name="tls-watch"))
@@ -142,6 +154,8 @@ class IngestStage:
         with suppress(TimeoutError):
             await asyncio.wait_for(self.core.events.flush(), 2.0)
         await self._stop_tasks()
+        if self.core.limiter is not None:
+            await self.core.limiter.close()
 
     def _abort_sessions(self) -> None:
         for session in list(self.core.sessions):

@@ -7,6 +7,8 @@ It does not decide which reply applies: the policy checks and the session do.
 
 from __future__ import annotations
 
+import time
+
 from shared.wire.records import SmtpReply as Reply
 
 __all__ = ["Reply"]
@@ -66,6 +68,46 @@ def sender_header_not_allowed(domain: str) -> Reply:
     return Reply(
         code=550, enhanced="5.7.1", text=f"Sender header domain {domain} not allowed for you"
     )
+
+
+# A tenant's state and limits (shared.tenant_limits): the reply names the limit, never
+# another tenant's data. 4xx for what frees up (the client retries), 5xx for a decision.
+TENANT_SESSIONS = Reply(code=454, enhanced="4.7.0", text="Too many sessions for this account")
+LIMITS_UNAVAILABLE = Reply(code=451, enhanced="4.3.0", text="Limits unavailable, try again later")
+TENANT_TOO_MANY_RECIPIENTS = Reply(
+    code=452, enhanced="4.5.3", text="Too many recipients for this account"
+)
+TENANT_TOO_BIG = Reply(code=552, enhanced="5.3.4", text="Message too big for this account")
+
+
+def tenant_paused(why: str, defer: bool) -> Reply:
+    """A paused or disabled tenant: ``550 5.7.1`` (or ``451 4.7.1`` with the defer policy)
+    with the operator's reason, so the business sees why without a support ticket."""
+    text = "sending paused for this account" + (f": {why}" if why else "")
+    if defer:
+        return Reply(code=451, enhanced="4.7.1", text=text)
+    return Reply(code=550, enhanced="5.7.1", text=text)
+
+
+def over_rate(rule: str, retry_after: float) -> Reply:
+    """``450 4.7.1`` (RFC 3463 X.7.1 "delivery not authorized") naming the rate and when it
+    frees up; the client's queue retries."""
+    seconds = max(1, round(retry_after))
+    return Reply(
+        code=450,
+        enhanced="4.7.1",
+        text=f"Sending rate of this account exceeded ({rule}), retry in {seconds}s",
+    )
+
+
+def quota_exhausted(rule: str, reset_at: float, reject: bool) -> Reply:
+    """A calendar quota used up: ``452 4.5.3`` (the client keeps the mail until the window
+    resets) or ``550 5.7.1`` with the reject policy; the reset time in UTC, RFC 3339."""
+    reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset_at))
+    text = f"Quota of this account exhausted ({rule}), resets at {reset}"
+    if reject:
+        return Reply(code=550, enhanced="5.7.1", text=text)
+    return Reply(code=452, enhanced="4.5.3", text=text)
 
 
 # DATA.

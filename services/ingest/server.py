@@ -132,6 +132,8 @@ class IngestSMTP(ChunkingSMTP):
                 core.policy.sessions_per_ip[self.info.ip] -= 1
                 if core.policy.sessions_per_ip[self.info.ip] <= 0:
                     del core.policy.sessions_per_ip[self.info.ip]
+                if self.info.user is not None:
+                    core.policy.end_tenant_session(self.info.user.tenant)
                 core.sessions.discard(self)
 
     def _result(self, result: str) -> str:
@@ -319,9 +321,14 @@ class IngestSMTP(ChunkingSMTP):
         # Checked before the password: a locked credential learns nothing from a guess.
         if policy.auth.blocked(ip, login, trusted):
             return self._throttle()
-        user = await self.core.users.verify(parsed.auth_data.login, parsed.auth_data.password)
+        user = await self.core.authenticate(parsed.auth_data.login, parsed.auth_data.password)
         if user is not None:
             policy.auth.succeeded(ip, login)
+            if not policy.start_tenant_session(user.tenant):
+                self.reject(Decision(replies.TENANT_SESSIONS, "tenant_sessions"))
+                return AuthResult(
+                    success=False, handled=False, message=str(replies.TENANT_SESSIONS)
+                )
             self.info.user = user
             return AuthResult(success=True, auth_data=user, message=str(replies.AUTH_OK))
         self.core.metrics.auth_failures.inc()

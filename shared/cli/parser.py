@@ -25,6 +25,7 @@ from shared.cli.events import add_event_commands
 from shared.cli.run import add_run_commands
 from shared.cli.tenant import add_tenant_commands
 from shared.cli.tenant_domains import add_domain_commands
+from shared.cli.tenant_usage import add_usage_command
 from shared.cli.topics import add_topic_commands
 from shared.runtime.metrics import package_version
 from shared.runtime.stage import StageSpec
@@ -74,7 +75,9 @@ def build_parser(
     add_topic_commands(commands)
     add_run_commands(commands, specs, run_builtin)
     add_event_commands(commands)
-    add_domain_commands(add_tenant_commands(commands))
+    tenant = add_tenant_commands(commands)
+    add_domain_commands(tenant)
+    add_usage_command(tenant)
     for spec in specs:
         if spec.add_commands is not None:
             spec.add_commands(commands)

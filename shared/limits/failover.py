@@ -58,6 +58,15 @@ class GuardedLimiter:
         self._sensor.checked(self._backend, time.perf_counter() - started)
         return verdict
 
+    async def used(self, key: str, rules: Sequence[Rule]) -> dict[str, int]:
+        """The primary's counts (no fallback: a count from one process would mislead)."""
+        return await self._primary.used(key, rules)
+
+    @property
+    def backend(self) -> str:
+        """``local`` or ``redis``."""
+        return self._backend
+
     async def close(self) -> None:
         """Close the primary (and forget the fallback's counters)."""
         await self._primary.close()

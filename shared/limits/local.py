@@ -55,6 +55,12 @@ class LocalLimiter:
             self._entries[step.key] = (value, now_ms + ttl_ms(step, value, now_ms))
         return ALLOWED
 
+    async def used(self, key: str, rules: Sequence[Rule]) -> dict[str, int]:
+        """See :meth:`shared.limits.rules.Limiter.used`."""
+        now = self._clock()
+        steps = plan(self._prefix, key, [r for r in rules if r.kind == "quota"], now)
+        return {s.rule.name: int(self._get(s.key, now * 1000.0) or 0) for s in steps}
+
     def _get(self, key: str, now_ms: float) -> float | None:
         entry = self._entries.get(key)
         if entry is None or entry[1] <= now_ms:

@@ -81,6 +81,18 @@ class RedisLimiter:
             return ALLOWED
         return Verdict.refused(rules[index - 1], now, wait_ms / 1000.0)
 
+    async def used(self, key: str, rules: Sequence[Rule]) -> dict[str, int]:
+        """See :meth:`shared.limits.rules.Limiter.used`; raises ``LimiterUnavailable``."""
+        steps = plan(self._prefix, key, [r for r in rules if r.kind == "quota"], self._clock())
+        if not steps:
+            return {}
+        try:
+            async with asyncio.timeout(self._timeout):
+                values = await self._client.mget([step.key for step in steps])
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise LimiterUnavailable(f"redis: {exc or 'timeout'}") from exc
+        return {s.rule.name: int(float(v or 0)) for s, v in zip(steps, values, strict=True)}
+
     async def ping(self) -> None:
         """Raise ``LimiterUnavailable`` unless Redis answers PING within the timeout."""
         try:

@@ -99,6 +99,11 @@ class Limiter(Protocol):
         otherwise consume nothing and say which rule refused and until when."""
         ...
 
+    async def used(self, key: str, rules: Sequence[Rule]) -> dict[str, int]:
+        """Units counted now in each *quota* rule's current window for ``key``, consuming
+        nothing (``postline tenant usage``); rates have no count and are left out."""
+        ...
+
     async def close(self) -> None:
         """Release connections; the limiter is not used afterwards."""
         ...

@@ -18,7 +18,8 @@ from services.ingest.config import IngestConfig, ListenerConfig
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.replies import Reply
 from shared.suppressions import SuppressionTable
-from shared.wire.records import DEFAULT_TENANT
+from shared.tenants import IMPLICIT_DEFAULT, TenantTable
+from shared.wire.records import DEFAULT_TENANT, Tenant
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -78,10 +79,19 @@ class PolicyState:
     auth: AuthThrottle
     networks: list[Network] = field(default_factory=list)
     sessions_per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The tenants (``postline.tenants``, followed live): credentials, domains, state, limits.
+    tenants: TenantTable = field(default_factory=TenantTable)
+    #: Sessions authenticated per tenant in this process (``limits.sessions``).
+    sessions_per_tenant: collections.Counter[str] = field(default_factory=collections.Counter)
     stopping: bool = False
 
     @classmethod
-    def create(cls, config: IngestConfig, suppressions: SuppressionTable) -> PolicyState:
+    def create(
+        cls,
+        config: IngestConfig,
+        suppressions: SuppressionTable,
+        tenants: TenantTable | None = None,
+    ) -> PolicyState:
         """The state for ``config``, with empty rate and failure tables."""
         limits, rate = config.limits, config.rate
         return cls(
@@ -93,7 +103,49 @@ class PolicyState:
                 limits.auth_failures, limits.auth_failures_per_user, limits.auth_failure_window
             ),
             networks=config.networks(),
+            tenants=tenants if tenants is not None else TenantTable(),
         )
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        """The tenant record (the implicit default one when the id is unknown or removed)."""
+        return self.tenants.get(tenant_id) or IMPLICIT_DEFAULT
+
+    def tenant_for(self, session: SessionInfo, sender_domain: str) -> str:
+        """Whose mail this is: the authenticated login's tenant; without AUTH (a trusted
+        relay) the tenant owning the verified sender domain, else the default tenant."""
+        if session.user is not None:
+            return session.user.tenant
+        owner = self.tenants.by_domain(sender_domain) if sender_domain else None
+        if owner is not None and _verified(owner, sender_domain):
+            return owner.id
+        return DEFAULT_TENANT
+
+    def may_send_from(self, user: User, domain: str) -> bool:
+        """Whether ``user`` may use ``domain`` (MAIL FROM, From, Sender): a users-file user
+        its listed domains; a tenant's login the tenant's *verified* domains (and only those
+        the login is restricted to, if any). Read live: a domain verified a second ago counts."""
+        domain = domain.lower().rstrip(".")
+        if user.tenant == DEFAULT_TENANT:
+            return user.may_send_from(domain)
+        if user.domains and domain not in user.domains:
+            return False
+        return _verified(self.tenant(user.tenant), domain)
+
+    def start_tenant_session(self, tenant_id: str) -> bool:
+        """Count an authenticated session of ``tenant_id``; ``False`` (nothing counted) past
+        its ``limits.sessions``. Counted per ingest process: concurrent sessions are a
+        property of connections, which each replica holds itself (state it in the docs)."""
+        limit = self.tenant(tenant_id).limits.sessions
+        if limit and self.sessions_per_tenant[tenant_id] >= limit:
+            return False
+        self.sessions_per_tenant[tenant_id] += 1
+        return True
+
+    def end_tenant_session(self, tenant_id: str) -> None:
+        """An authenticated session of ``tenant_id`` ended."""
+        self.sessions_per_tenant[tenant_id] -= 1
+        if self.sessions_per_tenant[tenant_id] <= 0:
+            del self.sessions_per_tenant[tenant_id]
 
     def trusted(self, ip: str) -> bool:
         """Whether ``ip`` is in a trusted network."""
@@ -102,6 +154,10 @@ class PolicyState:
         except ValueError:
             return False
         return any(address in net for net in self.networks)
+
+
+def _verified(tenant: Tenant, domain: str) -> bool:
+    return any(d.name == domain and d.verified for d in tenant.domains)
 
 
 #: A check: ``(state, session, ...) -> Decision | None``; the phase fixes the arguments.

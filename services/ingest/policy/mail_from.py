@@ -1,4 +1,6 @@
-"""Checks at MAIL FROM: address form, anti-spoofing on the envelope sender, message rates.
+"""Checks at MAIL FROM: address form, the tenant's state, anti-spoofing on the envelope sender,
+message rates per user and address (the tenant's cluster-wide limits are asked of the limiter
+by ``handler.py``: that check is not a pure function).
 
 SIZE is checked by aiosmtpd before these run (RFC 1870: the declared size).
 """
@@ -13,6 +15,7 @@ from services.ingest.policy.base import (
     Transaction,
     first_decision,
 )
+from shared.wire.records import TenantState
 
 
 def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
@@ -20,6 +23,16 @@ def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> 
     if not txn.smtputf8 and not txn.mail_from.isascii():
         return Decision(replies.NEEDS_SMTPUTF8, "smtputf8")
     return None
+
+
+def tenant_state(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """A paused or disabled tenant sends nothing: 550 5.7.1 with the operator's reason (or
+    451 with ``paused_reply = "defer"``, so the business's queue holds the mail)."""
+    tenant = state.tenant(txn.tenant)
+    if tenant.status.state is TenantState.ACTIVE:
+        return None
+    defer = tenant.settings.paused_reply == "defer"
+    return Decision(replies.tenant_paused(tenant.status.why, defer), "tenant_paused")
 
 
 def sender_domain(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
@@ -32,7 +45,7 @@ def sender_domain(state: PolicyState, session: SessionInfo, txn: Transaction) ->
     if user is None or not txn.mail_from:
         return None
     domain = txn.sender_domain
-    if not user.may_send_from(domain):
+    if not state.may_send_from(user, domain):
         return Decision(replies.sender_not_allowed(domain or "<>"), "sender_domain")
     return None
 
@@ -51,7 +64,7 @@ def ip_rate(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decis
     return None
 
 
-CHECKS = (utf8_address, sender_domain, user_rate, ip_rate)
+CHECKS = (utf8_address, tenant_state, sender_domain, user_rate, ip_rate)
 
 
 def run(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:

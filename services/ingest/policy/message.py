@@ -50,7 +50,7 @@ def from_domain(
     if session.user is None:
         return None
     for domain in from_domains(msg) or []:
-        if not session.user.may_send_from(domain):
+        if not state.may_send_from(session.user, domain):
             return Decision(replies.from_not_allowed(domain), "from_domain")
     return None
 
@@ -68,12 +68,22 @@ def sender_header(
     domains = mailbox_domains(values[0]) if len(values) == 1 else None
     if domains is None or len(domains) != 1:
         return Decision(replies.BAD_SENDER, "sender_header")
-    if not session.user.may_send_from(domains[0]):
+    if not state.may_send_from(session.user, domains[0]):
         return Decision(replies.sender_header_not_allowed(domains[0]), "sender_header")
     return None
 
 
-CHECKS = (bare_line_ends, header_names, from_header, from_domain, sender_header)
+def tenant_size(
+    state: PolicyState, session: SessionInfo, txn: Transaction, data: bytes, msg: Message
+) -> Decision | None:
+    """The tenant's message size (552 5.3.4, as for the listener's SIZE, RFC 1870)."""
+    limit = state.tenant(txn.tenant).limits.message_size
+    if limit and len(data) > limit:
+        return Decision(replies.TENANT_TOO_BIG, "tenant_size")
+    return None
+
+
+CHECKS = (bare_line_ends, header_names, tenant_size, from_header, from_domain, sender_header)
 
 
 def run(

@@ -53,7 +53,18 @@ def suppression(
     return Decision(replies.SUPPRESSED, "suppression")
 
 
-CHECKS = (utf8_address, relay, recipient_limit, suppression)
+def tenant_recipients(
+    state: PolicyState, session: SessionInfo, txn: Transaction, rcpt: str
+) -> Decision | None:
+    """The tenant's recipients per message (452 4.5.3: the client sends the rest in another
+    transaction, RFC 5321 4.5.3.1.10)."""
+    limit = state.tenant(txn.tenant).limits.recipients_per_message
+    if limit and len(txn.rcpt_to) >= limit:
+        return Decision(replies.TENANT_TOO_MANY_RECIPIENTS, "tenant_recipients")
+    return None
+
+
+CHECKS = (utf8_address, relay, recipient_limit, tenant_recipients, suppression)
 
 
 def run(state: PolicyState, session: SessionInfo, txn: Transaction, rcpt: str) -> Decision | None:
