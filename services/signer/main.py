@@ -6,7 +6,8 @@ signs on every core of the pod with a process pool (``pool.py`` says why not sev
 consumers), keeps the suppression table current, reloads the key directory every
 ``key_reload_interval`` and on SIGHUP, and follows the tenant table: a tenant's DKIM keys,
 sealed in ``postline.tenants``, are opened with the KEK (``[secrets]``) when the tenant
-changes and sign its domains' next messages (``tenantkeys.py``). Everything a message goes
+changes and sign its domains' next messages (``tenantkeys.py``); a verified domain's mail
+gets return paths at that domain's own host (``returnpath.py``). Everything a message goes
 through is in ``pipeline.py``.
 """
 
@@ -32,7 +33,7 @@ from shared.secretfile import read_secret
 from shared.suppressions import SuppressionTable
 from shared.tenants import TenantTable
 from shared.wire.records import Tenant
-from shared.wire.topics import SUBMITTED
+from shared.wire.topics import SUBMITTED, SUPPRESSIONS, TENANTS
 
 GROUP = "postline-signer"
 
@@ -67,6 +68,7 @@ class SignerStage:
             suppressions=self.suppressions,
             metrics=self.metrics,
             log=ctx.log,
+            tenants=self.tenants,  # return paths at a tenant's own domain (returnpath.py)
         )
         self.log = ctx.log
         ctx.reload_hooks.append(self.reload_keys)
@@ -83,6 +85,9 @@ class SignerStage:
 
     async def run(self, ctx: StageContext) -> None:
         """Serve until ``ctx.stopping``; see the module docstring."""
+        # The tables the signer follows exist before it reads them (Kafka: created when
+        # missing, as `postline topics create` would), rather than a start that times out.
+        await ctx.bus.ensure_topics([SUPPRESSIONS.name, TENANTS.name])
         await self.suppressions.load(ctx.bus)
         await self.load_tenant_keys(ctx)
         self.pool.start()
