@@ -25,6 +25,8 @@ DEFAULT_KAFKA_VERSION="4.4.0"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION="${POSTLINE_KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}"
 CACHE_ROOT="${POSTLINE_KAFKA_CACHE:-$HOME/.cache/postline/kafka}"
@@ -135,30 +137,11 @@ do_fetch() {
 
 # ------------------------------------------------------------ lifecycle ----
 
-pid_from_file() {
-    [[ -f "$PIDFILE" ]] || return 1
-    local pid
-    pid=$(tr -dc '0-9' <"$PIDFILE")
-    [[ -n "$pid" ]] || return 1
-    printf '%s\n' "$pid"
-}
-
 # True if PID is alive and is our Kafka JVM (guards against recycled PIDs).
 pid_is_ours() {
     local pid="$1"
     [[ -r "/proc/$pid/cmdline" ]] || { kill -0 "$pid" 2>/dev/null; return; }
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $PROPS"
-}
-
-running_pid() {
-    local pid
-    pid=$(pid_from_file) || return 1
-    pid_is_ours "$pid" || return 1
-    printf '%s\n' "$pid"
-}
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # Readiness = the broker logged that it started AND the client port accepts TCP.
@@ -351,30 +334,7 @@ do_up() {
 }
 
 do_down() {
-    local pid
-    if ! pid=$(pid_from_file); then
-        log "not running (no pidfile)"
-        return 0
-    fi
-    if ! pid_is_ours "$pid"; then
-        log "not running (stale pidfile for pid $pid)"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    log "stopping broker pid $pid ..."
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.25
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "still alive after 30s, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 10))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    fi
-    rm -f "$PIDFILE"
-    log "stopped"
+    stop_by_pid broker 30
 }
 
 do_status() {

@@ -20,6 +20,8 @@ set -euo pipefail
 
 log() { printf 'redis.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT="${POSTLINE_REDIS_PORT:-36379}"
 if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
@@ -80,14 +82,6 @@ ensure_installed() {
 
 # ------------------------------------------------------------ lifecycle ----
 
-pid_from_file() {
-    [[ -f "$PIDFILE" ]] || return 1
-    local pid
-    pid=$(tr -dc '0-9' <"$PIDFILE")
-    [[ -n "$pid" ]] || return 1
-    printf '%s\n' "$pid"
-}
-
 # True if PID is alive and is our redis-server (guards against recycled PIDs): redis-server
 # rewrites its title to "redis-server 127.0.0.1:PORT".
 pid_is_ours() {
@@ -96,19 +90,8 @@ pid_is_ours() {
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE "redis-server 127\.0\.0\.1:$PORT( |$)"
 }
 
-running_pid() {
-    local pid
-    pid=$(pid_from_file) || return 1
-    pid_is_ours "$pid" || return 1
-    printf '%s\n' "$pid"
-}
-
 ping_ok() {
     [[ "$("$REDIS_CLI" -h 127.0.0.1 -p "$PORT" ping 2>/dev/null)" == "PONG" ]]
-}
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 wait_ready() {
@@ -181,28 +164,7 @@ do_up() {
 }
 
 do_down() {
-    local pid
-    if ! pid=$(pid_from_file); then
-        log "not running (no pidfile)"
-        return 0
-    fi
-    if ! pid_is_ours "$pid"; then
-        log "not running (stale pidfile for pid $pid)"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    log "stopping redis-server pid $pid ..."
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 10))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "still alive after 10s, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
-    log "stopped"
+    stop_by_pid redis-server 10
 }
 
 do_status() {
