@@ -26,6 +26,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import msgspec
+
+from shared import tenant_admin
+from shared.bus.factory import open_bus
+from shared.config import Config, load_config
+from shared.wire.records import SendingDomain
+
 RESULTS = Path(__file__).parent / "results" / "ingest.json"
 POSTLINE = str(Path(sys.executable).parent / "postline")
 TARGET_RATE = 800.0
@@ -152,7 +159,8 @@ async def run_load(port: int, pid: int, sessions: int, total: int, reuse: bool) 
     )
 
 
-def write_config(directory: Path, port: int, kafka: str | None) -> Path:
+def write_config(directory: Path, port: int, kafka: str | None, redis: str | None) -> Path:
+    limits = f'[limits]\nbackend = "redis"\nredis_url = "{redis}"\n\n' if redis else ""
     bus = (
         f'[bus]\nkind = "kafka"\n\n[kafka]\nbootstrap = "{kafka}"\n'
         f'topic_prefix = "bench{os.getpid()}."\n'
@@ -161,7 +169,7 @@ def write_config(directory: Path, port: int, kafka: str | None) -> Path:
     )
     path = directory / "postline.toml"
     path.write_text(
-        bus + f'\n[http]\nport = {free_port()}\n\n[log]\nlevel = "warning"\n\n'
+        bus + limits + f'\n[http]\nport = {free_port()}\n\n[log]\nlevel = "warning"\n\n'
         '[ingest]\nhostname = "bench.example"\ntrusted_networks = ["127.0.0.1/32"]\n\n'
         f'[[ingest.listeners]]\nname = "relay"\nport = {port}\nmode = "relay"\n'
     )
@@ -195,9 +203,11 @@ def run_bench(args: argparse.Namespace) -> list[Result]:
     """Start ``postline ingest`` in its own process and measure it."""
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        config = write_config(Path(tmp), port, args.kafka)
+        config = write_config(Path(tmp), port, args.kafka, args.limits_redis)
         if args.kafka:
             subprocess.run([POSTLINE, "--config", str(config), "topics", "create"], check=False)
+        if args.limits_redis:
+            asyncio.run(add_limited_tenant(load_config(config, {})))
         proc = subprocess.Popen([POSTLINE, "--config", str(config), "ingest"])
         try:
             return asyncio.run(measure(port, proc.pid, args))
@@ -206,11 +216,37 @@ def run_bench(args: argparse.Namespace) -> list[Result]:
             proc.wait(30)
 
 
+async def add_limited_tenant(config: Config) -> None:
+    """The sender's domain belongs to a tenant whose limits every message is checked against
+    (high enough never to refuse: what is measured is the cost of the check)."""
+    bus = open_bus(config, owner=False)
+    await bus.start()
+    try:
+        await tenant_admin.add(bus, "bench", by="bench")
+        await tenant_admin.update(
+            bus,
+            "bench",
+            lambda t: msgspec.structs.replace(
+                t, domains=(SendingDomain(name="bench.example", verified=True),)
+            ),
+            by="bench",
+        )
+        limits = {"per_second": 1_000_000, "per_hour": 10**9, "per_day": 10**9, "per_month": 10**9}
+        await tenant_admin.set_fields(bus, "bench", limits=limits, by="bench")
+    finally:
+        await bus.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", help="bootstrap of a Kafka broker (default: embedded bus)")
     parser.add_argument("--messages", type=int, default=4000, help="messages per run")
     parser.add_argument("--sessions", type=int, nargs="+", default=[20, 50])
+    parser.add_argument(
+        "--limits-redis",
+        metavar="URL",
+        help="check every message against a tenant's limits in this Redis (default: no limits)",
+    )
     args = parser.parse_args()
     results = run_bench(args)
     print(f"{'mode':28} {'sess':>4} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10}")
@@ -224,6 +260,7 @@ def main() -> int:
         json.dumps(
             {
                 "bus": "kafka" if args.kafka else "embedded",
+                "limits": "redis" if args.limits_redis else "none",
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
                 "targets": {"rate": TARGET_RATE, "p99_ms_at_20": TARGET_P99 * 1000},
