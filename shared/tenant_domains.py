@@ -62,6 +62,7 @@ from shared.dnscheck import (
 )
 from shared.errors import TenantConflict, TenantInvalid, TenantNotFound
 from shared.sealing import KeyRing, associated_data
+from shared.tenants import return_path_host
 from shared.wire.records import DkimKeyRecord, SendingDomain, Tenant
 
 #: RFC 1035 2.3.4 / RFC 5890: a label is 1-63 octets, a name at most 253 in text form.
@@ -229,11 +230,6 @@ async def mark_verified(
         by=by,
         detail=f"domain {'' if verified else 'un'}verified {domain}",
     )
-
-
-def return_path_host(domain: SendingDomain) -> str:
-    """The envelope sender's domain for mail from ``domain``."""
-    return domain.bounce_domain or f"bounces.{domain.name}"
 
 
 def dns_records(

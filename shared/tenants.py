@@ -1,12 +1,13 @@
 """The live copy of ``postline.tenants`` every stage looks tenants up in.
 
-Owns the tenants by id and three indexes kept in step with them, so each lookup is O(1):
+Owns the tenants by id and four indexes kept in step with them, so each lookup is O(1):
 credential name -> (tenant, credential) for SMTP AUTH, sending domain -> tenant, API key id ->
-(tenant, key) for the HTTP API. Filled from ``Bus.read_table`` at start (:meth:`load`) and
-kept current by following the compacted topic (:meth:`follow`, started by a stage with
-``ctx.spawn``), so a change made with ``postline tenant ...`` or the admin API applies in every
-replica within the follow latency, without a restart. Callbacks registered with
-:meth:`on_change` see each change (the signer refreshes its keys there).
+(tenant, key) for the HTTP API, and return-path host -> sending domains for the bouncer's
+intake (:meth:`TenantTable.by_return_path`). Filled from ``Bus.read_table`` at start
+(:meth:`load`) and kept current by following the compacted topic (:meth:`follow`, started by
+a stage with ``ctx.spawn``), so a change made with ``postline tenant ...`` or the admin API
+applies in every replica within the follow latency, without a restart. Callbacks registered
+with :meth:`on_change` see each change (the signer refreshes its keys there).
 
 It does not change tenants (``shared.tenant_admin`` does) and does not decide what a paused
 tenant's mail gets (ingest does). The ``default`` tenant needs no record: :meth:`get` returns
@@ -31,7 +32,7 @@ from shared.bus.base import Bus, BusMessage
 from shared.bus.follow import follow_topic
 from shared.credentials import api_key_id, api_key_matches, hash_secret, verify_secret
 from shared.errors import DecodeError
-from shared.wire.records import DEFAULT_TENANT, ApiKey, Credential, Tenant
+from shared.wire.records import DEFAULT_TENANT, ApiKey, Credential, SendingDomain, Tenant
 from shared.wire.topics import TENANTS
 
 #: ``callback(before, after)``: ``before`` is ``None`` for a new tenant, ``after`` for a removal.
@@ -43,6 +44,12 @@ T = TypeVar("T")
 IMPLICIT_DEFAULT = Tenant(id=DEFAULT_TENANT, name="default")
 
 
+def return_path_host(domain: SendingDomain) -> str:
+    """The envelope sender's domain for mail from ``domain``: its own ``bounce_domain``, else
+    ``bounces.<name>`` (the host ``postline tenant domain add`` asks to CNAME to ours)."""
+    return (domain.bounce_domain or f"bounces.{domain.name}").lower().rstrip(".")
+
+
 class TenantTable:
     """Tenants by id, with credential, domain and API key indexes."""
 
@@ -52,6 +59,8 @@ class TenantTable:
         self._credentials: dict[str, tuple[Tenant, Credential]] = {}
         self._domains: dict[str, Tenant] = {}
         self._api_keys: dict[str, tuple[Tenant, ApiKey]] = {}
+        # Several domains may share one host (an explicit bounce_domain): all are kept.
+        self._return_paths: dict[str, list[tuple[Tenant, SendingDomain]]] = {}
         self._callbacks: list[ChangeCallback] = []
         # Checked for unknown logins, so a response time does not tell which names exist.
         self._dummy_secret = hash_secret(secrets.token_urlsafe(18))
@@ -76,6 +85,24 @@ class TenantTable:
     def by_domain(self, domain: str) -> Tenant | None:
         """The tenant owning sending domain ``domain`` (verified or not: check ``verified``)."""
         return self._domains.get(domain.lower().rstrip("."))
+
+    def sending_domain(self, tenant_id: str, domain: str) -> SendingDomain | None:
+        """``domain`` when it is a *verified* sending domain of ``tenant_id`` ("" is the
+        default tenant), else ``None``: another tenant's domain, an unverified or unknown one."""
+        owner = self.by_domain(domain)
+        if owner is None or owner.id != (tenant_id or DEFAULT_TENANT):
+            return None
+        name = domain.lower().rstrip(".")
+        found = next((d for d in owner.domains if d.name == name), None)
+        return found if found is not None and found.verified else None
+
+    def by_return_path(self, host: str) -> tuple[Tenant, SendingDomain] | None:
+        """A tenant and *verified* sending domain whose return-path host is ``host``
+        (:func:`return_path_host`); ``None`` when no verified domain uses it."""
+        for tenant, domain in self._return_paths.get(host.lower().rstrip("."), ()):
+            if domain.verified:
+                return tenant, domain
+        return None
 
     def by_api_key(self, key: str) -> tuple[Tenant, ApiKey] | None:
         """The tenant and key for a whole API key; ``None`` for a wrong, unknown or revoked
@@ -131,6 +158,7 @@ class TenantTable:
         """Replace the table with the topic's current state."""
         table = await bus.read_table(TENANTS.name)
         self._tenants, self._credentials, self._domains, self._api_keys = {}, {}, {}, {}
+        self._return_paths = {}
         for key, value in table.items():
             tenant_id = key.decode("utf-8", "replace")
             try:
@@ -162,6 +190,7 @@ class TenantTable:
             for api_key in before.api_keys:
                 if self._owner(self._api_keys.get(api_key.id)) == tenant_id:
                     del self._api_keys[api_key.id]
+            self._drop_return_paths(tenant_id, before)
         if after is None:
             self._tenants.pop(tenant_id, None)
             return
@@ -174,6 +203,20 @@ class TenantTable:
                 self._domains[domain.name] = after
         for api_key in after.api_keys:
             self._claim(self._api_keys, api_key.id, (after, api_key))
+        self._add_return_paths(after)
+
+    def _drop_return_paths(self, tenant_id: str, before: Tenant) -> None:
+        for host in {return_path_host(domain) for domain in before.domains}:
+            kept = [e for e in self._return_paths.get(host, ()) if e[0].id != tenant_id]
+            if kept:
+                self._return_paths[host] = kept
+            else:
+                self._return_paths.pop(host, None)
+
+    def _add_return_paths(self, after: Tenant) -> None:
+        for domain in after.domains:
+            if self._domains.get(domain.name) is after:  # not a domain another tenant holds
+                self._return_paths.setdefault(return_path_host(domain), []).append((after, domain))
 
     @staticmethod
     def _owner(entry: tuple[Tenant, object] | None) -> str | None:

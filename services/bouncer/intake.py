@@ -1,8 +1,15 @@
-"""SMTP intake for the bounce domain: DSNs, bounces, ARF reports and mailto unsubscribes.
+"""SMTP intake for the bounce domains: DSNs, bounces, ARF reports and mailto unsubscribes.
 
-Owns the aiosmtpd handler and its listener. A recipient is accepted only when it carries a
-valid token: a VERP return path (``shared.wire.tokens.parse_verp``) or the unsubscribe mailto
-(``<unsubscribe_local>+<token>@<bounce domain>``); anything else is ``550 5.1.1``, so forged
+Owns the aiosmtpd handler and its listener. A recipient is accepted only at one of our bounce
+domains and only when it carries a valid token: a VERP return path
+(``shared.wire.tokens.parse_verp``) or the unsubscribe mailto
+(``<unsubscribe_local>+<token>@<bounce domain>``); anything else is ``550 5.1.1``. Our bounce
+domains are ``bouncer.bounce_domain`` and the return-path host of every *verified* tenant
+sending domain (``bounces.D`` or its ``bounce_domain``, a CNAME to ours, so its MX is this
+listener), looked up in the live tenant table: the signer puts a verified domain's return
+paths there so SPF aligns with From for DMARC (RFC 7489 3.1.2). An unverified or removed
+domain's host is refused like any other. The host never vouches for a bounce on its own: the
+token's HMAC still decides whether it is ours, so forged
 bounces cost the sender a rejection and never touch a customer's recipients. A message is
 answered ``250`` only after its Events and Suppressions are durable on the bus, else
 ``451 4.3.0`` (PRACTICES 6: our failures are never 5xx). Parsing is ``parse.py``, what to
@@ -27,6 +34,7 @@ from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
 from shared.bus.base import Bus
 from shared.errors import BusError, ForgedToken, ListenError
+from shared.tenants import TenantTable
 from shared.wire.records import SmtpReply
 from shared.wire.tokens import UnsubscribeToken, VerpToken, parse_unsubscribe_token, parse_verp
 from shared.wire.topics import OutRecord
@@ -59,8 +67,11 @@ class BounceHandler:
         metrics: BouncerMetrics,
         log: logging.Logger,
         activity: Callable[[], AbstractAsyncContextManager[None]],
+        tenants: TenantTable | None = None,
     ) -> None:
         self._config = config
+        # Not ``tenants or ...``: a table still empty at construction is falsy (``__len__``).
+        self._tenants = TenantTable(log) if tenants is None else tenants
         self._secret = secret
         self._outcomes = outcomes
         self._bus = bus
@@ -69,11 +80,19 @@ class BounceHandler:
         self._log = log
         self._activity = activity
 
+    def is_bounce_domain(self, domain: str) -> bool:
+        """Whether ``domain`` is ours: the configured bounce domain or the return-path host
+        of a verified tenant domain (as of now: a domain removed or unverified is not)."""
+        host = domain.lower().rstrip(".")
+        if host == self._config.bounce_domain.lower():
+            return True
+        return self._tenants.by_return_path(host) is not None
+
     def resolve(self, address: str) -> Target:
-        """The verified token an address at the bounce domain carries; raises ForgedToken."""
+        """The verified token an address at a bounce domain carries; raises ForgedToken."""
         local, _, domain = address.strip("<> ").rpartition("@")
-        if domain.lower().rstrip(".") != self._config.bounce_domain.lower():
-            raise ForgedToken(f"not the bounce domain: {address!r}")
+        if not self.is_bounce_domain(domain):
+            raise ForgedToken(f"not a bounce domain: {address!r}")
         prefix, plus, token = local.partition("+")
         if plus and prefix.lower() == self._config.unsubscribe_local.lower():
             return parse_unsubscribe_token(self._secret, token)

@@ -3,7 +3,9 @@
 ``create`` reads ``[bouncer]``, the HMAC secret and the rule table, binds the bounce-domain
 SMTP listener, adds the one-click route to the process's (public) HTTP port and binds the
 admin API's own listener, suppressions and tenants (so a bad file or a busy port fails the
-start with one line naming the key). ``run`` consumes ``postline.events``
+start with one line naming the key), and loads the tenant table (the intake accepts bounces
+at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenants``, consumes
+``postline.events``
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
 transaction) and keeps the suppression-list gauge current, until the stop request; then it
 closes the listener and lets reports in flight finish.
@@ -37,6 +39,7 @@ from shared.runtime.http import Router
 from shared.runtime.httpserver import HttpListener
 from shared.runtime.stage import StageContext, StageSpec
 from shared.secretfile import read_secret
+from shared.tenants import TenantTable
 from shared.wire.records import Event
 from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
 
@@ -58,6 +61,7 @@ class BouncerStage:
             dsn=DsnGenerator(config.dsn),
         )
         timeout = float(ctx.config.core.bus.publish_timeout)
+        self.tenants = TenantTable(ctx.log)
         self.handler = BounceHandler(
             config=config,
             secret=secret,
@@ -67,6 +71,7 @@ class BouncerStage:
             metrics=self.metrics,
             log=ctx.log,
             activity=ctx.activity,
+            tenants=self.tenants,
         )
         UnsubscribeEndpoint(
             config.unsubscribe_path, secret, self.outcomes, ctx.bus, timeout
@@ -98,7 +103,10 @@ class BouncerStage:
 
     async def run(self, ctx: StageContext) -> None:
         """Consume events and track the list size until stopping; then drain."""
-        tracker = ctx.spawn(self._track_list_size(ctx), name="list-size")
+        helpers = [
+            ctx.spawn(self._track_list_size(ctx), name="list-size"),
+            ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
+        ]
         try:
             await run_batch_loop(
                 ctx, group=GROUP, topic=EVENTS, handle=self.handle, metrics=ctx.metrics
@@ -109,9 +117,11 @@ class BouncerStage:
             await ctx.wait_idle(float(ctx.config.core.runtime.drain_timeout))
             if self.admin is not None:
                 await self.admin.close()
-            tracker.cancel()
-            with suppress(asyncio.CancelledError):
-                await tracker
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with suppress(asyncio.CancelledError):
+                    await task
 
     async def _track_list_size(self, ctx: StageContext) -> None:
         """Keep the list-size gauge current (counted again from the start after a bus
@@ -136,6 +146,9 @@ async def create(ctx: StageContext) -> BouncerStage:
     """Build the bouncer from ``ctx.config`` and bind its SMTP listener."""
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
     stage = BouncerStage(ctx, load_bouncer_config(ctx.config))
+    # Loaded before the listener opens, so a tenant's return-path host is ours from the
+    # first connection; run() follows the topic from then on.
+    await stage.tenants.load(ctx.bus)
     stage.server = await start_intake(stage.handler, stage.config)
     ctx.log.info(
         "bounce intake listening",

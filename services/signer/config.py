@@ -64,7 +64,8 @@ class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     verp: bool = True
     #: Local part before ``+token`` in return paths (the bouncer's ``verp_local``).
     verp_local: str = "b"
-    #: The domain bounces come back to (its MX is the bouncer).
+    #: The domain bounces come back to (its MX is the bouncer); a tenant's verified From
+    #: domain uses its own return-path host instead, a CNAME to this one (returnpath.py).
     bounce_domain: str = "bounces.localhost"
     #: HMAC secret shared with the bouncer (VERP and unsubscribe tokens).
     secret_file: Path = Path("secrets/verp.key")

@@ -3,8 +3,9 @@
 Owns how recipients are grouped and what envelope each Delivery gets:
 
 - VERP on: one Delivery per recipient, whose envelope sender is its own HMAC return path
-  ``<verp_local>+<token>-<rcpt>@<bounce domain>`` (``shared.wire.tokens.verp_address``), so the
-  bouncer can attribute any bounce to message and recipient and ignore forged ones.
+  ``<verp_local>+<token>-<rcpt>@<bounce domain>`` (``shared.wire.tokens.verp_address``; the
+  domain is chosen per message, ``returnpath.py``), so the bouncer can attribute any bounce
+  to message and recipient and ignore forged ones.
 - VERP off: one Delivery per recipient domain, with the original envelope sender.
 - A null reverse-path stays null (RFC 5321 4.5.5: notifications must never cause more
   notifications), so DSNs passing through are never VERP-encoded.

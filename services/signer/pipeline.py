@@ -13,7 +13,10 @@ For each Submission, in order:
 3. bulk mail gets one copy per recipient with its List-Unsubscribe fields added before
    signing (without ``unsubscribe_url`` it gets none: a warning at start, and the
    ``signed`` event says so); other mail is signed once for all recipients;
-4. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) and a
+4. the return paths (and the unsubscribe mailto) are at the From domain's own return-path
+   host when it is a verified domain of the message's tenant, so SPF aligns for DMARC
+   (``returnpath.py``), else at ``signer.bounce_domain``;
+5. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) and a
    ``signed`` event is written.
 
 The batch loop (``shared.runtime.batch``) publishes everything returned here and commits the input
@@ -22,6 +25,7 @@ offsets in one transaction. This module owns none of that, nor DKIM itself (``dk
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,10 +37,12 @@ from services.signer.headers import from_domain, prepend
 from services.signer.keys import KeyStore, SigningKey
 from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
 from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
+from services.signer.returnpath import ReturnPaths
 from services.signer.unsubscribe import is_bulk, unsubscribe_fields, wants_headers
 from shared.errors import PoisonRecord
 from shared.runtime.batch import Item
 from shared.suppressions import SuppressionTable
+from shared.tenants import TenantTable
 from shared.wire.records import Event, EventKind, Submission
 from shared.wire.topics import EVENTS, OUTBOUND, OutRecord
 
@@ -55,6 +61,7 @@ class _Plan:
     keys: list[SigningKey] = field(default_factory=list)
     bulk: bool = False
     per_recipient: bool = False
+    bounce_domain: str = ""  # the return paths' domain (returnpath.py)
     copies: list[_Copy] = field(default_factory=list)
     outputs: list[OutRecord] = field(default_factory=list)  # events decided while planning
     result: str = ""  # set when planning already decided the outcome
@@ -74,8 +81,13 @@ class SignerPipeline:
         metrics: SignerMetrics,
         log: logging.Logger,
         clock: Callable[[], float] = time.time,
+        tenants: TenantTable | None = None,
     ) -> None:
         self.config = config
+        # Without a tenant table (tests of the pipeline alone) every message uses the global
+        # bounce domain, as before tenants. (Not ``tenants or ...``: an empty table is falsy.)
+        table = TenantTable(log) if tenants is None else tenants
+        self.return_paths = ReturnPaths(table, config.bounce_domain)
         self.store = store
         self.pool = pool
         self.suppressions = suppressions
@@ -131,6 +143,7 @@ class SignerPipeline:
             plan.result = SUPPRESSED
             return plan
         plan.keys = self._choose_keys(submission, sender_domain, now)
+        plan.bounce_domain = self.return_paths.host(submission.tenant, sender_domain)
         if not plan.keys and not self.config.allow_unsigned:
             plan.result = FAILED
             plan.outputs.append(
@@ -152,7 +165,14 @@ class SignerPipeline:
                     prepend(
                         submission.data,
                         unsubscribe_fields(
-                            self.config, self.secret, rcpt, sender_domain, submission.id
+                            self.config,
+                            self.secret,
+                            rcpt,
+                            sender_domain,
+                            submission.id,
+                            # The bouncer takes the mailto at any return-path host it accepts.
+                            mailto_domain=self.config.unsubscribe_mailto_domain
+                            or plan.bounce_domain,
                         ),
                     ),
                 )
@@ -214,13 +234,14 @@ class SignerPipeline:
             )
             return outputs
         made = []
+        envelope = dataclasses.replace(self.envelope, bounce_domain=plan.bounce_domain)
         for index, copy in enumerate(plan.copies):
             header = signed[index].header if signed else b""
             made += deliveries(
                 submission,
                 copy.recipients,
                 header + copy.data,
-                self.envelope,
+                envelope,
                 now,
                 per_recipient=plan.per_recipient,
                 bulk=plan.bulk,

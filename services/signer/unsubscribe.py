@@ -55,12 +55,20 @@ def wants_headers(config: SignerConfig, message: bytes) -> bool:
 
 
 def unsubscribe_fields(
-    config: SignerConfig, secret: bytes, recipient: str, scope: str, message_id: str
+    config: SignerConfig,
+    secret: bytes,
+    recipient: str,
+    scope: str,
+    message_id: str,
+    *,
+    mailto_domain: str = "",
 ) -> list[tuple[str, str]]:
-    """The List-Unsubscribe and List-Unsubscribe-Post fields for one recipient."""
+    """The List-Unsubscribe and List-Unsubscribe-Post fields for one recipient; the mailto is
+    at ``mailto_domain`` (default ``config.mailto_domain``: the pipeline passes the message's
+    return-path domain unless ``unsubscribe_mailto_domain`` is set)."""
     token = unsubscribe_token(secret, recipient, scope, message_id)
     url = config.unsubscribe_url.rstrip("/") + "/" + token
-    mailto = f"mailto:{config.unsubscribe_local}+{token}@{config.mailto_domain}"
+    mailto = f"mailto:{config.unsubscribe_local}+{token}@{mailto_domain or config.mailto_domain}"
     return [
         # RFC 8058 section 3.1: the HTTPS URI carries the token; RFC 2369 3.2: a mailto too.
         ("List-Unsubscribe", f"<{url}>,\r\n <{mailto}>"),
