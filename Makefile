@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/local/kafka.sh
-KAFKA_PORT ?= 39092
+# Below Linux's ephemeral range (32768-60999): a client polling a port in that range before
+# the server is up can be handed that very port and connect to itself (TCP self-connect),
+# and the TIME_WAIT it leaves keeps the server from binding for a minute.
+KAFKA_PORT ?= 29092
 export POSTLINE_KAFKA_PORT := $(KAFKA_PORT)
 export POSTLINE_TEST_KAFKA ?= 127.0.0.1:$(KAFKA_PORT)
 REDIS := deploy/local/redis.sh
-REDIS_PORT ?= 36379
+REDIS_PORT ?= 26379
 export POSTLINE_REDIS_PORT := $(REDIS_PORT)
 export POSTLINE_TEST_REDIS ?= redis://127.0.0.1:$(REDIS_PORT)/0
 PYTEST_ARGS ?=

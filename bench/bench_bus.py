@@ -1,6 +1,6 @@
 """Bus throughput: publish and consume-transform-produce 5 KiB records through each adapter.
 
-    python bench/bench_bus.py [--kafka 127.0.0.1:39092] [--records 20000] [--batch 200]
+    python bench/bench_bus.py [--kafka 127.0.0.1:29092] [--records 20000] [--batch 200]
 
 For each adapter it measures
 - publish: concurrent publishers (like ingest's SMTP sessions) sending one record each, so

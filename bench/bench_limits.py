@@ -1,6 +1,6 @@
 """What one limit check costs: ``Limiter.acquire`` on Redis and in process.
 
-    python bench/bench_limits.py [--redis redis://127.0.0.1:36379/0] [--checks 20000]
+    python bench/bench_limits.py [--redis redis://127.0.0.1:26379/0] [--checks 20000]
 
 A check is the one ingest makes per message: a rate with a burst plus hourly, daily and
 monthly quotas (four rules, one key each), through ``open_limiter`` as a process opens it

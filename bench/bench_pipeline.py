@@ -1,7 +1,7 @@
 """The whole pipeline under SMTP load (``make bench``), and side by side with Postfix
 (``make bench-compare``).
 
-    python bench/bench_pipeline.py --kafka 127.0.0.1:39092 [--compare] [--messages 5000]
+    python bench/bench_pipeline.py --kafka 127.0.0.1:29092 [--compare] [--messages 5000]
         [--sessions 20] [--size 5120] [--rcpts 1] [--domains 4] [--new-connection]
         [--rounds 1] [--profile signer]
 
@@ -279,7 +279,7 @@ def print_summary(s: dict[str, Any]) -> None:
 def parse_args() -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kafka", default=os.environ.get("POSTLINE_TEST_KAFKA", "127.0.0.1:39092"))
+    parser.add_argument("--kafka", default=os.environ.get("POSTLINE_TEST_KAFKA", "127.0.0.1:29092"))
     parser.add_argument("--compare", action="store_true", help="run Postfix too, in the same run")
     parser.add_argument(
         "--keep-postfix", action="store_true", help="do not purge what we installed"

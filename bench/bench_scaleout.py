@@ -1,6 +1,6 @@
 """Scale-out (``make bench-scaleout``): two signers and two deliverers share the work.
 
-    python bench/bench_scaleout.py --kafka 127.0.0.1:39092 [--messages 6000] [--domains 16]
+    python bench/bench_scaleout.py --kafka 127.0.0.1:29092 [--messages 6000] [--domains 16]
 
 Two clusters on Kafka, one after the other: one signer and one deliverer process, then two
 of each (same consumer groups, so Kafka splits the partitions of ``postline.submitted`` and
@@ -196,7 +196,7 @@ def per_replica(stack: Stack) -> dict[str, float]:
 def main() -> int:
     """Both shapes, printed and saved."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kafka", default=os.environ.get("POSTLINE_TEST_KAFKA", "127.0.0.1:39092"))
+    parser.add_argument("--kafka", default=os.environ.get("POSTLINE_TEST_KAFKA", "127.0.0.1:29092"))
     parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--domains", type=int, default=16)

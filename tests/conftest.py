@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 KAFKA_ENV = "POSTLINE_TEST_KAFKA"
-DEFAULT_KAFKA = "127.0.0.1:39092"
+DEFAULT_KAFKA = "127.0.0.1:29092"
 REDIS_ENV = "POSTLINE_TEST_REDIS"
-DEFAULT_REDIS = "redis://127.0.0.1:36379/0"
+DEFAULT_REDIS = "redis://127.0.0.1:26379/0"
 
 
 def _reachable(bootstrap: str) -> bool:

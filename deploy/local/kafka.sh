@@ -10,7 +10,7 @@
 # Environment (all optional):
 #   POSTLINE_KAFKA_VERSION    Kafka version to run            (default below)
 #   POSTLINE_KAFKA_CACHE      jar cache root                  ($HOME/.cache/postline/kafka)
-#   POSTLINE_KAFKA_PORT       PLAINTEXT client port           (39092; controller = port+1)
+#   POSTLINE_KAFKA_PORT       PLAINTEXT client port           (29092; controller = port+1)
 #   POSTLINE_KAFKA_RUN        run dir (config, data, log, pid) ($CACHE/run-$PORT)
 #   POSTLINE_KAFKA_HEAP_OPTS  JVM heap flags                  (-Xms256m -Xmx1g)
 #   POSTLINE_KAFKA_TIMEOUT    seconds to wait for readiness   (90)
@@ -30,7 +30,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION="${POSTLINE_KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}"
 CACHE_ROOT="${POSTLINE_KAFKA_CACHE:-$HOME/.cache/postline/kafka}"
-PORT="${POSTLINE_KAFKA_PORT:-39092}"
+PORT="${POSTLINE_KAFKA_PORT:-29092}"
 if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65534)); then
     die "bad POSTLINE_KAFKA_PORT: $PORT"
 fi

@@ -9,7 +9,7 @@
 # Usage: deploy/local/redis.sh {up|down|status|restart|logs}
 #
 # Environment (all optional):
-#   POSTLINE_REDIS_PORT      TCP port on 127.0.0.1              (36379)
+#   POSTLINE_REDIS_PORT      TCP port on 127.0.0.1              (26379)
 #   POSTLINE_REDIS_RUN       run dir (config, data, log, pid)   ($HOME/.cache/postline/redis/run-$PORT)
 #   POSTLINE_REDIS_TIMEOUT   seconds to wait for readiness      (20)
 #   POSTLINE_REDIS_MAXMEMORY memory cap of the test server      (256mb)
@@ -23,7 +23,7 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT="${POSTLINE_REDIS_PORT:-36379}"
+PORT="${POSTLINE_REDIS_PORT:-26379}"
 if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
     die "bad POSTLINE_REDIS_PORT: $PORT"
 fi

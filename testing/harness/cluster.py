@@ -1,6 +1,6 @@
 """Launch a whole Postline cluster for end-to-end tests and benchmarks.
 
-    options = ClusterOptions(bus="kafka", workdir=tmp, kafka_bootstrap="127.0.0.1:39092")
+    options = ClusterOptions(bus="kafka", workdir=tmp, kafka_bootstrap="127.0.0.1:29092")
     with Cluster(options) as cluster:            # shape="split": four stage processes
         cluster.ports.submission                 # ingest, STARTTLS + AUTH (cluster.materials)
         cluster.sink("alpha.test").messages      # what the sink MX host of alpha.test received

@@ -34,7 +34,7 @@ def _settings(tmp_path: Path, bus: str) -> Settings:
         sender_domain="sender.test",
         bounce_domain="bounces.sender.test",
         unsubscribe_process="bouncer",
-        kafka_bootstrap="127.0.0.1:39092",
+        kafka_bootstrap="127.0.0.1:29092",
         topic_prefix="hx.",
     )
 
