@@ -24,6 +24,7 @@ from shared.cli.config_commands import CONFIG_ENV
 from shared.cli.events import add_event_commands
 from shared.cli.run import add_run_commands
 from shared.cli.tenant import add_tenant_commands
+from shared.cli.tenant_access import add_access_commands
 from shared.cli.tenant_domains import add_domain_commands
 from shared.cli.tenant_usage import add_usage_command
 from shared.cli.topics import add_topic_commands
@@ -76,6 +77,7 @@ def build_parser(
     add_run_commands(commands, specs, run_builtin)
     add_event_commands(commands)
     tenant = add_tenant_commands(commands)
+    add_access_commands(tenant)
     add_domain_commands(tenant)
     add_usage_command(tenant)
     for spec in specs:
