@@ -18,9 +18,11 @@ applies to the tenant that sent, since the recipient objected to that business a
 business's mail still goes; a List-Unsubscribe (one-click or mailto) applies to bulk mail
 from its sender domain. Its token names the domain, not the tenant (changing the token
 would break links already sent), and a sending domain belongs to one tenant, so ``"" / D``
-is that tenant's scope in practice. When the bouncer cannot tell the tenant (an asynchronous
-DSN or ARF report: the VERP token names only message and recipient) it writes a global
-entry: over-suppressing is the safe mistake. Operators may write any of the four
+is that tenant's scope in practice. An asynchronous DSN or ARF report names only message and
+recipient in its VERP token; its tenant is the one whose return-path host it arrived at
+(``bounces.D``). When the bouncer cannot tell the tenant (a report at the global bounce
+domain, or at a host several tenants share) it writes a global entry: over-suppressing is
+the safe mistake. Operators may write any of the four
 (``postline suppress add --tenant T --scope D``). A tenant of ``""`` on a message means the
 default tenant (a writer from before tenants), so lookups treat it as ``default``.
 

@@ -3,10 +3,11 @@
 Owns the tenants by id and four indexes kept in step with them, so each lookup is O(1):
 credential name -> (tenant, credential) for SMTP AUTH, sending domain -> tenant, API key id ->
 (tenant, key) for the HTTP API, and return-path host -> sending domains for the bouncer's
-intake (:meth:`TenantTable.by_return_path`). Filled from ``Bus.read_table`` at start
-(:meth:`load`) and kept current by following the compacted topic (:meth:`follow`, started by
-a stage with ``ctx.spawn``), so a change made with ``postline tenant ...`` or the admin API
-applies in every replica within the follow latency, without a restart. Callbacks registered
+intake (:meth:`TenantTable.by_return_path`, :meth:`TenantTable.return_path_tenant`). Filled
+from ``Bus.read_table`` at start (:meth:`load`) and kept current by following the compacted
+topic (:meth:`follow`, started by a stage with ``ctx.spawn``), so a change made with
+``postline tenant ...`` or the admin API applies in every replica within the follow latency,
+without a restart. Callbacks registered
 with :meth:`on_change` see each change (the signer refreshes its keys there).
 
 It does not change tenants (``shared.tenant_admin`` does) and does not decide what a paused
@@ -103,6 +104,17 @@ class TenantTable:
             if domain.verified:
                 return tenant, domain
         return None
+
+    def return_path_tenant(self, host: str) -> str:
+        """The id of the one tenant with verified domains at return-path host ``host``; ""
+        when there is none, or when several tenants share the host (an explicit
+        ``bounce_domain`` may be given twice): a report there cannot be attributed."""
+        owners = {
+            tenant.id
+            for tenant, domain in self._return_paths.get(host.lower().rstrip("."), ())
+            if domain.verified
+        }
+        return owners.pop() if len(owners) == 1 else ""
 
     def by_api_key(self, key: str) -> tuple[Tenant, ApiKey] | None:
         """The tenant and key for a whole API key; ``None`` for a wrong, unknown or revoked

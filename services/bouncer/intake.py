@@ -9,11 +9,14 @@ sending domain (``bounces.D`` or its ``bounce_domain``, a CNAME to ours, so its 
 listener), looked up in the live tenant table: the signer puts a verified domain's return
 paths there so SPF aligns with From for DMARC (RFC 7489 3.1.2). An unverified or removed
 domain's host is refused like any other. The host never vouches for a bounce on its own: the
-token's HMAC still decides whether it is ours, so forged
-bounces cost the sender a rejection and never touch a customer's recipients. A message is
-answered ``250`` only after its Events and Suppressions are durable on the bus, else
-``451 4.3.0`` (PRACTICES 6: our failures are never 5xx). Parsing is ``parse.py``, what to
-publish ``outcome.py``.
+token's HMAC still decides whether it is ours, so forged bounces cost the sender a rejection
+and never touch a customer's recipients. Once the token verifies, the host names the report's
+tenant: only that tenant's verified domains send with return paths there, so a DSN or ARF
+report at ``bounces.D`` is about its mail (the token names only message and recipient). At
+``bouncer.bounce_domain``, or a host several tenants share, the tenant stays unknown (``""``)
+and ``outcome.py`` suppresses globally. A message is answered ``250`` only after its Events
+and Suppressions are durable on the bus, else ``451 4.3.0`` (PRACTICES 6: our failures are
+never 5xx). Parsing is ``parse.py``, what to publish ``outcome.py``.
 """
 
 from __future__ import annotations
@@ -88,6 +91,14 @@ class BounceHandler:
             return True
         return self._tenants.by_return_path(host) is not None
 
+    def tenant_of(self, address: str) -> str:
+        """The tenant a report to ``address`` is about: the one whose verified domains use
+        its host as return path; ``""`` (unknown) at our own bounce domain."""
+        host = address.strip("<> ").rpartition("@")[2].lower().rstrip(".")
+        if host == self._config.bounce_domain.lower():
+            return ""
+        return self._tenants.return_path_tenant(host)
+
     def resolve(self, address: str) -> Target:
         """The verified token an address at a bounce domain carries; raises ForgedToken."""
         local, _, domain = address.strip("<> ").rpartition("@")
@@ -131,21 +142,22 @@ class BounceHandler:
 
     def records_for(self, rcpts: list[str], raw: bytes, at: float) -> list[OutRecord] | None:
         """What one message to ``rcpts`` means; ``None`` when no recipient verifies."""
-        targets = []
+        targets: list[tuple[Target, str]] = []
         for rcpt in rcpts:
             try:
-                targets.append(self.resolve(rcpt))
+                targets.append((self.resolve(rcpt), self.tenant_of(rcpt)))
             except ForgedToken:
                 continue  # verified at RCPT; a secret rotated in between
         if not targets:
             return None
-        report = parse_message(raw) if any(isinstance(t, VerpToken) for t in targets) else None
+        wanted = any(isinstance(t, VerpToken) for t, _ in targets)
+        report = parse_message(raw) if wanted else None
         records: list[OutRecord] = []
-        for target in targets:
+        for target, tenant in targets:
             if isinstance(target, UnsubscribeToken):
-                records += self._outcomes.for_unsubscribe(target, at, via="smtp")
+                records += self._outcomes.for_unsubscribe(target, at, via="smtp", tenant=tenant)
             elif report is not None:
-                found = self._outcomes.for_report(report, target, at)
+                found = self._outcomes.for_report(report, target, at, tenant=tenant)
                 if not found and report.kind is not ReportKind.OTHER:
                     self._metrics.rejected.labels("unattributable").inc()
                 records += found

@@ -36,8 +36,11 @@ class Outcomes:
     metrics: BouncerMetrics
     dsn: DsnGenerator
 
-    def for_report(self, report: Report, token: VerpToken, at: float) -> list[OutRecord]:
-        """Records for a report that arrived at a verified VERP address."""
+    def for_report(
+        self, report: Report, token: VerpToken, at: float, tenant: str = ""
+    ) -> list[OutRecord]:
+        """Records for a report that arrived at a verified VERP address; ``tenant`` is the
+        one its return-path host names ("": unknown)."""
         self.metrics.reports.labels(str(report.kind)).inc()
         if report.kind is ReportKind.OTHER:
             return []  # a human reply or spam to the return path: counted, nothing to do
@@ -62,20 +65,26 @@ class Outcomes:
             check=verdict.rule,
             detail=f"{report.parser}: {status.diagnostic}"[:500],
             stage=STAGE,
+            tenant=tenant,
         )
         self._count(verdict, provider, kind)
         out = [EVENTS.out(event)]
         if kind in (EventKind.BOUNCED, EventKind.COMPLAINED):
-            # The tenant is not known here: the VERP token names message and recipient only,
-            # and changing its format would break return paths already sent. So the event
-            # has no tenant and a complaint suppresses globally (the safe mistake). A clean
-            # way later: per-tenant bounce domains (SendingDomain.bounce_domain), where the
-            # VERP address's domain names the sending domain and so its tenant.
-            out += self._suppress(token.recipient, verdict.bounce_class, at, event.detail, "")
+            # The VERP token names message and recipient only (a new field would break return
+            # paths already sent); the tenant comes from the address's host instead. A report
+            # at a tenant's return-path host (bounces.D or D's bounce_domain, used only by
+            # that tenant's verified domains) is that tenant's: its complaint suppresses the
+            # tenant's mail. At our global bounce domain the tenant is unknown ("") and a
+            # complaint suppresses globally (the safe mistake). Bounces are global either way.
+            out += self._suppress(token.recipient, verdict.bounce_class, at, event.detail, tenant)
         return out
 
-    def for_unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> list[OutRecord]:
-        """Records for a verified unsubscribe (one-click POST or mailto)."""
+    def for_unsubscribe(
+        self, token: UnsubscribeToken, at: float, via: str, tenant: str = ""
+    ) -> list[OutRecord]:
+        """Records for a verified unsubscribe (one-click POST or mailto). ``tenant`` (a mailto
+        at a tenant's return-path host) goes on the event only: the suppression stays keyed
+        by the token's sender domain, so a one-click and a mailto unsubscribe are one entry."""
         self.metrics.unsubscribes.labels(via).inc()
         record = self.policy.unsubscribe(token, at, via)
         self.metrics.suppressions.labels(str(record.reason)).inc()
@@ -87,6 +96,7 @@ class Outcomes:
             domain=token.recipient.rpartition("@")[2].lower(),
             detail=f"via {via}; scope {token.scope or 'all senders'}",
             stage=STAGE,
+            tenant=tenant,
         )
         return [EVENTS.out(event), SUPPRESSIONS.out(record)]
 
