@@ -2,7 +2,8 @@
 
 Owns: :data:`PROVIDERS` (MX host suffix -> provider) and :func:`provider_for_host`. The
 provider name is used for delivery policy (limits, TLS) and as the ``provider`` metric label,
-so the set of names is closed and small (PRACTICES 10: recipient domains are never a label).
+so the set of names is closed and small (recipient domains are never a label: one series
+per domain would be unbounded).
 Does not resolve DNS: callers pass the MX host they found.
 """
 

@@ -1,4 +1,4 @@
-"""The architecture, pinned by tests (PRACTICES 12).
+"""The architecture, pinned by tests.
 
 - the folder layout is the architecture: a stage never imports another stage, and
   shared/ never imports a stage (stages are found through entry points);
@@ -24,7 +24,7 @@ from shared.runtime.metrics import CoreMetrics
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init__.py").exists())
 
-# Labels that could hold an unbounded, per-customer value (PRACTICES 10).
+# Labels that could hold an unbounded, per-customer value (unbounded cardinality).
 FORBIDDEN_LABELS = {"domain", "recipient", "address", "message_id", "sender", "user", "mx"}
 
 

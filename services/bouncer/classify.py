@@ -96,7 +96,7 @@ class Classification:
 def classify(
     status: str, smtp_code: int, diagnostic: str, mta: str, table: RuleTable
 ) -> Classification:
-    """Classify one failure (PRACTICES 8: one pure function, tested with real replies).
+    """Classify one failure (one pure function, tested with a table of real replies).
 
     ``status`` is the RFC 3463 code ("5.1.1" or ""), ``smtp_code`` the reply code (0 if
     unknown), ``diagnostic`` the remote text, ``mta`` the remote or reporting MTA host

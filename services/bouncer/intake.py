@@ -15,8 +15,8 @@ tenant: only that tenant's verified domains send with return paths there, so a D
 report at ``bounces.D`` is about its mail (the token names only message and recipient). At
 ``bouncer.bounce_domain``, or a host several tenants share, the tenant stays unknown (``""``)
 and ``outcome.py`` suppresses globally. A message is answered ``250`` only after its Events
-and Suppressions are durable on the bus, else ``451 4.3.0`` (PRACTICES 6: our failures are
-never 5xx). Parsing is ``parse.py``, what to publish ``outcome.py``.
+and Suppressions are durable on the bus, else ``451 4.3.0`` (our failures are never 5xx:
+the reporting MTA retries). Parsing is ``parse.py``, what to publish ``outcome.py``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Labels are bounded: ``type`` (the report kinds), ``class`` (the bounce classes), ``provider``
 (``shared.providers`` names), ``via`` (smtp, http), ``reason`` (forged, unattributable).
-Recipient domains are never a label (PRACTICES 10).
+Recipient domains are never a label (unbounded cardinality); providers are.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class BounceClass(enum.StrEnum):
     BLOCK = "block"  # spam/reputation/blocklist, policy, SPF/DKIM/DMARC, content: our problem
     COMPLAINT = "complaint"  # the recipient reported the message as spam
     AUTO_REPLY = "auto_reply"  # a vacation or auto-responder, never a bounce
-    UNKNOWN = "unknown"  # nothing recognised: treated as transient (PRACTICES 8)
+    UNKNOWN = "unknown"  # nothing recognised: treated as transient (as KumoMTA's classifier does)
 
 
 class RuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -1,4 +1,4 @@
-"""The ``[deliverer]`` config section, decoded strictly (PRACTICES 9).
+"""The ``[deliverer]`` config section, decoded strictly (unknown keys are errors).
 
 Owns: every deliverer setting with its default, bounds and doc line, and policy resolution
 (defaults, then the provider's override, then the domain's). Does not read files itself:

@@ -1,4 +1,4 @@
-"""The deliverer's metrics, declared once with help text an operator can act on (PRACTICES 10).
+"""The deliverer's metrics, declared once with help text an operator can act on.
 
 Owns: :class:`DelivererMetrics`, registered on the registry the runtime passes in (no global
 registry). Labels are bounded: ``provider`` comes from :func:`shared.providers.provider_for_host`

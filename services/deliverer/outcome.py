@@ -2,7 +2,7 @@
 
 Owns: the :class:`Outcome` enum, the synthetic replies the deliverer records when there is no
 real SMTP reply (DNS and network failures), and :func:`classify`, the ONE pure function that
-maps a reply or an exception to an outcome. Unknown means temporary (PRACTICES 8, KumoMTA
+maps a reply or an exception to an outcome. Unknown means temporary (KumoMTA
 ``client_types.rs``): the message is retried, never lost. Does not decide about throttling
 (``throttle.py``) or retry timing (``retry.py``).
 """
@@ -36,7 +36,7 @@ class DeliveryFailure(StageError):
         super().__init__(str(reply))
 
 
-# Synthetic replies, named once (PRACTICES 6). Enhanced codes from RFC 3463.
+# Synthetic replies, named once. Enhanced codes from RFC 3463.
 #: RFC 7505 section 4.1: a null MX means the domain accepts no mail.
 NULL_MX = SmtpReply(code=556, enhanced="5.1.10", text="recipient domain has a null MX (RFC 7505)")
 #: The domain does not exist (DNS NXDOMAIN): bad destination system address.
@@ -51,7 +51,8 @@ NO_ANSWER = SmtpReply(code=451, enhanced="4.4.1", text="no MX host answered")
 CONNECTION_LOST = SmtpReply(code=451, enhanced="4.4.2", text="connection lost")
 #: TLS is required by policy but the server did not offer STARTTLS or the handshake failed.
 TLS_UNAVAILABLE = SmtpReply(code=451, enhanced="4.7.5", text="TLS required but not available")
-#: Anything the deliverer did not expect (PRACTICES 6: our own failures are never a 5xx).
+#: Anything the deliverer did not expect: our own failures are never a 5xx (the mail is
+#: retried, as Postfix defers on an unknown failure).
 LOCAL_FAILURE = SmtpReply(code=451, enhanced="4.3.0", text="local delivery failure")
 
 

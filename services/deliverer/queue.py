@@ -1,6 +1,6 @@
 """The per-domain active window: a bounded queue of Deliveries and the workers that send them.
 
-Owns: :class:`DomainQueue` (PRACTICES 5, Postfix qmgr's limited active queue): at most
+Owns: :class:`DomainQueue` (Postfix qmgr's limited active queue): at most
 ``policy.window`` Deliveries of one domain in memory; workers up to the (throttle-adjusted)
 concurrency, each holding one connection for reuse up to ``messages_per_connection``; pacing
 to the (throttle-adjusted) messages per minute. What does not fit - a full window, a suspended

@@ -1,7 +1,7 @@
 """Binding the configured listeners and stopping them.
 
 Servers are created with ``loop.create_server`` (aiosmtpd's ``Controller`` runs its own
-thread and loop and cannot bind port 0, PRACTICES 11). An implicit-TLS listener wraps the
+thread and loop and cannot bind port 0). An implicit-TLS listener wraps the
 socket in TLS before the first byte; the others offer STARTTLS when a certificate is
 configured. This module does not speak SMTP (``server.py``).
 """

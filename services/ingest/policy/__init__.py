@@ -1,4 +1,5 @@
-"""Policy checks, one module per SMTP phase (PRACTICES 3): connect, mail_from, rcpt_to, message.
+"""Policy checks, one module per SMTP phase (as Haraka names plugins by hook): connect,
+mail_from, rcpt_to, message.
 
 Each phase module holds a small ordered tuple of checks; the first check that returns a
 :class:`~services.ingest.policy.base.Decision` wins and names itself in the rejection event.

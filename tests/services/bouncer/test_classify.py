@@ -1,4 +1,4 @@
-"""The classifier against real reply texts (PRACTICES 8), and the rule table's loading."""
+"""The classifier against real reply texts, and the rule table's loading."""
 
 from __future__ import annotations
 

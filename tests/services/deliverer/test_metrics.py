@@ -1,4 +1,4 @@
-"""Every deliverer metric is declared with help text and bounded labels (PRACTICES 10)."""
+"""Every deliverer metric is declared with help text and bounded labels."""
 
 from __future__ import annotations
 

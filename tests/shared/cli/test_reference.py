@@ -1,4 +1,4 @@
-"""Every config key is documented (PRACTICES 9 and 12): in the struct's source, and in
+"""Every config key is documented: in the struct's source, and in
 docs/configuration.md, which ``postline config reference`` generates."""
 
 from __future__ import annotations
