@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
+from shared.bus.embedded_lock import OwnerLock
 from shared.config import Config, load_config
 from shared.errors import ConfigError
 from shared.runtime.metrics import package_version
@@ -94,6 +95,7 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
     if not specs:
         raise RunError("no stage is installed; nothing to run", 2)
     config = load_config(path, deliver_to_environment(args.deliver_to, os.environ))
+    _refuse_a_second_owner(config)
     try:
         lines = _prepare_and_check(specs, config, prepare=args.prepare)
     except ConfigError as exc:
@@ -103,6 +105,17 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
     if args.prepare:
         print_banner(config, specs, lines, sys.stdout)
     return asyncio.run(run_stages(specs, config))
+
+
+def _refuse_a_second_owner(config: Config) -> None:
+    """Fail at once, before preparing files and printing a banner, when another process
+    owns the embedded database; the bus takes the lock for good when it starts (raises
+    ``BusUnavailable`` naming the holder)."""
+    if config.core.bus.kind != "embedded":
+        return
+    database = config.core.embedded.path
+    if database.parent.is_dir():  # no directory yet: nobody has opened it
+        OwnerLock.acquire(database).release()
 
 
 def _prepare_and_check(specs: Sequence[StageSpec], config: Config, *, prepare: bool) -> list[str]:

@@ -155,6 +155,11 @@ async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path) -> Non
             assert kinds == ["accepted", "signed", "delivered"]
             assert "-> you@example.com: delivered" in out
 
+            # A second `make run` on the same data/ is refused before its banner (issue 11).
+            code, out, err = await postline("run", cwd=tmp_path)
+            assert code == 2 and "already in use by process" in err, err
+            assert "swaks" not in out
+
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0, "\n".join(logs.lines)
         finally:
