@@ -48,11 +48,12 @@ def records_for(
     attempt = delivery.attempt + 1
     deferred: list[str] = []
     last_reply: SmtpReply | None = None
-    failure = failure_fields(delivery)
+    headers = failure_fields(delivery)["headers"]
     for rcpt, classified in result.results.items():
         # Only final failures carry the header block (for the sender's DSN); a delivered or
-        # deferred event stays small.
-        extra = failure if classified.outcome is Outcome.BOUNCED else {}
+        # deferred event stays small. Every event says whether the mail was bulk (reports
+        # split deliverability by transactional and bulk).
+        final = classified.outcome is Outcome.BOUNCED
         records.append(
             EVENTS.out(
                 Event(
@@ -72,7 +73,8 @@ def records_for(
                     tags=delivery.tags,
                     stage="deliverer",
                     tenant=delivery.tenant,
-                    **extra,
+                    headers=headers if final else b"",
+                    bulk=delivery.bulk,
                 )
             )
         )
