@@ -45,13 +45,17 @@ Change = Callable[[Tenant], Tenant]
 
 
 async def read_all(bus: Bus) -> dict[str, Tenant]:
-    """Every tenant with a record now, by id."""
-    # The first tenant command on a new cluster may come before `postline topics create`:
-    # create the topics as declared (the table, and the events for the audit trail) rather
-    # than time out on one that does not exist.
-    await bus.ensure_topics([TENANTS.name, EVENTS.name])
+    """Every tenant with a record now, by id (the caller made sure the topic exists:
+    :func:`ensure_topics`)."""
     table = await bus.read_table(TENANTS.name)
     return {key.decode(): TENANTS.decode(value) for key, value in table.items()}
+
+
+async def ensure_topics(bus: Bus) -> None:
+    """Create what tenant operations read and write, as declared, when missing: the first
+    tenant command on a new cluster may come before `postline topics create` (the table,
+    and the events for the audit trail). Once per command or stage start, not per read."""
+    await bus.ensure_topics([TENANTS.name, EVENTS.name])
 
 
 async def get(bus: Bus, tenant_id: str) -> Tenant:

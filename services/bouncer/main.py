@@ -30,6 +30,7 @@ from services.bouncer.rules import load_rules
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.tenant_api import TenantApi
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
+from shared import tenant_admin
 from shared.bus.base import BusMessage
 from shared.bus.follow import follow_topic
 from shared.config import Config
@@ -148,6 +149,7 @@ async def create(ctx: StageContext) -> BouncerStage:
     stage = BouncerStage(ctx, load_bouncer_config(ctx.config))
     # Loaded before the listener opens, so a tenant's return-path host is ours from the
     # first connection; run() follows the topic from then on.
+    await tenant_admin.ensure_topics(ctx.bus)  # the admin API writes them too
     await stage.tenants.load(ctx.bus)
     stage.server = await start_intake(stage.handler, stage.config)
     ctx.log.info(

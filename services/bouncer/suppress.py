@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import deque
 from collections.abc import Iterable
 from types import TracebackType
@@ -22,6 +21,7 @@ import msgspec
 
 from services.bouncer.rules import BounceClass
 from shared.bus.base import Bus
+from shared.tenant_fields import TENANT_ID
 from shared.wire.records import Suppression, SuppressionReason, now
 from shared.wire.tokens import UnsubscribeToken
 from shared.wire.topics import SUPPRESSIONS, OutRecord, suppression_key
@@ -42,8 +42,6 @@ _ATEXT = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
 )
 _LABEL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
-#: A tenant id (``shared.wire.records.Tenant.id``): it is part of the suppression key.
-_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 #: Reasons that are about the address itself, whoever sends: never scoped to a tenant.
 _ADDRESS_GONE = (SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_BOUNCES)
@@ -143,7 +141,8 @@ def _has_control(text: str) -> bool:
 
 def tenant_problem(tenant: str) -> str | None:
     """Why ``tenant`` cannot scope a suppression, or ``None`` ("" is no tenant: global)."""
-    if tenant and not _TENANT_ID.fullmatch(tenant):
+    # The tenant id is part of the suppression key: the tenants' own id grammar.
+    if tenant and not TENANT_ID.match(tenant):
         return "tenant id: expected 1-63 characters of a-z, 0-9 and '-'"
     return None
 

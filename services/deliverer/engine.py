@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Coroutine, Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
 
 from services.deliverer.config import DelivererConfig
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.outcome import Classified, Outcome, local_error
 from services.deliverer.pool import Connector
-from services.deliverer.queue import Activity, DomainQueue, Job, JobResult
+from services.deliverer.queue import Activity, DomainQueue, Job, JobResult, Spawn
 from services.deliverer.report import records_for
 from services.deliverer.retry import RetrySchedule
 from services.deliverer.shaping import Shapers
@@ -36,8 +35,6 @@ from shared.wire.topics import OutRecord
 log = logging.getLogger("postline.deliverer")
 
 GROUP = "postline-deliverer"
-
-Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 
 class Engine:

@@ -122,6 +122,7 @@ async def with_bus(config: Config, body: Callable[[Bus], Awaitable[int]]) -> int
     bus = client_bus(config)
     await bus.start()
     try:
+        await tenant_admin.ensure_topics(bus)
         return await body(bus)
     finally:
         await bus.close()

@@ -336,7 +336,13 @@ class WatermarkLoop(Generic[R]):
         limit = self.settings.max_hold
         if limit is None:
             return
-        overdue = [t for t in self._tickets.values() if now - t.admitted > limit]
+        # Tickets are kept in admission order, so the overdue ones come first: stop at the
+        # first one still in time instead of looking at every ticket at every flush.
+        overdue = []
+        for ticket in self._tickets.values():
+            if now - ticket.admitted <= limit:
+                break
+            overdue.append(ticket)
         for ticket in overdue:
             ticket.fail(WorkTimedOut(f"no outcome after {limit:g}s"))
 
