@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from shared.errors import ConfigError
+from shared.pools import PoolsConfig
 
 T = TypeVar("T")
 
@@ -247,10 +248,12 @@ class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     metrics: MetricsConfig = MetricsConfig()
     limits: LimitsConfig = LimitsConfig()
     secrets: SecretsConfig = SecretsConfig()
+    pools: PoolsConfig = PoolsConfig()
     ingest: dict[str, Any] = {}
     signer: dict[str, Any] = {}
     deliverer: dict[str, Any] = {}
     bouncer: dict[str, Any] = {}
+    reputation: dict[str, Any] = {}
 
 
 class Config:

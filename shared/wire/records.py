@@ -122,6 +122,10 @@ class EventKind(enum.StrEnum):
     THROTTLED = "throttled"  # a destination's shaping changed (adaptive throttling)
     FAILED = "failed"  # a stage could not process the message (e.g. no DKIM key allowed)
     TENANT_CHANGED = "tenant_changed"  # an operator changed a tenant (the audit trail)
+    #: A reputation decision about a tenant, sending domain or source address
+    #: (``classification``: warning, paused, recovered, warmup_advanced, warmup_held,
+    #: warmup_stepped_back), with the figures that caused it in ``figures``.
+    REPUTATION = "reputation"
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -153,6 +157,9 @@ class Event(Record, frozen=True, kw_only=True):
     by: str = ""  # tenant_changed: who made the change
     before: bytes = b""  # tenant_changed: the tenant record before (msgpack; b"" when added)
     after: bytes = b""  # tenant_changed: the tenant record after (msgpack; b"" when removed)
+    source: str = ""  # deliverer: the local address the attempt was sent from ("" = the OS's)
+    scope: str = ""  # reputation: what the decision is about ("tenant", "domain", "address")
+    figures: dict[str, float] = {}  # reputation: the counts and rates behind the decision
 
 
 class SuppressionReason(enum.StrEnum):
@@ -223,6 +230,10 @@ class SendingDomain(msgspec.Struct, frozen=True, kw_only=True):
     verified_at: float = 0.0
     bounce_domain: str = ""  # the return-path host (SPF/DMARC alignment); "" = bounces.<name>
     dkim: tuple[DkimKeyRecord, ...] = ()
+    #: Whether mail from this domain may be sent (a reputation pause of one domain leaves
+    #: the tenant's other domains sending).
+    status: TenantStatus = TenantStatus()
+    ip_pool: str = ""  # the source pool of this domain's mail ("" = the tenant's)
 
 
 class Credential(msgspec.Struct, frozen=True, kw_only=True):
@@ -257,10 +268,26 @@ class TenantLimits(msgspec.Struct, frozen=True, kw_only=True):
     sessions: int = 0  # concurrent SMTP sessions
 
 
+class ReputationThresholds(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's own reputation thresholds (fractions, 0.05 = 5%); 0 keeps the global one
+    from ``[reputation]``."""
+
+    bounce_warning: float = 0.0
+    bounce_pause: float = 0.0
+    complaint_warning: float = 0.0
+    complaint_pause: float = 0.0
+    block_warning: float = 0.0
+    block_pause: float = 0.0
+    min_messages: int = 0  # messages in the window before any rate counts
+
+
 class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Per-tenant feature settings; later features add fields here (always with defaults)."""
 
     paused_reply: str = "reject"  # a paused tenant's mail: "reject" (550 5.7.1) or "defer" (451)
+    bulk: bool = False  # every message of this tenant is bulk (the bulk lane, unsubscribe)
+    bulk_ip_pool: str = ""  # the source pool of this tenant's bulk mail ("" = ip_pool)
+    reputation: ReputationThresholds = ReputationThresholds()
 
 
 class Tenant(Record, frozen=True, kw_only=True):
@@ -302,6 +329,68 @@ class ControlAction(Record, frozen=True, kw_only=True):
     target: str  # what it applies to: an IP address, a user name, a domain ...
     at: float
     by: str = ""  # who asked (the CLI's user, an API token's name)
+
+
+class ReputationCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened to one scope's mail in one hour (final outcomes and feedback)."""
+
+    sent: int = 0  # final outcomes: delivered + bounced + expired
+    delivered: int = 0
+    hard_bounces: int = 0  # permanent failures about the address (bad mailbox, no domain)
+    soft_bounces: int = 0  # permanent failures that are not about the address, and expiries
+    blocks: int = 0  # provider policy rejections (RFC 3463 X.7.x, block rules)
+    complaints: int = 0
+    unsubscribes: int = 0
+    deferred: int = 0  # temporary failures (attempts, not messages)
+
+
+class ReputationBucket(msgspec.Struct, frozen=True, kw_only=True):
+    """The counts of one UTC hour (``hour`` = Unix time // 3600)."""
+
+    hour: int
+    counts: ReputationCounts = ReputationCounts()
+
+
+class WarmupState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a warming source address stands with one provider (``[pools.warmup]``).
+
+    ``day`` is a UTC day number (Unix time // 86400); ``allowance`` is what the address may
+    send to the provider on that day and ``sent`` what it has (attempts, counted from the
+    deliverer's events).
+    """
+
+    step: int = 0  # index in the warm-up schedule
+    day: int = 0
+    allowance: int = 0
+    sent: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    complained: int = 0
+    started_day: int = 0  # the first day this address sent while warming
+    health: str = "advancing"  # advancing | holding | stepping_back | warm
+    changed_at: float = 0.0
+
+
+class Reputation(Record, frozen=True, kw_only=True):
+    """One scope's reputation (``postline.reputation``, compacted, key: ``key``).
+
+    Scopes: ``tenant`` (key ``tenant|<id>``), ``domain`` (``domain|<tenant>|<domain>``),
+    ``provider`` (``provider|<tenant>|<provider>``) and ``address`` (``address|<ip>|<provider>``,
+    the warm-up state). Written only by the reputation stage; read by ingest, the deliverer,
+    the CLI and the metrics.
+    """
+
+    key: str
+    scope: str
+    tenant: str = ""
+    domain: str = ""
+    provider: str = ""
+    address: str = ""
+    buckets: tuple[ReputationBucket, ...] = ()  # the rolling window, oldest first
+    level: str = "ok"  # ok | warning | paused
+    level_since: float = 0.0
+    warmup: WarmupState | None = None
+    updated_at: float = 0.0
 
 
 class DeadLetter(Record, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from shared.wire.records import (
     Delivery,
     Event,
     Record,
+    Reputation,
     Submission,
     Suppression,
     Tenant,
@@ -126,6 +127,13 @@ OUTBOUND: Topic[Delivery] = Topic(
     lambda d: d.domain,
     doc="Signed copies to deliver, keyed by recipient domain so one consumer owns a domain.",
 )
+OUTBOUND_BULK: Topic[Delivery] = Topic(
+    "postline.outbound.bulk",
+    Delivery,
+    lambda d: d.domain,
+    doc="Signed bulk copies to deliver: a lane apart, so a bulk backlog never delays "
+    "transactional mail to the same domain.",
+)
 EVENTS: Topic[Event] = Topic(
     "postline.events",
     Event,
@@ -160,6 +168,16 @@ CONTROL: Topic[ControlAction] = Topic(
     max_message_bytes=1 * MiB,
     doc="Operators' actions for the running replicas (compacted: the last one per target).",
 )
+REPUTATION: Topic[Reputation] = Topic(
+    "postline.reputation",
+    Reputation,
+    lambda r: r.key,
+    partitions=1,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="Reputation per tenant, sending domain and provider, and the warm-up state of each "
+    "source address (compacted; written by the reputation stage).",
+)
 DEAD: Topic[DeadLetter] = Topic(
     "postline.dead",
     DeadLetter,
@@ -185,10 +203,12 @@ def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic
     topics: list[Topic[Any]] = [
         SUBMITTED,
         OUTBOUND,
+        OUTBOUND_BULK,
         EVENTS,
         SUPPRESSIONS,
         TENANTS,
         CONTROL,
+        REPUTATION,
         DEAD,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
