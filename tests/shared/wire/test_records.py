@@ -269,13 +269,15 @@ def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -
 
 def test_topics_declare_keys_and_settings() -> None:
     names = [t.name for t in all_topics()]
-    assert names[:7] == [
+    assert names[:9] == [
         "postline.submitted",
         "postline.outbound",
+        "postline.outbound.bulk",
         "postline.events",
         "postline.suppressions",
         "postline.tenants",
         "postline.control",
+        "postline.reputation",
         "postline.dead",
     ]
     assert "postline.retry.5m" in names
