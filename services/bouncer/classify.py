@@ -1,148 +1,16 @@
-"""Bounce classification: one pure function from what a failure said to a class.
+"""The class of one recipient of a parsed report (DSN, ARF, auto-reply).
 
-Owns the order (override rules, specific RFC 3463 codes, ordinary rules, generic-code and
-reply-code fallbacks) and the RFC 3463 code table. The rules themselves live in the TOML
-table (``rules.py``), the suppression consequences in ``suppress.py``.
+Owns reading a report's kind before its codes: a feedback report is a complaint and an
+auto-reply is never a bounce, whatever codes they carry; everything else goes to the shared
+classifier (``shared.bounceclass``, which the reputation stage uses too). The suppression
+consequences are ``suppress.py``'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from services.bouncer.report import RecipientStatus, Report, ReportKind
-from services.bouncer.rules import BounceClass, Rule, RuleTable
-from shared.providers import provider_for_host
-
-H, S, B, U = BounceClass.HARD, BounceClass.SOFT, BounceClass.BLOCK, BounceClass.UNKNOWN
-
-# RFC 3463 3.x (and the RFC 3886/7372/7505/8098 registry additions) for the specific codes
-# whose meaning does not depend on the text; keyed by "subject.detail", permanent class.
-_SPECIFIC: dict[str, BounceClass] = {
-    "1.1": H,
-    "1.2": H,
-    "1.3": H,
-    "1.4": H,
-    "1.6": H,
-    "1.10": H,  # bad mailbox / domain
-    "2.1": H,  # mailbox disabled (RFC 3463 3.3: "not accepting messages")
-    "2.2": S,
-    "2.3": S,
-    "2.4": S,  # mailbox full, message too long, list expansion
-    "3.1": S,
-    "3.2": S,
-    "3.3": S,
-    "3.4": S,
-    "3.5": S,  # mail system full/busy/too big
-    "4.1": S,
-    "4.2": S,
-    "4.3": S,
-    "4.5": S,
-    "4.6": S,
-    "4.7": S,  # network, DNS, congestion
-    "4.4": H,  # 5.4.4 unable to route: the domain has no usable MX or address
-    "7.13": H,
-    "7.14": H,  # RFC 3463/7372: user account disabled; trust relationship
-    "7.23": B,
-    "7.24": B,
-    "7.25": B,
-    "7.26": B,
-    "7.27": B,  # SPF, rDNS, auth (RFC 7372)
-    "7.28": B,
-    "7.2": B,
-    "7.7": B,
-    "7.8": B,
-    "7.9": B,
-    "7.10": B,
-    "7.11": B,
-    "7.12": B,
-}
-# Generic codes: the text decides (rules), else this default.
-_GENERIC: dict[str, BounceClass] = {
-    "0.0": U,
-    "1.0": H,
-    "2.0": U,
-    "3.0": S,
-    "4.0": S,
-    "5.0": U,
-    "5.1": U,
-    "5.2": U,
-    "5.3": U,
-    "5.4": U,
-    "5.5": U,
-    "5.6": U,
-    "6.0": B,
-    "6.1": B,
-    "6.2": B,
-    "6.3": B,
-    "6.4": B,
-    "6.5": B,
-    "7.0": B,
-    "7.1": B,
-    "7.3": B,
-    "7.4": B,
-    "7.5": B,
-    "7.6": B,
-}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The class and what decided it (``rfc3463:5.1.1``, ``rule:<name>``, ``smtp:550``...)."""
-
-    bounce_class: BounceClass
-    rule: str
-
-
-def classify(
-    status: str, smtp_code: int, diagnostic: str, mta: str, table: RuleTable
-) -> Classification:
-    """Classify one failure (one pure function, tested with a table of real replies).
-
-    ``status`` is the RFC 3463 code ("5.1.1" or ""), ``smtp_code`` the reply code (0 if
-    unknown), ``diagnostic`` the remote text, ``mta`` the remote or reporting MTA host
-    (for the provider-specific rules).
-    """
-    provider = provider_for_host(mta) if mta else "other"
-    rule = _first(table.overrides, status, diagnostic, provider)
-    if rule is not None:
-        return Classification(rule.bounce_class, f"rule:{rule.name}")
-    klass, subject = _split(status)
-    specific = _SPECIFIC.get(subject) if klass else None
-    if specific is not None:
-        return Classification(_temporary(klass, specific), f"rfc3463:{status}")
-    rule = _first(table.ordinary, status, diagnostic, provider)
-    if rule is not None:
-        return Classification(_temporary(klass, rule.bounce_class), f"rule:{rule.name}")
-    if klass:
-        generic = _GENERIC.get(subject, U)
-        return Classification(_temporary(klass, generic), f"rfc3463:{status}")
-    if smtp_code >= 500:
-        return Classification(U, f"smtp:{smtp_code}")
-    if smtp_code >= 400:
-        return Classification(S, f"smtp:{smtp_code}")
-    return Classification(U, "none")
-
-
-def _split(status: str) -> tuple[str, str]:
-    parts = status.strip().split(".")
-    if len(parts) != 3 or parts[0] not in ("4", "5") or not all(p.isdigit() for p in parts[1:]):
-        return "", ""
-    return parts[0], f"{int(parts[1])}.{int(parts[2])}"
-
-
-def _temporary(klass: str, bounce_class: BounceClass) -> BounceClass:
-    # RFC 3463 2: class 4 is "persistent transient": the address may well work tomorrow,
-    # so a 4.x.x is never a hard bounce (a 4.7.x block stays a block: it is about us).
-    if klass == "4" and bounce_class is H:
-        return S
-    return bounce_class
-
-
-def _first(rules: tuple[Rule, ...], status: str, text: str, provider: str) -> Rule | None:
-    for rule in rules:
-        if rule.matches(status, text, provider):
-            return rule
-    return None
+from shared.bounceclass.classify import Classification, classify
+from shared.bounceclass.rules import BounceClass, RuleTable
 
 
 def classify_recipient(report: Report, status: RecipientStatus, table: RuleTable) -> Classification:

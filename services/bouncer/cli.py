@@ -15,7 +15,6 @@ from typing import Any
 from services.bouncer.classify import classify_recipient
 from services.bouncer.config import load_bouncer_config
 from services.bouncer.parse import parse_message
-from services.bouncer.rules import RuleTable, load_rules
 from services.bouncer.suppress import (
     SuppressionAdmin,
     address_problem,
@@ -24,6 +23,7 @@ from services.bouncer.suppress import (
     suppression_row,
     tenant_problem,
 )
+from shared.bounceclass.rules import RuleTable, load_rules
 from shared.bus.factory import open_bus
 from shared.config import Config
 from shared.wire.records import SuppressionReason

@@ -26,11 +26,11 @@ from services.bouncer.intake import BounceHandler, start_intake
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.outcome import Outcomes
 from services.bouncer.prepare import prepare
-from services.bouncer.rules import load_rules
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.tenant_api import TenantApi
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
 from shared import tenant_admin
+from shared.bounceclass.rules import load_rules
 from shared.bus.base import BusMessage
 from shared.bus.follow import follow_topic
 from shared.config import Config

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.bouncer.classify import Classification, classify, classify_recipient
+from services.bouncer.classify import classify_recipient
 from services.bouncer.dsngen import DsnGenerator
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.report import RecipientStatus, Report, ReportKind
-from services.bouncer.rules import BounceClass, RuleTable
 from services.bouncer.suppress import SuppressionPolicy
+from shared.bounceclass.classify import Classification, classify
+from shared.bounceclass.rules import BounceClass, RuleTable
 from shared.providers import provider_for_host
 from shared.wire.records import DEFAULT_TENANT, Event, EventKind, SmtpReply, Suppression
 from shared.wire.tokens import UnsubscribeToken, VerpToken

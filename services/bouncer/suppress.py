@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from services.bouncer.rules import BounceClass
+from shared.bounceclass.rules import BounceClass
 from shared.bus.base import Bus
 from shared.tenant_fields import TENANT_ID
 from shared.wire.records import Suppression, SuppressionReason, now

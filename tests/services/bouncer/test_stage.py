@@ -10,7 +10,7 @@ from pathlib import Path
 
 from services.bouncer.parse import parse_message
 from services.bouncer.report import ReportKind
-from services.bouncer.rules import parse_rules
+from shared.bounceclass.rules import parse_rules
 from shared.suppressions import SuppressionTable
 from shared.wire.records import (
     Delivery,

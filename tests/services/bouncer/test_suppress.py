@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from services.bouncer.config import load_bouncer_config
 from services.bouncer.metrics import BouncerMetrics
-from services.bouncer.rules import BounceClass
 from services.bouncer.suppress import SuppressionPolicy, export_csv
+from shared.bounceclass.rules import BounceClass
 from shared.config import load_config
 from shared.errors import ConfigError
 from shared.secretfile import read_secret

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.bouncer.classify import classify
-from services.bouncer.rules import BounceClass, load_rules, parse_rules
+from shared.bounceclass.classify import classify
+from shared.bounceclass.rules import BounceClass, load_rules, parse_rules
 from shared.errors import ConfigError
 
 TABLE = load_rules()

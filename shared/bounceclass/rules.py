@@ -1,7 +1,8 @@
 """The operator-editable bounce rule table (TOML): ordered regexes, optionally per provider.
 
 Owns loading and validating the table (``default_rules.toml`` shipped in this package, or
-the file ``[bouncer] rules_file`` names) and matching one rule. The order of classification
+the file ``[bouncer] rules_file`` names; the reputation stage loads the same file) and
+matching one rule. The order of classification
 (overrides, RFC 3463 codes, rules, fallbacks) is ``classify.py``'s.
 
 A rule::
@@ -103,8 +104,8 @@ class RuleTable:
 def load_rules(path: Path | None = None) -> RuleTable:
     """The rule table from ``path``, or the one shipped with Postline; raises ConfigError."""
     if path is None:
-        source = f"services/bouncer/{DEFAULT_RULES}"
-        text = resources.files("services.bouncer").joinpath(DEFAULT_RULES).read_text("utf-8")
+        source = f"shared/bounceclass/{DEFAULT_RULES}"
+        text = resources.files("shared.bounceclass").joinpath(DEFAULT_RULES).read_text("utf-8")
     else:
         source = str(path)
         try:
