@@ -15,6 +15,10 @@ records. This loop owns everything around it:
   (exponential, capped) and tries again.
 - **Drain.** Once ``ctx.stopping`` is set the current batch is finished and committed, then the
   consumer leaves its group.
+- **State kept across batches** (optional, :class:`BatchState`): a handler that accumulates
+  (the reputation stage's windows) learns whether what its last ``handle`` call changed was
+  committed or must be forgotten (a failed transaction, a retried or dead-lettered record),
+  and when the partitions it owns changed (reload from where the state is kept).
 
 It does not decide what a record means (that is ``handle``) nor retry deliveries to the outside
 world (the deliverer's retry tiers).
@@ -26,7 +30,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from shared.bus.base import BusMessage, Consumer, TopicPartition
 from shared.errors import BusError, DecodeError, PoisonRecord, RecordTooLarge
@@ -46,11 +50,32 @@ from shared.runtime.stage import StageContext
 from shared.wire.records import Record
 from shared.wire.topics import OutRecord, Topic
 
-__all__ = ["Backoff", "Handler", "Item", "run_batch_loop"]
+__all__ = ["Backoff", "BatchState", "Handler", "Item", "run_batch_loop"]
 
 R = TypeVar("R", bound=Record)
 
 Handler = Callable[[Sequence[Item[R]]], Awaitable[Sequence[OutRecord]]]
+
+
+class BatchState(Protocol):
+    """A handler's state that outlives a batch, kept in step with the transactions.
+
+    ``handle`` changes the state tentatively; exactly one of :meth:`committed` or
+    :meth:`discarded` follows each call, before the next one. Without this, a batch whose
+    transaction failed would be counted twice: once in memory, once more when fetched again.
+    """
+
+    def committed(self) -> None:
+        """What the last ``handle`` call changed is committed with its outputs: keep it."""
+
+    def discarded(self) -> None:
+        """The last ``handle`` call's changes were not committed (its records come again or
+        are dead-lettered): forget them."""
+
+    async def assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        """The consumer owns ``partitions`` now (first at start, again after a rebalance),
+        before any of their records is handled: load the state as committed. A
+        ``BusError`` leaves the records to be fetched again and this called again."""
 
 
 class _Rewind(Exception):
@@ -70,11 +95,13 @@ async def run_batch_loop(
     record_backoff: Backoff = RECORD_BACKOFF,
     bus_backoff: Backoff = BUS_BACKOFF,
     set_ready: bool = True,
+    state: BatchState | None = None,
 ) -> None:
     """Consume ``topic`` as ``group`` until ``ctx.stopping``; see the module docstring.
 
     ``set_ready``: call ``ctx.set_ready()`` once the consumer joined its group (a stage that
-    runs several loops passes ``False`` and decides readiness itself).
+    runs several loops passes ``False`` and decides readiness itself). ``state``: the
+    handler's :class:`BatchState`, told of commits, discards and assignments.
     """
     loop = _BatchLoop(
         ctx,
@@ -85,6 +112,7 @@ async def run_batch_loop(
         record_attempts=record_attempts,
         record_backoff=record_backoff,
         bus_backoff=bus_backoff,
+        state=state,
     )
     consumer = await loop.start_consumer()
     if consumer is None:
@@ -99,6 +127,8 @@ async def run_batch_loop(
                 await loop.bus.failed(exc)
                 continue
             loop.bus.ok()
+            if not await loop.check_assignment(consumer, messages):
+                continue
             if messages:
                 await loop.process(consumer, messages)
     finally:
@@ -122,6 +152,7 @@ class _BatchLoop(Generic[R]):
         record_attempts: int,
         record_backoff: Backoff,
         bus_backoff: Backoff,
+        state: BatchState | None = None,
     ) -> None:
         self.ctx = ctx
         self.group = group
@@ -131,6 +162,8 @@ class _BatchLoop(Generic[R]):
         self.record_attempts = max(1, record_attempts)
         self.record_backoff = record_backoff
         self.bus = BusTrouble(ctx, group, metrics, bus_backoff)
+        self.state = state
+        self.owned: frozenset[TopicPartition] = frozenset()
 
     async def start_consumer(self) -> Consumer | None:
         """Join the group, retrying while the bus is down; ``None`` when stopped first."""
@@ -144,6 +177,23 @@ class _BatchLoop(Generic[R]):
             self.bus.ok()
             return consumer
         return None
+
+    async def check_assignment(self, consumer: Consumer, messages: Sequence[BusMessage]) -> bool:
+        """Tell the state of a new assignment before handling ``messages``; ``False`` when
+        it could not load (the messages are rewound, to be fetched again)."""
+        if self.state is None:
+            return True
+        owned = consumer.assignment()
+        if not owned or owned == self.owned:
+            return True
+        try:
+            await self.state.assigned(owned)
+        except BusError as exc:
+            await self._rewind(consumer, messages, {})
+            await self.bus.failed(exc)
+            return False
+        self.owned = owned
+        return True
 
     async def process(self, consumer: Consumer, messages: Sequence[BusMessage]) -> None:
         """Handle one fetched batch completely: committed, or rewound after a bus failure."""
@@ -175,8 +225,10 @@ class _BatchLoop(Generic[R]):
         try:
             outputs = list(await self.handle(items)) if items else []
         except BusError as exc:
+            self._discarded()
             raise _Rewind("handler hit a bus failure") from exc
         except Exception as exc:  # any handler failure: isolate the culprit record by record
+            self._discarded()
             self.ctx.log.info(
                 "batch failed, retrying record by record",
                 extra={"stage": self.ctx.name, "error": repr(exc)},
@@ -221,10 +273,13 @@ class _BatchLoop(Generic[R]):
             try:
                 return await self.handle([item])
             except (PoisonRecord, RecordTooLarge):
+                self._discarded()
                 raise
             except BusError as exc:
+                self._discarded()
                 raise _Rewind("handler hit a bus failure") from exc
             except Exception as exc:  # retried, then dead-lettered with its reason
+                self._discarded()
                 last = exc
                 self.ctx.log.info(
                     "record failed, retrying"
@@ -250,9 +305,16 @@ class _BatchLoop(Generic[R]):
                     await txn.publish(record)
                 txn.commit_offsets(offsets)
         except RecordTooLarge:
+            self._discarded()
             raise
         except BusError as exc:
+            self._discarded()
             raise _Rewind("transaction failed") from exc
+        except BaseException:
+            self._discarded()
+            raise
+        if self.state is not None:
+            self.state.committed()
         self.metrics.transaction_seconds.labels(self.ctx.name).observe(time.monotonic() - started)
         self.metrics.records_consumed.labels(self.ctx.name, self.topic.name).inc(count)
 
@@ -272,6 +334,10 @@ class _BatchLoop(Generic[R]):
                 # A partition revoked meanwhile restarts from its committed offset anyway.
                 with contextlib.suppress(BusError):
                     await consumer.seek(tp, offset)
+
+    def _discarded(self) -> None:
+        if self.state is not None:
+            self.state.discarded()
 
     def _decode(self, message: BusMessage) -> R:
         return decode(self.topic, message)

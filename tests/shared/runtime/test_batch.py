@@ -230,3 +230,60 @@ async def test_stop_finishes_and_commits_the_current_batch(
     (tp,) = {m.tp for m in await read_all(bus, IN.name)}
     assert await committed(bus, tp) == len(handled)
     assert ctx.active == 0
+
+
+class Counter:
+    """A handler with state across batches: counts the records it saw (BatchState)."""
+
+    def __init__(self) -> None:
+        self.total = 0  # committed
+        self.pending = 0  # changed by the last handle call
+        self.assignments: list[frozenset[TopicPartition]] = []
+        self.failed_once = False
+
+    async def handle(self, items: Sequence[Item[Event]]) -> Sequence[OutRecord]:
+        self.pending += len(items)  # changed before failing, as a real handler may
+        if not self.failed_once and len(items) > 1:
+            self.failed_once = True
+            raise RuntimeError("transient")
+        if any(item.record.message_id == "m4" for item in items):
+            raise PoisonRecord("m4 is unusable")
+        return await echo(items)
+
+    def committed(self) -> None:
+        self.total += self.pending
+        self.pending = 0
+
+    def discarded(self) -> None:
+        self.pending = 0
+
+    async def assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        self.assignments.append(partitions)
+
+
+async def test_state_keeps_only_what_was_committed(bus: EmbeddedBus, config: Config) -> None:
+    await bus.publish([IN.out(event(n)) for n in range(10)])
+    counter = Counter()
+    ctx = make_ctx(config, bus)
+    task = asyncio.create_task(
+        run_batch_loop(
+            ctx,
+            group=GROUP,
+            topic=IN,
+            handle=counter.handle,
+            metrics=ctx.metrics,
+            poll_timeout=0.05,
+            state=counter,
+        )
+    )
+    await wait_count(bus, OUT.name, 9)
+    await wait_count(bus, DEAD.name, 1)
+    await stop(ctx, task)
+
+    # The failed batch and the poison record's tries were forgotten: nine records, once each.
+    assert counter.failed_once
+    assert counter.total == 9
+    assert counter.pending == 0
+    assert counter.assignments == [
+        frozenset({TopicPartition(IN.name, 0), TopicPartition(IN.name, 1)})
+    ]
