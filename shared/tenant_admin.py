@@ -12,6 +12,10 @@ revision check: the tenant is read again right before publishing, and when its r
 moved the change is refused with :class:`TenantChangedMeanwhile` (retry). The window between
 that read and the publish remains; the tools are for people, not for hot loops.
 
+The reputation stage pauses a tenant or one of its sending domains inside its own consumer
+transaction (exactly once with the counts that caused it): it takes the records of a change
+from :func:`staged_change` and publishes them itself, with the same audit event.
+
 The audit copies of the record leave out password hashes, API key hashes and sealed DKIM
 keys: the events topic is read more widely than the tenants topic. Credentials and API keys
 are changed through :func:`update` by ``shared.tenant_access``; field validation is
@@ -33,6 +37,7 @@ from shared.wire.records import (
     DEFAULT_TENANT,
     Event,
     EventKind,
+    SendingDomain,
     Tenant,
     TenantState,
     TenantStatus,
@@ -100,12 +105,29 @@ async def update(
     if after == before:
         return before
     _check_unique(tenants, before, after)
-    at = now()
-    after = msgspec.structs.replace(
-        after, id=tenant_id, revision=before.revision + 1, updated_at=max(at, before.updated_at)
-    )
+    after = _next_revision(before, after, now())
     await _commit(bus, before, after, by=by, detail=detail, timeout=timeout)
     return after
+
+
+def staged_change(
+    before: Tenant, change: Change, *, by: str, detail: str, at: float
+) -> tuple[Tenant, list[OutRecord]]:
+    """``change`` applied to ``before`` (the current record) without publishing: the new
+    record and what to publish for it (the record and its audit event), or ``before`` and
+    ``[]`` when nothing changes. For a writer that publishes in its own transaction; it
+    must not add credentials or domains (the uniqueness check needs every tenant)."""
+    after = change(before)
+    if after == before:
+        return before, []
+    after = _next_revision(before, after, at)
+    return after, _records(before, after, by=by, detail=detail, at=at)
+
+
+def _next_revision(before: Tenant, after: Tenant, at: float) -> Tenant:
+    return msgspec.structs.replace(
+        after, id=before.id, revision=before.revision + 1, updated_at=max(at, before.updated_at)
+    )
 
 
 async def add(
@@ -166,15 +188,62 @@ async def set_state(
 ) -> Tenant:
     """Pause, resume or disable a tenant; a tenant already in ``state`` is left as it is."""
     why = tenant_fields.display_name(why, "why")
+    change = state_change(state, by=by, why=why, at=now())
+    return await update(bus, tenant_id, change, by=by, detail=state_detail(state, why))
+
+
+async def set_domain_state(
+    bus: Bus, tenant_id: str, domain: str, state: TenantState, *, by: str, why: str = ""
+) -> Tenant:
+    """Pause, resume or disable one sending domain of a tenant (its other domains keep
+    sending); :class:`TenantNotFound` when the tenant has no such domain."""
+    why = tenant_fields.display_name(why, "why")
+    name = domain.strip().lower().rstrip(".")
+    if not any(d.name == name for d in (await get(bus, tenant_id)).domains):
+        raise TenantNotFound(f"tenant {tenant_id!r} has no domain {name!r}")
+    change = domain_state_change(name, state, by=by, why=why, at=now())
+    detail = f"domain {name} {state_detail(state, why)}"
+    return await update(bus, tenant_id, change, by=by, detail=detail)
+
+
+def state_change(state: TenantState, *, by: str, why: str, at: float) -> Change:
+    """The change setting a tenant's state (none when it is in ``state`` already)."""
 
     def change(tenant: Tenant) -> Tenant:
         if tenant.status.state == state:
             return tenant
-        status = TenantStatus(state=state, by=by, why=why, at=now())
+        status = TenantStatus(state=state, by=by, why=why, at=at)
         return msgspec.structs.replace(tenant, status=status)
 
+    return change
+
+
+def domain_state_change(domain: str, state: TenantState, *, by: str, why: str, at: float) -> Change:
+    """The change setting sending domain ``domain``'s state (none when it is in ``state``
+    already, or the tenant has no such domain)."""
+
+    def one(entry: SendingDomain) -> SendingDomain:
+        if entry.name != domain or entry.status.state == state:
+            return entry
+        return msgspec.structs.replace(
+            entry, status=TenantStatus(state=state, by=by, why=why, at=at)
+        )
+
+    def change(tenant: Tenant) -> Tenant:
+        domains = tuple(one(entry) for entry in tenant.domains)
+        return (
+            tenant
+            if domains == tenant.domains
+            else msgspec.structs.replace(tenant, domains=domains)
+        )
+
+    return change
+
+
+def state_detail(state: TenantState, why: str) -> str:
+    """The audit event's detail for a change of state: ``pause: <why>``, ``resume``."""
     verb = {TenantState.ACTIVE: "resume", TenantState.PAUSED: "pause"}.get(state, "disable")
-    return await update(bus, tenant_id, change, by=by, detail=f"{verb}: {why}" if why else verb)
+    return f"{verb}: {why}" if why else verb
 
 
 async def remove(bus: Bus, tenant_id: str, *, by: str, timeout: float | None = None) -> bool:
@@ -225,10 +294,20 @@ async def _commit(
         raise TenantChangedMeanwhile(
             f"tenant {tenant.id!r} changed meanwhile (by someone else), retry"
         )
+    records = _records(before, after, by=by, detail=detail, at=now())
+    await bus.publish(records, timeout=timeout)
+
+
+def _records(
+    before: Tenant | None, after: Tenant | None, *, by: str, detail: str, at: float
+) -> list[OutRecord]:
+    """The tenant record (or its tombstone) and its audit event."""
+    tenant = after or before
+    assert tenant is not None
     record = TENANTS.out(after) if after is not None else TENANTS.tombstone(tenant.id)
     event = Event(
         kind=EventKind.TENANT_CHANGED,
-        at=now(),
+        at=at,
         tenant=tenant.id,
         by=by,
         detail=detail,
@@ -239,7 +318,7 @@ async def _commit(
     # Keyed by tenant (the topic's key would be empty: no message, no domain), so one
     # tenant's audit events keep their order on one partition.
     audit = OutRecord(EVENTS.name, tenant.id.encode(), EVENTS.encode(event))
-    await bus.publish([record, audit], timeout=timeout)
+    return [record, audit]
 
 
 def audit_copy(tenant: Tenant) -> Tenant:

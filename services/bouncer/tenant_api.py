@@ -10,6 +10,8 @@ Routes (each behind the admin bearer token; JSON in and out)::
     DELETE /admin/tenants/<id>                          a tombstone (404 when none)
     POST   /admin/tenants/<id>/pause|disable            {"why"}
     POST   /admin/tenants/<id>/resume
+    POST   /admin/tenants/<id>/domains/<domain>/pause|disable   {"why"}: that domain only
+    POST   /admin/tenants/<id>/domains/<domain>/resume
     GET    /admin/tenants/<id>/credentials              logins, never their secrets
     POST   /admin/tenants/<id>/credentials              {"name", "domains"?, "password"?}
                                                         -> 201 with the password, once
@@ -142,6 +144,8 @@ class TenantApi:
             return await self._credentials(request, tenant_id, rest[1:])
         if rest and rest[0] == "apikeys":
             return await self._apikeys(request, tenant_id, rest[1:])
+        if request.method == "POST" and len(rest) == 3 and rest[0] == "domains":
+            return await self._domain_state(request, tenant_id, rest[1], rest[2])
         return _json(404, {"error": f"no route {request.method} {request.path}"})
 
     async def _show(self, _request: HttpRequest, tenant_id: str) -> HttpResponse:
@@ -173,6 +177,22 @@ class TenantApi:
             raise TenantInvalid("why: required (the refused client is told the reason)")
         tenant = await tenant_admin.set_state(
             self._bus, tenant_id, state, by=_by(request), why=body.why
+        )
+        return _json(200, tenant_admin.public_view(tenant))
+
+    async def _domain_state(
+        self, request: HttpRequest, tenant_id: str, domain: str, verb: str
+    ) -> HttpResponse:
+        """One sending domain paused, disabled or resumed (the tenant's others unchanged)."""
+        if verb not in _STATES:
+            return _json(404, {"error": f"no route {request.method} {request.path}"})
+        raw = await request.body()
+        body = msgspec.json.decode(raw, type=StateChange) if raw.strip() else StateChange()
+        state = _STATES[verb]
+        if state is not TenantState.ACTIVE and not body.why.strip():
+            raise TenantInvalid("why: required (the refused client is told the reason)")
+        tenant = await tenant_admin.set_domain_state(
+            self._bus, tenant_id, domain, state, by=_by(request), why=body.why
         )
         return _json(200, tenant_admin.public_view(tenant))
 

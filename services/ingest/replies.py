@@ -89,6 +89,16 @@ def tenant_paused(why: str, defer: bool) -> Reply:
     return Reply(code=550, enhanced="5.7.1", text=text)
 
 
+def domain_paused(domain: str, why: str, defer: bool) -> Reply:
+    """A paused or disabled sending domain of the tenant (a reputation pause of one domain,
+    the tenant's others still send): ``550 5.7.1`` (``451 4.7.1`` with the defer policy)
+    naming the domain and the reason."""
+    text = f"sending paused for domain {domain}" + (f": {why}" if why else "")
+    if defer:
+        return Reply(code=451, enhanced="4.7.1", text=text)
+    return Reply(code=550, enhanced="5.7.1", text=text)
+
+
 def over_rate(rule: str, retry_after: float) -> Reply:
     """``450 4.7.1`` (RFC 3463 X.7.1 "delivery not authorized") naming the rate and when it
     frees up; the client's queue retries."""

@@ -1,10 +1,13 @@
-"""``postline tenant domain add|verify|list|remove``: a tenant's sending domains.
+"""``postline tenant domain add|verify|list|remove|pause|resume|disable``: a tenant's
+sending domains.
 
 Owns the arguments and the printing; the work is ``shared.tenant_domains``'s (keys, records,
 checks) and ``shared.tenant_admin``'s (the change and its audit event). ``add`` needs the KEK
 (``secrets.kek_file``, the same file the signers mount) to seal the new keys, and prints
 every DNS record to publish; ``verify`` asks DNS (``--nameserver`` for a split horizon or a
-test server) and exits 1 while a record is missing or wrong.
+test server) and exits 1 while a record is missing or wrong. ``pause``/``resume`` act on
+one domain (the reputation stage pauses a domain whose own rates ran high; the tenant's
+other domains keep sending).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from shared.tenant_domains import (
     remove_domain,
     verify_rows,
 )
+from shared.wire.records import TenantState
 
 
 def add_domain_commands(tenant: argparse._SubParsersAction[Any]) -> None:
@@ -56,6 +60,19 @@ def add_domain_commands(tenant: argparse._SubParsersAction[Any]) -> None:
     remove.add_argument("id")
     remove.add_argument("domain")
     remove.set_defaults(handler=cmd_remove)
+    for verb, help_text in (
+        ("pause", "stop one domain's mail for now (the tenant's others keep sending)"),
+        ("disable", "stop one domain's mail for good"),
+    ):
+        state = sub.add_parser(verb, help=help_text)
+        state.add_argument("id")
+        state.add_argument("domain")
+        state.add_argument("--why", required=True, help="the reason (the refused client sees it)")
+        state.set_defaults(handler=cmd_state, state=verb)
+    resume = sub.add_parser("resume", help="let a paused or disabled domain send again")
+    resume.add_argument("id")
+    resume.add_argument("domain")
+    resume.set_defaults(handler=cmd_state, state="resume", why="")
 
 
 def _dns_options(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +139,8 @@ async def cmd_list(args: argparse.Namespace, config: Config) -> int:
         for domain in (await tenant_admin.get(bus, args.id)).domains:
             selectors = ",".join(k.selector for k in domain.dkim)
             state = "verified" if domain.verified else "unverified"
-            print(f"{domain.name:<40} {state:<10} selectors={selectors}")
+            status = domain.status.state + (f" ({domain.status.why})" if domain.status.why else "")
+            print(f"{domain.name:<40} {state:<10} selectors={selectors} {status}")
         return 0
 
     return await with_bus(config, body)
@@ -134,6 +152,24 @@ async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
     async def body(bus: Bus) -> int:
         removed = await remove_domain(bus, args.id, args.domain, by=actor())
         print(f"domain {args.domain} {'removed' if removed else 'was not there (unchanged)'}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_state(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain pause|resume|disable T D``."""
+    state = {"pause": TenantState.PAUSED, "disable": TenantState.DISABLED}.get(
+        args.state, TenantState.ACTIVE
+    )
+    name = domain_name(args.domain)
+
+    async def body(bus: Bus) -> int:
+        tenant = await tenant_admin.set_domain_state(
+            bus, args.id, name, state, by=actor(), why=args.why
+        )
+        domain = find(tenant, name)
+        print(f"domain {name} of tenant {args.id} {domain.status.state if domain else state}")
         return 0
 
     return await with_bus(config, body)

@@ -134,6 +134,50 @@ async def test_pause_resume_disable(bus: EmbeddedBus) -> None:
     assert details == ["add", "pause: spam", "resume", "disable: closed"]
 
 
+async def test_pause_and_resume_one_sending_domain(bus: EmbeddedBus) -> None:
+    await tenant_admin.add(bus, "shop", by=BY)
+    domains = (SendingDomain(name="shop.test"), SendingDomain(name="news.shop.test"))
+    await tenant_admin.update(
+        bus, "shop", lambda t: msgspec.structs.replace(t, domains=domains), by=BY
+    )
+    paused = await tenant_admin.set_domain_state(
+        bus, "shop", "News.Shop.Test.", TenantState.PAUSED, by="reputation", why="bounces"
+    )
+    states = {d.name: (d.status.state, d.status.by, d.status.why) for d in paused.domains}
+    assert states == {
+        "shop.test": (TenantState.ACTIVE, "", ""),
+        "news.shop.test": (TenantState.PAUSED, "reputation", "bounces"),
+    }
+    assert paused.status.state is TenantState.ACTIVE  # the tenant itself still sends
+    again = await tenant_admin.set_domain_state(
+        bus, "shop", "news.shop.test", TenantState.PAUSED, by=BY, why="other"
+    )
+    assert again == paused  # idempotent
+    await tenant_admin.set_domain_state(bus, "shop", "news.shop.test", TenantState.ACTIVE, by=BY)
+    with pytest.raises(TenantNotFound, match="no domain 'other.test'"):
+        await tenant_admin.set_domain_state(bus, "shop", "other.test", TenantState.PAUSED, by=BY)
+    details = [e.detail for e in await audit(bus)][-2:]
+    assert details == ["domain news.shop.test pause: bounces", "domain news.shop.test resume"]
+
+
+async def test_a_staged_change_is_the_records_an_update_would_publish(bus: EmbeddedBus) -> None:
+    before, _ = await tenant_admin.add(bus, "shop", by=BY)
+    change = tenant_admin.state_change(TenantState.PAUSED, by="reputation", why="x", at=5.0)
+    after, records = tenant_admin.staged_change(
+        before, change, by="reputation", detail="pause: x", at=7.0
+    )
+    assert after.revision == before.revision + 1 and after.status.state is TenantState.PAUSED
+    await bus.publish(records)
+    assert await tenant_admin.get(bus, "shop") == after
+    last = (await audit(bus))[-1]
+    assert (last.by, last.detail, last.at) == ("reputation", "pause: x", 7.0)
+    assert TENANTS.decode(last.after) == after
+    unchanged, none = tenant_admin.staged_change(
+        after, change, by="reputation", detail="pause: x", at=8.0
+    )
+    assert unchanged == after and none == []
+
+
 async def test_remove_is_a_tombstone(bus: EmbeddedBus) -> None:
     await tenant_admin.add(bus, "shop", by=BY)
     assert await tenant_admin.remove(bus, "shop", by=BY)

@@ -19,7 +19,7 @@ from services.ingest.ratelimit import TokenBuckets
 from services.ingest.replies import Reply
 from shared.suppressions import SuppressionTable
 from shared.tenants import IMPLICIT_DEFAULT, TenantTable
-from shared.wire.records import DEFAULT_TENANT, Tenant
+from shared.wire.records import DEFAULT_TENANT, SendingDomain, Tenant, TenantState
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -130,6 +130,15 @@ class PolicyState:
         if user.domains and domain not in user.domains:
             return False
         return _verified(self.tenant(user.tenant), domain)
+
+    def paused_domain(self, tenant_id: str, domain: str) -> SendingDomain | None:
+        """``domain`` when it is a sending domain of ``tenant_id`` that may not send now
+        (paused or disabled on its own, e.g. by the reputation stage), else ``None``."""
+        name = domain.lower().rstrip(".")
+        for entry in self.tenant(tenant_id).domains:
+            if entry.name == name and entry.status.state is not TenantState.ACTIVE:
+                return entry
+        return None
 
     def start_tenant_session(self, tenant_id: str) -> bool:
         """Count an authenticated session of ``tenant_id``; ``False`` (nothing counted) past

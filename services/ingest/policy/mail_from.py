@@ -1,4 +1,5 @@
-"""Checks at MAIL FROM: address form, the tenant's state, anti-spoofing on the envelope sender,
+"""Checks at MAIL FROM: address form, the tenant's and the sending domain's state,
+anti-spoofing on the envelope sender,
 message rates per user and address (the tenant's cluster-wide limits are asked of the limiter
 by ``handler.py``: that check is not a pure function).
 
@@ -35,6 +36,17 @@ def tenant_state(state: PolicyState, session: SessionInfo, txn: Transaction) -> 
     return Decision(replies.tenant_paused(tenant.status.why, defer), "tenant_paused")
 
 
+def domain_state(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """A paused or disabled sending domain sends nothing, while the tenant's other domains
+    do: the reply names the domain and the reason (the tenant's ``paused_reply`` decides
+    550 or 451, as for a paused tenant)."""
+    paused = state.paused_domain(txn.tenant, txn.sender_domain) if txn.sender_domain else None
+    if paused is None:
+        return None
+    defer = state.tenant(txn.tenant).settings.paused_reply == "defer"
+    return Decision(replies.domain_paused(paused.name, paused.status.why, defer), "domain_paused")
+
+
 def sender_domain(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
     """An authenticated user may use only its own domains as envelope sender.
 
@@ -64,7 +76,7 @@ def ip_rate(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decis
     return None
 
 
-CHECKS = (utf8_address, tenant_state, sender_domain, user_rate, ip_rate)
+CHECKS = (utf8_address, tenant_state, domain_state, sender_domain, user_rate, ip_rate)
 
 
 def run(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:

@@ -1,5 +1,5 @@
 """Checks on the DATA block: smuggling, field names, a usable From header, anti-spoofing on
-From and Sender.
+From and Sender, a paused sending domain in From.
 
 Adding trace and missing headers and taking control headers is not a check; it happens
 after these pass (``headers.complete``, ``headers.take_tags``).
@@ -55,6 +55,21 @@ def from_domain(
     return None
 
 
+def from_domain_state(
+    state: PolicyState, session: SessionInfo, txn: Transaction, data: bytes, msg: Message
+) -> Decision | None:
+    """A From header domain that is a paused sending domain of the tenant is refused like
+    the envelope sender's (the From domain is the one recipients and DMARC see, and the one
+    whose reputation the pause protects)."""
+    for domain in from_domains(msg) or []:
+        paused = state.paused_domain(txn.tenant, domain)
+        if paused is not None:
+            defer = state.tenant(txn.tenant).settings.paused_reply == "defer"
+            reply = replies.domain_paused(paused.name, paused.status.why, defer)
+            return Decision(reply, "domain_paused")
+    return None
+
+
 def sender_header(
     state: PolicyState, session: SessionInfo, txn: Transaction, data: bytes, msg: Message
 ) -> Decision | None:
@@ -83,7 +98,15 @@ def tenant_size(
     return None
 
 
-CHECKS = (bare_line_ends, header_names, tenant_size, from_header, from_domain, sender_header)
+CHECKS = (
+    bare_line_ends,
+    header_names,
+    tenant_size,
+    from_header,
+    from_domain,
+    from_domain_state,
+    sender_header,
+)
 
 
 def run(

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
+from shared import tenant_admin
 from shared.tenants import TenantTable
-from shared.wire.records import EventKind
+from shared.wire.records import EventKind, SendingDomain
 from shared.wire.topics import EVENTS
 from testing.topics import read_all
 from tests.services.bouncer.conftest import ADMIN_TOKEN, Running
@@ -67,6 +69,24 @@ async def test_tenant_crud(api: Api, running: Running) -> None:
         "resume",
         "remove",
     ]
+
+
+async def test_one_sending_domain_paused_and_resumed(api: Api, running: Running) -> None:
+    await api.call("POST", "", {"id": "shop"})
+    domains = (SendingDomain(name="shop.test"), SendingDomain(name="news.shop.test"))
+    await tenant_admin.update(
+        running.bus, "shop", lambda t: msgspec.structs.replace(t, domains=domains), by="test"
+    )
+    assert (await api.call("POST", "/shop/domains/news.shop.test/pause", {}))[0] == 400
+    status, body = await api.call("POST", "/shop/domains/news.shop.test/pause", {"why": "spam"})
+    assert status == 200 and body["status"]["state"] == "active"
+    states = {d["name"]: d["status"]["state"] for d in body["domains"]}
+    assert states == {"shop.test": "active", "news.shop.test": "paused"}
+    status, body = await api.call("POST", "/shop/domains/news.shop.test/resume")
+    assert status == 200 and {d["status"]["state"] for d in body["domains"]} == {"active"}
+    status, body = await api.call("POST", "/shop/domains/ghost.test/resume")
+    assert status == 404 and "no domain 'ghost.test'" in body["error"]
+    assert (await api.call("POST", "/shop/domains/shop.test/explode"))[0] == 404
 
 
 @pytest.mark.parametrize(

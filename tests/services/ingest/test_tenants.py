@@ -142,6 +142,48 @@ async def test_a_paused_tenant_is_refused_with_the_reason_then_resumed(
     assert [(e.check, e.tenant) for e in rejected] == [("tenant_paused", TENANT)] * 2
 
 
+async def test_a_paused_sending_domain_is_refused_in_mail_from_and_from_then_resumed(
+    start_ingest: StartIngest,
+) -> None:
+    ingest = await tenant_ingest(start_ingest)
+    await change(
+        ingest,
+        lambda t: msgspec.structs.replace(
+            t, domains=(*t.domains, SendingDomain(name="news.acme.test", verified=True))
+        ),
+    )
+    why = "hard bounce rate 14.0% over 24h (70 of 500)"
+    await tenant_admin.set_domain_state(
+        ingest.bus, TENANT, "news.acme.test", TenantState.PAUSED, by="reputation", why=why
+    )
+    await until(
+        lambda: policy(ingest).paused_domain(TENANT, "news.acme.test") is not None, "not paused"
+    )
+    raw = await login(ingest)
+    assert await send(raw, "app@news.acme.test") == (
+        550,
+        f"5.7.1 sending paused for domain news.acme.test: {why}",
+    )
+    assert (await raw.cmd("RSET"))[0] == 250
+    assert (await send(raw))[0] == 250  # the tenant's other domain still sends
+    # The From header names the paused domain while the envelope uses the active one.
+    assert (await raw.cmd("MAIL FROM:<app@acme.test>"))[0] == 250
+    assert (await raw.cmd("RCPT TO:<a@dest.test>"))[0] == 250
+    assert (await raw.cmd("DATA"))[0] == 354
+    assert await raw.cmd(message("app@news.acme.test")) == (
+        550,
+        f"5.7.1 sending paused for domain news.acme.test: {why}",
+    )
+    await tenant_admin.set_domain_state(
+        ingest.bus, TENANT, "news.acme.test", TenantState.ACTIVE, by=BY
+    )
+    await until(lambda: policy(ingest).paused_domain(TENANT, "news.acme.test") is None, "paused")
+    assert (await send(raw, "app@news.acme.test"))[0] == 250
+    await raw.close()
+    rejected = [e for e in await ingest.records(EVENTS, 4) if e.kind is EventKind.REJECTED]
+    assert [(e.check, e.tenant) for e in rejected] == [("domain_paused", TENANT)] * 2
+
+
 async def test_over_the_rate_450_and_over_the_quota_452_name_the_limit(
     start_ingest: StartIngest,
 ) -> None:

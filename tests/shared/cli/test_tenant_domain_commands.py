@@ -157,3 +157,36 @@ async def test_another_tenants_domain_and_bad_names_refused(
         config_file, "tenant", "domain", "remove", "shop", "shop.test", capsys=capsys
     )
     assert code == 0 and "removed" in out
+
+
+async def test_pause_and_resume_one_domain(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (await run(config_file, "tenant", "add", "shop", capsys=capsys))[0] == 0
+    for domain in ("shop.test", "news.shop.test"):
+        code, out = await run(config_file, "tenant", "domain", "add", "shop", domain, capsys=capsys)
+        assert code == 0, out
+    code, out = await run(
+        config_file,
+        "tenant",
+        "domain",
+        "pause",
+        "shop",
+        "news.shop.test",
+        "--why",
+        "complaints",
+        capsys=capsys,
+    )
+    assert (code, out.strip()) == (0, "domain news.shop.test of tenant shop paused")
+    code, out = await run(config_file, "tenant", "domain", "list", "shop", capsys=capsys)
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["news.shop.test"].endswith("paused (complaints)")
+    assert lines["shop.test"].endswith("active")
+    code, out = await run(
+        config_file, "tenant", "domain", "resume", "shop", "news.shop.test", capsys=capsys
+    )
+    assert (code, out.strip()) == (0, "domain news.shop.test of tenant shop active")
+    code, out = await run(
+        config_file, "tenant", "domain", "resume", "shop", "ghost.test", capsys=capsys
+    )
+    assert code == 1 and "no domain 'ghost.test'" in out
