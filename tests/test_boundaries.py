@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from services.bouncer.metrics import BouncerMetrics
 from services.deliverer.metrics import DelivererMetrics
 from services.ingest.metrics import IngestMetrics
+from services.reputation.metrics import ReputationMetrics
 from services.signer.metrics import SignerMetrics
 from shared.runtime.metrics import CoreMetrics
 
@@ -40,8 +41,8 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_there_are_four_stages() -> None:
-    assert STAGES == ["bouncer", "deliverer", "ingest", "signer"]
+def test_there_are_five_stages() -> None:
+    assert STAGES == ["bouncer", "deliverer", "ingest", "reputation", "signer"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -66,13 +67,14 @@ def test_shared_never_imports_a_stage() -> None:
 
 
 def exported_metrics() -> list:  # type: ignore[type-arg]
-    """Every metric family the four stages and the runtime declare, on one registry."""
+    """Every metric family the five stages and the runtime declare, on one registry."""
     registry = CollectorRegistry()
     CoreMetrics(registry)
     IngestMetrics(registry)
     SignerMetrics(registry)
     DelivererMetrics(registry)
     BouncerMetrics(registry)
+    ReputationMetrics(registry)
     return list(registry.collect())
 
 
@@ -99,6 +101,7 @@ def test_declared_label_names_are_bounded() -> None:
         SignerMetrics(registry),
         DelivererMetrics(registry),
         BouncerMetrics(registry),
+        ReputationMetrics(registry),
     ]
     problems = []
     for holder in objects:

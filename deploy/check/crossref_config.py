@@ -1,7 +1,7 @@
 """Cross-reference checks between each stage's Deployment and the config its pods load.
 
-- The pod runs ``postline <stage> --config F`` (as the real CLI parser reads its args) and F
-  is mounted.
+- The pod runs ``postline <stage> --config F`` (the stage's command: ``reputation-stage``
+  for the reputation stage; as the real CLI parser reads its args) and F is mounted.
 - ``http.port`` is the container's ``http`` port (probes and PodMonitors use that name);
   ingest's listeners and the bouncer's SMTP port are container ports.
 - Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets) is
@@ -53,7 +53,8 @@ def _command(doc: Manifest, stage: str) -> Iterable[str]:
     if parse_error(build_parser(discover_stages()), args) is not None:
         return
     parsed = build_parser(discover_stages()).parse_args(args)
-    if parsed.command != stage:
+    command = next((s.cli_command for s in discover_stages() if s.name == stage), stage)
+    if parsed.command != command:
         yield f"{ref(doc)}: args {args} run {parsed.command!r}, not the stage {stage!r}"
     if parsed.config is None:
         yield f"{ref(doc)}: args {args} do not pass --config FILE"

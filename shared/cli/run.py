@@ -65,7 +65,7 @@ def add_run_commands(
     )
     run.set_defaults(builtin=builtin, specs=list(specs), prepare=True)
     for spec in specs:
-        one = commands.add_parser(spec.name, help=spec.help)
+        one = commands.add_parser(spec.cli_command, help=spec.help)
         one.set_defaults(builtin=builtin, specs=[spec], prepare=False, deliver_to=None)
 
 

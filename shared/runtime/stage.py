@@ -53,6 +53,15 @@ class StageSpec:
     prepare: Callable[[Config], list[str]] | None = None
     #: The stage's config section Struct (``[<name>]``), for ``postline config reference``.
     config_type: type | None = None
+    #: The command that runs the stage alone (``postline <command>``) when it is not its
+    #: name: the reputation stage runs as ``reputation-stage``, ``postline reputation``
+    #: being the table its records make.
+    command: str = ""
+
+    @property
+    def cli_command(self) -> str:
+        """``postline <this>`` runs the stage alone."""
+        return self.command or self.name
 
 
 @dataclass

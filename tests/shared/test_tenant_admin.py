@@ -154,7 +154,7 @@ async def test_pause_and_resume_one_sending_domain(bus: EmbeddedBus) -> None:
     )
     assert again == paused  # idempotent
     await tenant_admin.set_domain_state(bus, "shop", "news.shop.test", TenantState.ACTIVE, by=BY)
-    with pytest.raises(TenantNotFound, match="no domain 'other.test'"):
+    with pytest.raises(TenantNotFound, match=r"no domain 'other\.test'"):
         await tenant_admin.set_domain_state(bus, "shop", "other.test", TenantState.PAUSED, by=BY)
     details = [e.detail for e in await audit(bus)][-2:]
     assert details == ["domain news.shop.test pause: bounces", "domain news.shop.test resume"]
