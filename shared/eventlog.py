@@ -34,6 +34,8 @@ _DETAIL_FIELDS = (
     "check",
     "stage",
     "tenant",
+    "scope",  # reputation decisions: what they are about
+    "source",  # the local address an attempt was sent from
     "by",
     "detail",
 )

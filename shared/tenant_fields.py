@@ -15,7 +15,12 @@ import msgspec
 
 from shared.config import ByteSize
 from shared.errors import TenantInvalid
-from shared.wire.records import DEFAULT_TENANT, TenantLimits, TenantSettings
+from shared.wire.records import (
+    DEFAULT_TENANT,
+    ReputationThresholds,
+    TenantLimits,
+    TenantSettings,
+)
 
 #: A tenant id appears in records, metrics labels, Redis keys and URLs: short and plain.
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -110,13 +115,19 @@ def _limit_value(field: str, raw: object, kind: object, is_size: bool) -> float 
 
 
 def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSettings:
-    """``current`` with ``values`` applied; each field is checked against its type."""
+    """``current`` with ``values`` applied; each field is checked against its type.
+    ``reputation`` (a mapping) changes only the thresholds it names."""
     known = {f.name for f in msgspec.structs.fields(TenantSettings)}
     for name in values:
         if name not in known:
             raise TenantInvalid(
                 f"settings.{name}: no such setting (known: {', '.join(sorted(known))})"
             )
+    own = values.get("reputation")
+    if own is not None:
+        if not isinstance(own, Mapping):
+            raise TenantInvalid("settings.reputation: expected an object of thresholds")
+        values = {**values, "reputation": reputation(current.reputation, own)}
     reply = values.get("paused_reply", current.paused_reply)
     if reply not in PAUSED_REPLIES:
         raise TenantInvalid(
@@ -127,3 +138,35 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
         return msgspec.convert(merged, TenantSettings)
     except msgspec.ValidationError as exc:
         raise TenantInvalid(f"settings: {exc}") from exc
+
+
+def reputation(current: ReputationThresholds, values: Mapping[str, object]) -> ReputationThresholds:
+    """``current`` with ``values`` applied: rates as fractions or percentages (``0.08``,
+    ``"8%"``) from 0 to 1, ``min_messages`` a whole number; 0 keeps the global level."""
+    known = {f.name for f in msgspec.structs.fields(ReputationThresholds)}
+    changes: dict[str, float | int] = {}
+    for name, raw in values.items():
+        field = f"settings.reputation.{name}"
+        if name not in known:
+            raise TenantInvalid(f"{field}: no such threshold (known: {', '.join(sorted(known))})")
+        if name == "min_messages":
+            changes[name] = int(_limit_value(field, raw, int, False))
+            continue
+        changes[name] = _fraction(field, raw)
+    return msgspec.structs.replace(current, **changes)
+
+
+def _fraction(field: str, raw: object) -> float:
+    text = raw.strip() if isinstance(raw, str) else raw
+    scale = 1.0
+    if isinstance(text, str) and text.endswith("%"):
+        text, scale = text[:-1].strip(), 0.01
+    try:
+        if isinstance(text, bool):
+            raise ValueError
+        value = float(text) * scale  # type: ignore[arg-type]  # ValueError/TypeError if not
+    except (ValueError, TypeError):
+        raise TenantInvalid(f"{field}: expected a rate like 0.08 or '8%', got {raw!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise TenantInvalid(f"{field}: expected a rate from 0 to 1 (0%-100%), got {raw!r}")
+    return value

@@ -22,6 +22,8 @@ from typing import Any
 from shared.cli import config_commands
 from shared.cli.config_commands import CONFIG_ENV
 from shared.cli.events import add_event_commands
+from shared.cli.pool import add_pool_commands
+from shared.cli.reputation import add_reputation_commands
 from shared.cli.run import add_run_commands
 from shared.cli.tenant import add_tenant_commands
 from shared.cli.tenant_access import add_access_commands
@@ -80,6 +82,8 @@ def build_parser(
     add_access_commands(tenant)
     add_domain_commands(tenant)
     add_usage_command(tenant)
+    add_reputation_commands(commands)
+    add_pool_commands(commands)
     for spec in specs:
         if spec.add_commands is not None:
             spec.add_commands(commands)

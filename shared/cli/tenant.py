@@ -26,6 +26,7 @@ import msgspec
 from shared import tenant_admin
 from shared.bus.base import Bus
 from shared.config import Config
+from shared.errors import TenantInvalid
 from shared.wire.records import TenantState
 
 #: ``tenant set`` flags -> the limit they set (values are checked by ``shared.tenant_fields``).
@@ -94,6 +95,15 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
     limits.add_argument("--recipients", metavar="N", help="recipients per message")
     limits.add_argument("--message-size", metavar="SIZE", help="largest message, e.g. 25MiB")
     limits.add_argument("--sessions", metavar="N", help="concurrent SMTP sessions")
+    change.add_argument(
+        "--reputation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the tenant's own reputation threshold (repeatable): bounce_warning, "
+        "bounce_pause, complaint_warning, complaint_pause, block_warning, block_pause as "
+        "0.08 or 8%%, min_messages; 0 keeps the global [reputation] level",
+    )
     change.set_defaults(handler=cmd_set)
 
 
@@ -178,7 +188,9 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         for flag, field in LIMIT_FLAGS.items()
         if getattr(args, flag) is not None
     }
-    settings = {"paused_reply": args.paused_reply} if args.paused_reply else {}
+    settings: dict[str, object] = {"paused_reply": args.paused_reply} if args.paused_reply else {}
+    if args.reputation:
+        settings["reputation"] = _pairs(args.reputation, "--reputation")
 
     async def body(bus: Bus) -> int:
         before = await tenant_admin.get(bus, args.id)
@@ -196,6 +208,16 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         return 0
 
     return await with_bus(config, body)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise TenantInvalid(f"{flag} {value!r}: expected KEY=VALUE")
+        pairs[key.strip()] = setting.strip()
+    return pairs
 
 
 async def cmd_state(args: argparse.Namespace, config: Config) -> int:

@@ -99,6 +99,23 @@ def test_tenant_lifecycle(config: Path, capsys: pytest.CaptureFixture[str]) -> N
     ]
 
 
+def test_a_tenants_own_reputation_thresholds(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(config, capsys, "add", "shop")
+    code, out, err = run(
+        config, capsys, "set", "shop", "--reputation", "bounce_pause=8%",
+        "--reputation", "complaint_warning=0.0005", "--reputation", "min_messages=50",
+    )  # fmt: skip
+    assert (code, out) == (0, "tenant shop changed\n"), err
+    run(config, capsys, "set", "shop", "--reputation", "block_pause=0.3")
+    found = table(config).get("shop")
+    assert found is not None
+    own = found.settings.reputation
+    assert (own.bounce_pause, own.complaint_warning, own.min_messages) == (0.08, 0.0005, 50)
+    assert (own.block_pause, own.bounce_warning) == (0.3, 0.0)  # a change keeps the others
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -108,6 +125,15 @@ def test_tenant_lifecycle(config: Path, capsys: pytest.CaptureFixture[str]) -> N
         (("add", "default"), "postline: tenant id 'default' is reserved"),
         (("set", "shop", "--per-hour", "ten"), "postline: limits.per_hour: expected a whole"),
         (("set", "shop", "--message-size", "huge"), "postline: limits.message_size: expected"),
+        (
+            ("set", "shop", "--reputation", "bounce_pause=120%"),
+            "postline: settings.reputation.bounce_pause: expected a rate from 0 to 1",
+        ),
+        (
+            ("set", "shop", "--reputation", "bounce=0.1"),
+            "postline: settings.reputation.bounce: no such threshold",
+        ),
+        (("set", "shop", "--reputation", "bounce_pause"), "postline: --reputation 'bounce_pause'"),
         (("apikey", "revoke", "shop", "pl_00000000"), "postline: no API key 'pl_00000000'"),
         (("credential", "rotate", "shop", "ghost"), "postline: no credential 'ghost'"),
     ],
