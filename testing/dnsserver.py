@@ -13,6 +13,7 @@ code does through a recursive resolver; nothing in the resolver is patched.
 
 A name that is absent answers NXDOMAIN; a name that exists without the asked type answers
 NOERROR with no answer (NODATA). ``dns.set(name, rrs)`` changes records while running.
+Reverse DNS: ``ptr_records(address, name)`` (PTR plus the forward record of the name).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 
 Records = dict[str, list[tuple[str, str]]]
@@ -167,4 +169,15 @@ def mx_records(domain: str, *hosts: tuple[int, str]) -> dict[str, list[tuple[str
         name = f"mx{index}.{domain}"
         records[domain].append(("MX", f"{pref} {name}."))
         records[name] = [("A", address)]
+    return records
+
+
+def ptr_records(address: str, name: str, *, forward: str | None = None) -> Records:
+    """A PTR record for ``address`` naming ``name``, and ``name``'s A (or AAAA) record giving
+    ``forward`` (default: the address itself, forward-confirmed; "" for none)."""
+    reverse = dns.reversename.from_address(address).to_text(omit_final_dot=True)
+    back = address if forward is None else forward
+    records: Records = {reverse: [("PTR", f"{name}.")]}
+    if back:
+        records[name] = [("AAAA" if ":" in back else "A", back)]
     return records

@@ -1,4 +1,5 @@
-"""``postline pool ...``: source-address pools; ``status`` shows each warming address's day.
+"""``postline pool ...``: source-address pools; ``status`` shows each warming address's day,
+``check`` each address's reverse DNS against its EHLO name.
 
 ``status`` prints, for every address marked ``warmup`` in ``[pools]`` and every provider the
 reputation stage has seen it send to: the day of warm-up, the step of the schedule, today's
@@ -7,11 +8,19 @@ when it has not advanced for ``[pools.warmup] stuck_after_days``). Read from
 ``postline.reputation`` (the stage counts by event time; "today" here is the UTC day now). A
 day rolls over at the address's first attempt of the new day, when the stage judges the day
 before: until then the record still shows the earlier day, and this prints 0 sent today.
+
+``check`` looks up, for every address of every pool (or of the pools named), the PTR record,
+the forward (A/AAAA) record of the PTR name and compares the forward-confirmed name with the
+EHLO name the address greets with (its ``ehlo_name``, else ``deliverer.ehlo_name``):
+``shared.fcrdns`` says why receivers care. It asks ``--nameserver`` (repeatable), else
+``deliverer.nameservers``, else the system's resolver, and exits 1 on any mismatch or failed
+lookup, so it can gate a deployment.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from typing import Any
@@ -20,6 +29,7 @@ from shared.bus.base import Bus
 from shared.cli.reputation import read_records
 from shared.cli.tenant import with_bus
 from shared.config import Config
+from shared.fcrdns import OK, SourceCheck, check_source, resolver_for
 from shared.pools import PoolsConfig
 from shared.reputation import SCOPE_ADDRESS, day_of, sent_today, stuck
 from shared.wire.records import Reputation
@@ -39,6 +49,18 @@ def add_pool_commands(commands: argparse._SubParsersAction[Any]) -> argparse._Su
     status = sub.add_parser("status", help="each warming address's day, allowance and health")
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     status.set_defaults(handler=cmd_status)
+    check = sub.add_parser(
+        "check", help="PTR, forward DNS and EHLO name of every pool address (FCrDNS)"
+    )
+    check.add_argument("pools", nargs="*", metavar="POOL", help="only these pools (default: all)")
+    check.add_argument(
+        "--nameserver",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="DNS server to ask (repeatable; default: deliverer.nameservers, else the system's)",
+    )
+    check.set_defaults(handler=cmd_check)
     return sub
 
 
@@ -106,3 +128,39 @@ async def cmd_status(args: argparse.Namespace, config: Config) -> int:
         return 0
 
     return await with_bus(config, body)
+
+
+async def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    """``pool check [POOL...] [--nameserver IP[:PORT]]``: one line per address; exit 1 on any
+    mismatch or failed lookup, 2 for an unknown pool name."""
+    pools = config.core.pools
+    unknown = [name for name in args.pools if name not in pools.pool]
+    if unknown:
+        print(f"unknown pool: {', '.join(unknown)} (configured: {', '.join(pools.pool) or 'none'})")
+        return 2
+    if not pools.pool:
+        print("no source pools are configured ([pools.pool.<name>])")
+        return 0
+    deliverer = config.core.deliverer
+    fallback = str(deliverer.get("ehlo_name") or "localhost")  # DelivererConfig's default
+    configured = deliverer.get("nameservers", [])
+    nameservers = args.nameserver or (
+        [str(ns) for ns in configured] if isinstance(configured, list) else []
+    )
+    resolver = resolver_for(nameservers)
+    targets = [
+        (name, entry.address, entry.ehlo_name or fallback)
+        for name, pool in pools.pool.items()
+        if not args.pools or name in args.pools
+        for entry in pool.addresses
+    ]
+    checks: list[SourceCheck] = await asyncio.gather(
+        *(check_source(address, ehlo, resolver) for _, address, ehlo in targets)
+    )
+    width = max(len(address) for _, address, _ in targets)
+    for (name, _, _), found in zip(targets, checks, strict=True):
+        print(
+            f"{found.status:<8} {name:<12} {found.address:<{width}} "
+            f"ehlo {found.ehlo_name}: {found.detail}"
+        )
+    return 0 if all(found.status == OK for found in checks) else 1
