@@ -206,6 +206,28 @@ async def set_domain_state(
     return await update(bus, tenant_id, change, by=by, detail=detail)
 
 
+async def set_domain_pool(bus: Bus, tenant_id: str, domain: str, pool: str, *, by: str) -> Tenant:
+    """Send one sending domain's mail from source pool ``pool`` ("" = the tenant's);
+    :class:`TenantNotFound` when the tenant has no such domain."""
+    pool = tenant_fields.ip_pool(pool)
+    name = domain.strip().lower().rstrip(".")
+    if not any(d.name == name for d in (await get(bus, tenant_id)).domains):
+        raise TenantNotFound(f"tenant {tenant_id!r} has no domain {name!r}")
+
+    def change(tenant: Tenant) -> Tenant:
+        domains = tuple(
+            msgspec.structs.replace(d, ip_pool=pool) if d.name == name else d
+            for d in tenant.domains
+        )
+        return (
+            tenant
+            if domains == tenant.domains
+            else msgspec.structs.replace(tenant, domains=domains)
+        )
+
+    return await update(bus, tenant_id, change, by=by, detail=f"domain {name} ip_pool {pool!r}")
+
+
 def state_change(state: TenantState, *, by: str, why: str, at: float) -> Change:
     """The change setting a tenant's state (none when it is in ``state`` already)."""
 

@@ -128,6 +128,8 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
         if not isinstance(own, Mapping):
             raise TenantInvalid("settings.reputation: expected an object of thresholds")
         values = {**values, "reputation": reputation(current.reputation, own)}
+    if "bulk_ip_pool" in values:
+        values = {**values, "bulk_ip_pool": ip_pool(str(values["bulk_ip_pool"]))}
     reply = values.get("paused_reply", current.paused_reply)
     if reply not in PAUSED_REPLIES:
         raise TenantInvalid(

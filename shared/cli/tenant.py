@@ -85,6 +85,9 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
     change.add_argument("--name", help="display name")
     change.add_argument("--ip-pool", metavar="POOL", help="deliverer source pool ('' = default)")
     change.add_argument(
+        "--bulk-ip-pool", metavar="POOL", help="source pool of bulk mail ('' = [pools] bulk)"
+    )
+    change.add_argument(
         "--paused-reply", choices=["reject", "defer"], help="while paused: 550 or 451"
     )
     limits = change.add_argument_group("limits (0 removes a limit)")
@@ -191,6 +194,8 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
     settings: dict[str, object] = {"paused_reply": args.paused_reply} if args.paused_reply else {}
     if args.reputation:
         settings["reputation"] = _pairs(args.reputation, "--reputation")
+    if args.bulk_ip_pool is not None:
+        settings["bulk_ip_pool"] = args.bulk_ip_pool
 
     async def body(bus: Bus) -> int:
         before = await tenant_admin.get(bus, args.id)

@@ -7,7 +7,7 @@ checks) and ``shared.tenant_admin``'s (the change and its audit event). ``add`` 
 every DNS record to publish; ``verify`` asks DNS (``--nameserver`` for a split horizon or a
 test server) and exits 1 while a record is missing or wrong. ``pause``/``resume`` act on
 one domain (the reputation stage pauses a domain whose own rates ran high; the tenant's
-other domains keep sending).
+other domains keep sending). ``pool`` sends one domain's mail from its own source pool.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ def add_domain_commands(tenant: argparse._SubParsersAction[Any]) -> None:
     resume.add_argument("id")
     resume.add_argument("domain")
     resume.set_defaults(handler=cmd_state, state="resume", why="")
+    pool = sub.add_parser("pool", help="send one domain's mail from a source pool ([pools])")
+    pool.add_argument("id")
+    pool.add_argument("domain")
+    pool.add_argument("pool", help="a pool name ('' = the tenant's pool)")
+    pool.set_defaults(handler=cmd_pool)
 
 
 def _dns_options(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +175,19 @@ async def cmd_state(args: argparse.Namespace, config: Config) -> int:
         )
         domain = find(tenant, name)
         print(f"domain {name} of tenant {args.id} {domain.status.state if domain else state}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_pool(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain pool T D POOL``."""
+    name = domain_name(args.domain)
+
+    async def body(bus: Bus) -> int:
+        await tenant_admin.set_domain_pool(bus, args.id, name, args.pool, by=actor())
+        pool = args.pool or "of the tenant"
+        print(f"domain {name} of tenant {args.id} sends from pool {pool}")
         return 0
 
     return await with_bus(config, body)
