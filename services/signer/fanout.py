@@ -1,4 +1,4 @@
-"""Fan-out: one signed copy of a Submission becomes Deliveries on ``postline.outbound``.
+"""Fan-out: one signed copy of a Submission becomes Deliveries for the outbound lanes.
 
 Owns how recipients are grouped and what envelope each Delivery gets:
 
@@ -12,7 +12,8 @@ Owns how recipients are grouped and what envelope each Delivery gets:
 - Times come from policy: ``expires_at`` = accepted time + ``max_message_age``;
   ``not_before`` = now + ``first_attempt_delay``. The deliverer sets the attempt times.
 
-Deliveries are keyed by recipient domain (``OUTBOUND``), so one deliverer owns a domain.
+Deliveries are keyed by recipient domain (on ``OUTBOUND``, or ``OUTBOUND_BULK`` when bulk: the
+pipeline picks the lane), so one deliverer owns a domain in each lane.
 It does not sign, filter suppressed recipients or choose keys (``pipeline.py``).
 """
 

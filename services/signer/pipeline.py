@@ -10,14 +10,19 @@ For each Submission, in order:
    RFC 7489 3.1.1), else the submitting user's fallback, else the global fallback; with
    none the message goes unsigned if ``allow_unsigned``, otherwise it fails with a
    ``failed`` event (never silently dropped: the event reaches the sender's reporting);
-3. bulk mail gets one copy per recipient with its List-Unsubscribe fields added before
-   signing (without ``unsubscribe_url`` it gets none: a warning at start, and the
-   ``signed`` event says so); other mail is signed once for all recipients;
+3. a message is bulk when its tenant's settings say so, or by an ``X-Postline-Bulk`` tag, a
+   ``bulk_rules`` rule, or its own ``Precedence: bulk`` or ``List-Unsubscribe`` field
+   (``unsubscribe.py``); bulk mail gets one copy per recipient with our List-Unsubscribe
+   fields added before signing, unless the sender set its own (without ``unsubscribe_url``
+   it gets none: a warning at start, and the ``signed`` event says so); other mail is
+   signed once for all recipients;
 4. the return paths (and the unsubscribe mailto) are at the From domain's own return-path
    host when it is a verified domain of the message's tenant, so SPF aligns for DMARC
    (``returnpath.py``), else at ``signer.bounce_domain``;
-5. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) and a
-   ``signed`` event is written.
+5. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) to its lane,
+   ``postline.outbound.bulk`` for bulk mail and ``postline.outbound`` for the rest, so a bulk
+   backlog never sits ahead of a password reset in a partition; a ``signed`` event says
+   which lane and why.
 
 The batch loop (``shared.runtime.batch``) publishes everything returned here and commits the input
 offsets in one transaction. This module owns none of that, nor DKIM itself (``dkim.py``).
@@ -33,18 +38,18 @@ from dataclasses import dataclass, field
 
 from services.signer.config import SignerConfig
 from services.signer.fanout import Envelope, deliveries, recipient_domain
-from services.signer.headers import from_domain, prepend
+from services.signer.headers import from_domain, has_field, prepend
 from services.signer.keys import KeyStore, SigningKey
 from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
 from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
 from services.signer.returnpath import ReturnPaths
-from services.signer.unsubscribe import is_bulk, unsubscribe_fields, wants_headers
+from services.signer.unsubscribe import bulk_reason, unsubscribe_fields, wants_headers
 from shared.errors import PoisonRecord
 from shared.runtime.batch import Item
 from shared.suppressions import SuppressionTable
 from shared.tenants import TenantTable
 from shared.wire.records import Event, EventKind, Submission
-from shared.wire.topics import EVENTS, OUTBOUND, OutRecord
+from shared.wire.topics import EVENTS, OutRecord, lane_of
 
 STAGE = "signer"
 
@@ -60,6 +65,7 @@ class _Plan:
     submission: Submission
     keys: list[SigningKey] = field(default_factory=list)
     bulk: bool = False
+    bulk_reason: str = ""  # why it is bulk (unsubscribe.bulk_reason)
     per_recipient: bool = False
     bounce_domain: str = ""  # the return paths' domain (returnpath.py)
     copies: list[_Copy] = field(default_factory=list)
@@ -87,6 +93,7 @@ class SignerPipeline:
         # Without a tenant table (tests of the pipeline alone) every message uses the global
         # bounce domain, as before tenants. (Not ``tenants or ...``: an empty table is falsy.)
         table = TenantTable(log) if tenants is None else tenants
+        self.tenants = table  # a tenant's settings may make all its mail bulk
         self.return_paths = ReturnPaths(table, config.bounce_domain)
         self.store = store
         self.pool = pool
@@ -99,8 +106,8 @@ class SignerPipeline:
             # RFC 8058 / the large mailbox providers' bulk sender rules want one-click
             # unsubscribe on bulk mail: say once, at start, that it will be missing.
             log.warning(
-                "signer.unsubscribe_url is not set: bulk mail (X-Postline-Bulk or "
-                "signer.bulk_rules) goes out without List-Unsubscribe"
+                "signer.unsubscribe_url is not set: bulk mail goes out without "
+                "List-Unsubscribe unless the sender set its own"
             )
         self.envelope = Envelope(
             verp=config.verp,
@@ -137,7 +144,14 @@ class SignerPipeline:
         poison_if_unusable(submission)
         plan = _Plan(submission)
         sender_domain = from_domain(submission.data)
-        plan.bulk = is_bulk(submission, sender_domain, self.config.bulk_rules)
+        tenant = self.tenants.get(submission.tenant)
+        plan.bulk_reason = bulk_reason(
+            submission,
+            sender_domain,
+            self.config.bulk_rules,
+            tenant_bulk=tenant is not None and tenant.settings.bulk,
+        )
+        plan.bulk = bool(plan.bulk_reason)
         kept = self._drop_suppressed(plan, sender_domain if plan.bulk else "", now)
         if not kept:
             plan.result = SUPPRESSED
@@ -247,23 +261,27 @@ class SignerPipeline:
                 bulk=plan.bulk,
             )
         self._count(plan, signed, len(made))
-        outputs += [OUTBOUND.out(delivery) for delivery in made]
+        outputs += [lane_of(delivery).out(delivery) for delivery in made]
         outputs.append(
             self._event(
                 submission,
                 EventKind.SIGNED,
                 now,
                 check="dkim",
-                detail=_describe(plan.keys, len(made)) + self._unsubscribe_note(plan),
+                detail=_describe(plan.keys, len(made)) + self._bulk_note(plan),
                 bulk=plan.bulk,
             )
         )
         return outputs
 
-    def _unsubscribe_note(self, plan: _Plan) -> str:
-        if plan.bulk and not self.config.unsubscribe_url:
-            return "; bulk without List-Unsubscribe: signer.unsubscribe_url is not set"
-        return ""
+    def _bulk_note(self, plan: _Plan) -> str:
+        if not plan.bulk:
+            return ""
+        note = f"; bulk ({plan.bulk_reason})"
+        own = has_field(plan.submission.data, "List-Unsubscribe")
+        if not own and not self.config.unsubscribe_url:
+            note += "; bulk without List-Unsubscribe: signer.unsubscribe_url is not set"
+        return note
 
     def _count(self, plan: _Plan, signed: list[SignOutcome], made: int) -> None:
         self.metrics.messages.labels(SIGNED if plan.keys else UNSIGNED).inc()

@@ -188,6 +188,14 @@ DEAD: Topic[DeadLetter] = Topic(
 )
 
 
+def lane_of(delivery: Delivery) -> Topic[Delivery]:
+    """The outbound topic (the lane) of ``delivery``: bulk mail on ``postline.outbound.bulk``,
+    everything else (transactional mail, DSNs) on ``postline.outbound``. A lane is a topic,
+    not a priority field, because a Kafka partition is FIFO: no record can overtake the
+    backlog ahead of it in its own partition."""
+    return OUTBOUND_BULK if delivery.bulk else OUTBOUND
+
+
 def retry_topic(tier: str) -> Topic[Delivery]:
     """The retry tier topic ``postline.retry.<tier>``."""
     return Topic(

@@ -6,7 +6,13 @@ import pytest
 
 from services.signer.config import BulkRule, SignerConfig
 from services.signer.headers import field_values, from_domain, has_field, prepend
-from services.signer.unsubscribe import ONE_CLICK, is_bulk, unsubscribe_fields, wants_headers
+from services.signer.unsubscribe import (
+    ONE_CLICK,
+    bulk_reason,
+    is_bulk,
+    unsubscribe_fields,
+    wants_headers,
+)
 from shared.wire.records import ClientInfo, Submission
 from shared.wire.tokens import parse_unsubscribe_token
 from tests.services.signer.conftest import SECRET
@@ -20,14 +26,16 @@ MESSAGE = (
 )
 
 
-def submission(tags: dict[str, str] | None = None, user: str = "app") -> Submission:
+def submission(
+    tags: dict[str, str] | None = None, user: str = "app", data: bytes = MESSAGE
+) -> Submission:
     return Submission(
         id="0123456789abcdef0123456789abcdef",
         received_at=0.0,
         client=ClientInfo(ip="127.0.0.1", auth_user=user),
         mail_from="s@example.test",
         rcpt_to=("r@dest.test",),
-        data=MESSAGE,
+        data=data,
         tags=tags or {},
     )
 
@@ -66,6 +74,35 @@ def test_prepend_adds_crlf_fields_on_top() -> None:
 )
 def test_is_bulk(tags: dict[str, str], rules: tuple[BulkRule, ...], bulk: bool) -> None:
     assert is_bulk(submission(tags), "example.test", rules) is bulk
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (b"", ""),
+        (b"Precedence: bulk\r\n", "precedence"),
+        (b"PRECEDENCE:  List (a mailing list)\r\n", "precedence"),
+        (b"Precedence: junk\r\n", "precedence"),
+        (b"Precedence: first-class\r\n", ""),
+        (b"Precedence:\r\n", ""),
+        (b"X-Precedence: bulk\r\n", ""),
+        (b"List-Unsubscribe: <https://example.test/u/1>\r\n", "list-unsubscribe"),
+        (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", ""),
+        (b"List-Id: <news.example.test>\r\n", ""),
+    ],
+)
+def test_a_senders_own_fields_make_it_bulk(fields: bytes, reason: str) -> None:
+    sub = submission(data=fields + MESSAGE)
+    assert bulk_reason(sub, "example.test", ()) == reason
+    # In the body they mean nothing.
+    assert bulk_reason(submission(data=MESSAGE + fields), "example.test", ()) == ""
+
+
+def test_a_bulk_tenant_makes_every_message_bulk_and_comes_first() -> None:
+    assert bulk_reason(submission(), "example.test", (), tenant_bulk=True) == "tenant"
+    tagged = submission({"bulk": "yes"}, data=b"Precedence: bulk\r\n" + MESSAGE)
+    assert bulk_reason(tagged, "example.test", ()) == "tag"
+    assert is_bulk(submission(), "example.test", (), tenant_bulk=True)
 
 
 def test_a_rule_needs_a_condition() -> None:

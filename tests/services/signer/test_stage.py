@@ -30,10 +30,20 @@ from shared.wire.records import (
     Submission,
     Suppression,
     SuppressionReason,
+    Tenant,
+    TenantSettings,
     new_id,
 )
 from shared.wire.tokens import parse_unsubscribe_token, parse_verp
-from shared.wire.topics import DEAD, EVENTS, OUTBOUND, SUBMITTED, SUPPRESSIONS
+from shared.wire.topics import (
+    DEAD,
+    EVENTS,
+    OUTBOUND,
+    OUTBOUND_BULK,
+    SUBMITTED,
+    SUPPRESSIONS,
+    TENANTS,
+)
 from testing.dnsserver import DnsServer
 from testing.stage import stage_context
 from tests.services.signer.conftest import SECRET, add_key, dns_records, verify
@@ -98,7 +108,12 @@ class Harness:
         return [EVENTS.decode(m.value) for m in found if m.value is not None]
 
     async def deliveries(self) -> list[Delivery]:
-        return [OUTBOUND.decode(m.value) for m in await self.read(OUTBOUND.name) if m.value]
+        """Every Delivery made, in both lanes."""
+        return await self.lane(OUTBOUND.name) + await self.lane(OUTBOUND_BULK.name)
+
+    async def lane(self, topic: str) -> list[Delivery]:
+        """The Deliveries on one outbound topic."""
+        return [OUTBOUND.decode(m.value) for m in await self.read(topic) if m.value]
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.ctx.registry.get_sample_value(name, labels or {}) or 0.0
@@ -113,9 +128,11 @@ async def running(
     *,
     scoped: tuple[tuple[str, str], ...] = (),
     unsubscribe_url: str = "https://mail.example.test/unsubscribe/",
+    tenants: tuple[Tenant, ...] = (),
 ) -> AsyncIterator[Harness]:
     """A started signer; ``suppressed`` addresses are suppressed globally, ``scoped``
-    (address, sender domain) pairs only for that domain (an unsubscribe)."""
+    (address, sender domain) pairs only for that domain (an unsubscribe); ``tenants`` are
+    on the tenant table before it starts."""
     secret = tmp_path / "verp.key"
     secret.write_bytes(SECRET)
     config_file = tmp_path / "postline.toml"
@@ -139,6 +156,7 @@ async def running(
             )
             for a, d in scoped
         ]
+        + [TENANTS.out(tenant) for tenant in tenants]
     )
     ctx = stage_context("signer", config, bus, instance="t1")
     stage = await create(ctx)
@@ -386,11 +404,60 @@ async def test_bulk_without_an_unsubscribe_url_is_said_at_start_and_in_the_event
             [event] = await signer.events(1)
             [delivery] = await signer.deliveries()
     assert warned == [
-        "signer.unsubscribe_url is not set: bulk mail (X-Postline-Bulk or signer.bulk_rules) "
-        "goes out without List-Unsubscribe"
+        "signer.unsubscribe_url is not set: bulk mail goes out without List-Unsubscribe "
+        "unless the sender set its own"
     ]
     assert b"List-Unsubscribe" not in delivery.data.split(b"\r\n\r\n", 1)[0]
     assert (event.kind, event.bulk) == (EventKind.SIGNED, True)
     assert event.detail.endswith(
         "; bulk without List-Unsubscribe: signer.unsubscribe_url is not set"
     )
+
+
+async def test_bulk_mail_takes_the_bulk_lane_and_the_signed_event_says_why(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    receipt = submission(("bob@one.test",))
+    tagged = submission(("bob@one.test",), tags={"bulk": "yes"})
+    listed = submission(("bob@one.test",), message(extra=b"Precedence: list\r\n"))
+    own = b"List-Unsubscribe: <mailto:leave@example.test>\r\n"
+    unsubscribable = submission(("bob@one.test", "carol@one.test"), message(extra=own))
+    news = (tagged, listed, unsubscribable)
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(receipt, *news)
+        events = await signer.events(4)
+        transactional = await signer.lane(OUTBOUND.name)
+        bulk = await signer.lane(OUTBOUND_BULK.name)
+    assert [(d.message_id, d.bulk) for d in transactional] == [(receipt.id, False)]
+    assert sorted(d.message_id for d in bulk) == sorted(s.id for s in news for _ in s.rcpt_to)
+    assert all(d.bulk for d in bulk)
+    signed = {e.message_id: e.detail for e in events if e.kind is EventKind.SIGNED}
+    assert "bulk" not in signed[receipt.id]
+    assert signed[tagged.id].endswith("; bulk (tag)")
+    assert signed[listed.id].endswith("; bulk (precedence)")
+    assert signed[unsubscribable.id].endswith("; bulk (list-unsubscribe)")
+    # The sender's own List-Unsubscribe is kept, and ours is not added beside it.
+    for delivery in bulk:
+        if delivery.message_id == unsubscribable.id:
+            head = delivery.data.split(b"\r\n\r\n", 1)[0]
+            assert head.count(b"List-Unsubscribe") == 1 and own.strip() in head
+
+
+async def test_a_bulk_tenant_sends_all_its_mail_in_the_bulk_lane(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    tenants = (Tenant(id="news", settings=TenantSettings(bulk=True)), Tenant(id="shop"))
+    letter = submission(("bob@one.test",), tenant="news")
+    receipt = submission(("bob@one.test",), tenant="shop")
+    async with running(tmp_path, keys_dir, tenants=tenants) as signer:
+        await signer.submit(letter, receipt)
+        events = await signer.events(2)
+        transactional = await signer.lane(OUTBOUND.name)
+        bulk = await signer.lane(OUTBOUND_BULK.name)
+    assert [d.message_id for d in transactional] == [receipt.id]
+    assert [(d.message_id, d.bulk) for d in bulk] == [(letter.id, True)]
+    head = bulk[0].data.split(b"\r\n\r\n", 1)[0]
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+    signed = {e.message_id: e for e in events if e.kind is EventKind.SIGNED}
+    assert (signed[letter.id].bulk, signed[receipt.id].bulk) == (True, False)
+    assert signed[letter.id].detail.endswith("; bulk (tenant)")
