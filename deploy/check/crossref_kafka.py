@@ -21,15 +21,16 @@ from postline_config import load_rendered_config
 
 from services.bouncer.main import GROUP as BOUNCER_GROUP
 from services.deliverer.config import load as load_deliverer
-from services.deliverer.engine import GROUP as DELIVERER_GROUP
+from services.deliverer.lanes import LANES
 from services.signer.main import GROUP as SIGNER_GROUP
-from shared.wire.topics import EVENTS, OUTBOUND, SUBMITTED, all_topics, retry_topic
+from shared.wire.topics import EVENTS, SUBMITTED, all_topics, retry_topic
 
-#: Deployment -> (consumer group, topic) its autoscaler must watch, from the code.
+#: Deployment -> the (consumer group, topic) pairs its autoscaler may watch, from the code
+#: (the deliverer reads one topic per lane, each with its own group: lanes.py).
 SCALED_READERS = {
-    "postline-signer": (SIGNER_GROUP, SUBMITTED.name),
-    "postline-deliverer": (DELIVERER_GROUP, OUTBOUND.name),
-    "postline-bouncer": (BOUNCER_GROUP, EVENTS.name),
+    "postline-signer": {(SIGNER_GROUP, SUBMITTED.name)},
+    "postline-deliverer": {(lane.group, lane.topic.name) for lane in LANES},
+    "postline-bouncer": {(BOUNCER_GROUP, EVENTS.name)},
 }
 REPLICATION_KEYS = (
     "default.replication.factor",
@@ -131,14 +132,12 @@ def _scaled_objects(
             for key, value in meta.items():
                 if not isinstance(value, str):
                     yield f"{ref(so)}: trigger metadata {key} must be a quoted string"
-            if expected and (meta.get("consumerGroup"), meta.get("topic")) != (
-                expected[0],
-                prefix + expected[1],
-            ):
+            reads = sorted((group, prefix + topic) for group, topic in expected or ())
+            if reads and (meta.get("consumerGroup"), meta.get("topic")) not in reads:
+                readers = " or ".join(f"{topic!r} as {group!r}" for group, topic in reads)
                 yield (
                     f"{ref(so)}: watches group {meta.get('consumerGroup')!r} topic "
-                    f"{meta.get('topic')!r}; {target} reads {prefix + expected[1]!r} as "
-                    f"{expected[0]!r}"
+                    f"{meta.get('topic')!r}; {target} reads {readers}"
                 )
             topic = topics.get(str(meta.get("topic")))
             if topic is None:

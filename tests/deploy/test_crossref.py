@@ -43,7 +43,8 @@ def test_consumer_group_must_be_the_stage_s(overlay: Overlay) -> None:
     meta["consumerGroup"] = "postline-deliverer-retry"
     assert problems(prod) == [
         "prod: ScaledObject/postline-deliverer: watches group 'postline-deliverer-retry' topic "
-        "'postline.outbound'; postline-deliverer reads 'postline.outbound' as 'postline-deliverer'"
+        "'postline.outbound'; postline-deliverer reads 'postline.outbound' as 'postline-deliverer' "
+        "or 'postline.outbound.bulk' as 'postline-deliverer-bulk'"
     ]
 
 
