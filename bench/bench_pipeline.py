@@ -4,6 +4,8 @@
     python bench/bench_pipeline.py --kafka 127.0.0.1:29092 [--compare] [--messages 5000]
         [--sessions 20] [--size 5120] [--rcpts 1] [--domains 4] [--new-connection]
         [--rounds 1] [--profile signer]
+    python bench/bench_pipeline.py --bulk-backlog 1000 --messages 100 --sessions 2 --pause 0.4
+        [--backlog-rate 1200] [--backlog-connections 2]
 
 Postline: four stage processes (``postline ingest|signer|deliverer|bouncer``) on Kafka
 (acks=all, transactions), DKIM RSA-2048 signing, VERP, delivering through MX records served by a
@@ -20,6 +22,10 @@ the time from the first submission to the last receipt), accept latency p50/p99 
 to 250), accept-to-delivered latency p50/p99 (sink receive time minus accept time, matched by
 Message-ID), duplicates at the sink, CPU ms per message per process tree (stages, broker,
 sink, Postfix) and peak RSS per process. Written to ``bench/results/pipeline.json``.
+
+``--bulk-backlog N``: the transactional accept-to-delivered latency to one limited domain
+alone and behind a backlog of N bulk messages to it (``backlog.py`` describes the scenario);
+the two figures are printed and written under ``lanes``.
 """
 
 from __future__ import annotations
@@ -33,12 +39,21 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import postfix as postfix_pkg
+from bench.backlog import (
+    backlog_env,
+    backlog_left,
+    lanes_figures,
+    print_lanes,
+    queue_backlog,
+    transactional_spec,
+)
 from bench.load import LoadResult, LoadSpec, percentile, run_load
 from bench.procstats import Meter
 from bench.profiling import record, summarise
@@ -78,6 +93,18 @@ def wait_delivered(sink: Sink, expected: int, done: Any, timeout: float) -> bool
     return False
 
 
+def wait_messages(sink: Sink, load: LoadResult, timeout: float) -> bool:
+    """Poll until the sink received every message ``load`` had accepted (other mail, such as
+    a bulk backlog, may arrive meanwhile); False at the deadline."""
+    wanted = set(load.accepted_at)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if wanted <= {r.message_id for r in sink.receipts()}:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def delivery_figures(sink: Sink, load: LoadResult) -> dict[str, Any]:
     """Delivered rate, accept-to-delivered latency and duplicates from the sink's receipts."""
     receipts = [r for r in sink.receipts() if r.message_id in load.accepted_at]
@@ -111,14 +138,20 @@ def measure(
     done: Any,
     *,
     profile: tuple[int, Path] | None = None,
+    amid_other_mail: bool = False,
 ) -> dict[str, Any]:
-    """One measured run through one system: load, wait for delivery, collect the figures."""
-    sink.reset()
+    """One measured run through one system: load, wait for delivery, collect the figures
+    (``amid_other_mail``: the sink also receives other mail; wait for this run's by id)."""
+    if not amid_other_mail:
+        sink.reset()
     meter = Meter(roots, alone=frozenset({"loadgen"}))
     meter.start()
     spy = record(profile[0], profile[1], spec.messages / 400 + 5) if profile else None
     load = asyncio.run(run_load(spec))
-    complete = wait_delivered(sink, load.accepted * spec.rcpts, done, timeout=300)
+    if amid_other_mail:
+        complete = wait_messages(sink, load, timeout=300)
+    else:
+        complete = wait_delivered(sink, load.accepted * spec.rcpts, done, timeout=300)
     meter.stop()
     if spy is not None:
         spy.wait(120)
@@ -161,6 +194,8 @@ def stack_options(args: argparse.Namespace, workdir: Path) -> StackOptions:
         env["POSTLINE__LOG__LEVEL"] = json.dumps(args.log_level)
     if args.compression:
         env["POSTLINE__KAFKA__COMPRESSION"] = json.dumps(args.compression)
+    if args.bulk_backlog:
+        env.update(backlog_env(args.backlog_connections, args.backlog_rate))
     return StackOptions(
         workdir=workdir / "postline",
         kafka=args.kafka,
@@ -182,6 +217,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         roots["sink"] = sink.pid
         roots["loadgen"] = os.getpid()  # the load generator (and the DNS server thread)
         postline_spec = load_spec(args, stack.ports.relay)
+        if args.bulk_backlog:
+            return run_backlog(args, stack, postline_spec, roots)
         try:
             if args.compare:
                 relay = postfix_pkg.PostfixRelay(workdir, free_port(), sink.host, sink.port)
@@ -209,6 +246,31 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             (RESULTS / f"profile-{args.profile}.txt").write_text(text)
         sink_kind = sink.kind
     return {"runs": runs, "sink": sink_kind}
+
+
+def run_backlog(
+    args: argparse.Namespace, stack: Stack, spec: LoadSpec, roots: dict[str, int]
+) -> dict[str, Any]:
+    """The ``--bulk-backlog`` scenario (``backlog.py``): transactional alone, then behind
+    the backlog."""
+    sink = stack.sinks[0]
+    transactional = transactional_spec(spec, args.pause)
+    warm_up(replace(transactional, pause=0.0), sink, None)
+    alone = measure("transactional", transactional, sink, roots, None)
+    print_run(alone)
+    backlog = queue_backlog(stack, spec, args.bulk_backlog, timeout=600)
+    print(
+        f"\nbulk backlog queued: {backlog['bulk_accepted']} accepted and signed in "
+        f"{backlog['bulk_signed_after_s']} s",
+        flush=True,
+    )
+    behind = measure(
+        "transactional+backlog", transactional, sink, roots, None, amid_other_mail=True
+    )
+    backlog["left_after_run"] = backlog_left(sink, backlog["bulk_ids"])
+    print_run(behind)
+    lanes = lanes_figures(alone, behind, backlog)
+    return {"runs": [alone, behind], "sink": sink.kind, "lanes": lanes}
 
 
 def print_run(r: dict[str, Any]) -> None:
@@ -297,6 +359,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile", choices=list(STAGES), help="py-spy the stage in the last round"
     )
+    parser.add_argument(
+        "--bulk-backlog",
+        type=int,
+        default=0,
+        help="transactional latency alone and behind this many bulk messages (backlog.py)",
+    )
+    parser.add_argument(
+        "--backlog-rate", type=float, default=1200, help="messages/minute to the backlog domain"
+    )
+    parser.add_argument(
+        "--backlog-connections", type=int, default=2, help="connections to the backlog domain"
+    )
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds each session waits between messages"
+    )
     parser.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")
     parser.add_argument("--output", type=Path, default=RESULTS / "pipeline.json")
     return parser.parse_args()
@@ -322,7 +399,10 @@ def main() -> int:
         if installed_here and not args.keep_postfix:
             postfix_pkg.purge()
     s = summary(result["runs"])
-    print_summary(s)
+    if "lanes" in result:
+        print_lanes(result["lanes"])
+    else:
+        print_summary(s)
     RESULTS.mkdir(exist_ok=True)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     doc = {
@@ -334,6 +414,8 @@ def main() -> int:
         "summary": s,
         "runs": result["runs"],
     }
+    if "lanes" in result:
+        doc["lanes"] = result["lanes"]
     args.output.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwritten to {args.output}; load average {os.getloadavg()}")
     complete = all(

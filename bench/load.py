@@ -42,6 +42,8 @@ class LoadSpec:
     domains: tuple[str, ...] = ("d0.bench",)  # recipients cycle over these domains
     reuse: bool = True  # False: a new connection (and EHLO) per message
     sender: str = SENDER
+    headers: str = ""  # extra header fields, CRLF-terminated (e.g. "Precedence: bulk\r\n")
+    pause: float = 0.0  # seconds each session waits after a message (a paced load)
 
 
 @dataclass
@@ -85,11 +87,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def message(message_id: str, rcpts: list[str], size: int) -> bytes:
+def message(message_id: str, rcpts: list[str], size: int, headers: str = "") -> bytes:
     """A text message of about ``size`` bytes, dot-safe, ending in CRLF."""
     head = (
         f"From: Bench <{SENDER}>\r\nTo: {', '.join(rcpts)}\r\nSubject: Your weekly report\r\n"
-        f"Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n"
+        f"Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n{headers}"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
     ).encode()
     body = _LINE * (max(size - len(head), 0) // len(_LINE) + 1)
@@ -158,7 +160,8 @@ async def _session_loop(spec: LoadSpec, run: str, first: int, count: int, out: L
             message_id = f"{run}.{n}@bench.example"
             out.sent += 1
             try:
-                final, latency = await session.send(rcpts, message(message_id, rcpts, spec.size))
+                data = message(message_id, rcpts, spec.size, spec.headers)
+                final, latency = await session.send(rcpts, data)
             except (ConnectionError, OSError) as exc:
                 final, latency = f"connection: {exc}", 0.0
                 session.writer = None
@@ -173,6 +176,8 @@ async def _session_loop(spec: LoadSpec, run: str, first: int, count: int, out: L
                     out.errors.append(final)
             if not spec.reuse:
                 await session.close()
+            if spec.pause:
+                await asyncio.sleep(spec.pause)
     finally:
         await session.close()
 
