@@ -33,7 +33,7 @@ from shared.secretfile import read_secret
 from shared.suppressions import SuppressionTable
 from shared.tenants import TenantTable
 from shared.wire.records import Tenant
-from shared.wire.topics import SUBMITTED, SUPPRESSIONS, TENANTS
+from shared.wire.topics import OUTBOUND, OUTBOUND_BULK, SUBMITTED, SUPPRESSIONS, TENANTS
 
 GROUP = "postline-signer"
 
@@ -85,9 +85,12 @@ class SignerStage:
 
     async def run(self, ctx: StageContext) -> None:
         """Serve until ``ctx.stopping``; see the module docstring."""
-        # The tables the signer follows exist before it reads them (Kafka: created when
-        # missing, as `postline topics create` would), rather than a start that times out.
-        await ctx.bus.ensure_topics([SUPPRESSIONS.name, TENANTS.name])
+        # The tables the signer follows exist before it reads them, and both lanes before it
+        # writes to them (Kafka: created when missing, as `postline topics create` would;
+        # the broker does not auto-create), rather than a start that times out.
+        await ctx.bus.ensure_topics(
+            [SUPPRESSIONS.name, TENANTS.name, OUTBOUND.name, OUTBOUND_BULK.name]
+        )
         await self.suppressions.load(ctx.bus)
         await self.load_tenant_keys(ctx)
         self.pool.start()
