@@ -16,9 +16,9 @@ What ``Cluster`` sets up, in order:
    its own loopback address (127.0.0.x), all on one port (the deliverer's ``smtp_port``);
 3. the config file (``config.py``); on Kafka a unique ``kafka.topic_prefix`` and
    ``postline topics create``;
-4. the processes (``processes.py``): ``postline ingest|signer|deliverer|bouncer`` (shape
-   ``split``, the production shape) or one ``postline run`` (shape ``run``), each with its own
-   HTTP port; returns once every ``/readyz`` answers 200;
+4. the processes (``processes.py``): ``postline ingest|signer|deliverer|bouncer|reputation-stage``
+   (shape ``split``, the production shape) or one ``postline run`` (shape ``run``), each with
+   its own HTTP port; returns once every ``/readyz`` answers 200;
 5. the observer (``observe.py``) following ``postline.events``.
 
 Leaving the ``with`` block stops the processes by PID (SIGTERM, then SIGKILL; the codes are
@@ -29,16 +29,19 @@ For benchmarks: ``ClusterOptions.env`` overrides any config key in every process
 signer or deliverer processes in one consumer group (``{"deliverer": 2}``), ``cluster.pids``
 names every process's PID (CPU and RSS from ``/proc``), and each process logs to
 ``<workdir>/<name>.log``. Scripting a sink (``script_rcpt`` ...) from the test thread
-is safe: the scripts are deques the sink pops on the loop thread.
+is safe: the scripts are deques the sink pops on the loop thread. ``cluster.call(work)`` runs
+``work(bus)`` on the harness loop with the observer's bus (tenants, reputation records), and
+``cluster.restart(name)`` stops one process by PID and starts it again.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
@@ -52,8 +55,12 @@ from testing.harness.observe import EventLog, read_suppressions
 from testing.harness.processes import PostlineProcess, run_command, wait_ready
 from testing.smtpsink import SmtpSink, free_port, server_tls_context
 
+T = TypeVar("T")
+
 Shape = Literal["split", "run"]
-STAGES = ("ingest", "signer", "deliverer", "bouncer")
+STAGES = ("ingest", "signer", "deliverer", "bouncer", "reputation")
+#: The ``postline`` command of a stage whose command is not its name.
+COMMANDS = {"reputation": "reputation-stage"}
 SCALABLE = ("signer", "deliverer")  # stages that may run as several processes here
 
 
@@ -206,7 +213,8 @@ class Cluster:
         names: list[tuple[str, str]] = []
         for stage in STAGES:
             count = max(1, self.options.replicas.get(stage, 1))
-            names += [(stage if i == 0 else f"{stage}-{i + 1}", stage) for i in range(count)]
+            command = COMMANDS.get(stage, stage)
+            names += [(stage if i == 0 else f"{stage}-{i + 1}", command) for i in range(count)]
         return names
 
     def _choose_ports(self) -> Ports:
@@ -277,6 +285,26 @@ class Cluster:
     def pids(self) -> dict[str, int]:
         """Process name (``ingest``, ``deliverer-2``, ``run`` ...) -> OS process id."""
         return {p.name: p.pid for p in self.processes}
+
+    def call(self, work: Callable[[Bus], Awaitable[T]], timeout: float = 60.0) -> T:
+        """``work(bus)`` run on the harness loop with the observer's bus: change tenants,
+        read a compacted topic."""
+        assert self._observer_bus is not None, "the cluster is not running"
+        bus = self._observer_bus
+
+        async def run() -> T:
+            return await work(bus)
+
+        return self.loop.call(run(), timeout)
+
+    def restart(self, name: str) -> int | None:
+        """Stop process ``name`` by PID (SIGTERM: it drains) and start it again; returns its
+        exit code once it is ready again."""
+        [process] = [p for p in self.processes if p.name == name]
+        code = process.stop()
+        process.start()
+        wait_ready([process], self.options.ready_timeout)
+        return code
 
     def sink(self, domain: str) -> SmtpSink:
         """The sink MX host of ``domain``."""

@@ -65,6 +65,7 @@ def test_process_layout_and_option_checks(tmp_path: Path) -> None:
             ("deliverer", "deliverer"),
             ("deliverer-2", "deliverer"),
             ("bouncer", "bouncer"),
+            ("reputation", "reputation-stage"),
         ]
     finally:
         split.stop()
