@@ -4,8 +4,8 @@
   for the reputation stage; as the real CLI parser reads its args) and F is mounted.
 - ``http.port`` is the container's ``http`` port (probes and PodMonitors use that name);
   ingest's listeners and the bouncer's SMTP port are container ports.
-- Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets) is
-  inside a volume mount of that Deployment.
+- Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets, the
+  bounce rule table the reputation stage reads) is inside a volume mount of that Deployment.
 - ``terminationGracePeriodSeconds`` covers the preStop pause plus ``runtime.drain_timeout``.
 Owns these checks.
 """
@@ -19,6 +19,7 @@ from postline_config import load_rendered_config, mounted, unmounted
 
 from services.bouncer.config import load_bouncer_config
 from services.ingest.config import load as load_ingest
+from services.reputation.config import load_reputation_config
 from services.signer.config import load_signer_config
 from shared.cli import build_parser, discover_stages
 from shared.cli.parser import parse_error
@@ -92,6 +93,9 @@ def _files(stage: str, config: Config) -> list[str]:
     if stage == "bouncer":
         bouncer = load_bouncer_config(config)
         return [str(p) for p in (bouncer.secret_file, bouncer.admin_token_file) if p]
+    if stage == "reputation":  # the bounce rule table it classifies with, when a file
+        rules = load_reputation_config(config).rule_table_path(config.core.bouncer)
+        return [str(rules)] if rules else []
     return []
 
 

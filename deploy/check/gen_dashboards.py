@@ -24,13 +24,16 @@ from panels import (
     limits_panels,
     quantiles,
     rate,
+    reputation_panels,
     signer_panels,
     tenant_panels,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "deploy/k8s/components/monitoring/dashboards"
-GROUPS = 'consumergroup=~"postline-(signer|deliverer|bouncer|deliverer-retry)"'
+GROUPS = (
+    'consumergroup=~"postline-(signer|deliverer|deliverer-bulk|bouncer|reputation|deliverer-retry)"'
+)
 
 
 def overview_panels() -> list[Panel]:
@@ -89,6 +92,20 @@ def overview_panels() -> list[Panel]:
             kind="stat",
             width=6,
             description="Providers filter bulk senders above 0.1%.",
+        ),
+        panel(
+            "Paused senders",
+            "short",
+            [
+                (
+                    f'max by (scope) (postline_reputation_scopes{{{NS}, level="paused"}})',
+                    "{{scope}}",
+                ),
+            ],
+            kind="stat",
+            width=6,
+            description="Tenants and sending domains the reputation stage paused "
+            "(postline reputation).",
         ),
         panel(
             "Suppression list size",
@@ -192,13 +209,15 @@ def stages_dashboard() -> dict[str, Any]:
     board = dashboard(
         "postline-stages",
         "Postline / Stages",
-        "Every metric of every stage: runtime, ingest, limits, signer, deliverer, bouncer.",
+        "Every metric of every stage: runtime, ingest, limits, signer, deliverer, bouncer, "
+        "reputation.",
         core_panels()
         + ingest_panels()
         + limits_panels()
         + signer_panels()
         + deliverer_panels()
         + bouncer_panels()
+        + reputation_panels()
         + tenant_panels(),
     )
     board["templating"]["list"].append(
@@ -206,7 +225,7 @@ def stages_dashboard() -> dict[str, Any]:
             "name": "stage",
             "label": "Stage",
             "type": "custom",
-            "query": "ingest,signer,deliverer,bouncer",
+            "query": "ingest,signer,deliverer,bouncer,reputation",
             "includeAll": True,
             "multi": True,
             "current": {},

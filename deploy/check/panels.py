@@ -222,9 +222,22 @@ def deliverer_panels() -> list[Panel]:
             ],
         ),
         panel(
-            "Deliveries in memory",
+            "Delivery delay by lane",
+            "s",
+            quantiles("postline_deliverer_delivery_delay_seconds", by="lane"),
+            description="Accepted to delivered, transactional and bulk apart: a bulk backlog "
+            "raises the bulk lane's delay only.",
+        ),
+        panel(
+            "Deliveries in memory by lane",
             "short",
-            [(f"sum(postline_deliverer_window_deliveries{{{NS}}})", "window")],
+            [
+                (
+                    f"sum by (lane) (postline_deliverer_window_deliveries{{{NS}}})",
+                    "{{lane}}",
+                )
+            ],
+            description="Each lane has its own budget (max_in_flight, bulk_max_in_flight).",
         ),
         panel(
             "Throttling steps and shaping",
@@ -245,6 +258,47 @@ def deliverer_panels() -> list[Panel]:
                 (rate("postline_deliverer_retries_scheduled_total", by="tier"), "retry {{tier}}"),
                 (rate("postline_deliverer_expired_total"), "expired"),
             ],
+        ),
+        panel(
+            "Held deliveries and warm-up overflow",
+            "ops",
+            [
+                (rate("postline_deliverer_held_total", by="reason"), "held {{reason}}"),
+                (
+                    rate("postline_deliverer_warmup_overflow_total", by="pool"),
+                    "overflow from {{pool}}",
+                ),
+            ],
+            description="Held: a paused sender's mail cycling through a retry tier until "
+            "resumed or expired, or a pool out of warm-up allowance waiting for the next UTC "
+            "day. Overflow: mail sent from a pool's overflow pool instead.",
+        ),
+        panel(
+            "Attempts by source address",
+            "ops",
+            [
+                (
+                    rate("postline_deliverer_source_attempts_total", by="source, result"),
+                    "{{source}} {{result}}",
+                )
+            ],
+            description="One address deferring more than the others of its pool is throttled "
+            "or listed on its own.",
+        ),
+        panel(
+            "Warm-up allowance left today (deliverer)",
+            "short",
+            [
+                (
+                    f"min by (source, provider) (postline_deliverer_warmup_allowance_left{{{NS}}})",
+                    "{{source}} {{provider}} left",
+                ),
+                (
+                    f"max by (source, provider) (postline_deliverer_warmup_sent_today{{{NS}}})",
+                    "{{source}} {{provider}} sent",
+                ),
+            ],
+            description="As each deliverer sees it (the reputation stage's count and its own).",
         ),
         panel(
             "MX lookups",
@@ -297,5 +351,90 @@ def bouncer_panels() -> list[Panel]:
                     "rejected {{reason}}",
                 ),
             ],
+        ),
+    ]
+
+
+def reputation_panels() -> list[Panel]:
+    """The reputation stage's metrics: rates, paused senders, decisions, warm-up."""
+    warm = "source, provider"
+    return [
+        row("Reputation"),
+        panel(
+            "Rates by provider (window, all tenants)",
+            "percentunit",
+            [
+                (
+                    f"max by (provider, rate) (postline_reputation_provider_ratio{{{NS}}})",
+                    "{{provider}} {{rate}}",
+                )
+            ],
+            description="bounce = hard bounces / sent, complaint = complaints / delivered, "
+            "block = policy blocks / sent, over [reputation] window. Gmail and Yahoo want "
+            "complaints under 0.3% (0.1% advised).",
+        ),
+        panel(
+            "Paused and warned senders",
+            "short",
+            [
+                (
+                    f"max by (scope, level) (postline_reputation_scopes{{{NS}}})",
+                    "{{scope}} {{level}}",
+                )
+            ],
+            description="Tenants and sending domains paused (refused at ingest, queued mail "
+            "held) until an operator resumes them; postline reputation shows which.",
+        ),
+        panel(
+            "Decisions",
+            "short",
+            [
+                (
+                    f"sum by (scope, classification) (increase("
+                    f"postline_reputation_decisions_total{{{NS}}}[1h]))",
+                    "{{scope}} {{classification}}",
+                )
+            ],
+        ),
+        panel(
+            "Rates per tenant",
+            "percentunit",
+            [
+                (
+                    f"max by (tenant, rate) (postline_reputation_tenant_ratio{{{NS}}})",
+                    "{{tenant}} {{rate}}",
+                )
+            ],
+            description="Empty unless metrics.tenant_label = true.",
+        ),
+        panel(
+            "Warm-up step and day",
+            "short",
+            [
+                (f"max by ({warm}) (postline_warmup_step{{{NS}}})", "{{source}} {{provider}} step"),
+                (f"max by ({warm}) (postline_warmup_day{{{NS}}})", "{{source}} {{provider}} day"),
+            ],
+        ),
+        panel(
+            "Warm-up allowance and sent today",
+            "short",
+            [
+                (
+                    f"max by ({warm}) (postline_warmup_allowance{{{NS}}})",
+                    "{{source}} {{provider}} allowance",
+                ),
+                (
+                    f"max by ({warm}) (postline_warmup_sent_today{{{NS}}})",
+                    "{{source}} {{provider}} sent",
+                ),
+            ],
+            description="Allowance 0: the address is warm (no limit).",
+        ),
+        panel(
+            "Warm-up stuck",
+            "short",
+            [(f"max by ({warm}) (postline_warmup_stuck{{{NS}}})", "{{source}} {{provider}}")],
+            description="1: not advanced for [pools.warmup] stuck_after_days (postline pool "
+            "status).",
         ),
     ]
