@@ -89,7 +89,14 @@ def test_two_deliverers_share_the_work_and_stop_by_pid(
     rcpts = [f"r{i}@{d}" for i in range(3) for d in ("alpha.test", "beta.test", "flaky.test")]
     with Cluster(options) as cluster:
         pids = cluster.pids
-        assert set(pids) == {"ingest", "signer", "deliverer", "deliverer-2", "bouncer"}
+        assert set(pids) == {
+            "ingest",
+            "signer",
+            "deliverer",
+            "deliverer-2",
+            "bouncer",
+            "reputation",
+        }
         data = client.message("app@sender.test", rcpts, "replicas", "Hi.\n")
         sent = client.submit(cluster, "app@sender.test", rcpts, data)
         assert sent.code == 250
