@@ -23,7 +23,8 @@ Scripting (each reply is used once, in order; when a script runs out the sink ac
   counts transactions waiting for it), to stop or kill a deliverer mid-transaction.
 - ``sink.refuse()`` stops listening (connections are refused); :func:`free_port` finds a port.
 
-``sink.messages`` holds what was accepted (250 after DATA), ``sink.dropped`` what was received
+``sink.messages`` holds what was accepted (250 after DATA; each with the client's address in
+``peer`` and its EHLO name in ``helo``), ``sink.dropped`` what was received
 and then dropped, ``sink.connections`` counts TCP connections (to assert reuse), ``sink.active`` /
 ``sink.max_active`` the connections open now / at most at once (to assert limits).
 """
@@ -60,6 +61,7 @@ class Received:
     tls: bool
     peer: tuple[str, int]
     connection: int  # which TCP connection (1-based) carried it
+    helo: str = ""  # the name the client gave in EHLO/HELO (a source address's EHLO name)
 
 
 class _Handler:
@@ -96,6 +98,7 @@ class _Handler:
             tls=session.ssl is not None,
             peer=tuple(session.peer),  # type: ignore[arg-type]
             connection=getattr(server, "_sink_connection", 0),
+            helo=session.host_name or "",
         )
         self.sink.in_data += 1
         try:

@@ -47,7 +47,9 @@ class Policy(msgspec.Struct, **_STRUCT):
     tls: TlsMode = "opportunistic"  # required: never send in plaintext (defer instead)
     verify_certs: bool = False  # opportunistic TLS does not authenticate (RFC 7435)
     window: Positive = 200  # Deliveries held in memory per domain; the excess goes to retry
-    source_pool: str = ""  # name in ``source_pools``; "" = the OS picks the address
+    #: Name in ``source_pools``; "" = the OS picks the address. Only for mail that ``[pools]``
+    #: assigns no pool (a pool from ``[pools]`` decides the address and EHLO name).
+    source_pool: str = ""
 
 
 class PolicyOverride(msgspec.Struct, **_STRUCT):
@@ -113,9 +115,15 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 25  # port of every MX host
     mx_cache_size: Positive = 10000  # domains whose MX answers are cached (by TTL)
     negative_ttl: Duration = Duration(300)  # RFC 2308 cap for NXDOMAIN/no-data answers
-    max_in_flight: Positive = 2000  # Deliveries held in memory in total (all domains)
+    max_in_flight: Positive = 2000  # transactional Deliveries held in memory (all domains)
+    #: The bulk lane's own budget (postline.outbound.bulk): a bulk backlog fills this one,
+    #: never max_in_flight, so transactional mail is always fetched at once (lanes.py).
+    bulk_max_in_flight: Positive = 1000
     window_full_delay: Duration = Duration(5)  # a Delivery shed by a full window waits this
     flush_interval: Duration = Duration(0.2)  # how often finished work is committed
+    #: A paused (or disabled) tenant's or sending domain's queued mail waits this long in a
+    #: retry tier between checks, without an attempt, until resumed or expired (hold.py).
+    paused_hold: Duration = Duration(300)
     fetch_batch: Positive = 500  # records read from the bus per fetch
     #: A Delivery with no outcome after this long (a lost job: a bug) is deferred with the
     #: reason, so it never holds its partition's commits; longer than any one attempt's
@@ -125,7 +133,9 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     defaults: Policy = Policy()
     providers: dict[str, PolicyOverride] = {}  # keyed by provider name (google, microsoft...)
     domains: dict[str, PolicyOverride] = {}  # keyed by recipient domain
-    source_pools: dict[str, list[str]] = {}  # name -> local IP addresses to bind
+    #: Name -> local IP addresses to bind, round robin per connection (with
+    #: deliverer.ehlo_name); the older form of [pools], used when [pools] assigns no pool.
+    source_pools: dict[str, list[str]] = {}
     routes: list[Route] = []
     throttling: Throttling = Throttling()
     retry: Retry = Retry()

@@ -1,4 +1,4 @@
-"""The delivery handler: what the deliverer does with each record of ``postline.outbound``.
+"""The delivery handler: what the deliverer does with each record of an outbound lane.
 
 Owns: :class:`Engine`, a :class:`~shared.runtime.watermark_loop.WorkHandler` on the shared
 out-of-order loop (which fetches, decodes, dead-letters, commits behind the watermark and
@@ -6,8 +6,12 @@ lives through bus failures). Each admitted Delivery is offered to its domain's
 :class:`~services.deliverer.queue.DomainQueue`; what a queue sheds goes to a retry tier at
 once, so a throttled or saturated domain never stalls its partition. A job whose work raised
 is deferred with the reason (:meth:`Engine.failed`): retried, then expired, never lost and
-never pinning the watermark. Does not speak SMTP (``session.py``) nor decide outcomes
-(``outcome.py``).
+never pinning the watermark. Before a queue, the
+:class:`~services.deliverer.admission.Admission` the lanes share holds a paused sender's mail
+and picks the source address; a queue is per (domain, source address), its sessions bound to
+that address. One Engine serves one lane (``lanes.py``); the lanes' engines share one
+:class:`~services.deliverer.shaping.Shapers` (the destination's limits). Does not speak SMTP
+(``session.py``) nor decide outcomes (``outcome.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
+from services.deliverer.admission import Admission
 from services.deliverer.config import DelivererConfig
+from services.deliverer.lanes import BULK, TRANSACTIONAL, Lane
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.outcome import Classified, Outcome, local_error
 from services.deliverer.pool import Connector
@@ -34,11 +40,12 @@ from shared.wire.topics import OutRecord
 
 log = logging.getLogger("postline.deliverer")
 
-GROUP = "postline-deliverer"
+GROUP = TRANSACTIONAL.group
+BULK_GROUP = BULK.group
 
 
 class Engine:
-    """Dispatches Deliveries to their domain queues and turns results into records."""
+    """Dispatches one lane's Deliveries to its domain queues and turns results into records."""
 
     def __init__(
         self,
@@ -49,7 +56,14 @@ class Engine:
         metrics: DelivererMetrics,
         activity: Activity,
         spawn: Spawn,
+        lane: Lane = TRANSACTIONAL,
+        shapers: Shapers | None = None,
+        admission: Admission | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.lane = lane
+        self._admission = admission  # None: no holds and no pools (the OS picks addresses)
+        self._clock = clock
         self._cfg = cfg
         self._connector = connector
         self._schedule = schedule
@@ -57,15 +71,24 @@ class Engine:
         self._activity = activity
         self._spawn = spawn
         self._patterns = compile_patterns(cfg.throttling)
-        self._queues: dict[str, DomainQueue] = {}
-        self._shapers = Shapers(cfg)
-        self._throttled: set[str] = set()
+        self._queues: dict[tuple[str, str], DomainQueue] = {}  # (domain, source address)
+        # Shared with the other lane's engine: connection slots, pacing and throttles are the
+        # destination's, whatever the lane (shaping.py).
+        self._shapers = shapers if shapers is not None else Shapers(cfg)
 
     def admit(self, ticket: Ticket[Delivery]) -> None:
-        """Offer the Delivery to its domain's window; shed it to a tier when it does not fit."""
+        """Offer the Delivery to its domain's window from its source address; shed it to a
+        tier when it does not fit, is held or waits for a warm-up allowance."""
         delivery = ticket.item.record
         job = Job(delivery, ticket)
-        queue = self._queues.get(delivery.domain)
+        if self._admission is not None:
+            verdict = self._admission.decide(delivery, self._shapers.provider_of(delivery.domain))
+            if verdict.shed:
+                self._done(job, JobResult(shed=verdict.shed, not_before=verdict.not_before))
+                return
+            job.source, job.reservation = verdict.source, verdict.reservation
+        key = (delivery.domain, job.source.address)
+        queue = self._queues.get(key)
         if queue is None:
             queue = DomainQueue(
                 delivery.domain,
@@ -76,8 +99,10 @@ class Engine:
                 activity=self._activity,
                 shapers=self._shapers,
                 spawn=self._spawn,
+                bulk=self.lane.bulk,
+                source=job.source,
             )
-            self._queues[delivery.domain] = queue
+            self._queues[key] = queue
         reason = queue.offer(job)
         if reason:
             until = queue.throttle.suspended_until
@@ -87,13 +112,14 @@ class Engine:
         """A job's work raised: every recipient is deferred with the reason (RFC 3463
         4.3.0), so the message is retried, then expired with a DSN, like any deferral."""
         delivery = item.record
-        queue = self._queues.get(delivery.domain)
-        if queue is not None:
-            queue.discard(item.message.tp, item.message.offset)  # timed out while queued
+        queues = [q for q in self._queues.values() if q.domain == delivery.domain]
+        for queue in queues:  # one per source address
+            if queue.discard(item.message.tp, item.message.offset):  # timed out while queued
+                break
         failure = Classified(Outcome.DEFERRED, local_error(exc))
         result = JobResult(dict.fromkeys(delivery.rcpt_to, failure))
-        if queue is not None:
-            result.provider = queue.provider
+        if queues:
+            result.provider = queues[0].provider
         return self._records(delivery, result)
 
     def revoked(self, partitions: Collection[TopicPartition]) -> None:
@@ -111,22 +137,29 @@ class Engine:
 
     def flushed(self) -> None:
         """After a commit: forget idle domains, publish the window gauge."""
-        for domain in [d for d, q in self._queues.items() if q.idle and not q.throttle.throttled]:
-            del self._queues[domain]
+        for key in [k for k, q in self._queues.items() if q.idle and not q.throttle.throttled]:
+            self._queues.pop(key).close()
         self._shapers.drop_unused()
-        self._metrics.window.set(sum(q.size for q in self._queues.values()))
+        self._metrics.window.labels(self.lane.name).set(sum(q.size for q in self._queues.values()))
+        if self._admission is not None:
+            self._admission.observe()
 
     def _done(self, job: Job, result: JobResult) -> None:
         """A job ended (called by the queues): its records wait for the watermark."""
-        queue = self._queues.get(job.delivery.domain)
-        key = queue.shaper.key if queue is not None else job.delivery.domain
+        queue = self._queues.get((job.delivery.domain, job.source.address))
+        if result.shed and self._admission is not None:
+            self._admission.give_back(job.reservation)  # no attempt: the allowance is unused
         for change in result.throttle:
             self._metrics.throttle_changes.labels(result.provider, change.action).inc()
-            if change.action == "throttle" and key not in self._throttled:
-                self._throttled.add(key)
+            if queue is None:
+                continue
+            # On the shaper, not in this engine: the other lane may see the recovery.
+            shaper = queue.shaper
+            if change.action == "throttle" and not shaper.throttle_counted:
+                shaper.throttle_counted = True
                 self._metrics.throttled.labels(result.provider).inc()
-            elif change.action == "recover" and key in self._throttled:
-                self._throttled.discard(key)
+            elif change.action == "recover" and shaper.throttle_counted:
+                shaper.throttle_counted = False
                 self._metrics.throttled.labels(result.provider).dec()
         job.ticket.finish(self._records(job.delivery, result))
 
@@ -134,7 +167,7 @@ class Engine:
         return records_for(
             delivery,
             result,
-            time.time(),
+            self._clock(),
             self._schedule,
             self._metrics,
             window_full_delay=self._cfg.window_full_delay,

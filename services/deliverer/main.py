@@ -1,32 +1,48 @@
 """The deliverer stage: ``postline deliverer``, and its place in ``postline run`` (order 30).
 
-Two handlers on the shared out-of-order loop (``shared.runtime.watermark_loop``), each its own
-consumer group: ``postline-deliverer`` reads ``postline.outbound`` and delivers
-(``engine.py``), ``postline-deliverer-retry`` reads the retry tiers and sends due records back
-(``retry.py``). The loop owns fetch errors, back-off, commits, dead letters and readiness;
-both loops are supervised tasks, so one that dies fails readiness and stops the process.
-SIGTERM: transactions in flight finish within ``runtime.drain_timeout``.
+Three handlers on the shared out-of-order loop (``shared.runtime.watermark_loop``), each its
+own consumer group: one delivery :class:`~services.deliverer.engine.Engine` per lane
+(``lanes.py``: ``postline-deliverer`` reads ``postline.outbound``, the transactional lane,
+with ``max_in_flight``; ``postline-deliverer-bulk`` reads ``postline.outbound.bulk`` with
+``bulk_max_in_flight``), sharing one set of shapers so the destination's limits count both
+lanes and transactional work goes first (``shaping.py``); and ``postline-deliverer-retry``
+reads the retry tiers and sends due records back to their lane (``retry.py``). The loop owns
+fetch errors, back-off, commits, dead letters and readiness; every loop is a supervised task,
+so one that dies fails readiness and stops the process. SIGTERM: transactions in flight
+finish within ``runtime.drain_timeout``.
+
+The lanes share one :class:`~services.deliverer.admission.Admission`, fed by two followed
+tables: ``postline.tenants`` (paused senders' mail is held; a tenant's or sending domain's
+source pool) and ``postline.reputation`` (the warm-up state of each source address); both are
+read before the first Delivery is admitted, then followed by supervised tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Coroutine
 from typing import Any
 
+from services.deliverer.admission import Admission
 from services.deliverer.config import DelivererConfig, load
-from services.deliverer.engine import GROUP, Engine
+from services.deliverer.engine import Engine
+from services.deliverer.lanes import BULK, LANES, Lane
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxResolver
 from services.deliverer.pool import Connector
 from services.deliverer.prepare import prepare
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
+from services.deliverer.shaping import Shapers
+from services.deliverer.warmup import WarmupLedger
 from shared.config import Config
 from shared.runtime.stage import StageContext, StageSpec
 from shared.runtime.tenantsensor import tenant_sensor
 from shared.runtime.watermark_loop import LoopSettings, WatermarkLoop
+from shared.tenants import TenantTable
 from shared.wire.records import Delivery
-from shared.wire.topics import OUTBOUND
+from shared.wire.topics import OUTBOUND, REPUTATION, TENANTS
 
 #: How often the retry loop commits; tier delays are seconds to hours, so this is plenty.
 RETRY_FLUSH = 0.5
@@ -48,38 +64,70 @@ class DelivererStage:
         )
         self.connector = Connector(cfg, self.resolver, self.metrics)
         self.schedule = RetrySchedule(cfg.retry)
-        self.loop: WatermarkLoop[Delivery] | None = None  # set while running (tests: pending)
+        # One set of shapers for both lanes: a provider counts our connections per IP,
+        # whichever lane they carry (shaping.py).
+        self.shapers = Shapers(cfg)
+        self.lanes: dict[str, WatermarkLoop[Delivery]] = {}  # set while running (tests: pending)
+        self.clock = time.time  # admission's and the records' clock (tests set another)
+        self.tenants = TenantTable(ctx.log)
+        self.ledger = WarmupLedger(ctx.config.core.pools.warmup, ctx.log)
+        self.admission = Admission(
+            ctx.config.core.pools,
+            self.tenants,
+            self.ledger,
+            self.metrics,
+            paused_hold=cfg.paused_hold,
+            clock=self._now,
+        )
 
-    async def run(self, ctx: StageContext) -> None:
-        """Deliver until ``ctx.stopping``, then drain; see the module docstring."""
-        await ctx.bus.ensure_topics([OUTBOUND.name, *self.schedule.topics])
+    def _now(self) -> float:
+        return self.clock()
+
+    @property
+    def pending(self) -> int:
+        """Deliveries fetched and not yet committed, both lanes."""
+        return sum(loop.pending for loop in self.lanes.values())
+
+    def _lane(self, ctx: StageContext, lane: Lane) -> WatermarkLoop[Delivery]:
+        """The delivery loop of one lane: its group, its own Engine and in-flight budget."""
 
         def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
             return ctx.spawn(coro, name=name, daemon=False)
 
+        cfg = self.cfg
         engine = Engine(
-            self.cfg,
+            cfg,
             self.connector,
             schedule=self.schedule,
             metrics=self.metrics,
             activity=ctx.activity,
             spawn=spawn,
+            lane=lane,
+            shapers=self.shapers,
+            admission=self.admission,
+            clock=self._now,
         )
-        cfg = self.cfg
-        outbound = self.loop = WatermarkLoop(
+        return WatermarkLoop(
             ctx,
-            group=GROUP,
-            topics=[OUTBOUND.name],
-            record=OUTBOUND,
+            group=lane.group,
+            topics=[lane.topic.name],
+            record=lane.topic,
             handler=engine,
             settings=LoopSettings(
-                max_in_flight=cfg.max_in_flight,
+                max_in_flight=cfg.bulk_max_in_flight if lane is BULK else cfg.max_in_flight,
                 fetch_batch=cfg.fetch_batch,
                 flush_interval=cfg.flush_interval,
                 max_hold=cfg.max_hold,
             ),
             metrics=ctx.metrics,
         )
+
+    async def run(self, ctx: StageContext) -> None:
+        """Deliver until ``ctx.stopping``, then drain; see the module docstring."""
+        await ctx.bus.ensure_topics([*(lane.topic.name for lane in LANES), *self.schedule.topics])
+        self.lanes = {lane.name: self._lane(ctx, lane) for lane in LANES}
+        followers = await self._follow_tables(ctx)
+        cfg = self.cfg
         retries = WatermarkLoop(
             ctx,
             group=RETRY_GROUP,
@@ -93,19 +141,35 @@ class DelivererStage:
             ),
             metrics=ctx.metrics,
         )
+        loops = {f"outbound-{name}": loop for name, loop in self.lanes.items()}
+        loops["retry"] = retries
         try:
-            if not (await outbound.start() and await retries.start()):
-                return
+            for loop in loops.values():
+                if not await loop.start():
+                    return
             ctx.set_ready()
-            # Both loops are daemons: one that ends before the stop request is a failure.
-            tasks = [
-                ctx.spawn(outbound.run(), name="outbound"),
-                ctx.spawn(retries.run(), name="retry"),
-            ]
+            # Every loop is a daemon: one that ends before the stop request is a failure.
+            tasks = [ctx.spawn(loop.run(), name=name) for name, loop in loops.items()]
             await asyncio.wait(tasks)
         finally:
-            await outbound.stop()
-            await retries.stop()
+            for loop in loops.values():
+                await loop.stop()
+            for task in followers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _follow_tables(self, ctx: StageContext) -> list[asyncio.Task[None]]:
+        """Read the tenants and warm-up states, then follow both (see the module doc)."""
+        # Created when missing (Kafka), as `postline topics create` would, rather than a
+        # start that times out on a table nobody has written yet.
+        await ctx.bus.ensure_topics([TENANTS.name, REPUTATION.name])
+        await self.tenants.load(ctx.bus)
+        await self.ledger.load(ctx.bus)
+        return [
+            ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
+            ctx.spawn(self.ledger.follow(ctx.bus, ctx.stopping, ctx.log), name="reputation"),
+        ]
 
 
 async def create(ctx: StageContext) -> DelivererStage:

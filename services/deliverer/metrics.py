@@ -56,9 +56,11 @@ class DelivererMetrics:
         )
         self.delivery_delay = Histogram(
             "postline_deliverer_delivery_delay_seconds",
-            "End-to-end delay from acceptance by ingest to a 2xx from the recipient's MX. The "
-            "p50 should be seconds; a long tail is retries.",
-            ["provider"],
+            "End-to-end delay from acceptance by ingest to a 2xx from the recipient's MX, by "
+            "provider and lane (transactional, bulk). The p50 should be seconds; a long tail is "
+            "retries. A bulk backlog shows in the bulk lane only: a transactional tail that "
+            "grows with it means the lanes are not keeping them apart.",
+            ["provider", "lane"],
             buckets=_DELAY_BUCKETS,
             registry=registry,
         )
@@ -71,8 +73,10 @@ class DelivererMetrics:
         )
         self.window = Gauge(
             "postline_deliverer_window_deliveries",
-            "Deliveries held in memory (in flight or waiting for a connection), all domains. Near "
-            "max_in_flight means the deliverer is saturated; the backlog stays on the topic.",
+            "Deliveries held in memory (in flight or waiting for a connection), all domains, by "
+            "lane (transactional, bulk). Near the lane's max_in_flight (bulk_max_in_flight) "
+            "means that lane is saturated; its backlog stays on its topic.",
+            ["lane"],
             registry=registry,
         )
         self.throttled = Gauge(
@@ -93,8 +97,51 @@ class DelivererMetrics:
         self.shaped = Counter(
             "postline_deliverer_shaped_total",
             "Deliveries moved to a retry tier without an attempt, by reason (window_full: the "
-            "domain's in-memory window was full; throttled: the domain is suspended).",
+            "domain's in-memory window was full; throttled: the domain is suspended; paused and "
+            "warmup_allowance: held at admission, see postline_deliverer_held_total).",
             ["reason"],
+            registry=registry,
+        )
+        self.held = Counter(
+            "postline_deliverer_held_total",
+            "Deliveries held in a retry tier without an attempt, by reason: paused_tenant and "
+            "paused_domain (the sender is paused; held until resumed or expired), "
+            "warmup_allowance (every address of the source pool used its warm-up allowance for "
+            "the day and the pool waits). A steady paused rate is a paused sender's queue "
+            "cycling; it ends with a resume or with the messages' expiry.",
+            ["reason"],
+            registry=registry,
+        )
+        # Source addresses are the ones in [pools] and deliverer.source_pools ("os" when the
+        # OS picks): the config bounds the label.
+        self.source_attempts = Counter(
+            "postline_deliverer_source_attempts_total",
+            "Recipient delivery attempts by source address (os: not bound to one), provider "
+            "and result. Compare the deferred share of the addresses of one pool: one that "
+            "stands out is throttled or blocklisted on its own.",
+            ["source", "provider", "result"],
+            registry=registry,
+        )
+        self.warmup_left = Gauge(
+            "postline_deliverer_warmup_allowance_left",
+            "Recipients a warming source address may still send to a provider today, as this "
+            "deliverer sees it (the reputation stage's state and its own count). At zero for "
+            "every address of a pool, its mail waits for the next UTC day or overflows.",
+            ["source", "provider"],
+            registry=registry,
+        )
+        self.warmup_sent = Gauge(
+            "postline_deliverer_warmup_sent_today",
+            "Recipients counted today against a warming source address's allowance with a "
+            "provider (the larger of the reputation stage's count and this process's).",
+            ["source", "provider"],
+            registry=registry,
+        )
+        self.warmup_overflow = Counter(
+            "postline_deliverer_warmup_overflow_total",
+            "Deliveries sent from a pool's overflow pool because every address of the pool "
+            "(the label) had used its warm-up allowance for the day.",
+            ["pool"],
             registry=registry,
         )
         self.retries = Counter(
@@ -124,6 +171,11 @@ class DelivererMetrics:
             buckets=_DNS_BUCKETS,
             registry=registry,
         )
+
+
+def source_label(address: str) -> str:
+    """The ``source`` label of a local address ("" = the OS's choice: ``os``)."""
+    return address or "os"
 
 
 def reply_class(code: int | None) -> str:

@@ -3,8 +3,10 @@
 Owns: :class:`Connector`, which turns a recipient domain into an open
 :class:`~services.deliverer.session.Session`: through the smarthost route when one applies,
 else through the MX hosts in order (RFC 5321 5.1: on a refused or failed connection, or a 4xx
-greeting, try the next address, then the next host), bound to an address from the policy's
-source pool (round robin), and counts open connections per provider for the metrics.
+greeting, try the next address, then the next host), bound to the queue's source address with
+its EHLO name (``[pools]``, chosen by ``sources.py``) or, when no pool applies, to an address
+of the policy's ``source_pool`` in ``deliverer.source_pools`` (round robin per connection, the
+EHLO name stays ``deliverer.ehlo_name``), and counts open connections per provider.
 Does not hold idle sessions: each worker in ``queue.py`` keeps its own for reuse.
 """
 
@@ -23,6 +25,7 @@ from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxHost, MxResolver
 from services.deliverer.outcome import NO_ANSWER, TLS_UNAVAILABLE, DeliveryFailure
 from services.deliverer.session import Session, SessionOptions, Target, client_tls_context
+from services.deliverer.sources import OS_SOURCE, Source
 from shared.errors import ConfigError
 from shared.providers import provider_for_host
 
@@ -75,11 +78,14 @@ class Connector:
         hosts = await self._resolver.resolve(domain)
         return Destination(tuple(hosts), provider_for_host(hosts[0].name))
 
-    async def open(self, destination: Destination, policy: Policy) -> Session:
-        """A session to the first host that answers; raises :class:`DeliveryFailure`."""
+    async def open(
+        self, destination: Destination, policy: Policy, source: Source = OS_SOURCE
+    ) -> Session:
+        """A session to the first host that answers, from ``source``; raises
+        :class:`DeliveryFailure`."""
         last: DeliveryFailure | None = None
         for host, address, port in self._targets(destination):
-            options = self._options(destination, policy)
+            options = self._options(destination, policy, source)
             try:
                 session = await Session.open(Target(host, address, port), options)
             except DeliveryFailure as exc:  # TLS required and not offered: the next may
@@ -109,13 +115,14 @@ class Connector:
             for address in host.addresses:
                 yield host.name, address, self._cfg.smtp_port
 
-    def _options(self, destination: Destination, policy: Policy) -> SessionOptions:
+    def _options(self, destination: Destination, policy: Policy, chosen: Source) -> SessionOptions:
         pool = self._pools.get(policy.source_pool)
-        source = next(pool) if pool is not None else None
+        source = chosen.address or (next(pool) if pool is not None else None)
+        ehlo_name = chosen.ehlo_name or self._cfg.ehlo_name
         route = destination.route
         if route is None:
             return SessionOptions(
-                ehlo_name=self._cfg.ehlo_name,
+                ehlo_name=ehlo_name,
                 timeouts=self._cfg.timeouts,
                 tls=policy.tls,
                 verify_certs=policy.verify_certs,
@@ -123,7 +130,7 @@ class Connector:
                 tls_context=self._tls[policy.verify_certs],
             )
         return SessionOptions(
-            ehlo_name=self._cfg.ehlo_name,
+            ehlo_name=ehlo_name,
             timeouts=self._cfg.timeouts,
             tls=route.tls,
             verify_certs=route.verify_certs,

@@ -1,12 +1,18 @@
 """The per-domain active window: a bounded queue of Deliveries and the workers that send them.
 
+A queue sends from one source address (``sources.py``; none: the OS's choice): its sessions
+are bound to it, greet with its EHLO name, and its shaper is that address's with the
+destination (``shaping.py``).
+
 Owns: :class:`DomainQueue` (Postfix qmgr's limited active queue): at most
 ``policy.window`` Deliveries of one domain in memory; workers up to the (throttle-adjusted)
 concurrency, each holding one connection for reuse up to ``messages_per_connection``; pacing
 to the (throttle-adjusted) messages per minute. What does not fit - a full window, a suspended
 (throttled) domain, a stopping deliverer - is handed back as *shed* so the caller moves it to a
-retry tier instead of blocking the partition. Does not build records (``report.py``) nor
-commit anything (``engine.py``).
+retry tier instead of blocking the partition. A queue belongs to one lane (``lanes.py``): a
+bulk queue's workers yield their connection slot to a waiting transactional queue of the
+same destination after their current transaction (``shaping.py`` says why). Does not build
+records (``report.py``) nor commit anything (``engine.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from services.deliverer.outcome import Classified, DeliveryFailure, Outcome, cla
 from services.deliverer.pool import Connector
 from services.deliverer.session import Session
 from services.deliverer.shaping import Shapers
+from services.deliverer.sources import OS_SOURCE, Source
 from services.deliverer.throttle import Throttle, ThrottleChange, is_throttle_reply
+from services.deliverer.warmup import Reservation
 from shared.bus.base import TopicPartition
 from shared.providers import OTHER
 from shared.runtime.watermark_loop import Ticket
@@ -34,6 +42,11 @@ from shared.wire.records import Delivery
 SHED_WINDOW_FULL = "window_full"
 SHED_THROTTLED = "throttled"
 SHED_STOPPING = "stopping"
+#: Shed at admission, before any queue (engine.py): every address of the Delivery's source
+#: pool has used its warm-up allowance for the day and the pool waits (sources.py) ...
+SHED_WARMUP = "warmup_allowance"
+#: ... or the sender (its tenant or sending domain) is paused: held until resumed (hold.py).
+SHED_PAUSED = "paused"
 
 
 @dataclass
@@ -43,6 +56,8 @@ class Job:
     delivery: Delivery
     ticket: Ticket[Delivery]
     ended: bool = False  # the queue reported its result (or gave it up)
+    source: Source = OS_SOURCE  # the local address it is sent from (sources.py)
+    reservation: Reservation | None = None  # counted against a warming address's allowance
 
     @property
     def tp(self) -> TopicPartition:
@@ -67,6 +82,7 @@ class JobResult:
     shed: str = ""  # a SHED_* reason when no attempt was made
     not_before: float = 0.0  # for shed jobs: not worth trying before this
     throttle: list[ThrottleChange] = field(default_factory=list)
+    source: str = ""  # the local address the attempt was sent from ("" = unknown, the OS's)
 
 
 Done = Callable[[Job, JobResult], None]
@@ -75,7 +91,7 @@ Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 
 class DomainQueue:
-    """The active window and workers of one recipient domain."""
+    """The active window and workers of one recipient domain, from one source address."""
 
     def __init__(
         self,
@@ -88,12 +104,17 @@ class DomainQueue:
         activity: Activity,
         shapers: Shapers,
         spawn: Spawn,
+        bulk: bool = False,
+        source: Source = OS_SOURCE,
     ) -> None:
         self.domain = domain
+        self.bulk = bulk  # the bulk lane's queue: transactional queues go first
         self.provider = shapers.provider_of(domain)
         self.policy = cfg.policy_for(domain, self.provider)
         self._shapers = shapers
-        self.shaper = shapers.for_domain(domain, self.provider)
+        self.source = source  # every session of this queue is bound to it
+        self.shaper = shapers.for_domain(domain, self.provider, source.address)
+        self.shaper.queues += 1
         self._cfg = cfg
         self._connector = connector
         self._patterns = patterns
@@ -104,6 +125,7 @@ class DomainQueue:
         self._ready = asyncio.Event()
         self._size = 0  # queued + being sent
         self._workers = 0
+        self._starting = 0  # workers spawned that have not looked for a job yet
         self._idle = 0
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -161,17 +183,22 @@ class DomainQueue:
                 return True
         return False
 
+    def close(self) -> None:
+        """The engine forgets this idle queue: its shaper may go once no queue uses it."""
+        self.shaper.queues -= 1
+
     def _spawn(self) -> None:
-        """Start a worker when jobs wait and a connection slot is free; else queue for one."""
-        if self._stopping or len(self._jobs) <= self._idle:
-            return
-        if not self.shaper.acquire():
-            self.shaper.wait(self._spawn)
-            return
-        self._workers += 1
-        task = self._spawn_task(self._worker(), f"deliver:{self.domain}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Start workers while jobs wait for one and connection slots are free; else queue
+        for a slot (a transactional queue before bulk ones)."""
+        while not self._stopping and len(self._jobs) > self._idle + self._starting:
+            if not self.shaper.acquire():
+                self.shaper.wait(self._spawn, urgent=not self.bulk)
+                return
+            self._workers += 1
+            self._starting += 1
+            task = self._spawn_task(self._worker(), f"deliver:{self.domain}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Finish transactions in flight; shed what has not started; wait for the workers."""
@@ -183,6 +210,7 @@ class DomainQueue:
 
     async def _worker(self) -> None:
         session: Session | None = None
+        self._starting -= 1
         try:
             while True:
                 job = await self._take()
@@ -215,8 +243,13 @@ class DomainQueue:
             await self._connector.close(session, self.provider)
 
     def _yield_slot(self, session: Session | None) -> bool:
-        """At a reconnect, give the slot to a waiting domain (round robin per connection)."""
-        if not self.shaper.contended or session is None:
+        """Whether to give the slot away before the next job: a bulk worker does as soon as a
+        transactional queue waits; otherwise at a reconnect, to a waiting queue of the same
+        lane or a higher one (round robin per connection)."""
+        if self.bulk and self.shaper.priority_waiting:
+            return True
+        waiting = self.shaper.contended if self.bulk else self.shaper.priority_waiting
+        if not waiting or session is None:
             return False
         return not session.usable or session.messages >= self.policy.messages_per_connection
 
@@ -247,7 +280,7 @@ class DomainQueue:
                 job, JobResult(shed=SHED_THROTTLED, not_before=self.throttle.suspended_until)
             )
             return session
-        await self.shaper.pace()
+        await self.shaper.pace(urgent=not self.bulk)
         started = time.perf_counter()
         if session is not None and (
             not session.usable or session.messages >= self.policy.messages_per_connection
@@ -260,11 +293,16 @@ class DomainQueue:
             except DeliveryFailure as exc:
                 failure = classify(exc)
                 results = dict.fromkeys(job.delivery.rcpt_to, failure)
-                self._complete(job, JobResult(results, provider=self.provider), started)
+                result = JobResult(results, provider=self.provider, source=self.source.address)
+                self._complete(job, result, started)
                 return None
         results = await session.send(job.delivery, self.policy.recipients_per_transaction)
         self._complete(
-            job, JobResult(results, session.target.host, session.tls, self.provider), started
+            job,
+            JobResult(
+                results, session.target.host, session.tls, self.provider, source=session.source
+            ),
+            started,
         )
         if not session.usable:
             await self._connector.close(session, self.provider)
@@ -275,19 +313,21 @@ class DomainQueue:
         destination = await self._connector.destination(self.domain)
         if destination.provider != self.provider:
             self._set_provider(destination.provider)
-        return await self._connector.open(destination, self.policy)
+        return await self._connector.open(destination, self.policy, self.source)
 
     def _set_provider(self, provider: str) -> None:
         """The MX told us the provider: its policy applies, maybe its shared shaper."""
         self.provider = provider
         self.policy = self._cfg.policy_for(self.domain, provider)
-        shaper = self._shapers.for_domain(self.domain, provider)
+        shaper = self._shapers.for_domain(self.domain, provider, self.source.address)
         if shaper is self.shaper:
             self.shaper.throttle.set_policy(self.policy)
             return
         # Our workers' slots move along; past the new cap they end at their next job.
         self.shaper.workers -= self._workers
+        self.shaper.queues -= 1
         shaper.workers += self._workers
+        shaper.queues += 1
         self.shaper.wake()
         self.shaper = shaper
 

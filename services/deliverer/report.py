@@ -4,6 +4,7 @@ Owns: :func:`records_for`, pure apart from the schedule's jitter: per recipient 
 BOUNCED or DEFERRED event (with the reply, MX host, provider, TLS version and attempt), one
 retry Delivery for the deferred recipients (attempt + 1, ``not_before`` from the schedule) or
 EXPIRED events past the maximum age; shed jobs go to a tier unchanged (no attempt was made).
+Every event of an attempt names the local address it was sent from (``source``).
 BOUNCED and EXPIRED events carry the original header block and the bulk flag, which the
 bouncer's DSN to the sender needs (it never sees the Delivery). Also updates the attempt
 metrics. Does not publish (``engine.py`` does, in a transaction).
@@ -13,9 +14,16 @@ from __future__ import annotations
 
 import msgspec
 
-from services.deliverer.metrics import DelivererMetrics, reply_class
+from services.deliverer.lanes import lane_name
+from services.deliverer.metrics import DelivererMetrics, reply_class, source_label
 from services.deliverer.outcome import TLS_UNAVAILABLE, Outcome
-from services.deliverer.queue import SHED_THROTTLED, SHED_WINDOW_FULL, JobResult
+from services.deliverer.queue import (
+    SHED_PAUSED,
+    SHED_THROTTLED,
+    SHED_WARMUP,
+    SHED_WINDOW_FULL,
+    JobResult,
+)
 from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply
@@ -75,10 +83,14 @@ def records_for(
                     tenant=delivery.tenant,
                     headers=headers if final else b"",
                     bulk=delivery.bulk,
+                    source=result.source,
                 )
             )
         )
         metrics.attempts.labels(result.provider, classified.outcome.value).inc()
+        metrics.source_attempts.labels(
+            source_label(result.source), result.provider, classified.outcome.value
+        ).inc()
         metrics.tenants.count(delivery.tenant, classified.outcome.value)
         if classified.reply == TLS_UNAVAILABLE:
             metrics.tls_required_failures.labels(result.provider).inc()
@@ -87,7 +99,7 @@ def records_for(
             deferred.append(rcpt)
             last_reply = classified.reply
         elif classified.outcome is Outcome.DELIVERED and delivery.submitted_at > 0:
-            metrics.delivery_delay.labels(result.provider).observe(
+            metrics.delivery_delay.labels(result.provider, lane_name(delivery)).observe(
                 max(0.0, at - delivery.submitted_at)
             )
     metrics.attempt_seconds.labels(result.provider).observe(result.seconds)
@@ -117,6 +129,11 @@ def _shed(
     metrics.shaped.labels(result.shed).inc()
     if result.shed == SHED_THROTTLED:
         delay = max(result.not_before - at, 0.0)  # the end of the destination's suspension
+    elif result.shed in (SHED_WARMUP, SHED_PAUSED):
+        # The next UTC day's allowance, or the hold interval: in passes no longer than the
+        # longest tier (a record due later would hold its tier partition; it comes back,
+        # is checked again and waits again).
+        delay = min(max(result.not_before - at, 0.0), schedule.last_tier_seconds)
     elif result.shed == SHED_WINDOW_FULL:
         delay = window_full_delay  # busy, not failing: back soon, behind the backlog
     else:

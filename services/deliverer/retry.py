@@ -4,8 +4,10 @@ Owns: :class:`RetrySchedule` (exponential delay with jitter per attempt, the tie
 ``postline.retry.<tier>`` for a delay, expiry past the maximum age, RFC 5321 4.5.4.1) and
 :class:`RetryRelease`, the handler (on ``shared.runtime.watermark_loop``, group
 ``postline-deliverer-retry`` over every tier) that holds a tier partition until its head is
-due, then moves due records back to ``postline.outbound`` (or, past their age, publishes
-EXPIRED events), committed with the tier offsets. Does not deliver.
+due, then moves due records back to the lane they came from (``postline.outbound``, or
+``postline.outbound.bulk`` for bulk mail: both lanes share the tiers, and a retried newsletter
+must not come back ahead of password resets) or, past their age, publishes EXPIRED events,
+committed with the tier offsets. Does not deliver.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from shared.config import Duration
 from shared.runtime.consume import Item
 from shared.runtime.watermark_loop import Ticket
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply, now
-from shared.wire.topics import EVENTS, OUTBOUND, OutRecord, Topic, retry_topic
+from shared.wire.topics import EVENTS, OutRecord, Topic, lane_of, retry_topic
 
 log = logging.getLogger("postline.deliverer.retry")
 
@@ -56,6 +58,12 @@ class RetrySchedule:
     def first_tier_seconds(self) -> float:
         """The shortest tier's duration (the least a shed Delivery waits)."""
         return self._tiers[0][0]
+
+    @property
+    def last_tier_seconds(self) -> float:
+        """The longest tier's duration: a record due later than that would hold everything
+        behind it in its tier partition, so long waits are cut into passes of this length."""
+        return self._tiers[-1][0]
 
     @property
     def topics(self) -> list[str]:
@@ -139,8 +147,8 @@ def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> li
 
 
 class RetryRelease:
-    """The retry tiers' handler on the watermark loop: due records go back to
-    ``postline.outbound`` (or expire); a record not yet due holds its tier partition there."""
+    """The retry tiers' handler on the watermark loop: due records go back to their lane
+    (or expire); a record not yet due holds its tier partition there."""
 
     def __init__(self, schedule: RetrySchedule, metrics: DelivererMetrics) -> None:
         self._schedule = schedule
@@ -156,8 +164,8 @@ class RetryRelease:
         ticket.finish(self._release(delivery, at))
 
     def failed(self, item: Item[Delivery], exc: Exception) -> Sequence[OutRecord]:
-        """Releasing raised: send the record back as it is; the deliverer tries it."""
-        return [OUTBOUND.out(msgspec.structs.replace(item.record, not_before=0.0))]
+        """Releasing raised: send the record back to its lane as it is; the deliverer tries it."""
+        return [_back(item.record)]
 
     def revoked(self, partitions: Collection[TopicPartition]) -> None:
         """Nothing is queued here: held partitions are the loop's."""
@@ -172,4 +180,9 @@ class RetryRelease:
         if at >= self._schedule.expires_at(delivery):
             self._metrics.expired.inc(len(delivery.rcpt_to))
             return expired_events(delivery, at, delivery.last_reply)
-        return [OUTBOUND.out(msgspec.structs.replace(delivery, not_before=0.0))]
+        return [_back(delivery)]
+
+
+def _back(delivery: Delivery) -> OutRecord:
+    """``delivery`` due again, on the lane it came from (by ``Delivery.bulk``)."""
+    return lane_of(delivery).out(msgspec.structs.replace(delivery, not_before=0.0))

@@ -69,6 +69,7 @@ class Session:
         self._timeouts = timeouts
         self._closing: Classified | None = None  # the 421 that ended the session
         self.target = target
+        self.source = ""  # the local address bound ("" = the OS's choice): events say it
         self.messages = 0
         self.broken = False
         ssl_object = smtp.get_transport_info("ssl_object")
@@ -121,7 +122,9 @@ class Session:
         except BaseException:
             smtp.close()
             raise
-        return cls(smtp, target, t)
+        session = cls(smtp, target, t)
+        session.source = options.source_address or ""
+        return session
 
     async def send(self, delivery: Delivery, max_recipients: int) -> dict[str, Classified]:
         """One or more transactions for ``delivery``; a result for every recipient.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import Config, CoreConfig, EmbeddedConfig, KafkaConfig, RuntimeConfig
+from shared.pools import PoolsConfig
 from shared.runtime.stage import StageContext
 from shared.wire.records import Delivery, Event, EventKind, new_id, now
-from shared.wire.topics import DEAD, EVENTS, OUTBOUND, R, Topic
+from shared.wire.topics import DEAD, EVENTS, OUTBOUND, OUTBOUND_BULK, R, Topic, lane_of
 from testing.dnsserver import DnsServer
 from testing.stage import stage_context
 
@@ -57,8 +58,9 @@ class Running:
     task: asyncio.Task[None] | None = None
 
     async def send(self, *deliveries: Delivery) -> None:
-        """Publish Deliveries on ``postline.outbound``."""
-        await self.bus.publish([OUTBOUND.out(d) for d in deliveries])
+        """Publish Deliveries on their lane: ``postline.outbound``, or
+        ``postline.outbound.bulk`` for bulk ones, as the signer does."""
+        await self.bus.publish([lane_of(d).out(d) for d in deliveries])
 
     def of(self, kind: EventKind) -> list[Event]:
         """Events of one kind, in arrival order."""
@@ -83,8 +85,7 @@ class Running:
             await asyncio.sleep(0.02)
 
     def stage_pending(self) -> int:
-        loop = self.stage.loop
-        return loop.pending if loop is not None else 0
+        return self.stage.pending
 
 
 def deliverer_section(dns: DnsServer, smtp_port: int, **overrides: Any) -> dict[str, Any]:
@@ -129,12 +130,22 @@ async def running_deliverer(
     kafka: KafkaConfig | None = None,
     instance: str = "",
     wrap: Callable[[Bus], Bus] | None = None,
+    pools: PoolsConfig | None = None,
+    clock: Callable[[], float] | None = None,
+    before: Callable[[Bus], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Running]:
     """Start the deliverer stage on a fresh embedded bus (or on Kafka when ``kafka`` is
     given, with its own topic prefix); stop it (drained) on exit. ``wrap``: what the stage
-    sees instead of the bus (a fault injector); the test itself uses the bus directly."""
+    sees instead of the bus (a fault injector); the test itself uses the bus directly.
+    ``pools``: the ``[pools]`` section; ``clock``: the stage's admission clock; ``before``:
+    called with the bus before the stage starts (to publish the tables it reads at start)."""
     embedded = EmbeddedConfig(path=tmp_path / "bus.db", partitions=partitions)
-    core = CoreConfig(embedded=embedded, runtime=RuntimeConfig(drain_timeout=10), deliverer=section)
+    core = CoreConfig(
+        embedded=embedded,
+        runtime=RuntimeConfig(drain_timeout=10),
+        deliverer=section,
+        pools=pools if pools is not None else PoolsConfig(),
+    )
     config = Config(core, "test.toml", {})
     bus: Bus = EmbeddedBus(embedded)
     if kafka is not None:
@@ -142,9 +153,13 @@ async def running_deliverer(
         bus = KafkaBus(kafka, instance=instance or f"test-{new_id()[:8]}")
     await bus.start()
     if kafka is not None:
-        await bus.ensure_topics([OUTBOUND.name, EVENTS.name, DEAD.name])
+        await bus.ensure_topics([OUTBOUND.name, OUTBOUND_BULK.name, EVENTS.name, DEAD.name])
     ctx = stage_context("deliverer", config, wrap(bus) if wrap is not None else bus)
+    if before is not None:
+        await before(bus)
     stage = await create(ctx)
+    if clock is not None:
+        stage.clock = clock
     running = Running(bus, ctx, stage)
     follower = asyncio.create_task(_collect(bus, running.events))
     task = running.task = asyncio.create_task(stage.run(ctx))
