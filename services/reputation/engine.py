@@ -121,13 +121,15 @@ class Engine:
 
     def apply(self, event: Event) -> None:
         """Count one event (tentatively: the batch may still be discarded)."""
-        self.table.advance(event.at)
         if event.kind is EventKind.TENANT_CHANGED:
             self._tenant_changed(event)
             return
         found = contribution(event, self._rules, self._attribution)
         if found is None:
             return
+        # Only the pipeline's outcomes move the clock: an audit event carries the time of
+        # the machine an operator ran the CLI on, which may be far off.
+        self.table.advance(event.at)
         counted, outcome = found
         self._count(counted)
         if event.stage == DELIVERER and event.source in self._warming and event.provider:

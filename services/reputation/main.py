@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 
 from services.reputation.actions import pause_records
@@ -31,6 +32,7 @@ from shared.bounceclass.rules import RuleTable, load_rules
 from shared.bus.base import TopicPartition
 from shared.config import Config
 from shared.errors import DecodeError
+from shared.reputation import LEVEL_PAUSED, LEVEL_WARNING
 from shared.runtime.batch import Item, run_batch_loop
 from shared.runtime.stage import StageContext, StageSpec
 from shared.tenants import TenantTable
@@ -78,7 +80,9 @@ class ReputationStage:
         if self._outcome is not None:
             self.sensor.decided(self._outcome.decisions)
             for decision in self._outcome.decisions:
-                self.ctx.log.warning(
+                loud = decision.classification in (LEVEL_WARNING, LEVEL_PAUSED)
+                self.ctx.log.log(
+                    logging.WARNING if loud else logging.INFO,
                     "reputation decision",
                     extra={
                         "tenant": decision.tenant,

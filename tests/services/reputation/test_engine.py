@@ -277,3 +277,12 @@ def test_a_warming_address_counts_its_days_and_steps() -> None:
     batch(reputations, sent(1, at=day1 + 5, source="192.0.2.10"))
     state = record(reputations, "address|192.0.2.10|google").warmup
     assert state is not None and state.sent == 1
+
+
+def test_an_operators_clock_does_not_move_the_window() -> None:
+    reputations = engine()
+    batch(reputations, sent(30))
+    late = msgspec.structs.replace(resumed(SHOP), at=T0 + 10 * DAY)  # a laptop's clock
+    batch(reputations, [late, *sent(1, at=T0 + 60)])
+    assert reputations.table.clock == T0 + 60
+    assert total(record(reputations, "tenant|shop").buckets).sent == 31
