@@ -97,5 +97,6 @@ class ScopeTable:
         return [r for k in self.all_keys() if (r := self.get(k)) is not None]
 
     def committed_records(self) -> Iterator[Reputation]:
-        """Every committed record (what ``postline.reputation`` holds)."""
-        return iter(list(self._committed.values()))
+        """Every committed record (what ``postline.reputation`` holds), without a copy:
+        read it before the next batch changes the table."""
+        return iter(self._committed.values())
