@@ -188,7 +188,7 @@ async def measure(
     await ctx.wait_ready()  # group joined: Kafka's join delay is not delivery time
     sink_cpu0 = sum(cpu_seconds(p.pid) for p in sinks)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    while delivered(registry) < count or (stage.loop and stage.loop.pending):
+    while delivered(registry) < count or stage.pending:
         if task.done():
             task.result()
         await asyncio.sleep(0.05)

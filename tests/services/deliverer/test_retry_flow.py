@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from shared.wire.records import EventKind
-from shared.wire.topics import DEAD, OUTBOUND, OutRecord
+from shared.wire.topics import DEAD, OUTBOUND, OUTBOUND_BULK, OutRecord
 from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import DROP, SmtpSink, free_port
 from tests.services.deliverer.harness import (
@@ -33,6 +33,29 @@ async def test_dropped_mid_data_is_deferred_retried_and_delivered_once(tmp_path:
         await d.settle()
         assert len(sink.messages) == 1 and len(sink.dropped) == 1
         assert len(d.of(EventKind.DELIVERED)) == 1
+
+
+async def test_a_deferred_bulk_delivery_comes_back_in_the_bulk_lane(tmp_path: Path) -> None:
+    port = free_port(LOOPBACKS[:1])
+    async with (
+        DnsServer(mx_records("dest.test", (10, LOOPBACKS[0]))) as dns,
+        SmtpSink(LOOPBACKS[0], port) as sink,
+        running_deliverer(tmp_path, deliverer_section(dns, port)) as d,
+    ):
+        sink.script_rcpt("news@dest.test", "451 4.3.0 Try later")
+        await d.send(delivery("news@dest.test", bulk=True))
+        (deferred,) = await d.wait_events(EventKind.DEFERRED, 1)
+        (delivered,) = await d.wait_events(EventKind.DELIVERED, 1)
+        await d.settle()
+        consumed = {
+            topic: d.ctx.registry.get_sample_value(
+                "postline_records_consumed_total", {"stage": "deliverer", "topic": topic}
+            )
+            for topic in (OUTBOUND.name, OUTBOUND_BULK.name)
+        }
+    assert (deferred.bulk, delivered.bulk, delivered.attempt) == (True, True, 2)
+    # The first attempt and the retry both came from postline.outbound.bulk.
+    assert consumed == {OUTBOUND.name: None, OUTBOUND_BULK.name: 2.0}
 
 
 async def test_retry_tier_honours_not_before(tmp_path: Path) -> None:

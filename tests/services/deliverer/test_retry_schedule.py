@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+from prometheus_client import CollectorRegistry
+
 from services.deliverer.config import Retry
-from services.deliverer.retry import RetrySchedule
+from services.deliverer.metrics import DelivererMetrics
+from services.deliverer.retry import RetryRelease, RetrySchedule
+from shared.bus.base import BusMessage
+from shared.runtime.consume import Item
 from shared.wire.records import Delivery
-from shared.wire.topics import OUTBOUND
+from shared.wire.topics import OUTBOUND, OUTBOUND_BULK
 
 
 def test_exponential_delay_with_bounded_jitter() -> None:
@@ -44,3 +50,22 @@ def test_defer_sets_not_before_and_expiry_defaults_to_max_age() -> None:
     assert deferral.tier == "5m"
     assert deferral.record.topic == "postline.retry.5m"
     assert OUTBOUND.decode(deferral.record.value or b"").not_before == 2400.0
+
+
+def test_a_record_whose_release_failed_goes_back_to_its_own_lane() -> None:
+    release = RetryRelease(RetrySchedule(Retry()), DelivererMetrics(CollectorRegistry()))
+    base = Delivery(
+        message_id="m",
+        delivery_id="d",
+        domain="x.test",
+        mail_from="",
+        rcpt_to=("a@x.test",),
+        data=b"",
+        not_before=5.0,
+    )
+    message = BusMessage("postline.retry.1m", 0, 7, None, None, 0.0)
+    for bulk, lane in ((False, OUTBOUND), (True, OUTBOUND_BULK)):
+        record = msgspec.structs.replace(base, bulk=bulk)
+        [out] = release.failed(Item(record, message), RuntimeError("boom"))
+        assert out.topic == lane.name
+        assert lane.decode(out.value or b"") == msgspec.structs.replace(record, not_before=0.0)
