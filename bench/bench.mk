@@ -3,6 +3,8 @@
 #   make bench            the whole pipeline on Kafka (four stage processes) into a sink MX
 #   make bench-compare    the same load through Postfix too, in the same run, with ratios
 #   make bench-profile    py-spy one stage (STAGE=signer) during make bench; summary text
+#   make bench-lanes      transactional latency to one limited domain, alone and behind a
+#                         bulk backlog (the priority lanes)
 #   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
 #   make bench-ingest | bench-signer | bench-deliverer | bench-corpus   one stage at a time
 #   make bench-memory     peak RSS under large and hostile input (embedded bus, no broker)
@@ -10,13 +12,21 @@
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
-.PHONY: bench bench-compare bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
+.PHONY: bench bench-compare bench-lanes bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
         bench-corpus bench-memory bench-limits
 
 bench: venv
 	$(KAFKA) up
 	status=0; $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) $(BENCH_ARGS) \
 	    || status=$$?; $(KAFKA) down; exit $$status
+
+# Transactional accept-to-delivered p50/p99 alone and behind LANES_BACKLOG bulk messages.
+LANES_BACKLOG ?= 1500
+bench-lanes: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) \
+	    --bulk-backlog $(LANES_BACKLOG) --messages 100 --sessions 2 --pause 0.4 \
+	    --output bench/results/lanes.json $(BENCH_ARGS) || status=$$?; $(KAFKA) down; exit $$status
 
 # Installs Debian's postfix package when missing (root, apt) and purges it again afterwards.
 bench-compare: venv
