@@ -129,6 +129,9 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     #: reason, so it never holds its partition's commits; longer than any one attempt's
     #: timeouts plus its wait in the domain window.
     max_hold: Duration = Duration(3600)
+    #: One log line per recipient per attempt, hold and expiry on the postline.maillog
+    #: logger at info (Postfix's maillog: to=, relay=, delays=, dsn=, status=)
+    mail_log: bool = True
     timeouts: Timeouts = Timeouts()
     defaults: Policy = Policy()
     providers: dict[str, PolicyOverride] = {}  # keyed by provider name (google, microsoft...)

@@ -171,4 +171,5 @@ class Engine:
             self._schedule,
             self._metrics,
             window_full_delay=self._cfg.window_full_delay,
+            mail_log=self._cfg.mail_log,
         )

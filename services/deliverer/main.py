@@ -133,7 +133,7 @@ class DelivererStage:
             group=RETRY_GROUP,
             topics=self.schedule.topics,
             record=OUTBOUND,
-            handler=RetryRelease(self.schedule, self.metrics),
+            handler=RetryRelease(self.schedule, self.metrics, mail_log=cfg.mail_log),
             settings=LoopSettings(
                 max_in_flight=cfg.fetch_batch,
                 fetch_batch=cfg.fetch_batch,

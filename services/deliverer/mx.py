@@ -113,10 +113,11 @@ class MxResolver:
             *(self._addresses(host) for _, host in exchangers), return_exceptions=True
         )
         hosts: list[MxHost] = []
-        temporary = False
+        temporary: DeliveryFailure | None = None
         for (pref, host), addresses in zip(exchangers, looked_up, strict=True):
             if isinstance(addresses, DeliveryFailure):
-                temporary = temporary or addresses.reply is DNS_TEMPORARY
+                if temporary is None and addresses.reply is DNS_TEMPORARY:
+                    temporary = addresses
                 continue
             if isinstance(addresses, BaseException):
                 raise addresses
@@ -124,9 +125,12 @@ class MxResolver:
                 hosts.append(MxHost(host, pref, addresses))
         if hosts:
             return hosts
-        if temporary or not implicit:
+        if temporary is not None:
+            raise temporary
+        if not implicit:
             # An MX host without addresses is a (possibly temporary) misconfiguration: retry.
-            raise DeliveryFailure(DNS_TEMPORARY)
+            names = ", ".join(host for _, host in exchangers)
+            raise DeliveryFailure(DNS_TEMPORARY, f"no address for any MX host: {names}")
         raise DeliveryFailure(NO_MAIL_HOST)
 
     async def _addresses(self, host: str) -> tuple[str, ...]:
@@ -177,10 +181,8 @@ class MxResolver:
             return _Entry(now + self._negative_ttl, None, nxdomain=True)
         except dns.resolver.NoAnswer:
             return _Entry(now + self._negative_ttl, None)
-        except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
-            raise DeliveryFailure(DNS_TEMPORARY) from exc
-        except dns.exception.DNSException as exc:  # malformed answers etc.: retry later
-            raise DeliveryFailure(DNS_TEMPORARY) from exc
+        except dns.exception.DNSException as exc:  # SERVFAIL, timeouts, malformed answers
+            raise DeliveryFailure(DNS_TEMPORARY, dns_failure_words(name, rdtype, exc)) from exc
         ttl = answer.rrset.ttl if answer.rrset is not None else 0
         value: tuple[tuple[int, str], ...] | tuple[str, ...]
         if rdtype == "MX":
@@ -190,6 +192,31 @@ class MxResolver:
         else:
             value = tuple(r.to_text() for r in answer)
         return _Entry(now + ttl, value)
+
+
+def dns_failure_words(name: str, rdtype: str, exc: dns.exception.DNSException) -> str:
+    """What went wrong with a lookup, in words an operator can act on: which resolver did
+    not answer or what it answered ("no DNS answer for example.com (MX): resolver
+    10.0.0.2 did not answer")."""
+    errors = exc.kwargs.get("errors") or []
+    reasons = [_server_error(error) for error in errors]
+    why = "; ".join(dict.fromkeys(reasons)) or f"{type(exc).__name__}: {exc}"
+    return f"no DNS answer for {name} ({rdtype}): {why}"
+
+
+def _server_error(error: tuple[object, ...]) -> str:
+    """One of dnspython's ``(server, tcp, port, error, answer)`` entries, in words."""
+    server, _tcp, port, problem = error[0], error[1], error[2], error[3]
+    # dnspython names a server "Do53:<address>@<port>"; the address is what people know.
+    address = str(server).partition(":")[2].rpartition("@")[0] or str(server)
+    where = f"resolver {address}" + (f" port {port}" if port != 53 else "")
+    if isinstance(problem, dns.exception.Timeout):
+        return f"{where} did not answer"
+    if isinstance(problem, OSError):
+        return f"{where} unreachable ({problem.strerror or problem})"
+    if isinstance(problem, str):  # an rcode: SERVFAIL, REFUSED ...
+        return f"{where} answered {problem}"
+    return f"{where} failed: {problem}"
 
 
 def _result_label(exc: DeliveryFailure) -> str:

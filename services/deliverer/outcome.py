@@ -29,11 +29,14 @@ class Outcome(enum.StrEnum):
 class DeliveryFailure(StageError):
     """Raised by ``mx.py`` and ``session.py`` when a delivery cannot proceed before or around
     SMTP (DNS failure, null MX, no MX host reachable, TLS required but unavailable); carries
-    the (synthetic) reply to record."""
+    the (synthetic) reply to record, and what happened in words when known (``detail``, for
+    the mail log: "no DNS answer for example.com: resolver 10.0.0.2:53 timed out"); the
+    reply stays the named constant, so events and DSNs say the same for the same failure."""
 
-    def __init__(self, reply: SmtpReply) -> None:
+    def __init__(self, reply: SmtpReply, detail: str = "") -> None:
         self.reply = reply
-        super().__init__(str(reply))
+        self.detail = detail
+        super().__init__(detail or str(reply))
 
 
 # Synthetic replies, named once. Enhanced codes from RFC 3463.

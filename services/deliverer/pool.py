@@ -13,6 +13,7 @@ Does not hold idle sessions: each worker in ``queue.py`` keeps its own for reuse
 from __future__ import annotations
 
 import itertools
+import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,22 +85,25 @@ class Connector:
         """A session to the first host that answers, from ``source``; raises
         :class:`DeliveryFailure`."""
         last: DeliveryFailure | None = None
+        tried: list[str] = []  # what each target did, for the mail log
         for host, address, port in self._targets(destination):
             options = self._options(destination, policy, source)
+            target = Target(host, address, port)
             try:
-                session = await Session.open(Target(host, address, port), options)
+                session = await Session.open(target, options)
             except DeliveryFailure as exc:  # TLS required and not offered: the next may
                 last = exc
+                tried.append(f"{target.relay}: {exc.reply.text}")
                 continue
-            except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError):
+            except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+                tried.append(f"{target.relay}: {connect_failure_words(exc)}")
                 continue  # refused, unreachable, 4xx/5xx greeting: RFC 5321 5.1, next one
             self._metrics.connections.labels(destination.provider).inc()
             return session
-        raise (
-            last
-            if last is not None and last.reply is TLS_UNAVAILABLE
-            else DeliveryFailure(NO_ANSWER)
-        )
+        detail = "; ".join(tried)
+        if last is not None and last.reply is TLS_UNAVAILABLE:
+            raise DeliveryFailure(last.reply, detail)
+        raise DeliveryFailure(NO_ANSWER, f"{NO_ANSWER.text}: {detail or 'no address to try'}")
 
     async def close(self, session: Session, provider: str) -> None:
         """QUIT and forget a session opened by :meth:`open`."""
@@ -139,6 +143,21 @@ class Connector:
             password=self._passwords.get(id(route), ""),
             tls_context=self._tls[route.verify_certs],
         )
+
+
+def connect_failure_words(exc: BaseException) -> str:
+    """Why a connection attempt failed, as Postfix says it ("Connection refused", "greeted
+    with 421 4.3.2 try later", "timed out")."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return f"greeted with {exc.code} {' '.join(exc.message.split())}"
+    if isinstance(exc, TimeoutError | aiosmtplib.SMTPTimeoutError):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.errno:
+        # asyncio's "Connect call failed ('192.0.2.1', 25)" says less than the errno does.
+        return os.strerror(exc.errno)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _read_secret(path: Path) -> str:

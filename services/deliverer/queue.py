@@ -71,6 +71,17 @@ class Job:
 
 
 @dataclass
+class AttemptTiming:
+    """Where an attempt's time went, in seconds (the mail log's delays, as Postfix's
+    ``delays=a/b/c/d``): the MX lookup, connection setup (TCP, greeting, EHLO, STARTTLS)
+    and the transaction. A reused connection costs neither lookup nor setup."""
+
+    dns: float = 0.0
+    connect: float = 0.0
+    transmit: float = 0.0
+
+
+@dataclass
 class JobResult:
     """How a job ended: per-recipient results of an attempt, or shed without an attempt."""
 
@@ -83,6 +94,10 @@ class JobResult:
     not_before: float = 0.0  # for shed jobs: not worth trying before this
     throttle: list[ThrottleChange] = field(default_factory=list)
     source: str = ""  # the local address the attempt was sent from ("" = unknown, the OS's)
+    relay: str = ""  # "host[address]:port" the transaction was sent to (the mail log)
+    cipher: str = ""  # the TLS cipher suite, when TLS was used
+    cause: str = ""  # why no SMTP reply came, in words (DNS, no host answered), when known
+    timing: AttemptTiming = field(default_factory=AttemptTiming)
 
 
 Done = Callable[[Job, JobResult], None]
@@ -287,20 +302,36 @@ class DomainQueue:
         ):
             await self._connector.close(session, self.provider)
             session = None
+        timing = AttemptTiming()
         if session is None:
             try:
-                session = await self._connect()
+                session = await self._connect(timing)
             except DeliveryFailure as exc:
                 failure = classify(exc)
                 results = dict.fromkeys(job.delivery.rcpt_to, failure)
-                result = JobResult(results, provider=self.provider, source=self.source.address)
+                result = JobResult(
+                    results,
+                    provider=self.provider,
+                    source=self.source.address,
+                    cause=exc.detail,
+                    timing=timing,
+                )
                 self._complete(job, result, started)
                 return None
+        sending = time.perf_counter()
         results = await session.send(job.delivery, self.policy.recipients_per_transaction)
+        timing.transmit = time.perf_counter() - sending
         self._complete(
             job,
             JobResult(
-                results, session.target.host, session.tls, self.provider, source=session.source
+                results,
+                session.target.host,
+                session.tls,
+                self.provider,
+                source=session.source,
+                relay=session.relay,
+                cipher=session.cipher,
+                timing=timing,
             ),
             started,
         )
@@ -309,11 +340,19 @@ class DomainQueue:
             return None
         return session
 
-    async def _connect(self) -> Session:
-        destination = await self._connector.destination(self.domain)
+    async def _connect(self, timing: AttemptTiming) -> Session:
+        began = time.perf_counter()
+        try:
+            destination = await self._connector.destination(self.domain)
+        finally:
+            timing.dns = time.perf_counter() - began
         if destination.provider != self.provider:
             self._set_provider(destination.provider)
-        return await self._connector.open(destination, self.policy, self.source)
+        began = time.perf_counter()
+        try:
+            return await self._connector.open(destination, self.policy, self.source)
+        finally:
+            timing.connect = time.perf_counter() - began
 
     def _set_provider(self, provider: str) -> None:
         """The MX told us the provider: its policy applies, maybe its shared shaper."""

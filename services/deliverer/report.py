@@ -7,13 +7,16 @@ EXPIRED events past the maximum age; shed jobs go to a tier unchanged (no attemp
 Every event of an attempt names the local address it was sent from (``source``).
 BOUNCED and EXPIRED events carry the original header block and the bulk flag, which the
 bouncer's DSN to the sender needs (it never sees the Delivery). Also updates the attempt
-metrics. Does not publish (``engine.py`` does, in a transaction).
+metrics and, with ``mail_log``, writes the mail log's lines of the attempt, hold or expiry
+(``maillog.py``): every outcome passes here, except expiries found by the retry loop
+(``retry.py`` writes those). Does not publish (``engine.py`` does, in a transaction).
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from services.deliverer import maillog
 from services.deliverer.lanes import lane_name
 from services.deliverer.metrics import DelivererMetrics, reply_class, source_label
 from services.deliverer.outcome import TLS_UNAVAILABLE, Outcome
@@ -44,15 +47,23 @@ def records_for(
     metrics: DelivererMetrics,
     *,
     window_full_delay: float = 5.0,
+    mail_log: bool = False,
 ) -> list[OutRecord]:
     """Every record to publish for an attempt at ``delivery`` (see the module docstring)."""
     records = [
         throttle_event(delivery.domain, result.provider, change, at) for change in result.throttle
     ]
     if result.shed:
-        return records + _shed(
+        shed, next_attempt = _shed(
             delivery, result, at, schedule, metrics, window_full_delay=window_full_delay
         )
+        if mail_log:
+            maillog.write(
+                maillog.held_lines(delivery, result, at, next_attempt)
+                if next_attempt
+                else maillog.expired_lines(delivery, at)
+            )
+        return records + shed
     attempt = delivery.attempt + 1
     deferred: list[str] = []
     last_reply: SmtpReply | None = None
@@ -103,6 +114,7 @@ def records_for(
                 max(0.0, at - delivery.submitted_at)
             )
     metrics.attempt_seconds.labels(result.provider).observe(result.seconds)
+    next_attempt = 0.0
     if deferred:
         retry = msgspec.structs.replace(
             delivery,
@@ -113,7 +125,10 @@ def records_for(
             last_reply=last_reply,
             expires_at=schedule.expires_at(delivery),
         )
-        records += _retry(retry, at, schedule.delay(attempt), schedule, metrics)
+        retried, next_attempt = _retry(retry, at, schedule.delay(attempt), schedule, metrics)
+        records += retried
+    if mail_log:
+        maillog.write(maillog.attempt_lines(delivery, result, at, next_attempt))
     return records
 
 
@@ -125,7 +140,8 @@ def _shed(
     metrics: DelivererMetrics,
     *,
     window_full_delay: float,
-) -> list[OutRecord]:
+) -> tuple[list[OutRecord], float]:
+    """The retry record (and when it is due) or the EXPIRED events (and 0) of a shed job."""
     metrics.shaped.labels(result.shed).inc()
     if result.shed == SHED_THROTTLED:
         delay = max(result.not_before - at, 0.0)  # the end of the destination's suspension
@@ -147,16 +163,18 @@ def _retry(
     delay: float,
     schedule: RetrySchedule,
     metrics: DelivererMetrics,
-) -> list[OutRecord]:
+) -> tuple[list[OutRecord], float]:
+    """The retry record and when it is due, or the EXPIRED events and 0."""
     expires = schedule.expires_at(delivery)
     if at >= expires:
         metrics.expired.inc(len(delivery.rcpt_to))
         metrics.tenants.count(delivery.tenant, "expired", len(delivery.rcpt_to))
-        return expired_events(delivery, at, delivery.last_reply)
+        return expired_events(delivery, at, delivery.last_reply), 0.0
     # Never wait past the expiry: the retry loop expires the record when it is due.
-    deferral = schedule.defer(delivery, at, min(delay, max(0.0, expires - at)))
+    wait = min(delay, max(0.0, expires - at))
+    deferral = schedule.defer(delivery, at, wait)
     metrics.retries.labels(deferral.tier).inc()
-    return [deferral.record]
+    return [deferral.record], at + wait
 
 
 def throttle_event(domain: str, provider: str, change: ThrottleChange, at: float) -> OutRecord:

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from services.deliverer import maillog
 from services.deliverer.config import Retry
 from services.deliverer.metrics import DelivererMetrics
 from shared.bus.base import TopicPartition
@@ -150,9 +151,12 @@ class RetryRelease:
     """The retry tiers' handler on the watermark loop: due records go back to their lane
     (or expire); a record not yet due holds its tier partition there."""
 
-    def __init__(self, schedule: RetrySchedule, metrics: DelivererMetrics) -> None:
+    def __init__(
+        self, schedule: RetrySchedule, metrics: DelivererMetrics, *, mail_log: bool = False
+    ) -> None:
         self._schedule = schedule
         self._metrics = metrics
+        self._mail_log = mail_log  # write the expiries' mail log lines (maillog.py)
 
     def admit(self, ticket: Ticket[Delivery]) -> None:
         """Release the record if it is due, else wait for it (and what follows it)."""
@@ -179,6 +183,8 @@ class RetryRelease:
     def _release(self, delivery: Delivery, at: float) -> list[OutRecord]:
         if at >= self._schedule.expires_at(delivery):
             self._metrics.expired.inc(len(delivery.rcpt_to))
+            if self._mail_log:
+                maillog.write(maillog.expired_lines(delivery, at))
             return expired_events(delivery, at, delivery.last_reply)
         return [_back(delivery)]
 

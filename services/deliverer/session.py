@@ -46,6 +46,11 @@ class Target:
     address: str
     port: int
 
+    @property
+    def relay(self) -> str:
+        """``host[address]:port``, as Postfix's ``relay=`` names where mail went."""
+        return f"{self.host}[{self.address}]:{self.port}"
+
 
 @dataclass(frozen=True)
 class SessionOptions:
@@ -74,6 +79,13 @@ class Session:
         self.broken = False
         ssl_object = smtp.get_transport_info("ssl_object")
         self.tls = ssl_object.version() if ssl_object is not None else ""
+        cipher = ssl_object.cipher() if ssl_object is not None else None
+        self.cipher = cipher[0] if cipher else ""  # the suite negotiated (the mail log)
+
+    @property
+    def relay(self) -> str:
+        """Where this session's mail goes: ``host[address]:port``."""
+        return self.target.relay
 
     @classmethod
     async def open(cls, target: Target, options: SessionOptions) -> Session:

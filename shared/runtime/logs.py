@@ -34,6 +34,11 @@ _RESERVED = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
 
+#: The ``extra=`` key of a record's own readable rendering (the mail log's Postfix-style
+#: line): the text format prints it instead of the ``key=value`` fields, and the JSON format
+#: leaves it out, as it does every name starting with ``_``.
+TEXT_LINE = "_text"
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -75,9 +80,13 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one readable line (plus a traceback when one is logged)."""
-        fields = " ".join(f"{k}={v!r}" for k, v in extra_fields(record).items())
         text = f"{_timestamp(record)} {record.levelname.lower():7} {record.name}: "
-        text += record.getMessage() + (f" {fields}" if fields else "")
+        own = getattr(record, TEXT_LINE, None)
+        if isinstance(own, str):
+            text += own
+        else:
+            fields = " ".join(f"{k}={v!r}" for k, v in extra_fields(record).items())
+            text += record.getMessage() + (f" {fields}" if fields else "")
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
