@@ -11,6 +11,9 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     │   └── DecodeError        msgpack/schema decoding failed (the record goes to postline.dead)
     ├── ForgedToken            a VERP or unsubscribe token fails its HMAC or cannot be parsed
     ├── SealError              a sealed private key does not open (wrong KEK, moved record)
+    ├── QueueError             a queue command (postline queue, the admin API) cannot be done
+    │   ├── QueueInvalid       a malformed target, id, duration or reason
+    │   └── QueueNotFound      no queued message or destination matches
     ├── TenantError            a tenant operation (CLI, admin API) cannot be done as asked
     │   ├── TenantInvalid      a malformed id, name, limit, setting, credential or password
     │   ├── TenantNotFound     no such tenant, credential or API key
@@ -114,6 +117,22 @@ class SealError(PostlineError):
     tenant, domain or selector than they were sealed for, or are corrupt. The signer then
     does not use that key (and says so); the CLI stops with the message.
     """
+
+
+class QueueError(PostlineError):
+    """A queue inspection or control command (``shared.queue``) cannot be done as asked.
+
+    The message names what is at fault; the CLI prints it and exits 1, the admin API
+    answers it as JSON with a 4xx status (per subclass).
+    """
+
+
+class QueueInvalid(QueueError):
+    """A malformed target (``domain:example.com``), message id, duration or reason (HTTP 400)."""
+
+
+class QueueNotFound(QueueError):
+    """No queued message has that id, or nothing queued matches the target (HTTP 404)."""
 
 
 class LimiterUnavailable(PostlineError):

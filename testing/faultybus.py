@@ -109,5 +109,8 @@ class FaultyBus:
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         return await self.inner.read_table(topic)
 
+    async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
+        return await self.inner.read_at(partition, offset)
+
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         await self.inner.ensure_topics(topics)

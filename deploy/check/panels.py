@@ -274,6 +274,33 @@ def deliverer_panels() -> list[Panel]:
             "day. Overflow: mail sent from a pool's overflow pool instead.",
         ),
         panel(
+            "Operator queue actions",
+            "ops",
+            [
+                (rate("postline_deliverer_queue_actions_total", by="verb"), "applied {{verb}}"),
+                (rate("postline_deliverer_queue_operator_total", by="action"), "{{action}}"),
+                (
+                    rate("postline_deliverer_queue_snapshot_failures_total"),
+                    "live state not published",
+                ),
+            ],
+            description="postline queue suspend/flush/bounce/delete/throttle-cancel as each "
+            "replica applied them, and the Deliveries they moved (flushed, bounced, deleted, "
+            "rewritten while a sweep read past them).",
+        ),
+        panel(
+            "Operator suspensions in force",
+            "short",
+            [
+                (
+                    f"max by (kind) (postline_deliverer_queue_suspensions{{{NS}}})",
+                    "{{kind}}",
+                )
+            ],
+            description="Suspended mail waits in the retry tiers without attempts; postline "
+            "queue suspended lists them, postline queue resume lifts one.",
+        ),
+        panel(
             "Attempts by source address",
             "ops",
             [

@@ -8,7 +8,8 @@ at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenan
 ``postline.events``
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
 transaction) and keeps the suppression-list gauge current, until the stop request; then it
-closes the listener and lets reports in flight finish.
+closes the listener and lets reports in flight finish. The admin listener also serves the
+mail queue (``queue_api.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.bouncer.intake import BounceHandler, start_intake
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.outcome import Outcomes
 from services.bouncer.prepare import prepare
+from services.bouncer.queue_api import QueueApi
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.tenant_api import TenantApi
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
@@ -84,6 +86,7 @@ class BouncerStage:
             admin_api = AdminApi(token, SuppressionAdmin(ctx.bus, source="api"))
             admin_api.register(routes)
             TenantApi(ctx.bus).register(routes, admin_api.authenticated)
+            QueueApi(ctx.bus).register(routes, admin_api.authenticated)
             self.admin = HttpListener(
                 config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
             )

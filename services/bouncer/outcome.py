@@ -2,7 +2,9 @@
 
 Owns turning a parsed report (with the VERP token that proves which message and recipient
 it is about) or a deliverer's ``bounced``/``expired`` event into output records, and counting
-them. It does not parse, speak SMTP or HTTP, or publish: callers publish what it returns.
+them. A ``bounced`` event an operator caused (``postline queue bounce``: classification
+``operator``) gets its DSN and nothing else: it says nothing about the recipient. It does
+not parse, speak SMTP or HTTP, or publish: callers publish what it returns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from services.bouncer.suppress import SuppressionPolicy
 from shared.bounceclass.classify import Classification, classify
 from shared.bounceclass.rules import BounceClass, RuleTable
 from shared.providers import provider_for_host
+from shared.queue.actions import OPERATOR
 from shared.wire.records import DEFAULT_TENANT, Event, EventKind, SmtpReply, Suppression
 from shared.wire.tokens import UnsubscribeToken, VerpToken
 from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
@@ -106,6 +109,10 @@ class Outcomes:
         if event.kind not in (EventKind.BOUNCED, EventKind.EXPIRED) or event.stage == STAGE:
             return []  # our own events (async DSNs) were acted on when they arrived
         self.metrics.reports.labels(str(event.kind)).inc()
+        if event.classification == OPERATOR:
+            # Bounced from the queue by an operator (postline queue bounce): the sender
+            # hears of it, but nothing is known about the recipient to suppress.
+            return self._dsn(event)
         reply = event.reply or SmtpReply(code=0)
         verdict = classify(reply.enhanced, reply.code, reply.text, event.mx, self.table)
         if event.kind is EventKind.EXPIRED and verdict.bounce_class is not BounceClass.HARD:
@@ -115,13 +122,17 @@ class Outcomes:
         # The deliverer's event names the tenant that sent ("" from before tenants: default).
         tenant = event.tenant or DEFAULT_TENANT
         out = self._suppress(event.recipient, verdict.bounce_class, event.at, str(reply), tenant)
+        return out + self._dsn(event)
+
+    def _dsn(self, event: Event) -> list[OutRecord]:
+        """The DSN to the sender of a final failure, when one is due."""
         dsn = self.dsn.for_event(event)
-        if dsn is not None:
-            self.metrics.dsns_sent.labels(
-                "expired" if event.kind is EventKind.EXPIRED else "failed"
-            ).inc()
-            out.append(dsn)
-        return out
+        if dsn is None:
+            return []
+        self.metrics.dsns_sent.labels(
+            "expired" if event.kind is EventKind.EXPIRED else "failed"
+        ).inc()
+        return [dsn]
 
     def _suppress(
         self, address: str, bounce_class: BounceClass, at: float, detail: str, tenant: str

@@ -124,6 +124,12 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     #: A paused (or disabled) tenant's or sending domain's queued mail waits this long in a
     #: retry tier between checks, without an attempt, until resumed or expired (hold.py).
     paused_hold: Duration = Duration(300)
+    #: Mail an operator suspended (postline queue suspend) waits this long in a retry tier
+    #: between checks, without an attempt; a resume releases it at once (control.py).
+    suspended_hold: Duration = Duration(300)
+    #: How often each replica publishes its live queue state on postline.queue.live, what
+    #: postline queue summary shows as in window and in flight (snapshot.py).
+    queue_snapshot_interval: Duration = Duration(5)
     fetch_batch: Positive = 500  # records read from the bus per fetch
     #: A Delivery with no outcome after this long (a lost job: a bug) is deferred with the
     #: reason, so it never holds its partition's commits; longer than any one attempt's
@@ -181,13 +187,7 @@ def _check(cfg: DelivererConfig, source: str) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(source, f"deliverer.throttling.patterns[{index}]", str(exc)) from exc
-    for index, tier in enumerate(cfg.retry.tiers):
-        try:
-            Duration.parse(tier)
-        except ValueError as exc:
-            raise ConfigError(source, f"deliverer.retry.tiers[{index}]", str(exc)) from exc
-    if not cfg.retry.tiers:
-        raise ConfigError(source, "deliverer.retry.tiers", "at least one tier is needed")
+    _check_durations(cfg, source)
     for index, server in enumerate(cfg.nameservers):
         if not _valid_hostport(server):
             raise ConfigError(source, f"deliverer.nameservers[{index}]", "expected 'ip[:port]'")
@@ -204,6 +204,18 @@ def _check(cfg: DelivererConfig, source: str) -> None:
     for index, route in enumerate(cfg.routes):
         if not _valid_hostport(route.host):
             raise ConfigError(source, f"deliverer.routes[{index}].host", "expected 'host[:port]'")
+
+
+def _check_durations(cfg: DelivererConfig, source: str) -> None:
+    for index, tier in enumerate(cfg.retry.tiers):
+        try:
+            Duration.parse(tier)
+        except ValueError as exc:
+            raise ConfigError(source, f"deliverer.retry.tiers[{index}]", str(exc)) from exc
+    if not cfg.retry.tiers:
+        raise ConfigError(source, "deliverer.retry.tiers", "at least one tier is needed")
+    if cfg.queue_snapshot_interval <= 0:
+        raise ConfigError(source, "deliverer.queue_snapshot_interval", "must be more than 0s")
 
 
 def _valid_hostport(value: str) -> bool:

@@ -15,6 +15,13 @@ The lanes share one :class:`~services.deliverer.admission.Admission`, fed by two
 tables: ``postline.tenants`` (paused senders' mail is held; a tenant's or sending domain's
 source pool) and ``postline.reputation`` (the warm-up state of each source address); both are
 read before the first Delivery is admitted, then followed by supervised tasks.
+
+Operators' queue actions (``postline.control``, ``control.py``) are read before the first
+Delivery too, then followed; the engines apply them at admission and to their windows, the
+retry loop to the tiers (``operator.py``), and a new flush, bounce or delete makes the retry
+loop look at its held partitions again. Each replica publishes its live queue state every
+``queue_snapshot_interval`` (``snapshot.py``); the deferred queue's index is written with
+the records (``report.py``).
 """
 
 from __future__ import annotations
@@ -27,22 +34,25 @@ from typing import Any
 
 from services.deliverer.admission import Admission
 from services.deliverer.config import DelivererConfig, load
+from services.deliverer.control import Applied, QueueControl
 from services.deliverer.engine import Engine
 from services.deliverer.lanes import BULK, LANES, Lane
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxResolver
+from services.deliverer.operator import TierIntercept
 from services.deliverer.pool import Connector
 from services.deliverer.prepare import prepare
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from services.deliverer.shaping import Shapers
+from services.deliverer.snapshot import Snapshots
 from services.deliverer.warmup import WarmupLedger
 from shared.config import Config
 from shared.runtime.stage import StageContext, StageSpec
 from shared.runtime.tenantsensor import tenant_sensor
 from shared.runtime.watermark_loop import LoopSettings, WatermarkLoop
 from shared.tenants import TenantTable
-from shared.wire.records import Delivery
-from shared.wire.topics import OUTBOUND, REPUTATION, TENANTS
+from shared.wire.records import ControlVerb, Delivery
+from shared.wire.topics import CONTROL, OUTBOUND, QUEUE, QUEUE_LIVE, REPUTATION, TENANTS
 
 #: How often the retry loop commits; tier delays are seconds to hours, so this is plenty.
 RETRY_FLUSH = 0.5
@@ -68,6 +78,18 @@ class DelivererStage:
         # whichever lane they carry (shaping.py).
         self.shapers = Shapers(cfg)
         self.lanes: dict[str, WatermarkLoop[Delivery]] = {}  # set while running (tests: pending)
+        self.engines: dict[str, Engine] = {}  # the lanes' engines, set while running
+        retry = cfg.retry
+        self.control = QueueControl(
+            max_age=float(retry.max_age),
+            # A record waits in a tier at most a tier's length, the longest retry delay or a
+            # throttle's back-off (report.py), whichever is longest.
+            longest_wait=float(
+                max(self.schedule.last_tier_seconds, retry.max_delay, cfg.throttling.max_backoff)
+            ),
+            clock=self._now,
+        )
+        self.control.listen(self._count_action)
         self.clock = time.time  # admission's and the records' clock (tests set another)
         self.tenants = TenantTable(ctx.log)
         self.ledger = WarmupLedger(ctx.config.core.pools.warmup, ctx.log)
@@ -106,7 +128,10 @@ class DelivererStage:
             shapers=self.shapers,
             admission=self.admission,
             clock=self._now,
+            control=self.control,
         )
+        self.engines[lane.name] = engine
+        self.control.listen(engine.on_action)
         return WatermarkLoop(
             ctx,
             group=lane.group,
@@ -124,7 +149,9 @@ class DelivererStage:
 
     async def run(self, ctx: StageContext) -> None:
         """Deliver until ``ctx.stopping``, then drain; see the module docstring."""
-        await ctx.bus.ensure_topics([*(lane.topic.name for lane in LANES), *self.schedule.topics])
+        await ctx.bus.ensure_topics(
+            [*(lane.topic.name for lane in LANES), *self.schedule.topics, QUEUE.name]
+        )
         self.lanes = {lane.name: self._lane(ctx, lane) for lane in LANES}
         followers = await self._follow_tables(ctx)
         cfg = self.cfg
@@ -133,7 +160,12 @@ class DelivererStage:
             group=RETRY_GROUP,
             topics=self.schedule.topics,
             record=OUTBOUND,
-            handler=RetryRelease(self.schedule, self.metrics, mail_log=cfg.mail_log),
+            handler=RetryRelease(
+                self.schedule,
+                self.metrics,
+                mail_log=cfg.mail_log,
+                intercept=TierIntercept(self.control, self.metrics, self.shapers.provider_of),
+            ),
             settings=LoopSettings(
                 max_in_flight=cfg.fetch_batch,
                 fetch_batch=cfg.fetch_batch,
@@ -143,6 +175,17 @@ class DelivererStage:
         )
         loops = {f"outbound-{name}": loop for name, loop in self.lanes.items()}
         loops["retry"] = retries
+        self.control.listen(lambda applied: _sweep(retries, applied))
+        snapshots = Snapshots(
+            ctx.bus,
+            ctx.instance,
+            cfg.queue_snapshot_interval,
+            engines=lambda: list(self.engines.values()),
+            pending=lambda: {name: loop.pending for name, loop in self.lanes.items()},
+            metrics=self.metrics,
+            clock=self._now,
+            each=self._observe_control,
+        )
         try:
             for loop in loops.values():
                 if not await loop.start():
@@ -150,6 +193,7 @@ class DelivererStage:
             ctx.set_ready()
             # Every loop is a daemon: one that ends before the stop request is a failure.
             tasks = [ctx.spawn(loop.run(), name=name) for name, loop in loops.items()]
+            tasks.append(ctx.spawn(snapshots.run(ctx.stopping, ctx.log), name="queue-snapshots"))
             await asyncio.wait(tasks)
         finally:
             for loop in loops.values():
@@ -163,13 +207,38 @@ class DelivererStage:
         """Read the tenants and warm-up states, then follow both (see the module doc)."""
         # Created when missing (Kafka), as `postline topics create` would, rather than a
         # start that times out on a table nobody has written yet.
-        await ctx.bus.ensure_topics([TENANTS.name, REPUTATION.name])
+        await ctx.bus.ensure_topics([TENANTS.name, REPUTATION.name, CONTROL.name, QUEUE_LIVE.name])
         await self.tenants.load(ctx.bus)
         await self.ledger.load(ctx.bus)
+        await self.control.load(ctx.bus)
         return [
             ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
             ctx.spawn(self.ledger.follow(ctx.bus, ctx.stopping, ctx.log), name="reputation"),
+            ctx.spawn(self.control.follow(ctx.bus, ctx.stopping, ctx.log), name="control"),
         ]
+
+    def _count_action(self, applied: Applied) -> None:
+        self.metrics.queue_actions.labels(str(applied.action.verb)).inc()
+        self._observe_control()
+
+    def _observe_control(self) -> None:
+        """Forget actions that no longer matter; the suspensions gauge."""
+        self.control.prune()
+        kinds = dict.fromkeys(("domain", "provider", "tenant", "source"), 0)
+        for applied in self.control.in_force(ControlVerb.QUEUE_SUSPEND):
+            kinds[applied.target.kind] = kinds.get(applied.target.kind, 0) + 1
+        for kind, count in kinds.items():
+            self.metrics.suspensions.labels(kind).set(count)
+
+
+def _sweep(retries: WatermarkLoop[Delivery], applied: Applied) -> None:
+    """A new flush, bounce or delete: the retry loop looks at its held partitions again."""
+    if applied.action.verb in (
+        ControlVerb.QUEUE_FLUSH,
+        ControlVerb.QUEUE_BOUNCE,
+        ControlVerb.QUEUE_DELETE,
+    ):
+        retries.release_holds()
 
 
 async def create(ctx: StageContext) -> DelivererStage:

@@ -144,6 +144,38 @@ class DelivererMetrics:
             ["pool"],
             registry=registry,
         )
+        self.operator = Counter(
+            "postline_deliverer_queue_operator_total",
+            "Deliveries an operator's queue action acted on in this replica (postline queue, "
+            "the admin API), by action: flushed (released from a retry tier before their "
+            "time), bounced and deleted (recipients ended), rewritten (retry tier records "
+            "written again further on while a flush, bounce or delete looked past them).",
+            ["action"],
+            registry=registry,
+        )
+        self.queue_actions = Counter(
+            "postline_deliverer_queue_actions_total",
+            "Operator queue actions (postline.control) this replica applied, by verb "
+            "(queue_suspend, queue_flush, queue_bounce, queue_delete, throttle_cancel). Every "
+            "replica applies each action once: the rate is the operators' times the replicas.",
+            ["verb"],
+            registry=registry,
+        )
+        self.suspensions = Gauge(
+            "postline_deliverer_queue_suspensions",
+            "Operator suspensions in force in this replica, by target kind (domain, provider, "
+            "tenant, source). Suspended mail waits in the retry tiers without attempts; one "
+            "left in force by mistake shows here (postline queue suspended lists them).",
+            ["kind"],
+            registry=registry,
+        )
+        self.snapshot_failures = Counter(
+            "postline_deliverer_queue_snapshot_failures_total",
+            "Live queue state snapshots (postline.queue.live) this replica could not publish. "
+            "While they fail, postline queue summary shows this replica's last state, then "
+            "none.",
+            registry=registry,
+        )
         self.retries = Counter(
             "postline_deliverer_retries_scheduled_total",
             "Deliveries sent to a retry tier, by tier. Growth in the long tiers means mail that "

@@ -11,8 +11,11 @@ to the (throttle-adjusted) messages per minute. What does not fit - a full windo
 (throttled) domain, a stopping deliverer - is handed back as *shed* so the caller moves it to a
 retry tier instead of blocking the partition. A queue belongs to one lane (``lanes.py``): a
 bulk queue's workers yield their connection slot to a waiting transactional queue of the
-same destination after their current transaction (``shaping.py`` says why). Does not build
-records (``report.py``) nor commit anything (``engine.py``).
+same destination after their current transaction (``shaping.py`` says why). An operator's
+suspension (``control.py``) holds a job before its attempt, also once the destination's
+provider becomes known from its MX; queued jobs an operator's action concerns can be taken
+out (:meth:`DomainQueue.extract`). Does not build records (``report.py``) nor commit
+anything (``engine.py``).
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ SHED_STOPPING = "stopping"
 SHED_WARMUP = "warmup_allowance"
 #: ... or the sender (its tenant or sending domain) is paused: held until resumed (hold.py).
 SHED_PAUSED = "paused"
+#: ... or an operator suspended its domain, provider, tenant or source address (control.py).
+SHED_SUSPENDED = "suspended"
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: compared and hashed by identity
 class Job:
     """One Delivery taken from the bus, with its place behind the watermark."""
 
@@ -101,6 +106,8 @@ class JobResult:
 
 
 Done = Callable[[Job, JobResult], None]
+#: Whether a job must be held now, sent to the given provider: the shed result if so.
+Hold = Callable[[Job, str], "JobResult | None"]
 Activity = Callable[[], AbstractAsyncContextManager[None]]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
@@ -121,8 +128,10 @@ class DomainQueue:
         spawn: Spawn,
         bulk: bool = False,
         source: Source = OS_SOURCE,
+        hold: Hold | None = None,
     ) -> None:
         self.domain = domain
+        self._hold = hold  # an operator's suspension (control.py); None: never held
         self.bulk = bulk  # the bulk lane's queue: transactional queues go first
         self.provider = shapers.provider_of(domain)
         self.policy = cfg.policy_for(domain, self.provider)
@@ -144,6 +153,9 @@ class DomainQueue:
         self._idle = 0
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[Job] = set()  # in an SMTP transaction now
+        self.last_error = ""  # the destination's last temporary failure, in words
+        self.last_error_at = 0.0
 
     @property
     def size(self) -> int:
@@ -173,6 +185,26 @@ class DomainQueue:
         self._ready.set()
         self._spawn()
         return ""
+
+    @property
+    def queued(self) -> list[Job]:
+        """The jobs waiting for a connection."""
+        return list(self._jobs)
+
+    @property
+    def sending(self) -> list[Job]:
+        """The jobs in an SMTP transaction now."""
+        return list(self._sending)
+
+    def extract(self, wanted: Callable[[Job], bool]) -> list[Job]:
+        """Take the queued jobs ``wanted`` says (not those in a transaction) out of the
+        window, ended here: the caller reports how they end (an operator's action)."""
+        taken = [job for job in self._jobs if wanted(job)]
+        for job in taken:
+            self._jobs.remove(job)
+            job.ended = True
+            self._size -= 1
+        return taken
 
     def drop(self, partitions: Collection[TopicPartition]) -> int:
         """Forget the queued jobs of ``partitions`` (lost in a rebalance); how many.
@@ -235,11 +267,14 @@ class DomainQueue:
                     self._jobs.appendleft(job)  # others wait for a slot: take turns
                     return
                 async with self._activity():
+                    self._sending.add(job)
                     try:
                         session = await self._attempt(job, session)
                     except Exception as exc:  # one job's failure must not end the worker
                         await self._abandon(job, session, exc)
                         session = None
+                    finally:
+                        self._sending.discard(job)
         finally:
             self._workers -= 1
             if session is not None:
@@ -295,6 +330,10 @@ class DomainQueue:
                 job, JobResult(shed=SHED_THROTTLED, not_before=self.throttle.suspended_until)
             )
             return session
+        held = self._hold(job, self.provider) if self._hold is not None else None
+        if held is not None:
+            self._finish(job, held)
+            return session
         await self.shaper.pace(urgent=not self.bulk)
         started = time.perf_counter()
         if session is not None and (
@@ -305,7 +344,10 @@ class DomainQueue:
         timing = AttemptTiming()
         if session is None:
             try:
-                session = await self._connect(timing)
+                session = await self._connect(timing, job)
+            except _Held as suspended:  # the MX named a provider the operator suspended
+                self._finish(job, suspended.result)
+                return None
             except DeliveryFailure as exc:
                 failure = classify(exc)
                 results = dict.fromkeys(job.delivery.rcpt_to, failure)
@@ -340,7 +382,7 @@ class DomainQueue:
             return None
         return session
 
-    async def _connect(self, timing: AttemptTiming) -> Session:
+    async def _connect(self, timing: AttemptTiming, job: Job) -> Session:
         began = time.perf_counter()
         try:
             destination = await self._connector.destination(self.domain)
@@ -348,6 +390,9 @@ class DomainQueue:
             timing.dns = time.perf_counter() - began
         if destination.provider != self.provider:
             self._set_provider(destination.provider)
+            held = self._hold(job, self.provider) if self._hold is not None else None
+            if held is not None:
+                raise _Held(held)  # before any connection is opened
         began = time.perf_counter()
         try:
             return await self._connector.open(destination, self.policy, self.source)
@@ -374,6 +419,9 @@ class DomainQueue:
         now = time.time()
         result.seconds = time.perf_counter() - started
         for classified in result.results.values():
+            if classified.outcome is Outcome.DEFERRED:
+                self.last_error = result.cause or str(classified.reply)
+                self.last_error_at = now
             if is_throttle_reply(classified.reply, self._patterns):
                 change = self.throttle.on_throttle(now, classified.reply)
                 if change is not None:
@@ -398,3 +446,11 @@ class DomainQueue:
         if not result.provider or result.provider == OTHER:
             result.provider = self.provider
         self._done(job, result)
+
+
+class _Held(Exception):
+    """Raised by ``_connect`` when the job must be held once its provider is known."""
+
+    def __init__(self, result: JobResult) -> None:
+        super().__init__(result.shed)
+        self.result = result

@@ -10,9 +10,16 @@ bouncer's DSN to the sender needs (it never sees the Delivery). Also updates the
 metrics and, with ``mail_log``, writes the mail log's lines of the attempt, hold or expiry
 (``maillog.py``): every outcome passes here, except expiries found by the retry loop
 (``retry.py`` writes those). Does not publish (``engine.py`` does, in a transaction).
+
+The deferred queue's index (``shared.queue.index``) is kept here too: a Delivery put in a
+tier (deferred or held) gets its ``postline.queue`` entry beside the tier record, and one
+that ends (every recipient delivered or bounced, or expired) the entry's tombstone, in the
+same transaction; ``copy`` names the record the attempt read, where the message data is.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import msgspec
 
@@ -22,6 +29,7 @@ from services.deliverer.metrics import DelivererMetrics, reply_class, source_lab
 from services.deliverer.outcome import TLS_UNAVAILABLE, Outcome
 from services.deliverer.queue import (
     SHED_PAUSED,
+    SHED_SUSPENDED,
     SHED_THROTTLED,
     SHED_WARMUP,
     SHED_WINDOW_FULL,
@@ -29,6 +37,7 @@ from services.deliverer.queue import (
 )
 from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
+from shared.queue import index
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply
 from shared.wire.topics import EVENTS, OutRecord
 
@@ -48,14 +57,22 @@ def records_for(
     *,
     window_full_delay: float = 5.0,
     mail_log: bool = False,
+    copy: index.Copy | None = None,
 ) -> list[OutRecord]:
     """Every record to publish for an attempt at ``delivery`` (see the module docstring)."""
     records = [
         throttle_event(delivery.domain, result.provider, change, at) for change in result.throttle
     ]
     if result.shed:
+        entry = _entry(result, at, copy, result.shed, result.cause)
         shed, next_attempt = _shed(
-            delivery, result, at, schedule, metrics, window_full_delay=window_full_delay
+            delivery,
+            result,
+            at,
+            schedule,
+            metrics,
+            entry=entry,
+            window_full_delay=window_full_delay,
         )
         if mail_log:
             maillog.write(
@@ -125,8 +142,13 @@ def records_for(
             last_reply=last_reply,
             expires_at=schedule.expires_at(delivery),
         )
-        retried, next_attempt = _retry(retry, at, schedule.delay(attempt), schedule, metrics)
+        entry = _entry(result, at, copy, index.DEFERRED, result.cause)
+        retried, next_attempt = _retry(
+            retry, at, schedule.delay(attempt), schedule, metrics, entry=entry
+        )
         records += retried
+    else:
+        records += index.ended(delivery)  # every recipient delivered or bounced
     if mail_log:
         maillog.write(maillog.attempt_lines(delivery, result, at, next_attempt))
     return records
@@ -139,13 +161,14 @@ def _shed(
     schedule: RetrySchedule,
     metrics: DelivererMetrics,
     *,
+    entry: Entry,
     window_full_delay: float,
 ) -> tuple[list[OutRecord], float]:
     """The retry record (and when it is due) or the EXPIRED events (and 0) of a shed job."""
     metrics.shaped.labels(result.shed).inc()
     if result.shed == SHED_THROTTLED:
         delay = max(result.not_before - at, 0.0)  # the end of the destination's suspension
-    elif result.shed in (SHED_WARMUP, SHED_PAUSED):
+    elif result.shed in (SHED_WARMUP, SHED_PAUSED, SHED_SUSPENDED):
         # The next UTC day's allowance, or the hold interval: in passes no longer than the
         # longest tier (a record due later would hold its tier partition; it comes back,
         # is checked again and waits again).
@@ -154,7 +177,7 @@ def _shed(
         delay = window_full_delay  # busy, not failing: back soon, behind the backlog
     else:
         delay = 0.0  # stopping: not a verdict on the destination, back at once
-    return _retry(delivery, at, delay, schedule, metrics)
+    return _retry(delivery, at, delay, schedule, metrics, entry=entry)
 
 
 def _retry(
@@ -163,18 +186,43 @@ def _retry(
     delay: float,
     schedule: RetrySchedule,
     metrics: DelivererMetrics,
+    *,
+    entry: Entry,
 ) -> tuple[list[OutRecord], float]:
-    """The retry record and when it is due, or the EXPIRED events and 0."""
+    """The retry record with its index entry and when it is due, or the EXPIRED events
+    (with the entry's tombstone) and 0."""
     expires = schedule.expires_at(delivery)
     if at >= expires:
         metrics.expired.inc(len(delivery.rcpt_to))
         metrics.tenants.count(delivery.tenant, "expired", len(delivery.rcpt_to))
-        return expired_events(delivery, at, delivery.last_reply), 0.0
+        return expired_events(delivery, at, delivery.last_reply) + index.ended(delivery), 0.0
     # Never wait past the expiry: the retry loop expires the record when it is due.
     wait = min(delay, max(0.0, expires - at))
     deferral = schedule.defer(delivery, at, wait)
     metrics.retries.labels(deferral.tier).inc()
-    return [deferral.record], at + wait
+    return [deferral.record, entry(deferral.delivery, deferral.topic)], at + wait
+
+
+#: Builds the index entry of a Delivery written to a tier (named).
+Entry = Callable[[Delivery, str], OutRecord]
+
+
+def _entry(
+    result: JobResult, at: float, copy: index.Copy | None, reason: str, detail: str
+) -> Entry:
+    def build(waiting: Delivery, tier: str) -> OutRecord:
+        return index.entry(
+            waiting,
+            tier=tier,
+            at=at,
+            reason=reason,
+            detail=detail,
+            provider=result.provider,
+            source=result.source,
+            copy=copy,
+        )
+
+    return build
 
 
 def throttle_event(domain: str, provider: str, change: ThrottleChange, at: float) -> OutRecord:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from services.deliverer.config import Retry
 from services.deliverer.metrics import DelivererMetrics
 from shared.bus.base import TopicPartition
 from shared.config import Duration
+from shared.queue import index
 from shared.runtime.consume import Item
 from shared.runtime.watermark_loop import Ticket
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply, now
@@ -40,10 +41,13 @@ EXPIRED_REPLY = SmtpReply(code=554, enhanced="5.4.7", text="delivery time expire
 
 @dataclass(frozen=True)
 class Deferral:
-    """Where a deferred Delivery goes: the tier topic and the record with ``not_before``."""
+    """Where a deferred Delivery goes: the tier topic and the record with ``not_before``
+    (marked ``indexed``: its ``postline.queue`` entry is published with it, report.py)."""
 
     tier: str
     record: OutRecord
+    delivery: Delivery  # what the record holds
+    topic: str  # the tier topic's name
 
 
 class RetrySchedule:
@@ -96,8 +100,8 @@ class RetrySchedule:
     def defer(self, delivery: Delivery, at: float, delay: float) -> Deferral:
         """The retry record for ``delivery`` (already updated by the caller) due after ``delay``."""
         topic = self.tier_for(delay)
-        record = msgspec.structs.replace(delivery, not_before=at + delay)
-        return Deferral(topic.name.rsplit(".", 1)[-1], topic.out(record))
+        record = msgspec.structs.replace(delivery, not_before=at + delay, indexed=True)
+        return Deferral(topic.name.rsplit(".", 1)[-1], topic.out(record), record, topic.name)
 
 
 #: Most bytes of the original header block a BOUNCED/EXPIRED event carries, for the DSN the
@@ -152,16 +156,28 @@ class RetryRelease:
     (or expire); a record not yet due holds its tier partition there."""
 
     def __init__(
-        self, schedule: RetrySchedule, metrics: DelivererMetrics, *, mail_log: bool = False
+        self,
+        schedule: RetrySchedule,
+        metrics: DelivererMetrics,
+        *,
+        mail_log: bool = False,
+        intercept: Intercept | None = None,
     ) -> None:
         self._schedule = schedule
         self._metrics = metrics
         self._mail_log = mail_log  # write the expiries' mail log lines (maillog.py)
+        self._intercept = intercept  # operators' actions (operator.py); None: none
 
     def admit(self, ticket: Ticket[Delivery]) -> None:
-        """Release the record if it is due, else wait for it (and what follows it)."""
+        """Release the record if it is due, else wait for it (and what follows it), unless
+        an operator's action says otherwise."""
         delivery = ticket.item.record
         at = time.time()
+        if self._intercept is not None:
+            outputs = self._intercept(ticket, at)
+            if outputs is not None:
+                ticket.finish(outputs)
+                return
         if delivery.not_before > at:
             ticket.hold_until(delivery.not_before)
             return
@@ -169,7 +185,7 @@ class RetryRelease:
 
     def failed(self, item: Item[Delivery], exc: Exception) -> Sequence[OutRecord]:
         """Releasing raised: send the record back to its lane as it is; the deliverer tries it."""
-        return [_back(item.record)]
+        return [back(item.record)]
 
     def revoked(self, partitions: Collection[TopicPartition]) -> None:
         """Nothing is queued here: held partitions are the loop's."""
@@ -185,10 +201,14 @@ class RetryRelease:
             self._metrics.expired.inc(len(delivery.rcpt_to))
             if self._mail_log:
                 maillog.write(maillog.expired_lines(delivery, at))
-            return expired_events(delivery, at, delivery.last_reply)
-        return [_back(delivery)]
+            return expired_events(delivery, at, delivery.last_reply) + index.ended(delivery)
+        return [back(delivery)]
 
 
-def _back(delivery: Delivery) -> OutRecord:
+#: Asked first about each tier record (operator.py): its outputs, or None to go on as usual.
+Intercept = Callable[[Ticket[Delivery], float], "Sequence[OutRecord] | None"]
+
+
+def back(delivery: Delivery) -> OutRecord:
     """``delivery`` due again, on the lane it came from (by ``Delivery.bulk``)."""
     return lane_of(delivery).out(msgspec.structs.replace(delivery, not_before=0.0))

@@ -218,6 +218,11 @@ class Shapers:
             self._shapers[key] = shaper
         return shaper
 
+    def keyed(self, kind: str, name: str) -> list[Shaper]:
+        """The shapers of ``kind`` ("domain" or "provider") ``name``, from every source."""
+        prefix = f"{kind}:{name.lower()}"
+        return [s for k, s in self._shapers.items() if k == prefix or k.startswith(prefix + "|")]
+
     def drop_unused(self) -> None:
         """Forget per-domain shapers nobody uses (provider shapers are few: kept)."""
         for key in [k for k, s in self._shapers.items() if k.startswith("domain:") and s.unused]:

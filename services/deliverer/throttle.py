@@ -3,7 +3,8 @@
 Owns: :func:`is_throttle_reply` and :class:`Throttle`, the per-domain state machine: a throttle
 signal halves the destination's concurrency and rate and suspends it for a back-off (doubling
 on each signal in a row, capped); each ``ramp_after`` successes afterwards take one step back
-up (concurrency + 1, rate x 1.5) until the policy's limits are reached again. Every change is
+up (concurrency + 1, rate x 1.5) until the policy's limits are reached again; an operator's
+``throttle_cancel`` puts it back at the policy's limits at once. Every change is
 returned as a :class:`ThrottleChange` for the caller to publish (THROTTLED event, metrics).
 Does not send or queue anything (``queue.py`` applies the limits).
 """
@@ -44,7 +45,7 @@ def is_throttle_reply(reply: SmtpReply, patterns: list[re.Pattern[str]]) -> bool
 class ThrottleChange:
     """One step of the state machine, for the THROTTLED event and the metrics."""
 
-    action: str  # "throttle" | "ramp" | "recover"
+    action: str  # "throttle" | "ramp" | "recover" | "cancel" (the operator's)
     concurrency: int
     rate: float  # messages per minute; 0 = unlimited
     suspended_until: float
@@ -100,6 +101,17 @@ class Throttle:
         self.suspended_until = now + self._backoff
         self._successes = 0
         return ThrottleChange("throttle", self.concurrency, self.rate, self.suspended_until, reply)
+
+    def cancel(self) -> ThrottleChange | None:
+        """The operator lifts the throttle (``postline queue throttle-cancel``): back to the
+        policy's limits, not suspended; ``None`` when not throttled."""
+        if not self.throttled:
+            return None
+        self.concurrency, self.rate = self.policy.max_connections, self.policy.messages_per_minute
+        self.suspended_until = 0.0
+        self._backoff = 0.0
+        self._successes = 0
+        return ThrottleChange("cancel", self.concurrency, self.rate, 0.0)
 
     def on_success(self, now: float) -> ThrottleChange | None:
         """A delivery went through: after ``ramp_after`` of them, one step back up."""

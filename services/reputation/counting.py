@@ -12,7 +12,8 @@ Owns reading ``postline.events`` for reputation, once for every scope:
 The bouncer does not publish events for the deliverer's failures (it answers them with
 suppressions and DSNs only), so nothing is counted twice. Not counted: our own DSNs back to
 senders (tagged ``dsn_for``: not the tenant's mail to its recipients), the bouncer's
-``deferred`` (a delayed DSN: the remote still tries), and every other kind.
+``deferred`` (a delayed DSN: the remote still tries), what an operator bounced or deleted
+from the queue (classification ``operator``), and every other kind.
 
 The bouncer's events name no sender (a VERP address names the message and the recipient
 only) and, at the global bounce domain, no tenant: :class:`Attribution` remembers the tenant
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from shared.bounceclass.classify import classify
 from shared.bounceclass.rules import BounceClass, RuleTable
+from shared.queue.actions import OPERATOR
 from shared.wire.records import DEFAULT_TENANT, Event, EventKind, ReputationCounts, SmtpReply
 
 DELIVERER = "deliverer"
@@ -112,6 +114,8 @@ def deliverer_counts(event: Event, table: RuleTable) -> tuple[ReputationCounts, 
     if event.kind is EventKind.DEFERRED:
         return ReputationCounts(deferred=1), "deferred"
     if event.kind in (EventKind.BOUNCED, EventKind.EXPIRED):
+        if event.classification == OPERATOR:
+            return None  # bounced from the queue by an operator: not the recipient's doing
         kind = bounce_kind(event.reply, event.mx, table, event.kind is EventKind.EXPIRED)
         return _sent(kind), kind
     return None

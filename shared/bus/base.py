@@ -132,5 +132,10 @@ class Bus(Protocol):
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         """The current state of a compacted topic: last value per key, tombstones removed."""
 
+    async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
+        """The committed record at ``offset`` of ``partition``, or ``None`` when there is
+        none there (removed by retention or compaction, not written yet). For people's tools
+        that know where a record is (``postline queue show --body``), not for stages."""
+
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Make sure the topics exist (embedded: no-op; Kafka: create missing ones)."""

@@ -153,6 +153,11 @@ class EmbeddedBus:
         self.check_running()
         return await self._read(lambda store: store.table(topic))
 
+    async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
+        """The committed record at ``offset`` of ``partition``, or ``None``."""
+        found = await self.read_from({partition: offset}, 1)
+        return found[0] if found and found[0].offset == offset else None
+
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the topics now (they are otherwise created on first use)."""
         await self.ensure_partitions(topics)

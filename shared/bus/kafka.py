@@ -19,10 +19,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka import errors as kafka_errors
 
-from shared.bus.base import BusMessage, Consumer
+from shared.bus.base import BusMessage, Consumer, TopicPartition
 from shared.bus.kafka_admin import create_topics, topic_for
 from shared.bus.kafka_common import WireNames, client_kwargs, map_error
 from shared.bus.kafka_consumer import KafkaConsumer
+from shared.bus.kafka_lookup import read_at
 from shared.bus.kafka_publisher import GroupCommitPublisher
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
 from shared.config import KafkaConfig
@@ -140,6 +141,10 @@ class KafkaBus:
             return dict(await probe.end_offsets(tps))
         finally:
             await probe.stop()
+
+    async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
+        """The committed record at ``offset`` of ``partition`` (``kafka_lookup``)."""
+        return await read_at(self.config, self._names, partition, offset)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the missing topics as ``shared.wire.topics`` declares them."""

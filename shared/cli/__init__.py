@@ -6,7 +6,8 @@ unreachable or nothing to run (``postline`` alone prints the help and exits 2, a
 does for any other usage error: a script that forgot its command must not see success).
 The commands live beside it: ``version`` and ``config`` (``config_commands``), ``topics``
 (``topics``), ``run`` and one per stage (``run``), ``events tail`` and ``message show``
-(``events``), ``tenant ...`` (``tenant``), ``reputation`` (``reputation``), ``pool ...``
+(``events``), ``queue ...`` (``queue``, ``queue_control``), ``tenant ...`` (``tenant``),
+``reputation`` (``reputation``), ``pool ...``
 (``pool``), and the commands each stage adds through its ``add_commands`` hook.
 """
 
@@ -25,7 +26,7 @@ from shared.cli.parser import build_parser as _build_parser
 from shared.cli.run import RunError
 from shared.cli.run import cmd_run as run_command
 from shared.config import Config, load_config
-from shared.errors import BusError, BusUnavailable, ConfigError, TenantError
+from shared.errors import BusError, BusUnavailable, ConfigError, QueueError, TenantError
 from shared.runtime.stage import StageSpec
 
 __all__ = ["CliError", "build_parser", "discover_stages", "main"]
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except TenantError as exc:  # unknown tenant or key, duplicate, malformed limit: exit 1
+        return _fail(str(exc), EXIT_CONFIG)
+    except QueueError as exc:  # unknown message id or domain, malformed target: exit 1
         return _fail(str(exc), EXIT_CONFIG)
     except BusUnavailable as exc:
         return _fail(f"bus unavailable: {exc}", EXIT_UNAVAILABLE)

@@ -23,6 +23,7 @@ from shared.cli import config_commands
 from shared.cli.config_commands import CONFIG_ENV
 from shared.cli.events import add_event_commands
 from shared.cli.pool import add_pool_commands
+from shared.cli.queue import add_queue_commands
 from shared.cli.reputation import add_reputation_commands
 from shared.cli.run import add_run_commands
 from shared.cli.tenant import add_tenant_commands
@@ -78,6 +79,7 @@ def build_parser(
     add_topic_commands(commands)
     add_run_commands(commands, specs, run_builtin)
     add_event_commands(commands)
+    add_queue_commands(commands)
     tenant = add_tenant_commands(commands)
     add_access_commands(tenant)
     add_domain_commands(tenant)

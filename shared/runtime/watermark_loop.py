@@ -367,6 +367,12 @@ class WatermarkLoop(Generic[R]):
                 return
             del self._seeks[tp]
 
+    def release_holds(self) -> None:
+        """Fetch every held partition again at once: the handler looks at its records anew
+        (an operator's flush may concern them); a record still not due is held again."""
+        for tp in self._held:
+            self._held[tp] = 0.0
+
     def _resume_due(self, at: float) -> None:
         due = [tp for tp, when in self._held.items() if when <= at and tp not in self._seeks]
         for tp in due:

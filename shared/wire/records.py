@@ -103,6 +103,12 @@ class Delivery(Record, frozen=True, kw_only=True):
     is_dsn: bool = False
     last_reply: SmtpReply | None = None
     tenant: str = ""  # the sending tenant's id ("" from writers before tenants: default)
+    #: The Submission's send-at (0: none). While it is ahead the Delivery waits in the retry
+    #: tiers, ``not_before`` being the end of its current pass (``shared.sendat``).
+    send_at: float = 0.0
+    #: It waited in a retry tier, so ``postline.queue`` has an entry for it, removed (a
+    #: tombstone) in the transaction that records how it ended (``shared.queue.index``).
+    indexed: bool = False
 
 
 class EventKind(enum.StrEnum):
@@ -126,6 +132,12 @@ class EventKind(enum.StrEnum):
     #: (``classification``: warning, paused, recovered, warmup_advanced, warmup_held,
     #: warmup_stepped_back), with the figures that caused it in ``figures``.
     REPUTATION = "reputation"
+    #: An operator's queue action (``postline queue ...`` or the admin API):
+    #: ``classification`` is the verb, ``detail`` the target and its terms, ``by`` who.
+    QUEUE_ACTION = "queue_action"
+    #: An operator deleted the recipient's queued mail (``postline queue delete``): it is
+    #: not sent and no DSN goes back (Postfix ``postsuper -d``).
+    DELETED = "deleted"
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -316,9 +328,15 @@ DEFAULT_TENANT = "default"
 
 
 class ControlVerb(enum.StrEnum):
-    """What an operator asks the running stages to do."""
+    """What an operator asks the running stages to do (the queue verbs: ``shared.queue``)."""
 
     AUTH_UNBLOCK = "auth_unblock"  # forget AUTH failures of an address or a user name
+    #: Hold the target's mail without attempts until resumed (a tombstone) or ``until``.
+    QUEUE_SUSPEND = "queue_suspend"
+    QUEUE_FLUSH = "queue_flush"  # try the target's deferred mail now
+    QUEUE_BOUNCE = "queue_bounce"  # end the target's queued mail as bounced, with a DSN
+    QUEUE_DELETE = "queue_delete"  # end the target's queued mail silently
+    THROTTLE_CANCEL = "throttle_cancel"  # lift the adaptive throttle of a destination
 
 
 class ControlAction(Record, frozen=True, kw_only=True):
@@ -326,9 +344,79 @@ class ControlAction(Record, frozen=True, kw_only=True):
     key: verb and target), published by the CLI, applied by every replica that follows it."""
 
     verb: ControlVerb
-    target: str  # what it applies to: an IP address, a user name, a domain ...
+    target: str  # what it applies to: an IP address, a user name, "domain:example.com" ...
     at: float
     by: str = ""  # who asked (the CLI's user, an API token's name)
+    until: float = 0.0  # queue_suspend: when it ends by itself (0: when resumed)
+    why: str = ""  # the operator's reason (bounce: the DSN's diagnostic says it)
+
+
+class QueueEntry(Record, frozen=True, kw_only=True):
+    """A Delivery waiting in a retry tier (``postline.queue``, compacted, key: delivery id).
+
+    Written in the transaction that puts the Delivery in its tier (a deferral or a hold) and
+    removed by a tombstone in the one that records how it ended, so the table is the
+    deferred queue as of the last commit (``shared.queue.index``). Small on purpose: no
+    message data; ``copy_*`` name a record holding the Delivery with its data.
+    """
+
+    message_id: str
+    delivery_id: str
+    domain: str
+    recipients: tuple[str, ...]
+    at: float  # when this entry was written
+    sender: str = ""  # the original envelope sender
+    tenant: str = ""
+    provider: str = ""  # the destination's provider as last seen ("" = not yet known)
+    source: str = ""  # the local address of the last attempt ("" = the OS's, or none yet)
+    bulk: bool = False
+    is_dsn: bool = False
+    size: int = 0  # bytes of the signed message
+    attempt: int = 0  # attempts made so far
+    submitted_at: float = 0.0
+    first_attempt_at: float = 0.0
+    last_attempt_at: float = 0.0
+    next_attempt: float = 0.0  # the Delivery's not_before
+    expires_at: float = 0.0
+    tier: str = ""  # the retry tier topic it waits in
+    reason: str = ""  # "deferred", or why it is held without an attempt ("suspended", ...)
+    detail: str = ""  # the hold's or the failure's words
+    last_reply: SmtpReply | None = None
+    #: A record with this Delivery's data (the lane record the deliverer last read it from):
+    #: ``postline queue show --body`` reads it there. Empty topic: not known.
+    copy_topic: str = ""
+    copy_partition: int = -1
+    copy_offset: int = -1
+
+
+class QueueLoad(msgspec.Struct, frozen=True, kw_only=True):
+    """What one deliverer holds in memory for one destination, tenant, source and lane."""
+
+    domain: str
+    provider: str = ""
+    tenant: str = ""
+    source: str = ""
+    lane: str = ""
+    window: int = 0  # in the domain window, waiting for a connection
+    in_flight: int = 0  # in an SMTP transaction now
+    oldest: float = 0.0  # the earliest submitted_at among them (0: unknown)
+    last_error: str = ""  # the destination's last temporary failure, in words
+    last_error_at: float = 0.0
+    throttled_until: float = 0.0  # the adaptive throttle's suspension (0: none)
+
+
+class QueueSnapshot(Record, frozen=True, kw_only=True):
+    """One deliverer replica's live queue state (``postline.queue.live``, compacted, key:
+    the replica's instance id), published every ``deliverer.queue_snapshot_interval``;
+    a snapshot older than three intervals is a replica that is gone."""
+
+    instance: str
+    at: float
+    interval: float
+    loads: tuple[QueueLoad, ...] = ()
+    pending: dict[str, int] = {}  # per lane: fetched from the bus and not yet committed
+    truncated: int = 0  # loads left out to keep the record small
+    stopped: bool = False  # the replica's last word: it stopped
 
 
 class ReputationCounts(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,6 +18,8 @@ from shared.wire.records import (
     DeadLetter,
     Delivery,
     Event,
+    QueueEntry,
+    QueueSnapshot,
     Record,
     Reputation,
     Submission,
@@ -59,6 +61,8 @@ class Topic(Generic[R]):
     compact: bool = False
     max_message_bytes: int = MAX_RECORD_BYTES
     doc: str = ""
+    #: Further broker settings, overriding the ones above (how soon compaction runs).
+    settings: tuple[tuple[str, str], ...] = ()
     _decoder: msgspec.msgpack.Decoder[R] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,7 +101,7 @@ class Topic(Generic[R]):
             "retention.ms": str(-1 if self.compact else self.retention_ms),
             "max.message.bytes": str(self.max_message_bytes),
             "compression.type": "producer",
-        }
+        } | dict(self.settings)
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -168,6 +172,42 @@ CONTROL: Topic[ControlAction] = Topic(
     max_message_bytes=1 * MiB,
     doc="Operators' actions for the running replicas (compacted: the last one per target).",
 )
+#: Compaction settings of the queue's tables, which churn (an entry per deferral, a
+#: tombstone per end): Kafka compacts only closed segments (``segment.ms``, default 7 days)
+#: and keeps tombstones ``delete.retention.ms`` (default 1 day), and a reader of the table
+#: reads what is not compacted yet, so both are short here.
+_CHURNING_TABLE = (
+    ("segment.ms", str(3600 * 1000)),
+    ("delete.retention.ms", str(3600 * 1000)),
+    ("min.cleanable.dirty.ratio", "0.2"),
+)
+QUEUE: Topic[QueueEntry] = Topic(
+    "postline.queue",
+    QueueEntry,
+    lambda e: e.delivery_id,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="The deferred queue: one small entry per Delivery waiting in a retry tier, written "
+    "with the deferral and removed with its outcome (compacted; read by postline queue).",
+    settings=_CHURNING_TABLE,
+)
+QUEUE_LIVE: Topic[QueueSnapshot] = Topic(
+    "postline.queue.live",
+    QueueSnapshot,
+    lambda s: s.instance,
+    partitions=1,
+    compact=True,
+    max_message_bytes=8 * MiB,
+    doc="Each deliverer replica's live queue state (windows, in flight, last errors), "
+    "published every few seconds (compacted; a gone replica's record ages out).",
+    # A replica that is gone leaves its last record: deleted after an hour (compact,delete);
+    # a live one publishes far more often than that.
+    settings=(
+        ("cleanup.policy", "compact,delete"),
+        ("retention.ms", str(3600 * 1000)),
+        ("segment.ms", str(600 * 1000)),
+    ),
+)
 REPUTATION: Topic[Reputation] = Topic(
     "postline.reputation",
     Reputation,
@@ -217,6 +257,8 @@ def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic
         TENANTS,
         CONTROL,
         REPUTATION,
+        QUEUE,
+        QUEUE_LIVE,
         DEAD,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
