@@ -1,12 +1,14 @@
 """Operators' actions reaching every running replica: publish one, follow them.
 
-``postline auth unblock`` and the commands to come (suspend, flush, throttle cancel) write a
-:class:`~shared.wire.records.ControlAction` on ``postline.control``; each replica that cares follows
-the topic from its end and applies what it is told, so one command reaches every pod of a
-stage on Kafka and the one process on the embedded bus alike (an HTTP call would reach one
-pod). Actions are commands for the replicas running now: a replica that starts later has no
-state they could apply to, so it does not replay old ones. It does not decide what an action
-means: the stage's ``apply`` does.
+``postline auth unblock`` writes a :class:`~shared.wire.records.ControlAction` on
+``postline.control``; each ingest replica follows the topic from its end and applies what it
+is told, so one command reaches every pod of a stage on Kafka and the one process on the
+embedded bus alike (an HTTP call would reach one pod). An unblock is a command for the
+replicas running now: a replica that starts later has no lock it could lift, so it does not
+replay old ones. The queue verbs on the same topic (suspend, flush, bounce, delete, throttle
+cancel) are published by ``shared.queue.actions`` and read whole at start by every deliverer
+(``services/deliverer/control.py``): some of them are states a new replica must honour. It
+does not decide what an action means: the stage's ``apply`` does.
 """
 
 from __future__ import annotations

@@ -112,5 +112,8 @@ class FaultyBus:
     async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
         return await self.inner.read_at(partition, offset)
 
+    async def partition_of(self, topic: str, key: bytes) -> int:
+        return await self.inner.partition_of(topic, key)
+
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         await self.inner.ensure_topics(topics)

@@ -158,27 +158,27 @@ class QueueApi:
             body = await _body(request)
             purge = verb in (ControlVerb.QUEUE_BOUNCE, ControlVerb.QUEUE_DELETE)
             _refuse_extra(body, confirm=purge, why=purge, lasting=False)
-            target = await self._target(verb, body.target)
+            target, domains = await self._target(verb, body.target)
             if target.kind == ALL and purge and not body.confirm:
                 raise QueueInvalid(f'{verb.value.removeprefix("queue_")} all needs "confirm": true')
-            asked = actions.request(verb, str(target), why=body.why)
+            asked = actions.request(verb, str(target), why=body.why, domains=domains)
             action = await actions.publish(self._bus, asked, by=_by(request), via="api")
             return _json(202, _action(action))
 
         return act
 
-    async def _target(self, verb: ControlVerb, text: str) -> Target:
-        """The target: ``KIND:NAME``, ``all`` or a message id; checked against what is
-        queued (except a throttle cancel: a throttle is not queued mail)."""
+    async def _target(self, verb: ControlVerb, text: str) -> tuple[Target, tuple[str, ...]]:
+        """The target (``KIND:NAME``, ``all`` or a message id) and where its mail waits;
+        checked against what is queued (not a throttle cancel: a throttle is not mail)."""
         if verb is ControlVerb.THROTTLE_CANCEL:
-            return parse_target(text, actions.KINDS[verb])
+            return parse_target(text, actions.KINDS[verb]), ()
         entries = await view.read_entries(self._bus)
         if text.strip() == ALL or text.partition(":")[0] in KINDS:
             target = parse_target(text, actions.KINDS[verb])
         else:
             target = Target(MESSAGE, view.resolve(entries, text)[0].message_id)
         view.check_target(entries, await view.read_snapshots(self._bus, time.time()), target)
-        return target
+        return target, view.domains_of(entries, target)
 
 
 def _refuse_extra(

@@ -13,7 +13,10 @@ so every action is applied once per replica. It answers, for one Delivery:
 - :meth:`flushed`: to be released from its retry tier now? A flush reaches what was written
   to a tier before this replica read it;
 - :meth:`sweeping`: must the retry loop read past a record not yet due, because a flush,
-  bounce or delete may match records behind it in the partition?
+  bounce or delete may match records behind it in the partition? Only where such records
+  can be: for an action naming its recipient domains (a message's, a domain's), the tier
+  partitions of those keys, once :meth:`scope` has been told them; for a tenant, a provider
+  or everything, every partition.
 
 and tells its listeners (the engines: windows and throttles; the retry loop: held
 partitions) about each new action. Does not act on Deliveries itself.
@@ -27,10 +30,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.bus.base import Bus, BusMessage
+from shared.bus.base import Bus, BusMessage, TopicPartition
 from shared.bus.follow import follow_topic
 from shared.errors import DecodeError, QueueInvalid
-from shared.queue.actions import KINDS, QUEUE_VERBS, active_until
+from shared.queue.actions import KINDS, QUEUE_VERBS, SWEEPS, active_until
+from shared.queue.actions import key as action_key
 from shared.queue.targets import (
     ALL,
     DOMAIN,
@@ -48,7 +52,6 @@ log = logging.getLogger("postline.deliverer.control")
 
 Clock = Callable[[], float]
 Listener = Callable[["Applied"], None]
-_SWEEPS = (ControlVerb.QUEUE_FLUSH, ControlVerb.QUEUE_BOUNCE, ControlVerb.QUEUE_DELETE)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class QueueControl:
         self._by_key: dict[str, Applied] = {}
         self._by_verb: dict[ControlVerb, dict[Target, Applied]] = {v: {} for v in QUEUE_VERBS}
         self._listeners: list[Listener] = []
+        #: The tier partitions a sweep of an action naming domains reads (None: every one).
+        self._scopes: dict[str, frozenset[TopicPartition] | None] = {}
 
     def listen(self, listener: Listener) -> None:
         """Call ``listener`` with each new action (not with ones already seen)."""
@@ -144,8 +149,21 @@ class QueueControl:
 
     def _remove(self, key: str) -> None:
         gone = self._by_key.pop(key, None)
+        self._scopes.pop(key, None)
         if gone is not None:
             self._by_verb[gone.action.verb].pop(gone.target, None)
+
+    def scope(self, applied: Applied, partitions: frozenset[TopicPartition] | None) -> None:
+        """Where the mail of ``applied`` (naming its domains) can be in the tiers: a sweep
+        reads only those partitions (``None``: every one, when they could not be found)."""
+        name = action_key(applied.action.verb, applied.target)
+        if self._by_key.get(name) is applied:
+            self._scopes[name] = partitions
+
+    @staticmethod
+    def needs_scope(applied: Applied) -> bool:
+        """Whether a sweep for ``applied`` waits for :meth:`scope` (it names domains)."""
+        return applied.action.verb in SWEEPS and bool(applied.action.domains)
 
     def prune(self) -> None:
         """Forget actions that no longer matter (called now and then)."""
@@ -208,15 +226,21 @@ class QueueControl:
                 return True
         return False
 
-    def sweeping(self, written: float) -> bool:
+    def sweeping(self, written: float, partition: TopicPartition) -> bool:
         """Whether a flush, bounce or delete may match records written at ``written`` or
-        later in the same partition: the retry loop then reads past a record not yet due."""
+        later in ``partition``: the retry loop then reads past a record not yet due."""
         now = self._clock()
-        return any(
-            written < applied.horizon and now < applied.horizon + self._longest
-            for verb in _SWEEPS
-            for applied in self._by_verb[verb].values()
-        )
+        for verb in SWEEPS:
+            for target, applied in self._by_verb[verb].items():
+                if written >= applied.horizon or now >= applied.horizon + self._longest:
+                    continue
+                if not self.needs_scope(applied):
+                    return True
+                # Until its partitions are known, an action naming domains sweeps nothing.
+                scope = self._scopes.get(action_key(verb, target), frozenset())
+                if scope is None or partition in scope:
+                    return True
+        return False
 
     @staticmethod
     def _targets(delivery: Delivery, provider: str) -> list[Target]:

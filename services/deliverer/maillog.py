@@ -30,7 +30,13 @@ from typing import Any
 
 from services.deliverer.lanes import lane_name
 from services.deliverer.outcome import Classified, Outcome
-from services.deliverer.queue import SHED_PAUSED, SHED_THROTTLED, SHED_WARMUP, JobResult
+from services.deliverer.queue import (
+    SHED_PAUSED,
+    SHED_SUSPENDED,
+    SHED_THROTTLED,
+    SHED_WARMUP,
+    JobResult,
+)
 from shared.runtime.logs import TEXT_LINE
 from shared.wire.records import Delivery, SmtpReply
 
@@ -60,6 +66,7 @@ _HELD_WHY = {
     SHED_PAUSED: "sender paused: tenant {tenant} or its sending domain is paused or disabled",
     SHED_WARMUP: "warm-up allowance of the source pool used up for {domain}",
     SHED_THROTTLED: "delivery temporarily suspended: {domain} is throttled",
+    SHED_SUSPENDED: "held by an operator's suspension (postline queue suspend)",
 }
 
 
@@ -238,7 +245,8 @@ def held_lines(
     if why is None:
         return []
     status = Status.DEFERRED if result.shed == SHED_THROTTLED else Status.HELD
-    cause = why.format(tenant=delivery.tenant or "-", domain=delivery.domain)
+    # A suspension names itself in the result ("suspended: domain:x by cli:ann (why)").
+    cause = result.cause or why.format(tenant=delivery.tenant or "-", domain=delivery.domain)
     return [
         MailLogLine(
             status=status,

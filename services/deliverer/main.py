@@ -39,7 +39,7 @@ from services.deliverer.engine import Engine
 from services.deliverer.lanes import BULK, LANES, Lane
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxResolver
-from services.deliverer.operator import TierIntercept
+from services.deliverer.operator import SweepStart, TierIntercept
 from services.deliverer.pool import Connector
 from services.deliverer.prepare import prepare
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
@@ -175,7 +175,15 @@ class DelivererStage:
         )
         loops = {f"outbound-{name}": loop for name, loop in self.lanes.items()}
         loops["retry"] = retries
-        self.control.listen(lambda applied: _sweep(retries, applied))
+        self.control.listen(
+            SweepStart(
+                self.control,
+                ctx.bus,
+                self.schedule.topics,
+                retries.release_holds,
+                lambda coro: ctx.spawn(coro, name="sweep-scope", daemon=False),
+            )
+        )
         snapshots = Snapshots(
             ctx.bus,
             ctx.instance,
@@ -229,16 +237,6 @@ class DelivererStage:
             kinds[applied.target.kind] = kinds.get(applied.target.kind, 0) + 1
         for kind, count in kinds.items():
             self.metrics.suspensions.labels(kind).set(count)
-
-
-def _sweep(retries: WatermarkLoop[Delivery], applied: Applied) -> None:
-    """A new flush, bounce or delete: the retry loop looks at its held partitions again."""
-    if applied.action.verb in (
-        ControlVerb.QUEUE_FLUSH,
-        ControlVerb.QUEUE_BOUNCE,
-        ControlVerb.QUEUE_DELETE,
-    ):
-        retries.release_holds()
 
 
 async def create(ctx: StageContext) -> DelivererStage:

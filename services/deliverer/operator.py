@@ -16,22 +16,28 @@ not yet due, so the mail a flush or purge concerns may sit behind records it doe
 concern: during a sweep (``control.py``: records written before the action, for as long as
 such a record can still be waiting) each record not due and not concerned is published again
 at the end of its partition (same bytes, same ``not_before``) and the loop reads on, in the
-loop's transaction. That costs one rewrite of the partitions' waiting records per sweep, the
-price of a log-structured queue without per-record deletes; a sweep ends at the first record
-written after the action, so the rewritten copies are never rewritten again.
+loop's transaction. That costs one rewrite of the waiting records of the partitions swept,
+the price of a log-structured queue without per-record deletes: only the partitions the
+action's domains are keyed to for a message or a domain (one per tier), every partition for
+a tenant, a provider or everything; a sweep ends at the first record written after the
+action, so the rewritten copies are never rewritten again.
 
 Does not decide what an action concerns (``control.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from services.deliverer.control import Applied, QueueControl
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.retry import back, failure_fields
+from shared.bus.base import Bus, TopicPartition
+from shared.errors import BusError
 from shared.queue import index
-from shared.queue.actions import OPERATOR, operator_reply
+from shared.queue.actions import OPERATOR, SWEEPS, operator_reply
 from shared.runtime.watermark_loop import Ticket
 from shared.wire.records import ControlVerb, Delivery, Event, EventKind
 from shared.wire.topics import EVENTS, OutRecord
@@ -101,7 +107,54 @@ class TierIntercept:
         if delivery.send_at <= at and self._control.flushed(delivery, written, provider):
             self._metrics.operator.labels("flushed").inc()
             return [back(delivery)]
-        if self._control.sweeping(written):
+        if self._control.sweeping(written, message.tp):
             self._metrics.operator.labels("rewritten").inc()
             return [OutRecord(message.topic, message.key, message.value)]
         return None
+
+
+log = logging.getLogger("postline.deliverer.operator")
+
+
+class SweepStart:
+    """Starts the retry loop's sweep for a new flush, bounce or delete: it looks at its held
+    partitions again at once, or, for an action naming its domains, once their tier
+    partitions are known (``Bus.partition_of``; all of them when the bus cannot say)."""
+
+    def __init__(
+        self,
+        control: QueueControl,
+        bus: Bus,
+        tiers: Sequence[str],
+        release: Callable[[], None],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+    ) -> None:
+        self._control = control
+        self._bus = bus
+        self._tiers = list(tiers)
+        self._release = release
+        self._spawn = spawn
+
+    def __call__(self, applied: Applied) -> None:
+        if applied.action.verb not in SWEEPS:
+            return
+        if not self._control.needs_scope(applied):
+            self._release()
+            return
+        self._spawn(self._locate(applied))
+
+    async def _locate(self, applied: Applied) -> None:
+        partitions: frozenset[TopicPartition] | None
+        try:
+            partitions = frozenset(
+                [
+                    TopicPartition(tier, await self._bus.partition_of(tier, domain.encode()))
+                    for tier in self._tiers
+                    for domain in applied.action.domains
+                ]
+            )
+        except BusError as exc:
+            log.warning("sweeping every tier partition", extra={"error": str(exc)})
+            partitions = None
+        self._control.scope(applied, partitions)
+        self._release()

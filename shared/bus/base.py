@@ -132,6 +132,10 @@ class Bus(Protocol):
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         """The current state of a compacted topic: last value per key, tombstones removed."""
 
+    async def partition_of(self, topic: str, key: bytes) -> int:
+        """The partition of ``topic`` a record keyed ``key`` is published to (the deliverer
+        looks for one domain's records in its retry tiers there)."""
+
     async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
         """The committed record at ``offset`` of ``partition``, or ``None`` when there is
         none there (removed by retention or compaction, not written yet). For people's tools

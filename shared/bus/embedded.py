@@ -37,7 +37,7 @@ from shared.bus.embedded_consumer import (
     wait_changed,
 )
 from shared.bus.embedded_lock import OwnerLock
-from shared.bus.embedded_store import StoreReader, StoreWriter, WriteItem
+from shared.bus.embedded_store import StoreReader, StoreWriter, WriteItem, key_partition
 from shared.bus.embedded_threads import GroupCommitter, SqlThread
 from shared.config import EmbeddedConfig
 from shared.errors import BusError, BusUnavailable
@@ -152,6 +152,11 @@ class EmbeddedBus:
         """Last value per key of a (compacted) topic, tombstones removed."""
         self.check_running()
         return await self._read(lambda store: store.table(topic))
+
+    async def partition_of(self, topic: str, key: bytes) -> int:
+        """The partition of ``topic`` a record keyed ``key`` goes to."""
+        count = (await self.ensure_partitions([topic]))[topic]
+        return key_partition(key, count)
 
     async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
         """The committed record at ``offset`` of ``partition``, or ``None``."""

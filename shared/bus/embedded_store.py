@@ -58,6 +58,12 @@ DELETE FROM records WHERE topic = ? AND part = ? AND pos < ? AND (
 """
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition a keyed record goes to (``Bus.partition_of`` answers with it too)."""
+    # crc32 is stable across processes and Python versions (hash() is salted).
+    return zlib.crc32(key) % partitions
+
+
 def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     """Open the file; the writer creates the schema and turns on WAL and full fsync."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
@@ -180,8 +186,7 @@ class StoreWriter:
             part = self._round_robin.get(record.topic, 0) % count
             self._round_robin[record.topic] = part + 1
         else:
-            # crc32 is stable across processes and Python versions (hash() is salted).
-            part = zlib.crc32(record.key) % count
+            part = key_partition(record.key, count)
         slot = (record.topic, part)
         pos = next_pos.get(slot)
         if pos is None:

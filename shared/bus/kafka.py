@@ -23,7 +23,7 @@ from shared.bus.base import BusMessage, Consumer, TopicPartition
 from shared.bus.kafka_admin import create_topics, topic_for
 from shared.bus.kafka_common import WireNames, client_kwargs, map_error
 from shared.bus.kafka_consumer import KafkaConsumer
-from shared.bus.kafka_lookup import read_at
+from shared.bus.kafka_lookup import partition_of, read_at
 from shared.bus.kafka_publisher import GroupCommitPublisher
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
 from shared.config import KafkaConfig
@@ -145,6 +145,10 @@ class KafkaBus:
     async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:
         """The committed record at ``offset`` of ``partition`` (``kafka_lookup``)."""
         return await read_at(self.config, self._names, partition, offset)
+
+    async def partition_of(self, topic: str, key: bytes) -> int:
+        """The partition of ``topic`` a record keyed ``key`` goes to (``kafka_lookup``)."""
+        return await partition_of(self.config, self._names, topic, key)
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create the missing topics as ``shared.wire.topics`` declares them."""

@@ -1,4 +1,5 @@
-"""Reading one record of a Kafka partition by its offset (``Bus.read_at`` on Kafka).
+"""Finding records on Kafka: one by its offset (``Bus.read_at``), the partition of a key
+(``Bus.partition_of``).
 
 Owns :func:`read_at`: a group-less read_committed consumer assigned the one partition,
 positioned at the offset, reading until it meets that offset or passes it. Kafka may have
@@ -14,11 +15,13 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka import errors as kafka_errors
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared.bus.base import BusMessage, TopicPartition
 from shared.bus.kafka_common import WireNames, map_error
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
 from shared.config import KafkaConfig
+from shared.errors import BusUnavailable
 
 _FAILURES = (kafka_errors.KafkaError, OSError, TimeoutError)
 
@@ -59,3 +62,22 @@ async def _bounds(consumer: AIOKafkaConsumer, wire: object) -> tuple[int, int]:
     first = await consumer.beginning_offsets([wire])
     last = await consumer.end_offsets([wire])  # read_committed: the last stable offset
     return int(first[wire]), int(last[wire])
+
+
+async def partition_of(config: KafkaConfig, names: WireNames, topic: str, key: bytes) -> int:
+    """The partition of ``topic`` the bus's producers send a record keyed ``key`` to: the
+    default partitioner's (murmur2 of the key over the topic's partitions, as Kafka's Java
+    client does), which every producer of the bus uses."""
+    # Subscribed without a group, a consumer is assigned every partition of the topic.
+    consumer = AIOKafkaConsumer(names.wire(topic), **consumer_kwargs(config))
+    try:
+        async with asyncio.timeout(config.request_timeout):
+            await consumer.start()
+            found = {tp.partition for tp in consumer.assignment()}
+    except _FAILURES as exc:
+        raise map_error(exc, f"partitions of {topic}") from exc
+    finally:
+        await consumer.stop()
+    if not found:
+        raise BusUnavailable(f"topic {topic} has no partitions (does it exist?)")
+    return int(DefaultPartitioner()(key, sorted(found), sorted(found)))

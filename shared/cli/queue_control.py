@@ -134,7 +134,8 @@ async def cmd_act(args: argparse.Namespace, config: Config) -> int:
         if target.kind == ALL and verb is not ControlVerb.QUEUE_FLUSH and not args.yes:
             raise QueueInvalid(f"{verb.value.removeprefix('queue_')} all needs --yes")
         view.check_target(entries, await view.read_snapshots(bus, now()), target)
-        asked = actions.request(verb, str(target), why=getattr(args, "why", ""))
+        domains = view.domains_of(entries, target)
+        asked = actions.request(verb, str(target), why=getattr(args, "why", ""), domains=domains)
         await actions.publish(bus, asked, by=actor(), via="cli")
         done = {"queue_flush": "flush", "queue_bounce": "bounce", "queue_delete": "delete"}
         print(f"{done[verb.value]} of {target} sent to every running deliverer")

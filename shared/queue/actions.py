@@ -59,6 +59,9 @@ OPERATOR = "operator"
 #: The audit event's ``classification`` of a resume (no verb of its own: a tombstone).
 RESUME = "queue_resume"
 
+#: The verbs about mail already queued: the retry loop reads past held records for them.
+SWEEPS = frozenset({ControlVerb.QUEUE_FLUSH, ControlVerb.QUEUE_BOUNCE, ControlVerb.QUEUE_DELETE})
+
 QUEUE_VERBS = frozenset(
     {
         ControlVerb.QUEUE_SUSPEND,
@@ -115,6 +118,7 @@ class Request:
     target: Target
     why: str = ""
     until: float = 0.0
+    domains: tuple[str, ...] = ()  # where a message's or domain's mail waits (ControlAction)
 
 
 def request(
@@ -124,9 +128,11 @@ def request(
     why: str = "",
     lasting: str = "",
     at: float | None = None,
+    domains: tuple[str, ...] = (),
 ) -> Request:
     """Check an operator's action; :class:`QueueInvalid` names what is wrong. ``lasting``
-    (suspend only) is a duration like ``"2h"`` ("" = until resumed)."""
+    (suspend only) is a duration like ``"2h"`` ("" = until resumed); ``domains``: the
+    recipient domains a message target's queued mail goes to (from the index)."""
     if verb not in QUEUE_VERBS:
         raise QueueInvalid(f"{verb} is not a queue action")
     parsed = parse_target(target, KINDS[verb])
@@ -142,7 +148,11 @@ def request(
         if not 0 < seconds <= MAX_SUSPEND:
             raise QueueInvalid(f"duration {lasting!r}: expected more than 0s and at most 30d")
         until = (now() if at is None else at) + seconds
-    return Request(verb, parsed, reason, until)
+    if parsed.kind == DOMAIN:
+        domains = (parsed.name,)
+    elif parsed.kind != MESSAGE:
+        domains = ()  # mail of a tenant, provider or everything is in any partition
+    return Request(verb, parsed, reason, until, tuple(sorted(set(domains))))
 
 
 def check_why(why: str) -> str:
@@ -158,7 +168,13 @@ def check_why(why: str) -> str:
 def action_records(asked: Request, by: str, via: str, at: float) -> list[OutRecord]:
     """The action and its audit event, to publish together."""
     action = ControlAction(
-        verb=asked.verb, target=str(asked.target), at=at, by=by, until=asked.until, why=asked.why
+        verb=asked.verb,
+        target=str(asked.target),
+        at=at,
+        by=by,
+        until=asked.until,
+        why=asked.why,
+        domains=asked.domains if asked.verb in SWEEPS else (),
     )
     return [CONTROL.out(action), audit_event(asked.target, asked.verb, by, via, at, action=action)]
 
@@ -168,7 +184,10 @@ def resume_records(target: Target, by: str, via: str, at: float) -> list[OutReco
     and the audit event."""
     records = [CONTROL.tombstone(key(ControlVerb.QUEUE_SUSPEND, target))]
     if target.kind in KINDS[ControlVerb.QUEUE_FLUSH]:
-        flush = ControlAction(verb=ControlVerb.QUEUE_FLUSH, target=str(target), at=at, by=by)
+        domains = (target.name,) if target.kind == DOMAIN else ()
+        flush = ControlAction(
+            verb=ControlVerb.QUEUE_FLUSH, target=str(target), at=at, by=by, domains=domains
+        )
         records.append(CONTROL.out(flush))
     records.append(audit_event(target, RESUME, by, via, at, action=None))
     return records

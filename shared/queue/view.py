@@ -278,6 +278,14 @@ def check_target(
     raise QueueNotFound(f"nothing queued for {target}")
 
 
+def domains_of(entries: Sequence[QueueEntry], target: Target) -> tuple[str, ...]:
+    """The recipient domains a message target's queued mail goes to (for the action's
+    ``domains``); () for other targets."""
+    if target.kind != MESSAGE:
+        return ()
+    return tuple(sorted({e.domain for e in entries if e.message_id == target.name}))
+
+
 async def read_copy(bus: Bus, entry: QueueEntry) -> Delivery | None:
     """The Delivery (with its data) from the record ``entry`` names; ``None`` when the entry
     names none or the record is gone (the lane topic's retention)."""

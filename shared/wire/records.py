@@ -349,6 +349,9 @@ class ControlAction(Record, frozen=True, kw_only=True):
     by: str = ""  # who asked (the CLI's user, an API token's name)
     until: float = 0.0  # queue_suspend: when it ends by itself (0: when resumed)
     why: str = ""  # the operator's reason (bounce: the DSN's diagnostic says it)
+    #: Flush, bounce, delete of a message or a domain: the recipient domains its queued mail
+    #: goes to (the retry tier records' keys), so the retry loop looks only where they are.
+    domains: tuple[str, ...] = ()
 
 
 class QueueEntry(Record, frozen=True, kw_only=True):

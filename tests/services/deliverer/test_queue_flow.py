@@ -266,3 +266,102 @@ async def test_a_throttle_cancel_and_a_flush_send_a_throttled_domains_mail_at_on
             )
     assert changes == 1
     assert sorted(sink.recipients()) == ["a@busy.test", "b@busy.test"]
+
+
+async def wait_until(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_mail_waiting_in_a_window_is_suspended_or_bounced_there_and_the_live_state_shows_it(
+    tmp_path: Path, kafka: KafkaConfig | None
+) -> None:
+    records = mx_records("slow.test", (10, MX)) | mx_records("gone.test", (10, MX))
+    async with DnsServer(records) as dns, SmtpSink(MX) as sink:
+        one = {"max_connections": 1}
+        settings = section(
+            dns, sink.port, suspended_hold="1h", domains={"slow.test": one, "gone.test": one}
+        )
+        async with running_deliverer(tmp_path, settings, kafka=kafka) as d:
+            sink.data_delay = 3.0  # the first transaction of each domain holds its connection
+            slow = [delivery(f"{c}@slow.test", tenant="shop") for c in "abc"]
+            gone = [delivery(f"{c}@gone.test") for c in "xyz"]
+            await d.send(*slow, *gone)
+            await wait_until(lambda: sink.in_data == 2, "a transaction to each domain")
+            current = time.time()
+            snapshots: list[Any] = []
+
+            async def both_in_window() -> bool:
+                snapshots[:] = await view.read_snapshots(d.bus, time.time())
+                loads = {
+                    (load.domain, load.window, load.in_flight)
+                    for s in snapshots
+                    for load in s.loads
+                }
+                return {("slow.test", 2, 1), ("gone.test", 2, 1)} <= loads
+
+            deadline = time.monotonic() + 30
+            while not await both_in_window():
+                assert time.monotonic() < deadline, snapshots
+                await asyncio.sleep(0.1)
+            summary = view.summary([], snapshots)
+            (slow_row,) = [r for r in summary.rows if r.name == "slow.test"]
+            assert (slow_row.window, slow_row.in_flight, slow_row.total) == (2, 1, 3)
+            assert current - 60 < slow_row.oldest <= current
+
+            await act(d.bus, ControlVerb.QUEUE_SUSPEND, "domain:slow.test")
+            await act(d.bus, ControlVerb.QUEUE_BOUNCE, "domain:gone.test", why="domain sold")
+            bounced = await d.wait_events(EventKind.BOUNCED, 2, timeout=60)
+            await wait_until(lambda: held(d) == 2, "the two queued slow.test jobs held")
+            delivered = await d.wait_events(EventKind.DELIVERED, 2, timeout=60)  # in flight
+            await d.settle(timeout=60)
+            entries = await wait_entries(d.bus, 2)
+    assert sorted(e.recipient for e in delivered) == ["a@slow.test", "x@gone.test"]
+    assert sorted(e.recipient for e in bounced) == ["y@gone.test", "z@gone.test"]
+    assert {e.classification for e in bounced} == {OPERATOR}
+    assert sorted(r for e in entries for r in e.recipients) == ["b@slow.test", "c@slow.test"]
+    assert {e.reason for e in entries} == {"suspended"}
+
+
+def operator_count(d: Running, action: str) -> float:
+    value = d.ctx.registry.get_sample_value(
+        "postline_deliverer_queue_operator_total", {"action": action}
+    )
+    return value or 0.0
+
+
+async def test_a_message_bounce_reads_only_its_domains_partitions_a_tenant_bounce_them_all(
+    tmp_path: Path, kafka: KafkaConfig | None
+) -> None:
+    port = free_port(LOOPBACKS[:1])
+    async with (
+        DnsServer({"a.test": [("SERVFAIL", "")]}) as dns,
+        running_deliverer(tmp_path, section(dns, port), kafka=kafka) as d,
+    ):
+        tier = "postline.retry.1h"
+        home = await d.bus.partition_of(tier, b"a.test")
+        others = [f"b{i}.test" for i in range(40)]
+        apart = [n for n in others if await d.bus.partition_of(tier, n.encode()) != home]
+        dns.set(apart[0], [("SERVFAIL", "")])  # every attempt is deferred
+        bystander = delivery(f"x@{apart[0]}", tenant="shop")
+        target = delivery("y@a.test", tenant="shop")
+        await d.send(bystander)
+        await wait_entries(d.bus, 1)
+        await d.send(target)  # behind the bystander in time, in its own partition
+        await wait_entries(d.bus, 2)
+        domains = ("a.test",)
+        asked = actions.request(
+            ControlVerb.QUEUE_BOUNCE, f"message:{target.message_id}", domains=domains
+        )
+        await actions.publish(d.bus, asked, by="test", via="cli")
+        (bounced,) = await d.wait_events(EventKind.BOUNCED, 1, timeout=60)
+        assert bounced.recipient == "y@a.test"
+        assert operator_count(d, "rewritten") == 0  # the bystander's partition was not read
+        await act(d.bus, ControlVerb.QUEUE_DELETE, "tenant:shop")
+        (deleted,) = await d.wait_events(EventKind.DELETED, 1, timeout=60)
+        await d.settle(timeout=60)
+        assert await wait_entries(d.bus, 0) == []
+    assert deleted.recipient == bystander.rcpt_to[0]

@@ -54,3 +54,16 @@ def test_unlimited_rate_gets_a_rate_when_throttled_and_loses_it_on_recovery() ->
     while t.throttled:
         t.on_success(100.0)
     assert t.rate == 0
+
+
+def test_an_operators_cancel_restores_the_policy_at_once() -> None:
+    cfg = Throttling(backoff=60, max_backoff=240, ramp_after=2)
+    t = Throttle(cfg, Policy(max_connections=8, messages_per_minute=600))
+    assert t.cancel() is None  # nothing to cancel
+    t.on_throttle(1000.0)
+    t.on_throttle(1100.0)  # a second throttle in a row: a longer back-off
+    change = t.cancel()
+    assert change is not None and change.action == "cancel"
+    assert (t.concurrency, t.rate, t.throttled, t.suspended(1100.0)) == (8, 600, False, False)
+    again = t.on_throttle(1200.0)  # the next throttle starts from the first back-off
+    assert again is not None and again.suspended_until == 1260.0
