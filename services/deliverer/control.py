@@ -132,7 +132,11 @@ class QueueControl:
             return None
         now = self._clock()
         until = active_until(action, max_age=self._max_age, longest_tier=self._longest)
-        applied = Applied(action, target, max(action.at, now), until)
+        # Received live, an action reaches what was written before this replica read it
+        # (the replicas' clocks differ a little); read at start, what was written before it
+        # was published (mail deferred since is not its business).
+        horizon = action.at if replayed else max(action.at, now)
+        applied = Applied(action, target, horizon, until)
         self._remove(name)
         self._by_key[name] = applied  # one-shot commands too: to recognise them again
         self._by_verb[action.verb][target] = applied

@@ -153,7 +153,6 @@ class DelivererStage:
             [*(lane.topic.name for lane in LANES), *self.schedule.topics, QUEUE.name]
         )
         self.lanes = {lane.name: self._lane(ctx, lane) for lane in LANES}
-        followers = await self._follow_tables(ctx)
         cfg = self.cfg
         retries = WatermarkLoop(
             ctx,
@@ -184,6 +183,9 @@ class DelivererStage:
                 lambda coro: ctx.spawn(coro, name="sweep-scope", daemon=False),
             )
         )
+        # Every listener is in place: the actions read at start reach the retry loop too
+        # (a sweep a restarted replica takes over).
+        followers = await self._follow_tables(ctx)
         snapshots = Snapshots(
             ctx.bus,
             ctx.instance,

@@ -187,3 +187,15 @@ def test_a_sweep_for_named_domains_reads_only_their_partitions_once_known() -> N
     assert not qc.sweeping(T0 - 10, HERE)  # the new action's partitions are not known yet
     qc.scope(applied, frozenset({THERE}))  # a late answer about the replaced action
     assert not qc.sweeping(T0 - 10, THERE)
+
+
+def test_a_flush_read_at_start_reaches_only_what_was_deferred_before_it() -> None:
+    clock = Clock()
+    qc, _ = control(clock)
+    clock.now = T0 + 600  # this replica starts ten minutes after the flush
+    record = CONTROL.out(ControlAction(verb=ControlVerb.QUEUE_FLUSH, target="all", at=T0))
+    assert record.key is not None
+    qc.apply(record.key, record.value, replayed=True)
+    assert qc.flushed(mail(), written=T0 - 1)
+    assert not qc.flushed(mail(), written=T0 + 300)  # deferred again since: not flushed
+    assert not qc.sweeping(T0 + 300, HERE)
