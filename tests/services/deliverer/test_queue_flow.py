@@ -27,6 +27,7 @@ from shared.wire.records import ControlVerb, EventKind, QueueEntry
 from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
 from testing.smtpsink import SmtpSink, free_port
 from tests.services.deliverer.harness import (
+    BODY,
     Running,
     deliverer_section,
     delivery,
@@ -130,6 +131,9 @@ async def test_a_deferred_domain_is_in_the_summary_and_a_flush_delivers_it_once_
         assert await cmd_show(show, config) == 0
         shown = capsys.readouterr().out
         assert "Subject: test" in shown and "attempts    1" in shown
+        postcat = argparse.Namespace(id=sent.delivery_id, body=True, json=False)
+        assert await cmd_show(postcat, config) == 0
+        assert capsys.readouterr().out.replace("\r\n", "\n") == BODY.decode().replace("\r\n", "\n")
 
         for name, rrs in mx_records("down.test", (10, MX)).items():
             dns.set(name, rrs)  # the MX is back
