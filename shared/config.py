@@ -122,6 +122,23 @@ class KafkaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     sasl_username: str = ""  # SASL user name
     sasl_password_file: Path | None = None  # file holding the SASL password (first line)
     ssl_cafile: Path | None = None  # CA bundle to verify the brokers; None: system CAs
+    #: Static group membership (KIP-345): every consumer joins its group with
+    #: group.instance.id = runtime.instance, so a restarted pod that comes back within
+    #: session_timeout gets its partitions back without a rebalance of the group. "auto": on
+    #: when runtime.instance is set (a StatefulSet's pod name, through the downward API),
+    #: off when it falls back to the host name; "on" / "off" force it.
+    static_membership: Literal["auto", "on", "off"] = "auto"
+    #: A member silent this long is dropped from its group and its partitions move (a static
+    #: member, which does not leave on shutdown, too). The broker allows 6s to 30m.
+    session_timeout: Duration = Duration(10)
+
+    def __post_init__(self) -> None:
+        # Duration is a float subclass msgspec cannot bound with Meta: checked here.
+        # Kafka's group.min/max.session.timeout.ms defaults: a value outside is refused.
+        if not 6 <= self.session_timeout <= 1800:
+            raise ValueError(
+                f"session_timeout must be between 6s and 1800s, got {self.session_timeout:g}s"
+            )
 
 
 class EmbeddedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

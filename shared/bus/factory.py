@@ -29,9 +29,13 @@ def open_bus(config: Config, *, owner: bool = True) -> Bus:
         from shared.bus.kafka import KafkaBus  # noqa: PLC0415 (load aiokafka only when used)
 
         # The instance id names the transactional ids: it must be stable across restarts of
-        # one process (the pod name in Kubernetes) so a restart fences its predecessor.
+        # one process (the pod name in Kubernetes) so a restart fences its predecessor. A
+        # configured one is taken to be stable, so it is also the group.instance.id of
+        # static membership ("auto"); a host name may be a Deployment's random pod name.
         instance = core.runtime.instance or socket.gethostname()
-        return KafkaBus(core.kafka, instance=instance)
+        mode = core.kafka.static_membership
+        static = mode == "on" or (mode == "auto" and bool(core.runtime.instance))
+        return KafkaBus(core.kafka, instance=instance, static_members=static)
     from shared.bus.embedded import EmbeddedBus  # noqa: PLC0415 (stdlib sqlite only)
 
     return EmbeddedBus(core.embedded, lock=owner)

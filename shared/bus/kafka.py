@@ -25,6 +25,7 @@ from shared.bus.kafka_common import WireNames, client_kwargs, map_error
 from shared.bus.kafka_consumer import KafkaConsumer
 from shared.bus.kafka_lookup import partition_of, read_at
 from shared.bus.kafka_publisher import GroupCommitPublisher
+from shared.bus.kafka_reset import refresh_metadata_on_failed_reset
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
 from shared.config import KafkaConfig
 from shared.errors import BusUnavailable
@@ -41,13 +42,23 @@ _READ_FAILURES = (kafka_errors.KafkaError, OSError, TimeoutError)
 class KafkaBus:
     """The bus on a Kafka cluster (see the module doc and ``shared.bus.base.Bus``)."""
 
-    def __init__(self, config: KafkaConfig, instance: str, replication_factor: int = 1) -> None:
+    def __init__(
+        self,
+        config: KafkaConfig,
+        instance: str,
+        replication_factor: int | None = None,
+        *,
+        static_members: bool = False,
+    ) -> None:
         """``instance`` is this process's stable id (pod name): it names the transactional
         ids, so a restarted process fences its predecessor. ``replication_factor`` is used
-        when ``ensure_topics`` has to create a topic."""
+        when ``ensure_topics`` has to create a topic (``None``: the cluster's
+        ``default.replication.factor``). ``static_members``: consumers join their groups
+        with ``group.instance.id`` = ``instance`` (static membership, KIP-345)."""
         self.config = config
         self.instance = instance
         self.replication_factor = replication_factor
+        self.static_members = static_members
         self._names = WireNames(config.topic_prefix)
         self._publisher = GroupCommitPublisher(
             config, self._names, self._transactional_id(f"{instance}.pub")
@@ -82,6 +93,9 @@ class KafkaBus:
             group,
             topics,
             self._transactional_id(f"{group}.{self.instance}{suffix}"),
+            # Unique within the group, like the transactional id: two live members with one
+            # instance id would fence each other in turn.
+            group_instance_id=f"{self.instance}{suffix}" if self.static_members else None,
             on_stop=lambda: slots.discard(slot),
         )
 
@@ -166,6 +180,7 @@ class KafkaBus:
         except _READ_FAILURES as exc:
             await consumer.stop()
             raise map_error(exc, f"read {topic}") from exc
+        refresh_metadata_on_failed_reset(consumer)
         if not consumer.assignment():
             await consumer.stop()
             raise BusUnavailable(f"topic {topic} has no partitions (does it exist?)")

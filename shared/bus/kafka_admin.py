@@ -72,7 +72,7 @@ def desired_config(topic: Topic[Any], replication_factor: int) -> dict[str, str]
 async def create_topics(
     config: KafkaConfig,
     topics: Sequence[Topic[Any]],
-    replication_factor: int = 1,
+    replication_factor: int | None = 1,
     *,
     update_existing: bool = True,
 ) -> dict[str, str]:
@@ -80,13 +80,20 @@ async def create_topics(
     ``"created"``, ``"exists"`` (already as declared) or ``"updated"`` (settings or
     partitions brought in line; only when ``update_existing``).
 
+    ``replication_factor=None`` takes the cluster's ``default.replication.factor`` (what a
+    stage uses when it creates a missing topic at start: on a three-broker cluster a topic
+    made with one replica would lose its records with that broker).
+
     Raises ``BusUnavailable`` when the cluster cannot be reached, ``BusError`` when the
     broker refuses (e.g. a replication factor larger than the cluster).
     """
     names = WireNames(config.topic_prefix)
     admin = await _open_admin(config)
     try:
-        result = await _create_missing(admin, names, topics, replication_factor)
+        rf = replication_factor
+        if rf is None:
+            rf = await broker_default_replication(admin)
+        result = await _create_missing(admin, names, topics, rf)
         created = [names.wire(t.name) for t in topics if result[t.name] == "created"]
         await _wait_usable(admin, created, config.request_timeout)
         existing = [t for t in topics if result[t.name] == "exists"]
@@ -135,6 +142,30 @@ async def list_topics(config: KafkaConfig, prefix_only: bool = True) -> list[Top
         raise map_error(exc, "list topics") from exc
     finally:
         await admin.close()
+
+
+async def broker_default_replication(admin: AIOKafkaAdminClient) -> int:
+    """The cluster's ``default.replication.factor``, read from one broker's configuration.
+
+    CreateTopics v4 could ask for "the broker's default" itself (KIP-464), but aiokafka
+    speaks it only up to v3, so the value is read (DescribeConfigs on a broker resource).
+    """
+    cluster = await admin.describe_cluster()
+    brokers = sorted(int(broker["node_id"]) for broker in cluster["brokers"])
+    if not brokers:
+        raise BusUnavailable("no broker in the cluster metadata")
+    resource = ConfigResource(ConfigResourceType.BROKER, str(brokers[0]))
+    for response in await admin.describe_configs([resource]):
+        obj = response.to_object()
+        _raise_resource_errors(obj)
+        for described in obj["resources"]:
+            for entry in described["config_entries"]:
+                if entry["config_names"] == "default.replication.factor":
+                    # Not capped by the brokers alive now: with one of three down, a new
+                    # topic is refused (as Kafka's own default would be), never made
+                    # with fewer replicas than the operator asked for.
+                    return max(1, int(entry["config_value"]))
+    return 1
 
 
 async def _open_admin(config: KafkaConfig) -> AIOKafkaAdminClient:

@@ -12,6 +12,12 @@ with the same instance id fences its predecessor and aborts its open transaction
 live member of the same group in one process (tests, or a stage with several workers) gets
 ``.<n>`` appended so the two never fence each other.
 
+Static membership (KIP-345, ``group_instance_id``): the member joins under the process's
+stable instance id. It sends no LeaveGroup when it stops, so a restarted pod that rejoins
+within ``kafka.session_timeout`` gets the same partitions back and the other members are
+not rebalanced; a member that does not come back loses its partitions at the session
+timeout. A restart with the same id also fences the old member (FENCED_INSTANCE_ID).
+
 Rebalances: before partitions are taken away, the listener waits for an open transaction to
 finish, so offsets are never committed for partitions another member already reads. The
 classic protocol revokes every partition at each rebalance; a partition that comes back to
@@ -42,6 +48,7 @@ from aiokafka.structs import OffsetAndMetadata
 from shared.bus.base import BusMessage, TopicPartition, Transaction
 from shared.bus.kafka_common import WireNames, map_error
 from shared.bus.kafka_producer import abort_quietly, discard_producer, open_producer
+from shared.bus.kafka_reset import refresh_metadata_on_failed_reset
 from shared.bus.kafka_transaction import (
     KAFKA_FAILURES,
     KafkaTransaction,
@@ -76,9 +83,11 @@ class KafkaConsumer:
         topics: Sequence[str],
         transactional_id: str,
         *,
+        group_instance_id: str | None = None,
         on_stop: Callable[[], None] = lambda: None,
     ) -> None:
         self._config = config
+        self._group_instance_id = group_instance_id
         self._names = names
         self._group = group
         self._topics = tuple(topics)
@@ -103,9 +112,14 @@ class KafkaConsumer:
     async def start(self) -> None:
         """Join the group (waits for the first assignment) and open the producer."""
         self._producer = await open_producer(self._config, self._transactional_id)
+        session_ms = int(self._config.session_timeout * 1000)
         consumer = AIOKafkaConsumer(
             **consumer_kwargs(self._config),
             group_id=self._names.group(self._group),
+            group_instance_id=self._group_instance_id,
+            session_timeout_ms=session_ms,
+            # Three heartbeats per session, as Kafka's defaults (45s / 3s) allow many more.
+            heartbeat_interval_ms=min(3000, session_ms // 3),
             auto_offset_reset="earliest",
         )
         consumer.subscribe([self._names.wire(t) for t in self._topics], listener=_Listener(self))
@@ -118,6 +132,7 @@ class KafkaConsumer:
             await discard_producer(self._producer, self._config.request_timeout)
             self._producer = None
             raise map_error(exc, f"join group {self._group}") from exc
+        refresh_metadata_on_failed_reset(consumer)
         self._consumer = consumer
 
     async def stop(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 
 from shared.bus.kafka_common import WireNames, map_error
+from shared.bus.kafka_diagnose import ProduceTrouble
 from shared.bus.kafka_producer import abort_quietly, discard_producer, open_producer
 from shared.bus.kafka_transaction import KAFKA_FAILURES
 from shared.config import KafkaConfig
@@ -81,12 +82,13 @@ class GroupCommitPublisher:
         self._task: asyncio.Task[None] | None = None
         self._discarding: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._trouble = ProduceTrouble(names)
 
     async def start(self) -> None:
         """Open the producer (``BusUnavailable`` if Kafka is unreachable) and the worker."""
         if self._task is not None:
             return
-        self._producer = await open_producer(self._config, self._transactional_id)
+        self._producer = await self._open()
         self._task = asyncio.create_task(self._run(), name=f"publish:{self._transactional_id}")
         self._task.add_done_callback(self._worker_done)
 
@@ -133,7 +135,10 @@ class GroupCommitPublisher:
             if not request.taken:
                 request.future.cancel()  # withdrawn: the worker skips it
                 raise BusUnavailable(
-                    f"Kafka did not accept the records within {timeout}s"
+                    _with_reason(
+                        f"Kafka did not accept the records within {timeout}s",
+                        self._trouble.explain(),
+                    )
                 ) from None
             await request.future  # the worker answers by the same deadline
         except asyncio.CancelledError:
@@ -159,12 +164,17 @@ class GroupCommitPublisher:
     async def _reopen(self) -> bool:
         """A fresh producer; on failure every queued caller learns it now, not at its timeout."""
         try:
-            self._producer = await open_producer(self._config, self._transactional_id)
+            self._producer = await self._open()
             return True
         except BusError as exc:
             while self._queue:
                 _answer(self._queue.popleft(), exc)
             return False
+
+    async def _open(self) -> Any:
+        producer = await open_producer(self._config, self._transactional_id)
+        self._trouble.watch(producer)
+        return producer
 
     def _take_group(self) -> list[_Request]:
         group: list[_Request] = []
@@ -197,11 +207,16 @@ class GroupCommitPublisher:
         except KAFKA_FAILURES as exc:
             what = "commit (outcome unknown)" if committing else "publish"
             error = map_error(exc, what)
+            if isinstance(exc, TimeoutError):
+                # The producer retries retriable answers until the deadline: say which.
+                waited = f"{what}: no acknowledgement from Kafka by the deadline"
+                error = BusUnavailable(_with_reason(waited, self._trouble.explain()))
             log.warning("group of %d publish calls failed: %s", len(group), error)
             for request in group:
                 _answer(request, error)
             self._replace_producer()
             return
+        self._trouble.clear()
         for request in group:
             _answer(request, None)
 
@@ -278,6 +293,10 @@ def _answer(request: _Request, error: BaseException | None) -> None:
         request.future.set_result(None)
     else:
         request.future.set_exception(error)
+
+
+def _with_reason(message: str, reason: str) -> str:
+    return f"{message}: {reason}" if reason else message
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

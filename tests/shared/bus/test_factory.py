@@ -5,10 +5,13 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.factory import open_bus
 from shared.bus.kafka import KafkaBus
 from shared.config import load_config
+from shared.errors import ConfigError
 
 
 def test_embedded_is_the_default(tmp_path: Path) -> None:
@@ -41,3 +44,34 @@ def test_kafka_instance_defaults_to_the_hostname() -> None:
 
     assert isinstance(bus, KafkaBus)
     assert bus.instance == socket.gethostname()
+
+
+@pytest.mark.parametrize(
+    ("env", "static"),
+    [
+        ({"POSTLINE__RUNTIME__INSTANCE": "signer-0"}, True),  # a stable pod name: "auto" is on
+        ({}, False),  # the host name may be a Deployment's random pod name
+        ({"POSTLINE__KAFKA__STATIC_MEMBERSHIP": '"on"'}, True),
+        (
+            {
+                "POSTLINE__RUNTIME__INSTANCE": "signer-0",
+                "POSTLINE__KAFKA__STATIC_MEMBERSHIP": '"off"',
+            },
+            False,
+        ),
+    ],
+)
+def test_static_membership_follows_a_configured_instance_name(
+    env: dict[str, str], static: bool
+) -> None:
+    config = load_config(None, {"POSTLINE__BUS__KIND": "kafka", **env})
+
+    bus = open_bus(config)
+
+    assert isinstance(bus, KafkaBus)
+    assert bus.static_members is static
+
+
+def test_a_session_timeout_the_broker_refuses_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="session_timeout"):
+        load_config(None, {"POSTLINE__KAFKA__SESSION_TIMEOUT": '"2s"'})
