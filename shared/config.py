@@ -147,6 +147,10 @@ class EmbeddedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     path: Path = Path("data/postline.db")  # the SQLite file (created with its directory)
     partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4  # per topic, fixed at first use
     retention: Duration = Duration(7 * 86400)  # consumed records older than this are deleted
+    #: Most bytes the file may hold ("2GiB"; 0: until the disk is full). Past it, as on a
+    #: full disk, nothing more is written: ingest answers 452 4.3.1 and stages wait until
+    #: retention (or the operator) frees room. Keeps room on the disk for the WAL and logs.
+    max_size: ByteSize = ByteSize(0)
 
 
 class BusConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

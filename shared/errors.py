@@ -23,6 +23,7 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     ├── LimiterUnavailable     the shared limiter (Redis) did not answer; fail-closed answers 451
     ├── BusError               the bus could not do what was asked
     │   ├── BusUnavailable     the bus is unreachable or did not answer within the deadline
+    │   │   └── BusFull        the bus has no room to write (a full disk, embedded.max_size)
     │   ├── TransactionAborted a transaction was aborted; nothing it published is visible
     │   └── RecordTooLarge     a record exceeds the bus's maximum message size
     └── StageError             a stage failed in a way the runtime must handle
@@ -153,6 +154,15 @@ class BusUnavailable(BusError):
     """The bus is unreachable or did not acknowledge within the deadline.
 
     Ingest answers 451 4.3.0 when it sees this: the client retries, nothing is lost.
+    """
+
+
+class BusFull(BusUnavailable):
+    """The bus has no room to write: the embedded bus's disk is full or its file reached
+    ``embedded.max_size`` (SQLite's SQLITE_FULL). Nothing of the write was kept.
+
+    Ingest answers ``452 4.3.1`` (RFC 3463: "mail system full", a temporary condition) and
+    the client retries; stages back off as for any unavailable bus until room returns.
     """
 
 

@@ -18,7 +18,7 @@ from services.ingest.core import STAGE, IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
-from shared.errors import BusError
+from shared.errors import BusError, BusFull
 from shared.wire.records import ClientInfo, Event, EventKind, Submission, new_id
 
 #: How the session passes the null reverse-path to ``handle_MAIL`` (aiosmtpd's convention).
@@ -149,11 +149,13 @@ class Handler:
         try:
             await handoff
         except BusError as exc:
+            reply = replies.BUS_FULL if isinstance(exc, BusFull) else replies.BUS_FAILED
             core.metrics.messages.labels("failed", "bus").inc()
             core.log.warning(
-                "hand-off failed, answered 451", extra={"message_id": txn.id, "error": str(exc)}
+                f"hand-off failed, answered {reply.code} {reply.enhanced}",
+                extra={"message_id": txn.id, "error": str(exc)},
             )
-            return str(replies.BUS_FAILED)
+            return str(reply)
         core.metrics.messages.labels("accepted", "").inc()
         core.metrics.tenants.count(txn.tenant, "accepted")
         core.metrics.message_bytes.observe(size)

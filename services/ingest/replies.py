@@ -126,6 +126,9 @@ SMUGGLING = Reply(code=550, enhanced="5.6.0", text="Bare CR or LF in message not
 NO_FROM = Reply(code=550, enhanced="5.6.0", text="Message has no valid From header")
 BAD_HEADER = Reply(code=550, enhanced="5.6.0", text="Message header is malformed")
 BUS_FAILED = Reply(code=451, enhanced="4.3.0", text="Temporary failure, please try again later")
+#: The bus has no room (a full disk): RFC 3463 3.4 X.3.1 "mail system full" with RFC 5321
+#: 4.2.2's 452 "insufficient system storage", as Postfix answers when its queue is full.
+BUS_FULL = Reply(code=452, enhanced="4.3.1", text="Insufficient system storage, try again later")
 INTERNAL_ERROR = Reply(code=451, enhanced="4.3.0", text="Internal error, please try again later")
 
 

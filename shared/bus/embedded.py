@@ -61,7 +61,9 @@ class EmbeddedBus:
         self._take_lock = lock
         self._lock: OwnerLock | None = None
         path = config.path
-        self._writer = SqlThread("bus-writer", lambda: StoreWriter(path, config.partitions))
+        self._writer = SqlThread(
+            "bus-writer", lambda: StoreWriter(path, config.partitions, config.max_size)
+        )
         self._readers = [
             SqlThread(f"bus-reader-{i}", lambda: StoreReader(path)) for i in range(READER_THREADS)
         ]

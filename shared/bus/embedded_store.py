@@ -64,8 +64,9 @@ def key_partition(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
-    """Open the file; the writer creates the schema and turns on WAL and full fsync."""
+def connect(path: Path, *, writer: bool, max_size: int = 0) -> sqlite3.Connection:
+    """Open the file; the writer creates the schema and turns on WAL and full fsync, and
+    caps the file at ``max_size`` bytes (0: no cap)."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA busy_timeout = 30000")
     if writer:
@@ -78,6 +79,12 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
         # Mail records are large: give the WAL back to the file system after checkpoints.
         conn.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
         conn.executescript(_SCHEMA)
+        if max_size:
+            # Past max_page_count SQLite refuses to grow the file with SQLITE_FULL, exactly
+            # as on a full disk: the statement fails, the transaction is rolled back, the
+            # file stays consistent. Freed pages (retention) are reused below the cap.
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {max(1, max_size // int(page_size))}")
     else:
         conn.execute("PRAGMA query_only = ON")
     return conn
@@ -94,8 +101,8 @@ class WriteItem:
 class StoreWriter:
     """The single writing connection (confined to the writer thread)."""
 
-    def __init__(self, path: Path, default_partitions: int) -> None:
-        self._conn = connect(path, writer=True)
+    def __init__(self, path: Path, default_partitions: int, max_size: int = 0) -> None:
+        self._conn = connect(path, writer=True, max_size=max_size)
         self._default_partitions = default_partitions
         self._partitions: dict[str, int] = {}
         self._round_robin: dict[str, int] = {}

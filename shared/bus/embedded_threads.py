@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from shared.bus.embedded_store import StoreWriter, WriteItem
-from shared.errors import BusError, BusUnavailable
+from shared.errors import BusError, BusFull, BusUnavailable
 
 T = TypeVar("T")
 
@@ -42,13 +42,16 @@ class SqlThread(Generic[S]):
         self._closed = False
 
     async def run(self, fn: Callable[[S], T]) -> T:
-        """Run ``fn(store)`` in the thread; SQLite errors become ``BusUnavailable``."""
+        """Run ``fn(store)`` in the thread; SQLite errors become ``BusUnavailable``
+        (``BusFull`` when the disk or ``embedded.max_size`` is full)."""
         if self._closed:
             raise BusUnavailable("embedded bus is closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._call, fn)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise BusFull(f"embedded bus: no room to write: {exc}") from exc
             raise BusUnavailable(f"embedded bus: {exc}") from exc
 
     def _call(self, fn: Callable[[S], T]) -> T:
@@ -186,6 +189,7 @@ class GroupCommitter:
 
 def _fail(pending: _Pending, cause: BaseException) -> None:
     if not pending.future.done():
-        error = BusUnavailable(f"embedded bus commit failed: {cause}")
+        kind = BusFull if isinstance(cause, BusFull) else BusUnavailable
+        error = kind(f"embedded bus commit failed: {cause}")
         error.__cause__ = cause
         pending.future.set_exception(error)
