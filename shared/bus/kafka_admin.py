@@ -32,6 +32,9 @@ SHOWN_CONFIGS = (
     "max.message.bytes",
     "compression.type",
     "min.insync.replicas",
+    "segment.ms",
+    "delete.retention.ms",
+    "min.cleanable.dirty.ratio",
 )
 
 # DescribeConfigs config_source 1 = DYNAMIC_TOPIC_CONFIG: an override set on this topic.

@@ -269,7 +269,7 @@ def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -
 
 def test_topics_declare_keys_and_settings() -> None:
     names = [t.name for t in all_topics()]
-    assert names[:9] == [
+    assert names[:11] == [
         "postline.submitted",
         "postline.outbound",
         "postline.outbound.bulk",
@@ -278,6 +278,8 @@ def test_topics_declare_keys_and_settings() -> None:
         "postline.tenants",
         "postline.control",
         "postline.reputation",
+        "postline.queue",
+        "postline.queue.live",
         "postline.dead",
     ]
     assert "postline.retry.5m" in names
