@@ -14,6 +14,9 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     ├── QueueError             a queue command (postline queue, the admin API) cannot be done
     │   ├── QueueInvalid       a malformed target, id, duration or reason
     │   └── QueueNotFound      no queued message or destination matches
+    ├── DeadLetterError        a dead-letter command (postline dead, the admin API) cannot be done
+    │   ├── DeadLetterInvalid  a malformed offset, topic, time or duration
+    │   └── DeadLetterNotFound no dead letter at that offset (never written, or aged out)
     ├── TenantError            a tenant operation (CLI, admin API) cannot be done as asked
     │   ├── TenantInvalid      a malformed id, name, limit, setting, credential or password
     │   ├── TenantNotFound     no such tenant, credential or API key
@@ -134,6 +137,19 @@ class QueueInvalid(QueueError):
 
 class QueueNotFound(QueueError):
     """No queued message has that id, or nothing queued matches the target (HTTP 404)."""
+
+
+class DeadLetterError(PostlineError):
+    """A dead-letter command (``shared.deadletters``) cannot be done as asked; the message
+    names what is at fault (the CLI prints it and exits 1, the admin API answers 4xx)."""
+
+
+class DeadLetterInvalid(DeadLetterError):
+    """A malformed offset, topic, time or duration, or no selection at all (HTTP 400)."""
+
+
+class DeadLetterNotFound(DeadLetterError):
+    """No dead letter at an offset asked for: never written, or past retention (HTTP 404)."""
 
 
 class LimiterUnavailable(PostlineError):

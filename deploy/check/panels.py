@@ -379,6 +379,23 @@ def bouncer_panels() -> list[Panel]:
                 ),
             ],
         ),
+        panel(
+            "Dead letters: new and handled (per hour)",
+            "short",
+            [
+                (
+                    f"sum (increase(postline_records_dead_lettered_total{{{NS}}}[1h]))",
+                    "dead-lettered",
+                ),
+                (
+                    f"sum by (action) (increase(postline_dead_letter_actions_total{{{NS}}}[1h]))",
+                    "{{action}}",
+                ),
+            ],
+            description="Records sent to postline.dead and what operators did with them "
+            "(postline dead redrive/purge, the admin API). Dead letters keep coming and none "
+            "are handled: nobody reads them (postline dead list).",
+        ),
     ]
 
 

@@ -7,9 +7,10 @@ start with one line naming the key), and loads the tenant table (the intake acce
 at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenants``, consumes
 ``postline.events``
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
-transaction) and keeps the suppression-list gauge current, until the stop request; then it
-closes the listener and lets reports in flight finish. The admin listener also serves the
-mail queue (``queue_api.py``).
+transaction; ``dead_letter`` audit events are counted for the dashboard) and keeps the
+suppression-list gauge current, until the stop request; then it closes the listener and lets
+reports in flight finish. The admin listener also serves the dead letters (``dead_api.py``)
+and the mail queue (``queue_api.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import suppress
 from services.bouncer.admin import AdminApi
 from services.bouncer.cli import add_commands
 from services.bouncer.config import BouncerConfig, load_bouncer_config
+from services.bouncer.dead_api import DeadApi
 from services.bouncer.dsngen import DsnGenerator
 from services.bouncer.intake import BounceHandler, start_intake
 from services.bouncer.metrics import BouncerMetrics
@@ -43,10 +45,12 @@ from shared.runtime.httpserver import HttpListener
 from shared.runtime.stage import StageContext, StageSpec
 from shared.secretfile import read_secret
 from shared.tenants import TenantTable
-from shared.wire.records import Event
+from shared.wire.records import Event, EventKind
 from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
 
 GROUP = "postline-bouncer"
+#: The dead-letter audit events' classifications (``shared.deadletters``): a bounded label.
+DEAD_LETTER_ACTIONS = frozenset({"redriven", "purged", "redrive_refused"})
 
 
 class BouncerStage:
@@ -86,6 +90,7 @@ class BouncerStage:
             admin_api = AdminApi(token, SuppressionAdmin(ctx.bus, source="api"))
             admin_api.register(routes)
             TenantApi(ctx.bus).register(routes, admin_api.authenticated)
+            DeadApi(ctx.bus).register(routes, admin_api.authenticated)
             QueueApi(ctx.bus).register(routes, admin_api.authenticated)
             self.admin = HttpListener(
                 config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
@@ -103,6 +108,10 @@ class BouncerStage:
         out: list[OutRecord] = []
         for item in items:
             out += self.outcomes.for_failure(item.record)
+            if item.record.kind is EventKind.DEAD_LETTER:
+                action = item.record.classification
+                known = action in DEAD_LETTER_ACTIONS
+                self.metrics.dead_letter_actions.labels(action if known else "other").inc()
         return out
 
     async def run(self, ctx: StageContext) -> None:

@@ -49,6 +49,16 @@ class BouncerMetrics:
             ["reason"],
             registry=registry,
         )
+        self.dead_letter_actions = Counter(
+            "postline_dead_letter_actions_total",
+            "Operators' actions on dead letters (postline dead or the admin API), by action "
+            "(redriven, purged, redrive_refused), counted from their audit events. Dead "
+            "letters keep coming (postline_records_dead_lettered_total) while none are "
+            "redriven or purged: nobody is looking at them; redrive_refused: the fix did not "
+            "cover them yet.",
+            ["action"],
+            registry=registry,
+        )
         self.suppression_list_size = Gauge(
             "postline_bouncer_suppression_list_size",
             "Addresses on the suppression list as this bouncer last read it (every scope).",

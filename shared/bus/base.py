@@ -132,6 +132,11 @@ class Bus(Protocol):
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         """The current state of a compacted topic: last value per key, tombstones removed."""
 
+    def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
+        """Every committed record of ``topic`` as of the call (its end then), in offset order
+        per partition; then the iteration ends. For logs read whole by people's tools (the
+        dead letters), not for stages."""
+
     async def partition_of(self, topic: str, key: bytes) -> int:
         """The partition of ``topic`` a record keyed ``key`` is published to (the deliverer
         looks for one domain's records in its retry tiers there)."""

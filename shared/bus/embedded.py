@@ -155,6 +155,23 @@ class EmbeddedBus:
         self.check_running()
         return await self._read(lambda store: store.table(topic))
 
+    async def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
+        """Every committed record of ``topic`` as of the call, partition after partition in
+        offset order; then the iteration ends."""
+        self.check_running()
+        count = (await self.ensure_partitions([topic]))[topic]
+        ends = await self._read(lambda store: store.end_offsets(topic))
+        positions = {TopicPartition(topic, p): 0 for p in range(count) if ends.get(p, 0) > 0}
+        while positions:
+            batch = await self.read_from(positions, 500)
+            if not batch:
+                return  # what is left below the ends was removed by retention meanwhile
+            for message in batch:
+                if message.offset < ends[message.partition]:
+                    yield message
+                positions[message.tp] = message.offset + 1
+            positions = {tp: at for tp, at in positions.items() if at < ends[tp.partition]}
+
     async def partition_of(self, topic: str, key: bytes) -> int:
         """The partition of ``topic`` a record keyed ``key`` goes to."""
         count = (await self.ensure_partitions([topic]))[topic]

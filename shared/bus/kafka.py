@@ -123,8 +123,20 @@ class KafkaBus:
         get ``IN_DOUBT_GRACE`` seconds to become readable (a transaction still open after
         that is not part of the current state).
         """
-        consumer = await self._reader(topic, "earliest")
         table: dict[bytes, bytes] = {}
+        async for record in self._to_end(topic, f"read table {topic}"):
+            _apply(table, record)
+        return table
+
+    async def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
+        """Every committed record of ``topic`` as of the call (as ``read_table`` reads it),
+        in offset order per partition; then the iteration ends."""
+        async for record in self._to_end(topic, f"read {topic}"):
+            yield to_message(self._names, record)
+
+    async def _to_end(self, topic: str, doing: str) -> AsyncIterator[Any]:
+        """The records of ``topic`` up to its high watermark at the call (see read_table)."""
+        consumer = await self._reader(topic, "earliest")
         try:
             tps = list(consumer.assignment())
             stable = await consumer.end_offsets(tps)  # read_committed: last stable offsets
@@ -136,16 +148,15 @@ class KafkaBus:
                 batches = await consumer.getmany(*pending, timeout_ms=200)
                 for records in batches.values():
                     for record in records:
-                        _apply(table, record)
+                        yield record
                 positions = {tp: await consumer.position(tp) for tp in pending}
                 pending = {tp for tp in pending if positions[tp] < high[tp]}
                 if give_up is None and all(positions[tp] >= stable[tp] for tp in pending):
                     give_up = loop.time() + IN_DOUBT_GRACE
         except _READ_FAILURES as exc:
-            raise map_error(exc, f"read table {topic}") from exc
+            raise map_error(exc, doing) from exc
         finally:
             await consumer.stop()
-        return table
 
     async def _high_watermarks(self, tps: list[Any]) -> dict[Any, int]:
         # A read_uncommitted ListOffsets: where the log ends, open transactions included.

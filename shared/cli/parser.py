@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.cli import config_commands
 from shared.cli.config_commands import CONFIG_ENV
+from shared.cli.dead import add_dead_commands
 from shared.cli.events import add_event_commands
 from shared.cli.pool import add_pool_commands
 from shared.cli.queue import add_queue_commands
@@ -80,6 +81,7 @@ def build_parser(
     add_run_commands(commands, specs, run_builtin)
     add_event_commands(commands)
     add_queue_commands(commands)
+    add_dead_commands(commands)
     tenant = add_tenant_commands(commands)
     add_access_commands(tenant)
     add_domain_commands(tenant)

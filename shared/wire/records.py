@@ -132,6 +132,9 @@ class EventKind(enum.StrEnum):
     #: (``classification``: warning, paused, recovered, warmup_advanced, warmup_held,
     #: warmup_stepped_back), with the figures that caused it in ``figures``.
     REPUTATION = "reputation"
+    #: An operator's action on a dead letter (``classification``: redriven, purged,
+    #: redrive_refused; ``by`` who, ``detail`` which record and why): the audit trail.
+    DEAD_LETTER = "dead_letter"
     #: An operator's queue action (``postline queue ...`` or the admin API):
     #: ``classification`` is the verb, ``detail`` the target and its terms, ``by`` who.
     QUEUE_ACTION = "queue_action"
@@ -495,3 +498,21 @@ class DeadLetter(Record, frozen=True, kw_only=True):
     reason: str
     group: str
     at: float
+
+
+class DeadLetterState(Record, frozen=True, kw_only=True):
+    """What became of one dead letter (``postline.dead.state``, compacted, key
+    ``<partition>:<offset>`` of the dead letter on ``postline.dead``).
+
+    ``postline.dead`` itself is an append-only log (kept 30 days, keyed by the original
+    topic, which its writers choose): a dead letter cannot be removed from it, so what an
+    operator did with one is kept beside it here (``shared.deadletters``).
+    """
+
+    partition: int
+    offset: int
+    topic: str = ""  # the original topic (so a listing needs no second lookup)
+    state: str  # "redriven", "purged", or "dead" (a redrive was refused: ``note`` says why)
+    at: float
+    by: str = ""
+    note: str = ""

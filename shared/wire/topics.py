@@ -16,6 +16,7 @@ from shared.errors import DecodeError
 from shared.wire.records import (
     ControlAction,
     DeadLetter,
+    DeadLetterState,
     Delivery,
     Event,
     QueueEntry,
@@ -226,6 +227,16 @@ DEAD: Topic[DeadLetter] = Topic(
     retention_ms=30 * DAY_MS,
     doc="Records a consumer could not decode or process, with the reason.",
 )
+DEAD_STATE: Topic[DeadLetterState] = Topic(
+    "postline.dead.state",
+    DeadLetterState,
+    lambda s: f"{s.partition}:{s.offset}",
+    partitions=1,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="What became of each dead letter: redriven, purged, or still dead after a refused "
+    "redrive (compacted, keyed by the dead letter's partition and offset).",
+)
 
 
 def lane_of(delivery: Delivery) -> Topic[Delivery]:
@@ -260,6 +271,7 @@ def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic
         QUEUE,
         QUEUE_LIVE,
         DEAD,
+        DEAD_STATE,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
     return topics

@@ -228,6 +228,26 @@ async def test_read_table_keeps_the_last_value_and_drops_tombstones(buses: Buses
     assert await bus.read_table(topic) == {b"a@x.test": b"a2", b"b@x.test": b"b1"}
 
 
+async def test_read_to_end_gives_every_record_once_then_ends(buses: Buses) -> None:
+    bus = await buses.open()
+    topic = EVENTS.name
+    await bus.ensure_topics([topic])
+    assert [m async for m in bus.read_to_end(topic)] == []
+    await bus.publish([rec(topic, f"k{i % 5}", f"v{i}") for i in range(30)])
+    await bus.publish([rec(topic, "k0", "last")])
+    got = [m async for m in bus.read_to_end(topic)]
+    # Every record, not the last per key; in offset order within each partition.
+    assert sorted(m.value or b"" for m in got) == sorted(
+        [f"v{i}".encode() for i in range(30)] + [b"last"]
+    )
+    for partition in {m.partition for m in got}:
+        offsets = [m.offset for m in got if m.partition == partition]
+        assert offsets == sorted(offsets)
+    assert len(positions(got)) == 31
+    await bus.publish([rec(topic, "k1", "later")])
+    assert len([m async for m in bus.read_to_end(topic)]) == 32
+
+
 async def test_a_batch_fetched_before_its_partitions_moved_cannot_be_committed(
     buses: Buses,
 ) -> None:
