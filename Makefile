@@ -14,14 +14,22 @@ REDIS := deploy/local/redis.sh
 REDIS_PORT ?= 26379
 export POSTLINE_REDIS_PORT := $(REDIS_PORT)
 export POSTLINE_TEST_REDIS ?= redis://127.0.0.1:$(REDIS_PORT)/0
+# The three-broker cluster of tests/cluster (kafka.sh cluster-up): nodes on PORT, PORT+100,
+# PORT+200 (controllers on +1). CLUSTER_REPORT: where make test-cluster writes its figures.
+KAFKA_CLUSTER_PORT ?= 29192
+export POSTLINE_KAFKA_CLUSTER_PORT := $(KAFKA_CLUSTER_PORT)
+KAFKA_CLUSTER_BOOTSTRAP := 127.0.0.1:$(KAFKA_CLUSTER_PORT),127.0.0.1:$(shell \
+    expr $(KAFKA_CLUSTER_PORT) + 100),127.0.0.1:$(shell expr $(KAFKA_CLUSTER_PORT) + 200)
+CLUSTER_REPORT ?= bench/results/cluster.json
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
+.PHONY: help venv test test-cluster test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
         redis-status bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
 	@echo "make test        venv + real Kafka broker + the whole test suite (stops what it started)"
+	@echo "make test-cluster  broker faults on a three-broker cluster: the table of counts"
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
 	@echo "make redis-up    start the local test Redis on 127.0.0.1:$(REDIS_PORT); redis-down stops it"
@@ -36,14 +44,29 @@ $(BIN)/postline: pyproject.toml constraints.txt
 
 venv: $(BIN)/postline
 
-# Lint and the offline manifest checks first (quick to fail), then the suite on a real broker
-# and a real Redis. Both are stopped even when the tests (or starting either) fail; the exit
-# code is the tests'.
+# Lint and the offline manifest checks first (quick to fail), then the suite on a real broker,
+# a real Redis and the three-broker cluster (for the short subset of tests/cluster marked
+# cluster_ci). They are stopped whatever happens (trap, also on Ctrl-C; a cluster that was
+# already running is left running); the exit code is the tests'.
 test: venv lint k8s-check
-	status=0; if $(KAFKA) up && $(REDIS) up; then \
-	    CI=$${CI:-false} $(BIN)/python -m pytest -ra $(PYTEST_ARGS) || status=$$?; \
-	else status=1; fi; \
-	$(REDIS) down; $(KAFKA) down; exit $$status
+	own=yes; $(KAFKA) cluster-status >/dev/null 2>&1 && own=; \
+	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(REDIS) down; $(KAFKA) down' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(KAFKA) up && $(REDIS) up && $(KAFKA) cluster-up && \
+	POSTLINE_TEST_KAFKA_CLUSTER=$(KAFKA_CLUSTER_BOOTSTRAP) CI=$${CI:-false} \
+	    $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# Every broker-fault scenario of tests/cluster on the three-broker cluster, under load
+# through every stage process; prints the table of counts and recovery times and writes
+# it to $(CLUSTER_REPORT). A cluster it started is stopped whatever happens (one that was
+# already running is left running).
+test-cluster: venv
+	own=yes; $(KAFKA) cluster-status >/dev/null 2>&1 && own=; \
+	trap '[ -z "$$own" ] || $(KAFKA) cluster-down' EXIT; trap 'exit 130' INT TERM; \
+	$(KAFKA) cluster-up && \
+	POSTLINE_TEST_KAFKA_CLUSTER=$(KAFKA_CLUSTER_BOOTSTRAP) POSTLINE_TEST_CLUSTER_SCENARIOS=all \
+	POSTLINE_TEST_CLUSTER_REPORT=$(CLUSTER_REPORT) CI=$${CI:-false} \
+	    $(BIN)/python -m pytest -ra -o timeout=900 tests/cluster $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/python -m pytest -ra -m "not kafka" $(PYTEST_ARGS)

@@ -160,8 +160,10 @@ pid_is_ours() {
 # log written since byte LOG_SINCE counts (a restarted cluster node appends to its log).
 LOG_SINCE=0
 broker_ready() {
-    tail -c "+$((LOG_SINCE + 1))" "$LOGFILE" 2>/dev/null | grep -q 'Kafka Server started' &&
-        port_open "$PORT"
+    # grep -c reads to the end: with -q, tail could die of SIGPIPE and fail the pipeline.
+    local started
+    started=$(tail -c "+$((LOG_SINCE + 1))" "$LOGFILE" 2>/dev/null | grep -c 'Kafka Server started' || true)
+    ((started > 0)) && port_open "$PORT"
 }
 
 wait_ready() {
@@ -258,6 +260,11 @@ logger.controller.name = org.apache.kafka.controller
 logger.controller.level = INFO
 logger.cleaner.name = kafka.log.LogCleaner
 logger.cleaner.level = WARN
+# A broker failover makes these log every retry (a GiB an hour in the fault tests).
+logger.markers.name = kafka.coordinator.transaction.TransactionMarkerRequestCompletionHandler
+logger.markers.level = WARN
+logger.replicamanager.name = kafka.server.ReplicaManager
+logger.replicamanager.level = WARN
 EOF
 
     # log4j 1.x / reload4j (Kafka 3.x)
@@ -269,6 +276,8 @@ log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
+log4j.logger.kafka.coordinator.transaction.TransactionMarkerRequestCompletionHandler=WARN
+log4j.logger.kafka.server.ReplicaManager=WARN
 EOF
 }
 

@@ -104,6 +104,8 @@ class ClusterOptions:
     #: Extra processes of a stage in the split shape (``{"deliverer": 2}``): they join the
     #: same consumer groups. Only signer and deliverer, which listen on no fixed port.
     replicas: dict[str, int] = field(default_factory=dict)
+    #: ``topics create --replication-factor`` (3 on the three-broker cluster of tests/cluster).
+    replication_factor: int = 1
 
 
 class Cluster:
@@ -127,6 +129,7 @@ class Cluster:
         self.materials: Materials
         self.ports: Ports
         self.config_path = self.workdir / "postline.toml"
+        self._run_id = uuid.uuid4().hex[:8]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -156,7 +159,8 @@ class Cluster:
         self.config_path.write_text(render(self._settings(), self.materials))
         if o.bus == "kafka":
             log = self.workdir / "topics.log"
-            run_command(["topics", "create"], self.config_path, log, self.options.env)
+            rf = ["--replication-factor", str(o.replication_factor)]
+            run_command(["topics", "create", *rf], self.config_path, log, self.options.env)
         self.processes = self._make_processes()
         for process in self.processes:
             process.start()
@@ -245,23 +249,23 @@ class Cluster:
         )
 
     def _make_processes(self) -> list[PostlineProcess]:
-        run_id = uuid.uuid4().hex[:8]
-        return [
-            PostlineProcess(
-                name,
-                command,
-                self.config_path,
-                self.ports.http[name],
-                # Kubernetes sets these per pod: the HTTP port and the stable instance name
-                # (it names the Kafka transactional ids, so it must differ per process).
-                {
-                    **self.options.env,
-                    "POSTLINE__HTTP__PORT": str(self.ports.http[name]),
-                    "POSTLINE__RUNTIME__INSTANCE": f"harness-{run_id}-{name}",
-                },
-            )
-            for name, command in self.process_names()
-        ]
+        return [self._process(name, command) for name, command in self.process_names()]
+
+    def _process(self, name: str, command: str) -> PostlineProcess:
+        return PostlineProcess(
+            name,
+            command,
+            self.config_path,
+            self.ports.http[name],
+            # Kubernetes sets these per pod: the HTTP port and the stable instance name
+            # (it names the Kafka transactional ids, so it must differ per process; as a
+            # StatefulSet's pod name it stays the same across restarts of one process).
+            {
+                **self.options.env,
+                "POSTLINE__HTTP__PORT": str(self.ports.http[name]),
+                "POSTLINE__RUNTIME__INSTANCE": f"harness-{self._run_id}-{name}",
+            },
+        )
 
     def _open_bus(self, role: str) -> Bus:
         if self.options.bus == "kafka":
@@ -305,6 +309,36 @@ class Cluster:
         process.start()
         wait_ready([process], self.options.ready_timeout)
         return code
+
+    def process(self, name: str) -> PostlineProcess:
+        """The process called ``name`` (``signer-2`` ...)."""
+        [process] = [p for p in self.processes if p.name == name]
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL process ``name`` by its PID (a crash: no drain) and reap it."""
+        self.process(name).kill()
+
+    def start_again(self, name: str) -> None:
+        """Start a stopped or killed process under its old name (and instance id, as a
+        StatefulSet restarts a pod); returns once it is ready."""
+        process = self.process(name)
+        process.start()
+        wait_ready([process], self.options.ready_timeout)
+
+    def add_replica(self, stage: str) -> str:
+        """Start one more process of a scalable stage (``signer-3``); its name once it is
+        ready. Joining the stage's consumer groups, it starts a rebalance."""
+        if stage not in SCALABLE or self.options.shape != "split":
+            raise ValueError(f"replicas: only {SCALABLE} and only with shape='split'")
+        count = sum(1 for p in self.processes if p.command == COMMANDS.get(stage, stage))
+        name = f"{stage}-{count + 1}"
+        self.ports.http[name] = free_port()
+        process = self._process(name, COMMANDS.get(stage, stage))
+        self.processes.append(process)
+        process.start()
+        wait_ready([process], self.options.ready_timeout)
+        return name
 
     def sink(self, domain: str) -> SmtpSink:
         """The sink MX host of ``domain``."""

@@ -127,6 +127,16 @@ class PostlineProcess:
             self.proc.kill()  # SIGKILL to the same PID, never by name
             return self.proc.wait(10)
 
+    def kill(self) -> None:
+        """SIGKILL this PID (never by name) and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def exited(self) -> int | None:
+        """The exit code once the process ended on its own or was stopped, else ``None``."""
+        return None if self.proc is None else self.proc.poll()
+
 
 def wait_ready(processes: Sequence[PostlineProcess], timeout: float) -> None:
     """Poll every process's ``/readyz`` until all answer 200; fails at the deadline."""
