@@ -19,11 +19,10 @@ answers; the list itself (and what a valid address is) is ``suppress.py``'s.
 from __future__ import annotations
 
 import hmac
-import json
-from typing import Any
 
 import msgspec
 
+from services.bouncer.admin_http import json_response
 from services.bouncer.suppress import (
     MAX_DETAIL,
     SuppressionAdmin,
@@ -38,7 +37,6 @@ from shared.errors import BusError
 from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
 
 BASE = "/admin/suppressions"
-JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
 MAX_BODY = 16 * 1024  # an AddRequest is an address, a reason, a scope and a short detail
 
@@ -92,7 +90,7 @@ class AdminApi:
 
     async def list(self, _request: HttpRequest) -> HttpResponse:
         """Every suppression."""
-        return _json(200, [suppression_row(s) for s in await self._admin.snapshot()])
+        return json_response(200, [suppression_row(s) for s in await self._admin.snapshot()])
 
     async def export(self, _request: HttpRequest) -> HttpResponse:
         """CSV export."""
@@ -107,8 +105,8 @@ class AdminApi:
             return refused
         found = await self._admin.lookup(address)
         if not found:
-            return _json(404, {"error": "not suppressed"})
-        return _json(200, [suppression_row(s) for s in found])
+            return json_response(404, {"error": "not suppressed"})
+        return json_response(200, [suppression_row(s) for s in found])
 
     async def add(self, request: HttpRequest) -> HttpResponse:
         """Suppress an address."""
@@ -116,14 +114,14 @@ class AdminApi:
             body = msgspec.json.decode(await request.body(), type=AddRequest)
             reason = parse_reason(body.reason)
         except (msgspec.DecodeError, ValueError) as exc:
-            return _json(400, {"error": str(exc)})
+            return json_response(400, {"error": str(exc)})
         problem = _add_problem(body)
         if problem is not None:
-            return _json(400, {"error": problem})
+            return json_response(400, {"error": problem})
         record = await self._admin.add(
             body.address, reason, scope=body.scope, detail=body.detail, tenant=body.tenant
         )
-        return _json(201, suppression_row(record))
+        return json_response(201, suppression_row(record))
 
     async def remove(self, request: HttpRequest) -> HttpResponse:
         """Remove an address (a tombstone)."""
@@ -132,22 +130,24 @@ class AdminApi:
             return refused
         scope = request.query.get("scope", [""])[0]
         if scope and (problem := domain_problem(scope)) is not None:
-            return _json(400, {"error": f"scope: {problem}"})
+            return json_response(400, {"error": f"scope: {problem}"})
         tenant = request.query.get("tenant", [""])[0]
         if (problem := tenant_problem(tenant)) is not None:
-            return _json(400, {"error": problem})
+            return json_response(400, {"error": problem})
         await self._admin.remove(address, scope=scope, tenant=tenant)
-        return _json(200, {"removed": address.lower(), "scope": scope.lower(), "tenant": tenant})
+        return json_response(
+            200, {"removed": address.lower(), "scope": scope.lower(), "tenant": tenant}
+        )
 
 
 def _address_from_path(request: HttpRequest) -> tuple[str, HttpResponse | None]:
     """The address after ``/admin/suppressions/``, or the answer refusing it."""
     address = request.path[len(BASE) + 1 :].strip()
     if not address:
-        return "", _json(404, {"error": "no address in the path"})
+        return "", json_response(404, {"error": "no address in the path"})
     problem = address_problem(address)
     if problem is not None:
-        return "", _json(400, {"error": problem})
+        return "", json_response(400, {"error": problem})
     return address, None
 
 
@@ -164,7 +164,3 @@ def _add_problem(body: AddRequest) -> str | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in body.detail):
         return "detail contains a control character"
     return None
-
-
-def _json(status: int, value: Any) -> HttpResponse:
-    return HttpResponse(status, (json.dumps(value) + "\n").encode(), content_type=JSON)

@@ -20,21 +20,19 @@ caller as ``api:<address>``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 
+from services.bouncer.admin_http import answering, caller, decode_body, json_response
 from shared import deadletters
 from shared.bus.base import Bus
 from shared.deadletters import Result, Selection
-from shared.errors import DeadLetterError, DeadLetterNotFound
+from shared.errors import DeadLetterError, DeadLetterInvalid, DeadLetterNotFound
 from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
 
 BASE = "/admin/dead"
-JSON = "application/json"
 MAX_BODY = 64 * 1024  # a selection: up to a few thousand offsets
 
 
@@ -68,7 +66,8 @@ class DeadApi:
             ("POST", BASE + "/purge", self.purge, MAX_BODY),
         ]
         for method, path, handler, max_body in routes:
-            router.add(method, path, authenticated(_answering(handler)), max_body=max_body)
+            answered = answering(handler, not_found=DeadLetterNotFound, error=DeadLetterError)
+            router.add(method, path, authenticated(answered), max_body=max_body)
 
     async def listing(self, request: HttpRequest) -> HttpResponse:
         """The dead letters a listing selects."""
@@ -79,29 +78,29 @@ class DeadApi:
             every=_query(request, "all") in ("1", "true", "yes"),
         )
         entries = deadletters.select(await deadletters.load(self._bus), selection)
-        return _json(200, [deadletters.entry_dict(entry) for entry in entries])
+        return json_response(200, [deadletters.entry_dict(entry) for entry in entries])
 
     async def show(self, request: HttpRequest) -> HttpResponse:
         """One dead letter in full."""
         text = request.path[len(BASE) + 1 :]
         if not text.isdigit():
-            return _json(404, {"error": f"not an offset: {text!r}"})
+            return json_response(404, {"error": f"not an offset: {text!r}"})
         only = Selection(offsets=frozenset({int(text)}))
         (entry,) = deadletters.select(await deadletters.load(self._bus), only)
         full = _query(request, "full") in ("1", "true", "yes")
-        return _json(200, deadletters.detail_dict(entry, full=full))
+        return json_response(200, deadletters.detail_dict(entry, full=full))
 
     async def redrive(self, request: HttpRequest) -> HttpResponse:
         """Back on their topics (undecodable ones stay dead with the reason)."""
-        body = await _action(request)
+        body = await decode_body(request, ActionRequest, DeadLetterInvalid, b"{}")
         entries = await self._selected(body, "redrive", since=body.since)
-        return _results(await deadletters.redrive(self._bus, entries, by=_by(request)))
+        return _results(await deadletters.redrive(self._bus, entries, by=caller(request)))
 
     async def purge(self, request: HttpRequest) -> HttpResponse:
         """Marked handled."""
-        body = await _action(request)
+        body = await decode_body(request, ActionRequest, DeadLetterInvalid, b"{}")
         entries = await self._selected(body, "purge", older_than=body.older_than)
-        results = await deadletters.purge(self._bus, entries, by=_by(request), why=body.why)
+        results = await deadletters.purge(self._bus, entries, by=caller(request), why=body.why)
         return _results(results)
 
     async def _selected(
@@ -119,44 +118,11 @@ class DeadApi:
         return deadletters.select(await deadletters.load(self._bus), selection)
 
 
-class _BadBody(DeadLetterError):
-    """The body is not JSON or not an ActionRequest (400)."""
-
-
-async def _action(request: HttpRequest) -> ActionRequest:
-    try:
-        return msgspec.json.decode(await request.body() or b"{}", type=ActionRequest)
-    except msgspec.DecodeError as exc:  # ValidationError included: names the field
-        raise _BadBody(str(exc)) from exc
-
-
-def _answering(handler: HttpHandler) -> HttpHandler:
-    """``handler`` with dead-letter errors as 400 / 404 answers."""
-
-    async def answered(request: HttpRequest) -> HttpResponse:
-        try:
-            return await handler(request)
-        except DeadLetterNotFound as exc:
-            return _json(404, {"error": str(exc)})
-        except DeadLetterError as exc:
-            return _json(400, {"error": str(exc)})
-
-    return answered
-
-
 def _results(results: list[Result]) -> HttpResponse:
     done = sum(result.done for result in results)
     rows = [{"offset": r.offset, "topic": r.topic, "done": r.done, "why": r.why} for r in results]
-    return _json(200, {"results": rows, "done": done, "left": len(results) - done})
+    return json_response(200, {"results": rows, "done": done, "left": len(results) - done})
 
 
 def _query(request: HttpRequest, name: str) -> str:
     return request.query.get(name, [""])[0]
-
-
-def _by(request: HttpRequest) -> str:
-    return f"api:{request.remote}" if request.remote else "api"
-
-
-def _json(status: int, value: Any) -> HttpResponse:
-    return HttpResponse(status, (json.dumps(value) + "\n").encode(), content_type=JSON)

@@ -24,13 +24,13 @@ queue`` (``shared.queue``); the audit events name the caller as ``api:<address>`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from services.bouncer.admin_http import answering, caller, decode_body, json_response
 from shared.bus.base import Bus
 from shared.errors import QueueError, QueueInvalid, QueueNotFound
 from shared.queue import actions, view
@@ -39,7 +39,6 @@ from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
 from shared.wire.records import ControlAction, ControlVerb
 
 BASE = "/admin/queue"
-JSON = "application/json"
 MAX_BODY = 4 * 1024  # a target, a duration and a reason
 _VERBS = {
     "flush": ControlVerb.QUEUE_FLUSH,
@@ -83,7 +82,8 @@ class QueueApi:
             for name, verb in _VERBS.items()
         ]
         for method, path, handler, max_body in routes:
-            router.add(method, path, authenticated(_answering(handler)), max_body=max_body)
+            answered = answering(handler, not_found=QueueNotFound, error=QueueError)
+            router.add(method, path, authenticated(answered), max_body=max_body)
 
     async def summary(self, request: HttpRequest) -> HttpResponse:
         """The summary (rows per domain, provider, tenant or source)."""
@@ -92,7 +92,7 @@ class QueueApi:
         found = view.summary(
             await view.read_entries(self._bus), await view.read_snapshots(self._bus, now), by
         )
-        return _json(200, found.as_dict())
+        return json_response(200, found.as_dict())
 
     async def messages(self, request: HttpRequest) -> HttpResponse:
         """The Deliveries waiting in the retry tiers."""
@@ -104,7 +104,7 @@ class QueueApi:
             tenant=parse_target(f"tenant:{tenant}").name if tenant else "",
             deferred=_flag(request, "deferred"),
         )
-        return _json(200, [view.entry_dict(entry) for entry in entries])
+        return json_response(200, [view.entry_dict(entry) for entry in entries])
 
     async def message(self, request: HttpRequest) -> HttpResponse:
         """One message's entries, with its headers or body when asked."""
@@ -123,47 +123,47 @@ class QueueApi:
             answer["headers"] = view.header_text(data) if data is not None else None
             if _flag(request, "body"):
                 answer["body"] = data.decode("utf-8", "backslashreplace") if data else None
-        return _json(200, answer)
+        return json_response(200, answer)
 
     async def suspensions(self, _request: HttpRequest) -> HttpResponse:
         """The suspensions in force."""
         now = time.time()
         found = await actions.read_actions(self._bus, [ControlVerb.QUEUE_SUSPEND])
-        return _json(200, [_action(a) for a in found if not a.until or a.until > now])
+        return json_response(200, [_action(a) for a in found if not a.until or a.until > now])
 
     async def suspend(self, request: HttpRequest) -> HttpResponse:
         """Publish a suspension."""
-        body = await _body(request)
+        body = await decode_body(request, ActionBody, QueueInvalid)
         asked = actions.request(
             ControlVerb.QUEUE_SUSPEND, body.target, why=body.why, lasting=body.lasting
         )
         _refuse_extra(body, confirm=False)
-        return _json(
-            202, _action(await actions.publish(self._bus, asked, by=_by(request), via="api"))
+        return json_response(
+            202, _action(await actions.publish(self._bus, asked, by=caller(request), via="api"))
         )
 
     async def resume(self, request: HttpRequest) -> HttpResponse:
         """Lift a suspension (its held mail is flushed)."""
-        body = await _body(request)
+        body = await decode_body(request, ActionBody, QueueInvalid)
         _refuse_extra(body, confirm=False, why=False, lasting=False)
         target = parse_target(body.target, actions.KINDS[ControlVerb.QUEUE_SUSPEND])
         suspended = await actions.read_actions(self._bus, [ControlVerb.QUEUE_SUSPEND])
         if str(target) not in {a.target for a in suspended}:
             raise QueueNotFound(f"{target} is not suspended")
-        await actions.publish_resume(self._bus, str(target), by=_by(request), via="api")
-        return _json(202, {"resumed": str(target)})
+        await actions.publish_resume(self._bus, str(target), by=caller(request), via="api")
+        return json_response(202, {"resumed": str(target)})
 
     def _acting(self, verb: ControlVerb) -> HttpHandler:
         async def act(request: HttpRequest) -> HttpResponse:
-            body = await _body(request)
+            body = await decode_body(request, ActionBody, QueueInvalid)
             purge = verb in (ControlVerb.QUEUE_BOUNCE, ControlVerb.QUEUE_DELETE)
             _refuse_extra(body, confirm=purge, why=purge, lasting=False)
             target, domains = await self._target(verb, body.target)
             if target.kind == ALL and purge and not body.confirm:
                 raise QueueInvalid(f'{verb.value.removeprefix("queue_")} all needs "confirm": true')
             asked = actions.request(verb, str(target), why=body.why, domains=domains)
-            action = await actions.publish(self._bus, asked, by=_by(request), via="api")
-            return _json(202, _action(action))
+            action = await actions.publish(self._bus, asked, by=caller(request), via="api")
+            return json_response(202, _action(action))
 
         return act
 
@@ -198,31 +198,6 @@ def _refuse_extra(
         raise QueueInvalid(f"this action takes no {', '.join(extra)}")
 
 
-class _BadBody(QueueInvalid):
-    """The body is not JSON or not an ActionBody (400)."""
-
-
-async def _body(request: HttpRequest) -> ActionBody:
-    try:
-        return msgspec.json.decode(await request.body(), type=ActionBody)
-    except msgspec.DecodeError as exc:  # ValidationError included: names the field
-        raise _BadBody(str(exc)) from exc
-
-
-def _answering(handler: HttpHandler) -> HttpHandler:
-    """``handler`` with queue errors as 400 / 404 answers."""
-
-    async def answered(request: HttpRequest) -> HttpResponse:
-        try:
-            return await handler(request)
-        except QueueNotFound as exc:
-            return _json(404, {"error": str(exc)})
-        except QueueError as exc:
-            return _json(400, {"error": str(exc)})
-
-    return answered
-
-
 def _action(action: ControlAction) -> dict[str, Any]:
     data: dict[str, Any] = msgspec.to_builtins(action)
     data.pop("schema", None)
@@ -235,11 +210,3 @@ def _flag(request: HttpRequest, name: str) -> bool:
 
 def _query(request: HttpRequest, name: str) -> str:
     return request.query.get(name, [""])[0]
-
-
-def _by(request: HttpRequest) -> str:
-    return f"api:{request.remote}" if request.remote else "api"
-
-
-def _json(status: int, value: Any) -> HttpResponse:
-    return HttpResponse(status, (json.dumps(value) + "\n").encode(), content_type=JSON)

@@ -29,12 +29,11 @@ change made meanwhile). Owns decoding and answers only; every operation is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import msgspec
 
+from services.bouncer.admin_http import caller, json_response
 from shared import tenant_access, tenant_admin
 from shared.bus.base import Bus
 from shared.errors import TenantConflict, TenantError, TenantInvalid, TenantNotFound
@@ -42,7 +41,6 @@ from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
 from shared.wire.records import TenantState
 
 BASE = "/admin/tenants"
-JSON = "application/json"
 MAX_BODY = 16 * 1024  # a tenant's fields, limits and settings; a password
 
 _STATES = {
@@ -114,22 +112,22 @@ class TenantApi:
             try:
                 return await handler(request)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return _json(400, {"error": f"body: {exc}"})
+                return json_response(400, {"error": f"body: {exc}"})
             except TenantError as exc:
-                return _json(_status(exc), {"error": str(exc)})
+                return json_response(_status(exc), {"error": str(exc)})
 
         return answered
 
     async def _list(self, _request: HttpRequest) -> HttpResponse:
         tenants = await tenant_admin.list_tenants(self._bus)
-        return _json(200, [tenant_admin.public_view(t) for t in tenants])
+        return json_response(200, [tenant_admin.public_view(t) for t in tenants])
 
     async def _add(self, request: HttpRequest) -> HttpResponse:
         body = msgspec.json.decode(await request.body(), type=AddTenant)
         tenant, created = await tenant_admin.add(
-            self._bus, body.id, name=body.name, by=_by(request)
+            self._bus, body.id, name=body.name, by=caller(request)
         )
-        return _json(201 if created else 200, tenant_admin.public_view(tenant))
+        return json_response(201 if created else 200, tenant_admin.public_view(tenant))
 
     async def _one(self, request: HttpRequest) -> HttpResponse:
         """Everything below ``/admin/tenants/``: routed by method and path segments."""
@@ -146,10 +144,12 @@ class TenantApi:
             return await self._apikeys(request, tenant_id, rest[1:])
         if request.method == "POST" and len(rest) == 3 and rest[0] == "domains":
             return await self._domain_state(request, tenant_id, rest[1], rest[2])
-        return _json(404, {"error": f"no route {request.method} {request.path}"})
+        return json_response(404, {"error": f"no route {request.method} {request.path}"})
 
     async def _show(self, _request: HttpRequest, tenant_id: str) -> HttpResponse:
-        return _json(200, tenant_admin.public_view(await tenant_admin.get(self._bus, tenant_id)))
+        return json_response(
+            200, tenant_admin.public_view(await tenant_admin.get(self._bus, tenant_id))
+        )
 
     async def _set(self, request: HttpRequest, tenant_id: str) -> HttpResponse:
         body = msgspec.json.decode(await request.body(), type=SetTenant)
@@ -160,14 +160,14 @@ class TenantApi:
             ip_pool=body.ip_pool,
             limits=body.limits,
             settings=body.settings,
-            by=_by(request),
+            by=caller(request),
         )
-        return _json(200, tenant_admin.public_view(tenant))
+        return json_response(200, tenant_admin.public_view(tenant))
 
     async def _remove(self, request: HttpRequest, tenant_id: str) -> HttpResponse:
-        if not await tenant_admin.remove(self._bus, tenant_id, by=_by(request)):
+        if not await tenant_admin.remove(self._bus, tenant_id, by=caller(request)):
             raise TenantNotFound(f"no tenant {tenant_id!r}")
-        return _json(200, {"removed": tenant_id})
+        return json_response(200, {"removed": tenant_id})
 
     async def _state(self, request: HttpRequest, tenant_id: str) -> HttpResponse:
         raw = await request.body()
@@ -176,25 +176,25 @@ class TenantApi:
         if state is not TenantState.ACTIVE and not body.why.strip():
             raise TenantInvalid("why: required (the refused client is told the reason)")
         tenant = await tenant_admin.set_state(
-            self._bus, tenant_id, state, by=_by(request), why=body.why
+            self._bus, tenant_id, state, by=caller(request), why=body.why
         )
-        return _json(200, tenant_admin.public_view(tenant))
+        return json_response(200, tenant_admin.public_view(tenant))
 
     async def _domain_state(
         self, request: HttpRequest, tenant_id: str, domain: str, verb: str
     ) -> HttpResponse:
         """One sending domain paused, disabled or resumed (the tenant's others unchanged)."""
         if verb not in _STATES:
-            return _json(404, {"error": f"no route {request.method} {request.path}"})
+            return json_response(404, {"error": f"no route {request.method} {request.path}"})
         raw = await request.body()
         body = msgspec.json.decode(raw, type=StateChange) if raw.strip() else StateChange()
         state = _STATES[verb]
         if state is not TenantState.ACTIVE and not body.why.strip():
             raise TenantInvalid("why: required (the refused client is told the reason)")
         tenant = await tenant_admin.set_domain_state(
-            self._bus, tenant_id, domain, state, by=_by(request), why=body.why
+            self._bus, tenant_id, domain, state, by=caller(request), why=body.why
         )
-        return _json(200, tenant_admin.public_view(tenant))
+        return json_response(200, tenant_admin.public_view(tenant))
 
     _tenant_routes: dict[
         tuple[str, ...], Callable[[TenantApi, HttpRequest, str], Awaitable[HttpResponse]]
@@ -210,10 +210,10 @@ class TenantApi:
     async def _credentials(
         self, request: HttpRequest, tenant_id: str, rest: list[str]
     ) -> HttpResponse:
-        by = _by(request)
+        by = caller(request)
         if request.method == "GET" and not rest:
             view = tenant_admin.public_view(await tenant_admin.get(self._bus, tenant_id))
-            return _json(200, view["credentials"])
+            return json_response(200, view["credentials"])
         if request.method == "POST" and not rest:
             add = msgspec.json.decode(await request.body(), type=AddCredential)
             credential, password = await tenant_access.add_credential(
@@ -225,7 +225,9 @@ class TenantApi:
                 by=by,
             )
             answer = {"name": credential.name, "domains": list(credential.domains)}
-            return _json(201, answer | ({"password": password} if add.password is None else {}))
+            return json_response(
+                201, answer | ({"password": password} if add.password is None else {})
+            )
         if request.method == "POST" and len(rest) == 2 and rest[1] == "rotate":
             raw = await request.body()
             rotate = msgspec.json.decode(raw, type=Rotate) if raw.strip() else Rotate()
@@ -233,34 +235,32 @@ class TenantApi:
                 self._bus, tenant_id, rest[0], password=rotate.password, by=by
             )
             answer = {"name": rest[0]}
-            return _json(200, answer | ({"password": password} if rotate.password is None else {}))
+            return json_response(
+                200, answer | ({"password": password} if rotate.password is None else {})
+            )
         if request.method == "DELETE" and len(rest) == 1:
             if not await tenant_access.remove_credential(self._bus, tenant_id, rest[0], by=by):
                 raise TenantNotFound(f"no credential {rest[0]!r} in tenant {tenant_id!r}")
-            return _json(200, {"removed": rest[0]})
-        return _json(404, {"error": f"no route {request.method} {request.path}"})
+            return json_response(200, {"removed": rest[0]})
+        return json_response(404, {"error": f"no route {request.method} {request.path}"})
 
     async def _apikeys(self, request: HttpRequest, tenant_id: str, rest: list[str]) -> HttpResponse:
         if request.method == "GET" and not rest:
             view = tenant_admin.public_view(await tenant_admin.get(self._bus, tenant_id))
-            return _json(200, view["api_keys"])
+            return json_response(200, view["api_keys"])
         if request.method == "POST" and not rest:
             raw = await request.body()
             add = msgspec.json.decode(raw, type=AddApiKey) if raw.strip() else AddApiKey()
             record, key = await tenant_access.add_api_key(
-                self._bus, tenant_id, name=add.name, by=_by(request)
+                self._bus, tenant_id, name=add.name, by=caller(request)
             )
-            return _json(201, {"id": record.id, "name": record.name, "key": key})
+            return json_response(201, {"id": record.id, "name": record.name, "key": key})
         if request.method == "DELETE" and len(rest) == 1:
             record = await tenant_access.revoke_api_key(
-                self._bus, tenant_id, rest[0], by=_by(request)
+                self._bus, tenant_id, rest[0], by=caller(request)
             )
-            return _json(200, {"id": record.id, "revoked_at": record.revoked_at})
-        return _json(404, {"error": f"no route {request.method} {request.path}"})
-
-
-def _by(request: HttpRequest) -> str:
-    return f"api:{request.remote}" if request.remote else "api"
+            return json_response(200, {"id": record.id, "revoked_at": record.revoked_at})
+        return json_response(404, {"error": f"no route {request.method} {request.path}"})
 
 
 def _status(exc: TenantError) -> int:
@@ -269,7 +269,3 @@ def _status(exc: TenantError) -> int:
     if isinstance(exc, TenantConflict):
         return 409
     return 400
-
-
-def _json(status: int, value: Any) -> HttpResponse:
-    return HttpResponse(status, (json.dumps(value) + "\n").encode(), content_type=JSON)
