@@ -247,6 +247,22 @@ def held_lines(
     status = Status.DEFERRED if result.shed == SHED_THROTTLED else Status.HELD
     # A suspension names itself in the result ("suspended: domain:x by cli:ann (why)").
     cause = result.cause or why.format(tenant=delivery.tenant or "-", domain=delivery.domain)
+    return _without_attempt(delivery, at, status, cause=cause, next_attempt=next_attempt)
+
+
+def expired_lines(delivery: Delivery, at: float) -> list[MailLogLine]:
+    """One line per recipient of a Delivery given up past its maximum age."""
+    last = f"; last reply: {_reply_text(delivery.last_reply)}" if delivery.last_reply else ""
+    age = at - (delivery.submitted_at or delivery.first_attempt_at or at)
+    cause = f"gave up after {_age(age)} in the queue{last}"
+    return _without_attempt(delivery, at, Status.EXPIRED, cause=cause, reply=delivery.last_reply)
+
+
+def _without_attempt(
+    delivery: Delivery, at: float, status: Status, **fields: Any
+) -> list[MailLogLine]:
+    """One line per recipient of a Delivery that no attempt was made for (held, expired):
+    no relay, TLS or timings but the time it has been queued."""
     return [
         MailLogLine(
             status=status,
@@ -259,32 +275,7 @@ def held_lines(
             size=len(delivery.data),
             lane=lane_name(delivery),
             delays=Delays(queued=_queued(delivery, at, 0.0)),
-            cause=cause,
-            next_attempt=next_attempt,
-        )
-        for rcpt in delivery.rcpt_to
-    ]
-
-
-def expired_lines(delivery: Delivery, at: float) -> list[MailLogLine]:
-    """One line per recipient of a Delivery given up past its maximum age."""
-    last = f"; last reply: {_reply_text(delivery.last_reply)}" if delivery.last_reply else ""
-    age = at - (delivery.submitted_at or delivery.first_attempt_at or at)
-    cause = f"gave up after {_age(age)} in the queue{last}"
-    return [
-        MailLogLine(
-            status=Status.EXPIRED,
-            message_id=delivery.message_id,
-            delivery_id=delivery.delivery_id,
-            tenant=delivery.tenant,
-            sender=delivery.sender,
-            recipient=rcpt,
-            attempt=delivery.attempt,
-            size=len(delivery.data),
-            lane=lane_name(delivery),
-            delays=Delays(queued=_queued(delivery, at, 0.0)),
-            reply=delivery.last_reply,
-            cause=cause,
+            **fields,
         )
         for rcpt in delivery.rcpt_to
     ]
