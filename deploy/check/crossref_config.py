@@ -3,7 +3,8 @@
 - The pod runs ``postline <stage> --config F`` (the stage's command: ``reputation-stage``
   for the reputation stage; as the real CLI parser reads its args) and F is mounted.
 - ``http.port`` is the container's ``http`` port (probes and PodMonitors use that name);
-  ingest's listeners and the bouncer's SMTP port are container ports.
+  ingest's listeners (SMTP and the sending API) and the bouncer's SMTP port are container
+  ports.
 - Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets, the
   bounce rule table the reputation stage reads) is inside a volume mount of that Deployment.
 - ``terminationGracePeriodSeconds`` covers the preStop pause plus ``runtime.drain_timeout``.
@@ -18,6 +19,7 @@ from common import Manifest, Rendered, ref
 from postline_config import load_rendered_config, mounted, unmounted
 
 from services.bouncer.config import load_bouncer_config
+from services.ingest.config import api_address
 from services.ingest.config import load as load_ingest
 from services.reputation.config import load_reputation_config
 from services.signer.config import load_signer_config
@@ -72,7 +74,10 @@ def _ports(doc: Manifest, stage: str, config: Config) -> Iterable[str]:
         )
     wanted: list[int] = []
     if stage == "ingest":
-        wanted = [listener.port for listener in load_ingest(config).listeners]
+        ingest = load_ingest(config)
+        wanted = [listener.port for listener in ingest.listeners]
+        if ingest.api.listen:  # the HTTP sending API's listener
+            wanted.append(api_address(ingest.api.listen)[1])
     elif stage == "bouncer":
         wanted = [load_bouncer_config(config).listen_port]
     for port in wanted:

@@ -76,6 +76,26 @@ def ingest_panels() -> list[Panel]:
         ),
         panel("Message size", "bytes", quantiles("postline_ingest_message_size_bytes")),
         panel("Recipients per message", "short", quantiles("postline_ingest_message_recipients")),
+        panel(
+            "Sending API requests by endpoint and status",
+            "reqps",
+            [
+                (
+                    rate("postline_ingest_api_requests_total", by="endpoint, status"),
+                    "{{endpoint}} {{status}}",
+                )
+            ],
+        ),
+        panel(
+            "Sending API answer time",
+            "s",
+            quantiles("postline_ingest_api_request_seconds", by="endpoint"),
+        ),
+        panel(
+            "Sending API Idempotency-Key outcomes",
+            "ops",
+            [(rate("postline_ingest_api_idempotency_total", by="outcome"), "{{outcome}}")],
+        ),
     ]
 
 

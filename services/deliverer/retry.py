@@ -7,7 +7,9 @@ Owns: :class:`RetrySchedule` (exponential delay with jitter per attempt, the tie
 due, then moves due records back to the lane they came from (``postline.outbound``, or
 ``postline.outbound.bulk`` for bulk mail: both lanes share the tiers, and a retried newsletter
 must not come back ahead of password resets) or, past their age, publishes EXPIRED events,
-committed with the tier offsets. Does not deliver.
+committed with the tier offsets. A Delivery held for its send-at (put in a tier by the
+signer) whose pass ended before the send-at goes on to its next pass (``shared.sendat``)
+instead. Does not deliver.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shared.config import Duration
 from shared.queue import index
 from shared.runtime.consume import Item
 from shared.runtime.watermark_loop import Ticket
+from shared.sendat import next_pass
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply, now
 from shared.wire.topics import EVENTS, OutRecord, Topic, lane_of, retry_topic
 
@@ -91,17 +94,27 @@ class RetrySchedule:
         return chosen
 
     def expires_at(self, delivery: Delivery) -> float:
-        """When ``delivery`` expires: its own ``expires_at`` or submission + max age."""
+        """When ``delivery`` expires: its own ``expires_at`` or submission (or its send-at,
+        when later: the age counts from when the sender wanted it sent) + max age."""
         if delivery.expires_at > 0:
             return delivery.expires_at
         start = delivery.submitted_at or delivery.first_attempt_at or now()
-        return start + self.cfg.max_age
+        return max(start, delivery.send_at) + self.cfg.max_age
 
     def defer(self, delivery: Delivery, at: float, delay: float) -> Deferral:
         """The retry record for ``delivery`` (already updated by the caller) due after ``delay``."""
         topic = self.tier_for(delay)
         record = msgspec.structs.replace(delivery, not_before=at + delay, indexed=True)
         return Deferral(topic.name.rsplit(".", 1)[-1], topic.out(record), record, topic.name)
+
+    def held(self, delivery: Delivery, at: float) -> list[OutRecord]:
+        """The next pass of a Delivery whose send-at is still ahead (``shared.sendat``): in
+        the tier that fits what remains, for no longer than that tier; its queue entry
+        (when it has one) names the new tier."""
+        topic, until = next_pass(self._tiers, at, delivery.send_at)
+        waiting = msgspec.structs.replace(delivery, not_before=until)
+        entry = [index.entry(waiting, tier=topic.name, at=at, reason=index.SCHEDULED)]
+        return [topic.out(waiting), *(entry if waiting.indexed else [])]
 
 
 #: Most bytes of the original header block a BOUNCED/EXPIRED event carries, for the DSN the
@@ -202,6 +215,9 @@ class RetryRelease:
             if self._mail_log:
                 maillog.write(maillog.expired_lines(delivery, at))
             return expired_events(delivery, at, delivery.last_reply) + index.ended(delivery)
+        if delivery.send_at > at:
+            # A pass of a send-at wait ended before the send-at: on to the next pass.
+            return self._schedule.held(delivery, at)
         return [back(delivery)]
 
 

@@ -131,6 +131,30 @@ class RateConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     per_ip_burst: Count = 100
 
 
+class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The HTTP sending API (``[ingest.api]``), a listener beside the SMTP ones; off unless
+    ``listen`` is set. Same policy, limits and durability as SMTP (``services/ingest/api``)."""
+
+    #: Address to serve the API on, ``host:port`` (``"127.0.0.1:8025"``, ``"[::]:8025"``,
+    #: ``"0.0.0.0:8025"``; port 0 = any free port); ``""``: no API. Plain HTTP: put TLS in
+    #: front of it (an ingress or a proxy), as for the other HTTP ports.
+    listen: str = ""
+    #: Largest request body (JSON with base64 attachments, a batch, a raw message): past it
+    #: ``413``. Base64 makes attachments a third larger than they are.
+    max_request_size: ByteSize = ByteSize(25 * 1024**2)  # bounds: 1KiB .. 1GiB
+    #: Most messages in one ``POST /v1/messages/batch``.
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=500)] = 500
+    #: Open connections to the API listener; past it a new one gets ``503`` and is closed.
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    #: How long the answer to a request with an ``Idempotency-Key`` is kept, per tenant, so a
+    #: retry with the same key gets it again instead of sending twice (in Redis with
+    #: ``[limits] backend = "redis"``, shared by every replica; else in this process).
+    idempotency_ttl: Duration = Duration(86400)  # bounds: 1m .. 7d
+    #: Most answers kept in process (``[limits] backend = "local"``, or Redis unreachable with
+    #: ``on_redis_failure = "open"``); the oldest go first past it.
+    idempotency_entries: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
+
+
 class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The ``[ingest]`` section."""
 
@@ -158,6 +182,8 @@ class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     quota_exhausted: Literal["defer", "reject"] = "defer"
     #: Bare CR or LF in DATA: ``refuse`` with ``550 5.6.0`` or ``normalise`` to CRLF.
     smuggling: Literal["refuse", "normalise"] = "refuse"
+    #: The HTTP sending API (off by default).
+    api: ApiConfig = ApiConfig()
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The trusted networks, parsed (call :func:`validate` first)."""
@@ -172,6 +198,8 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("limits.command_timeout", 0.1, 3600),
     ("limits.data_timeout", 0.1, 7200),
     ("limits.auth_failure_window", 1, 86400),
+    ("api.max_request_size", 1024, 1024**3),
+    ("api.idempotency_ttl", 60, 7 * 86400),
 )
 
 
@@ -195,6 +223,11 @@ def validate(config: IngestConfig, source: str) -> IngestConfig:
             ipaddress.ip_network(net, strict=False)
         except ValueError as exc:
             raise ConfigError(source, f"ingest.trusted_networks[{i}]", str(exc)) from exc
+    if config.api.listen:
+        try:
+            api_address(config.api.listen)
+        except ValueError as exc:
+            raise ConfigError(source, "ingest.api.listen", str(exc)) from exc
     needs_tls = [x.name for x in config.listeners if x.mode in ("submission", "implicit_tls")]
     if needs_tls and (config.tls.cert is None or config.tls.key is None):
         raise ConfigError(
@@ -206,6 +239,23 @@ def validate(config: IngestConfig, source: str) -> IngestConfig:
             source, "ingest.users_file", f"required by listener(s) {', '.join(needs_auth)}"
         )
     return config
+
+
+def api_address(listen: str) -> tuple[str, int]:
+    """``host:port`` of ``[ingest.api] listen`` (``[::1]:8025`` for IPv6); ``ValueError``
+    naming the problem."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected host:port, got {listen!r}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host:
+        raise ValueError(f"no host in {listen!r} (0.0.0.0 or :: for every address)")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"{host!r} is not an IP address") from None
+    return host, int(port)
 
 
 def load(config: Config) -> IngestConfig:

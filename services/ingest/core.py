@@ -86,7 +86,7 @@ class IngestCore:
             reply = replies.quota_exhausted(verdict.rule, verdict.reset_at, reject)
         else:
             reply = replies.over_rate(verdict.rule, verdict.retry_after)
-        return Decision(reply, f"tenant_{verdict.rule}")
+        return Decision(reply, f"tenant_{verdict.rule}", retry_after=verdict.retry_after)
 
     def reject(
         self,

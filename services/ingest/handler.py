@@ -8,18 +8,17 @@ the deciding check's reply and an event, or go on. ``handle_DATA`` finishes the 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
-from services.ingest import headers, replies, smuggling
-from services.ingest.core import STAGE, IngestCore
+from services.ingest import accept, headers, replies, smuggling
+from services.ingest.core import IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
-from services.ingest.policy.base import Decision, SessionInfo, Transaction
+from services.ingest.policy.base import Decision, Transaction
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
 from shared.errors import BusError, BusFull
-from shared.wire.records import ClientInfo, Event, EventKind, Submission, new_id
+from shared.wire.records import ClientInfo, Submission, new_id
 
 #: How the session passes the null reverse-path to ``handle_MAIL`` (aiosmtpd's convention).
 NULL_REVERSE_PATH = "<>"
@@ -123,8 +122,7 @@ class Handler:
             return str(decision.reply)
         if core.config.smuggling == "normalise" and smuggling.has_bare_cr_or_lf(data):
             msg = headers.parse(smuggling.normalise(data))
-        msg, tags = headers.take_tags(msg, core.config.limits.max_tags)
-        at = time.time()
+        at = core.policy.clock()
         trace = headers.Trace(
             helo=session.host_name or "",
             ip=info.ip,
@@ -135,17 +133,18 @@ class Handler:
             auth_user=info.user.name if info.user else None,
             smtputf8=txn.smtputf8,
         )
-        final = headers.complete(msg, trace)
-        size = len(final)
+        finished = accept.finish(msg, trace, core.config.limits.max_tags)
+        size = len(finished.data)
         # From here on the message exists in as few copies as possible (issue 11 item 6): the
         # received bytes go now, and the final bytes go once the hand-off has encoded them
         # (the Submission is referenced only by the hand-off's coroutine, not by this frame).
         del data, msg
         envelope.content = envelope.original_content = None
         handoff = core.handoff.submit(
-            self._submission(session, txn, final, tags, at), self._events(info, txn, tags, at)
+            self._submission(session, txn, finished, at),
+            accept.events(txn, finished.tags, at, tls=info.tls or ""),
         )
-        del final
+        del finished
         try:
             await handoff
         except BusError as exc:
@@ -164,16 +163,8 @@ class Handler:
         return str(replies.queued(txn.id))
 
     def _submission(
-        self,
-        session: IngestSession,
-        txn: Transaction,
-        data: bytes,
-        tags: dict[str, str],
-        at: float,
+        self, session: IngestSession, txn: Transaction, finished: accept.Finished, at: float
     ) -> Submission | None:
-        kept = tuple(r for r in txn.rcpt_to if r not in txn.dropped)
-        if not kept:
-            return None  # every recipient suppressed ("drop"): only events are recorded
         info = session.info
         client = ClientInfo(
             ip=info.ip,
@@ -183,45 +174,7 @@ class Handler:
             tls=info.tls,
             listener=info.listener.name,
         )
-        return Submission(
-            id=txn.id,
-            received_at=at,
-            client=client,
-            mail_from=txn.mail_from,
-            rcpt_to=kept,
-            data=data,
-            tags=tags,
-            smtputf8=txn.smtputf8,
-            body_8bit=not data.isascii(),
-            tenant=txn.tenant,
-        )
-
-    def _events(
-        self, info: SessionInfo, txn: Transaction, tags: dict[str, str], at: float
-    ) -> list[Event]:
-        common: dict[str, Any] = {
-            "message_id": txn.id,
-            "at": at,
-            "sender": txn.mail_from,
-            "tags": tags,
-            "stage": STAGE,
-            "tenant": txn.tenant,
-        }
-        events: list[Event] = []
-        if len(txn.dropped) < len(txn.rcpt_to):
-            events.append(Event(kind=EventKind.ACCEPTED, tls=info.tls or "", **common))
-        for rcpt in txn.dropped:
-            domain = rcpt.rpartition("@")[2].lower()
-            events.append(
-                Event(
-                    kind=EventKind.SUPPRESSED,
-                    recipient=rcpt,
-                    domain=domain,
-                    check="suppression",
-                    **common,
-                )
-            )
-        return events
+        return accept.submission(txn, client, finished, at)
 
     async def handle_exception(self, error: Exception) -> str:
         """Our own unexpected failure: 451, never a 5xx (the client retries, nothing lost).

@@ -21,7 +21,7 @@ from services.ingest.metrics import IngestMetrics
 from shared.bus.base import Bus
 from shared.errors import BusError, BusUnavailable
 from shared.wire.records import Event, Submission
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import EVENTS, SUBMITTED, OutRecord
 
 #: Extra time given to the bus beyond its own deadline before we stop waiting for it.
 _GRACE = 1.0
@@ -43,6 +43,21 @@ class Handoff:
         records = [SUBMITTED.out(submission)] if submission is not None else []
         del submission  # encoded: let the caller's only copy of the message go (issue 11)
         records += [EVENTS.out(event) for event in events]
+        await self._publish(records)
+
+    async def submit_many(
+        self, messages: Sequence[tuple[Submission | None, Sequence[Event]]]
+    ) -> None:
+        """Publish several messages (the HTTP API's batch) in one atomic publish: the bus
+        holds all of them or none; raises ``BusError`` when it did not acknowledge."""
+        records: list[OutRecord] = []
+        for submission, events in messages:
+            if submission is not None:
+                records.append(SUBMITTED.out(submission))
+            records += [EVENTS.out(event) for event in events]
+        await self._publish(records)
+
+    async def _publish(self, records: list[OutRecord]) -> None:
         started = time.monotonic()
         try:
             await asyncio.wait_for(

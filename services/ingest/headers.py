@@ -113,6 +113,14 @@ def bad_field_name(message: Message) -> bool:
     return any(f.name == "" for f in message.fields)
 
 
+def take_field(message: Message, name: str) -> tuple[Message, list[str]]:
+    """Remove every field called ``name``; the message without them and their values."""
+    lname = name.lower()
+    kept = [f for f in message.fields if f.name != lname]
+    values = [f.value for f in message.fields if f.name == lname]
+    return Message(kept, message.rest), values
+
+
 def take_tags(message: Message, max_tags: int) -> tuple[Message, dict[str, str]]:
     """Remove ``X-Postline-<Name>`` control headers; their values become tags ``<name>``."""
     tags: dict[str, str] = {}
@@ -150,9 +158,13 @@ class Trace:
     auth_user: str | None = None
     smtputf8: bool = False
     extra: list[str] = field(default_factory=list)
+    #: The ``with`` keyword when the message did not come over SMTP (``"HTTP"``: the API).
+    via: str = ""
 
     def protocol(self) -> str:
         """The ``with`` keyword: ESMTP plus S for TLS and A for AUTH (RFC 3848, RFC 6531)."""
+        if self.via:
+            return self.via
         base = "UTF8SMTP" if self.smtputf8 else "ESMTP"
         return base + ("S" if self.tls else "") + ("A" if self.auth_user else "")
 

@@ -17,6 +17,7 @@ from contextlib import suppress
 from typing import Any
 
 from services.ingest import authcli, listeners, replies, users
+from services.ingest.api import listener as api_listener
 from services.ingest.auth import Users, read_users
 from services.ingest.config import IngestConfig, load
 from services.ingest.core import IngestCore
@@ -66,6 +67,11 @@ class IngestStage:
             limiter=open_limiter(ctx.config.core.limits, ctx.registry),
         )
         self.listeners: list[listeners.Listener] = []
+        #: The HTTP sending API's listener (``[ingest.api] listen``), apart from the
+        #: process port: a public endpoint, bound where the operator says.
+        self.api: api_listener.Api | None = None
+        if config.api.listen:
+            self.api = api_listener.Api(self.core, config.api, ctx.config.core.limits)
         self._tasks: list[asyncio.Task[None]] = []
         ctx.reload_hooks.append(self.reload)
 
@@ -109,9 +115,17 @@ class IngestStage:
             self.listeners = await listeners.bind(
                 self.core, self.config.listeners, context, ctx.config.source
             )
+            if self.api is not None:
+                await self.api.start()
         except BaseException:
+            await listeners.close(self.listeners)
             await self._stop_tasks()
             raise
+        if self.api is not None:
+            ctx.log.info(
+                "listening",
+                extra={"listener": "api", "host": self.api.host, "port": self.api.port},
+            )
         for listener in self.listeners:
             ctx.log.info(
                 "listening",
@@ -151,6 +165,10 @@ class IngestStage:
             )
             self._abort_sessions()
             await ctx.wait_idle(1.0)
+        if self.api is not None:
+            # After the grace: requests in flight held activity tokens and have finished;
+            # new ones were answered 503 while core.policy.stopping was set.
+            await self.api.close()
         with suppress(TimeoutError):
             await asyncio.wait_for(self.core.events.flush(), 2.0)
         await self._stop_tasks()

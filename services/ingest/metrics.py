@@ -92,3 +92,30 @@ class IngestMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.api_requests = Counter(
+            "postline_ingest_api_requests_total",
+            "HTTP sending API requests answered, per endpoint (message, raw, batch, openapi, "
+            "problem) and status code. 202 is accepted and durable; 4xx is the client's "
+            "(401 a bad key, 413 too large, 422 a bad request, 429 over a limit); 503 means "
+            "nothing was sent (bus down or slow, short of memory, stopping) and clients retry.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self.api_seconds = Histogram(
+            "postline_ingest_api_request_seconds",
+            "Time from a sending API request's start to its answer, per endpoint (for a 202, "
+            "the checks, building the message and the bus's acknowledgement).",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.api_idempotency = Counter(
+            "postline_ingest_api_idempotency_total",
+            "Requests with an Idempotency-Key, per outcome: new (sent), replayed (a retry "
+            "answered with the first answer, not sent again), in_progress (409: the first is "
+            "still running), mismatch (422: the key was used for another request), "
+            "store_failed (Redis did not answer: with on_redis_failure=open kept in process "
+            "meanwhile, else 503). A rise of store_failed means Redis is down.",
+            ["outcome"],
+            registry=registry,
+        )

@@ -125,6 +125,15 @@ BAD_SENDER = Reply(code=550, enhanced="5.6.0", text="Message has a malformed Sen
 SMUGGLING = Reply(code=550, enhanced="5.6.0", text="Bare CR or LF in message not allowed")
 NO_FROM = Reply(code=550, enhanced="5.6.0", text="Message has no valid From header")
 BAD_HEADER = Reply(code=550, enhanced="5.6.0", text="Message header is malformed")
+
+
+def bad_deliver_after(problem: str) -> Reply:
+    """``550 5.6.0`` for an ``X-Postline-Deliver-After`` header that cannot be used
+    (malformed, in the past, too far ahead, or given twice), naming the problem: sending
+    at once would not be what the sender asked for."""
+    return Reply(code=550, enhanced="5.6.0", text=f"X-Postline-Deliver-After: {problem}")
+
+
 BUS_FAILED = Reply(code=451, enhanced="4.3.0", text="Temporary failure, please try again later")
 #: The bus has no room (a full disk): RFC 3463 3.4 X.3.1 "mail system full" with RFC 5321
 #: 4.2.2's 452 "insufficient system storage", as Postfix answers when its queue is full.

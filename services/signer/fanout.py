@@ -9,8 +9,10 @@ Owns how recipients are grouped and what envelope each Delivery gets:
 - VERP off: one Delivery per recipient domain, with the original envelope sender.
 - A null reverse-path stays null (RFC 5321 4.5.5: notifications must never cause more
   notifications), so DSNs passing through are never VERP-encoded.
-- Times come from policy: ``expires_at`` = accepted time + ``max_message_age``;
-  ``not_before`` = now + ``first_attempt_delay``. The deliverer sets the attempt times.
+- Times come from policy: ``expires_at`` = accepted time (or the send-at, when later: the
+  sender asked for the mail then) + ``max_message_age``; ``not_before`` = now +
+  ``first_attempt_delay``; ``send_at`` is the Submission's. The deliverer sets the attempt
+  times; a send-at still ahead is the pipeline's to place in a retry tier.
 
 Deliveries are keyed by recipient domain (on ``OUTBOUND``, or ``OUTBOUND_BULK`` when bulk: the
 pipeline picks the lane), so one deliverer owns a domain in each lane.
@@ -96,13 +98,14 @@ def deliveries(
             data=data,
             sender=submission.mail_from,
             submitted_at=submission.received_at,
-            expires_at=submission.received_at + envelope.max_message_age,
+            expires_at=max(submission.received_at, submission.send_at) + envelope.max_message_age,
             not_before=now + envelope.first_attempt_delay,
             tags=submission.tags,
             smtputf8=submission.smtputf8,
             body_8bit=submission.body_8bit,
             bulk=bulk,
             tenant=submission.tenant,
+            send_at=submission.send_at,
         )
         for domain, rcpts, verp_for in batches
     ]

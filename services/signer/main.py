@@ -30,10 +30,19 @@ from shared.runtime.batch import run_batch_loop
 from shared.runtime.stage import StageContext, StageSpec
 from shared.sealing import KeyRing, load_keyring_if_present
 from shared.secretfile import read_secret
+from shared.sendat import retry_tiers
 from shared.suppressions import SuppressionTable
 from shared.tenants import TenantTable
 from shared.wire.records import Tenant
-from shared.wire.topics import OUTBOUND, OUTBOUND_BULK, SUBMITTED, SUPPRESSIONS, TENANTS
+from shared.wire.topics import (
+    OUTBOUND,
+    OUTBOUND_BULK,
+    QUEUE,
+    SUBMITTED,
+    SUPPRESSIONS,
+    TENANTS,
+    retry_topic,
+)
 
 GROUP = "postline-signer"
 
@@ -60,6 +69,10 @@ class SignerStage:
         self.suppressions = SuppressionTable()
         self.tenants = TenantTable(ctx.log)
         self.config_source = ctx.config.source
+        try:
+            self.retry_tiers = retry_tiers(ctx.config)
+        except ValueError as exc:
+            raise ConfigError(ctx.config.source, "deliverer.retry.tiers", str(exc)) from exc
         self.pipeline = SignerPipeline(
             config,
             secret=secret,
@@ -69,6 +82,7 @@ class SignerStage:
             metrics=self.metrics,
             log=ctx.log,
             tenants=self.tenants,  # return paths at a tenant's own domain (returnpath.py)
+            retry_tiers=self.retry_tiers,  # where send-at mail waits (shared.sendat)
         )
         self.log = ctx.log
         ctx.reload_hooks.append(self.reload_keys)
@@ -90,6 +104,9 @@ class SignerStage:
         # the broker does not auto-create), rather than a start that times out.
         await ctx.bus.ensure_topics(
             [SUPPRESSIONS.name, TENANTS.name, OUTBOUND.name, OUTBOUND_BULK.name]
+            # send-at mail's first pass, and its entry in the deferred queue's index
+            + [retry_topic(tier).name for tier in self.retry_tiers]
+            + [QUEUE.name]
         )
         await self.suppressions.load(ctx.bus)
         await self.load_tenant_keys(ctx)

@@ -22,7 +22,10 @@ For each Submission, in order:
 5. every copy is signed in the pool (all cores), then fanned out (``fanout.py``) to its lane,
    ``postline.outbound.bulk`` for bulk mail and ``postline.outbound`` for the rest, so a bulk
    backlog never sits ahead of a password reset in a partition; a ``signed`` event says
-   which lane and why.
+   which lane and why;
+6. a message whose send-at (``Submission.send_at``) is still ahead goes to a retry tier
+   instead of its lane, for its first pass (``shared.sendat``): the deliverer's retry loop
+   releases it to the lane when due. The ``signed`` event says until when it is held.
 
 The batch loop (``shared.runtime.batch``) publishes everything returned here and commits the input
 offsets in one transaction. This module owns none of that, nor DKIM itself (``dkim.py``).
@@ -36,6 +39,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from services.signer.config import SignerConfig
 from services.signer.fanout import Envelope, deliveries, recipient_domain
 from services.signer.headers import from_domain, has_field, prepend
@@ -45,11 +50,20 @@ from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
 from services.signer.returnpath import ReturnPaths
 from services.signer.unsubscribe import bulk_reason, unsubscribe_fields, wants_headers
 from shared.errors import PoisonRecord
+from shared.queue import index as queue_index
 from shared.runtime.batch import Item
+from shared.sendat import next_pass, tier_lengths
 from shared.suppressions import SuppressionTable
 from shared.tenants import TenantTable
-from shared.wire.records import Event, EventKind, Submission
-from shared.wire.topics import EVENTS, OutRecord, lane_of
+from shared.wire.records import Delivery, Event, EventKind, Submission
+from shared.wire.topics import (
+    DEFAULT_RETRY_TIERS,
+    EVENTS,
+    OutRecord,
+    Topic,
+    lane_of,
+    retry_topic,
+)
 
 STAGE = "signer"
 
@@ -88,8 +102,13 @@ class SignerPipeline:
         log: logging.Logger,
         clock: Callable[[], float] = time.time,
         tenants: TenantTable | None = None,
+        retry_tiers: Sequence[str] = DEFAULT_RETRY_TIERS,
     ) -> None:
         self.config = config
+        #: The deliverer's retry tiers (``deliverer.retry.tiers``), where send-at mail waits.
+        self.tiers: list[tuple[float, Topic[Delivery]]] = [
+            (seconds, retry_topic(name)) for seconds, name in tier_lengths(retry_tiers)
+        ]
         # Without a tenant table (tests of the pipeline alone) every message uses the global
         # bounce domain, as before tenants. (Not ``tenants or ...``: an empty table is falsy.)
         table = TenantTable(log) if tenants is None else tenants
@@ -261,18 +280,28 @@ class SignerPipeline:
                 bulk=plan.bulk,
             )
         self._count(plan, signed, len(made))
-        outputs += [lane_of(delivery).out(delivery) for delivery in made]
+        for delivery in made:
+            outputs += self._place(delivery, now)
         outputs.append(
             self._event(
                 submission,
                 EventKind.SIGNED,
                 now,
                 check="dkim",
-                detail=_describe(plan.keys, len(made)) + self._bulk_note(plan),
+                detail=_describe(plan.keys, len(made)) + self._bulk_note(plan) + _held(plan, now),
                 bulk=plan.bulk,
             )
         )
         return outputs
+
+    def _place(self, delivery: Delivery, now: float) -> list[OutRecord]:
+        """``delivery`` on its lane, or in a retry tier for the first pass of its send-at
+        with its entry in the deferred queue's index (``shared.queue.index``)."""
+        if delivery.send_at <= now:
+            return [lane_of(delivery).out(delivery)]
+        topic, until = next_pass(self.tiers, now, delivery.send_at)
+        waiting = msgspec.structs.replace(delivery, not_before=until)
+        return queue_index.scheduled(waiting, topic, now)
 
     def _bulk_note(self, plan: _Plan) -> str:
         if not plan.bulk:
@@ -319,6 +348,14 @@ class SignerPipeline:
                 tenant=submission.tenant,
             )
         )
+
+
+def _held(plan: _Plan, now: float) -> str:
+    """The signed event's note on a send-at still ahead (RFC 3339, UTC)."""
+    send_at = plan.submission.send_at
+    if send_at <= now:
+        return ""
+    return "; held until " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(send_at))
 
 
 def _describe(keys: list[SigningKey], deliveries_made: int) -> str:

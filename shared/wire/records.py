@@ -59,6 +59,9 @@ class Submission(Record, frozen=True, kw_only=True):
     smtputf8: bool = False
     body_8bit: bool = False
     tenant: str = ""  # the sending tenant's id ("" from writers before tenants: default)
+    #: Deliver no earlier than this (epoch seconds; 0: at once): the API's ``send_at`` or the
+    #: SMTP header ``X-Postline-Deliver-After`` (``shared.sendat``).
+    send_at: float = 0.0
 
 
 class SmtpReply(msgspec.Struct, frozen=True, kw_only=True):

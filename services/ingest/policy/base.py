@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ class Decision:
     reply: Reply
     check: str
     drop: bool = False  # suppression "drop": answer 250 but leave the recipient out
+    #: For a limit: seconds until it frees up (the HTTP API's Retry-After); 0: unknown.
+    retry_after: float = 0.0
 
 
 @dataclass
@@ -84,6 +87,8 @@ class PolicyState:
     #: Sessions authenticated per tenant in this process (``limits.sessions``).
     sessions_per_tenant: collections.Counter[str] = field(default_factory=collections.Counter)
     stopping: bool = False
+    #: The time checks compare against (a send-at's bounds); injected by tests.
+    clock: Callable[[], float] = time.time
 
     @classmethod
     def create(

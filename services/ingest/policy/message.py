@@ -1,5 +1,5 @@
 """Checks on the DATA block: smuggling, field names, a usable From header, anti-spoofing on
-From and Sender, a paused sending domain in From.
+From and Sender, a paused sending domain in From, a usable send-at header.
 
 Adding trace and missing headers and taking control headers is not a check; it happens
 after these pass (``headers.complete``, ``headers.take_tags``).
@@ -16,6 +16,7 @@ from services.ingest.policy.base import (
     Transaction,
     first_decision,
 )
+from shared import sendat
 
 
 def bare_line_ends(
@@ -98,6 +99,25 @@ def tenant_size(
     return None
 
 
+def deliver_after(
+    state: PolicyState, session: SessionInfo, txn: Transaction, data: bytes, msg: Message
+) -> Decision | None:
+    """``X-Postline-Deliver-After`` (``shared.sendat``), when present, is one RFC 3339 time
+    or delay in seconds, not in the past and at most 72 hours ahead (550 5.6.0 naming the
+    problem otherwise: sending the message at once is not what was asked for)."""
+    values = msg.get(sendat.HEADER)
+    if not values:
+        return None
+    if len(values) > 1:
+        return Decision(replies.bad_deliver_after("given more than once"), "deliver_after")
+    now = state.clock()
+    try:
+        sendat.check(sendat.parse_header(values[0], now), now)
+    except sendat.SendAtError as exc:
+        return Decision(replies.bad_deliver_after(str(exc)), "deliver_after")
+    return None
+
+
 CHECKS = (
     bare_line_ends,
     header_names,
@@ -106,6 +126,7 @@ CHECKS = (
     from_domain,
     from_domain_state,
     sender_header,
+    deliver_after,
 )
 
 

@@ -13,7 +13,7 @@ from services.deliverer.retry import RetryRelease, RetrySchedule
 from shared.bus.base import BusMessage
 from shared.runtime.consume import Item
 from shared.wire.records import Delivery
-from shared.wire.topics import OUTBOUND, OUTBOUND_BULK
+from shared.wire.topics import OUTBOUND, OUTBOUND_BULK, QUEUE
 
 
 def test_exponential_delay_with_bounded_jitter() -> None:
@@ -69,3 +69,34 @@ def test_a_record_whose_release_failed_goes_back_to_its_own_lane() -> None:
         [out] = release.failed(Item(record, message), RuntimeError("boom"))
         assert out.topic == lane.name
         assert lane.decode(out.value or b"") == msgspec.structs.replace(record, not_before=0.0)
+
+
+def test_a_send_at_pass_that_ends_early_goes_on_to_the_next_pass_with_its_entry() -> None:
+    schedule = RetrySchedule(Retry(max_age=86400))  # tiers 1m 5m 30m 2h 6h
+    send_at = 10_000.0 + 3 * 3600
+    held = Delivery(
+        message_id="m",
+        delivery_id="d",
+        domain="x.test",
+        mail_from="",
+        rcpt_to=("a@x.test",),
+        data=b"",
+        submitted_at=1000.0,
+        send_at=send_at,
+        indexed=True,
+    )
+    # The expiry counts from the send-at, not from acceptance.
+    assert schedule.expires_at(held) == send_at + 86400
+    record, entry = schedule.held(held, 10_000.0)
+    assert record.topic == "postline.retry.2h"
+    assert OUTBOUND.decode(record.value or b"").not_before == 10_000.0 + 7200
+    queued = QUEUE.decode(entry.value or b"")
+    assert (queued.reason, queued.tier, queued.next_attempt) == (
+        "scheduled",
+        "postline.retry.2h",
+        send_at,
+    )
+    # The last pass ends at the send-at itself.
+    [last, _] = schedule.held(held, send_at - 30)
+    assert last.topic == "postline.retry.1m"
+    assert OUTBOUND.decode(last.value or b"").not_before == send_at

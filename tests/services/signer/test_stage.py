@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,9 +41,11 @@ from shared.wire.topics import (
     EVENTS,
     OUTBOUND,
     OUTBOUND_BULK,
+    QUEUE,
     SUBMITTED,
     SUPPRESSIONS,
     TENANTS,
+    retry_topic,
 )
 from testing.dnsserver import DnsServer
 from testing.stage import stage_context
@@ -461,3 +464,30 @@ async def test_a_bulk_tenant_sends_all_its_mail_in_the_bulk_lane(
     signed = {e.message_id: e for e in events if e.kind is EventKind.SIGNED}
     assert (signed[letter.id].bulk, signed[receipt.id].bulk) == (True, False)
     assert signed[letter.id].detail.endswith("; bulk (tenant)")
+
+
+async def test_send_at_mail_is_signed_now_and_held_in_a_retry_tier(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    send_at = time.time() + 3 * 3600
+    later = submission(("bob@one.test", "dave@two.test"), send_at=send_at)
+    now = submission(("bob@one.test",))
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(later, now)
+        events = await signer.events(2)
+        held = await signer.lane(retry_topic("2h").name)
+        lane = await signer.deliveries()
+        entries = [QUEUE.decode(m.value) for m in await signer.read(QUEUE.name) if m.value]
+    assert [d.message_id for d in lane] == [now.id]  # only the message due now
+    # The first pass of a 3 h wait is in the longest tier not longer than it (2h).
+    assert sorted(d.domain for d in held) == ["one.test", "two.test"]
+    for delivery in held:
+        assert delivery.send_at == send_at and delivery.indexed
+        assert delivery.not_before < send_at
+        assert delivery.expires_at > send_at  # the age counts from the send-at
+    assert sorted((e.domain, e.reason, e.next_attempt) for e in entries) == [
+        ("one.test", "scheduled", send_at),
+        ("two.test", "scheduled", send_at),
+    ]
+    signed = {e.message_id: e.detail for e in events if e.kind is EventKind.SIGNED}
+    assert "held until" in signed[later.id] and "held until" not in signed[now.id]

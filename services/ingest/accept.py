@@ -1,0 +1,110 @@
+"""What ingest makes of a message every check has passed, for SMTP and the HTTP API alike.
+
+:func:`finish` takes the send-at header (``X-Postline-Deliver-After``, ``shared.sendat``) and
+the ``X-Postline-*`` control headers out of the message (they are never signed nor sent on),
+and adds the Received trace field and a Message-ID and Date where missing (``headers.py``);
+:func:`submission` and :func:`events` make the records the hand-off publishes together
+(``handoff.py``): the Submission, and the ``accepted`` event plus one ``suppressed`` event per
+recipient dropped by the suppression list. Both front doors call these, so a message is the
+same on the bus whichever way it came in.
+
+It does not check anything (``policy/``) and does not publish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.ingest import headers
+from services.ingest.policy.base import Transaction
+from shared import sendat
+from shared.wire.records import ClientInfo, Event, EventKind, Submission
+
+STAGE = "ingest"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A message ready for the bus."""
+
+    data: bytes  # with our trace and missing headers, without control headers
+    tags: dict[str, str]  # from its ``X-Postline-*`` headers, plus the caller's
+    send_at: float  # deliver no earlier than this (0: at once)
+
+
+def finish(
+    msg: headers.Message,
+    trace: headers.Trace,
+    max_tags: int,
+    *,
+    tags: dict[str, str] | None = None,
+    send_at: float = 0.0,
+) -> Finished:
+    """The message's final bytes, tags and send-at (see the module docstring).
+
+    ``send_at`` (the API's own field) wins over the header, whose value the policy check
+    ``deliver_after`` has already found usable; one that is not later than ``trace.at`` is
+    0 (at once). ``tags`` (the API's) are added to those of the control headers.
+    """
+    msg, values = headers.take_field(msg, sendat.HEADER)
+    if not send_at and values:
+        send_at = sendat.parse_header(values[0], trace.at)
+    msg, found = headers.take_tags(msg, max_tags)
+    return Finished(
+        headers.complete(msg, trace),
+        {**found, **(tags or {})},
+        send_at if send_at > trace.at else 0.0,
+    )
+
+
+def submission(
+    txn: Transaction, client: ClientInfo, finished: Finished, at: float
+) -> Submission | None:
+    """The Submission of ``txn``; ``None`` when every recipient was dropped (suppressed)."""
+    kept = tuple(r for r in txn.rcpt_to if r not in txn.dropped)
+    if not kept:
+        return None  # every recipient suppressed ("drop"): only events are recorded
+    return Submission(
+        id=txn.id,
+        received_at=at,
+        client=client,
+        mail_from=txn.mail_from,
+        rcpt_to=kept,
+        data=finished.data,
+        tags=finished.tags,
+        smtputf8=txn.smtputf8,
+        body_8bit=not finished.data.isascii(),
+        tenant=txn.tenant,
+        send_at=finished.send_at,
+    )
+
+
+def events(
+    txn: Transaction, tags: dict[str, str], at: float, *, tls: str = "", detail: str = ""
+) -> list[Event]:
+    """The ``accepted`` event (unless every recipient was dropped) and a ``suppressed`` event
+    per dropped recipient, published with the Submission."""
+    common: dict[str, Any] = {
+        "message_id": txn.id,
+        "at": at,
+        "sender": txn.mail_from,
+        "tags": tags,
+        "stage": STAGE,
+        "tenant": txn.tenant,
+    }
+    out: list[Event] = []
+    if len(txn.dropped) < len(txn.rcpt_to):
+        out.append(Event(kind=EventKind.ACCEPTED, tls=tls, detail=detail, **common))
+    for rcpt in txn.dropped:
+        domain = rcpt.rpartition("@")[2].lower()
+        out.append(
+            Event(
+                kind=EventKind.SUPPRESSED,
+                recipient=rcpt,
+                domain=domain,
+                check="suppression",
+                **common,
+            )
+        )
+    return out
