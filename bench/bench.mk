@@ -7,6 +7,8 @@
 #                         bulk backlog (the priority lanes)
 #   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
 #   make bench-ingest | bench-signer | bench-deliverer | bench-corpus   one stage at a time
+#                         (bench-ingest: SMTP by default; BENCH_ARGS="--protocol http" the
+#                         HTTP sending API, "--protocol both" the two side by side)
 #   make bench-memory     peak RSS under large and hostile input (embedded bus, no broker)
 #   make bench-limits     what one limit check costs, on Redis and in process
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"

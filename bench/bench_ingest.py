@@ -1,14 +1,23 @@
-"""Ingest benchmark (``make bench-ingest``): accepted 5 KB messages per second over SMTP.
+"""Ingest benchmark (``make bench-ingest``): accepted 5 KB messages per second over SMTP and
+over the HTTP sending API.
 
 Starts ``postline ingest`` as its own process (a relay listener on 127.0.0.1, plaintext, the
-client address trusted, so the figure is the SMTP + policy + hand-off path) on the Kafka bus
-(``--kafka``) or the embedded bus, then drives it from this process with N concurrent asyncio
-SMTP sessions: once with a new connection per message, once reusing connections. Reports
-accepted messages/s, the accept latency (end of DATA to ``250``) p50/p99, and the ingest
+client address trusted, so the figure is the SMTP + policy + hand-off path; and the sending
+API on its own port) on the Kafka bus (``--kafka``) or the embedded bus, then drives it from
+this process. ``--protocol smtp`` (the default): N concurrent asyncio SMTP sessions, once
+with a new connection per message, once reusing connections. ``--protocol http``: N
+concurrent API clients (``http_load.py``): the same message to ``/v1/messages/raw`` with a
+kept-alive connection and with a new one per request, as JSON parts to ``/v1/messages``, and
+100 per ``/v1/messages/batch`` request from two clients; the API key is a tenant's with
+``bench.example`` verified. ``--protocol both`` runs both against the same ingest, side by
+side. Reports accepted messages/s, the accept latency p50/p99 (SMTP: end of DATA to
+``250``; HTTP: the request to its ``202``, a whole batch for the batch mode), and the ingest
 process's CPU time per message (from /proc). Writes ``bench/results/ingest.json``.
 
+    make bench-ingest BENCH_ARGS="--protocol both --messages 2000 --sessions 20"
+
 Targets (issue 3): >= 800 accepted msg/s on one ingest process, p99 accept latency < 50 ms
-at 20 sessions.
+at 20 sessions (SMTP).
 """
 
 from __future__ import annotations
@@ -28,7 +37,10 @@ from pathlib import Path
 
 import msgspec
 
-from shared import tenant_admin
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import http_load
+from shared import tenant_access, tenant_admin
 from shared.bus.factory import open_bus
 from shared.config import Config, load_config
 from shared.wire.records import SendingDomain
@@ -56,7 +68,7 @@ class Result:
     """One run's figures."""
 
     mode: str
-    sessions: int
+    sessions: int  # SMTP sessions or HTTP clients
     messages: int
     seconds: float
     rate: float
@@ -64,6 +76,7 @@ class Result:
     p99_ms: float
     cpu_ms_per_message: float
     failures: int
+    protocol: str = "smtp"
 
 
 def free_port() -> int:
@@ -140,6 +153,48 @@ async def run_load(port: int, pid: int, sessions: int, total: int, reuse: bool) 
     )
     seconds = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu_before
+    return summary(
+        "smtp, reuse" if reuse else "smtp, new connection",
+        "smtp",
+        sessions,
+        latencies=latencies,
+        accepted=len(latencies),
+        failures=len(failures),
+        seconds=seconds,
+        cpu=cpu,
+    )
+
+
+async def run_http(
+    api: http_load.Api, pid: int, mode: http_load.HttpMode, *, clients: int, total: int
+) -> Result:
+    cpu_before = cpu_seconds(pid)
+    tally, seconds = await http_load.run(api, message(), mode, clients=clients, messages=total)
+    cpu = cpu_seconds(pid) - cpu_before
+    return summary(
+        mode.name,
+        "http",
+        mode.clients or clients,
+        latencies=tally.latencies,
+        accepted=tally.accepted,
+        failures=tally.failures,
+        seconds=seconds,
+        cpu=cpu,
+    )
+
+
+def summary(
+    mode: str,
+    protocol: str,
+    sessions: int,
+    *,
+    latencies: list[float],
+    accepted: int,
+    failures: int,
+    seconds: float,
+    cpu: float,
+) -> Result:
+    """One run's figures: ``accepted`` messages in ``seconds``, latencies per request."""
     latencies.sort()
     done = len(latencies)
 
@@ -147,19 +202,22 @@ async def run_load(port: int, pid: int, sessions: int, total: int, reuse: bool) 
         return latencies[min(done - 1, int(p * done))] * 1000 if done else float("nan")
 
     return Result(
-        mode="reuse" if reuse else "new connection per message",
+        mode=mode,
         sessions=sessions,
-        messages=done,
+        messages=accepted,
         seconds=round(seconds, 3),
-        rate=round(done / seconds, 1),
+        rate=round(accepted / seconds, 1),
         p50_ms=round(pct(0.50), 2),
         p99_ms=round(pct(0.99), 2),
-        cpu_ms_per_message=round(cpu / max(done, 1) * 1000, 3),
-        failures=len(failures),
+        cpu_ms_per_message=round(cpu / max(accepted, 1) * 1000, 3),
+        failures=failures,
+        protocol=protocol,
     )
 
 
-def write_config(directory: Path, port: int, kafka: str | None, redis: str | None) -> Path:
+def write_config(
+    directory: Path, port: int, api_port: int, kafka: str | None, redis: str | None
+) -> Path:
     limits = f'[limits]\nbackend = "redis"\nredis_url = "{redis}"\n\n' if redis else ""
     bus = (
         f'[bus]\nkind = "kafka"\n\n[kafka]\nbootstrap = "{kafka}"\n'
@@ -171,7 +229,8 @@ def write_config(directory: Path, port: int, kafka: str | None, redis: str | Non
     path.write_text(
         bus + limits + f'\n[http]\nport = {free_port()}\n\n[log]\nlevel = "warning"\n\n'
         '[ingest]\nhostname = "bench.example"\ntrusted_networks = ["127.0.0.1/32"]\n\n'
-        f'[[ingest.listeners]]\nname = "relay"\nport = {port}\nmode = "relay"\n'
+        f'[[ingest.listeners]]\nname = "relay"\nport = {port}\nmode = "relay"\n\n'
+        f'[ingest.api]\nlisten = "127.0.0.1:{api_port}"\n'
     )
     return path
 
@@ -188,37 +247,49 @@ async def wait_port(port: int, deadline: float) -> None:
             await asyncio.sleep(0.1)
 
 
-async def measure(port: int, pid: int, args: argparse.Namespace) -> list[Result]:
-    """Warm up, then one run per session count and connection mode."""
-    await wait_port(port, time.monotonic() + 60)
-    await run_load(port, pid, 4, 200, reuse=True)  # warm-up
+async def measure(
+    port: int, api_port: int, key: str, pid: int, args: argparse.Namespace
+) -> list[Result]:
+    """Warm up, then one run per session count and mode, SMTP first, then HTTP."""
     results = []
-    for sessions in args.sessions:
-        for reuse in (False, True):
-            results.append(await run_load(port, pid, sessions, args.messages, reuse))
+    if args.protocol in ("smtp", "both"):
+        await wait_port(port, time.monotonic() + 60)
+        await run_load(port, pid, 4, 200, reuse=True)  # warm-up
+        for sessions in args.sessions:
+            for reuse in (False, True):
+                results.append(await run_load(port, pid, sessions, args.messages, reuse))
+    if args.protocol in ("http", "both"):
+        api = http_load.Api(f"http://127.0.0.1:{api_port}", key)
+        await http_load.wait_for_key(api, time.monotonic() + 60)
+        await http_load.run(api, message(), http_load.MODES[0], clients=4, messages=200)  # warm
+        for clients in args.sessions:
+            for mode in http_load.MODES:
+                results.append(await run_http(api, pid, mode, clients=clients, total=args.messages))
     return results
 
 
 def run_bench(args: argparse.Namespace) -> list[Result]:
     """Start ``postline ingest`` in its own process and measure it."""
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        config = write_config(Path(tmp), port, args.kafka, args.limits_redis)
+        port, api_port = free_port(), free_port()
+        config = write_config(Path(tmp), port, api_port, args.kafka, args.limits_redis)
         if args.kafka:
             subprocess.run([POSTLINE, "--config", str(config), "topics", "create"], check=False)
-        if args.limits_redis:
-            asyncio.run(add_limited_tenant(load_config(config, {})))
+        key = ""
+        if args.limits_redis or args.protocol != "smtp":
+            key = asyncio.run(add_tenant(load_config(config, {}), limited=bool(args.limits_redis)))
         proc = subprocess.Popen([POSTLINE, "--config", str(config), "ingest"])
         try:
-            return asyncio.run(measure(port, proc.pid, args))
+            return asyncio.run(measure(port, api_port, key, proc.pid, args))
         finally:
             proc.terminate()
             proc.wait(30)
 
 
-async def add_limited_tenant(config: Config) -> None:
-    """The sender's domain belongs to a tenant whose limits every message is checked against
-    (high enough never to refuse: what is measured is the cost of the check)."""
+async def add_tenant(config: Config, *, limited: bool) -> str:
+    """The sender's domain belongs to a tenant, with an API key (returned) for the HTTP runs;
+    ``limited``: every message is checked against its limits (high enough never to refuse:
+    what is measured is the cost of the check)."""
     bus = open_bus(config, owner=False)
     await bus.start()
     try:
@@ -231,8 +302,16 @@ async def add_limited_tenant(config: Config) -> None:
             ),
             by="bench",
         )
-        limits = {"per_second": 1_000_000, "per_hour": 10**9, "per_day": 10**9, "per_month": 10**9}
-        await tenant_admin.set_fields(bus, "bench", limits=limits, by="bench")
+        if limited:
+            limits = {
+                "per_second": 1_000_000,
+                "per_hour": 10**9,
+                "per_day": 10**9,
+                "per_month": 10**9,
+            }
+            await tenant_admin.set_fields(bus, "bench", limits=limits, by="bench")
+        _, key = await tenant_access.add_api_key(bus, "bench", name="bench", by="bench")
+        return key
     finally:
         await bus.close()
 
@@ -241,7 +320,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", help="bootstrap of a Kafka broker (default: embedded bus)")
     parser.add_argument("--messages", type=int, default=4000, help="messages per run")
-    parser.add_argument("--sessions", type=int, nargs="+", default=[20, 50])
+    parser.add_argument(
+        "--sessions", type=int, nargs="+", default=[20, 50], help="SMTP sessions / API clients"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("smtp", "http", "both"),
+        default="smtp",
+        help="SMTP sessions, the HTTP sending API, or both side by side (default: smtp)",
+    )
     parser.add_argument(
         "--limits-redis",
         metavar="URL",
@@ -255,12 +342,14 @@ def main() -> int:
             f"{r.mode:28} {r.sessions:>4} {r.rate:>8} {r.p50_ms:>8} {r.p99_ms:>8} "
             f"{r.cpu_ms_per_message:>10}  failures={r.failures}"
         )
+    print("(p50/p99: per request; a batch request carries 100 messages)")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
                 "bus": "kafka" if args.kafka else "embedded",
                 "limits": "redis" if args.limits_redis else "none",
+                "protocol": args.protocol,
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
                 "targets": {"rate": TARGET_RATE, "p99_ms_at_20": TARGET_P99 * 1000},
