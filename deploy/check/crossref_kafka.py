@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from common import Manifest, Rendered, ref
 from postline_config import load_rendered_config
 
-from services.bouncer.main import GROUP as BOUNCER_GROUP
+from services.bouncer.stage import GROUP as BOUNCER_GROUP
 from services.deliverer.config import load as load_deliverer
 from services.deliverer.lanes import LANES
-from services.signer.main import GROUP as SIGNER_GROUP
+from services.signer.stage import GROUP as SIGNER_GROUP
 from shared.wire.topics import EVENTS, SUBMITTED, all_topics, retry_topic
 
 #: Deployment -> the (consumer group, topic) pairs its autoscaler may watch, from the code

@@ -1,187 +1,36 @@
-"""The bouncer stage: its spec for the runtime, and what runs while it serves.
+"""The bouncer's spec for the CLI and the runtime: ``STAGE``, found through the entry point.
 
-``create`` reads ``[bouncer]``, the HMAC secret and the rule table, binds the bounce-domain
-SMTP listener, adds the one-click route to the process's (public) HTTP port and binds the
-admin API's own listener, suppressions and tenants (so a bad file or a busy port fails the
-start with one line naming the key), and loads the tenant table (the intake accepts bounces
-at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenants``, consumes
-``postline.events``
-(``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
-transaction; ``dead_letter`` audit events are counted for the dashboard) and keeps the
-suppression-list gauge current, until the stop request; then it closes the listener and lets
-reports in flight finish. The admin listener also serves the dead letters (``dead_api.py``)
-and the mail queue (``queue_api.py``).
+Every ``postline`` command imports this module to build its parser, so it stays light: what
+runs (``stage.py``, with aiosmtpd, aiohttp and prometheus_client) is imported only when the
+stage is created or its config checked, so ``postline bounce classify`` starts without it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Sequence
-from contextlib import suppress
+from typing import TYPE_CHECKING
 
-from services.bouncer.admin import AdminApi
 from services.bouncer.cli import add_commands
-from services.bouncer.config import BouncerConfig, load_bouncer_config
-from services.bouncer.dead_api import DeadApi
-from services.bouncer.dsngen import DsnGenerator
-from services.bouncer.intake import BounceHandler, start_intake
-from services.bouncer.metrics import BouncerMetrics
-from services.bouncer.outcome import Outcomes
+from services.bouncer.config import BouncerConfig
 from services.bouncer.prepare import prepare
-from services.bouncer.queue_api import QueueApi
-from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
-from services.bouncer.tenant_api import TenantApi
-from services.bouncer.unsubscribe import UnsubscribeEndpoint
-from shared import tenant_admin
-from shared.bounceclass.rules import load_rules
-from shared.bus.base import BusMessage
-from shared.bus.follow import follow_topic
 from shared.config import Config
-from shared.errors import ListenError
-from shared.runtime.batch import Item, run_batch_loop
-from shared.runtime.http import Router
-from shared.runtime.httpserver import HttpListener
 from shared.runtime.stage import StageContext, StageSpec
-from shared.secretfile import read_secret
-from shared.tenants import TenantTable
-from shared.wire.records import Event, EventKind
-from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
 
-GROUP = "postline-bouncer"
-#: The dead-letter audit events' classifications (``shared.deadletters``): a bounded label.
-DEAD_LETTER_ACTIONS = frozenset({"redriven", "purged", "redrive_refused"})
-
-
-class BouncerStage:
-    """A running bouncer: the intake listener, the HTTP routes and the events consumer."""
-
-    def __init__(self, ctx: StageContext, config: BouncerConfig) -> None:
-        self.config = config
-        source = ctx.config.source
-        secret = read_secret(config.secret_file, "bouncer.secret_file", source)
-        self.metrics = BouncerMetrics(ctx.registry)
-        self.outcomes = Outcomes(
-            table=load_rules(config.rules_file),
-            policy=SuppressionPolicy(config.soft_bounce_limit, float(config.soft_bounce_window)),
-            metrics=self.metrics,
-            dsn=DsnGenerator(config.dsn),
-        )
-        timeout = float(ctx.config.core.bus.publish_timeout)
-        self.tenants = TenantTable(ctx.log)
-        self.handler = BounceHandler(
-            config=config,
-            secret=secret,
-            outcomes=self.outcomes,
-            bus=ctx.bus,
-            publish_timeout=timeout,
-            metrics=self.metrics,
-            log=ctx.log,
-            activity=ctx.activity,
-            tenants=self.tenants,
-        )
-        UnsubscribeEndpoint(
-            config.unsubscribe_path, secret, self.outcomes, ctx.bus, timeout
-        ).register(ctx.http)
-        self.admin: HttpListener | None = None  # the admin API, apart from the public port
-        if config.admin_token_file is not None:
-            token = read_secret(config.admin_token_file, "bouncer.admin_token_file", source)
-            routes = Router()
-            admin_api = AdminApi(token, SuppressionAdmin(ctx.bus, source="api"))
-            admin_api.register(routes)
-            TenantApi(ctx.bus).register(routes, admin_api.authenticated)
-            DeadApi(ctx.bus).register(routes, admin_api.authenticated)
-            QueueApi(ctx.bus).register(routes, admin_api.authenticated)
-            self.admin = HttpListener(
-                config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
-            )
-        self.server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound SMTP port (the ephemeral one when the config said 0)."""
-        assert self.server is not None and self.server.sockets
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def handle(self, items: Sequence[Item[Event]]) -> list[OutRecord]:
-        """One batch of events: suppressions and DSNs for final failures."""
-        out: list[OutRecord] = []
-        for item in items:
-            out += self.outcomes.for_failure(item.record)
-            if item.record.kind is EventKind.DEAD_LETTER:
-                action = item.record.classification
-                known = action in DEAD_LETTER_ACTIONS
-                self.metrics.dead_letter_actions.labels(action if known else "other").inc()
-        return out
-
-    async def run(self, ctx: StageContext) -> None:
-        """Consume events and track the list size until stopping; then drain."""
-        helpers = [
-            ctx.spawn(self._track_list_size(ctx), name="list-size"),
-            ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
-        ]
-        try:
-            await run_batch_loop(
-                ctx, group=GROUP, topic=EVENTS, handle=self.handle, metrics=ctx.metrics
-            )
-        finally:
-            if self.server is not None:
-                self.server.close()
-            await ctx.wait_idle(float(ctx.config.core.runtime.drain_timeout))
-            if self.admin is not None:
-                await self.admin.close()
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with suppress(asyncio.CancelledError):
-                    await task
-
-    async def _track_list_size(self, ctx: StageContext) -> None:
-        """Keep the list-size gauge current (counted again from the start after a bus
-        failure: replaying the compacted topic is harmless, records are states)."""
-        keys: set[bytes] = set()
-
-        def count(message: BusMessage) -> None:
-            if message.key is None:
-                return
-            if message.value is None:
-                keys.discard(message.key)
-            else:
-                keys.add(message.key)
-            self.metrics.suppression_list_size.set(len(keys))
-
-        await follow_topic(
-            ctx.bus, SUPPRESSIONS.name, count, ctx.stopping, ctx.log, restarted=keys.clear
-        )
+if TYPE_CHECKING:
+    from services.bouncer.stage import BouncerStage
 
 
 async def create(ctx: StageContext) -> BouncerStage:
-    """Build the bouncer from ``ctx.config`` and bind its SMTP listener."""
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
-    stage = BouncerStage(ctx, load_bouncer_config(ctx.config))
-    # Loaded before the listener opens, so a tenant's return-path host is ours from the
-    # first connection; run() follows the topic from then on.
-    await tenant_admin.ensure_topics(ctx.bus)  # the admin API writes them too
-    await stage.tenants.load(ctx.bus)
-    stage.server = await start_intake(stage.handler, stage.config)
-    ctx.log.info(
-        "bounce intake listening",
-        extra={"host": stage.config.listen_host, "port": stage.port},
-    )
-    if stage.admin is not None:
-        try:
-            await stage.admin.start()
-        except ListenError:
-            stage.server.close()
-            raise
-    return stage
+    """Build the bouncer from ``ctx.config`` and bind its SMTP listener (``stage.create``)."""
+    from services.bouncer import stage  # noqa: PLC0415
+
+    return await stage.create(ctx)
 
 
 def check_config(config: Config) -> BouncerConfig:
     """``postline config check``: the section and the rule table it names."""
-    section = load_bouncer_config(config)
-    load_rules(section.rules_file)
-    return section
+    from services.bouncer import stage  # noqa: PLC0415
+
+    return stage.check_config(config)
 
 
 STAGE = StageSpec(

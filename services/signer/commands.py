@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.signer.config import load_signer_config
-from services.signer.dnscheck import check_dkim, check_domain
-from services.signer.keys import (
-    ALGORITHMS,
-    KeyStore,
-    generate_private_key,
-    key_filename,
-    parse_key_file,
-    write_private_key,
-)
 from shared.config import Config
-from shared.dkimkeys import zone_strings
-from shared.dnscheck import Lookup, SendingPolicy, format_table, has_problems, make_resolver
+
+if TYPE_CHECKING:
+    from services.signer.keys import KeyStore
+
+# The commands import keys.py and the DNS checks (cryptography, dnspython) when they run:
+# every ``postline`` command builds this parser and must not load them.
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
+#: ``shared.dkimkeys.ALGORITHMS``, spelled out so the parser needs no cryptography (a test
+#: keeps the two equal).
+KEYGEN_ALGORITHMS = ("rsa", "ed25519")
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -36,7 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     keygen = actions.add_parser("keygen", help="write a new key and print its DNS TXT record")
     keygen.add_argument("--domain", required=True, help="the signing domain (d=)")
     keygen.add_argument("--selector", required=True, help="the selector (s=)")
-    keygen.add_argument("--algorithm", choices=ALGORITHMS, default="rsa")
+    keygen.add_argument("--algorithm", choices=KEYGEN_ALGORITHMS, default="rsa")
     keygen.add_argument("--bits", type=int, default=2048, help="RSA key size (>= 2048)")
     keygen.add_argument("--keys-dir", type=Path, help="default: signer.keys_dir of the config")
     keygen.set_defaults(handler=cmd_keygen)
@@ -68,6 +66,14 @@ def _add_lookup_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
     """Write ``<selector>._domainkey.<domain>.<alg>.pem`` (0600) and print the TXT record."""
+    from services.signer.keys import (  # noqa: PLC0415
+        generate_private_key,
+        key_filename,
+        parse_key_file,
+        write_private_key,
+    )
+    from shared.dkimkeys import zone_strings  # noqa: PLC0415
+
     directory = args.keys_dir or load_signer_config(config).keys_dir
     if args.algorithm == "rsa" and args.bits < 2048:
         print("RSA keys below 2048 bits are refused (the signer would not load them)")
@@ -87,6 +93,8 @@ def cmd_keygen(args: argparse.Namespace, config: Config) -> int:
 
 
 def _store(args: argparse.Namespace, config: Config) -> KeyStore:
+    from services.signer.keys import KeyStore  # noqa: PLC0415
+
     store = KeyStore(args.keys_dir or load_signer_config(config).keys_dir)
     store.load()
     return store
@@ -94,6 +102,9 @@ def _store(args: argparse.Namespace, config: Config) -> KeyStore:
 
 async def cmd_dkim_check(args: argparse.Namespace, config: Config) -> int:
     """Compare each local selector of the domain with its published TXT record."""
+    from services.signer.dnscheck import check_dkim  # noqa: PLC0415
+    from shared.dnscheck import Lookup, format_table, has_problems, make_resolver  # noqa: PLC0415
+
     lookup = Lookup(make_resolver(args.nameserver, args.timeout))
     rows = await check_dkim(lookup, _store(args, config), args.domain.lower().rstrip("."))
     print(format_table(rows))
@@ -102,6 +113,15 @@ async def cmd_dkim_check(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_domain_check(args: argparse.Namespace, config: Config) -> int:
     """Print the domain's SPF/DKIM/DMARC/bounce-MX table; non-zero exit on a problem."""
+    from services.signer.dnscheck import check_domain  # noqa: PLC0415
+    from shared.dnscheck import (  # noqa: PLC0415
+        Lookup,
+        SendingPolicy,
+        format_table,
+        has_problems,
+        make_resolver,
+    )
+
     section = load_signer_config(config)
     lookup = Lookup(make_resolver(args.nameserver, args.timeout))
     policy = SendingPolicy(section.spf_include, section.sending_ips)

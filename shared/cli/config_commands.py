@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.cli import reference
 from shared.config import load_config, to_builtins
 from shared.errors import ConfigError
-from shared.runtime.metrics import package_version
 from shared.runtime.stage import StageSpec
+from shared.version import package_version
 
 CONFIG_ENV = "POSTLINE_CONFIG"
 DEFAULT_CONFIG = Path("postline.toml")
@@ -98,5 +97,9 @@ def _redacted(value: Any, key: str = "") -> Any:
 
 def cmd_config_reference(args: argparse.Namespace) -> int:
     """``postline config reference``: docs/configuration.md, generated from the structs."""
+    # The reference walks every config Struct's source (ast, inspect, tokenize): loaded for
+    # this command only.
+    from shared.cli import reference  # noqa: PLC0415
+
     print(reference.render(args.specs), end="")
     return 0

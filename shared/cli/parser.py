@@ -32,8 +32,8 @@ from shared.cli.tenant_access import add_access_commands
 from shared.cli.tenant_domains import add_domain_commands
 from shared.cli.tenant_usage import add_usage_command
 from shared.cli.topics import add_topic_commands
-from shared.runtime.metrics import package_version
 from shared.runtime.stage import StageSpec
+from shared.version import package_version
 
 ENTRY_POINT_GROUP = "postline.stages"
 CONFIG_HELP = f"config file (default: ${CONFIG_ENV}, else ./postline.toml if present)"

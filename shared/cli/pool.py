@@ -29,7 +29,6 @@ from shared.bus.base import Bus
 from shared.cli.reputation import read_records
 from shared.cli.tenant import with_bus
 from shared.config import Config
-from shared.fcrdns import OK, SourceCheck, check_source, resolver_for
 from shared.pools import PoolsConfig
 from shared.reputation import SCOPE_ADDRESS, day_of, sent_today, stuck
 from shared.wire.records import Reputation
@@ -133,6 +132,9 @@ async def cmd_status(args: argparse.Namespace, config: Config) -> int:
 async def cmd_check(args: argparse.Namespace, config: Config) -> int:
     """``pool check [POOL...] [--nameserver IP[:PORT]]``: one line per address; exit 1 on any
     mismatch or failed lookup, 2 for an unknown pool name."""
+    # dnspython loads only for this command, not whenever the parser is built.
+    from shared.fcrdns import OK, SourceCheck, check_source, resolver_for  # noqa: PLC0415
+
     pools = config.core.pools
     unknown = [name for name in args.pools if name not in pools.pool]
     if unknown:

@@ -22,9 +22,8 @@ from typing import Any, TextIO
 from shared.bus.embedded_lock import OwnerLock
 from shared.config import Config, load_config
 from shared.errors import ConfigError
-from shared.runtime.metrics import package_version
-from shared.runtime.process import run_stages
 from shared.runtime.stage import StageSpec
+from shared.version import package_version
 
 #: The environment variable ``--deliver-to`` sets for the run (an ordinary config override).
 ROUTES_ENV = "POSTLINE__DELIVERER__ROUTES"
@@ -104,6 +103,10 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
         raise
     if args.prepare:
         print_banner(config, specs, lines, sys.stdout)
+    # The runtime (aiohttp, prometheus_client) loads only when a stage really runs, so that
+    # every other command starts without it.
+    from shared.runtime.process import run_stages  # noqa: PLC0415
+
     return asyncio.run(run_stages(specs, config))
 
 

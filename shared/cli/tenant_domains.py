@@ -14,27 +14,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import tenant_admin
 from shared.bus.base import Bus
 from shared.cli.tenant import actor, with_bus
 from shared.config import Config
-from shared.dnscheck import Lookup, format_table, has_problems, make_resolver
 from shared.errors import TenantNotFound
-from shared.sealing import load_keyring
-from shared.tenant_domains import (
-    DomainPolicy,
-    add_domain,
-    dns_records,
-    domain_name,
-    find,
-    has_dmarc,
-    mark_verified,
-    remove_domain,
-    verify_rows,
-)
 from shared.wire.records import TenantState
+
+if TYPE_CHECKING:
+    from shared.tenant_domains import DomainPolicy
+
+# The commands import shared.tenant_domains, shared.dnscheck and shared.sealing (dnspython,
+# cryptography) when they run: building the parser must not load them for every command.
 
 
 def add_domain_commands(tenant: argparse._SubParsersAction[Any]) -> None:
@@ -88,11 +81,17 @@ def _dns_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _policy(config: Config) -> DomainPolicy:
+    from shared.tenant_domains import DomainPolicy  # noqa: PLC0415
+
     return DomainPolicy.from_signer_section(config.core.signer)
 
 
 async def cmd_add(args: argparse.Namespace, config: Config) -> int:
     """``tenant domain add T D``: new keys, stored sealed; the records to publish."""
+    from shared.dnscheck import Lookup, make_resolver  # noqa: PLC0415
+    from shared.sealing import load_keyring  # noqa: PLC0415
+    from shared.tenant_domains import add_domain, dns_records, has_dmarc  # noqa: PLC0415
+
     keyring = load_keyring(config)
     lookup = Lookup(make_resolver(args.nameserver, args.timeout))
 
@@ -120,6 +119,9 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     """``tenant domain verify T D``: every record checked; verified when none fails."""
+    from shared.dnscheck import Lookup, format_table, has_problems, make_resolver  # noqa: PLC0415
+    from shared.tenant_domains import domain_name, find, mark_verified, verify_rows  # noqa: PLC0415
+
     lookup = Lookup(make_resolver(args.nameserver, args.timeout))
     name = domain_name(args.domain)
 
@@ -153,6 +155,7 @@ async def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
     """``tenant domain remove T D``."""
+    from shared.tenant_domains import remove_domain  # noqa: PLC0415
 
     async def body(bus: Bus) -> int:
         removed = await remove_domain(bus, args.id, args.domain, by=actor())
@@ -164,6 +167,8 @@ async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_state(args: argparse.Namespace, config: Config) -> int:
     """``tenant domain pause|resume|disable T D``."""
+    from shared.tenant_domains import domain_name, find  # noqa: PLC0415
+
     state = {"pause": TenantState.PAUSED, "disable": TenantState.DISABLED}.get(
         args.state, TenantState.ACTIVE
     )
@@ -182,6 +187,8 @@ async def cmd_state(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_pool(args: argparse.Namespace, config: Config) -> int:
     """``tenant domain pool T D POOL``."""
+    from shared.tenant_domains import domain_name  # noqa: PLC0415
+
     name = domain_name(args.domain)
 
     async def body(bus: Bus) -> int:

@@ -12,15 +12,11 @@ import argparse
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from shared import tenant_admin
 from shared.bus.base import Bus
 from shared.cli.tenant import with_bus
 from shared.config import Config
 from shared.errors import LimiterUnavailable
-from shared.limits import open_limiter, window_bounds
-from shared.tenant_limits import limit_key, message_rules
 
 #: Exit code when the counts cannot be read (local backend, Redis unreachable).
 EXIT_UNAVAILABLE = 2
@@ -35,6 +31,12 @@ def add_usage_command(tenant: argparse._SubParsersAction[Any]) -> None:
 
 async def cmd_usage(args: argparse.Namespace, config: Config) -> int:
     """Print one line per quota: used, limit, and when its window resets (UTC)."""
+    # The limiter stack (prometheus_client, redis) loads only for this command, not whenever
+    # the parser is built.
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from shared.limits import open_limiter, window_bounds  # noqa: PLC0415
+    from shared.tenant_limits import limit_key, message_rules  # noqa: PLC0415
 
     async def body(bus: Bus) -> int:
         tenant = await tenant_admin.get(bus, args.id)

@@ -17,6 +17,7 @@ import platform
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from shared.errors import DecodeError, PoisonRecord
+from shared.version import package_version
 
 #: Reason classes for dead letters; keeps the ``reason`` label bounded.
 REASON_DECODE = "decode"
@@ -34,16 +35,6 @@ def reason_class(exc: BaseException) -> str:
     if isinstance(exc, PoisonRecord):
         return REASON_POISON
     return REASON_FAILED
-
-
-def package_version() -> str:
-    """Postline's installed version (``0+unknown`` when run from a bare source tree)."""
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("postline")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 class CoreMetrics:

@@ -15,14 +15,18 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.bus.base import Bus
 from shared.config import Config
 from shared.runtime.http import Router
-from shared.runtime.metrics import CoreMetrics
+
+if TYPE_CHECKING:
+    # prometheus_client is only needed by a running stage; the CLI imports this module to
+    # discover stages and must start without it.
+    from prometheus_client import CollectorRegistry
+
+    from shared.runtime.metrics import CoreMetrics
 
 
 class Stage(Protocol):
@@ -96,6 +100,8 @@ class StageContext:
     def metrics(self) -> CoreMetrics:
         """The process's core metrics (shared by every stage; created on first use if unset)."""
         if self.core_metrics is None:
+            from shared.runtime.metrics import CoreMetrics  # noqa: PLC0415
+
             self.core_metrics = CoreMetrics(self.registry)
         return self.core_metrics
 

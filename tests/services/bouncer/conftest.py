@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.bouncer.main import BouncerStage, create
+from services.bouncer.stage import BouncerStage, create
 from shared.bus.base import TopicPartition
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, load_config

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from services.bouncer.main import BouncerStage
 from services.bouncer.main import create as create_bouncer
-from services.signer.main import SignerStage
+from services.bouncer.stage import BouncerStage
 from services.signer.main import create as create_signer
+from services.signer.stage import SignerStage
 from shared import tenant_admin
 from shared.bus.embedded import EmbeddedBus
 from shared.config import load_config

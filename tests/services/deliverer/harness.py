@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.deliverer.main import DelivererStage, create
+from services.deliverer.stage import DelivererStage, create
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.ingest.main import STAGE, IngestStage
+from services.ingest.main import STAGE
+from services.ingest.stage import IngestStage
 from services.ingest.users import add_user
 from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus

@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from services.reputation.main import GROUP, ReputationStage, create
+from services.reputation.stage import GROUP, ReputationStage, create
 from shared import tenant_admin
 from shared.bus.base import Bus, TopicPartition
 from shared.bus.embedded import EmbeddedBus

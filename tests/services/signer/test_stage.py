@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from services.signer.keys import KeyStore
-from services.signer.main import GROUP, SignerStage, create
+from services.signer.stage import GROUP, SignerStage, create
 from shared.bus.base import BusMessage
 from shared.bus.embedded import EmbeddedBus
 from shared.config import load_config
