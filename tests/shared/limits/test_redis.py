@@ -40,9 +40,11 @@ async def test_two_processes_share_one_quota(redis_url: str, key_prefix: str) ->
         *("--attempts", "400", "--start", repr(clock.now)),
     )
     # Each alone could have taken 300; together they get the one quota (the script is atomic,
-    # so exactly 300, well within the 10% the issue allows).
+    # so exactly 300, well within the 10% the issue allows): with a counter per process the
+    # sum would be 600. How the 300 split between them is the scheduler's business (on a
+    # loaded machine one child can finish before the other starts), so it is not asserted.
     assert sum(counts) == 300
-    assert all(count > 0 for count in counts)
+    assert len(counts) == 2
 
 
 async def test_two_processes_share_one_rate(redis_url: str, key_prefix: str) -> None:
