@@ -7,6 +7,8 @@ field blocks. It does not guess from free text (``textbounce.py``) or classify.
 
 from __future__ import annotations
 
+import binascii
+import quopri
 import re
 from email.message import Message
 
@@ -75,7 +77,7 @@ def _status_blocks(msg: Message) -> list[dict[str, str]]:
     if msg.get_content_type() == "multipart/report":
         for part in msg.walk():
             if part.get_content_type() == "text/plain":
-                blocks = parse_field_blocks(decode_part(part))
+                blocks = parse_field_blocks(decode_part(part), _RECIPIENT_FIELDS)
                 if any(_is_recipient_block(b) for b in blocks):
                     return blocks
     return []
@@ -84,19 +86,51 @@ def _status_blocks(msg: Message) -> list[dict[str, str]]:
 def _blocks_of(part: Message) -> list[dict[str, str]]:
     payload = part.get_payload()
     if isinstance(payload, list):
-        # The email package parses message/delivery-status into one Message per block.
-        blocks = [
-            {k.lower(): _unfold(str(v)) for k, v in block.items()}
-            for block in payload
-            if isinstance(block, Message)
-        ]
-        if any(_is_recipient_block(b) for b in blocks):
-            return blocks
-    return parse_field_blocks(decode_part(part))
+        # The email package parses message/delivery-status into one Message per
+        # blank-line block; rebuild the text so that one reader splits the blocks (it also
+        # splits blocks that have no blank line between them) and so that a transfer-encoded
+        # part (base64, seen from Lotus and some gateways) is decoded, not read as headers.
+        return parse_field_blocks(
+            _transfer_decoded(part, _rebuilt_text(payload)), _RECIPIENT_FIELDS
+        )
+    return parse_field_blocks(decode_part(part), _RECIPIENT_FIELDS)
 
 
-def parse_field_blocks(text: str) -> list[dict[str, str]]:
-    """RFC 3464 2.1: groups of ``Name: value`` fields separated by blank lines."""
+def _rebuilt_text(blocks: list[Message | str]) -> str:
+    chunks: list[str] = []
+    for block in blocks:
+        if not isinstance(block, Message):
+            continue
+        lines = [f"{name}: {value}" for name, value in block.items()]
+        body = block.get_payload()
+        if isinstance(body, str) and body.strip():
+            lines.append(body)
+        chunks.append("\n".join(lines))
+    return "\n\n".join(chunks)
+
+
+def _transfer_decoded(part: Message, text: str) -> str:
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    try:
+        if encoding == "base64":
+            data = binascii.a2b_base64("".join(text.split()))
+        elif encoding == "quoted-printable":
+            data = quopri.decodestring(text.encode("ascii", errors="replace"))
+        else:
+            return text
+    except binascii.Error:
+        return text
+    return data.decode(part.get_content_charset() or "utf-8", errors="replace")
+
+
+def parse_field_blocks(text: str, recipient_fields: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """RFC 3464 2.1: groups of ``Name: value`` fields separated by blank lines.
+
+    With ``recipient_fields`` (the DSN's per-recipient address fields), such a field also
+    starts a new block when the current one already describes a recipient or is the
+    per-message block: some MTAs write the blocks with no blank line between them, and
+    reading them as one block loses every recipient but one.
+    """
     blocks: list[dict[str, str]] = []
     current: dict[str, str] = {}
     last = ""
@@ -111,10 +145,22 @@ def parse_field_blocks(text: str) -> list[dict[str, str]]:
             match = _FIELD_RE.match(line)
             if match:
                 last = match.group(1).lower()
+                if last in recipient_fields and _starts_block(current, last, recipient_fields):
+                    blocks.append(current)
+                    current = {}
                 current.setdefault(last, match.group(2).strip())
     if current:
         blocks.append(current)
     return blocks
+
+
+def _starts_block(current: dict[str, str], name: str, recipient_fields: tuple[str, ...]) -> bool:
+    if not current:
+        return False
+    if name in current or "reporting-mta" in current or "arrival-date" in current:
+        return True
+    described = any(f in current for f in recipient_fields)
+    return described and ("action" in current or "status" in current)
 
 
 def _is_recipient_block(block: dict[str, str]) -> bool:
@@ -168,7 +214,3 @@ def _strip_type(value: str) -> str:
     if sep and kind.strip().lower() in ("smtp", "x-unix", "x-postfix", "x-local", "unix"):
         return rest.strip()
     return value.strip()
-
-
-def _unfold(value: str) -> str:
-    return re.sub(r"\s*\r?\n\s+", " ", value).strip()
