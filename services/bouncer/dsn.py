@@ -20,6 +20,7 @@ from services.bouncer.report import (
     decode_part,
     find_reply_code,
     find_status,
+    is_mailbox_path,
 )
 
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
@@ -176,7 +177,9 @@ def _recipient(block: dict[str, str]) -> RecipientStatus | None:
             break
     if not address:
         address = clean_address(block.get("final-recipient", ""))
-    if not address:
+    if not address or is_mailbox_path(address):
+        # Local delivery to a file or pipe names the path ("/var/mail/john"), which is
+        # nobody's address; suppressing it would be wrong, and the text part may name one.
         return None
     diagnostic = _strip_type(block.get("diagnostic-code", ""))
     status = find_status(block.get("status", "")) or _squeezed_status(block.get("status", ""))

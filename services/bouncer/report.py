@@ -16,7 +16,16 @@ from email.message import Message
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 #: An SMTP reply code at the start of a reply line, optionally with an enhanced code.
 REPLY_RE = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]+#?([245]\.\d{1,3}\.\d{1,3}))?(?![\d.])")
-ADDRESS_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+#: An address; the local part may be quoted (RFC 5321 4.1.2 Quoted-string,
+#: ``"john smith"@example.org``), and then it is taken whole, quotes included.
+ADDRESS_RE = re.compile(
+    r'(?:[A-Za-z0-9!#$%&\'*+/=?^_`{|}~.-]+|"(?:[^"\\\r\n]|\\.){1,64}")'
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
+# A local delivery target written where an address is expected: a mailbox file
+# ("/var/mail/john") or a pipe ("|/usr/bin/procmail"). X.400 gateway addresses also start
+# with "/" but always carry "=" ("/G=John/S=Smith/O=Org/@gw.example"), so they are kept.
+_MAILBOX_PATH_RE = re.compile(r"^[|/][^=]*$")
 
 
 class ReportKind(enum.StrEnum):
@@ -102,6 +111,11 @@ def clean_address(value: str) -> str:
     if match:
         return match.group(0).strip(".")
     return value.strip("<> \t\"'")
+
+
+def is_mailbox_path(value: str) -> bool:
+    """Whether ``value`` is a local mailbox file or pipe (``/var/mail/john``), not an address."""
+    return bool(_MAILBOX_PATH_RE.match(value.strip()))
 
 
 def body_text(msg: Message, limit: int = 200_000) -> str:

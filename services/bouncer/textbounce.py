@@ -29,6 +29,7 @@ from services.bouncer.report import (
     clean_address,
     find_reply_code,
     find_status,
+    is_mailbox_path,
 )
 
 _BOUNCE_SUBJECT = re.compile(
@@ -88,6 +89,16 @@ _WILL_RETRY = re.compile(
 )
 _IGNORE_LOCAL = re.compile(r"^(mailer-daemon|postmaster|abuse|noreply|no-reply)$", re.I)
 _MAX_LINES_AFTER_TRIGGER = 12
+_COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
+# Old Sendmail and V5 Sendmail transcripts, anywhere in the body: the reply line names the
+# address followed by "...", e.g. "554 <a@b>... Host unknown", "<<< 550 a@b... User
+# unknown", "550 5.1.1 <a@b>... User unknown".
+_SENDMAIL_LINE = re.compile(
+    r"^[ \t]*(?:<<<[ \t]*)?[45]\d\d[ -](?:[ \t]*[45]\.\d{1,3}\.\d{1,3})?[ \t]*<?("
+    + ADDRESS_RE.pattern
+    + r")>?\.\.\.[ \t]*\S",
+    re.M,
+)
 
 
 def looks_like_bounce(msg: Message) -> bool:
@@ -144,9 +155,12 @@ def _excluded(msg: Message, text: str) -> set[str]:
 
 def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]:
     header = [clean_address(a) for a in str(msg.get("X-Failed-Recipients", "")).split(",")]
-    found = _unique([a for a in header if "@" in a], excluded)
+    # Exim names them for machines (exim spec 4x "X-Failed-Recipients"): trusted even when
+    # one equals the bounce's own To or From (a message sent to oneself, a forwarded
+    # bounce), which would exclude it from the guesses in the text.
+    found = _unique([a for a in header if "@" in a], set())
     if found:
-        return found  # Exim names them for machines (exim spec 4x "X-Failed-Recipients")
+        return found
     for finder in (_colon_paragraphs, _after_triggers, _anywhere, _few_addresses):
         found = _unique(finder(text), excluded)
         if found:
@@ -157,8 +171,8 @@ def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]
 def _colon_paragraphs(text: str) -> list[str]:
     # qmail, Postfix (non-DSN), Yahoo, SBC: "<addr>:" alone or "<addr>: reason" on a line;
     # Sendmail transcripts: "<addr>... User unknown".
-    pattern = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
-    return [m.group(1) for m in pattern.finditer(text)]
+    found = [m.group(1) for m in _COLON_LINE.finditer(text)]
+    return found + [m.group(1) for m in _SENDMAIL_LINE.finditer(text)]
 
 
 def _after_triggers(text: str) -> list[str]:
@@ -194,9 +208,11 @@ def _few_addresses(text: str) -> list[str]:
 def _unique(addresses: list[str], excluded: set[str]) -> list[str]:
     seen: list[str] = []
     for raw in addresses:
-        address = re.sub(r"^(smtp|rfc822)[=:]", "", raw.strip(".<>;:,'\""), flags=re.I)
+        address = re.sub(r"^(smtp|rfc822)[=:]", "", raw.strip(".<>;:,'"), flags=re.I)
+        if '"@' not in address:
+            address = address.strip('"')  # a quoted local part keeps its quotes
         local = address.partition("@")[0]
-        if address.lower() in excluded or _IGNORE_LOCAL.match(local):
+        if address.lower() in excluded or _IGNORE_LOCAL.match(local) or is_mailbox_path(address):
             continue
         if address.lower() not in (s.lower() for s in seen):
             seen.append(address)
@@ -238,7 +254,20 @@ def _context(address: str, text: str) -> str:
         return ""
     rest = text[start + len(address) :]
     end = re.search(r"\n\s*\n\s*\S+@|\n\s*<[^>\s]+@", rest)
-    return rest[: end.start() if end else 800][:800]
+    stop = end.start() if end else 800
+    for line in _SENDMAIL_LINE.finditer(rest, 1, stop):
+        # The next Sendmail transcript line about another address ends this one's.
+        if line.group(1).lower() != address.lower():
+            stop = line.start()
+            break
+    # A Sendmail transcript line gives the reply before the address ("554 <a@b>... Host
+    # unknown"): keep a short line prefix, where that code is, in front.
+    line_start = text.rfind("\n", 0, start) + 1
+    prefix = text[line_start:start] if start - line_start <= 20 else ""
+    rest = rest[:stop]
+    if find_reply_code(prefix):
+        return (prefix.rstrip("< \t") + " " + rest.lstrip(">"))[:800]
+    return rest[:800]
 
 
 def _reporting_mta(msg: Message) -> str:

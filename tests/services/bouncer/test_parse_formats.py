@@ -11,7 +11,7 @@ from pathlib import Path
 from services.bouncer.cli import classify_bytes
 from services.bouncer.dsn import parse_field_blocks
 from services.bouncer.parse import parse_message
-from services.bouncer.report import ReportKind
+from services.bouncer.report import ReportKind, clean_address, is_mailbox_path
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "bounces"
 
@@ -103,3 +103,84 @@ def test_field_blocks_split_on_a_new_recipient_only_for_dsn_fields() -> None:
     assert blocks[1]["original-recipient"] == "rfc822; b@y.example"
     # ARF and other callers keep one block per blank-line group.
     assert len(parse_field_blocks(text)) == 1
+
+
+def test_quoted_local_part_comes_out_whole() -> None:
+    assert _lines("postfix_dsn_quoted_local_part.eml") == [
+        ("dsn", '"john smith"@old-university.example', "5.1.1", True),
+    ]
+    assert clean_address('rfc822; "john smith"@example.org') == '"john smith"@example.org'
+    assert clean_address('"John Smith" <john@example.org>') == "john@example.org"
+
+
+def test_quoted_local_part_in_a_text_bounce_comes_out_whole() -> None:
+    raw = (
+        b"From: Mail Delivery System <MAILER-DAEMON@relay.isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Mail delivery failed: returning message to sender\n"
+        b"\n"
+        b"A message that you sent could not be delivered to one or more of its\n"
+        b"recipients. This is a permanent error. The following address(es) failed:\n"
+        b"\n"
+        b'  "mary o\'neil"@isp-customer.example\n'
+        b"    550 5.1.1 User unknown\n"
+    )
+    (line,) = classify_bytes(raw)
+    assert line["recipient"] == '"mary o\'neil"@isp-customer.example'
+    assert line["permanent"] is True
+
+
+def test_x_failed_recipients_is_trusted_when_it_equals_the_bounce_to() -> None:
+    assert _lines("exim_failed_recipient_is_own_to.eml") == [
+        ("bounce", "owner@small-business.example", "", True),
+    ]
+
+
+def test_mailbox_path_is_not_taken_for_an_address() -> None:
+    # Sendmail's DSN names the mailbox file; the recipient is the address it expanded from.
+    assert _lines("sendmail_dsn_mailbox_path.eml") == [
+        ("bounce", "maria.rossi@family-isp.example", "5.2.2", True),
+    ]
+    assert is_mailbox_path("/var/mail/john")
+    assert is_mailbox_path("|/usr/bin/procmail")
+    assert not is_mailbox_path("/G=John/S=Smith/O=Org/@x400-gw.example")
+    assert not is_mailbox_path("john@example.org")
+
+
+def test_mailbox_path_alone_is_no_recipient() -> None:
+    raw = _WHITESPACE_SEPARATED.replace("rfc822; first@one.example", "RFC822; /var/mail/first")
+    report = parse_message(raw.encode())
+    assert [r.recipient for r in report.recipients] == ["second@two.example", "third@three.example"]
+
+
+def test_old_sendmail_transcript_lines_anywhere_in_the_body() -> None:
+    report = parse_message((DATA / "sendmail_v5_host_unknown.eml").read_bytes())
+    assert report.kind is ReportKind.BOUNCE
+    got = [(r.recipient, r.smtp_code, r.permanent) for r in report.recipients]
+    assert got == [
+        ("r.ortega@retired-host.campus.example", 554, True),
+        ("wkim@legacy.campus.example", 550, True),
+    ]
+    assert "Host unknown" in report.recipients[0].diagnostic
+    assert "User unknown" in report.recipients[1].diagnostic
+
+
+def test_sendmail_transcript_line_with_enhanced_code_and_no_brackets() -> None:
+    raw = (
+        b"From: Mail Delivery Subsystem <MAILER-DAEMON@old.campus.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Returned mail: User unknown\n"
+        b"\n"
+        b"The original message was received from mx.shop.example\n"
+        b"\n"
+        b"   ----- Transcript of session follows -----\n"
+        b"... while talking to mail.dept.campus.example.:\n"
+        b">>> RCPT To:<lee@dept.campus.example>\n"
+        b"<<< 550 5.1.1 lee@dept.campus.example... User unknown\n"
+    )
+    (line,) = classify_bytes(raw)
+    assert (line["recipient"], line["status"], line["smtp_code"]) == (
+        "lee@dept.campus.example",
+        "5.1.1",
+        550,
+    )
