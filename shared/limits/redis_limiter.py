@@ -26,6 +26,19 @@ from shared.limits.script import CHECK
 _KIND_ARG = {"rate": "r", "quota": "q"}
 
 
+def redis_client(url: str, *, timeout: float, password: str | None = None) -> aioredis.Redis:
+    """A pooled client for ``url`` whose callers keep their own deadline of ``timeout``
+    seconds (``asyncio.timeout``): the socket timeouts, never under a second, only make sure
+    a dead connection is noticed and dropped from the pool rather than reused."""
+    return aioredis.Redis.from_url(
+        url,
+        password=password,
+        socket_timeout=max(timeout, 1.0),
+        socket_connect_timeout=max(timeout, 1.0),
+        health_check_interval=30,
+    )
+
+
 class RedisLimiter:
     """Limits in Redis at ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
 
@@ -41,15 +54,7 @@ class RedisLimiter:
         self._prefix = key_prefix
         self._timeout = timeout
         self._clock = clock
-        # The deadline is ours (asyncio.timeout below); the socket timeouts only make sure a
-        # dead connection is noticed and dropped from the pool rather than reused.
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            password=password,
-            socket_timeout=max(timeout, 1.0),
-            socket_connect_timeout=max(timeout, 1.0),
-            health_check_interval=30,
-        )
+        self._client = redis_client(url, timeout=timeout, password=password)
         self._check: Any = self._client.register_script(CHECK)
 
     @classmethod

@@ -16,7 +16,6 @@ import hashlib
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from services.ingest.api.idempotency import (
@@ -28,6 +27,7 @@ from services.ingest.api.idempotency import (
     new_token,
     outcome,
 )
+from shared.limits.redis_limiter import redis_client
 
 #: Claim: the entry found, or nothing after setting ARGV[1] for ARGV[2] ms.
 _CLAIM = """
@@ -69,13 +69,7 @@ class RedisStore:
         self.ttl = ttl
         self._prefix = key_prefix + "idempotency:"
         self._timeout = timeout
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            password=password,
-            socket_timeout=max(timeout, 1.0),
-            socket_connect_timeout=max(timeout, 1.0),
-            health_check_interval=30,
-        )
+        self._client = redis_client(url, timeout=timeout, password=password)
         self._claim: Any = self._client.register_script(_CLAIM)
         self._complete: Any = self._client.register_script(_COMPLETE)
         self._release: Any = self._client.register_script(_RELEASE)
