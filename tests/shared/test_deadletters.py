@@ -22,6 +22,7 @@ from shared.errors import DeadLetterInvalid, DeadLetterNotFound
 from shared.runtime.batch import Item, run_batch_loop
 from shared.wire.records import ClientInfo, DeadLetter, EventKind, Submission, new_id
 from shared.wire.topics import DEAD, DEAD_STATE, EVENTS, SUBMITTED, OutRecord
+from testing.deadletters import dead_submission
 from testing.stage import stage_context
 
 DEADLINE = 60.0
@@ -206,16 +207,7 @@ async def test_show_decodes_what_it_can_and_hex_otherwise(bus: Bus) -> None:
 
 
 def letter(value: bytes | None, reason: str) -> DeadLetter:
-    return DeadLetter(
-        topic=SUBMITTED.name,
-        partition=1,
-        offset=7,
-        key=b"k",
-        value=value,
-        reason=reason,
-        group="postline-signer",
-        at=1_790_000_000.0,
-    )
+    return dead_submission(value, reason, partition=1, offset=7)
 
 
 def test_selection_needs_a_target_and_valid_times() -> None:

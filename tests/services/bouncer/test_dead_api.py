@@ -11,8 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from shared.wire.records import ClientInfo, DeadLetter, Submission
+from shared.wire.records import ClientInfo, Submission
 from shared.wire.topics import DEAD, SUBMITTED
+from testing.deadletters import dead_submission
 from tests.services.bouncer.conftest import ADMIN_TOKEN, Running
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -25,19 +26,6 @@ SUB = Submission(
     rcpt_to=("b@dest.test",),
     data=b"Subject: x\r\n\r\nhi\r\n",
 )
-
-
-def letter(value: bytes, reason: str) -> DeadLetter:
-    return DeadLetter(
-        topic=SUBMITTED.name,
-        partition=0,
-        offset=3,
-        key=b"k",
-        value=value,
-        reason=reason,
-        group="postline-signer",
-        at=1_790_000_000.0,
-    )
 
 
 class Api:
@@ -56,8 +44,8 @@ class Api:
 async def api(running: Running) -> AsyncIterator[Api]:
     await running.bus.publish(
         [
-            DEAD.out(letter(SUBMITTED.encode(SUB), "failed: RuntimeError: no key")),
-            DEAD.out(letter(GARBAGE, "decode: not a Submission")),
+            DEAD.out(dead_submission(SUBMITTED.encode(SUB), "failed: RuntimeError: no key")),
+            DEAD.out(dead_submission(GARBAGE, "decode: not a Submission")),
         ]
     )
     async with aiohttp.ClientSession(headers=AUTH) as session:

@@ -14,6 +14,7 @@ from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig
 from shared.wire.records import ClientInfo, DeadLetter, Submission
 from shared.wire.topics import DEAD, SUBMITTED
+from testing.deadletters import dead_submission
 
 POSTLINE = str(Path(sys.executable).parent / "postline")
 DEADLINE = 60.0
@@ -29,16 +30,7 @@ SUB = Submission(
 
 
 def letter(value: bytes, reason: str, at: float) -> DeadLetter:
-    return DeadLetter(
-        topic=SUBMITTED.name,
-        partition=2,
-        offset=41,
-        key=b"0123",
-        value=value,
-        reason=reason,
-        group="postline-signer",
-        at=at,
-    )
+    return dead_submission(value, reason, at=at, partition=2, offset=41, key=b"0123")
 
 
 async def postline(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
