@@ -92,6 +92,7 @@ def events(
         "tags": tags,
         "stage": STAGE,
         "tenant": txn.tenant,
+        "credential": txn.credential,
     }
     out: list[Event] = []
     if len(txn.dropped) < len(txn.rcpt_to):

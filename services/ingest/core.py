@@ -119,4 +119,5 @@ def rejection_event(
         stage=STAGE,
         # Refused before MAIL FROM there is no transaction yet: the tenant is unknown ("").
         tenant=txn.tenant if txn is not None else "",
+        credential=txn.credential if txn is not None else "",
     )

@@ -69,6 +69,7 @@ class Handler:
         # signer keeps it null instead of giving it a VERP return path that could bounce.
         sender = "" if address == NULL_REVERSE_PATH else address
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
+        txn.credential = session.info.user.name if session.info.user else ""
         txn.tenant = self.core.policy.tenant_for(session.info, txn.sender_domain)
         decision = mail_from.run(self.core.policy, session.info, txn)
         if decision is None:

@@ -144,6 +144,14 @@ class EventKind(enum.StrEnum):
     #: An operator deleted the recipient's queued mail (``postline queue delete``): it is
     #: not sent and no DSN goes back (Postfix ``postsuper -d``).
     DELETED = "deleted"
+    #: The content scanner's verdict on a message at ingest (``check``: the scanner;
+    #: ``classification``: clean, tagged, rejected, soft_rejected, quarantined, skipped or
+    #: unavailable; ``figures``: ``score`` and ``required``; ``symbols``: the top symbols;
+    #: ``detail``: the reference id the client was given and what was done).
+    SCANNED = "scanned"
+    #: An operator's action on a quarantined message (``classification``: released or
+    #: deleted; ``by`` who, ``detail`` why).
+    QUARANTINE = "quarantine"
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -178,6 +186,10 @@ class Event(Record, frozen=True, kw_only=True):
     source: str = ""  # deliverer: the local address the attempt was sent from ("" = the OS's)
     scope: str = ""  # reputation: what the decision is about ("tenant", "domain", "address")
     figures: dict[str, float] = {}  # reputation: the counts and rates behind the decision
+    #: The AUTH login or API key id the message was submitted with ("" when relayed from a
+    #: trusted network): accepted, rejected and scanned events.
+    credential: str = ""
+    symbols: dict[str, float] = {}  # scanned: the scanner's top symbols and their scores
 
 
 class SuppressionReason(enum.StrEnum):
@@ -306,6 +318,9 @@ class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     bulk: bool = False  # every message of this tenant is bulk (the bulk lane, unsubscribe)
     bulk_ip_pool: str = ""  # the source pool of this tenant's bulk mail ("" = ip_pool)
     reputation: ReputationThresholds = ReputationThresholds()
+    #: Content scanning of this tenant's mail (``[ingest.scanning]``): "" keeps the global
+    #: mode; "off"; "tag" (scan, add the verdict's headers, never refuse); "enforce".
+    scanning: str = ""
 
 
 class Tenant(Record, frozen=True, kw_only=True):
@@ -488,6 +503,22 @@ class Reputation(Record, frozen=True, kw_only=True):
     level_since: float = 0.0
     warmup: WarmupState | None = None
     updated_at: float = 0.0
+
+
+class Quarantined(Record, frozen=True, kw_only=True):
+    """A message the content scanner held back (``postline.quarantine``, compacted, key: the
+    message id). Releasing it publishes ``submission`` to ``postline.submitted`` and a
+    tombstone here in one transaction, so it goes to the signer as if just accepted;
+    deleting it is the tombstone alone."""
+
+    submission: Submission
+    at: float  # when it was quarantined
+    scanner: str = "rspamd"
+    action: str = ""  # the scanner's own action ("add header", "rewrite subject", ...)
+    score: float = 0.0
+    required: float = 0.0  # the scanner's threshold for its action
+    symbols: dict[str, float] = {}  # the top symbols and their scores
+    reference: str = ""  # the id the client was given in its reply
 
 
 class DeadLetter(Record, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from shared.wire.records import (
     DeadLetterState,
     Delivery,
     Event,
+    Quarantined,
     QueueEntry,
     QueueSnapshot,
     Record,
@@ -219,6 +220,15 @@ REPUTATION: Topic[Reputation] = Topic(
     doc="Reputation per tenant, sending domain and provider, and the warm-up state of each "
     "source address (compacted; written by the reputation stage).",
 )
+QUARANTINE: Topic[Quarantined] = Topic(
+    "postline.quarantine",
+    Quarantined,
+    lambda q: q.submission.id,
+    partitions=1,
+    compact=True,
+    doc="Messages the content scanner held back, until an operator releases (to the signer) "
+    "or deletes them (compacted, key: message id; a tombstone ends an entry).",
+)
 DEAD: Topic[DeadLetter] = Topic(
     "postline.dead",
     DeadLetter,
@@ -272,6 +282,7 @@ def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic
         QUEUE_LIVE,
         DEAD,
         DEAD_STATE,
+        QUARANTINE,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
     return topics

@@ -88,6 +88,7 @@ class Submitter:
         """Run every check on one message; raises ``ApiProblem`` naming the refusal."""
         core = self.core
         txn = Transaction(id=new_id(), mail_from=composed.mail_from, smtputf8=composed.smtputf8)
+        txn.credential = info.user.name if info.user else ""
         txn.tenant = core.policy.tenant_for(info, txn.sender_domain)
         self._refuse_on(info, txn, mail_from.run(core.policy, info, txn))
         rejected = self._recipients(info, txn, composed.recipients)

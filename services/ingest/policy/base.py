@@ -64,6 +64,8 @@ class Transaction:
     smtputf8: bool = False
     #: The sending tenant (from the AUTH credential); on the Submission and every event.
     tenant: str = DEFAULT_TENANT
+    #: The AUTH login or API key id it came with ("" when relayed without AUTH).
+    credential: str = ""
 
     @property
     def sender_domain(self) -> str:
