@@ -18,8 +18,10 @@ from typing import Any
 
 from services.ingest import headers
 from services.ingest.policy.base import Transaction
+from services.ingest.scanning.decide import Outcome
+from services.ingest.scanning.scanner import Scanned
 from shared import sendat
-from shared.wire.records import ClientInfo, Event, EventKind, Submission
+from shared.wire.records import ClientInfo, Event, EventKind, Quarantined, Submission
 
 STAGE = "ingest"
 
@@ -56,6 +58,26 @@ def finish(
         {**found, **(tags or {})},
         send_at if send_at > trace.at else 0.0,
     )
+
+
+def kept(txn: Transaction) -> bool:
+    """Whether any recipient is left to send to (every one may have been suppressed)."""
+    return len(txn.dropped) < len(txn.rcpt_to)
+
+
+def screened(
+    submission: Submission | None, events: list[Event], scanned: Scanned | None
+) -> tuple[Submission | Quarantined | None, list[Event]]:
+    """What the hand-off publishes once the scanner has spoken: the Submission and its
+    events plus the ``scanned`` event; for a quarantined message the Quarantined record in
+    place of the Submission, and no ``accepted`` event (it is not on its way until an
+    operator releases it: ``postline quarantine release``)."""
+    if scanned is None:
+        return submission, events
+    if scanned.outcome is Outcome.QUARANTINED and submission is not None:
+        held = [e for e in events if e.kind is not EventKind.ACCEPTED]
+        return scanned.quarantined(submission), [*held, scanned.event]
+    return submission, [*events, scanned.event]
 
 
 def submission(
@@ -95,7 +117,7 @@ def events(
         "credential": txn.credential,
     }
     out: list[Event] = []
-    if len(txn.dropped) < len(txn.rcpt_to):
+    if kept(txn):
         out.append(Event(kind=EventKind.ACCEPTED, tls=tls, detail=detail, **common))
     for rcpt in txn.dropped:
         domain = rcpt.rpartition("@")[2].lower()

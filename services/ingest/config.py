@@ -155,6 +155,43 @@ class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     idempotency_entries: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
 
 
+ScanMode = Literal["off", "tag", "enforce"]
+
+
+class ScanningConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Content scanning at the end of DATA, before the 250 (``[ingest.scanning]``), by an
+    rspamd normal worker over its HTTP protocol (``services/ingest/scanning``). Off unless
+    ``url`` is set; a tenant's ``scanning`` setting overrides ``mode``."""
+
+    #: The rspamd normal worker, ``http://host:port`` (``"http://127.0.0.1:11333"``);
+    #: ``""``: no scanning.
+    url: str = ""
+    #: ``enforce``: act on the verdict (refuse, defer, quarantine, tag); ``tag``: only add
+    #: the verdict's headers, never refuse; ``off``: do not scan.
+    mode: ScanMode = "enforce"
+    #: The whole scan, connection included; past it the scanner counts as unavailable.
+    timeout: Duration = Duration(15)  # bounds: 0.1s .. 5m
+    #: The scanner unavailable (down, too slow, a broken answer): ``open`` sends the message
+    #: unscanned (a ``scanned`` event says so, a metric counts it, an alert fires); ``closed``
+    #: answers ``451 4.7.0`` so the client retries later. Never a 5xx, never a lost message.
+    on_failure: Literal["open", "closed"] = "open"
+    #: Largest message sent to the scanner (rspamd's own default limit is 50 MB) ...
+    max_size: ByteSize = ByteSize(20 * 1024**2)  # bounds: 1KiB .. 1GiB
+    #: ... and what happens to a larger one: ``skip`` (sent unscanned, with a ``scanned``
+    #: event saying so) or ``refuse`` (``552 5.3.4``).
+    over_size: Literal["skip", "refuse"] = "skip"
+    #: A score at or above this, short of the scanner's reject, quarantines the message
+    #: (``postline.quarantine``, ``postline quarantine release``) instead of sending it;
+    #: 0: no quarantine.
+    quarantine_score: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 0.0
+    #: Check at start that the scanner answers and, when it does not, run without scanning
+    #: (logged; ``postline run``'s banner says so). For a laptop or a trial; in production
+    #: leave it off, so an outage follows ``on_failure`` instead of silently not scanning.
+    probe_at_start: bool = False
+    #: How many of the verdict's symbols (highest scores first) go into its event.
+    top_symbols: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
+
+
 class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The ``[ingest]`` section."""
 
@@ -184,6 +221,8 @@ class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     smuggling: Literal["refuse", "normalise"] = "refuse"
     #: The HTTP sending API (off by default).
     api: ApiConfig = ApiConfig()
+    #: Content scanning by rspamd (off by default).
+    scanning: ScanningConfig = ScanningConfig()
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The trusted networks, parsed (call :func:`validate` first)."""
@@ -200,6 +239,8 @@ _BOUNDS: tuple[tuple[str, float, float], ...] = (
     ("limits.auth_failure_window", 1, 86400),
     ("api.max_request_size", 1024, 1024**3),
     ("api.idempotency_ttl", 60, 7 * 86400),
+    ("scanning.timeout", 0.1, 300),
+    ("scanning.max_size", 1024, 1024**3),
 )
 
 
@@ -228,6 +269,11 @@ def validate(config: IngestConfig, source: str) -> IngestConfig:
             api_address(config.api.listen)
         except ValueError as exc:
             raise ConfigError(source, "ingest.api.listen", str(exc)) from exc
+    if config.scanning.url:
+        try:
+            scanner_url(config.scanning.url)
+        except ValueError as exc:
+            raise ConfigError(source, "ingest.scanning.url", str(exc)) from exc
     needs_tls = [x.name for x in config.listeners if x.mode in ("submission", "implicit_tls")]
     if needs_tls and (config.tls.cert is None or config.tls.key is None):
         raise ConfigError(
@@ -256,6 +302,17 @@ def api_address(listen: str) -> tuple[str, int]:
         if host != "localhost":
             raise ValueError(f"{host!r} is not an IP address") from None
     return host, int(port)
+
+
+def scanner_url(url: str) -> str:
+    """``[ingest.scanning] url`` without a trailing slash; ``ValueError`` naming the problem."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise ValueError(f"expected http://host:port, got {url!r}")
+    host = rest.split("/", 1)[0]
+    if not host or host.startswith(":"):
+        raise ValueError(f"no host in {url!r}")
+    return url.rstrip("/")
 
 
 def load(config: Config) -> IngestConfig:

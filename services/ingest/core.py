@@ -20,6 +20,7 @@ from services.ingest.config import IngestConfig
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import Decision, PolicyState, SessionInfo, Transaction
+from services.ingest.scanning.scanner import Scanned, Scanner
 from shared.errors import LimiterUnavailable
 from shared.limits import Limiter
 from shared.tenant_limits import limit_key, message_rules
@@ -44,6 +45,8 @@ class IngestCore:
     sessions: set[Any] = field(default_factory=set)  # the open IngestSMTP sessions
     #: Counts tenants' messages against their limits (``[limits]``); ``None``: no limits.
     limiter: Limiter | None = None
+    #: The content scanner (``[ingest.scanning]``); ``None``: no scanning.
+    scanner: Scanner | None = None
     #: Message bytes held by all sessions (``limits.max_buffered_bytes``), made from config.
     budget: BodyBudget = field(init=False)
 
@@ -87,6 +90,19 @@ class IngestCore:
         else:
             reply = replies.over_rate(verdict.rule, verdict.retry_after)
         return Decision(reply, f"tenant_{verdict.rule}", retry_after=verdict.retry_after)
+
+    async def scan(self, info: SessionInfo, txn: Transaction, data: bytes) -> Scanned | None:
+        """The content scanner's verdict on ``data`` under the tenant's mode; ``None`` when
+        it is not scanned. A refusal's ``scanned`` event is emitted here with the
+        ``rejected`` one (the caller's :meth:`reject`); otherwise the event goes with the
+        message in its hand-off."""
+        if self.scanner is None:
+            return None
+        mode = self.policy.tenant(txn.tenant).settings.scanning
+        scanned = await self.scanner.scan(info, txn, data, mode)
+        if scanned is not None and scanned.decision is not None:
+            self.events.emit(scanned.event)
+        return scanned
 
     def reject(
         self,

@@ -8,6 +8,7 @@ the deciding check's reply and an event, or go on. ``handle_DATA`` finishes the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, TLSSetupException
@@ -135,17 +136,26 @@ class Handler:
             smtputf8=txn.smtputf8,
         )
         finished = accept.finish(msg, trace, core.config.limits.max_tags)
-        size = len(finished.data)
         # From here on the message exists in as few copies as possible (issue 11 item 6): the
         # received bytes go now, and the final bytes go once the hand-off has encoded them
         # (the Submission is referenced only by the hand-off's coroutine, not by this frame).
         del data, msg
         envelope.content = envelope.original_content = None
+        scanned = await core.scan(info, txn, finished.data) if accept.kept(txn) else None
+        if scanned is not None:
+            if scanned.decision is not None:
+                core.reject(info, txn, scanned.decision)
+                return str(scanned.decision.reply)
+            finished = replace(finished, data=scanned.data)
+        size = len(finished.data)
         handoff = core.handoff.submit(
-            self._submission(session, txn, finished, at),
-            accept.events(txn, finished.tags, at, tls=info.tls or ""),
+            *accept.screened(
+                self._submission(session, txn, finished, at),
+                accept.events(txn, finished.tags, at, tls=info.tls or ""),
+                scanned,
+            )
         )
-        del finished
+        del finished, scanned
         try:
             await handoff
         except BusError as exc:

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from services.ingest.metrics import IngestMetrics
 from shared.bus.base import Bus
 from shared.errors import BusError, BusUnavailable
-from shared.wire.records import Event, Submission
-from shared.wire.topics import EVENTS, SUBMITTED, OutRecord
+from shared.wire.records import Event, Quarantined, Submission
+from shared.wire.topics import EVENTS, QUARANTINE, SUBMITTED, OutRecord
 
 #: Extra time given to the bus beyond its own deadline before we stop waiting for it.
 _GRACE = 1.0
@@ -37,23 +37,26 @@ class Handoff:
         self.timeout = timeout
         self.metrics = metrics
 
-    async def submit(self, submission: Submission | None, events: Sequence[Event]) -> None:
-        """Publish the Submission (``None``: every recipient was dropped) with its events,
-        atomically; raises ``BusError`` when the bus did not acknowledge."""
-        records = [SUBMITTED.out(submission)] if submission is not None else []
+    async def submit(
+        self, submission: Submission | Quarantined | None, events: Sequence[Event]
+    ) -> None:
+        """Publish the Submission (``None``: every recipient was dropped; a Quarantined
+        record: held back by the scanner) with its events, atomically; raises ``BusError``
+        when the bus did not acknowledge."""
+        records = [_out(submission)] if submission is not None else []
         del submission  # encoded: let the caller's only copy of the message go (issue 11)
         records += [EVENTS.out(event) for event in events]
         await self._publish(records)
 
     async def submit_many(
-        self, messages: Sequence[tuple[Submission | None, Sequence[Event]]]
+        self, messages: Sequence[tuple[Submission | Quarantined | None, Sequence[Event]]]
     ) -> None:
         """Publish several messages (the HTTP API's batch) in one atomic publish: the bus
         holds all of them or none; raises ``BusError`` when it did not acknowledge."""
         records: list[OutRecord] = []
         for submission, events in messages:
             if submission is not None:
-                records.append(SUBMITTED.out(submission))
+                records.append(_out(submission))
             records += [EVENTS.out(event) for event in events]
         await self._publish(records)
 
@@ -66,6 +69,12 @@ class Handoff:
         except TimeoutError as exc:
             raise BusUnavailable(f"no acknowledgement within {self.timeout:g}s") from exc
         self.metrics.handoff_seconds.observe(time.monotonic() - started)
+
+
+def _out(message: Submission | Quarantined) -> OutRecord:
+    if isinstance(message, Quarantined):
+        return QUARANTINE.out(message)
+    return SUBMITTED.out(message)
 
 
 class EventSink:

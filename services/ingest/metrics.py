@@ -92,6 +92,22 @@ class IngestMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.scans = Counter(
+            "postline_ingest_scans_total",
+            "Messages through the content scanner, per result: clean, tagged, rejected, "
+            "soft_rejected, quarantined, skipped (over scanning.max_size, or skipped by "
+            "rspamd), refused_size (over it, with over_size = refuse), unavailable (no "
+            "verdict: sent unscanned with on_failure = open, else deferred). Any unavailable "
+            "means mail is going out unscanned or waiting: look at the scanner.",
+            ["result"],
+            registry=registry,
+        )
+        self.scan_seconds = Histogram(
+            "postline_ingest_scan_seconds",
+            "Time the content scanner took per message (part of the reply's latency).",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.api_requests = Counter(
             "postline_ingest_api_requests_total",
             "HTTP sending API requests answered, per endpoint (message, raw, batch, openapi, "

@@ -51,6 +51,28 @@ TOO_MANY_RECIPIENTS = Reply(code=452, enhanced="4.5.3", text="Too many recipient
 SUPPRESSED = Reply(code=550, enhanced="5.1.1", text="Recipient is on the suppression list")
 
 
+# End of DATA: the content scanner (services/ingest/scanning). The reply gives a reference
+# (the message id: the operator finds the verdict in its ``scanned`` event), never the
+# scanner's symbols, which would teach a spammer what to change.
+SCANNER_UNAVAILABLE = Reply(
+    code=451, enhanced="4.7.0", text="Content scanner unavailable, try again later"
+)
+TOO_BIG_TO_SCAN = Reply(code=552, enhanced="5.3.4", text="Message too big for the content scanner")
+
+
+def content_rejected(reference: str) -> Reply:
+    """``550 5.7.1``: the scanner's verdict is reject."""
+    return Reply(
+        code=550, enhanced="5.7.1", text=f"Message refused by content policy (ref {reference})"
+    )
+
+
+def content_deferred(reference: str) -> Reply:
+    """``451 4.7.1``: the scanner asks for the message to come back later (soft reject)."""
+    text = f"Message deferred by content policy, try again later (ref {reference})"
+    return Reply(code=451, enhanced="4.7.1", text=text)
+
+
 def sender_not_allowed(domain: str) -> Reply:
     """``550 5.7.1`` naming the envelope sender domain the user may not use."""
     return Reply(code=550, enhanced="5.7.1", text=f"Sender domain {domain} not allowed for you")

@@ -22,6 +22,7 @@ from services.ingest.core import IngestCore
 from services.ingest.handoff import EventSink, Handoff
 from services.ingest.metrics import IngestMetrics
 from services.ingest.policy.base import PolicyState
+from services.ingest.scanning.scanner import Scanner
 from services.ingest.tls import TlsFiles
 from shared.config import Config
 from shared.control import follow_actions
@@ -62,6 +63,7 @@ class IngestStage:
             log=ctx.log,
             activity=ctx.activity,
             limiter=open_limiter(ctx.config.core.limits, ctx.registry),
+            scanner=Scanner(config.scanning, metrics, ctx.log) if config.scanning.url else None,
         )
         self.listeners: list[listeners.Listener] = []
         #: The HTTP sending API's listener (``[ingest.api] listen``), apart from the
@@ -107,6 +109,16 @@ class IngestStage:
                 name="control",
             )
         )
+        if self.core.scanner is not None:
+            await self.core.scanner.start()
+            ctx.log.info(
+                "content scanning " + ("on" if self.core.scanner.active else "off"),
+                extra={
+                    "url": self.config.scanning.url,
+                    "mode": self.config.scanning.mode,
+                    "reason": self.core.scanner.off_reason,
+                },
+            )
         context = self.tls.context if self.tls is not None else None
         try:
             self.listeners = await listeners.bind(
@@ -171,6 +183,8 @@ class IngestStage:
         await self._stop_tasks()
         if self.core.limiter is not None:
             await self.core.limiter.close()
+        if self.core.scanner is not None:
+            await self.core.scanner.close()
 
     def _abort_sessions(self) -> None:
         for session in list(self.core.sessions):

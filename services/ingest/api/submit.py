@@ -19,7 +19,7 @@ the bus acknowledged (``Handoff``). This module does not speak HTTP (``routes.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from services.ingest import accept, headers, replies
@@ -32,7 +32,15 @@ from services.ingest.core import IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from shared.errors import BusError
-from shared.wire.records import DEFAULT_TENANT, ApiKey, ClientInfo, Event, Submission, new_id
+from shared.wire.records import (
+    DEFAULT_TENANT,
+    ApiKey,
+    ClientInfo,
+    Event,
+    Quarantined,
+    Submission,
+    new_id,
+)
 
 #: The name the API goes by where SMTP names a listener (events, ClientInfo, metrics).
 LISTENER = "api"
@@ -48,7 +56,8 @@ class Prepared:
     """A message every check passed, ready for the hand-off."""
 
     txn: Transaction
-    submission: Submission | None  # None: every recipient dropped (suppression "drop")
+    #: None: every recipient dropped (suppression "drop"); Quarantined: held by the scanner.
+    submission: Submission | Quarantined | None
     events: list[Event]
     message_id: str  # its Message-ID field
     send_at: float
@@ -103,7 +112,7 @@ class Submitter:
         if len(composed.data) > core.config.limits.max_message_size:
             self._refuse_on(info, txn, Decision(replies.TOO_BIG, "size"))
         self._refuse_on(info, txn, await core.tenant_limits(txn.tenant))
-        return self._finish(info, txn, msg, composed, rejected)
+        return await self._finish(info, txn, msg, composed, rejected)
 
     def _recipients(
         self, info: SessionInfo, txn: Transaction, recipients: list[str]
@@ -131,7 +140,7 @@ class Submitter:
         self.core.reject(info, txn, decision)
         raise problems.ApiProblem(problems.from_decision(decision))
 
-    def _finish(
+    async def _finish(
         self,
         info: SessionInfo,
         txn: Transaction,
@@ -159,14 +168,23 @@ class Submitter:
             tags=composed.tags,
             send_at=composed.send_at,
         )
+        scanned = await core.scan(info, txn, finished.data) if accept.kept(txn) else None
+        if scanned is not None:
+            self._refuse_on(info, txn, scanned.decision)
+            finished = replace(finished, data=scanned.data)
         client = ClientInfo(
             ip=info.ip, port=0, helo=HELO, auth_user=key_id, tls=None, listener=LISTENER
         )
         ids = headers.parse(finished.data).get("message-id")
+        message, events = accept.screened(
+            accept.submission(txn, client, finished, at),
+            accept.events(txn, finished.tags, at, detail=f"HTTP API, key {key_id}"),
+            scanned,
+        )
         return Prepared(
             txn=txn,
-            submission=accept.submission(txn, client, finished, at),
-            events=accept.events(txn, finished.tags, at, detail=f"HTTP API, key {key_id}"),
+            submission=message,
+            events=events,
             message_id=ids[0] if ids else "",
             send_at=finished.send_at,
             size=len(finished.data),
