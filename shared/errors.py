@@ -17,6 +17,11 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     ├── DeadLetterError        a dead-letter command (postline dead, the admin API) cannot be done
     │   ├── DeadLetterInvalid  a malformed offset, topic, time or duration
     │   └── DeadLetterNotFound no dead letter at that offset (never written, or aged out)
+    ├── QuarantineError        a quarantine command (postline quarantine, the admin API) cannot
+    │   │                      be done
+    │   ├── QuarantineInvalid  an ambiguous or malformed message id, or a message that does not
+    │   │                      decode
+    │   └── QuarantineNotFound no quarantined message has that id (released, deleted, never)
     ├── TenantError            a tenant operation (CLI, admin API) cannot be done as asked
     │   ├── TenantInvalid      a malformed id, name, limit, setting, credential or password
     │   ├── TenantNotFound     no such tenant, credential or API key
@@ -150,6 +155,21 @@ class DeadLetterInvalid(DeadLetterError):
 
 class DeadLetterNotFound(DeadLetterError):
     """No dead letter at an offset asked for: never written, or past retention (HTTP 404)."""
+
+
+class QuarantineError(PostlineError):
+    """A quarantine command (``shared.quarantine``) cannot be done as asked; the message names
+    what is at fault (the CLI prints it and exits 1, the admin API answers 4xx)."""
+
+
+class QuarantineInvalid(QuarantineError):
+    """An id too short to be a prefix or matching several messages, or a message whose record
+    does not decode, so it cannot be released (HTTP 400)."""
+
+
+class QuarantineNotFound(QuarantineError):
+    """No message in the quarantine has that id or prefix: already released or deleted, or
+    never quarantined (HTTP 404)."""
 
 
 class LimiterUnavailable(PostlineError):

@@ -416,6 +416,21 @@ def bouncer_panels() -> list[Panel]:
             "(postline dead redrive/purge, the admin API). Dead letters keep coming and none "
             "are handled: nobody reads them (postline dead list).",
         ),
+        panel(
+            "Quarantine: messages held and handled (per hour)",
+            "short",
+            [
+                (f"max (postline_quarantine_messages{{{NS}}})", "held"),
+                (
+                    f"sum by (action) (increase(postline_quarantine_actions_total{{{NS}}}[1h]))",
+                    "{{action}}",
+                ),
+            ],
+            description="Messages the content scanner held in postline.quarantine and what "
+            "operators did with them (postline quarantine release/delete, the admin API). "
+            "Held keeps growing and nothing is handled: nobody reviews them (postline "
+            "quarantine list); many releases: the quarantine band catches wanted mail.",
+        ),
     ]
 
 

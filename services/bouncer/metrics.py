@@ -59,6 +59,21 @@ class BouncerMetrics:
             ["action"],
             registry=registry,
         )
+        self.quarantine_actions = Counter(
+            "postline_quarantine_actions_total",
+            "Operators' actions on quarantined messages (postline quarantine or the admin "
+            "API), by action (released, deleted), counted from their audit events. Many "
+            "releases: the quarantine band catches wanted mail, raise its lower threshold; "
+            "messages held (postline_quarantine_messages) and no actions: nobody reviews them.",
+            ["action"],
+            registry=registry,
+        )
+        self.quarantine_messages = Gauge(
+            "postline_quarantine_messages",
+            "Messages held in the quarantine (postline.quarantine) as this bouncer last read "
+            "it, waiting for an operator to release or delete them (postline quarantine list).",
+            registry=registry,
+        )
         self.suppression_list_size = Gauge(
             "postline_bouncer_suppression_list_size",
             "Addresses on the suppression list as this bouncer last read it (every scope).",

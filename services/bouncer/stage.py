@@ -9,8 +9,9 @@ at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenan
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
 transaction; ``dead_letter`` audit events are counted for the dashboard) and keeps the
 suppression-list gauge current, until the stop request; then it closes the listener and lets
-reports in flight finish. The admin listener also serves the dead letters (``dead_api.py``)
-and the mail queue (``queue_api.py``).
+reports in flight finish. The admin listener also serves the dead letters (``dead_api.py``),
+the mail queue (``queue_api.py``) and the quarantine (``quarantine_api.py``); the stage
+counts the quarantine's audit events and keeps a gauge of the messages held.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import logging
 from collections.abc import Sequence
 from contextlib import suppress
 
+from prometheus_client import Gauge
+
 from services.bouncer.admin import AdminApi
 from services.bouncer.config import BouncerConfig, load_bouncer_config
 from services.bouncer.dead_api import DeadApi
@@ -27,11 +30,12 @@ from services.bouncer.dsngen import DsnGenerator
 from services.bouncer.intake import BounceHandler, start_intake
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.outcome import Outcomes
+from services.bouncer.quarantine_api import QuarantineApi
 from services.bouncer.queue_api import QueueApi
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.tenant_api import TenantApi
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
-from shared import tenant_admin
+from shared import quarantine, tenant_admin
 from shared.bounceclass.rules import load_rules
 from shared.bus.base import BusMessage
 from shared.bus.follow import follow_topic
@@ -44,7 +48,7 @@ from shared.runtime.stage import StageContext
 from shared.secretfile import read_secret
 from shared.tenants import TenantTable
 from shared.wire.records import Event, EventKind
-from shared.wire.topics import EVENTS, SUPPRESSIONS, OutRecord
+from shared.wire.topics import EVENTS, QUARANTINE, SUPPRESSIONS, OutRecord
 
 GROUP = "postline-bouncer"
 #: The dead-letter audit events' classifications (``shared.deadletters``): a bounded label.
@@ -90,6 +94,7 @@ class BouncerStage:
             TenantApi(ctx.bus).register(routes, admin_api.authenticated)
             DeadApi(ctx.bus).register(routes, admin_api.authenticated)
             QueueApi(ctx.bus).register(routes, admin_api.authenticated)
+            QuarantineApi(ctx.bus).register(routes, admin_api.authenticated)
             self.admin = HttpListener(
                 config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
             )
@@ -110,12 +115,23 @@ class BouncerStage:
                 action = item.record.classification
                 known = action in DEAD_LETTER_ACTIONS
                 self.metrics.dead_letter_actions.labels(action if known else "other").inc()
+            elif item.record.kind is EventKind.QUARANTINE:
+                action = item.record.classification
+                known = action in quarantine.ACTIONS
+                self.metrics.quarantine_actions.labels(action if known else "other").inc()
         return out
 
     async def run(self, ctx: StageContext) -> None:
         """Consume events and track the list size until stopping; then drain."""
         helpers = [
-            ctx.spawn(self._track_list_size(ctx), name="list-size"),
+            ctx.spawn(
+                self._track_size(ctx, SUPPRESSIONS.name, self.metrics.suppression_list_size),
+                name="list-size",
+            ),
+            ctx.spawn(
+                self._track_size(ctx, QUARANTINE.name, self.metrics.quarantine_messages),
+                name="quarantine-size",
+            ),
             ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
         ]
         try:
@@ -134,9 +150,11 @@ class BouncerStage:
                 with suppress(asyncio.CancelledError):
                     await task
 
-    async def _track_list_size(self, ctx: StageContext) -> None:
-        """Keep the list-size gauge current (counted again from the start after a bus
-        failure: replaying the compacted topic is harmless, records are states)."""
+    async def _track_size(self, ctx: StageContext, topic: str, gauge: Gauge) -> None:
+        """Keep ``gauge`` at the number of keys of the compacted ``topic`` (counted again
+        from the start after a bus failure: replaying the compacted topic is harmless,
+        records are states). Only the keys are kept: the values (whole messages, on
+        ``postline.quarantine``) are read and dropped."""
         keys: set[bytes] = set()
 
         def count(message: BusMessage) -> None:
@@ -146,11 +164,9 @@ class BouncerStage:
                 keys.discard(message.key)
             else:
                 keys.add(message.key)
-            self.metrics.suppression_list_size.set(len(keys))
+            gauge.set(len(keys))
 
-        await follow_topic(
-            ctx.bus, SUPPRESSIONS.name, count, ctx.stopping, ctx.log, restarted=keys.clear
-        )
+        await follow_topic(ctx.bus, topic, count, ctx.stopping, ctx.log, restarted=keys.clear)
 
 
 async def create(ctx: StageContext) -> BouncerStage:
@@ -160,6 +176,7 @@ async def create(ctx: StageContext) -> BouncerStage:
     # Loaded before the listener opens, so a tenant's return-path host is ours from the
     # first connection; run() follows the topic from then on.
     await tenant_admin.ensure_topics(ctx.bus)  # the admin API writes them too
+    await ctx.bus.ensure_topics([QUARANTINE.name])  # followed for the gauge, and the admin API
     await stage.tenants.load(ctx.bus)
     stage.server = await start_intake(stage.handler, stage.config)
     ctx.log.info(

@@ -6,7 +6,8 @@ unreachable or nothing to run (``postline`` alone prints the help and exits 2, a
 does for any other usage error: a script that forgot its command must not see success).
 The commands live beside it: ``version`` and ``config`` (``config_commands``), ``topics``
 (``topics``), ``run`` and one per stage (``run``), ``events tail`` and ``message show``
-(``events``), ``queue ...`` (``queue``, ``queue_control``), ``tenant ...`` (``tenant``),
+(``events``), ``queue ...`` (``queue``, ``queue_control``), ``dead ...`` (``dead``),
+``quarantine ...`` (``quarantine``), ``tenant ...`` (``tenant``),
 ``reputation`` (``reputation``), ``pool ...``
 (``pool``), and the commands each stage adds through its ``add_commands`` hook.
 """

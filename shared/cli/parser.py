@@ -24,6 +24,7 @@ from shared.cli.config_commands import CONFIG_ENV
 from shared.cli.dead import add_dead_commands
 from shared.cli.events import add_event_commands
 from shared.cli.pool import add_pool_commands
+from shared.cli.quarantine import add_quarantine_commands
 from shared.cli.queue import add_queue_commands
 from shared.cli.reputation import add_reputation_commands
 from shared.cli.run import add_run_commands
@@ -82,6 +83,7 @@ def build_parser(
     add_event_commands(commands)
     add_queue_commands(commands)
     add_dead_commands(commands)
+    add_quarantine_commands(commands)
     tenant = add_tenant_commands(commands)
     add_access_commands(tenant)
     add_domain_commands(tenant)
