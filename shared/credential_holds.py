@@ -115,7 +115,7 @@ def login_of(action: ControlAction) -> str | None:
 async def read_holds(bus: Bus) -> dict[str, ControlAction]:
     """The holds in force now, by login; records this version cannot decode are left out."""
     await bus.ensure_topics([CONTROL.name])
-    table = HeldCredentials(logging.getLogger("postline.credentials"))
+    table = HeldCredentials()
     for name, value in (await bus.read_table(CONTROL.name)).items():
         table.apply(name, value)
     return table.holds()
@@ -124,8 +124,8 @@ async def read_holds(bus: Bus) -> dict[str, ControlAction]:
 class HeldCredentials:
     """The credentials held now, by login, as the control topic says (followed live)."""
 
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        self._log = log or logging.getLogger("postline.credentials")
         self._held: dict[str, ControlAction] = {}
 
     def get(self, login: str) -> ControlAction | None:

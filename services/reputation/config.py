@@ -50,31 +50,38 @@ class CredentialsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     """``[reputation.credentials]``: when a credential's sending rises enough over its own
     baseline to hold it (docs/compromised-accounts.md explains each figure)."""
 
-    enabled: bool = True
+    enabled: bool = True  # count credentials' sending and hold the ones that rise too far
     #: The length of a bucket: the "now" a credential's sending is judged over (whole
     #: minutes, 5m to 1d).
     bucket: Duration = Duration(3600)
     #: How many buckets before the current one make the baseline (1 to 1000; a week of
     #: hours by default, so a weekly newsletter is part of its sender's normal).
     baseline_buckets: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 168
-    #: Held when this bucket's messages reach this multiple of the baseline...
+    #: Held when the bucket's messages reach this multiple of the baseline's mean (and
+    #: ``min_messages``).
     volume_factor: Annotated[float, msgspec.Meta(ge=1.5, le=10_000.0)] = 10.0
-    #: ...and at least this many (2 messages yesterday and 20 today is no attack).
+    #: The fewest messages in a bucket that can hold a credential for volume (2 messages
+    #: yesterday and 20 today is no attack); with no baseline, ``volume_factor`` times this.
     min_messages: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 50
-    #: Held when recipients per message reach this multiple of the baseline's...
+    #: Held when recipients per message reach this multiple of the baseline's (and
+    #: ``min_recipients``).
     recipients_factor: Annotated[float, msgspec.Meta(ge=1.5, le=10_000.0)] = 5.0
-    #: ...with at least this many recipients in the bucket.
+    #: The fewest recipients in a bucket that can hold a credential for recipients per message.
     min_recipients: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 200
-    #: Held when distinct recipient domains reach this multiple of the baseline...
+    #: Held when distinct recipient domains reach this multiple of the baseline's mean (and
+    #: ``min_domains``).
     domains_factor: Annotated[float, msgspec.Meta(ge=1.5, le=10_000.0)] = 10.0
-    #: ...and at least this many.
+    #: The fewest distinct recipient domains in a bucket that can hold a credential for them;
+    #: with no baseline, ``domains_factor`` times this.
     min_domains: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
-    #: Held when this share of its scanned messages gets a spam verdict (rejected,
-    #: soft_rejected, quarantined)...
+    #: Held when this share of the bucket's scanned messages got a spam verdict (rejected,
+    #: soft_rejected, quarantined), once ``share_min_messages`` were scanned.
     spam_share: Fraction = 0.3
-    #: ...or this share of its messages bounces hard...
+    #: Held when this share of the bucket's messages bounced hard, once it holds
+    #: ``share_min_messages`` accepted messages.
     hard_bounce_share: Fraction = 0.2
-    #: ...once the bucket holds at least this many (scanned, resp. accepted) messages.
+    #: The fewest scanned (spam) or accepted (hard bounces) messages in a bucket before a
+    #: share can hold a credential.
     share_min_messages: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 20
     #: Message ids remembered (with their credential, from the accepted events) to attribute
     #: hard bounces, whose events name no credential; about 150 bytes each.
