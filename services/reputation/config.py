@@ -77,7 +77,7 @@ class CredentialsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     #: Held when this share of the bucket's scanned messages got a spam verdict (rejected,
     #: soft_rejected, quarantined), once ``share_min_messages`` were scanned.
     spam_share: Fraction = 0.3
-    #: Held when this share of the bucket's messages bounced hard, once it holds
+    #: Held when this share of the bucket's recipients bounced hard, once it holds
     #: ``share_min_messages`` accepted messages.
     hard_bounce_share: Fraction = 0.2
     #: The fewest scanned (spam) or accepted (hard bounces) messages in a bucket before a

@@ -17,9 +17,9 @@ is compared with its usual weekly send, not with a week's average of near zero. 
   ``min_recipients`` recipients this bucket;
 - **recipient domains**: distinct domains this bucket >= ``domains_factor`` x the
   baseline's mean, and >= ``min_domains``;
-- **spam** and **hard bounces**: their share of this bucket's scanned (resp. accepted)
-  messages >= ``spam_share`` (resp. ``hard_bounce_share``), once the bucket holds
-  ``share_min_messages``: these need no baseline.
+- **spam**: spam verdicts >= ``spam_share`` of this bucket's scanned messages, and **hard
+  bounces** >= ``hard_bounce_share`` of its recipients, once the bucket holds
+  ``share_min_messages`` scanned (resp. accepted) messages: these need no baseline.
 
 A credential with no baseline (new, or silent for the whole baseline) has nothing to rise
 above; taking its baseline as zero would hold every new customer at its first
@@ -204,11 +204,13 @@ def judge(window: CredentialWindow, current: int, config: CredentialsConfig) -> 
     spam = now.spam / now.scanned if now.scanned else 0.0
     if now.scanned >= config.share_min_messages and spam >= config.spam_share:
         fired.append((SPAM, f"spam verdicts {spam:.0%} of {now.scanned} scanned this {span}"))
-    bounces = now.hard_bounces / now.messages if now.messages else 0.0
+    # Bounces are per recipient: their share is of the recipients (a message of an older
+    # writer, without its recipient count, counts as one).
+    sent_to = max(now.recipients, now.messages)
+    bounces = now.hard_bounces / sent_to if sent_to else 0.0
     if now.messages >= config.share_min_messages and bounces >= config.hard_bounce_share:
-        fired.append(
-            (HARD_BOUNCES, f"hard bounces {bounces:.0%} of {now.messages} messages this {span}")
-        )
+        said = f"hard bounces {bounces:.0%} of {sent_to} recipients this {span}"
+        fired.append((HARD_BOUNCES, said))
     if not fired:
         return None
     figures = {

@@ -396,6 +396,7 @@ class Engine:
         self.table.put(
             msgspec.structs.replace(record, credential=window, updated_at=self.table.clock)
         )
+        self._touched.add(record.key)  # judged with the batch: an emptied window leaves
 
     # Operators' resumes.
 
