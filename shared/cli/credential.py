@@ -66,8 +66,9 @@ async def hold(bus: Bus, name: str, why: str, by: str) -> ControlAction:
     if name in await read_holds(bus):
         raise CredentialHoldError(f"credential {name} is already held (postline credential list)")
     event = credential_event(name, HELD, by=by, why=reason, at=now(), stage=VIA)
-    await bus.publish(hold_records(event))
-    return (await read_holds(bus))[name]
+    records = hold_records(event)
+    await bus.publish(records)
+    return CONTROL.decode(records[0].value or b"")
 
 
 async def release(bus: Bus, name: str, why: str, by: str) -> None:
