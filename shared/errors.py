@@ -144,6 +144,11 @@ class QueueNotFound(QueueError):
     """No queued message has that id, or nothing queued matches the target (HTTP 404)."""
 
 
+class CredentialHoldError(PostlineError):
+    """A credential hold or release (``postline credential``) cannot be done as asked: the
+    credential is already held, or not held, or the hold names no reason."""
+
+
 class DeadLetterError(PostlineError):
     """A dead-letter command (``shared.deadletters``) cannot be done as asked; the message
     names what is at fault (the CLI prints it and exits 1, the admin API answers 4xx)."""

@@ -30,6 +30,7 @@ SCOPE_TENANT = "tenant"
 SCOPE_DOMAIN = "domain"
 SCOPE_PROVIDER = "provider"
 SCOPE_ADDRESS = "address"
+SCOPE_CREDENTIAL = "credential"  # compromised-account detection (key ``credential|<login>``)
 
 #: ``Reputation.level`` values.
 LEVEL_OK = "ok"
@@ -51,6 +52,11 @@ def tenant_key(tenant: str) -> str:
 def domain_key(tenant: str, domain: str) -> str:
     """The key of a tenant's sending domain's record: ``domain|<tenant>|<domain>``."""
     return f"{SCOPE_DOMAIN}|{tenant}|{domain}"
+
+
+def credential_key(login: str) -> str:
+    """The key of a credential's record: ``credential|<login>``."""
+    return f"{SCOPE_CREDENTIAL}|{login}"
 
 
 def provider_key(tenant: str, provider: str) -> str:

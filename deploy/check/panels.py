@@ -516,4 +516,18 @@ def reputation_panels() -> list[Panel]:
             description="1: not advanced for [pools.warmup] stuck_after_days (postline pool "
             "status).",
         ),
+        panel(
+            "Held credentials",
+            "short",
+            [
+                (f"max(postline_reputation_credentials_held{{{NS}}})", "held"),
+                (
+                    f"sum by (signal) (increase("
+                    f"postline_reputation_credential_holds_total{{{NS}}}[1h]))",
+                    "held for {{signal}}",
+                ),
+            ],
+            description="Logins and API keys refused (451) for a sudden rise over their own "
+            "baseline, until released (postline credential list / release).",
+        ),
     ]

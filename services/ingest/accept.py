@@ -118,7 +118,19 @@ def events(
     }
     out: list[Event] = []
     if kept(txn):
-        out.append(Event(kind=EventKind.ACCEPTED, tls=tls, detail=detail, **common))
+        sent = [r for r in txn.rcpt_to if r not in txn.dropped]
+        # Recipients and their domains: the reputation stage's compromised-account detection.
+        domains = tuple(sorted({r.rpartition("@")[2].lower() for r in sent}))
+        out.append(
+            Event(
+                kind=EventKind.ACCEPTED,
+                tls=tls,
+                detail=detail,
+                recipients=len(sent),
+                recipient_domains=domains,
+                **common,
+            )
+        )
     for rcpt in txn.dropped:
         domain = rcpt.rpartition("@")[2].lower()
         out.append(

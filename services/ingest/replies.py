@@ -111,6 +111,14 @@ def tenant_paused(why: str, defer: bool) -> Reply:
     return Reply(code=550, enhanced="5.7.1", text=text)
 
 
+def credential_held(refusal: str, reference: str) -> Reply:
+    """A held credential (compromised-account detection, or an operator's hold):
+    ``451 4.7.1`` so the client's queue keeps the mail until the operator releases it; the
+    reason, never the figures (they would teach a spammer the thresholds), and a reference
+    (the rejected event's message id) for the provider to find the event."""
+    return Reply(code=451, enhanced="4.7.1", text=f"{refusal} (ref {reference})")
+
+
 def domain_paused(domain: str, why: str, defer: bool) -> Reply:
     """A paused or disabled sending domain of the tenant (a reputation pause of one domain,
     the tenant's others still send): ``550 5.7.1`` (``451 4.7.1`` with the defer policy)

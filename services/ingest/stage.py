@@ -26,6 +26,7 @@ from services.ingest.scanning.scanner import Scanner
 from services.ingest.tls import TlsFiles
 from shared.config import Config
 from shared.control import follow_actions
+from shared.credential_holds import HeldCredentials
 from shared.limits import open_limiter
 from shared.runtime.stage import StageContext
 from shared.runtime.tenantsensor import tenant_sensor
@@ -48,12 +49,13 @@ class IngestStage:
         self.users = Users(config.users_file)
         self.suppressions = SuppressionTable()
         self.tenants = TenantTable(ctx.log)
+        self.holds = HeldCredentials(ctx.log)
         timeout = float(ctx.config.core.bus.publish_timeout)
         metrics = IngestMetrics(ctx.registry, tenant_sensor(ctx))
         self.core = IngestCore(
             config=config,
             hostname=config.hostname or socket.getfqdn(),
-            policy=PolicyState.create(config, self.suppressions, self.tenants),
+            policy=PolicyState.create(config, self.suppressions, self.tenants, self.holds),
             users=self.users,
             handoff=Handoff(ctx.bus, timeout, metrics),
             events=EventSink(
@@ -86,12 +88,17 @@ class IngestStage:
         self.users.reload()
 
     async def start(self, ctx: StageContext) -> None:
-        """Load the suppression and tenant tables, follow them, and bind the listeners."""
+        """Load the suppression, tenant and held-credential tables, follow them, and bind
+        the listeners."""
         # The tables ingest follows exist before it reads them (Kafka: created when missing,
         # with their declared settings, as `postline topics create` would).
         await ctx.bus.ensure_topics([SUPPRESSIONS.name, TENANTS.name, CONTROL.name])
         await self.suppressions.load(ctx.bus)
         await self.tenants.load(ctx.bus)
+        await self.holds.load(ctx.bus)
+        self._tasks.append(
+            ctx.spawn(self.holds.follow(ctx.bus, ctx.stopping, ctx.log), name="credential-holds")
+        )
         self._tasks.append(
             ctx.spawn(self.suppressions.follow(ctx.bus, ctx.stopping, ctx.log), name="suppressions")
         )

@@ -19,6 +19,9 @@ Why the default levels:
   the warning at 5% tells the operator early.
 - min_messages 200: below it one bounce would be 0.5% or more; SES likewise judges rates
   only on "a representative volume".
+
+``[reputation.credentials]`` is compromised-account detection (``credentials.py``; the
+reasoning behind its defaults is in docs/compromised-accounts.md).
 """
 
 from __future__ import annotations
@@ -41,6 +44,53 @@ _PAIRS = (
     ("complaint_warning", "complaint_pause"),
     ("block_warning", "block_pause"),
 )
+
+
+class CredentialsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[reputation.credentials]``: when a credential's sending rises enough over its own
+    baseline to hold it (docs/compromised-accounts.md explains each figure)."""
+
+    enabled: bool = True  # count credentials' sending and hold the ones that rise too far
+    #: The length of a bucket: the "now" a credential's sending is judged over (whole
+    #: minutes, 5m to 1d).
+    bucket: Duration = Duration(3600)
+    #: How many buckets before the current one make the baseline (1 to 1000; a week of
+    #: hours by default, so a weekly newsletter is part of its sender's normal).
+    baseline_buckets: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 168
+    #: Held when the bucket's messages reach this multiple of the baseline's mean (and
+    #: ``min_messages``).
+    volume_factor: Annotated[float, msgspec.Meta(ge=1.5, le=10_000.0)] = 10.0
+    #: The fewest messages in a bucket that can hold a credential for volume (2 messages
+    #: yesterday and 20 today is no attack); with no baseline, ``volume_factor`` times this.
+    min_messages: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 50
+    #: Held when recipients per message reach this multiple of the baseline's (and
+    #: ``min_recipients``).
+    recipients_factor: Annotated[float, msgspec.Meta(ge=1.5, le=10_000.0)] = 5.0
+    #: The fewest recipients in a bucket that can hold a credential for recipients per message.
+    min_recipients: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 200
+    #: Held when distinct recipient domains reach this multiple of the baseline's mean (and
+    #: ``min_domains``).
+    domains_factor: Annotated[float, msgspec.Meta(ge=1.5, le=10_000.0)] = 10.0
+    #: The fewest distinct recipient domains in a bucket that can hold a credential for them;
+    #: with no baseline, ``domains_factor`` times this.
+    min_domains: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    #: Held when this share of the bucket's scanned messages got a spam verdict (rejected,
+    #: soft_rejected, quarantined), once ``share_min_messages`` were scanned.
+    spam_share: Fraction = 0.3
+    #: Held when this share of the bucket's recipients bounced hard, once it holds
+    #: ``share_min_messages`` accepted messages.
+    hard_bounce_share: Fraction = 0.2
+    #: The fewest scanned (spam) or accepted (hard bounces) messages in a bucket before a
+    #: share can hold a credential.
+    share_min_messages: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 20
+    #: Message ids remembered (with their credential, from the accepted events) to attribute
+    #: hard bounces, whose events name no credential; about 150 bytes each.
+    bounce_memory: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 200_000
+
+    def __post_init__(self) -> None:
+        # Duration is a float subclass msgspec cannot bound with Meta: checked here.
+        if not 300 <= self.bucket <= 86400 or self.bucket % 60:
+            raise ValueError(f"bucket must be whole minutes from 5m to 1d, got {self.bucket:g}s")
 
 
 class ReputationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -68,6 +118,8 @@ class ReputationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     #: The bounce rule table to classify replies with; unset: ``[bouncer] rules_file``, else
     #: the table shipped with Postline (the bouncer and this stage then agree).
     rules_file: Path | None = None
+    #: Compromised-account detection: ``[reputation.credentials]``.
+    credentials: CredentialsConfig = CredentialsConfig()
 
     def __post_init__(self) -> None:
         # Duration is a float subclass msgspec cannot bound with Meta: checked here.

@@ -8,6 +8,14 @@ paused again at once); then judging every scope the batch touched (every scope o
 clock enters a new hour, as the window slides) and turning level changes into decisions:
 ``reputation`` events with the figures, and pauses for ``actions.py`` to publish.
 
+Compromised-account detection (``credentials.py``) runs on the same events: per credential
+(scope ``credential``, key ``credential|<login>``) ingest's ``accepted`` and ``scanned``
+events and the hard bounces of its messages are counted per bucket; a credential whose
+current bucket rises far enough over its baseline is held: a ``credential_hold`` action on
+``postline.control`` (every ingest replica then refuses it) and a ``credential`` event, in
+the batch's transaction. An operator's ``credential`` events (``postline credential``)
+release a hold (the current bucket starts afresh) or record an operator's own hold.
+
 Which scopes may be paused: a tenant with a record (the implicit ``default`` tenant of a
 single-business setup has none, so it is warned about, never paused); a verified-or-not
 sending domain of such a tenant, unless the tenant itself is paused (the tenant's pause
@@ -26,22 +34,34 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from services.reputation import warmup
+from services.reputation import credentials, warmup
 from services.reputation.config import ReputationConfig
-from services.reputation.counting import DELIVERER, Attribution, Contribution, contribution
+from services.reputation.counting import (
+    BOUNCER,
+    DELIVERER,
+    Attribution,
+    Contribution,
+    bouncer_counts,
+    contribution,
+    deliverer_counts,
+)
 from services.reputation.levels import Thresholds, judge
 from services.reputation.table import ScopeTable
 from services.reputation.window import add, first_hour, hour_of, prune
+from shared import credential_holds
 from shared.bounceclass.rules import RuleTable
 from shared.errors import DecodeError
 from shared.pools import PoolAddress, WarmupConfig, warmup_key
 from shared.reputation import (
+    BY,
     LEVEL_OK,
     LEVEL_PAUSED,
     SCOPE_ADDRESS,
+    SCOPE_CREDENTIAL,
     SCOPE_DOMAIN,
     SCOPE_PROVIDER,
     SCOPE_TENANT,
+    credential_key,
     day_of,
     domain_key,
     figures,
@@ -50,6 +70,7 @@ from shared.reputation import (
     total,
 )
 from shared.wire.records import (
+    CredentialWindow,
     Event,
     EventKind,
     Reputation,
@@ -60,6 +81,7 @@ from shared.wire.records import (
 from shared.wire.topics import EVENTS, REPUTATION, TENANTS, OutRecord
 
 STAGE = "reputation"
+INGEST = "ingest"
 RECOVERED = "recovered"
 #: Judged in this order, so a domain sees its tenant's level of the same batch.
 _SCOPE_ORDER = {SCOPE_TENANT: 0, SCOPE_DOMAIN: 1, SCOPE_PROVIDER: 2}
@@ -91,6 +113,8 @@ class Outcome:
     records: list[OutRecord] = field(default_factory=list)
     pauses: list[Pause] = field(default_factory=list)
     decisions: list[Event] = field(default_factory=list)
+    #: Credentials held by this batch: the ``credential`` event and the signals that fired.
+    holds: list[tuple[Event, tuple[str, ...]]] = field(default_factory=list)
 
 
 class Engine:
@@ -112,6 +136,7 @@ class Engine:
         self._warming = warming or {}
         self._warmup = warmup_config or WarmupConfig()
         self._attribution = Attribution(config.attribution_cache)
+        self._owners = credentials.Owners(config.credentials.bounce_memory)
         self._touched: set[str] = set()
         self._decisions: list[Event] = []
 
@@ -124,6 +149,8 @@ class Engine:
         if event.kind is EventKind.TENANT_CHANGED:
             self._tenant_changed(event)
             return
+        if self.config.credentials.enabled:
+            self._credential_event(event)
         found = contribution(event, self._rules, self._attribution)
         if found is None:
             return
@@ -145,6 +172,12 @@ class Engine:
         scoped = [(k, r) for k in keys if (r := self.table.get(k)) and r.scope in _SCOPE_ORDER]
         for key, record in sorted(scoped, key=lambda kr: (_SCOPE_ORDER[kr[1].scope], kr[0])):
             self._judge(key, record, newest, outcome)
+        if self.config.credentials.enabled:
+            swept = self._bucket_changed()
+            for key in self.table.all_keys() if swept else sorted(self._touched):
+                found = self.table.get(key)
+                if found is not None and found.scope == SCOPE_CREDENTIAL:
+                    self._judge_credential(found, outcome)
         outcome.decisions = self._decisions
         for key, changed in self.table.changes().items():
             outcome.records.append(
@@ -154,6 +187,8 @@ class Engine:
             OutRecord(EVENTS.name, _event_key(e).encode(), EVENTS.encode(e))
             for e in outcome.decisions
         ]
+        # The hold itself, in the same transaction as its event and the held record.
+        outcome.records += [credential_holds.hold_action(event) for event, _ in outcome.holds]
         self._touched = set()
         self._decisions = []
         return outcome
@@ -224,6 +259,145 @@ class Engine:
             )
         )
 
+    # Compromised-account detection.
+
+    def _credential_event(self, event: Event) -> None:
+        """Count what ``event`` tells about a credential's sending, or apply an operator's
+        hold or release of one."""
+        if event.kind is EventKind.CREDENTIAL:
+            if event.stage != STAGE and event.credential:
+                self._operator_credential(event)
+            return
+        login = event.credential
+        if event.kind is EventKind.ACCEPTED and event.stage == INGEST and login:
+            self._owners.remember(event.message_id, login)
+            domains = tuple(sorted({d.lower() for d in event.recipient_domains}))
+            sent = credentials.Sent(messages=1, recipients=event.recipients, domains=domains)
+        elif event.kind is EventKind.SCANNED and login:
+            spam = event.classification in credentials.SPAM_VERDICTS
+            sent = credentials.Sent(scanned=1, spam=int(spam))
+        elif event.kind is EventKind.BOUNCED and self._hard(event):
+            # Bounces name no credential: the message's, from its accepted event. A bounce
+            # of a message older than the remembered ids (bounce_memory), or accepted
+            # before this process started, is not counted.
+            owner = self._owners.lookup(event.message_id)
+            if owner is None:
+                return
+            login, sent = owner, credentials.Sent(hard_bounces=1)
+        else:
+            return
+        self.table.advance(event.at)
+        self._count_credential(login, event.tenant, event.at, sent)
+
+    def _hard(self, event: Event) -> bool:
+        """Whether a ``bounced`` event is a hard bounce (as the tenant counts read it)."""
+        if event.stage == DELIVERER:
+            found = deliverer_counts(event, self._rules)
+            return found is not None and found[0].hard_bounces > 0
+        if event.stage == BOUNCER:
+            counts = bouncer_counts(event)
+            return counts is not None and counts.hard_bounces > 0
+        return False
+
+    def _count_credential(self, login: str, tenant: str, at: float, sent: credentials.Sent) -> None:
+        settings = self.config.credentials
+        index = credentials.index_of(at, settings.bucket)
+        if (
+            index
+            < credentials.index_of(self.table.clock, settings.bucket) - settings.baseline_buckets
+        ):
+            return  # older than the baseline: it no longer counts
+        record = self._credential_record(login, tenant)
+        window = self._window(record)
+        self.table.put(
+            msgspec.structs.replace(
+                record,
+                tenant=tenant or record.tenant,
+                credential=credentials.count(window, index, sent),
+                updated_at=self.table.clock,
+            )
+        )
+        self._touched.add(record.key)
+
+    def _credential_record(self, login: str, tenant: str = "") -> Reputation:
+        key = credential_key(login)
+        return self.table.get(key) or Reputation(key=key, scope=SCOPE_CREDENTIAL, tenant=tenant)
+
+    def _window(self, record: Reputation) -> CredentialWindow:
+        """The record's window; a new one when there is none or its bucket length changed
+        (counts of another length cannot be compared), keeping a hold in force."""
+        bucket = float(self.config.credentials.bucket)
+        window = record.credential
+        if window is None:
+            return credentials.empty(bucket)
+        if window.bucket != bucket:
+            return msgspec.structs.replace(
+                credentials.empty(bucket),
+                held=window.held,
+                held_since=window.held_since,
+                why=window.why,
+            )
+        return window
+
+    def _bucket_changed(self) -> bool:
+        bucket = self.config.credentials.bucket
+        now = credentials.index_of(self.table.clock, bucket)
+        return now > credentials.index_of(self.table.committed_clock, bucket)
+
+    def _judge_credential(self, record: Reputation, outcome: Outcome) -> None:
+        settings = self.config.credentials
+        current = credentials.index_of(self.table.clock, settings.bucket)
+        window = credentials.prune(self._window(record), current, settings.baseline_buckets)
+        if not window.buckets and not window.held:
+            self.table.remove(record.key)  # nothing left to compare with: off the topic
+            return
+        login = record.key.removeprefix(f"{SCOPE_CREDENTIAL}|")
+        hold = None if window.held else credentials.judge(window, current, settings)
+        if hold is not None:
+            window = msgspec.structs.replace(
+                window, held=True, held_since=self.table.clock, why=hold.why
+            )
+            event = credential_holds.credential_event(
+                login,
+                credential_holds.HELD,
+                by=BY,
+                why=hold.why,
+                at=self.table.clock,
+                stage=STAGE,
+                tenant=record.tenant,
+                figures=hold.figures,
+            )
+            self._decisions.append(event)
+            outcome.holds.append((event, hold.signals))
+        if window != record.credential:
+            self.table.put(
+                msgspec.structs.replace(record, credential=window, updated_at=self.table.clock)
+            )
+
+    def _operator_credential(self, event: Event) -> None:
+        """An operator held or released a credential (``postline credential``)."""
+        login = event.credential
+        if event.classification == credential_holds.RELEASED:
+            record = self.table.get(credential_key(login))
+            if record is None:
+                return
+            current = credentials.index_of(self.table.clock, self.config.credentials.bucket)
+            window = credentials.restart(self._window(record), current)
+        elif event.classification == credential_holds.HELD:
+            record = self._credential_record(login, event.tenant)
+            window = self._window(record)
+            if window.held:
+                return
+            window = msgspec.structs.replace(
+                window, held=True, held_since=event.at, why=event.detail
+            )
+        else:
+            return
+        self.table.put(
+            msgspec.structs.replace(record, credential=window, updated_at=self.table.clock)
+        )
+        self._touched.add(record.key)  # judged with the batch: an emptied window leaves
+
     # Operators' resumes.
 
     def _tenant_changed(self, event: Event) -> None:
@@ -285,7 +459,11 @@ class Engine:
             self.table.remove(record.key)
 
     def _tenant_scopes(self, tenant: str) -> list[Reputation]:
-        return [r for r in self.table.current() if r.tenant == tenant and r.scope != SCOPE_ADDRESS]
+        return [
+            r
+            for r in self.table.current()
+            if r.tenant == tenant and r.scope not in (SCOPE_ADDRESS, SCOPE_CREDENTIAL)
+        ]
 
     # Judging.
 
@@ -362,6 +540,8 @@ def _event_key(event: Event) -> str:
     decisions keep their order on one partition."""
     if event.scope == SCOPE_ADDRESS:
         return warmup_key(event.source, event.provider)
+    if event.scope == SCOPE_CREDENTIAL:
+        return credential_holds.event_key(event.credential)
     if event.scope == SCOPE_DOMAIN:
         return domain_key(event.tenant, event.domain)
     if event.scope == SCOPE_PROVIDER:

@@ -2,9 +2,10 @@
 
 Labels are bounded: ``provider`` (``shared.providers`` names), ``rate`` (bounce, complaint,
 block), ``scope`` (tenant, domain, provider, address), ``classification`` (the decisions),
-``source`` (a warming source address: the operator's ``[pools]`` list) and ``tenant`` only
+``source`` (a warming source address: the operator's ``[pools]`` list), ``signal`` (what
+rose when a credential was held: ``credentials.py``) and ``tenant`` only
 with ``[metrics] tenant_label`` (one series per tenant and rate: the operator's opt-in, as
-for ``postline_tenant_messages_total``). Sending domains are never a label.
+for ``postline_tenant_messages_total``). Sending domains and credentials are never a label.
 
 The sensor is called after a batch committed: gauges then show what is on
 ``postline.reputation``, never a batch that may still be discarded.
@@ -22,6 +23,7 @@ from shared.reputation import (
     LEVEL_PAUSED,
     LEVEL_WARNING,
     SCOPE_ADDRESS,
+    SCOPE_CREDENTIAL,
     SCOPE_DOMAIN,
     SCOPE_PROVIDER,
     SCOPE_TENANT,
@@ -73,6 +75,21 @@ class ReputationMetrics:
             "warmup_advanced, warmup_held, warmup_stepped_back); each is also a reputation "
             "event on postline.events with the figures behind it.",
             ["scope", "classification"],
+            registry=registry,
+        )
+        self.credentials_held = Gauge(
+            "postline_reputation_credentials_held",
+            "Credentials (AUTH logins, API keys) held: ingest refuses their mail with 451 "
+            "until an operator releases them (postline credential list / release). Held by "
+            "the reputation stage for a sudden rise over their own baseline, or by an operator.",
+            registry=registry,
+        )
+        self.credential_holds = Counter(
+            "postline_reputation_credential_holds_total",
+            "Credentials held by the reputation stage, by each signal that rose (volume, "
+            "recipients_per_message, domains, spam, hard_bounces); the credential event on "
+            "postline.events has the figures and the baseline.",
+            ["signal"],
             registry=registry,
         )
         self.warmup_step = Gauge(
@@ -135,6 +152,11 @@ class ReputationSensor:
         for event in decisions:
             self._metrics.decisions.labels(event.scope, event.classification).inc()
 
+    def held(self, signals: Sequence[str]) -> None:
+        """Count a committed credential hold by the signals that rose."""
+        for signal in signals:
+            self._metrics.credential_holds.labels(signal).inc()
+
     def refresh(self, records: Iterable[Reputation], now: float, force: bool = False) -> None:
         """Set every gauge from ``records`` (at most once per :data:`REFRESH_INTERVAL`
         unless ``force``); ``now`` is the stage clock (event time) for "today"."""
@@ -150,9 +172,13 @@ class ReputationSensor:
         }
         tenant_rates: dict[str, Rates] = {}
         warmups: list[Reputation] = []
+        held = 0
         for record in records:
             if record.scope == SCOPE_ADDRESS:
                 warmups.append(record)
+                continue
+            if record.scope == SCOPE_CREDENTIAL:
+                held += record.credential is not None and record.credential.held
                 continue
             if (record.scope, record.level) in levels:
                 levels[(record.scope, record.level)] += 1
@@ -163,6 +189,7 @@ class ReputationSensor:
                 tenant_rates[record.tenant] = Rates.of(total(record.buckets))
         for (scope, level), count in levels.items():
             self._metrics.levels.labels(scope, level).set(count)
+        self._metrics.credentials_held.set(held)
         self._set_rates(
             self._metrics.provider_rates, {p: Rates.of(c) for p, c in providers.items()}
         )

@@ -31,13 +31,14 @@ from services.reputation.metrics import ReputationMetrics, ReputationSensor
 from shared.bounceclass.rules import RuleTable, load_rules
 from shared.bus.base import TopicPartition
 from shared.config import Config
+from shared.credential_holds import HELD
 from shared.errors import DecodeError
 from shared.reputation import LEVEL_PAUSED, LEVEL_WARNING
 from shared.runtime.batch import Item, run_batch_loop
 from shared.runtime.stage import StageContext
 from shared.tenants import TenantTable
 from shared.wire.records import Event, Reputation, now
-from shared.wire.topics import EVENTS, REPUTATION, TENANTS, OutRecord
+from shared.wire.topics import CONTROL, EVENTS, REPUTATION, TENANTS, OutRecord
 
 GROUP = "postline-reputation"
 
@@ -79,13 +80,16 @@ class ReputationStage:
         self.engine.committed()
         if self._outcome is not None:
             self.sensor.decided(self._outcome.decisions)
+            for _, signals in self._outcome.holds:
+                self.sensor.held(signals)
             for decision in self._outcome.decisions:
-                loud = decision.classification in (LEVEL_WARNING, LEVEL_PAUSED)
+                loud = decision.classification in (LEVEL_WARNING, LEVEL_PAUSED, HELD)
                 self.ctx.log.log(
                     logging.WARNING if loud else logging.INFO,
                     "reputation decision",
                     extra={
                         "tenant": decision.tenant,
+                        "credential": decision.credential,
                         "scope": decision.scope,
                         "classification": decision.classification,
                         "why": decision.detail,
@@ -120,7 +124,7 @@ class ReputationStage:
 
     async def run(self, ctx: StageContext) -> None:
         """Consume events until stopping; then drain."""
-        await ctx.bus.ensure_topics([REPUTATION.name, EVENTS.name, TENANTS.name])
+        await ctx.bus.ensure_topics([REPUTATION.name, EVENTS.name, TENANTS.name, CONTROL.name])
         await self.tenants.load(ctx.bus)
         follower = ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants")
         try:

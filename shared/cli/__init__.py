@@ -8,8 +8,8 @@ The commands live beside it: ``version`` and ``config`` (``config_commands``), `
 (``topics``), ``run`` and one per stage (``run``), ``events tail`` and ``message show``
 (``events``), ``queue ...`` (``queue``, ``queue_control``), ``dead ...`` (``dead``),
 ``quarantine ...`` (``quarantine``), ``tenant ...`` (``tenant``),
-``reputation`` (``reputation``), ``pool ...``
-(``pool``), and the commands each stage adds through its ``add_commands`` hook.
+``reputation`` (``reputation``), ``pool ...`` (``pool``), ``credential ...``
+(``credential``), and the commands each stage adds through its ``add_commands`` hook.
 """
 
 from __future__ import annotations

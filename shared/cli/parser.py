@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.cli import config_commands
 from shared.cli.config_commands import CONFIG_ENV
+from shared.cli.credential import add_credential_commands
 from shared.cli.dead import add_dead_commands
 from shared.cli.events import add_event_commands
 from shared.cli.pool import add_pool_commands
@@ -90,6 +91,7 @@ def build_parser(
     add_usage_command(tenant)
     add_reputation_commands(commands)
     add_pool_commands(commands)
+    add_credential_commands(commands)
     for spec in specs:
         if spec.add_commands is not None:
             spec.add_commands(commands)

@@ -21,6 +21,7 @@ from shared.config import Config
 from shared.errors import DecodeError
 from shared.reputation import (
     SCOPE_ADDRESS,
+    SCOPE_CREDENTIAL,
     SCOPE_DOMAIN,
     SCOPE_PROVIDER,
     SCOPE_TENANT,
@@ -106,8 +107,13 @@ def line(record: Reputation) -> str:
 
 
 def selected(records: list[Reputation], tenant: str) -> list[Reputation]:
-    """The tenant, domain and provider scopes (of ``tenant`` when given), in table order."""
-    chosen = [r for r in records if r.scope != SCOPE_ADDRESS and (not tenant or r.tenant == tenant)]
+    """The tenant, domain and provider scopes (of ``tenant`` when given), in table order
+    (warm-up states are ``pool status``'s, credentials ``credential list``'s)."""
+    chosen = [
+        r
+        for r in records
+        if r.scope not in (SCOPE_ADDRESS, SCOPE_CREDENTIAL) and (not tenant or r.tenant == tenant)
+    ]
     return sorted(chosen, key=lambda r: (r.tenant, _ORDER.get(r.scope, 9), r.key))
 
 

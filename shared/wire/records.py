@@ -152,6 +152,10 @@ class EventKind(enum.StrEnum):
     #: An operator's action on a quarantined message (``classification``: released or
     #: deleted; ``by`` who, ``detail`` why).
     QUARANTINE = "quarantine"
+    #: A credential held or released (``classification``: held or released; ``credential``
+    #: the login or API key id; ``figures``: what rose and its baseline; ``detail``: the
+    #: explanation; ``by``: the reputation stage or the operator).
+    CREDENTIAL = "credential"
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -190,6 +194,10 @@ class Event(Record, frozen=True, kw_only=True):
     #: trusted network): accepted, rejected and scanned events.
     credential: str = ""
     symbols: dict[str, float] = {}  # scanned: the scanner's top symbols and their scores
+    #: accepted: how many recipients the message was accepted for, and their distinct
+    #: domains (the reputation stage's compromised-account detection counts them).
+    recipients: int = 0
+    recipient_domains: tuple[str, ...] = ()
 
 
 class SuppressionReason(enum.StrEnum):
@@ -358,6 +366,9 @@ class ControlVerb(enum.StrEnum):
     QUEUE_BOUNCE = "queue_bounce"  # end the target's queued mail as bounced, with a DSN
     QUEUE_DELETE = "queue_delete"  # end the target's queued mail silently
     THROTTLE_CANCEL = "throttle_cancel"  # lift the adaptive throttle of a destination
+    #: Refuse a credential's mail (target ``credential:<login>``) until released (a
+    #: tombstone): the reputation stage's compromised-account hold, or an operator's.
+    CREDENTIAL_HOLD = "credential_hold"
 
 
 class ControlAction(Record, frozen=True, kw_only=True):
@@ -483,12 +494,39 @@ class WarmupState(msgspec.Struct, frozen=True, kw_only=True):
     changed_at: float = 0.0
 
 
+class CredentialBucket(msgspec.Struct, frozen=True, kw_only=True):
+    """What one credential sent in one bucket of time (``index`` = Unix time // bucket)."""
+
+    index: int
+    messages: int = 0  # accepted messages
+    recipients: int = 0  # their recipients
+    domains: int = 0  # distinct recipient domains
+    scanned: int = 0  # content scanner verdicts
+    spam: int = 0  # verdicts rejected, soft_rejected or quarantined
+    hard_bounces: int = 0  # hard bounces of its messages
+
+
+class CredentialWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """A credential's recent sending, for compromised-account detection (the reputation
+    stage's ``[reputation.credentials]``): per-bucket counts, oldest first, and whether it
+    is held."""
+
+    bucket: float  # the bucket length, seconds (a change of it starts the window afresh)
+    buckets: tuple[CredentialBucket, ...] = ()
+    #: The recipient domains of the newest bucket (to count distinct ones; bounded).
+    newest_domains: tuple[str, ...] = ()
+    held: bool = False
+    held_since: float = 0.0
+    why: str = ""  # the explanation of the hold
+
+
 class Reputation(Record, frozen=True, kw_only=True):
     """One scope's reputation (``postline.reputation``, compacted, key: ``key``).
 
     Scopes: ``tenant`` (key ``tenant|<id>``), ``domain`` (``domain|<tenant>|<domain>``),
-    ``provider`` (``provider|<tenant>|<provider>``) and ``address`` (``address|<ip>|<provider>``,
-    the warm-up state). Written only by the reputation stage; read by ingest, the deliverer,
+    ``provider`` (``provider|<tenant>|<provider>``), ``address`` (``address|<ip>|<provider>``,
+    the warm-up state) and ``credential`` (``credential|<login>``, compromised-account
+    detection). Written only by the reputation stage; read by ingest, the deliverer,
     the CLI and the metrics.
     """
 
@@ -503,6 +541,8 @@ class Reputation(Record, frozen=True, kw_only=True):
     level_since: float = 0.0
     warmup: WarmupState | None = None
     updated_at: float = 0.0
+    #: Scope ``credential`` (key ``credential|<login>``): the credential's window.
+    credential: CredentialWindow | None = None
 
 
 class Quarantined(Record, frozen=True, kw_only=True):

@@ -18,6 +18,7 @@ from services.ingest.authlimit import AuthThrottle
 from services.ingest.config import IngestConfig, ListenerConfig
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.replies import Reply
+from shared.credential_holds import HeldCredentials
 from shared.suppressions import SuppressionTable
 from shared.tenants import IMPLICIT_DEFAULT, TenantTable
 from shared.wire.records import DEFAULT_TENANT, SendingDomain, Tenant, TenantState
@@ -88,6 +89,8 @@ class PolicyState:
     tenants: TenantTable = field(default_factory=TenantTable)
     #: Sessions authenticated per tenant in this process (``limits.sessions``).
     sessions_per_tenant: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The held credentials (``postline.control``, followed live): refused at MAIL FROM.
+    credential_holds: HeldCredentials = field(default_factory=HeldCredentials)
     stopping: bool = False
     #: The time checks compare against (a send-at's bounds); injected by tests.
     clock: Callable[[], float] = time.time
@@ -98,6 +101,7 @@ class PolicyState:
         config: IngestConfig,
         suppressions: SuppressionTable,
         tenants: TenantTable | None = None,
+        credential_holds: HeldCredentials | None = None,
     ) -> PolicyState:
         """The state for ``config``, with empty rate and failure tables."""
         limits, rate = config.limits, config.rate
@@ -111,6 +115,7 @@ class PolicyState:
             ),
             networks=config.networks(),
             tenants=tenants if tenants is not None else TenantTable(),
+            credential_holds=credential_holds or HeldCredentials(),
         )
 
     def tenant(self, tenant_id: str) -> Tenant:

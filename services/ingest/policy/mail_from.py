@@ -1,4 +1,5 @@
-"""Checks at MAIL FROM: address form, the tenant's and the sending domain's state,
+"""Checks at MAIL FROM: address form, a held credential, the tenant's and the sending
+domain's state,
 anti-spoofing on the envelope sender,
 message rates per user and address (the tenant's cluster-wide limits are asked of the limiter
 by ``handler.py``: that check is not a pure function).
@@ -16,7 +17,11 @@ from services.ingest.policy.base import (
     Transaction,
     first_decision,
 )
+from shared.credential_holds import REFUSAL
 from shared.wire.records import TenantState
+
+#: Retry-After of the HTTP API's refusal of a held credential: a release takes a person.
+HELD_RETRY_AFTER = 600.0
 
 
 def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
@@ -24,6 +29,16 @@ def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> 
     if not txn.smtputf8 and not txn.mail_from.isascii():
         return Decision(replies.NEEDS_SMTPUTF8, "smtputf8")
     return None
+
+
+def credential_held(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
+    """A held credential (``postline credential``, or the reputation stage's
+    compromised-account detection) sends nothing until released: 451 4.7.1 with the reason
+    and a reference. AUTH itself succeeded, so the client sees why, not a password error."""
+    if state.credential_holds.get(txn.credential) is None:
+        return None
+    reply = replies.credential_held(REFUSAL, txn.id)
+    return Decision(reply, "credential_held", retry_after=HELD_RETRY_AFTER)
 
 
 def tenant_state(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
@@ -76,7 +91,15 @@ def ip_rate(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decis
     return None
 
 
-CHECKS = (utf8_address, tenant_state, domain_state, sender_domain, user_rate, ip_rate)
+CHECKS = (
+    utf8_address,
+    credential_held,
+    tenant_state,
+    domain_state,
+    sender_domain,
+    user_rate,
+    ip_rate,
+)
 
 
 def run(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:

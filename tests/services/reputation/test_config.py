@@ -21,6 +21,8 @@ def test_defaults(tmp_path: Path) -> None:
     section = load_reputation_config(load_config(config(tmp_path, ""), environ={}))
     assert section.window_hours == 24 and section.min_messages == 200
     assert section.rule_table_path({}) is None
+    assert section.credentials.enabled and section.credentials.bucket == 3600
+    assert section.credentials.volume_factor == 10 and section.credentials.min_messages == 50
 
 
 def test_the_bouncers_rule_table_unless_its_own(tmp_path: Path) -> None:
@@ -39,6 +41,12 @@ def test_the_bouncers_rule_table_unless_its_own(tmp_path: Path) -> None:
         ("bounce_pause = 0", "reputation.bounce_pause", "> 0.0"),
         ("bounce_warning = 0.2", "reputation", "bounce_warning must not be above bounce_pause"),
         ("colour = 1", "reputation.colour", "unknown key"),
+        ("credentials.volume_factor = 1", "reputation.credentials.volume_factor", ">= 1.5"),
+        ("credentials.min_messages = 0", "reputation.credentials.min_messages", ">= 1"),
+        ("credentials.spam_share = 1.5", "reputation.credentials.spam_share", "<= 1.0"),
+        ("credentials.baseline_buckets = 0", "reputation.credentials.baseline_buckets", ">= 1"),
+        ('credentials.bucket = "90s"', "reputation.credentials", "whole minutes"),
+        ("credentials.colour = 1", "reputation.credentials.colour", "unknown key"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str, problem: str) -> None:
