@@ -153,6 +153,9 @@ wait_ready() {
 
 do_up() {
     mkdir -p "$RUN_DIR"
+    # /var/tmp is shared: never use a run dir someone else made (a planted symlink in it
+    # would have root write through it).
+    [[ -O "$RUN_DIR" && ! -L "$RUN_DIR" ]] || die "run dir $RUN_DIR is not ours; remove it or set POSTLINE_RSPAMD_RUN"
     exec 9>"$RUN_DIR/.lock"
     flock 9
     command -v curl >/dev/null || die "curl is needed to check that rspamd answers"
@@ -180,8 +183,8 @@ do_up() {
     if ((EUID == 0)); then
         # rspamd refuses to run its workers as root; they write the data dir and the log.
         id "$RUN_USER" >/dev/null 2>&1 || die "user $RUN_USER missing (set POSTLINE_RSPAMD_USER)"
+        # Only these two: the run dir and conf/ stay root's, read by the root main process.
         chown -R "$RUN_USER:" "$DATA_DIR" "$LOGFILE"
-        chown "$RUN_USER:" "$RUN_DIR"
         as=(-u "$RUN_USER" -g "$(id -gn "$RUN_USER")")
     fi
     local t0
