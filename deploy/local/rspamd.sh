@@ -6,10 +6,11 @@
 # policy-rc.d in place so dpkg starts no rspamd service. The instance has its own config
 # directory: one normal worker (no controller, proxy or fuzzy worker) and only the checks that
 # look at the message itself. Every check that asks the network (DNS lists, SPF, DKIM, DMARC,
-# ARC, ASN, MX, fuzzy storage, phishing feeds, maps fetched over HTTPS) or needs Redis (bayes,
-# ratelimit, greylisting, neural, history, replies, reputation) is off, and its resolver points
-# at a closed loopback port, so a verdict never depends on the network: GTUBE is "reject",
-# a plain message "no action". Run as root, the worker drops to the rspamd user.
+# ARC, ASN, MX, fuzzy storage, phishing feeds, maps fetched over HTTPS) or needs Redis
+# (ratelimit, greylisting, neural, history, replies, reputation; bayes finds no Redis and stays
+# inactive) is off, and the resolver is a closed loopback port (127.0.0.1:1), so a verdict
+# never depends on the network: GTUBE is "reject", a plain message "no action". Run as root,
+# the workers drop to the rspamd user.
 #
 # Usage: deploy/local/rspamd.sh {up|down|status|restart|logs}
 #
