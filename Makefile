@@ -14,6 +14,12 @@ REDIS := deploy/local/redis.sh
 REDIS_PORT ?= 26379
 export POSTLINE_REDIS_PORT := $(REDIS_PORT)
 export POSTLINE_TEST_REDIS ?= redis://127.0.0.1:$(REDIS_PORT)/0
+# rspamd, the content scanner (issue 14): one offline instance on loopback, its normal worker
+# on RSPAMD_PORT (deploy/local/rspamd.sh).
+RSPAMD := deploy/local/rspamd.sh
+RSPAMD_PORT ?= 21333
+export POSTLINE_RSPAMD_PORT := $(RSPAMD_PORT)
+export POSTLINE_TEST_RSPAMD ?= http://127.0.0.1:$(RSPAMD_PORT)
 # The three-broker cluster of tests/cluster (kafka.sh cluster-up): nodes on PORT, PORT+100,
 # PORT+200 (controllers on +1). CLUSTER_REPORT: where make test-cluster writes its figures.
 KAFKA_CLUSTER_PORT ?= 29192
@@ -24,7 +30,7 @@ CLUSTER_REPORT ?= bench/results/cluster.json
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-cluster test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
-        redis-status bench bench-bus bench-signer bench-deliverer bench-ingest clean
+        redis-status rspamd-up rspamd-down rspamd-status bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
@@ -33,6 +39,7 @@ help:
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
 	@echo "make redis-up    start the local test Redis on 127.0.0.1:$(REDIS_PORT); redis-down stops it"
+	@echo "make rspamd-up   start the local offline rspamd on 127.0.0.1:$(RSPAMD_PORT); rspamd-down stops it"
 	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
 	@echo "make bench-bus   bus throughput and commit latency on both adapters"
 
@@ -45,14 +52,14 @@ $(BIN)/postline: pyproject.toml constraints.txt
 venv: $(BIN)/postline
 
 # Lint and the offline manifest checks first (quick to fail), then the suite on a real broker,
-# a real Redis and the three-broker cluster (for the short subset of tests/cluster marked
+# a real Redis, a real rspamd and the three-broker cluster (for the short subset of tests/cluster marked
 # cluster_ci). They are stopped whatever happens (trap, also on Ctrl-C; a cluster that was
 # already running is left running); the exit code is the tests'.
 test: venv lint k8s-check
 	own=yes; $(KAFKA) cluster-status >/dev/null 2>&1 && own=; \
-	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(REDIS) down; $(KAFKA) down' EXIT; \
+	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(RSPAMD) down; $(REDIS) down; $(KAFKA) down' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(KAFKA) up && $(REDIS) up && $(KAFKA) cluster-up && \
+	$(KAFKA) up && $(REDIS) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
 	POSTLINE_TEST_KAFKA_CLUSTER=$(KAFKA_CLUSTER_BOOTSTRAP) CI=$${CI:-false} \
 	    $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
@@ -98,6 +105,15 @@ redis-down:
 
 redis-status:
 	$(REDIS) status
+
+rspamd-up:
+	$(RSPAMD) up
+
+rspamd-down:
+	$(RSPAMD) down
+
+rspamd-status:
+	$(RSPAMD) status
 
 bench-bus: venv
 	$(KAFKA) up

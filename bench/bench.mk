@@ -11,11 +11,12 @@
 #                         HTTP sending API, "--protocol both" the two side by side)
 #   make bench-memory     peak RSS under large and hostile input (embedded bus, no broker)
 #   make bench-limits     what one limit check costs, on Redis and in process
+#   make bench-rspamd     rspamd's CPU per scanned message and messages/s (local rspamd)
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
 .PHONY: bench bench-compare bench-lanes bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
-        bench-corpus bench-memory bench-limits
+        bench-corpus bench-memory bench-limits bench-rspamd
 
 bench: venv
 	$(KAFKA) up
@@ -79,3 +80,10 @@ bench-limits: venv
 	$(REDIS) up
 	status=0; $(BIN)/python bench/bench_limits.py --redis $(POSTLINE_TEST_REDIS) $(BENCH_ARGS) \
 	    || status=$$?; $(REDIS) down; exit $$status
+
+# rspamd's CPU ms per scanned message (its processes' /proc times) and messages/s through
+# /checkv2, on the local offline rspamd (started and stopped here). bench/results/rspamd.json.
+bench-rspamd: venv
+	$(RSPAMD) up
+	status=0; $(BIN)/python bench/rspamd_cpu.py --url $(POSTLINE_TEST_RSPAMD) $(BENCH_ARGS) \
+	    || status=$$?; $(RSPAMD) down; exit $$status

@@ -1,10 +1,12 @@
-"""Fixtures every test may use: the real Kafka broker, an isolated topic namespace, and the
-real Redis server (``deploy/local/redis.sh``)."""
+"""Fixtures every test may use: the real Kafka broker, an isolated topic namespace, the real
+Redis server (``deploy/local/redis.sh``) and the real rspamd (``deploy/local/rspamd.sh``)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -13,6 +15,8 @@ KAFKA_ENV = "POSTLINE_TEST_KAFKA"
 DEFAULT_KAFKA = "127.0.0.1:29092"
 REDIS_ENV = "POSTLINE_TEST_REDIS"
 DEFAULT_REDIS = "redis://127.0.0.1:26379/0"
+RSPAMD_ENV = "POSTLINE_TEST_RSPAMD"
+DEFAULT_RSPAMD = "http://127.0.0.1:21333"
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -43,6 +47,29 @@ def redis_url() -> str:
     hostport = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
     if not _reachable(hostport):
         message = f"no Redis server at {url} (start it with `make redis-up`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def _rspamd_pong(url: str) -> str | None:
+    """Why ``GET url/ping`` did not answer pong, or None when it did."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/ping", timeout=5) as response:
+            body = response.read(64).decode("ascii", "replace").strip()
+    except (OSError, urllib.error.URLError) as exc:
+        return str(exc)
+    return None if body == "pong" else f"GET /ping answered {body!r}, not pong"
+
+
+@pytest.fixture(scope="session")
+def rspamd_url() -> str:
+    """The test rspamd's base URL (its normal worker); under CI a missing rspamd fails."""
+    url = os.environ.get(RSPAMD_ENV, DEFAULT_RSPAMD)
+    problem = _rspamd_pong(url)
+    if problem is not None:
+        message = f"no rspamd at {url}: {problem} (start it with `make rspamd-up`)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -8,7 +8,8 @@
 - Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets, the
   bounce rule table the reputation stage reads) is inside a volume mount of that Deployment.
 - ``terminationGracePeriodSeconds`` covers the preStop pause plus ``runtime.drain_timeout``.
-Owns these checks.
+Deployments that do not run Postline (rspamd of the scanning component) load no Postline
+config and are left out. Owns these checks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from common import Manifest, Rendered, ref
+from crossref_cli import postline_invocations
 from postline_config import load_rendered_config, mounted, unmounted
 
 from services.bouncer.config import load_bouncer_config
@@ -32,6 +34,8 @@ def check(rendered: Rendered) -> list[str]:
     """Every problem in one overlay, each prefixed with the overlay's name."""
     problems: list[str] = []
     for doc in rendered.of_kind("Deployment"):
+        if not any(postline_invocations(doc)):
+            continue
         stage = (
             doc["spec"]["template"]["metadata"]
             .get("labels", {})
