@@ -96,6 +96,15 @@ def ingest_panels() -> list[Panel]:
             "ops",
             [(rate("postline_ingest_api_idempotency_total", by="outcome"), "{{outcome}}")],
         ),
+        panel(
+            "Content scanner verdicts",
+            "ops",
+            [(rate("postline_ingest_scans_total", by="result"), "{{result}}")],
+            description="Messages through rspamd at the end of DATA, per result. Any "
+            "'unavailable' means mail is going out unscanned (on_failure = open) or being "
+            "deferred (closed): look at the scanner.",
+        ),
+        panel("Content scan time", "s", quantiles("postline_ingest_scan_seconds")),
     ]
 
 

@@ -82,3 +82,15 @@ def test_ingest_may_reach_the_rspamd_service(rendered: list[Rendered]) -> None:
             and {"port": 11333, "protocol": "TCP"} in rule.get("ports", [])
             for rule in egress
         ), docs.overlay
+
+
+def test_ingest_config_points_at_the_rspamd_service(rendered: list[Rendered]) -> None:
+    for docs in _with_scanning(rendered):
+        container = find(docs, "Deployment", "postline-ingest")["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+        env = {item["name"]: item.get("value") for item in container.get("env", [])}
+        service = find(docs, "Service", "rspamd")
+        port = service["spec"]["ports"][0]["port"]
+        expected = f"http://{service['metadata']['name']}:{port}"
+        assert env.get("POSTLINE__INGEST__SCANNING__URL") == expected, docs.overlay
