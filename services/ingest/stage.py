@@ -33,7 +33,7 @@ from shared.runtime.tenantsensor import tenant_sensor
 from shared.suppressions import SuppressionTable
 from shared.tenants import TenantTable
 from shared.wire.records import ControlAction, ControlVerb
-from shared.wire.topics import CONTROL, SUPPRESSIONS, TENANTS
+from shared.wire.topics import CONTROL, QUARANTINE, SUPPRESSIONS, TENANTS
 
 #: Share of runtime.drain_timeout sessions may use; the rest answers 421 and flushes events.
 DRAIN_SHARE = 0.8
@@ -93,6 +93,8 @@ class IngestStage:
         # The tables ingest follows exist before it reads them (Kafka: created when missing,
         # with their declared settings, as `postline topics create` would).
         await ctx.bus.ensure_topics([SUPPRESSIONS.name, TENANTS.name, CONTROL.name])
+        if self.core.scanner is not None:
+            await ctx.bus.ensure_topics([QUARANTINE.name])  # where the scanner holds mail
         await self.suppressions.load(ctx.bus)
         await self.tenants.load(ctx.bus)
         await self.holds.load(ctx.bus)

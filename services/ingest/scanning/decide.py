@@ -45,7 +45,9 @@ def decide(verdict: Verdict, mode: str, quarantine_score: float) -> Outcome:
     is visible in the message and its event while the tenant's policy is being tried out.
     """
     action = verdict.action
-    if verdict.skipped:
+    if verdict.skipped and action == "no action":
+        # Skipped by its own settings or size limit. A skip with an action is a pre-result
+        # (GTUBE, a rate limit, a settings rule): the action stands.
         return Outcome.SKIPPED
     if mode == "tag":
         return Outcome.CLEAN if action == "no action" else Outcome.TAGGED
