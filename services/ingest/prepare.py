@@ -1,5 +1,5 @@
 """Ingest's development start (``postline run``): a self-signed certificate, an empty users
-file, and the banner lines that say where to send mail.
+file, and the banner lines that say where to send mail and whether it is scanned.
 
 Called only by ``postline run`` through ``StageSpec.prepare``; ``postline ingest`` never
 calls it and refuses to start when the certificate or users file is missing. A self-signed
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import urllib.request
 from pathlib import Path
 
 from cryptography import x509
@@ -20,7 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from services.ingest.auth import UsersFile, write_users
-from services.ingest.config import IngestConfig, ListenerConfig, load
+from services.ingest.config import (
+    IngestConfig,
+    ListenerConfig,
+    ScanningConfig,
+    load,
+    scanner_url,
+)
 from shared.config import Config
 
 #: Validity of the development certificate.
@@ -121,4 +128,29 @@ def prepare(config: Config) -> list[str]:
     if ingest.users_file is not None and any(x.mode != "relay" for x in ingest.listeners):
         source = "" if config.source == "(defaults)" else f"--config {config.source} "
         lines.append(f"  add a user: postline {source}user add NAME --domain {sender_domain}")
+    lines.append(scanning_line(ingest.scanning))
     return lines
+
+
+def scanning_line(scanning: ScanningConfig) -> str:
+    """Whether messages will be scanned, and how to turn scanning on when they will not."""
+    if not scanning.url or scanning.mode == "off":
+        return (
+            "content scanning: off (start rspamd with `make rspamd-up` and set "
+            '[ingest.scanning] url = "http://127.0.0.1:21333")'
+        )
+    url = scanner_url(scanning.url)
+    if _answers(url):
+        return f"content scanning: on, rspamd at {url} (mode {scanning.mode})"
+    if scanning.probe_at_start:
+        return f"content scanning: off for this run, no rspamd at {url} (`make rspamd-up`)"
+    what = "sent unscanned" if scanning.on_failure == "open" else "deferred with 451"
+    return f"content scanning: rspamd at {url} does not answer, mail is {what} until it does"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+            return bool(response.read(16).strip() == b"pong")
+    except OSError:  # URLError is an OSError; a refused connection, a timeout
+        return False

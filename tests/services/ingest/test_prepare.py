@@ -4,14 +4,15 @@ users file, and the lines saying where to send mail."""
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from pathlib import Path
 
 from cryptography import x509
 
 from services.ingest.auth import read_users
-from services.ingest.config import load
-from services.ingest.prepare import prepare
+from services.ingest.config import ScanningConfig, load
+from services.ingest.prepare import prepare, scanning_line
 from services.ingest.tls import TlsFiles
 from shared.config import load_config
 
@@ -71,3 +72,20 @@ def test_existing_files_are_never_replaced(tmp_path: Path) -> None:
     assert (tmp_path / "tls" / "cert.pem").read_text() == "operator's cert"
     assert not (tmp_path / "tls" / "key.pem").exists()
     assert not any("wrote" in line for line in lines)
+
+
+def test_the_banner_says_whether_mail_is_scanned_and_how_to_turn_it_on(rspamd_url: str) -> None:
+    assert scanning_line(ScanningConfig()).startswith("content scanning: off (start rspamd")
+    assert scanning_line(ScanningConfig(url=rspamd_url + "/")) == (
+        f"content scanning: on, rspamd at {rspamd_url} (mode enforce)"
+    )
+    with socket.socket() as sock:  # bound, not listening: refuses connections
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        assert scanning_line(ScanningConfig(url=down, probe_at_start=True)) == (
+            f"content scanning: off for this run, no rspamd at {down} (`make rspamd-up`)"
+        )
+        assert scanning_line(ScanningConfig(url=down, on_failure="closed")) == (
+            f"content scanning: rspamd at {down} does not answer, mail is deferred with 451 "
+            "until it does"
+        )
