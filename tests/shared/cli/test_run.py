@@ -123,7 +123,9 @@ async def postline(*args: str, cwd: Path) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
-async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path) -> None:
+async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path, rspamd_url: str) -> None:
+    # The dev config scans with the rspamd of make test (make run's with make rspamd-up).
+    env = clean_env(EPHEMERAL | {"POSTLINE__INGEST__SCANNING__URL": rspamd_url})
     async with SmtpSink() as sink:
         proc = await asyncio.create_subprocess_exec(
             POSTLINE,
@@ -133,7 +135,7 @@ async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path) -> Non
             "--deliver-to",
             f"127.0.0.1:{sink.port}",
             cwd=tmp_path,
-            env=clean_env(EPHEMERAL),
+            env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -152,7 +154,7 @@ async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path) -> Non
             code, out, err = await postline("message", "show", message_id, cwd=tmp_path)
             assert code == 0, err
             kinds = [line.split()[1] for line in out.splitlines()[1:] if line.startswith("  2")]
-            assert kinds == ["accepted", "signed", "delivered"]
+            assert kinds == ["accepted", "scanned", "signed", "delivered"]
             assert "-> you@example.com: delivered" in out
 
             # A second `make run` on the same data/ is refused before its banner (issue 11).
