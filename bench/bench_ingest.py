@@ -12,9 +12,12 @@ kept-alive connection and with a new one per request, as JSON parts to ``/v1/mes
 ``bench.example`` verified. ``--protocol both`` runs both against the same ingest, side by
 side. Reports accepted messages/s, the accept latency p50/p99 (SMTP: end of DATA to
 ``250``; HTTP: the request to its ``202``, a whole batch for the batch mode), and the ingest
-process's CPU time per message (from /proc). Writes ``bench/results/ingest.json``.
+process's CPU time per message (from /proc). ``--scanning URL``: ingest scans every message
+with that rspamd (``[ingest.scanning]``), and rspamd's own CPU per message (its process tree,
+from /proc) is reported too. Writes ``bench/results/ingest.json``.
 
     make bench-ingest BENCH_ARGS="--protocol both --messages 2000 --sessions 20"
+    make rspamd-up && make bench-ingest BENCH_ARGS="--scanning http://127.0.0.1:21333"
 
 Targets (issue 3): >= 800 accepted msg/s on one ingest process, p99 accept latency < 50 ms
 at 20 sessions (SMTP).
@@ -32,7 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import msgspec
@@ -40,6 +44,8 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import http_load
+from bench.procstats import sample
+from bench.rspamd_cpu import rspamd_pid
 from shared import tenant_access, tenant_admin
 from shared.bus.factory import open_bus
 from shared.config import Config, load_config
@@ -77,6 +83,7 @@ class Result:
     cpu_ms_per_message: float
     failures: int
     protocol: str = "smtp"
+    scanner_cpu_ms_per_message: float = 0.0  # rspamd's, with --scanning
 
 
 def free_port() -> int:
@@ -216,7 +223,13 @@ def summary(
 
 
 def write_config(
-    directory: Path, port: int, api_port: int, kafka: str | None, redis: str | None
+    directory: Path,
+    port: int,
+    api_port: int,
+    kafka: str | None,
+    redis: str | None,
+    *,
+    scanning: str | None = None,
 ) -> Path:
     limits = f'[limits]\nbackend = "redis"\nredis_url = "{redis}"\n\n' if redis else ""
     bus = (
@@ -231,6 +244,7 @@ def write_config(
         '[ingest]\nhostname = "bench.example"\ntrusted_networks = ["127.0.0.1/32"]\n\n'
         f'[[ingest.listeners]]\nname = "relay"\nport = {port}\nmode = "relay"\n\n'
         f'[ingest.api]\nlisten = "127.0.0.1:{api_port}"\n'
+        + (f'\n[ingest.scanning]\nurl = "{scanning}"\n' if scanning else "")
     )
     return path
 
@@ -252,27 +266,46 @@ async def measure(
 ) -> list[Result]:
     """Warm up, then one run per session count and mode, SMTP first, then HTTP."""
     results = []
+    scanner = scanner_pid(args.scanning) if args.scanning else 0
+
+    async def timed(run: Awaitable[Result]) -> Result:
+        before = sample(scanner).cpu if scanner else 0.0
+        result = await run
+        if not scanner:
+            return result
+        cpu = sample(scanner).cpu - before
+        per_message = round(cpu / max(result.messages, 1) * 1000, 3)
+        return replace(result, scanner_cpu_ms_per_message=per_message)
+
     if args.protocol in ("smtp", "both"):
         await wait_port(port, time.monotonic() + 60)
         await run_load(port, pid, 4, 200, reuse=True)  # warm-up
         for sessions in args.sessions:
             for reuse in (False, True):
-                results.append(await run_load(port, pid, sessions, args.messages, reuse))
+                results.append(await timed(run_load(port, pid, sessions, args.messages, reuse)))
     if args.protocol in ("http", "both"):
         api = http_load.Api(f"http://127.0.0.1:{api_port}", key)
         await http_load.wait_for_key(api, time.monotonic() + 60)
         await http_load.run(api, message(), http_load.MODES[0], clients=4, messages=200)  # warm
         for clients in args.sessions:
             for mode in http_load.MODES:
-                results.append(await run_http(api, pid, mode, clients=clients, total=args.messages))
+                run = run_http(api, pid, mode, clients=clients, total=args.messages)
+                results.append(await timed(run))
     return results
+
+
+def scanner_pid(url: str) -> int:
+    """The main process of the local rspamd (``deploy/local/rspamd.sh``) serving ``url``."""
+    return rspamd_pid(int(url.rstrip("/").rpartition(":")[2]))
 
 
 def run_bench(args: argparse.Namespace) -> list[Result]:
     """Start ``postline ingest`` in its own process and measure it."""
     with tempfile.TemporaryDirectory() as tmp:
         port, api_port = free_port(), free_port()
-        config = write_config(Path(tmp), port, api_port, args.kafka, args.limits_redis)
+        config = write_config(
+            Path(tmp), port, api_port, args.kafka, args.limits_redis, scanning=args.scanning
+        )
         if args.kafka:
             subprocess.run([POSTLINE, "--config", str(config), "topics", "create"], check=False)
         key = ""
@@ -334,13 +367,20 @@ def main() -> int:
         metavar="URL",
         help="check every message against a tenant's limits in this Redis (default: no limits)",
     )
+    parser.add_argument(
+        "--scanning",
+        metavar="URL",
+        help="scan every message with the rspamd at URL (make rspamd-up: http://127.0.0.1:21333)",
+    )
     args = parser.parse_args()
     results = run_bench(args)
-    print(f"{'mode':28} {'sess':>4} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10}")
+    head = f"{'mode':28} {'sess':>4} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10}"
+    print(head + (f" {'rspamd ms/msg':>13}" if args.scanning else ""))
     for r in results:
+        scanner = f" {r.scanner_cpu_ms_per_message:>13}" if args.scanning else ""
         print(
             f"{r.mode:28} {r.sessions:>4} {r.rate:>8} {r.p50_ms:>8} {r.p99_ms:>8} "
-            f"{r.cpu_ms_per_message:>10}  failures={r.failures}"
+            f"{r.cpu_ms_per_message:>10}{scanner}  failures={r.failures}"
         )
     print("(p50/p99: per request; a batch request carries 100 messages)")
     RESULTS.parent.mkdir(exist_ok=True)
@@ -349,6 +389,7 @@ def main() -> int:
             {
                 "bus": "kafka" if args.kafka else "embedded",
                 "limits": "redis" if args.limits_redis else "none",
+                "scanning": args.scanning or "",
                 "protocol": args.protocol,
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
