@@ -55,6 +55,17 @@ class Rules:
     max_attachment_size: int  # 0: none
     max_attachments: int  # 0: none
 
+    @property
+    def active(self) -> bool:
+        """Whether any rule could refuse an attachment."""
+        return bool(
+            self.blocked
+            or self.detect_executables
+            or self.inspect_archives
+            or self.max_attachment_size
+            or self.max_attachments
+        )
+
 
 def rules(config: ContentConfig, own: ContentRules) -> Rules:
     """``config`` with the tenant's ``own`` rules over it: its blocked extensions added, its
@@ -79,6 +90,8 @@ def attachments(
     if not parts.may_have_attachments(msg):
         return None
     own = rules(state.config.content, state.tenant(txn.tenant).settings.content)
+    if not own.active:
+        return None  # every rule off: nothing to walk for
     try:
         found = parts.find(data, msg)
     except parts.TooDeep:
@@ -113,7 +126,11 @@ def _judge_part(part: parts.Part, own: Rules) -> Decision | None:
             return Decision(replies.attachment_too_big(shown, size, limit), "attachment_size")
     extensions = {extension(name) for name in part.names}
     if own.detect_executables and not extensions & own.allowed:
-        kind = program(part.head())
+        head = part.head()
+        offset = pe_offset(head)
+        if offset and offset > len(head) - 4:  # a PE header placed further in: read to it
+            head = part.head(offset + 4)
+        kind = program(head)
         if kind:
             why = f"it is a {kind} program under a name that does not say so"
             return Decision(replies.attachment_refused(shown, why), "attachment")
@@ -157,13 +174,19 @@ def _candidates(name: str) -> Iterator[str]:
         yield name.partition("\x00")[0]
 
 
+def pe_offset(head: bytes) -> int:
+    """Where an MZ header says the PE header is (its e_lfanew, at 0x3C); 0 for none."""
+    if head[:2] != b"MZ" or len(head) < 0x40:
+        return 0
+    return int.from_bytes(head[0x3C:0x40], "little")
+
+
 def program(head: bytes) -> str:
     """The kind of program ``head`` (a file's first bytes) starts, or "": a Windows PE (an
     MZ header whose offset at 0x3C points at "PE\\0\\0"), a Linux ELF, a macOS Mach-O."""
-    if head[:2] == b"MZ" and len(head) >= 0x40:
-        offset = int.from_bytes(head[0x3C:0x40], "little")
-        if head[offset : offset + 4] == b"PE\x00\x00":
-            return "Windows (PE)"
+    offset = pe_offset(head)
+    if offset and head[offset : offset + 4] == b"PE\x00\x00":
+        return "Windows (PE)"
     if head[:4] == b"\x7fELF" and head[4:5] in _ELF_CLASSES and head[5:6] in _ELF_CLASSES:
         return "Linux (ELF)"
     if head[:4] in _MACHO:

@@ -3,6 +3,7 @@ library's ``email`` package (and a few written by hand where a sender would misb
 
 from __future__ import annotations
 
+import base64
 import io
 import zipfile
 from email import policy
@@ -92,6 +93,18 @@ def test_a_pdf_invoice_is_accepted_and_its_size_read() -> None:
     assert check(data) is None
 
 
+def test_the_head_of_a_long_part_is_decoded_whatever_its_line_length() -> None:
+    long = bytes(range(256)) * 64
+    data = build(("big.bin", long, "application/octet-stream"))
+    [part] = parts.find(data, parse(data))
+    assert part.head() == long[: parts.HEAD] and part.head(10_000) == long[:10_000]
+    encoded = base64.b64encode(long)
+    odd = b"\r\n".join(encoded[i : i + 70] for i in range(0, len(encoded), 70))  # not 4n
+    data = data.replace(data[part.start : part.end], odd)
+    [part] = parts.find(data, parse(data))
+    assert part.head() == long[: parts.HEAD] and part.size() == len(long)
+
+
 @pytest.mark.parametrize(
     ("name", "ext"),
     [
@@ -146,6 +159,8 @@ def test_programs_under_a_harmless_name_are_refused() -> None:
         "that does not say so"
     )
     assert "Linux (ELF)" in refused(build(("notes.txt", ELF, "text/plain")))
+    far = PE[:0x3C] + (0x5000).to_bytes(4, "little") + bytes(0x5000 - 0x40) + b"PE\x00\x00"
+    assert "Windows (PE)" in refused(build(("far.pdf", far, "application/pdf")))
     # Text that starts with "MZ" is not a program: the PE header must be where MZ says.
     assert check(build(("mz.csv", b"MZ,Mozambique\r\n" * 20, "text/csv"))) is None
 
