@@ -134,7 +134,7 @@ def _judge_part(part: parts.Part, own: Rules) -> Decision | None:
         if kind:
             why = f"it is a {kind} program under a name that does not say so"
             return Decision(replies.attachment_refused(shown, why), "attachment")
-    if own.inspect_archives and _ZIP in extensions and _ZIP not in own.allowed:
+    if own.inspect_archives and _ZIP in extensions:
         why = archive_problem(part.decoded(), own)
         if why:
             zipped = next(n for n in part.names if extension(n) == _ZIP)
