@@ -17,6 +17,7 @@ from shared.config import ByteSize
 from shared.errors import TenantInvalid
 from shared.wire.records import (
     DEFAULT_TENANT,
+    ContentRules,
     ReputationThresholds,
     TenantLimits,
     TenantSettings,
@@ -31,6 +32,9 @@ POOL_NAME = TENANT_ID
 CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$")
 MAX_NAME = 200  # a tenant's display name; API key labels likewise
 PAUSED_REPLIES = ("reject", "defer")
+SIGNED_CHANGES = ("", "refuse", "allow")
+#: A file name extension in a content rule (as ``[ingest.content] blocked_extensions``).
+EXTENSION = re.compile(r"^[a-z0-9][a-z0-9_~-]{0,31}$")
 
 
 def tenant_id(value: str) -> str:
@@ -128,6 +132,11 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
         if not isinstance(own, Mapping):
             raise TenantInvalid("settings.reputation: expected an object of thresholds")
         values = {**values, "reputation": reputation(current.reputation, own)}
+    own_content = values.get("content")
+    if own_content is not None:
+        if not isinstance(own_content, Mapping):
+            raise TenantInvalid("settings.content: expected an object of content rules")
+        values = {**values, "content": content(current.content, own_content)}
     if "bulk_ip_pool" in values:
         values = {**values, "bulk_ip_pool": ip_pool(str(values["bulk_ip_pool"]))}
     reply = values.get("paused_reply", current.paused_reply)
@@ -172,3 +181,42 @@ def _fraction(field: str, raw: object) -> float:
     if not math.isfinite(value) or not 0 <= value <= 1:
         raise TenantInvalid(f"{field}: expected a rate from 0 to 1 (0%-100%), got {raw!r}")
     return value
+
+
+def content(current: ContentRules, values: Mapping[str, object]) -> ContentRules:
+    """``current`` with ``values`` applied: extensions as a list or comma-separated text
+    (``"exe, .msi"``; lower-cased, the dot dropped; empty clears), the size as ``"10MiB"``
+    or bytes, the count a whole number, ``signed_changes`` refuse or allow; an empty or zero
+    value keeps the global ``[ingest.content]`` one."""
+    known = {f.name for f in msgspec.structs.fields(ContentRules)}
+    changes: dict[str, object] = {}
+    for name, raw in values.items():
+        field = f"settings.content.{name}"
+        if name not in known:
+            raise TenantInvalid(f"{field}: no such rule (known: {', '.join(sorted(known))})")
+        if name.endswith("_extensions"):
+            changes[name] = _extensions(field, raw)
+        elif name == "signed_changes":
+            if raw not in SIGNED_CHANGES:
+                raise TenantInvalid(f"{field}: expected refuse, allow or '', got {raw!r}")
+            changes[name] = raw
+        else:
+            changes[name] = int(_limit_value(field, raw, int, name == "max_attachment_size"))
+    return msgspec.structs.replace(current, **changes)
+
+
+def _extensions(field: str, raw: object) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise TenantInvalid(f"{field}: expected a list of extensions like exe, got {raw!r}")
+    found: list[str] = []
+    for item in items:
+        text = str(item).strip().lower().removeprefix(".")
+        if not text:
+            continue
+        if not EXTENSION.match(text):
+            raise TenantInvalid(
+                f"{field}: {item!r} is not an extension (1-32 of a-z, 0-9, '_', '~', '-')"
+            )
+        found.append(text)
+    return tuple(sorted(set(found)))

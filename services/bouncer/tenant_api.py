@@ -6,7 +6,7 @@ Routes (each behind the admin bearer token; JSON in and out)::
     POST   /admin/tenants                               {"id", "name"?} -> 201 (200: existed)
     GET    /admin/tenants/<id>                          one tenant
     PATCH  /admin/tenants/<id>                          {"name"?, "ip_pool"?, "limits"?: {...},
-                                                         "settings"?: {...}}
+                                                         "settings"?: {..., "content"?: {...}}}
     DELETE /admin/tenants/<id>                          a tombstone (404 when none)
     POST   /admin/tenants/<id>/pause|disable            {"why"}
     POST   /admin/tenants/<id>/resume
@@ -63,7 +63,8 @@ class SetTenant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str | None = None
     ip_pool: str | None = None
     limits: dict[str, float | int | str] = {}
-    settings: dict[str, str | int | float | bool] = {}
+    #: A setting's value, or for ``reputation`` and ``content`` an object of their fields.
+    settings: dict[str, str | int | float | bool | dict[str, str | int | float | list[str]]] = {}
 
 
 class StateChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

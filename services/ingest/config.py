@@ -35,6 +35,10 @@ Example::
     [ingest.rate]
     per_user = 50.0       # messages/s sustained per user
     per_user_burst = 500
+
+    [ingest.content]
+    blocked_extensions = ["exe", "scr", "js", "vbs"]   # default: a longer list
+    max_attachment_size = "10MiB"
 """
 
 from __future__ import annotations
@@ -192,6 +196,69 @@ class ScanningConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     top_symbols: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
 
 
+#: An attachment's file name extension as the policy compares it: lower case, no dot.
+Extension = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_~-]{0,31}$")]
+
+#: Executable and script types refused by default: what Windows, macOS or Android runs or
+#: installs when opened from a mail client (programs, installers, scripts, shortcuts, help
+#: and control-panel files), plus disk images, which Windows mounts on a double click so
+#: that the files inside escape the "downloaded from the Internet" mark. Gmail and Outlook
+#: refuse nearly the same list, so such mail would bounce later anyway; refused here, the
+#: sending application learns it at once, before the 250. Archives (zip) are not on it:
+#: businesses send invoices, photos and log bundles in them; ``inspect_archives`` looks at
+#: the names inside instead. Office files with macros (docm, xlsm) are not on it either:
+#: they are everyday business documents; judging them is the content scanner's work.
+DEFAULT_BLOCKED_EXTENSIONS: tuple[str, ...] = (
+    # Windows programs and installers
+    *("exe", "com", "scr", "pif", "cpl", "dll", "sys", "drv", "ocx", "ex_"),
+    *("msi", "msp", "mst", "msix", "msixbundle", "appx", "appxbundle", "application"),
+    *("appref-ms", "gadget", "xll", "cab", "diagcab"),
+    # scripts and what runs them
+    *("bat", "cmd", "vb", "vbs", "vbe", "js", "jse", "wsf", "wsh", "wsc", "sct", "hta"),
+    *("ps1", "psm1", "ps1xml", "msc", "jar", "jnlp", "reg", "inf", "chm", "hlp"),
+    # shortcuts and shell files that point elsewhere or run on being shown
+    *("lnk", "url", "scf", "shb", "shs", "library-ms", "search-ms", "settingcontent-ms"),
+    # disk images and other platforms' packages
+    *("iso", "img", "vhd", "vhdx", "dmg", "apk"),
+)
+
+
+class ContentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Attachment and content policy at the end of DATA (``[ingest.content]``), without a
+    content scanner: refused types, sizes and counts, and signed messages ingest would
+    change (``policy/attachments.py``, ``policy/signatures.py``). A tenant's
+    ``settings.content`` adds to or relaxes it (``postline tenant set --content``)."""
+
+    #: Attachment file name extensions refused with ``550 5.7.1`` (lower case, no dot). The
+    #: last extension counts ("invoice.pdf.exe" is an exe), after the trailing dots and
+    #: spaces Windows ignores; ``[]`` refuses no type. The default is the executable and
+    #: script types mail clients run when opened; zip is not on it (``inspect_archives``).
+    blocked_extensions: Annotated[list[Extension], msgspec.Meta(max_length=1024)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_EXTENSIONS)
+    )
+    #: Look at the file names inside ``.zip`` attachments (the archive's directory only:
+    #: nothing is decompressed; an encrypted zip's names are listed too) and refuse one
+    #: holding a refused type, or one that cannot be read.
+    inspect_archives: bool = True
+    #: Most entries a zip attachment may list when ``inspect_archives`` is on (past it the
+    #: attachment is refused rather than half inspected).
+    max_archive_entries: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 10_000
+    #: Refuse a program (Windows PE, Linux ELF, macOS Mach-O, by its first bytes) attached
+    #: under a name whose type is not refused anyway (``report.pdf`` holding an ``MZ...PE``
+    #: header): a disguise with no honest use. A tenant's ``allowed_extensions`` allow it.
+    detect_executables: bool = True
+    #: Largest attachment (decoded), past it ``552 5.3.4``; 0: only the message size
+    #: limits apply.
+    max_attachment_size: ByteSize = ByteSize(0)  # bounds: 0, or 1KiB .. 1GiB
+    #: Most attachments (named parts) in one message, past it ``550 5.7.1``; 0: no limit.
+    max_attachments: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+    #: A message that already carries a DKIM-Signature which ingest's changes would break
+    #: (``smuggling = "normalise"`` rewriting its bare CR or LF; removing ``X-Postline-*``
+    #: headers it signed; adding a Message-ID or Date it signed as absent): ``refuse``
+    #: with ``550 5.6.0`` saying so, or ``allow`` (send it; its signature fails).
+    signed_changes: Literal["refuse", "allow"] = "refuse"
+
+
 class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The ``[ingest]`` section."""
 
@@ -223,6 +290,9 @@ class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     api: ApiConfig = ApiConfig()
     #: Content scanning by rspamd (off by default).
     scanning: ScanningConfig = ScanningConfig()
+
+    #: Attachment and content policy (refused types, sizes, signed messages).
+    content: ContentConfig = ContentConfig()
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The trusted networks, parsed (call :func:`validate` first)."""
@@ -264,6 +334,11 @@ def validate(config: IngestConfig, source: str) -> IngestConfig:
             ipaddress.ip_network(net, strict=False)
         except ValueError as exc:
             raise ConfigError(source, f"ingest.trusted_networks[{i}]", str(exc)) from exc
+    size = int(config.content.max_attachment_size)
+    if size and not 1024 <= size <= 1024**3:
+        raise ConfigError(
+            source, "ingest.content.max_attachment_size", "must be 0 or between 1024 and 1073741824"
+        )
     if config.api.listen:
         try:
             api_address(config.api.listen)

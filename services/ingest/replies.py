@@ -164,6 +164,51 @@ def bad_deliver_after(problem: str) -> Reply:
     return Reply(code=550, enhanced="5.6.0", text=f"X-Postline-Deliver-After: {problem}")
 
 
+# DATA: attachments and content (policy/attachments.py, policy/signatures.py). A refused
+# file is the sender's own, so the reply names it (escaped, shortened) and the rule.
+MIME_TOO_DEEP = Reply(code=550, enhanced="5.6.0", text="MIME structure nested too deeply")
+
+
+def shown_name(name: str, limit: int = 80) -> str:
+    """A file name safe in a reply line: controls and non-ASCII escaped (``\\u202e``),
+    shortened to ``limit`` characters."""
+    text = "".join(c if " " <= c < "\x7f" else c.encode("unicode_escape").decode() for c in name)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def attachment_refused(name: str, why: str) -> Reply:
+    """``550 5.7.1`` naming the refused attachment and the rule it broke."""
+    shown = f'"{shown_name(name)}"' if name else "without a name"
+    return Reply(code=550, enhanced="5.7.1", text=f"Attachment {shown} refused: {why}")
+
+
+def attachment_too_big(name: str, size: int, limit: int) -> Reply:
+    """``552 5.3.4`` (RFC 3463 X.3.4, a policy size limit) naming the attachment."""
+    shown = f'"{shown_name(name)}"' if name else "without a name"
+    return Reply(
+        code=552,
+        enhanced="5.3.4",
+        text=f"Attachment {shown} is {size} bytes, more than the {limit} allowed",
+    )
+
+
+def too_many_attachments(count: int, limit: int) -> Reply:
+    """``550 5.7.1``: more attachments than the policy allows."""
+    return Reply(
+        code=550, enhanced="5.7.1", text=f"Too many attachments ({count}, at most {limit})"
+    )
+
+
+def signature_would_break(why: str) -> Reply:
+    """``550 5.6.0`` for a DKIM-signed message ingest would change (``why``): sent on, its
+    signature would fail at every recipient; the client can fix what it sends instead."""
+    return Reply(
+        code=550,
+        enhanced="5.6.0",
+        text=f"Message is DKIM-signed and {why}, which would break its signature",
+    )
+
+
 BUS_FAILED = Reply(code=451, enhanced="4.3.0", text="Temporary failure, please try again later")
 #: The bus has no room (a full disk): RFC 3463 3.4 X.3.1 "mail system full" with RFC 5321
 #: 4.2.2's 452 "insufficient system storage", as Postfix answers when its queue is full.

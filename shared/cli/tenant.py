@@ -107,6 +107,16 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
         "bounce_pause, complaint_warning, complaint_pause, block_warning, block_pause as "
         "0.08 or 8%%, min_messages; 0 keeps the global [reputation] level",
     )
+    change.add_argument(
+        "--content",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the tenant's own attachment rule (repeatable): blocked_extensions and "
+        "allowed_extensions as 'exe,msi' (added to / taken off [ingest.content]'s list; '' "
+        "clears), max_attachment_size as 10MiB, max_attachments, signed_changes as refuse "
+        "or allow; empty or 0 keeps the global [ingest.content] value",
+    )
     change.set_defaults(handler=cmd_set)
 
 
@@ -196,6 +206,8 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         settings["reputation"] = _pairs(args.reputation, "--reputation")
     if args.bulk_ip_pool is not None:
         settings["bulk_ip_pool"] = args.bulk_ip_pool
+    if args.content:
+        settings["content"] = _pairs(args.content, "--content")
 
     async def body(bus: Bus) -> int:
         before = await tenant_admin.get(bus, args.id)

@@ -319,6 +319,19 @@ class ReputationThresholds(msgspec.Struct, frozen=True, kw_only=True):
     min_messages: int = 0  # messages in the window before any rate counts
 
 
+class ContentRules(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's own attachment policy over ``[ingest.content]``; an empty or zero field
+    keeps the global value. Extensions are lower case, without the dot."""
+
+    blocked_extensions: tuple[str, ...] = ()  # refused in addition to the global list
+    #: Taken off the global list for this tenant (a software vendor mailing its .msi), and
+    #: allowed to hold a program under that name (``detect_executables``).
+    allowed_extensions: tuple[str, ...] = ()
+    max_attachment_size: int = 0  # bytes, decoded
+    max_attachments: int = 0
+    signed_changes: str = ""  # "refuse" or "allow"; "" keeps the global
+
+
 class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Per-tenant feature settings; later features add fields here (always with defaults)."""
 
@@ -329,6 +342,8 @@ class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Content scanning of this tenant's mail (``[ingest.scanning]``): "" keeps the global
     #: mode; "off"; "tag" (scan, add the verdict's headers, never refuse); "enforce".
     scanning: str = ""
+    #: Attachment and content policy over ``[ingest.content]`` (empty fields keep it).
+    content: ContentRules = ContentRules()
 
 
 class Tenant(Record, frozen=True, kw_only=True):

@@ -79,7 +79,8 @@ TOO_LARGE = Kind(
     413,
     "Request or message too large",
     "The request body is larger than the listener accepts, or the message than the "
-    "account or ingest.limits.max_message_size allow.",
+    "account or ingest.limits.max_message_size allow, or an attachment than "
+    "ingest.content.max_attachment_size allows.",
 )
 UNSUPPORTED_MEDIA = Kind(
     "unsupported-media-type",
@@ -99,7 +100,8 @@ INVALID_MESSAGE = Kind(
     422,
     "The message cannot be sent as given",
     "A message without a body, a header that may not be set, a bad tag, a content check "
-    "of ingest (the same as for SMTP), or too many recipients.",
+    "of ingest (the same as for SMTP: a refused attachment type, a signed message ingest "
+    "would break), or too many recipients.",
 )
 INVALID_SEND_AT = Kind(
     "invalid-send-at",
@@ -160,6 +162,9 @@ _LIMITS = frozenset({"user_rate", "ip_rate"})
 #: Checks that count the recipients of one message: over SMTP the client sends the rest
 #: in another transaction (452); an API request is refused whole instead (422).
 _RECIPIENT_COUNTS = frozenset({"recipient_limit", "tenant_recipients"})
+#: Checks that judge the message's content with a 5.7.1 (a refused attachment): the
+#: message cannot be sent as given (422), not a matter of the account's rights (403).
+_CONTENT = frozenset({"attachment", "attachment_count"})
 
 
 class ApiProblem(Exception):
@@ -207,7 +212,7 @@ def kind_of(decision: Decision) -> Kind:
     reply = decision.reply
     if decision.check in _LIMITS or decision.check.startswith("tenant_per_"):
         return RATE_LIMITED
-    if decision.check in _RECIPIENT_COUNTS:
+    if decision.check in _RECIPIENT_COUNTS or decision.check in _CONTENT:
         return INVALID_MESSAGE
     if reply.code < 500:
         return UNAVAILABLE

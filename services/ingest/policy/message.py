@@ -1,5 +1,7 @@
 """Checks on the DATA block: smuggling, field names, a usable From header, anti-spoofing on
-From and Sender, a paused sending domain in From, a usable send-at header.
+From and Sender, a paused sending domain in From, a usable send-at header, a DKIM-signed
+message ingest would break (``signatures.py``) and attachments (``attachments.py``, last:
+it is the only one that may walk the whole message).
 
 Adding trace and missing headers and taking control headers is not a check; it happens
 after these pass (``headers.complete``, ``headers.take_tags``).
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from services.ingest import replies, smuggling
 from services.ingest.headers import Message, bad_field_name, from_domains, mailbox_domains
+from services.ingest.policy.attachments import attachments
 from services.ingest.policy.base import (
     Decision,
     PolicyState,
@@ -16,6 +19,7 @@ from services.ingest.policy.base import (
     Transaction,
     first_decision,
 )
+from services.ingest.policy.signatures import signed_changes
 from shared import sendat
 
 
@@ -127,6 +131,8 @@ CHECKS = (
     from_domain_state,
     sender_header,
     deliver_after,
+    signed_changes,
+    attachments,
 )
 
 

@@ -71,6 +71,18 @@ async def test_tenant_crud(api: Api, running: Running) -> None:
     ]
 
 
+async def test_a_tenants_content_rules_are_set_by_patch(api: Api) -> None:
+    await api.call("POST", "", {"id": "shop"})
+    rules = {"allowed_extensions": ["msi"], "max_attachment_size": "5MiB"}
+    status, body = await api.call("PATCH", "/shop", {"settings": {"content": rules}})
+    assert status == 200, body
+    assert body["settings"]["content"]["allowed_extensions"] == ["msi"]
+    assert body["settings"]["content"]["max_attachment_size"] == 5 * 1024 * 1024
+    bad = {"settings": {"content": {"signed_changes": "maybe"}}}
+    status, body = await api.call("PATCH", "/shop", bad)
+    assert status == 400 and "settings.content.signed_changes" in body["error"], body
+
+
 async def test_one_sending_domain_paused_and_resumed(api: Api, running: Running) -> None:
     await api.call("POST", "", {"id": "shop"})
     domains = (SendingDomain(name="shop.test"), SendingDomain(name="news.shop.test"))

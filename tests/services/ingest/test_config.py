@@ -27,6 +27,8 @@ def test_defaults_need_tls_and_users() -> None:
     ok = load(config(tls={"cert": "c.pem", "key": "k.pem"}, users_file="u.json"))
     assert ok.listeners[0].port == 587 and ok.limits.max_message_size == 25 * 1024**2
     assert ok.suppression == "refuse" and ok.smuggling == "refuse"
+    assert "exe" in ok.content.blocked_extensions and "zip" not in ok.content.blocked_extensions
+    assert ok.content.max_attachment_size == 0 and ok.content.signed_changes == "refuse"
 
 
 def test_relay_only_needs_neither() -> None:
@@ -51,6 +53,14 @@ def test_relay_only_needs_neither() -> None:
         ({"limits": {"command_timeout": "2h"}}, "ingest.limits.command_timeout"),
         ({"trusted_networks": ["10.0.0.300/8"]}, "ingest.trusted_networks[0]"),
         ({"suppression": "bounce"}, "ingest.suppression"),
+        (
+            {"content": {"blocked_extensions": ["exe", ".EXE"]}},
+            "ingest.content.blocked_extensions[1]",
+        ),
+        ({"content": {"max_attachment_size": "100B"}}, "ingest.content.max_attachment_size"),
+        ({"content": {"max_archive_entries": 0}}, "ingest.content.max_archive_entries"),
+        ({"content": {"signed_changes": "sign"}}, "ingest.content.signed_changes"),
+        ({"content": {"scan": True}}, "ingest.content.scan"),
         (
             {"listeners": [{"name": "a", "mode": "relay"}, {"name": "a", "mode": "relay"}]},
             "ingest.listeners[1].name",

@@ -116,9 +116,43 @@ def test_a_tenants_own_reputation_thresholds(
     assert (own.block_pause, own.bounce_warning) == (0.3, 0.0)  # a change keeps the others
 
 
+def test_a_tenants_own_content_rules(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(config, capsys, "add", "shop")
+    code, out, err = run(
+        config, capsys, "set", "shop", "--content", "allowed_extensions=MSI, .exe",
+        "--content", "blocked_extensions=xlsm", "--content", "max_attachment_size=10MiB",
+        "--content", "signed_changes=allow",
+    )  # fmt: skip
+    assert (code, out) == (0, "tenant shop changed\n"), err
+    run(config, capsys, "set", "shop", "--content", "max_attachments=5")
+    found = table(config).get("shop")
+    assert found is not None
+    own = found.settings.content
+    assert (own.allowed_extensions, own.blocked_extensions) == (("exe", "msi"), ("xlsm",))
+    assert (own.max_attachment_size, own.max_attachments) == (10 * 1024**2, 5)
+    assert own.signed_changes == "allow"  # a change keeps the others
+    run(config, capsys, "set", "shop", "--content", "allowed_extensions=")
+    found = table(config).get("shop")
+    assert found is not None and found.settings.content.allowed_extensions == ()
+    assert audit_details(config)[-1] == "set content"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ("set", "shop", "--content", "blocked_extensions=ex e"),
+            "postline: settings.content.blocked_extensions: 'ex e' is not an extension",
+        ),
+        (
+            ("set", "shop", "--content", "signed_changes=maybe"),
+            "postline: settings.content.signed_changes: expected refuse, allow",
+        ),
+        (
+            ("set", "shop", "--content", "max_attachment_size=big"),
+            "postline: settings.content.max_attachment_size: expected a size",
+        ),
+        (("set", "shop", "--content", "size=1"), "postline: settings.content.size: no such rule"),
         (("show", "ghost"), "postline: no tenant 'ghost'\n"),
         (("pause", "ghost", "--why", "x"), "postline: no tenant 'ghost'\n"),
         (("add", "Bad_Id"), "postline: tenant id 'Bad_Id': expected"),
