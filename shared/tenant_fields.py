@@ -32,6 +32,8 @@ POOL_NAME = TENANT_ID
 CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$")
 MAX_NAME = 200  # a tenant's display name; API key labels likewise
 PAUSED_REPLIES = ("reject", "defer")
+#: A tenant's content-scanning mode ("" keeps [ingest.scanning] mode).
+SCAN_MODES = ("", "off", "tag", "enforce")
 SIGNED_CHANGES = ("", "refuse", "allow")
 #: A file name extension in a content rule (as ``[ingest.content] blocked_extensions``).
 EXTENSION = re.compile(r"^[a-z0-9][a-z0-9_~-]{0,31}$")
@@ -143,6 +145,12 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
     if reply not in PAUSED_REPLIES:
         raise TenantInvalid(
             f"settings.paused_reply: expected one of {', '.join(PAUSED_REPLIES)}, got {reply!r}"
+        )
+    mode = values.get("scanning", current.scanning)
+    if mode not in SCAN_MODES:
+        raise TenantInvalid(
+            f"settings.scanning: expected one of off, tag, enforce or '' (the global mode), "
+            f"got {mode!r}"
         )
     merged = {**msgspec.structs.asdict(current), **values}
     try:

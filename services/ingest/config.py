@@ -290,7 +290,6 @@ class IngestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     api: ApiConfig = ApiConfig()
     #: Content scanning by rspamd (off by default).
     scanning: ScanningConfig = ScanningConfig()
-
     #: Attachment and content policy (refused types, sizes, signed messages).
     content: ContentConfig = ContentConfig()
 

@@ -90,6 +90,11 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
     change.add_argument(
         "--paused-reply", choices=["reject", "defer"], help="while paused: 550 or 451"
     )
+    change.add_argument(
+        "--scanning",
+        choices=["off", "tag", "enforce", ""],
+        help="content scanning of its mail ('' = [ingest.scanning] mode)",
+    )
     limits = change.add_argument_group("limits (0 removes a limit)")
     limits.add_argument("--per-second", metavar="N", help="messages per second (decimal)")
     limits.add_argument("--burst", metavar="N", help="messages at once above the rate")
@@ -208,6 +213,8 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         settings["bulk_ip_pool"] = args.bulk_ip_pool
     if args.content:
         settings["content"] = _pairs(args.content, "--content")
+    if args.scanning is not None:
+        settings["scanning"] = args.scanning
 
     async def body(bus: Bus) -> int:
         before = await tenant_admin.get(bus, args.id)

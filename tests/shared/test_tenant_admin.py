@@ -102,6 +102,7 @@ async def test_set_limits_settings_and_pool(bus: EmbeddedBus) -> None:
         ({"message_size": "big"}, None, None, r"limits\.message_size: expected a size"),
         ({"per_week": 1}, None, None, r"limits\.per_week: no such limit"),
         (None, {"paused_reply": "bounce"}, None, r"settings\.paused_reply"),
+        (None, {"scanning": "strict"}, None, r"settings\.scanning: expected one of off, tag"),
         (None, {"colour": "red"}, None, r"settings\.colour: no such setting"),
         (None, None, "Bad Pool", "ip_pool"),
     ],
