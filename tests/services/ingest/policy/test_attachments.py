@@ -261,6 +261,17 @@ def nested(depth: int) -> bytes:
     return b"From: a@example.com\r\n" + head + b"Content-Type: text/plain\r\n\r\nhi\r\n"
 
 
+def test_malformed_structure_is_judged_as_well_as_it_can_be() -> None:
+    data = build(("a.pdf", b"x", "application/pdf"))
+    boundary = data.split(b'boundary="', 1)[1].split(b'"', 1)[0]
+    empty = data.replace(b'boundary="' + boundary + b'"', b'boundary=""')
+    assert check(empty) is None  # no boundary: one text part, nothing to judge
+    no_close = data.replace(b"--" + boundary + b"--", b"").replace(b"a.pdf", b"a.vbs")
+    assert '"a.vbs" refused' in refused(no_close)  # the last part runs to the end
+    noise = data.replace(b"Content-Type: application/pdf", b"Content-Type: application")
+    assert check(noise) is None  # a malformed type is text/plain (RFC 2045 5.2)
+
+
 def test_nesting_past_the_limit_is_refused() -> None:
     assert check(nested(parts.MAX_DEPTH)) is None
     decision = check(nested(parts.MAX_DEPTH + 1))
