@@ -237,7 +237,10 @@ def _boundary(f: Field) -> bytes:
     raw = f.raw
     if b"*" not in raw and b"\\" not in raw and raw.lower().count(b"boundary") == 1:
         found = _BOUNDARY.search(raw)
-        return (found.group(1) or found.group(2).strip()) if found else b""
+        if found is None:
+            return b""
+        quoted = found.group(1)
+        return quoted if quoted is not None else found.group(2).strip()
     value = next((v for k, v in _params(f.name, f.value)[1:] if k == "boundary"), "")
     return value.encode("utf-8", errors="surrogateescape")
 

@@ -207,7 +207,15 @@ def archive_problem(data: bytes, own: Rules) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = [info.filename for info in archive.infolist()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error):
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,  # a "version needed" zipfile does not know: a corrupt header
+        ValueError,
+        EOFError,
+        OverflowError,
+        struct.error,
+    ):
         return "it is not a zip file that can be read"
     for inner in names:
         if inner.endswith("/"):

@@ -10,6 +10,8 @@ from email import policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.ingest import parts
 from services.ingest.config import ContentConfig, IngestConfig, ListenerConfig
@@ -259,6 +261,42 @@ def nested(depth: int) -> bytes:
         for i in range(depth)
     )
     return b"From: a@example.com\r\n" + head + b"Content-Type: text/plain\r\n\r\nhi\r\n"
+
+
+def test_malformed_structure_is_judged_as_well_as_it_can_be() -> None:
+    data = build(("a.pdf", b"x", "application/pdf"))
+    boundary = data.split(b'boundary="', 1)[1].split(b'"', 1)[0]
+    empty = data.replace(b'boundary="' + boundary + b'"', b'boundary=""')
+    assert check(empty) is None  # no boundary: one text part, nothing to judge
+    no_close = data.replace(b"--" + boundary + b"--", b"").replace(b"a.pdf", b"a.vbs")
+    assert '"a.vbs" refused' in refused(no_close)  # the last part runs to the end
+    noise = data.replace(b"Content-Type: application/pdf", b"Content-Type: application")
+    assert check(noise) is None  # a malformed type is text/plain (RFC 2045 5.2)
+
+
+#: A state shared by the property test (building one per example would dominate its time).
+SHARED = state()
+SAMPLE = build(
+    ("a.pdf", PDF[:300], "application/pdf"), ("d.zip", zipped("a.txt"), "application/zip")
+)
+PIECES = [b'"', b";", b"=", b"*", b"=?utf-8?q?", b"?=", b"\r\n", b"\n", b"--", b"\x00", b"\xff"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(SAMPLE)), st.sampled_from(PIECES), st.integers(0, 8)),
+        max_size=6,
+    )
+)
+def test_a_mangled_message_gets_a_verdict_never_an_error(
+    edits: list[tuple[int, bytes, int]],
+) -> None:
+    data = bytearray(SAMPLE)
+    for at, piece, cut in edits:
+        data[at : at + cut] = piece  # replace ``cut`` bytes (or insert) at ``at``
+    decision = check(bytes(data), SHARED)  # raises on a bug: the session would answer 451
+    assert decision is None or decision.reply.code >= 500
 
 
 def test_nesting_past_the_limit_is_refused() -> None:
