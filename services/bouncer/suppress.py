@@ -83,9 +83,17 @@ class SuppressionPolicy:
         self._source = source
 
     def decide(
-        self, address: str, bounce_class: BounceClass, at: float, detail: str = "", tenant: str = ""
+        self,
+        address: str,
+        bounce_class: BounceClass,
+        at: float,
+        detail: str = "",
+        tenant: str = "",
+        *,
+        bounce_reason: str = "",
     ) -> Suppression | None:
-        """The suppression ``bounce_class`` calls for, or ``None``.
+        """The suppression ``bounce_class`` calls for, or ``None``; ``bounce_reason`` (the
+        failure's reason, ``shared.bounceclass.reasons``) goes on the entry.
 
         Bounces are global (the mailbox is gone for every sender); a complaint applies to
         ``tenant``, the business the recipient objected to ("": not known, so global).
@@ -107,6 +115,7 @@ class SuppressionPolicy:
             at=at,
             detail=detail[:300],
             tenant="" if reason in _ADDRESS_GONE else tenant,
+            bounce_reason=bounce_reason,
         )
 
     def unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> Suppression:
