@@ -136,14 +136,15 @@ def classify_class(
     (for the provider-specific rules).
     """
     provider = provider_for_host(mta) if mta else "other"
-    rule = _first(table.overrides, status, diagnostic, provider)
+    lowered = diagnostic.lower()  # once, for the rules' substring prefilters
+    rule = _first(table.overrides, status, diagnostic, provider, lowered)
     if rule is not None:
         return Classification(rule.bounce_class, f"rule:{rule.name}")
     klass, subject = _split(status)
     specific = _SPECIFIC.get(subject) if klass else None
     if specific is not None:
         return Classification(_temporary(klass, specific), f"rfc3463:{status}")
-    rule = _first(table.ordinary, status, diagnostic, provider)
+    rule = _first(table.ordinary, status, diagnostic, provider, lowered)
     if rule is not None:
         return Classification(_temporary(klass, rule.bounce_class), f"rule:{rule.name}")
     if klass:
@@ -171,8 +172,10 @@ def _temporary(klass: str, bounce_class: BounceClass) -> BounceClass:
     return bounce_class
 
 
-def _first(rules: tuple[Rule, ...], status: str, text: str, provider: str) -> Rule | None:
+def _first(
+    rules: tuple[Rule, ...], status: str, text: str, provider: str, lowered: str
+) -> Rule | None:
     for rule in rules:
-        if rule.matches(status, text, provider):
+        if rule.matches(status, text, provider, lowered):
             return rule
     return None

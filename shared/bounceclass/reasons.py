@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.bounceclass.literals import required_options
 from shared.bounceclass.rules import BounceClass
 
 H, S, B = BounceClass.HARD, BounceClass.SOFT, BounceClass.BLOCK
@@ -235,94 +236,12 @@ def _compile(*table: tuple[Reason, tuple[str, ...]]) -> tuple[_Matcher, ...]:
     matchers = []
     for reason, alts in table:
         alternatives = tuple(
-            _Alternative(re.compile(alt), frozenset(_required_options(alt)) or None) for alt in alts
+            _Alternative(re.compile(alt), frozenset(required_options(alt)) or None) for alt in alts
         )
         usable = all(a.literals is not None for a in alternatives)
         literals = frozenset().union(*(a.literals or () for a in alternatives))
         matchers.append(_Matcher(reason, alternatives, literals if usable else None))
     return tuple(matchers)
-
-
-def _required_options(alternative: str) -> tuple[str, ...]:
-    """Literals one of which every match of ``alternative`` contains: its longest plain run,
-    else the branches of the required group of plain words whose shortest branch is the
-    longest ("(spf|dkim|dmarc)"); () if none."""
-    run = _required_literal(alternative)
-    if len(run) >= 3:
-        return (run,)
-    best: tuple[str, ...] = ()
-    depth, start = 0, 0
-    for i, char in enumerate(alternative):
-        if char == "\\" or (i and alternative[i - 1] == "\\"):
-            continue
-        if char == "(":
-            depth += 1
-            start = i + 1 if depth == 1 else start
-        elif char == ")":
-            depth -= 1
-            following = alternative[i + 1 : i + 2]
-            if depth == 0 and not (following and following in _QUANTIFIERS):
-                branches = tuple(_required_literal(b) for b in _top_level(alternative[start:i]))
-                shortest = min(len(b) for b in branches)
-                if shortest >= 2 and (not best or shortest > min(len(b) for b in best)):
-                    best = branches
-    return best
-
-
-def _top_level(pattern: str) -> list[str]:
-    """``pattern`` split at its top-level ``|``."""
-    parts, depth, current, i = [], 0, "", 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            current += pattern[i : i + 2]
-            i += 2
-            continue
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "|" and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-        i += 1
-    parts.append(current)
-    return parts
-
-
-_QUANTIFIERS = "?*{"
-
-
-def _required_literal(alternative: str) -> str:
-    """The longest run of plain characters every match of ``alternative`` contains (outside
-    groups, not made optional by a quantifier); "" when there is none."""
-    best, run, depth, i = "", "", 0, 0
-    while i < len(alternative):
-        char = alternative[i]
-        nxt = alternative[i + 1] if i + 1 < len(alternative) else ""
-        literal = ""
-        if char == "\\":
-            escaped = nxt
-            i += 2
-            literal = escaped if escaped and not escaped.isalnum() else ""
-        elif char == "[":
-            i = alternative.index("]", i + 1) + 1
-        elif char in "()":
-            depth += 1 if char == "(" else -1
-            i += 1
-        elif char == "{":
-            i = alternative.index("}", i + 1) + 1
-        elif char in ".^$|+?*":
-            i += 1
-        else:
-            literal = char
-            i += 1
-        following = alternative[i] if i < len(alternative) else ""
-        if depth == 0 and literal and not (following and following in _QUANTIFIERS):
-            run += literal
-            best = max(best, run, key=len)
-        else:
-            run = ""
-    return best
 
 
 # Specific texts, most specific first; the first match wins. Alternatives of one reason
