@@ -213,7 +213,10 @@ async def test_admin_api(running: Running) -> None:
         http_request, port, "GET", "/admin/suppressions.csv", b"", auth
     )
     assert status == 200
-    assert csv_text.decode().splitlines()[0] == "address,scope,reason,source,at,detail,tenant"
+    assert (
+        csv_text.decode().splitlines()[0]
+        == "address,scope,reason,source,at,detail,tenant,bounce_reason"
+    )
     assert "someone@example.org,,manual,api," in csv_text.decode()
     status, _ = await asyncio.to_thread(
         http_request, port, "DELETE", "/admin/suppressions/someone@example.org", b"", auth
