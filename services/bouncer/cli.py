@@ -15,6 +15,7 @@ from typing import Any
 from services.bouncer.classify import classify_recipient
 from services.bouncer.config import load_bouncer_config
 from services.bouncer.parse import parse_message
+from services.bouncer.report import ReportKind
 from services.bouncer.suppress import (
     SuppressionAdmin,
     address_problem,
@@ -39,7 +40,16 @@ def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str,
         "reporting_mta": report.reporting_mta,
     }
     if not report.recipients:
-        return [{**base, "recipient": None, "class": "unknown", "rule": "none", "permanent": None}]
+        return [
+            {
+                **base,
+                "recipient": None,
+                "class": "unknown",
+                "reason": "undefined" if report.kind is ReportKind.OTHER else "",
+                "rule": "none",
+                "permanent": None,
+            }
+        ]
     lines = []
     for status in report.recipients:
         verdict = classify_recipient(report, status, table)
@@ -48,10 +58,14 @@ def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str,
                 **base,
                 "recipient": status.recipient,
                 "action": status.action,
-                "status": status.status,
+                "status": status.status,  # as the report gave it ("" when it gave none)
+                # Always present for a failure: the report's, else derived from the reply
+                # code and the reason (a 550 "user unknown" without one: 5.1.1).
+                "delivery_status": verdict.status,
                 "smtp_code": status.smtp_code,
-                "permanent": status.permanent,
+                "permanent": verdict.permanent,
                 "class": str(verdict.bounce_class),
+                "reason": str(verdict.reason),
                 "rule": verdict.rule,
                 "remote_mta": status.remote_mta,
                 "diagnostic": status.diagnostic[:300],

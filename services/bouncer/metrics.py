@@ -1,7 +1,8 @@
 """The bouncer's metrics, declared once with help text an operator can act on.
 
 Labels are bounded: ``type`` (the report kinds), ``class`` (the bounce classes), ``provider``
-(``shared.providers`` names), ``via`` (smtp, http), ``reason`` (forged, unattributable).
+(``shared.providers`` names), ``via`` (smtp, http), ``reason`` (forged, unattributable; on
+the bounce counter: ``shared.bounceclass.reasons.Reason``, a fixed set).
 Recipient domains are never a label (unbounded cardinality); providers are.
 """
 
@@ -24,10 +25,12 @@ class BouncerMetrics:
         )
         self.bounces = Counter(
             "postline_bouncer_bounces_total",
-            "Classified failures by class (hard, soft, block, unknown) and recipient provider. "
-            "Rising 'block' for one provider means our reputation there is falling: check "
-            "blocklists and authentication; rising 'unknown' means the rule table needs a rule.",
-            ["class", "provider"],
+            "Classified failures by class (hard, soft, block, unknown), recipient provider and "
+            "reason (the fixed set in docs/bounce-reasons.md). Rising 'block' for one provider "
+            "means our reputation there is falling: the reason says which (blocked, "
+            "authfailure, badreputation, spamdetected); rising 'unknown' or 'undefined' means "
+            "the rule table needs a rule.",
+            ["class", "provider", "reason"],
             registry=registry,
         )
         self.complaints = Counter(

@@ -9,6 +9,7 @@ not parse, speak SMTP or HTTP, or publish: callers publish what it returns.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from services.bouncer.classify import classify_recipient
@@ -17,6 +18,7 @@ from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.report import RecipientStatus, Report, ReportKind
 from services.bouncer.suppress import SuppressionPolicy
 from shared.bounceclass.classify import Classification, classify
+from shared.bounceclass.reasons import Reason
 from shared.bounceclass.rules import BounceClass, RuleTable
 from shared.providers import provider_for_host
 from shared.queue.actions import OPERATOR
@@ -54,7 +56,7 @@ class Outcomes:
         verdict = classify_recipient(report, status, self.table)
         provider = provider_for_host(status.remote_mta or report.reporting_mta or "")
         kind = _KIND_EVENT.get(report.kind) or (
-            EventKind.BOUNCED if status.permanent else EventKind.DEFERRED
+            EventKind.BOUNCED if verdict.permanent else EventKind.DEFERRED
         )
         event = Event(
             kind=kind,
@@ -62,7 +64,7 @@ class Outcomes:
             at=at,
             recipient=token.recipient,
             domain=token.recipient.rpartition("@")[2].lower(),
-            reply=_reply(status),
+            reply=_reply(status, verdict.status),
             mx=status.remote_mta,
             provider=provider,
             classification=str(verdict.bounce_class),
@@ -70,6 +72,7 @@ class Outcomes:
             detail=f"{report.parser}: {status.diagnostic}"[:500],
             stage=STAGE,
             tenant=tenant,
+            reason=str(verdict.reason),
         )
         self._count(verdict, provider, kind)
         out = [EVENTS.out(event)]
@@ -80,7 +83,7 @@ class Outcomes:
             # that tenant's verified domains) is that tenant's: its complaint suppresses the
             # tenant's mail. At our global bounce domain the tenant is unknown ("") and a
             # complaint suppresses globally (the safe mistake). Bounces are global either way.
-            out += self._suppress(token.recipient, verdict.bounce_class, at, event.detail, tenant)
+            out += self._suppress(token.recipient, verdict, at, event.detail, tenant)
         return out
 
     def for_unsubscribe(
@@ -114,14 +117,19 @@ class Outcomes:
             # hears of it, but nothing is known about the recipient to suppress.
             return self._dsn(event)
         reply = event.reply or SmtpReply(code=0)
-        verdict = classify(reply.enhanced, reply.code, reply.text, event.mx, self.table)
+        verdict = classify(
+            reply.enhanced, reply.code, reply.text, event.mx, self.table, permanent=True
+        )
         if event.kind is EventKind.EXPIRED and verdict.bounce_class is not BounceClass.HARD:
-            verdict = Classification(BounceClass.SOFT, verdict.rule)  # RFC 3463 4.4.7
+            # RFC 3463 4.4.7: what the last attempt said stays the reason when it names one
+            # ("mailboxfull" for days), else the expiry is the reason.
+            reason = verdict.reason if verdict.reason is not Reason.UNDEFINED else Reason.EXPIRED
+            verdict = dataclasses.replace(verdict, bounce_class=BounceClass.SOFT, reason=reason)
         provider = event.provider or provider_for_host(event.mx or "")
         self._count(verdict, provider, event.kind)
         # The deliverer's event names the tenant that sent ("" from before tenants: default).
         tenant = event.tenant or DEFAULT_TENANT
-        out = self._suppress(event.recipient, verdict.bounce_class, event.at, str(reply), tenant)
+        out = self._suppress(event.recipient, verdict, event.at, str(reply), tenant)
         return out + self._dsn(event)
 
     def _dsn(self, event: Event) -> list[OutRecord]:
@@ -135,10 +143,15 @@ class Outcomes:
         return [dsn]
 
     def _suppress(
-        self, address: str, bounce_class: BounceClass, at: float, detail: str, tenant: str
+        self, address: str, verdict: Classification, at: float, detail: str, tenant: str
     ) -> list[OutRecord]:
         record: Suppression | None = self.policy.decide(
-            address, bounce_class, at, detail, tenant=tenant
+            address,
+            verdict.bounce_class,
+            at,
+            detail,
+            tenant=tenant,
+            bounce_reason=str(verdict.reason),
         )
         if record is None:
             return []
@@ -149,7 +162,9 @@ class Outcomes:
         if kind is EventKind.COMPLAINED:
             self.metrics.complaints.labels(provider).inc()
         elif kind in (EventKind.BOUNCED, EventKind.EXPIRED, EventKind.DEFERRED):
-            self.metrics.bounces.labels(str(verdict.bounce_class), provider).inc()
+            self.metrics.bounces.labels(
+                str(verdict.bounce_class), provider, str(verdict.reason)
+            ).inc()
 
 
 def _matching(report: Report, recipient: str) -> RecipientStatus | None:
@@ -169,7 +184,10 @@ def _matching(report: Report, recipient: str) -> RecipientStatus | None:
     return None
 
 
-def _reply(status: RecipientStatus) -> SmtpReply | None:
+def _reply(status: RecipientStatus, derived: str) -> SmtpReply | None:
+    # The status is always present: the report's, else the one derived from the reply code
+    # and the reason (``shared.bounceclass.reasons``), as sisimai does.
     if not (status.smtp_code or status.status or status.diagnostic):
         return None
-    return SmtpReply(code=status.smtp_code, enhanced=status.status, text=status.diagnostic[:500])
+    enhanced = status.status or derived
+    return SmtpReply(code=status.smtp_code, enhanced=enhanced, text=status.diagnostic[:500])

@@ -27,7 +27,8 @@ from shared.wire.tokens import UnsubscribeToken
 from shared.wire.topics import SUPPRESSIONS, OutRecord, suppression_key
 
 # "tenant" last: a column added to the end keeps existing readers of the export working.
-CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail", "tenant")
+#: bounce_reason last: a column added at the end keeps older readers of the export working.
+CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail", "tenant", "bounce_reason")
 
 #: A spreadsheet runs a cell starting with one of these as a formula (``=cmd|' /C calc'!A0``);
 #: OWASP's CSV injection guidance: prefix such a cell with ``'`` so it stays text.
@@ -83,9 +84,17 @@ class SuppressionPolicy:
         self._source = source
 
     def decide(
-        self, address: str, bounce_class: BounceClass, at: float, detail: str = "", tenant: str = ""
+        self,
+        address: str,
+        bounce_class: BounceClass,
+        at: float,
+        detail: str = "",
+        tenant: str = "",
+        *,
+        bounce_reason: str = "",
     ) -> Suppression | None:
-        """The suppression ``bounce_class`` calls for, or ``None``.
+        """The suppression ``bounce_class`` calls for, or ``None``; ``bounce_reason`` (the
+        failure's reason, ``shared.bounceclass.reasons``) goes on the entry.
 
         Bounces are global (the mailbox is gone for every sender); a complaint applies to
         ``tenant``, the business the recipient objected to ("": not known, so global).
@@ -107,6 +116,7 @@ class SuppressionPolicy:
             at=at,
             detail=detail[:300],
             tenant="" if reason in _ADDRESS_GONE else tenant,
+            bounce_reason=bounce_reason,
         )
 
     def unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> Suppression:

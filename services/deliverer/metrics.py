@@ -122,6 +122,16 @@ class DelivererMetrics:
             ["source", "provider", "result"],
             registry=registry,
         )
+        # reason: shared.bounceclass.reasons.Reason, a fixed set (never the reply text).
+        self.failures = Counter(
+            "postline_deliverer_failures_total",
+            "Deferred and bounced recipients by provider, result and reason (the fixed set in "
+            "docs/bounce-reasons.md: userunknown, mailboxfull, blocked, ratelimited...). A "
+            "rising blocked, badreputation or authfailure share at one provider is about us, "
+            "not the list; userunknown is list quality.",
+            ["provider", "result", "reason"],
+            registry=registry,
+        )
         self.warmup_left = Gauge(
             "postline_deliverer_warmup_allowance_left",
             "Recipients a warming source address may still send to a provider today, as this "

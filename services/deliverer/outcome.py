@@ -14,6 +14,7 @@ import re
 import ssl
 from dataclasses import dataclass
 
+from shared.bounceclass.reasons import Reason, reason_of
 from shared.errors import StageError
 from shared.wire.records import SmtpReply
 
@@ -89,6 +90,16 @@ class Classified:
 
     outcome: Outcome
     reply: SmtpReply
+
+    @property
+    def reason(self) -> Reason | None:
+        """Why a deferred or bounced recipient failed (``shared.bounceclass.reasons``, the
+        table the bouncer uses for DSNs too); ``None`` when delivered. Computed on demand:
+        the regexes run once per failed recipient, never for a 250."""
+        if self.outcome is Outcome.DELIVERED:
+            return None
+        reply = self.reply
+        return reason_of(reply.enhanced, reply.code, reply.text)
 
 
 def classify(result: SmtpReply | BaseException) -> Classified:

@@ -90,6 +90,7 @@ def records_for(
         # deferred event stays small. Every event says whether the mail was bulk (reports
         # split deliverability by transactional and bulk).
         final = classified.outcome is Outcome.BOUNCED
+        reason = classified.reason  # None: delivered
         records.append(
             EVENTS.out(
                 Event(
@@ -112,10 +113,13 @@ def records_for(
                     headers=headers if final else b"",
                     bulk=delivery.bulk,
                     source=result.source,
+                    reason=str(reason or ""),
                 )
             )
         )
         metrics.attempts.labels(result.provider, classified.outcome.value).inc()
+        if reason is not None:
+            metrics.failures.labels(result.provider, classified.outcome.value, reason).inc()
         metrics.source_attempts.labels(
             source_label(result.source), result.provider, classified.outcome.value
         ).inc()

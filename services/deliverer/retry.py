@@ -26,6 +26,7 @@ import msgspec
 from services.deliverer import maillog
 from services.deliverer.config import Retry
 from services.deliverer.metrics import DelivererMetrics
+from shared.bounceclass.reasons import Reason
 from shared.bus.base import TopicPartition
 from shared.config import Duration
 from shared.queue import index
@@ -153,6 +154,7 @@ def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> li
                 reply=EXPIRED_REPLY,
                 attempt=delivery.attempt,
                 classification="expired",
+                reason=str(Reason.EXPIRED),
                 detail=f"last reply: {reply}" if reply else "",
                 tags=delivery.tags,
                 stage="deliverer",

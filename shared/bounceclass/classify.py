@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.bounceclass.reasons import Reason, explain
 from shared.bounceclass.rules import BounceClass, Rule, RuleTable
 from shared.providers import provider_for_host
 
@@ -89,30 +90,61 @@ _GENERIC: dict[str, BounceClass] = {
 
 @dataclass(frozen=True)
 class Classification:
-    """The class and what decided it (``rfc3463:5.1.1``, ``rule:<name>``, ``smtp:550``...)."""
+    """The class and what decided it (``rfc3463:5.1.1``, ``rule:<name>``, ``smtp:550``...),
+    the reason (``reasons.py``) and the status: the reported one, else derived from the
+    reply code and the reason ("" only for reports that are not failures)."""
 
     bounce_class: BounceClass
     rule: str
+    reason: Reason = Reason.UNDEFINED
+    status: str = ""
+    permanent: bool = False  # final (the report's word, else the codes, else the reason's)
 
 
 def classify(
+    status: str,
+    smtp_code: int,
+    diagnostic: str,
+    mta: str,
+    table: RuleTable,
+    *,
+    permanent: bool | None = None,
+) -> Classification:
+    """Classify one failure: its class (:func:`classify_class`), reason and status.
+
+    ``permanent`` is what the report decided (RFC 3464 Action; ``None``: it did not). When
+    the rule table and the codes leave the class ``unknown``, the reason's class stands in
+    (a 550 "mailbox unavailable" from a host no rule names is still a hard bounce).
+    """
+    verdict = classify_class(status, smtp_code, diagnostic, mta, table)
+    why = explain(status, smtp_code, diagnostic, permanent)
+    bounce_class, rule = verdict.bounce_class, verdict.rule
+    if bounce_class is U and why.info.bounce_class is not U:
+        bounce_class, rule = why.info.bounce_class, f"reason:{why.reason}"
+        if not why.permanent and bounce_class is H:
+            bounce_class = S  # as _temporary: a transient failure never suppresses at once
+    return Classification(bounce_class, rule, why.reason, why.status, why.permanent)
+
+
+def classify_class(
     status: str, smtp_code: int, diagnostic: str, mta: str, table: RuleTable
 ) -> Classification:
-    """Classify one failure (one pure function, tested with a table of real replies).
+    """The class of one failure (one pure function, tested with a table of real replies).
 
     ``status`` is the RFC 3463 code ("5.1.1" or ""), ``smtp_code`` the reply code (0 if
     unknown), ``diagnostic`` the remote text, ``mta`` the remote or reporting MTA host
     (for the provider-specific rules).
     """
     provider = provider_for_host(mta) if mta else "other"
-    rule = _first(table.overrides, status, diagnostic, provider)
+    lowered = diagnostic.lower()  # once, for the rules' substring prefilters
+    rule = _first(table.overrides, status, diagnostic, provider, lowered)
     if rule is not None:
         return Classification(rule.bounce_class, f"rule:{rule.name}")
     klass, subject = _split(status)
     specific = _SPECIFIC.get(subject) if klass else None
     if specific is not None:
         return Classification(_temporary(klass, specific), f"rfc3463:{status}")
-    rule = _first(table.ordinary, status, diagnostic, provider)
+    rule = _first(table.ordinary, status, diagnostic, provider, lowered)
     if rule is not None:
         return Classification(_temporary(klass, rule.bounce_class), f"rule:{rule.name}")
     if klass:
@@ -140,8 +172,10 @@ def _temporary(klass: str, bounce_class: BounceClass) -> BounceClass:
     return bounce_class
 
 
-def _first(rules: tuple[Rule, ...], status: str, text: str, provider: str) -> Rule | None:
+def _first(
+    rules: tuple[Rule, ...], status: str, text: str, provider: str, lowered: str
+) -> Rule | None:
     for rule in rules:
-        if rule.matches(status, text, provider):
+        if rule.matches(status, text, provider, lowered):
             return rule
     return None

@@ -19,6 +19,7 @@ A rule::
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import msgspec
 
+from shared.bounceclass.literals import pattern_literals
 from shared.config import convert
 from shared.errors import ConfigError
 
@@ -73,13 +75,22 @@ class Rule:
     provider: str = ANY_PROVIDER
     status: re.Pattern[str] | None = None
     override: bool = False
+    #: Lower-case words one of which any match contains (``literals.py``); ``None``: unknown.
+    literals: frozenset[str] | None = None
 
-    def matches(self, status: str, text: str, provider: str) -> bool:
-        """Whether this rule applies to the failure."""
+    def matches(self, status: str, text: str, provider: str, lowered: str | None = None) -> bool:
+        """Whether this rule applies to the failure; ``lowered`` (``text.lower()``, computed
+        once per failure) lets most rules answer no with substring tests, no regex scan."""
         if self.provider not in (ANY_PROVIDER, provider):
             return False
         if self.status is not None and not self.status.search(status):
             return False
+        if self.literals is not None and lowered is not None:
+            for literal in self.literals:
+                if literal in lowered:
+                    break
+            else:
+                return False
         return self.pattern.search(text) is not None
 
 
@@ -90,14 +101,14 @@ class RuleTable:
     rules: tuple[Rule, ...]
     source: str
 
-    @property
+    @functools.cached_property
     def overrides(self) -> tuple[Rule, ...]:
-        """Rules checked before the RFC 3463 code table."""
+        """Rules checked before the RFC 3463 code table (computed once per table)."""
         return tuple(r for r in self.rules if r.override)
 
-    @property
+    @functools.cached_property
     def ordinary(self) -> tuple[Rule, ...]:
-        """Rules checked after the specific RFC 3463 codes."""
+        """Rules checked after the specific RFC 3463 codes (computed once per table)."""
         return tuple(r for r in self.rules if not r.override)
 
 
@@ -138,6 +149,7 @@ def parse_rules(text: str, source: str) -> RuleTable:
                 if rule.status
                 else None,
                 override=rule.override,
+                literals=pattern_literals(rule.pattern),
             )
         )
     return RuleTable(rules=tuple(rules), source=source)

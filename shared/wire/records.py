@@ -198,6 +198,10 @@ class Event(Record, frozen=True, kw_only=True):
     #: domains (the reputation stage's compromised-account detection counts them).
     recipients: int = 0
     recipient_domains: tuple[str, ...] = ()
+    #: bounced, deferred, expired (deliverer and bouncer), complained, auto_replied: why, one
+    #: of ``shared.bounceclass.reasons.Reason`` ("userunknown", "blocked", ...; "" from
+    #: writers before reasons and for the other kinds).
+    reason: str = ""
 
 
 class SuppressionReason(enum.StrEnum):
@@ -224,6 +228,9 @@ class Suppression(Record, frozen=True, kw_only=True):
     scope: str = ""  # "" for every sender; else the sender domain an unsubscribe applies to
     detail: str = ""
     tenant: str = ""  # "" for every tenant; else only that tenant's mail (shared.suppressions)
+    #: A bounce's or complaint's reason (``shared.bounceclass.reasons``: "userunknown",
+    #: "mailboxfull", "feedback"...); "" for unsubscribes, manual entries and older writers.
+    bounce_reason: str = ""
 
 
 class TenantState(enum.StrEnum):

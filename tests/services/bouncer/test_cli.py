@@ -113,6 +113,27 @@ def test_bounce_classify_prints_json_lines(
         ("annoyed@yahoo.com", "", "complaint", "arf:abuse"),
     ]
     assert lines[0]["file"] == files[0]
+    assert [(x["reason"], x["delivery_status"]) for x in lines] == [
+        ("userunknown", "5.1.1"),
+        ("feedback", ""),
+    ]
+
+
+def test_bounce_classify_shows_the_reason_and_a_derived_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An old Sendmail transcript gives reply codes only: the reason and the reply code's
+    # class give the status (550 "User unknown" is 5.1.1, "Host unknown" 5.1.2).
+    config = str(write_config(tmp_path))
+    file = str(DATA / "sendmail_v5_host_unknown.eml")
+    code, out = run(capsys, "--config", config, "bounce", "classify", file)
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    got = [(x["reason"], x["status"], x["delivery_status"], x["class"]) for x in lines]
+    assert sorted(got) == [
+        ("hostunknown", "", "5.1.2", "hard"),
+        ("userunknown", "", "5.1.1", "hard"),
+    ]
 
 
 def test_bounce_classify_missing_file_fails(

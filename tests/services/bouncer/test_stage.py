@@ -75,10 +75,35 @@ async def test_dsn_to_verp_address_bounces_and_suppresses(running: Running) -> N
         "nobody@customer.example",
     )
     assert event.classification == "hard"
+    assert event.reason == "userunknown"
     assert event.reply is not None and event.reply.enhanced == "5.1.1"
     table = await running.bus.read_table(SUPPRESSIONS.name)
     record = SUPPRESSIONS.decode(table[suppression_key("nobody@customer.example").encode()])
     assert record.reason is SuppressionReason.HARD_BOUNCE
+    assert record.bounce_reason == "userunknown"
+
+
+async def test_text_bounce_without_status_gets_a_reason_and_a_derived_status(
+    running: Running,
+) -> None:
+    # Yahoo's text bounce carries a 554 and words, no enhanced code: the event says why
+    # (userunknown) and carries the status derived from the reply code and the reason.
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "lost.soul@yahoo.com", SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("yahoo_text_no_account.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event)
+    assert (event.kind, event.classification, event.reason) == (
+        EventKind.BOUNCED,
+        "hard",
+        "userunknown",
+    )
+    assert event.reply is not None and event.reply.enhanced == "5.1.1"
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    record = SUPPRESSIONS.decode(table[suppression_key("lost.soul@yahoo.com").encode()])
+    assert record.bounce_reason == "userunknown"
 
 
 async def test_forged_verp_token_is_refused(running: Running) -> None:
@@ -102,9 +127,11 @@ async def test_arf_report_complains_and_suppresses(running: Running) -> None:
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
     assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
+    assert event.reason == "feedback"
     table = await running.bus.read_table(SUPPRESSIONS.name)
     record = SUPPRESSIONS.decode(table[b"annoyed@yahoo.com"])
     assert record.reason is SuppressionReason.COMPLAINT
+    assert record.bounce_reason == "feedback"
 
 
 async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None:
@@ -186,7 +213,10 @@ async def test_admin_api(running: Running) -> None:
         http_request, port, "GET", "/admin/suppressions.csv", b"", auth
     )
     assert status == 200
-    assert csv_text.decode().splitlines()[0] == "address,scope,reason,source,at,detail,tenant"
+    assert (
+        csv_text.decode().splitlines()[0]
+        == "address,scope,reason,source,at,detail,tenant,bounce_reason"
+    )
     assert "someone@example.org,,manual,api," in csv_text.decode()
     status, _ = await asyncio.to_thread(
         http_request, port, "DELETE", "/admin/suppressions/someone@example.org", b"", auth
@@ -252,6 +282,8 @@ async def test_bounced_event_suppresses_and_sends_dsn(running: Running) -> None:
     table = await running.bus.read_table(SUPPRESSIONS.name)
     assert b"nobody@customer.example" in table and b"a@b.example" in table
     assert b"slow@customer.example" not in table  # one expiry is one soft bounce of two
+    record = SUPPRESSIONS.decode(table[b"nobody@customer.example"])
+    assert record.bounce_reason == "userunknown"  # the deliverer's reply, read alike
 
 
 # Suppression scopes per tenant: the bouncer input, the suppression it writes, and the

@@ -45,6 +45,22 @@ def test_soft_bounces_suppress_after_n_within_the_window() -> None:
     assert record is not None and record.reason is SuppressionReason.SOFT_BOUNCES
 
 
+def test_a_bounce_s_reason_goes_on_the_entry_and_the_export() -> None:
+    policy = SuppressionPolicy(soft_limit=3, soft_window=DAY)
+    record = policy.decide(
+        "Gone@Example.org",
+        BounceClass.HARD,
+        1.0,
+        "550 5.1.1 no such user",
+        bounce_reason="userunknown",
+    )
+    assert record is not None
+    assert (record.reason, record.bounce_reason) == (SuppressionReason.HARD_BOUNCE, "userunknown")
+    header, row = export_csv([record]).splitlines()
+    assert header.endswith(",tenant,bounce_reason")
+    assert row.endswith(",userunknown")
+
+
 def test_unsubscribe_is_scoped_to_the_sender_domain() -> None:
     policy = SuppressionPolicy(soft_limit=3, soft_window=DAY)
     token = UnsubscribeToken(recipient="Reader@Example.org", scope="Shop.Example", message_id="m")

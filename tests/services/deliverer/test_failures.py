@@ -55,6 +55,12 @@ async def test_awkward_recipients_each_get_an_outcome_and_offsets_move(tmp_path:
         await d.settle()
         assert bounced.recipient == "nul\x00x@dest.test"
         assert bounced.reply is not None and bounced.reply.enhanced == "5.1.3"
+        assert bounced.reason == "userunknown"  # "bad destination mailbox address syntax"
+        failures = d.ctx.registry.get_sample_value(
+            "postline_deliverer_failures_total",
+            {"provider": bounced.provider, "result": "bounced", "reason": "userunknown"},
+        )
+        assert failures == 1.0
         # Exactly as RFC 5321 wants them on the wire: the quotes kept, UTF-8 with SMTPUTF8.
         assert sorted(sink.recipients()) == sorted(
             ['"john smith"@dest.test', "jöran@dest.test", "after@dest.test"]
@@ -73,6 +79,7 @@ async def test_utf8_local_part_to_a_server_without_smtputf8_bounces_5_6_7(tmp_pa
         (bounced,) = await d.wait_events(EventKind.BOUNCED, 1)
         await d.wait_events(EventKind.DELIVERED, 1)
         assert bounced.reply is not None and bounced.reply.enhanced == "5.6.7"
+        assert bounced.reason == "contenterror"  # RFC 3463 X.6.7: the address needs SMTPUTF8
         assert sink.recipients() == ["ok@dest.test"]
 
 

@@ -77,3 +77,22 @@ def test_parse_reply_splits_enhanced_code() -> None:
     )
     assert parse_reply(250, "Ok") == SmtpReply(code=250, text="Ok")
     assert parse_reply(250, "2.0.0") == SmtpReply(code=250, enhanced="2.0.0", text="")
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (SmtpReply(code=250, enhanced="2.0.0", text="OK"), None),
+        (SmtpReply(code=550, enhanced="5.1.1", text="User unknown"), "userunknown"),
+        (SmtpReply(code=552, text="Mailbox size limit exceeded"), "mailboxfull"),
+        (SmtpReply(code=421, enhanced="4.7.0", text="[TSS04] unexpected volume"), "badreputation"),
+        (NULL_MX, "notaccept"),
+        (ConnectionResetError("reset by peer"), "networkerror"),
+        (ssl.SSLError("handshake failure"), "securityerror"),
+        (RuntimeError("bug"), "systemerror"),
+    ],
+)
+def test_a_failure_has_a_reason_and_a_delivery_none(
+    result: SmtpReply | BaseException, reason: str | None
+) -> None:
+    assert classify(result).reason == reason

@@ -1,0 +1,75 @@
+"""The substring prefilters: what they read from a regex, and that they never change a
+verdict (the rule table and the reason matcher, on every reply text of the tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.bounceclass import reasons
+from shared.bounceclass.literals import pattern_literals, required_options
+from shared.bounceclass.rules import load_rules, parse_rules
+from tests.shared.bounceclass.test_classify import REPLIES
+from tests.shared.bounceclass.test_reasons import CASES
+
+TEXTS = [case[2] for case in CASES] + [reply[2] for reply in REPLIES]
+# Case must not matter to the rules (re.IGNORECASE): the same texts shouted.
+TEXTS += [text.upper() for text in TEXTS]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        ("user ?unknown", {"unknown"}),
+        (r"\b(spf|dkim|dmarc)\b", {"spf", "dkim", "dmarc"}),
+        ("NoSuchUser|over quota", {"nosuchuser", "over quota"}),
+        (r"mailbox[^\n]{0,40}full", {"mailbox"}),
+        ("(?i)user unknown", None),  # inline flags: not understood, no prefilter
+        ("a|b", None),  # too short to be worth a test
+        (r"(?<!not )listed", None),
+    ],
+)
+def test_literals_read_from_a_pattern(pattern: str, literals: set[str] | None) -> None:
+    assert pattern_literals(pattern) == (None if literals is None else frozenset(literals))
+
+
+def test_an_optional_part_is_never_required() -> None:
+    assert required_options("mail ?box") == ("mail",)
+    assert required_options("(has )?expired") == ("expired",)
+
+
+def test_the_rule_table_prefilter_never_changes_a_match() -> None:
+    table = load_rules()
+    checked = 0
+    for rule in table.rules:
+        for text in TEXTS:
+            plain = rule.pattern.search(text) is not None
+            assert rule.matches("", text, rule.provider, text.lower()) is (
+                plain and (rule.status is None or rule.status.search("") is not None)
+            ), (rule.name, text)
+            checked += int(plain)
+    assert checked > len(CASES)  # the texts do exercise the rules
+
+
+def test_an_operator_rule_with_odd_syntax_still_matches() -> None:
+    table = parse_rules(
+        """
+[[rule]]
+name = "odd"
+class = "hard"
+pattern = '(?i)Mailbox\\s+GONE|[]x]y'
+""",
+        "test.toml",
+    )
+    (rule,) = table.rules
+    assert rule.literals is None
+    assert rule.matches("", "550 mailbox   gone", "*", "550 mailbox   gone")
+
+
+def test_the_reason_prefilter_never_changes_a_match() -> None:
+    matchers = (*reasons._SPECIFIC_TEXT, *reasons._GENERIC_TEXT)
+    for text in TEXTS:
+        lowered = text.lower()
+        present = reasons._LITERALS.present(lowered)
+        for matcher in matchers:
+            plain = any(a.pattern.search(lowered) for a in matcher.alternatives)
+            assert matcher.search(lowered, present) is plain, (matcher.reason, text)
