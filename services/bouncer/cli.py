@@ -47,6 +47,7 @@ def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str,
             {
                 **base,
                 "recipient": status.recipient,
+                "original_recipient": status.original_recipient,
                 "action": status.action,
                 "status": status.status,
                 "smtp_code": status.smtp_code,

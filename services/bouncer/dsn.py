@@ -24,9 +24,11 @@ from services.bouncer.report import (
 )
 
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
-# RFC 3464 2.3.1: Original-Recipient is the address the sender gave (ours, when we passed
-# ORCPT); Final-Recipient may be rewritten by forwarding or aliasing on the way.
-_RECIPIENT_FIELDS = ("original-recipient", "final-recipient", "x-actual-recipient")
+# RFC 3464 2.3.1/2.3.2: Final-Recipient is the address the reporting MTA tried, the one the
+# status is about; Original-Recipient is the address the sender gave (ours, when we passed
+# ORCPT), which forwarding or aliasing may have rewritten on the way. The recipient is the
+# first of these that holds an address; Original-Recipient is also kept on its own.
+_RECIPIENT_FIELDS = ("final-recipient", "x-actual-recipient", "original-recipient")
 
 
 def parse_dsn(msg: Message) -> Report | None:

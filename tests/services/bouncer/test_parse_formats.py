@@ -184,3 +184,27 @@ def test_sendmail_transcript_line_with_enhanced_code_and_no_brackets() -> None:
         "5.1.1",
         550,
     )
+
+
+def test_final_recipient_is_the_recipient_and_original_recipient_is_kept() -> None:
+    # Issue 19, item 3: the address the remote MTA tried (an alias's target) is the
+    # recipient; the Original-Recipient (the address we sent to) is its own field.
+    (line,) = classify_bytes((DATA / "postfix_dsn_alias_forwarded.eml").read_bytes())
+    assert (line["recipient"], line["original_recipient"], line["status"]) == (
+        "owner.bakery@webmail-provider.example",
+        "info@bakery-customer.example",
+        "5.1.1",
+    )
+
+
+def test_original_recipient_alone_still_names_the_recipient() -> None:
+    raw = _WHITESPACE_SEPARATED.replace(
+        "Final-Recipient: rfc822; second@two.example",
+        "Original-Recipient: rfc822; second@two.example",
+    )
+    report = parse_message(raw.encode())
+    second = report.recipients[1]
+    assert (second.recipient, second.original_recipient) == (
+        "second@two.example",
+        "second@two.example",
+    )

@@ -81,6 +81,22 @@ async def test_dsn_to_verp_address_bounces_and_suppresses(running: Running) -> N
     assert record.reason is SuppressionReason.HARD_BOUNCE
 
 
+async def test_dsn_about_an_alias_keeps_both_recipients(running: Running) -> None:
+    # Issue 19, item 3: the VERP token's recipient (the address we sent to) is acted on;
+    # the DSN's Original-Recipient is kept in its own field, its Final-Recipient in detail.
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "info@bakery-customer.example", SECRET)
+    data = fixture_to("postfix_dsn_alias_forwarded.eml", rcpt)
+    code, _ = await asyncio.to_thread(send, running.smtp_port, rcpt, data)
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.BOUNCED
+    assert event.recipient == "info@bakery-customer.example"
+    assert event.original_recipient == "info@bakery-customer.example"
+    assert event.detail.startswith("dsn (tried owner.bakery@webmail-provider.example): 550")
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    assert list(table) == [suppression_key("info@bakery-customer.example").encode()]
+
+
 async def test_forged_verp_token_is_refused(running: Running) -> None:
     good = verp_address("b", BOUNCE_DOMAIN, MSGID, "victim@customer.example", SECRET)
     forged = good.replace("-victim=", "-other=")
