@@ -208,3 +208,70 @@ def test_original_recipient_alone_still_names_the_recipient() -> None:
         "second@two.example",
         "second@two.example",
     )
+
+
+def test_ses_bounce_in_an_sns_json_envelope() -> None:
+    assert _lines("ses_sns_json_bounce_permanent.eml") == [
+        ("dsn", "m.fischer@regional-bank.example", "5.1.1", True),
+        ("dsn", "legal@regional-bank.example", "5.2.1", True),
+    ]
+    report = parse_message((DATA / "ses_sns_json_bounce_permanent.eml").read_bytes())
+    assert report.parser == "ses"
+    assert report.reporting_mta == "e226-55.smtp-out.eu-west-1.amazonses.com"
+    assert report.original_message_id == "<stmt-2026-11-4471@ledger-app.example>"
+    assert report.recipients[0].smtp_code == 550
+    assert "User unknown in relay recipient table" in report.recipients[0].diagnostic
+
+
+def test_ses_transient_bounce_from_a_plain_email_subscription() -> None:
+    # The "email" subscription: SES's JSON as the body, SNS's unsubscribe footer after it;
+    # SES gave no status, so its bounce sub-type names one.
+    assert _lines("ses_sns_email_transient_mailbox_full.eml") == [
+        ("dsn", "busy.inbox@smallhost.example", "4.2.2", False),
+    ]
+
+
+def test_ses_complaint_in_an_sns_json_envelope() -> None:
+    (line,) = classify_bytes((DATA / "ses_sns_json_complaint.eml").read_bytes())
+    assert (line["kind"], line["recipient"], line["class"]) == (
+        "complaint",
+        "t.nguyen@freemail-provider.example",
+        "complaint",
+    )
+    report = parse_message((DATA / "ses_sns_json_complaint.eml").read_bytes())
+    assert (report.feedback_type, report.original_message_id) == (
+        "abuse",
+        "<offers-w47-99120@weekly-offers.example>",
+    )
+
+
+def test_ses_delivery_notification_is_not_a_bounce() -> None:
+    raw = (
+        b"From: AWS Notifications <no-reply@sns.amazonaws.com>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: AWS Notification Message\n"
+        b"Content-Type: text/plain\n"
+        b"\n"
+        b'{"Type":"Notification","Message":"{\\"notificationType\\":\\"Delivery\\",'
+        b'\\"delivery\\":{\\"recipients\\":[\\"ok@example.org\\"],'
+        b'\\"smtpResponse\\":\\"250 2.6.0 Message received\\"}}"}\n'
+    )
+    report = parse_message(raw)
+    assert (report.kind, report.parser, report.recipients) == (ReportKind.OTHER, "ses", ())
+
+
+def test_json_that_is_no_ses_notification_is_left_to_the_other_parsers() -> None:
+    raw = (
+        b"From: Mail Delivery System <MAILER-DAEMON@relay.isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Mail delivery failed\n"
+        b"\n"
+        b'{"note": "not SES"}\n'
+        b"The following address(es) failed:\n"
+        b"\n"
+        b"  gone@isp-customer.example\n"
+        b"    550 5.1.1 User unknown\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, report.parser) == (ReportKind.BOUNCE, "text")
+    assert [r.recipient for r in report.recipients] == ["gone@isp-customer.example"]

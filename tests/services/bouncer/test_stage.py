@@ -123,6 +123,20 @@ async def test_arf_report_complains_and_suppresses(running: Running) -> None:
     assert record.reason is SuppressionReason.COMPLAINT
 
 
+async def test_ses_complaint_by_sns_complains_and_suppresses(running: Running) -> None:
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "t.nguyen@freemail-provider.example", SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("ses_sns_json_complaint.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
+    assert event.recipient == "t.nguyen@freemail-provider.example"
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    record = SUPPRESSIONS.decode(table[b"t.nguyen@freemail-provider.example"])
+    assert record.reason is SuppressionReason.COMPLAINT
+
+
 async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None:
     rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "jane@customer.example", SECRET)
     code, _ = await asyncio.to_thread(
