@@ -275,3 +275,76 @@ def test_json_that_is_no_ses_notification_is_left_to_the_other_parsers() -> None
     report = parse_message(raw)
     assert (report.kind, report.parser) == (ReportKind.BOUNCE, "text")
     assert [r.recipient for r in report.recipients] == ["gone@isp-customer.example"]
+
+
+def test_mailing_list_notices_are_not_bounces() -> None:
+    assert classify_bytes((DATA / "mailman_held_for_moderation.eml").read_bytes()) == [
+        {
+            "kind": "auto_reply",
+            "parser": "list:held",
+            "reporting_mta": "",
+            "recipient": "garden-club-owner@lists.allotment-society.example",
+            "original_recipient": "",
+            "action": "auto-replied",
+            "status": "",
+            "smtp_code": 0,
+            "permanent": False,
+            "class": "auto_reply",
+            "rule": "list:held",
+            "remote_mta": "",
+            "diagnostic": "",
+        }
+    ]
+    (line,) = classify_bytes((DATA / "sympa_not_a_member_rejected.eml").read_bytes())
+    assert (line["kind"], line["parser"], line["class"]) == (
+        "auto_reply",
+        "list:non-member",
+        "auto_reply",
+    )
+
+
+def test_a_list_sender_without_a_list_notice_is_left_to_the_bounce_parsers() -> None:
+    raw = (
+        b"From: news-bounces@lists.example.org\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Undelivered mail\n"
+        b"\n"
+        b"The following address failed:\n"
+        b"\n"
+        b"  gone@isp-customer.example\n"
+        b"    550 5.1.1 User unknown\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, [r.recipient for r in report.recipients]) == (
+        ReportKind.BOUNCE,
+        ["gone@isp-customer.example"],
+    )
+
+
+def test_a_bounce_about_a_list_notice_passed_on_by_a_list_is_still_a_bounce() -> None:
+    # A list adds List-Id and X-Mailman-Version to the bounces it passes on; the bounce's
+    # author (a postmaster) decides, not those headers nor the quoted notice's words.
+    raw = (
+        b"From: Postmaster@insurer.example\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: DELIVERY FAILURE: User jdoe (jdoe@insurer.example) not listed\n"
+        b"List-Id: Cycling club <cycling.lists.club.example>\n"
+        b"X-Mailman-Version: 2.1.39\n"
+        b"\n"
+        b"Your message\n"
+        b"\n"
+        b"  Subject: Your message to Cycling awaits moderator approval\n"
+        b"\n"
+        b"was not delivered to:\n"
+        b"\n"
+        b"  jdoe@insurer.example\n"
+        b"\n"
+        b"because:\n"
+        b"\n"
+        b"  User jdoe (jdoe@insurer.example) not listed in Domino Directory\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, [r.recipient for r in report.recipients]) == (
+        ReportKind.BOUNCE,
+        ["jdoe@insurer.example"],
+    )

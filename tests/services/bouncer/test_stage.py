@@ -148,6 +148,19 @@ async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None
     assert await running.bus.read_table(SUPPRESSIONS.name) == {}
 
 
+async def test_list_moderation_notice_never_suppresses_the_list(running: Running) -> None:
+    list_address = "garden-club@lists.allotment-society.example"
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, list_address, SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("mailman_held_for_moderation.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.AUTO_REPLIED
+    assert (event.recipient, event.classification) == (list_address, "auto_reply")
+    assert await running.bus.read_table(SUPPRESSIONS.name) == {}
+
+
 async def test_mailto_unsubscribe_is_scoped(running: Running) -> None:
     token = unsubscribe_token(SECRET, "reader@customer.example", "shop.example", MSGID)
     rcpt = f"unsubscribe+{token}@{BOUNCE_DOMAIN}"
