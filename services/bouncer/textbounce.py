@@ -87,7 +87,18 @@ _WILL_RETRY = re.compile(
     r"this is only a warning|warning: could not send|delivery (has been )?delayed",
     re.I,
 )
-_IGNORE_LOCAL = re.compile(r"^(mailer-daemon|postmaster|abuse|noreply|no-reply)$", re.I)
+# Never a failed recipient: the daemons that write bounces. ``postmaster`` is not here: we
+# do mail postmasters, and a bounce about one must name it; the reporting system's own
+# postmaster is excluded by ``_excluded`` instead (its domain, the "contact" lines).
+_IGNORE_LOCAL = re.compile(r"^(mailer-daemon|abuse|noreply|no-reply)$", re.I)
+# Addresses the bounce gives for help, not as the failed recipient: "please contact
+# <postmaster@relay.example>", "send mail to postmaster@...", "reply to <postmaster@...>".
+_CONTACT = re.compile(
+    r"\b(?:contact|write to|send (?:an? )?(?:e-?mail|mail|message|note) to|reply to|"
+    r"forward (?:it|this(?: message)?) to|questions? to|assistance[,:]?)"
+    r"[^@\n]{0,60}?<?(" + ADDRESS_RE.pattern + r")",
+    re.I,
+)
 _MAX_LINES_AFTER_TRIGGER = 12
 _COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
 # Old Sendmail and V5 Sendmail transcripts, anywhere in the body: the reply line names the
@@ -150,7 +161,24 @@ def _excluded(msg: Message, text: str) -> set[str]:
         out.update(a.lower() for a in ADDRESS_RE.findall(str(msg.get(header, ""))))
     # Message-IDs look like addresses ("<12345@host>"): never a recipient.
     out.update(a.lower() for a in re.findall(r"message-id:?\s*<([^>\s]+@[^>\s]+)>", text, re.I))
+    out.update(m.group(1).lower() for m in _CONTACT.finditer(text))
+    # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
+    # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
+    hosts = {_reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
+    for address in ADDRESS_RE.findall(text):
+        local, _, domain = address.lower().partition("@")
+        if local == "postmaster" and any(_related(domain, h) for h in hosts if h):
+            out.add(address.lower())
     return out
+
+
+def _related(domain: str, host: str) -> bool:
+    # mx.isp.example and isp.example are one system: the same organisation's domain, taken
+    # as the last two labels, or three under a country's second level (docomo.ne.jp).
+    labels = host.split(".")
+    short_second = len(labels) > 2 and len(labels[-1]) == 2 and len(labels[-2]) <= 3
+    tail = ".".join(labels[-3:] if short_second else labels[-2:])
+    return domain == tail or domain.endswith("." + tail)
 
 
 def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]:

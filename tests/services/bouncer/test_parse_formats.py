@@ -348,3 +348,35 @@ def test_a_bounce_about_a_list_notice_passed_on_by_a_list_is_still_a_bounce() ->
         ReportKind.BOUNCE,
         ["jdoe@insurer.example"],
     )
+
+
+def test_bounce_about_a_postmaster_names_it() -> None:
+    # We mailed postmaster@tiny-shop.example and it failed; the reporting system's own
+    # postmaster, given as a contact, is not the recipient.
+    assert _lines("exchange_text_about_postmaster.eml") == [
+        ("bounce", "postmaster@tiny-shop.example", "5.1.1", True),
+    ]
+
+
+def test_bounce_addressed_to_a_postmaster_names_the_real_recipient() -> None:
+    assert _lines("postfix_text_postmaster_copy.eml") == [
+        ("bounce", "p.moreau@regional-isp.example", "5.1.1", True),
+    ]
+
+
+def test_reporting_systems_postmaster_is_never_the_recipient() -> None:
+    raw = (
+        b"From: Mail Delivery System <mailer-daemon@mx2.metro-isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: failure notice\n"
+        b"\n"
+        b"Sorry, we were unable to deliver your message to the following address.\n"
+        b"\n"
+        b"<k.ito@metro-isp.example>:\n"
+        b"550: mailbox unavailable\n"
+        b"\n"
+        b"Questions: postmaster@metro-isp.example\n"
+    )
+    assert [r.recipient for r in parse_message(raw).recipients] == ["k.ito@metro-isp.example"]
+    only_contact = raw.replace(b"<k.ito@metro-isp.example>:\n", b"")
+    assert parse_message(only_contact).recipients == ()
