@@ -48,7 +48,9 @@ _ORIGINAL_MARKER = re.compile(
     r"^[ \t>]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*(?:original message|returned message|"
     r"undelivered message|unsent message|the original message|message headers|headers of)|"
     r".{0,20}(?:this is a copy of the message|below this line is a copy|"
-    r"original message follows|message headers follow|unsent message below))",
+    r"original message follows|message headers follow|unsent message below)|"
+    # Exim 3 and smail: "|----- Message text follows: -----|" ends the failed addresses.
+    r"\|?-{5,}[ \t]*message text follows)",
     re.I | re.M,
 )
 # Phrases after which the failed addresses are listed.
@@ -62,7 +64,7 @@ _TRIGGERS = re.compile(
     r"transient non-fatal errors|has not yet been delivered|permanent failure|"
     r"error (was|occurred) while delivering|delivery failed for|cannot be reached|"
     r"no such (user|mailbox)|user unknown|unknown user|mailbox unavailable|unable to deliver|"
-    r"could not be forwarded|address(es)? (was|were) rejected)",
+    r"could not be forwarded|address(es)? (was|were) rejected|failed addresses follow)",
     re.I,
 )
 _TEMPORARY = re.compile(
@@ -139,7 +141,10 @@ def parse_text_bounce(msg: Message) -> Report | None:
     found = _failed_recipients(msg, text, excluded)
     if not found:
         return None
-    recipients = tuple(_status_for(address, text) for address in found)
+    # With several failed addresses, each one's reason is its own paragraph's: the first
+    # code anywhere in the text may be another address's.
+    whole = text if len(found) == 1 else ""
+    recipients = tuple(_status_for(address, text, whole) for address in found)
     return Report(
         kind=ReportKind.BOUNCE,
         recipients=recipients,
@@ -247,10 +252,10 @@ def _unique(addresses: list[str], excluded: set[str]) -> list[str]:
     return seen
 
 
-def _status_for(address: str, text: str) -> RecipientStatus:
+def _status_for(address: str, text: str, whole: str) -> RecipientStatus:
     context = _context(address, text)
-    status = find_status(context) or find_status(text)
-    code = find_reply_code(context) or find_reply_code(text)
+    status = find_status(context) or find_status(whole)
+    code = find_reply_code(context) or find_reply_code(whole)
     action = "delayed" if _is_temporary(text, status, code) else "failed"
     return RecipientStatus(
         recipient=address,

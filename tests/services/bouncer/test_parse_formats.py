@@ -380,3 +380,32 @@ def test_reporting_systems_postmaster_is_never_the_recipient() -> None:
     assert [r.recipient for r in parse_message(raw).recipients] == ["k.ito@metro-isp.example"]
     only_contact = raw.replace(b"<k.ito@metro-isp.example>:\n", b"")
     assert parse_message(only_contact).recipients == ()
+
+
+def test_exim3_failed_addresses_banner() -> None:
+    report = parse_message((DATA / "exim3_failed_addresses_follow.eml").read_bytes())
+    assert report.kind is ReportKind.BOUNCE
+    got = [(r.recipient, r.status, r.smtp_code, r.permanent) for r in report.recipients]
+    # The returned message's other recipient (registrar@, below "Message text follows")
+    # is not a failure, and each address keeps its own reason.
+    assert got == [
+        ("t.becker@physics.old-campus.example", "", 0, True),
+        ("alumni-office@old-campus.example", "5.7.1", 554, True),
+    ]
+    assert "unknown user" in report.recipients[0].diagnostic
+
+
+def test_exim3_banner_with_the_address_on_the_next_line() -> None:
+    raw = (
+        b"From: Mail Delivery System <Mailer-Daemon@relay.old-isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Mail delivery failed: returning message to sender\n"
+        b"\n"
+        b"|------------------------- Failed addresses follow: ---------------------|\n"
+        b" s.kowalski@old-isp.example\n"
+        b"   mailbox is full: retry timeout exceeded\n"
+        b"|------------------------- Message text follows: ------------------------|\n"
+        b"To: s.kowalski@old-isp.example, other.person@old-isp.example\n"
+    )
+    (line,) = classify_bytes(raw)
+    assert (line["recipient"], line["permanent"]) == ("s.kowalski@old-isp.example", True)
