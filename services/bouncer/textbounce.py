@@ -132,12 +132,16 @@ def _subject(msg: Message) -> str:
         return str(msg.get("Subject", ""))
 
 
-def parse_text_bounce(msg: Message) -> Report | None:
-    """The failed recipients found in a non-standard bounce, or ``None``."""
+def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()) -> Report | None:
+    """The failed recipients found in a non-standard bounce, or ``None``.
+
+    ``not_recipients`` (lower case) are never taken: the addresses of a note that forwarded
+    this bounce (``forwarded.py``).
+    """
     if not looks_like_bounce(msg):
         return None
     text = _bounce_words(body_text(msg))
-    excluded = _excluded(msg, text)
+    excluded = _excluded(msg, text) | not_recipients
     found = _failed_recipients(msg, text, excluded)
     if not found:
         return None

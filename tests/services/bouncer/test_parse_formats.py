@@ -409,3 +409,71 @@ def test_exim3_banner_with_the_address_on_the_next_line() -> None:
     )
     (line,) = classify_bytes(raw)
     assert (line["recipient"], line["permanent"]) == ("s.kowalski@old-isp.example", True)
+
+
+def test_forwarded_bounce_names_its_failed_recipient_not_the_helpdesk() -> None:
+    assert _lines("outlook_forwarded_ndr_fyi_note.eml") == [
+        ("bounce", "m.dvorak@old-supplier.example", "5.1.1", True),
+    ]
+    report = parse_message((DATA / "outlook_forwarded_ndr_fyi_note.eml").read_bytes())
+    assert report.parser == "forwarded:text"
+
+
+def test_forwarded_bounce_without_a_failed_address_names_nobody() -> None:
+    # Gmail's "Address not found" names no address; the note's addresses (the sender's,
+    # the receptionist's) must not stand in for it.
+    report = parse_message((DATA / "gmail_forwarded_note_without_failed_address.eml").read_bytes())
+    assert (report.kind, report.parser, report.recipients) == (ReportKind.OTHER, "forwarded", ())
+
+
+def test_bounce_forwarded_as_an_attachment_is_read_without_the_note() -> None:
+    raw = (
+        b"From: IT Desk <itdesk@lawfirm.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: FW: failure notice\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="fw1"\n'
+        b"\n"
+        b"--fw1\n"
+        b"Content-Type: text/plain\n"
+        b"\n"
+        b"See attached. Questions: a.partner@lawfirm.example\n"
+        b"--fw1\n"
+        b"Content-Type: message/rfc822\n"
+        b"\n"
+        b"From: MAILER-DAEMON@mx.court-registry.example\n"
+        b"To: itdesk@lawfirm.example\n"
+        b"Subject: failure notice\n"
+        b"\n"
+        b"Hi. This is the qmail-send program at mx.court-registry.example.\n"
+        b"I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        b"This is a permanent error; I've given up. Sorry it didn't work out.\n"
+        b"\n"
+        b"<filings@court-registry.example>:\n"
+        b"Sorry, no mailbox here by that name. (#5.1.1)\n"
+        b"--fw1--\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, report.parser) == (ReportKind.BOUNCE, "forwarded:text")
+    assert [(r.recipient, r.status) for r in report.recipients] == [
+        ("filings@court-registry.example", "5.1.1")
+    ]
+
+
+def test_a_reply_quoting_an_ordinary_message_is_no_forwarded_bounce() -> None:
+    raw = (
+        b"From: Jane <jane@customer.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: RE: Your invoice\n"
+        b"\n"
+        b"Thanks, received.\n"
+        b"\n"
+        b"-----Original Message-----\n"
+        b"From: Billing <billing@shop.example>\n"
+        b"Sent: Monday, November 30, 2026 9:00 AM\n"
+        b"To: jane@customer.example\n"
+        b"Subject: Your invoice\n"
+        b"\n"
+        b"Please find your invoice attached.\n"
+    )
+    assert parse_message(raw).kind is ReportKind.OTHER
