@@ -1,6 +1,7 @@
 """Which parser reads a message that arrived at the bounce domain.
 
-Owns the order: feedback report (RFC 5965), then DSN (RFC 3464), then Amazon SES
+Owns the order: feedback report (RFC 5965), then Microsoft's JMRP complaints (no
+feedback-report part), then DSN (RFC 3464), then Amazon SES
 notifications (JSON delivered by SNS), then mailing-list "held" / "not a member" notices
 (never bounces; before auto-replies, as list managers mark them auto-replied), then strong
 auto-reply signals (RFC 3834, vacation subjects), then a bounce a person forwarded (only
@@ -19,6 +20,7 @@ from services.bouncer.arf import parse_arf
 from services.bouncer.autoreply import strong_auto_reply, weak_auto_reply
 from services.bouncer.dsn import parse_dsn
 from services.bouncer.forwarded import parse_forwarded
+from services.bouncer.jmrp import parse_jmrp
 from services.bouncer.listnotice import parse_list_notice
 from services.bouncer.report import Report, ReportKind
 from services.bouncer.sesjson import parse_ses
@@ -35,7 +37,7 @@ def parse_message(raw: bytes) -> Report:
 
 def parse_parsed(msg: Message) -> Report:
     """Like :func:`parse_message` for an already parsed message."""
-    parsers = (parse_arf, parse_dsn, parse_ses, parse_list_notice, strong_auto_reply)
+    parsers = (parse_arf, parse_jmrp, parse_dsn, parse_ses, parse_list_notice, strong_auto_reply)
     for parser in (*parsers, parse_forwarded, parse_text_bounce, weak_auto_reply):
         report = parser(msg)
         if report is not None:

@@ -477,3 +477,52 @@ def test_a_reply_quoting_an_ordinary_message_is_no_forwarded_bounce() -> None:
         b"Please find your invoice attached.\n"
     )
     assert parse_message(raw).kind is ReportKind.OTHER
+
+
+def test_hotmail_jmrp_complaint_without_a_feedback_report_part() -> None:
+    (line,) = classify_bytes((DATA / "hotmail_jmrp_complaint.eml").read_bytes())
+    assert (line["kind"], line["parser"], line["recipient"], line["class"]) == (
+        "complaint",
+        "jmrp",
+        "lena.hoffmann_77@hotmail.com",
+        "complaint",
+    )
+    report = parse_message((DATA / "hotmail_jmrp_complaint.eml").read_bytes())
+    assert report.original_message_id == "<winter-prune-2026-55012@garden-tools-shop.example>"
+
+
+def test_jmrp_with_a_redacted_recipient_names_the_attached_to_or_nobody() -> None:
+    raw = (DATA / "hotmail_jmrp_complaint.eml").read_bytes()
+    raw = raw.replace(b"X-HmXmrOriginalRecipient: <lena.hoffmann_77@hotmail.com>\n", b"")
+    redacted = parse_message(raw)
+    # "xxxxxxx@hotmail.com" is what Microsoft leaves of the To: still the only one named;
+    # the VERP token names the real recipient when the intake matches the report.
+    assert (redacted.kind, [r.recipient for r in redacted.recipients]) == (
+        ReportKind.COMPLAINT,
+        ["xxxxxxx@hotmail.com"],
+    )
+
+
+def test_a_hotmail_user_forwarding_a_message_is_no_complaint() -> None:
+    raw = (
+        b"From: Tom <tom.baker_1984@hotmail.com>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: FW: Winter pruning kit\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="x"\n'
+        b"\n"
+        b"--x\n"
+        b"Content-Type: text/plain\n"
+        b"\n"
+        b"Is this still on offer?\n"
+        b"--x\n"
+        b"Content-Type: message/rfc822\n"
+        b"\n"
+        b"From: offers@garden-tools-shop.example\n"
+        b"To: tom.baker_1984@hotmail.com\n"
+        b"Subject: Winter pruning kit\n"
+        b"\n"
+        b"Sharpen up for winter\n"
+        b"--x--\n"
+    )
+    assert parse_message(raw).kind is not ReportKind.COMPLAINT

@@ -137,6 +137,19 @@ async def test_ses_complaint_by_sns_complains_and_suppresses(running: Running) -
     assert record.reason is SuppressionReason.COMPLAINT
 
 
+async def test_hotmail_jmrp_complaint_complains_and_suppresses(running: Running) -> None:
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "lena.hoffmann_77@hotmail.com", SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("hotmail_jmrp_complaint.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    record = SUPPRESSIONS.decode(table[b"lena.hoffmann_77@hotmail.com"])
+    assert record.reason is SuppressionReason.COMPLAINT
+
+
 async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None:
     rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "jane@customer.example", SECRET)
     code, _ = await asyncio.to_thread(
