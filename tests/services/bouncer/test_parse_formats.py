@@ -526,3 +526,26 @@ def test_a_hotmail_user_forwarding_a_message_is_no_complaint() -> None:
         b"--x--\n"
     )
     assert parse_message(raw).kind is not ReportKind.COMPLAINT
+
+
+def test_japanese_carriers_and_sms_gateways() -> None:
+    # Their notices carry no enhanced status; the phrase gives it, and the address is the
+    # handset's mailbox, never the carrier's postmaster named in the text.
+    expected = {
+        "kddi_au_mailbox_full.eml": ("s.yamamoto-k@ezweb.ne.jp", "4.2.2", False, "soft"),
+        "kddi_au_user_unknown.eml": ("k-mori.0815@au.com", "5.1.1", True, "hard"),
+        "docomo_did_not_receive.eml": ("hana.suzuki-0101@docomo.ne.jp", "5.1.1", True, "hard"),
+        "verizon_vtext_invalid_number.eml": ("2025550187@vtext.com", "5.1.1", True, "hard"),
+    }
+    for name, want in expected.items():
+        (line,) = classify_bytes((DATA / name).read_bytes())
+        got = (line["recipient"], line["status"], line["permanent"], line["class"])
+        assert (name, got) == (name, want)
+        assert line["parser"].startswith("carrier:")
+
+
+def test_a_carriers_own_status_wins_over_its_phrase() -> None:
+    raw = (DATA / "kddi_au_user_unknown.eml").read_bytes()
+    raw = raw.replace(b"550 user unknown", b"550 5.2.2 user unknown")
+    (line,) = classify_bytes(raw)
+    assert (line["status"], line["permanent"]) == ("5.2.2", True)
