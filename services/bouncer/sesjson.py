@@ -20,8 +20,8 @@ from services.bouncer.report import (
     RecipientStatus,
     Report,
     ReportKind,
-    body_text,
     clean_address,
+    decode_part,
     find_reply_code,
     find_status,
 )
@@ -45,9 +45,10 @@ _TYPE_ACTION = {"permanent": "failed", "transient": "delayed"}
 
 def parse_ses(msg: Message) -> Report | None:
     """The SES notification in ``msg``'s body as a report, or ``None`` when there is none."""
-    if msg.get_content_maintype() not in ("text", "multipart"):
+    text = _first_text(msg)
+    if not text:
         return None
-    notification = _notification(body_text(msg))
+    notification = _notification(text)
     if notification is None:
         return None
     kind = str(notification.get("notificationType") or notification.get("eventType") or "")
@@ -59,6 +60,18 @@ def parse_ses(msg: Message) -> Report | None:
         return _complaint(_object(notification.get("complaint")), message_id)
     # Delivery, Send, Open, ...: SES telling how it went, never a failure.
     return Report(kind=ReportKind.OTHER, original_message_id=message_id, parser="ses")
+
+
+def _first_text(msg: Message) -> str:
+    # SNS sends one text/plain body; only the first text part can hold the notification,
+    # and decoding just that one keeps this parser cheap for the many messages it refuses.
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain":
+            text = decode_part(part)
+            return text if "{" in text[:_SCAN] else ""
+        if part.get_content_maintype() not in ("multipart", "text"):
+            return ""
+    return ""
 
 
 def _notification(text: str) -> dict[str, Any] | None:
