@@ -57,6 +57,7 @@ def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str,
             {
                 **base,
                 "recipient": status.recipient,
+                "original_recipient": status.original_recipient,
                 "action": status.action,
                 "status": status.status,  # as the report gave it ("" when it gave none)
                 # Always present for a failure: the report's, else derived from the reply

@@ -24,9 +24,11 @@ from services.bouncer.report import (
 )
 
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
-# RFC 3464 2.3.1: Original-Recipient is the address the sender gave (ours, when we passed
-# ORCPT); Final-Recipient may be rewritten by forwarding or aliasing on the way.
-_RECIPIENT_FIELDS = ("original-recipient", "final-recipient", "x-actual-recipient")
+# RFC 3464 2.3.1/2.3.2: Final-Recipient is the address the reporting MTA tried, the one the
+# status is about; Original-Recipient is the address the sender gave (ours, when we passed
+# ORCPT), which forwarding or aliasing may have rewritten on the way. The recipient is the
+# first of these that holds an address; Original-Recipient is also kept on its own.
+_RECIPIENT_FIELDS = ("final-recipient", "x-actual-recipient", "original-recipient")
 
 
 def parse_dsn(msg: Message) -> Report | None:
@@ -181,7 +183,7 @@ def _recipient(block: dict[str, str]) -> RecipientStatus | None:
         # Local delivery to a file or pipe names the path ("/var/mail/john"), which is
         # nobody's address; suppressing it would be wrong, and the text part may name one.
         return None
-    diagnostic = _strip_type(block.get("diagnostic-code", ""))
+    diagnostic = strip_diagnostic_type(block.get("diagnostic-code", ""))
     status = find_status(block.get("status", "")) or _squeezed_status(block.get("status", ""))
     status = status or find_status(diagnostic)
     return RecipientStatus(
@@ -211,8 +213,8 @@ def _squeezed_status(value: str) -> str:
     return f"{match.group(1)}.{match.group(2)}.{match.group(3)}" if match else ""
 
 
-def _strip_type(value: str) -> str:
-    # RFC 3464 2.3.6: "diagnostic-type; text", e.g. "smtp; 550 5.1.1 No such user".
+def strip_diagnostic_type(value: str) -> str:
+    """A Diagnostic-Code without its type (RFC 3464 2.3.6): ``smtp; 550 ...`` -> ``550 ...``."""
     kind, sep, rest = value.partition(";")
     if sep and kind.strip().lower() in ("smtp", "x-unix", "x-postfix", "x-local", "unix"):
         return rest.strip()

@@ -69,10 +69,11 @@ class Outcomes:
             provider=provider,
             classification=str(verdict.bounce_class),
             check=verdict.rule,
-            detail=f"{report.parser}: {status.diagnostic}"[:500],
+            detail=_detail(report, status, token.recipient),
             stage=STAGE,
             tenant=tenant,
             reason=str(verdict.reason),
+            original_recipient=status.original_recipient,
         )
         self._count(verdict, provider, kind)
         out = [EVENTS.out(event)]
@@ -182,6 +183,15 @@ def _matching(report: Report, recipient: str) -> RecipientStatus | None:
     if report.kind in (ReportKind.COMPLAINT, ReportKind.AUTO_REPLY):
         return RecipientStatus(recipient=recipient)  # ARF with a redacted recipient (RFC 6590)
     return None
+
+
+def _detail(report: Report, status: RecipientStatus, recipient: str) -> str:
+    # The token's recipient is the one acted on (VERP proves it); when the report's own
+    # recipient (the Final-Recipient the remote MTA tried: a forward, an alias) differs,
+    # it is kept here so that neither address is lost.
+    tried = status.recipient
+    named = f" (tried {tried})" if tried and tried.lower() != recipient.lower() else ""
+    return f"{report.parser}{named}: {status.diagnostic}"[:500]
 
 
 def _reply(status: RecipientStatus, derived: str) -> SmtpReply | None:

@@ -1,7 +1,12 @@
 """Which parser reads a message that arrived at the bounce domain.
 
-Owns the order: feedback report (RFC 5965), then DSN (RFC 3464), then strong auto-reply
-signals (RFC 3834, vacation subjects), then non-standard bounce text, then the weak
+Owns the order: feedback report (RFC 5965), then Microsoft's JMRP complaints (no
+feedback-report part), then DSN (RFC 3464), then Amazon SES
+notifications (JSON delivered by SNS), then mailing-list "held" / "not a member" notices
+(never bounces; before auto-replies, as list managers mark them auto-replied), then strong
+auto-reply signals (RFC 3834, vacation subjects), then a bounce a person forwarded (only
+the forwarded part is read), then mobile carriers' and SMS gateways' notices (the status
+their phrases stand for), then non-standard bounce text, then the weak
 ``Auto-Submitted`` signal, else "other". Each parser is tried only on what it can read;
 the first that recognises the message decides. It does not classify or act.
 """
@@ -14,8 +19,13 @@ from email.policy import compat32
 
 from services.bouncer.arf import parse_arf
 from services.bouncer.autoreply import strong_auto_reply, weak_auto_reply
+from services.bouncer.carriers import parse_carrier_bounce
 from services.bouncer.dsn import parse_dsn
+from services.bouncer.forwarded import parse_forwarded
+from services.bouncer.jmrp import parse_jmrp
+from services.bouncer.listnotice import parse_list_notice
 from services.bouncer.report import Report, ReportKind
+from services.bouncer.sesjson import parse_ses
 from services.bouncer.textbounce import parse_text_bounce
 
 
@@ -29,7 +39,9 @@ def parse_message(raw: bytes) -> Report:
 
 def parse_parsed(msg: Message) -> Report:
     """Like :func:`parse_message` for an already parsed message."""
-    for parser in (parse_arf, parse_dsn, strong_auto_reply, parse_text_bounce, weak_auto_reply):
+    parsers = (parse_arf, parse_jmrp, parse_dsn, parse_ses, parse_list_notice, strong_auto_reply)
+    fallbacks = (parse_forwarded, parse_carrier_bounce, parse_text_bounce, weak_auto_reply)
+    for parser in (*parsers, *fallbacks):
         report = parser(msg)
         if report is not None:
             return report

@@ -48,7 +48,9 @@ _ORIGINAL_MARKER = re.compile(
     r"^[ \t>]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*(?:original message|returned message|"
     r"undelivered message|unsent message|the original message|message headers|headers of)|"
     r".{0,20}(?:this is a copy of the message|below this line is a copy|"
-    r"original message follows|message headers follow|unsent message below))",
+    r"original message follows|message headers follow|unsent message below)|"
+    # Exim 3 and smail: "|----- Message text follows: -----|" ends the failed addresses.
+    r"\|?-{5,}[ \t]*message text follows)",
     re.I | re.M,
 )
 # Phrases after which the failed addresses are listed.
@@ -62,7 +64,7 @@ _TRIGGERS = re.compile(
     r"transient non-fatal errors|has not yet been delivered|permanent failure|"
     r"error (was|occurred) while delivering|delivery failed for|cannot be reached|"
     r"no such (user|mailbox)|user unknown|unknown user|mailbox unavailable|unable to deliver|"
-    r"could not be forwarded|address(es)? (was|were) rejected)",
+    r"could not be forwarded|address(es)? (was|were) rejected|failed addresses follow)",
     re.I,
 )
 _TEMPORARY = re.compile(
@@ -87,7 +89,18 @@ _WILL_RETRY = re.compile(
     r"this is only a warning|warning: could not send|delivery (has been )?delayed",
     re.I,
 )
-_IGNORE_LOCAL = re.compile(r"^(mailer-daemon|postmaster|abuse|noreply|no-reply)$", re.I)
+# Never a failed recipient: the daemons that write bounces. ``postmaster`` is not here: we
+# do mail postmasters, and a bounce about one must name it; the reporting system's own
+# postmaster is excluded by ``_excluded`` instead (its domain, the "contact" lines).
+_IGNORE_LOCAL = re.compile(r"^(mailer-daemon|abuse|noreply|no-reply)$", re.I)
+# Addresses the bounce gives for help, not as the failed recipient: "please contact
+# <postmaster@relay.example>", "send mail to postmaster@...", "reply to <postmaster@...>".
+_CONTACT = re.compile(
+    r"\b(?:contact|write to|send (?:an? )?(?:e-?mail|mail|message|note) to|reply to|"
+    r"forward (?:it|this(?: message)?) to|questions? to|assistance[,:]?)"
+    r"[^@\n]{0,60}?<?(" + ADDRESS_RE.pattern + r")",
+    re.I,
+)
 _MAX_LINES_AFTER_TRIGGER = 12
 _COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
 # Old Sendmail and V5 Sendmail transcripts, anywhere in the body: the reply line names the
@@ -119,16 +132,23 @@ def _subject(msg: Message) -> str:
         return str(msg.get("Subject", ""))
 
 
-def parse_text_bounce(msg: Message) -> Report | None:
-    """The failed recipients found in a non-standard bounce, or ``None``."""
+def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()) -> Report | None:
+    """The failed recipients found in a non-standard bounce, or ``None``.
+
+    ``not_recipients`` (lower case) are never taken: the addresses of a note that forwarded
+    this bounce (``forwarded.py``).
+    """
     if not looks_like_bounce(msg):
         return None
     text = _bounce_words(body_text(msg))
-    excluded = _excluded(msg, text)
+    excluded = _excluded(msg, text) | not_recipients
     found = _failed_recipients(msg, text, excluded)
     if not found:
         return None
-    recipients = tuple(_status_for(address, text) for address in found)
+    # With several failed addresses, each one's reason is its own paragraph's: the first
+    # code anywhere in the text may be another address's.
+    whole = text if len(found) == 1 else ""
+    recipients = tuple(_status_for(address, text, whole) for address in found)
     return Report(
         kind=ReportKind.BOUNCE,
         recipients=recipients,
@@ -150,7 +170,24 @@ def _excluded(msg: Message, text: str) -> set[str]:
         out.update(a.lower() for a in ADDRESS_RE.findall(str(msg.get(header, ""))))
     # Message-IDs look like addresses ("<12345@host>"): never a recipient.
     out.update(a.lower() for a in re.findall(r"message-id:?\s*<([^>\s]+@[^>\s]+)>", text, re.I))
+    out.update(m.group(1).lower() for m in _CONTACT.finditer(text))
+    # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
+    # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
+    hosts = {_reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
+    for address in ADDRESS_RE.findall(text):
+        local, _, domain = address.lower().partition("@")
+        if local == "postmaster" and any(_related(domain, h) for h in hosts if h):
+            out.add(address.lower())
     return out
+
+
+def _related(domain: str, host: str) -> bool:
+    # mx.isp.example and isp.example are one system: the same organisation's domain, taken
+    # as the last two labels, or three under a country's second level (docomo.ne.jp).
+    labels = host.split(".")
+    short_second = len(labels) > 2 and len(labels[-1]) == 2 and len(labels[-2]) <= 3
+    tail = ".".join(labels[-3:] if short_second else labels[-2:])
+    return domain == tail or domain.endswith("." + tail)
 
 
 def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]:
@@ -219,10 +256,10 @@ def _unique(addresses: list[str], excluded: set[str]) -> list[str]:
     return seen
 
 
-def _status_for(address: str, text: str) -> RecipientStatus:
+def _status_for(address: str, text: str, whole: str) -> RecipientStatus:
     context = _context(address, text)
-    status = find_status(context) or find_status(text)
-    code = find_reply_code(context) or find_reply_code(text)
+    status = find_status(context) or find_status(whole)
+    code = find_reply_code(context) or find_reply_code(whole)
     action = "delayed" if _is_temporary(text, status, code) else "failed"
     return RecipientStatus(
         recipient=address,

@@ -202,6 +202,11 @@ class Event(Record, frozen=True, kw_only=True):
     #: of ``shared.bounceclass.reasons.Reason`` ("userunknown", "blocked", ...; "" from
     #: writers before reasons and for the other kinds).
     reason: str = ""
+    #: bounced/deferred/complained from a report: the DSN's Original-Recipient (RFC 3464
+    #: 2.3.1, the address the sender gave) when the report names one, kept beside
+    #: ``recipient`` (the VERP token's, which is the one acted on) because forwarding and
+    #: aliases make the address the remote MTA tried differ from it.
+    original_recipient: str = ""
 
 
 class SuppressionReason(enum.StrEnum):

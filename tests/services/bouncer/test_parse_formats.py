@@ -184,3 +184,368 @@ def test_sendmail_transcript_line_with_enhanced_code_and_no_brackets() -> None:
         "5.1.1",
         550,
     )
+
+
+def test_final_recipient_is_the_recipient_and_original_recipient_is_kept() -> None:
+    # Issue 19, item 3: the address the remote MTA tried (an alias's target) is the
+    # recipient; the Original-Recipient (the address we sent to) is its own field.
+    (line,) = classify_bytes((DATA / "postfix_dsn_alias_forwarded.eml").read_bytes())
+    assert (line["recipient"], line["original_recipient"], line["status"]) == (
+        "owner.bakery@webmail-provider.example",
+        "info@bakery-customer.example",
+        "5.1.1",
+    )
+
+
+def test_original_recipient_alone_still_names_the_recipient() -> None:
+    raw = _WHITESPACE_SEPARATED.replace(
+        "Final-Recipient: rfc822; second@two.example",
+        "Original-Recipient: rfc822; second@two.example",
+    )
+    report = parse_message(raw.encode())
+    second = report.recipients[1]
+    assert (second.recipient, second.original_recipient) == (
+        "second@two.example",
+        "second@two.example",
+    )
+
+
+def test_ses_bounce_in_an_sns_json_envelope() -> None:
+    assert _lines("ses_sns_json_bounce_permanent.eml") == [
+        ("dsn", "m.fischer@regional-bank.example", "5.1.1", True),
+        ("dsn", "legal@regional-bank.example", "5.2.1", True),
+    ]
+    report = parse_message((DATA / "ses_sns_json_bounce_permanent.eml").read_bytes())
+    assert report.parser == "ses"
+    assert report.reporting_mta == "e226-55.smtp-out.eu-west-1.amazonses.com"
+    assert report.original_message_id == "<stmt-2026-11-4471@ledger-app.example>"
+    assert report.recipients[0].smtp_code == 550
+    assert "User unknown in relay recipient table" in report.recipients[0].diagnostic
+
+
+def test_ses_transient_bounce_from_a_plain_email_subscription() -> None:
+    # The "email" subscription: SES's JSON as the body, SNS's unsubscribe footer after it;
+    # SES gave no status, so its bounce sub-type names one.
+    assert _lines("ses_sns_email_transient_mailbox_full.eml") == [
+        ("dsn", "busy.inbox@smallhost.example", "4.2.2", False),
+    ]
+
+
+def test_ses_complaint_in_an_sns_json_envelope() -> None:
+    (line,) = classify_bytes((DATA / "ses_sns_json_complaint.eml").read_bytes())
+    assert (line["kind"], line["recipient"], line["class"]) == (
+        "complaint",
+        "t.nguyen@freemail-provider.example",
+        "complaint",
+    )
+    report = parse_message((DATA / "ses_sns_json_complaint.eml").read_bytes())
+    assert (report.feedback_type, report.original_message_id) == (
+        "abuse",
+        "<offers-w47-99120@weekly-offers.example>",
+    )
+
+
+def test_ses_delivery_notification_is_not_a_bounce() -> None:
+    raw = (
+        b"From: AWS Notifications <no-reply@sns.amazonaws.com>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: AWS Notification Message\n"
+        b"Content-Type: text/plain\n"
+        b"\n"
+        b'{"Type":"Notification","Message":"{\\"notificationType\\":\\"Delivery\\",'
+        b'\\"delivery\\":{\\"recipients\\":[\\"ok@example.org\\"],'
+        b'\\"smtpResponse\\":\\"250 2.6.0 Message received\\"}}"}\n'
+    )
+    report = parse_message(raw)
+    assert (report.kind, report.parser, report.recipients) == (ReportKind.OTHER, "ses", ())
+
+
+def test_json_that_is_no_ses_notification_is_left_to_the_other_parsers() -> None:
+    raw = (
+        b"From: Mail Delivery System <MAILER-DAEMON@relay.isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Mail delivery failed\n"
+        b"\n"
+        b'{"note": "not SES"}\n'
+        b"The following address(es) failed:\n"
+        b"\n"
+        b"  gone@isp-customer.example\n"
+        b"    550 5.1.1 User unknown\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, report.parser) == (ReportKind.BOUNCE, "text")
+    assert [r.recipient for r in report.recipients] == ["gone@isp-customer.example"]
+
+
+def test_mailing_list_notices_are_not_bounces() -> None:
+    assert classify_bytes((DATA / "mailman_held_for_moderation.eml").read_bytes()) == [
+        {
+            "kind": "auto_reply",
+            "parser": "list:held",
+            "reporting_mta": "",
+            "recipient": "garden-club-owner@lists.allotment-society.example",
+            "original_recipient": "",
+            "action": "auto-replied",
+            "status": "",
+            "smtp_code": 0,
+            "permanent": False,
+            "class": "auto_reply",
+            "rule": "list:held",
+            "remote_mta": "",
+            "diagnostic": "",
+        }
+    ]
+    (line,) = classify_bytes((DATA / "sympa_not_a_member_rejected.eml").read_bytes())
+    assert (line["kind"], line["parser"], line["class"]) == (
+        "auto_reply",
+        "list:non-member",
+        "auto_reply",
+    )
+
+
+def test_a_list_sender_without_a_list_notice_is_left_to_the_bounce_parsers() -> None:
+    raw = (
+        b"From: news-bounces@lists.example.org\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Undelivered mail\n"
+        b"\n"
+        b"The following address failed:\n"
+        b"\n"
+        b"  gone@isp-customer.example\n"
+        b"    550 5.1.1 User unknown\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, [r.recipient for r in report.recipients]) == (
+        ReportKind.BOUNCE,
+        ["gone@isp-customer.example"],
+    )
+
+
+def test_a_bounce_about_a_list_notice_passed_on_by_a_list_is_still_a_bounce() -> None:
+    # A list adds List-Id and X-Mailman-Version to the bounces it passes on; the bounce's
+    # author (a postmaster) decides, not those headers nor the quoted notice's words.
+    raw = (
+        b"From: Postmaster@insurer.example\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: DELIVERY FAILURE: User jdoe (jdoe@insurer.example) not listed\n"
+        b"List-Id: Cycling club <cycling.lists.club.example>\n"
+        b"X-Mailman-Version: 2.1.39\n"
+        b"\n"
+        b"Your message\n"
+        b"\n"
+        b"  Subject: Your message to Cycling awaits moderator approval\n"
+        b"\n"
+        b"was not delivered to:\n"
+        b"\n"
+        b"  jdoe@insurer.example\n"
+        b"\n"
+        b"because:\n"
+        b"\n"
+        b"  User jdoe (jdoe@insurer.example) not listed in Domino Directory\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, [r.recipient for r in report.recipients]) == (
+        ReportKind.BOUNCE,
+        ["jdoe@insurer.example"],
+    )
+
+
+def test_bounce_about_a_postmaster_names_it() -> None:
+    # We mailed postmaster@tiny-shop.example and it failed; the reporting system's own
+    # postmaster, given as a contact, is not the recipient.
+    assert _lines("exchange_text_about_postmaster.eml") == [
+        ("bounce", "postmaster@tiny-shop.example", "5.1.1", True),
+    ]
+
+
+def test_bounce_addressed_to_a_postmaster_names_the_real_recipient() -> None:
+    assert _lines("postfix_text_postmaster_copy.eml") == [
+        ("bounce", "p.moreau@regional-isp.example", "5.1.1", True),
+    ]
+
+
+def test_reporting_systems_postmaster_is_never_the_recipient() -> None:
+    raw = (
+        b"From: Mail Delivery System <mailer-daemon@mx2.metro-isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: failure notice\n"
+        b"\n"
+        b"Sorry, we were unable to deliver your message to the following address.\n"
+        b"\n"
+        b"<k.ito@metro-isp.example>:\n"
+        b"550: mailbox unavailable\n"
+        b"\n"
+        b"Questions: postmaster@metro-isp.example\n"
+    )
+    assert [r.recipient for r in parse_message(raw).recipients] == ["k.ito@metro-isp.example"]
+    only_contact = raw.replace(b"<k.ito@metro-isp.example>:\n", b"")
+    assert parse_message(only_contact).recipients == ()
+
+
+def test_exim3_failed_addresses_banner() -> None:
+    report = parse_message((DATA / "exim3_failed_addresses_follow.eml").read_bytes())
+    assert report.kind is ReportKind.BOUNCE
+    got = [(r.recipient, r.status, r.smtp_code, r.permanent) for r in report.recipients]
+    # The returned message's other recipient (registrar@, below "Message text follows")
+    # is not a failure, and each address keeps its own reason.
+    assert got == [
+        ("t.becker@physics.old-campus.example", "", 0, True),
+        ("alumni-office@old-campus.example", "5.7.1", 554, True),
+    ]
+    assert "unknown user" in report.recipients[0].diagnostic
+
+
+def test_exim3_banner_with_the_address_on_the_next_line() -> None:
+    raw = (
+        b"From: Mail Delivery System <Mailer-Daemon@relay.old-isp.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Mail delivery failed: returning message to sender\n"
+        b"\n"
+        b"|------------------------- Failed addresses follow: ---------------------|\n"
+        b" s.kowalski@old-isp.example\n"
+        b"   mailbox is full: retry timeout exceeded\n"
+        b"|------------------------- Message text follows: ------------------------|\n"
+        b"To: s.kowalski@old-isp.example, other.person@old-isp.example\n"
+    )
+    (line,) = classify_bytes(raw)
+    assert (line["recipient"], line["permanent"]) == ("s.kowalski@old-isp.example", True)
+
+
+def test_forwarded_bounce_names_its_failed_recipient_not_the_helpdesk() -> None:
+    assert _lines("outlook_forwarded_ndr_fyi_note.eml") == [
+        ("bounce", "m.dvorak@old-supplier.example", "5.1.1", True),
+    ]
+    report = parse_message((DATA / "outlook_forwarded_ndr_fyi_note.eml").read_bytes())
+    assert report.parser == "forwarded:text"
+
+
+def test_forwarded_bounce_without_a_failed_address_names_nobody() -> None:
+    # Gmail's "Address not found" names no address; the note's addresses (the sender's,
+    # the receptionist's) must not stand in for it.
+    report = parse_message((DATA / "gmail_forwarded_note_without_failed_address.eml").read_bytes())
+    assert (report.kind, report.parser, report.recipients) == (ReportKind.OTHER, "forwarded", ())
+
+
+def test_bounce_forwarded_as_an_attachment_is_read_without_the_note() -> None:
+    raw = (
+        b"From: IT Desk <itdesk@lawfirm.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: FW: failure notice\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="fw1"\n'
+        b"\n"
+        b"--fw1\n"
+        b"Content-Type: text/plain\n"
+        b"\n"
+        b"See attached. Questions: a.partner@lawfirm.example\n"
+        b"--fw1\n"
+        b"Content-Type: message/rfc822\n"
+        b"\n"
+        b"From: MAILER-DAEMON@mx.court-registry.example\n"
+        b"To: itdesk@lawfirm.example\n"
+        b"Subject: failure notice\n"
+        b"\n"
+        b"Hi. This is the qmail-send program at mx.court-registry.example.\n"
+        b"I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        b"This is a permanent error; I've given up. Sorry it didn't work out.\n"
+        b"\n"
+        b"<filings@court-registry.example>:\n"
+        b"Sorry, no mailbox here by that name. (#5.1.1)\n"
+        b"--fw1--\n"
+    )
+    report = parse_message(raw)
+    assert (report.kind, report.parser) == (ReportKind.BOUNCE, "forwarded:text")
+    assert [(r.recipient, r.status) for r in report.recipients] == [
+        ("filings@court-registry.example", "5.1.1")
+    ]
+
+
+def test_a_reply_quoting_an_ordinary_message_is_no_forwarded_bounce() -> None:
+    raw = (
+        b"From: Jane <jane@customer.example>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: RE: Your invoice\n"
+        b"\n"
+        b"Thanks, received.\n"
+        b"\n"
+        b"-----Original Message-----\n"
+        b"From: Billing <billing@shop.example>\n"
+        b"Sent: Monday, November 30, 2026 9:00 AM\n"
+        b"To: jane@customer.example\n"
+        b"Subject: Your invoice\n"
+        b"\n"
+        b"Please find your invoice attached.\n"
+    )
+    assert parse_message(raw).kind is ReportKind.OTHER
+
+
+def test_hotmail_jmrp_complaint_without_a_feedback_report_part() -> None:
+    (line,) = classify_bytes((DATA / "hotmail_jmrp_complaint.eml").read_bytes())
+    assert (line["kind"], line["parser"], line["recipient"], line["class"]) == (
+        "complaint",
+        "jmrp",
+        "lena.hoffmann_77@hotmail.com",
+        "complaint",
+    )
+    report = parse_message((DATA / "hotmail_jmrp_complaint.eml").read_bytes())
+    assert report.original_message_id == "<winter-prune-2026-55012@garden-tools-shop.example>"
+
+
+def test_jmrp_with_a_redacted_recipient_names_the_attached_to_or_nobody() -> None:
+    raw = (DATA / "hotmail_jmrp_complaint.eml").read_bytes()
+    raw = raw.replace(b"X-HmXmrOriginalRecipient: <lena.hoffmann_77@hotmail.com>\n", b"")
+    redacted = parse_message(raw)
+    # "xxxxxxx@hotmail.com" is what Microsoft leaves of the To: still the only one named;
+    # the VERP token names the real recipient when the intake matches the report.
+    assert (redacted.kind, [r.recipient for r in redacted.recipients]) == (
+        ReportKind.COMPLAINT,
+        ["xxxxxxx@hotmail.com"],
+    )
+
+
+def test_a_hotmail_user_forwarding_a_message_is_no_complaint() -> None:
+    raw = (
+        b"From: Tom <tom.baker_1984@hotmail.com>\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: FW: Winter pruning kit\n"
+        b"MIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="x"\n'
+        b"\n"
+        b"--x\n"
+        b"Content-Type: text/plain\n"
+        b"\n"
+        b"Is this still on offer?\n"
+        b"--x\n"
+        b"Content-Type: message/rfc822\n"
+        b"\n"
+        b"From: offers@garden-tools-shop.example\n"
+        b"To: tom.baker_1984@hotmail.com\n"
+        b"Subject: Winter pruning kit\n"
+        b"\n"
+        b"Sharpen up for winter\n"
+        b"--x--\n"
+    )
+    assert parse_message(raw).kind is not ReportKind.COMPLAINT
+
+
+def test_japanese_carriers_and_sms_gateways() -> None:
+    # Their notices carry no enhanced status; the phrase gives it, and the address is the
+    # handset's mailbox, never the carrier's postmaster named in the text.
+    expected = {
+        "kddi_au_mailbox_full.eml": ("s.yamamoto-k@ezweb.ne.jp", "4.2.2", False, "soft"),
+        "kddi_au_user_unknown.eml": ("k-mori.0815@au.com", "5.1.1", True, "hard"),
+        "docomo_did_not_receive.eml": ("hana.suzuki-0101@docomo.ne.jp", "5.1.1", True, "hard"),
+        "verizon_vtext_invalid_number.eml": ("2025550187@vtext.com", "5.1.1", True, "hard"),
+    }
+    for name, want in expected.items():
+        (line,) = classify_bytes((DATA / name).read_bytes())
+        got = (line["recipient"], line["status"], line["permanent"], line["class"])
+        assert (name, got) == (name, want)
+        assert line["parser"].startswith("carrier:")
+
+
+def test_a_carriers_own_status_wins_over_its_phrase() -> None:
+    raw = (DATA / "kddi_au_user_unknown.eml").read_bytes()
+    raw = raw.replace(b"550 user unknown", b"550 5.2.2 user unknown")
+    (line,) = classify_bytes(raw)
+    assert (line["status"], line["permanent"]) == ("5.2.2", True)

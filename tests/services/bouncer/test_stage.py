@@ -106,6 +106,22 @@ async def test_text_bounce_without_status_gets_a_reason_and_a_derived_status(
     assert record.bounce_reason == "userunknown"
 
 
+async def test_dsn_about_an_alias_keeps_both_recipients(running: Running) -> None:
+    # Issue 19, item 3: the VERP token's recipient (the address we sent to) is acted on;
+    # the DSN's Original-Recipient is kept in its own field, its Final-Recipient in detail.
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "info@bakery-customer.example", SECRET)
+    data = fixture_to("postfix_dsn_alias_forwarded.eml", rcpt)
+    code, _ = await asyncio.to_thread(send, running.smtp_port, rcpt, data)
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.BOUNCED
+    assert event.recipient == "info@bakery-customer.example"
+    assert event.original_recipient == "info@bakery-customer.example"
+    assert event.detail.startswith("dsn (tried owner.bakery@webmail-provider.example): 550")
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    assert list(table) == [suppression_key("info@bakery-customer.example").encode()]
+
+
 async def test_forged_verp_token_is_refused(running: Running) -> None:
     good = verp_address("b", BOUNCE_DOMAIN, MSGID, "victim@customer.example", SECRET)
     forged = good.replace("-victim=", "-other=")
@@ -134,6 +150,33 @@ async def test_arf_report_complains_and_suppresses(running: Running) -> None:
     assert record.bounce_reason == "feedback"
 
 
+async def test_ses_complaint_by_sns_complains_and_suppresses(running: Running) -> None:
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "t.nguyen@freemail-provider.example", SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("ses_sns_json_complaint.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
+    assert event.recipient == "t.nguyen@freemail-provider.example"
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    record = SUPPRESSIONS.decode(table[b"t.nguyen@freemail-provider.example"])
+    assert record.reason is SuppressionReason.COMPLAINT
+
+
+async def test_hotmail_jmrp_complaint_complains_and_suppresses(running: Running) -> None:
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "lena.hoffmann_77@hotmail.com", SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("hotmail_jmrp_complaint.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
+    table = await running.bus.read_table(SUPPRESSIONS.name)
+    record = SUPPRESSIONS.decode(table[b"lena.hoffmann_77@hotmail.com"])
+    assert record.reason is SuppressionReason.COMPLAINT
+
+
 async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None:
     rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, "jane@customer.example", SECRET)
     code, _ = await asyncio.to_thread(
@@ -142,6 +185,19 @@ async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
     assert isinstance(event, Event) and event.kind is EventKind.AUTO_REPLIED
+    assert await running.bus.read_table(SUPPRESSIONS.name) == {}
+
+
+async def test_list_moderation_notice_never_suppresses_the_list(running: Running) -> None:
+    list_address = "garden-club@lists.allotment-society.example"
+    rcpt = verp_address("b", BOUNCE_DOMAIN, MSGID, list_address, SECRET)
+    code, _ = await asyncio.to_thread(
+        send, running.smtp_port, rcpt, fixture_to("mailman_held_for_moderation.eml", rcpt)
+    )
+    assert code == 250
+    (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    assert isinstance(event, Event) and event.kind is EventKind.AUTO_REPLIED
+    assert (event.recipient, event.classification) == (list_address, "auto_reply")
     assert await running.bus.read_table(SUPPRESSIONS.name) == {}
 
 
