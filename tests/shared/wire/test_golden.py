@@ -221,6 +221,8 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             symbols={"BAYES_SPAM": 5.5},
             recipients=2,
             recipient_domains=("example.org", "exämple.de"),
+            reason="userunknown",
+            original_recipient="rfc822;Bob@Example.org",
         ),
     ),
     "Suppression": (
@@ -234,6 +236,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             scope="example.com",
             detail="List-Unsubscribe-Post",
             tenant="acme",
+            bounce_reason="userunknown",
         ),
     ),
     "Tenant": (
