@@ -205,6 +205,19 @@ def deliverer_panels() -> list[Panel]:
             ],
         ),
         panel(
+            "Failures by reason",
+            "ops",
+            [
+                (
+                    rate("postline_deliverer_failures_total", by="result, reason"),
+                    "{{result}} {{reason}}",
+                )
+            ],
+            description="Deferred and bounced recipients by reason (docs/bounce-reasons.md). "
+            "A rising blocked, badreputation or authfailure share is about our reputation; "
+            "userunknown is list quality.",
+        ),
+        panel(
             "SMTP replies by class",
             "ops",
             [
