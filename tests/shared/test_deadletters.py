@@ -14,14 +14,13 @@ import pytest
 
 from shared import deadletters
 from shared.bus.base import Bus
-from shared.bus.embedded import EmbeddedBus
-from shared.bus.kafka import KafkaBus
-from shared.config import EmbeddedConfig, KafkaConfig, load_config
+from shared.config import load_config
 from shared.deadletters import Selection, State
 from shared.errors import DeadLetterInvalid, DeadLetterNotFound
 from shared.runtime.batch import Item, run_batch_loop
 from shared.wire.records import ClientInfo, DeadLetter, EventKind, Submission, new_id
 from shared.wire.topics import DEAD, DEAD_STATE, EVENTS, SUBMITTED, OutRecord
+from testing.buses import bus_of_kind
 from testing.deadletters import dead_submission
 from testing.stage import stage_context
 
@@ -31,14 +30,7 @@ GARBAGE = b"\xc1 this is not msgpack"
 
 @pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
-    opened: Bus
-    if request.param == "embedded":
-        opened = EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db", partitions=2))
-    else:
-        bootstrap = str(request.getfixturevalue("kafka_bootstrap"))
-        prefix = str(request.getfixturevalue("topic_prefix"))
-        config = KafkaConfig(bootstrap=bootstrap, topic_prefix=prefix)
-        opened = KafkaBus(config, instance=f"dead-{new_id()[:8]}")
+    opened = bus_of_kind(request.param, request, tmp_path, "dead")
     await opened.start()
     await opened.ensure_topics([SUBMITTED.name, DEAD.name, DEAD_STATE.name, EVENTS.name])
     yield opened

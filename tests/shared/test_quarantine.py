@@ -13,13 +13,11 @@ import pytest
 
 from shared import quarantine
 from shared.bus.base import Bus
-from shared.bus.embedded import EmbeddedBus
-from shared.bus.kafka import KafkaBus
-from shared.config import EmbeddedConfig, KafkaConfig
 from shared.errors import QuarantineInvalid, QuarantineNotFound
 from shared.quarantine import QuarantineEntry
-from shared.wire.records import Event, EventKind, Submission, new_id
+from shared.wire.records import Event, EventKind, Submission
 from shared.wire.topics import EVENTS, QUARANTINE, SUBMITTED, OutRecord
+from testing.buses import bus_of_kind
 from testing.quarantine import AT, quarantined
 
 ALL_TOPICS = [SUBMITTED.name, QUARANTINE.name, EVENTS.name]
@@ -27,14 +25,7 @@ ALL_TOPICS = [SUBMITTED.name, QUARANTINE.name, EVENTS.name]
 
 @pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
-    opened: Bus
-    if request.param == "embedded":
-        opened = EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db", partitions=2))
-    else:
-        bootstrap = str(request.getfixturevalue("kafka_bootstrap"))
-        prefix = str(request.getfixturevalue("topic_prefix"))
-        config = KafkaConfig(bootstrap=bootstrap, topic_prefix=prefix)
-        opened = KafkaBus(config, instance=f"quarantine-{new_id()[:8]}")
+    opened = bus_of_kind(request.param, request, tmp_path, "quarantine")
     await opened.start()
     await opened.ensure_topics(ALL_TOPICS)
     yield opened
