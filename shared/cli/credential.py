@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.bus.base import Bus
@@ -101,29 +102,28 @@ async def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_hold(args: argparse.Namespace, config: Config) -> int:
     """Hold a credential."""
-
-    async def body(bus: Bus) -> int:
-        try:
-            await hold(bus, args.name, args.why, actor())
-        except CredentialHoldError as exc:
-            print(f"postline: {exc}", file=sys.stderr)
-            return 1
-        print(f"held {args.name}: every ingest refuses its mail with 451 until released")
-        return 0
-
-    return await with_bus(config, body)
+    done = f"held {args.name}: every ingest refuses its mail with 451 until released"
+    return await _act(config, hold, args, done)
 
 
 async def cmd_release(args: argparse.Namespace, config: Config) -> int:
     """Release a credential."""
+    return await _act(config, release, args, f"released {args.name}: it may send again")
 
+
+async def _act(
+    config: Config,
+    action: Callable[[Bus, str, str, str], Awaitable[object]],
+    args: argparse.Namespace,
+    done: str,
+) -> int:
     async def body(bus: Bus) -> int:
         try:
-            await release(bus, args.name, args.why, actor())
+            await action(bus, args.name, args.why, actor())
         except CredentialHoldError as exc:
             print(f"postline: {exc}", file=sys.stderr)
             return 1
-        print(f"released {args.name}: it may send again")
+        print(done)
         return 0
 
     return await with_bus(config, body)
