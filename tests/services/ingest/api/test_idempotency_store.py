@@ -75,7 +75,11 @@ async def test_local_store_is_bounded_oldest_out() -> None:
 @pytest.fixture
 async def replicas(redis_url: str) -> list[Store]:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    stores: list[Store] = [RedisStore(redis_url, ttl=60, key_prefix=prefix) for _ in range(2)]
+    # A timeout far above the production 0.1 s: these tests are about what two replicas
+    # see, not about speed, and a loaded machine must not turn them into timeouts.
+    stores: list[Store] = [
+        RedisStore(redis_url, ttl=60, key_prefix=prefix, timeout=5.0) for _ in range(2)
+    ]
     yield stores  # type: ignore[misc]
     for store in stores:
         await store.close()
