@@ -345,7 +345,7 @@ def _records(
 
 def audit_copy(tenant: Tenant) -> Tenant:
     """``tenant`` without what verifies a login or signs mail (password hashes, API key
-    hashes, sealed private keys): what the audit trail keeps."""
+    hashes, sealed private keys, sealed webhook secrets): what the audit trail keeps."""
     return msgspec.structs.replace(
         tenant,
         credentials=tuple(msgspec.structs.replace(c, secret="") for c in tenant.credentials),
@@ -357,6 +357,7 @@ def audit_copy(tenant: Tenant) -> Tenant:
             )
             for d in tenant.domains
         ),
+        webhooks=tuple(msgspec.structs.replace(w, sealed_secret=b"") for w in tenant.webhooks),
     )
 
 
@@ -375,4 +376,6 @@ def public_view(tenant: Tenant) -> dict[str, Any]:
     for domain in data["domains"]:
         for key in domain["dkim"]:
             del key["sealed_private_key"]
+    for endpoint in data["webhooks"]:
+        del endpoint["sealed_secret"]
     return data

@@ -156,6 +156,18 @@ class EventKind(enum.StrEnum):
     #: the login or API key id; ``figures``: what rose and its baseline; ``detail``: the
     #: explanation; ``by``: the reputation stage or the operator).
     CREDENTIAL = "credential"
+    #: The recipient's mail client loaded the tracking pixel (``agent``: the user agent's
+    #: class; ``machine``: a proxy or scanner, not a person; ``client_ip``).
+    OPENED = "opened"
+    #: The recipient followed a tracked link (``url``: where it led; ``link``: its number in
+    #: the message; ``agent``, ``machine`` and ``client_ip`` as for ``opened``).
+    CLICKED = "clicked"
+    #: The signer left a message's links and pixel alone (``classification``: the reason,
+    #: e.g. ``unparseable``, ``too_large``, ``signed_content``); the message went untouched.
+    TRACKING = "tracking"
+    #: A webhook endpoint changed state (``classification``: paused, resumed, dead_lettered,
+    #: redriven; ``detail``: the endpoint id and why; ``by``: who or which stage).
+    WEBHOOK = "webhook"
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -207,6 +219,17 @@ class Event(Record, frozen=True, kw_only=True):
     #: ``recipient`` (the VERP token's, which is the one acted on) because forwarding and
     #: aliases make the address the remote MTA tried differ from it.
     original_recipient: str = ""
+    #: clicked: the link's original URL (from the authenticated token, never the request).
+    url: str = ""
+    link: int = 0  # clicked: the link's number in the message (1 = first); 0 otherwise
+    #: opened/clicked: the class of the user agent ("browser", "mail_client", "apple_mpp",
+    #: "gmail_proxy", "scanner", "bot", "unknown"; ``shared.tracking_agents``).
+    agent: str = ""
+    #: opened/clicked: made by a machine (a privacy proxy that prefetches every image, a
+    #: security scanner that follows every link), not by the recipient: reports count
+    #: human opens and clicks apart.
+    machine: bool = False
+    client_ip: str = ""  # opened/clicked: the address the request came from
 
 
 class SuppressionReason(enum.StrEnum):
@@ -272,6 +295,19 @@ class DkimKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     not_after: float = 0.0  # 0: no end
 
 
+class TrackingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Open and click tracking of a tenant or one of its sending domains; ``None`` keeps
+    what the level above says (message header > sending domain > tenant > off)."""
+
+    opens: bool | None = None  # add the 1x1 pixel to HTML parts
+    clicks: bool | None = None  # rewrite the links of HTML parts
+    text_clicks: bool | None = None  # also rewrite bare URLs in text/plain parts
+    #: The host tracked links and the pixel point at ("" = the tenant's, else the global
+    #: ``signer.tracking.host``): a CNAME of the sender's own brand to Postline's endpoint,
+    #: TLS by the operator's ingress.
+    host: str = ""
+
+
 class SendingDomain(msgspec.Struct, frozen=True, kw_only=True):
     """A domain a tenant sends from (MAIL FROM and From header)."""
 
@@ -284,6 +320,7 @@ class SendingDomain(msgspec.Struct, frozen=True, kw_only=True):
     #: the tenant's other domains sending).
     status: TenantStatus = TenantStatus()
     ip_pool: str = ""  # the source pool of this domain's mail ("" = the tenant's)
+    tracking: TrackingSettings = TrackingSettings()  # over the tenant's settings
 
 
 class Credential(msgspec.Struct, frozen=True, kw_only=True):
@@ -344,6 +381,25 @@ class ContentRules(msgspec.Struct, frozen=True, kw_only=True):
     signed_changes: str = ""  # "refuse" or "allow"; "" keeps the global
 
 
+class WebhookEndpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A URL a tenant receives its events at (the webhooks stage POSTs them, signed per the
+    Standard Webhooks specification)."""
+
+    id: str  # "wh_" + 12 hex digits: stable, shown in lists, events and metrics labels
+    url: str  # https (http only to loopback, in development)
+    #: The signing secret (32 random bytes, ``whsec_`` + base64 for the tenant), sealed with
+    #: the installation's key-encryption key (``shared.sealing``) like DKIM keys: the
+    #: compacted topic never holds it in the clear.
+    sealed_secret: bytes
+    created_at: float
+    kinds: tuple[str, ...] = ()  # event kinds sent to it; () = every message event kind
+    batch: int = 1  # up to this many events per POST (a JSON array past 1)
+    description: str = ""
+    #: Active, or paused after too many failures (by the webhooks stage) or by an operator;
+    #: a paused endpoint's events wait in its retry tiers until it is resumed.
+    status: TenantStatus = TenantStatus()
+
+
 class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Per-tenant feature settings; later features add fields here (always with defaults)."""
 
@@ -356,6 +412,7 @@ class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     scanning: str = ""
     #: Attachment and content policy over ``[ingest.content]`` (empty fields keep it).
     content: ContentRules = ContentRules()
+    tracking: TrackingSettings = TrackingSettings()  # open and click tracking
 
 
 class Tenant(Record, frozen=True, kw_only=True):
@@ -377,6 +434,7 @@ class Tenant(Record, frozen=True, kw_only=True):
     created_at: float = 0.0
     updated_at: float = 0.0
     revision: int = 0  # +1 on every change (what an audit event's before/after refer to)
+    webhooks: tuple[WebhookEndpoint, ...] = ()  # where the tenant's events are POSTed
 
 
 #: The tenant of mail that matches no tenant record: today's single-business setup.

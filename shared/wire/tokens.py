@@ -15,6 +15,12 @@ base32 and the lower-cased HMAC input make that harmless.
 
 Unsubscribe token: base64url (no padding) of a msgpack array (recipient, scope, message id)
 plus a 10-byte HMAC; it travels in an URL path and in a mailto local part.
+
+Tracking token (open pixel and rewritten links): base64url (no padding) of a 12-byte HMAC
+followed by a msgpack array (version, message id as 16 bytes, recipient, tenant, sent at in
+whole seconds, link number, original URL); the pixel's token has link 0 and no URL. The URL
+travels inside the token, so the endpoint needs no database and redirects only to a URL that
+was in the message (an altered URL fails the HMAC: no open redirect).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from shared.errors import ForgedToken
 
 _VERP_MAC_BYTES = 8
 _UNSUB_MAC_BYTES = 10
+_TRACK_MAC_BYTES = 12
+_TRACK_VERSION = 1
 _MSGID_BYTES = 16
 _VERP_TOKEN_CHARS = 39  # base32 of 24 bytes without padding
 
@@ -41,6 +49,18 @@ class VerpToken:
 
     message_id: str
     recipient: str
+
+
+@dataclass(frozen=True)
+class TrackingToken:
+    """What a valid tracking token tells: whose message, which link (0 = the open pixel)."""
+
+    message_id: str
+    recipient: str
+    tenant: str
+    sent_at: int  # when the signer rewrote the message (Unix seconds)
+    link: int = 0
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,3 +141,54 @@ def parse_unsubscribe_token(secret: bytes, token: str) -> UnsubscribeToken:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ForgedToken("malformed unsubscribe token payload") from exc
     return UnsubscribeToken(recipient=recipient, scope=scope, message_id=message_id)
+
+
+def tracking_token(secret: bytes, token: TrackingToken) -> str:
+    """The URL-safe token of an open pixel (``link`` 0) or a rewritten link."""
+    try:
+        msgid = bytes.fromhex(token.message_id)
+    except ValueError as exc:
+        raise ValueError(f"message id must be 32 hex digits, got {token.message_id!r}") from exc
+    if len(msgid) != _MSGID_BYTES:
+        raise ValueError(f"message id must be 32 hex digits, got {token.message_id!r}")
+    payload = msgspec.msgpack.encode(
+        [
+            _TRACK_VERSION,
+            msgid,
+            token.recipient,
+            token.tenant,
+            token.sent_at,
+            token.link,
+            token.url,
+        ]
+    )
+    mac = _mac(secret, b"track", payload, size=_TRACK_MAC_BYTES)
+    return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
+
+
+def parse_tracking_token(secret: bytes, text: str) -> TrackingToken:
+    """Verify and decode a tracking token; raises :class:`ForgedToken`."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ForgedToken("malformed tracking token") from exc
+    mac, payload = raw[:_TRACK_MAC_BYTES], raw[_TRACK_MAC_BYTES:]
+    expected = _mac(secret, b"track", payload, size=_TRACK_MAC_BYTES)
+    if len(mac) != _TRACK_MAC_BYTES or not hmac.compare_digest(mac, expected):
+        raise ForgedToken("tracking token HMAC does not verify")
+    try:
+        version, msgid, recipient, tenant, sent_at, link, url = msgspec.msgpack.decode(
+            payload, type=tuple[int, bytes, str, str, int, int, str]
+        )
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ForgedToken("malformed tracking token payload") from exc
+    if version != _TRACK_VERSION or len(msgid) != _MSGID_BYTES:
+        raise ForgedToken(f"unknown tracking token version {version}")
+    return TrackingToken(
+        message_id=msgid.hex(),
+        recipient=recipient,
+        tenant=tenant,
+        sent_at=sent_at,
+        link=link,
+        url=url,
+    )

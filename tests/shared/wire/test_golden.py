@@ -20,8 +20,10 @@ What is pinned:
 - VERP return paths and unsubscribe tokens for fixed secrets and inputs, and that the golden
   strings still verify and decode.
 
-Not pinned because they do not exist yet: tracking tokens (open and click) and webhook
-signatures; their vectors belong here when they are built.
+- tracking tokens (the open pixel's and rewritten links') for fixed secrets and inputs.
+
+Not pinned here: webhook signatures, which follow the Standard Webhooks specification and
+are checked against its own test vectors where they are made.
 
 Changing a format on purpose:
 
@@ -86,13 +88,18 @@ from shared.wire.records import (
     TenantSettings,
     TenantState,
     TenantStatus,
+    TrackingSettings,
     WarmupState,
+    WebhookEndpoint,
 )
 from shared.wire.tokens import (
+    TrackingToken,
     UnsubscribeToken,
     VerpToken,
+    parse_tracking_token,
     parse_unsubscribe_token,
     parse_verp,
+    tracking_token,
     unsubscribe_token,
     verp_address,
 )
@@ -223,6 +230,11 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             recipient_domains=("example.org", "exämple.de"),
             reason="userunknown",
             original_recipient="rfc822;Bob@Example.org",
+            url="https://example.com/spring?utm=1",
+            link=3,
+            agent="browser",
+            machine=True,
+            client_ip="203.0.113.9",
         ),
     ),
     "Suppression": (
@@ -255,6 +267,9 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
                     dkim=(DKIM_KEY,),
                     status=PAUSED,
                     ip_pool="transactional",
+                    tracking=TrackingSettings(
+                        opens=True, clicks=False, text_clicks=True, host="t.example.com"
+                    ),
                 ),
             ),
             credentials=(
@@ -306,10 +321,25 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
                     max_attachments=5,
                     signed_changes="allow",
                 ),
+                tracking=TrackingSettings(
+                    opens=False, clicks=True, text_clicks=False, host="t.acme.example"
+                ),
             ),
             created_at=AT,
             updated_at=AT + 100,
             revision=7,
+            webhooks=(
+                WebhookEndpoint(
+                    id="wh_0123456789ab",
+                    url="https://hooks.example.com/postline",
+                    sealed_secret=b"\x01" * 60,
+                    created_at=AT,
+                    kinds=("delivered", "bounced"),
+                    batch=50,
+                    description="CRM",
+                    status=PAUSED,
+                ),
+            ),
         ),
     ),
     "ControlAction": (
@@ -539,6 +569,24 @@ VERP_INPUTS: dict[str, tuple[bytes, str, str, str, str]] = {
     "verp_mixed_case": (SECRET, "bounce", "rp.example.com", DELIVERY_ID, "Bob.Smith@Example.ORG"),
     "verp_utf8": (b"\x00\xff" * 16, "b", "bounces.example.com", MSGID, "jöran@exämple.de"),
 }
+TRACKING_INPUTS: dict[str, tuple[bytes, TrackingToken]] = {
+    "tracking_open": (SECRET, TrackingToken(MSGID, "bob@example.org", "acme", 1_700_000_000)),
+    "tracking_click": (
+        SECRET,
+        TrackingToken(
+            DELIVERY_ID,
+            "Bob@Example.org",
+            "default",
+            1_765_000_000,
+            link=2,
+            url="https://example.com/spring?utm_source=mail&x=%C3%A4#top",
+        ),
+    ),
+    "tracking_utf8": (
+        b"\x00\xff" * 16,
+        TrackingToken(MSGID, "jöran@exämple.de", "acme", 0, link=1, url="https://exämple.de/ö"),
+    ),
+}
 UNSUBSCRIBE_INPUTS: dict[str, tuple[bytes, str, str, str]] = {
     "unsubscribe_scoped": (SECRET, "bob@example.org", "example.com", MSGID),
     "unsubscribe_all": (SECRET, "Bob@Example.org", "", DELIVERY_ID),
@@ -584,6 +632,7 @@ def generate_tokens() -> dict[str, str]:
     """The golden token vectors from the inputs above."""
     out = {name: verp_address(*args[1:], args[0]) for name, args in VERP_INPUTS.items()}
     out |= {name: unsubscribe_token(*args) for name, args in UNSUBSCRIBE_INPUTS.items()}
+    out |= {name: tracking_token(*args) for name, args in TRACKING_INPUTS.items()}
     return out
 
 
@@ -698,8 +747,21 @@ def test_golden_unsubscribe_token_does_not_verify_with_another_secret(name: str)
         parse_unsubscribe_token(b"another secret", TOKENS[name])
 
 
+@pytest.mark.parametrize("name", sorted(TRACKING_INPUTS))
+def test_tracking_token_is_golden_and_verifies(name: str) -> None:
+    secret, token = TRACKING_INPUTS[name]
+    assert tracking_token(secret, token) == TOKENS[name]
+    assert parse_tracking_token(secret, TOKENS[name]) == token
+
+
+@pytest.mark.parametrize("name", sorted(TRACKING_INPUTS))
+def test_golden_tracking_token_does_not_verify_with_another_secret(name: str) -> None:
+    with pytest.raises(ForgedToken):
+        parse_tracking_token(b"another secret", TOKENS[name])
+
+
 def test_every_token_vector_has_inputs() -> None:
-    assert set(TOKENS) == set(VERP_INPUTS) | set(UNSUBSCRIBE_INPUTS)
+    assert set(TOKENS) == set(VERP_INPUTS) | set(UNSUBSCRIBE_INPUTS) | set(TRACKING_INPUTS)
 
 
 def regenerate() -> None:
