@@ -27,10 +27,12 @@ export POSTLINE_KAFKA_CLUSTER_PORT := $(KAFKA_CLUSTER_PORT)
 KAFKA_CLUSTER_BOOTSTRAP := 127.0.0.1:$(KAFKA_CLUSTER_PORT),127.0.0.1:$(shell \
     expr $(KAFKA_CLUSTER_PORT) + 100),127.0.0.1:$(shell expr $(KAFKA_CLUSTER_PORT) + 200)
 CLUSTER_REPORT ?= bench/results/cluster.json
+MUTATION_REPORT ?= bench/results/mutation.json
+MODULE ?=
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-cluster test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
-        redis-status rspamd-up rspamd-down rspamd-status bench bench-bus bench-signer bench-deliverer bench-ingest clean
+        redis-status rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
@@ -42,6 +44,7 @@ help:
 	@echo "make rspamd-up   start the local offline rspamd on 127.0.0.1:$(RSPAMD_PORT); rspamd-down stops it"
 	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
 	@echo "make bench-bus   bus throughput and commit latency on both adapters"
+	@echo "make mutation    mutation testing of the deciding modules (MODULE=path for one)"
 
 $(BIN)/postline: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -119,6 +122,11 @@ bench-bus: venv
 	$(KAFKA) up
 	status=0; $(BIN)/python bench/bench_bus.py --kafka $(POSTLINE_TEST_KAFKA) || status=$$?; \
 	$(KAFKA) down; exit $$status
+
+# Mutation testing of the modules that decide what happens to mail (testing/mutation/):
+# slow, so not part of `make test`. MODULE=shared/wire/tokens.py tries one module.
+mutation: venv
+	$(BIN)/python -m testing.mutation $(if $(MODULE),--module $(MODULE)) --json $(MUTATION_REPORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
