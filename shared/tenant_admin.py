@@ -33,6 +33,7 @@ from shared import tenant_fields
 from shared.bus.base import Bus
 from shared.errors import TenantChangedMeanwhile, TenantConflict, TenantNotFound
 from shared.tenants import IMPLICIT_DEFAULT
+from shared.wire.eventjson import tenant_view
 from shared.wire.records import (
     DEFAULT_TENANT,
     Event,
@@ -367,15 +368,6 @@ def audit_bytes(tenant: Tenant | None) -> bytes:
 
 
 def public_view(tenant: Tenant) -> dict[str, Any]:
-    """``tenant`` as JSON-able data for people: no secrets, no hashes, no sealed keys."""
-    data: dict[str, Any] = msgspec.to_builtins(audit_copy(tenant))
-    for credential in data["credentials"]:
-        del credential["secret"]
-    for api_key in data["api_keys"]:
-        del api_key["hash"]
-    for domain in data["domains"]:
-        for key in domain["dkim"]:
-            del key["sealed_private_key"]
-    for endpoint in data["webhooks"]:
-        del endpoint["sealed_secret"]
-    return data
+    """``tenant`` as JSON-able data for people: no secrets, no hashes, no sealed keys (the
+    shape ``tenant_changed`` events show their records in: ``shared.wire.eventjson``)."""
+    return tenant_view(audit_copy(tenant))
