@@ -229,6 +229,37 @@ async def set_domain_pool(bus: Bus, tenant_id: str, domain: str, pool: str, *, b
     return await update(bus, tenant_id, change, by=by, detail=f"domain {name} ip_pool {pool!r}")
 
 
+async def set_domain_tracking(
+    bus: Bus, tenant_id: str, domain: str, values: Mapping[str, object], *, by: str
+) -> Tenant:
+    """Change one sending domain's open and click tracking (``values``: ``opens``,
+    ``clicks``, ``text_clicks`` as on/off/inherit or true/false/null, ``host``); checked
+    by ``shared.tenant_fields.tracking`` before anything is published.
+    :class:`TenantNotFound` when the tenant has no such domain."""
+    name = domain.strip().lower().rstrip(".")
+    if not any(d.name == name for d in (await get(bus, tenant_id)).domains):
+        raise TenantNotFound(f"tenant {tenant_id!r} has no domain {name!r}")
+    field = f"domains.{name}.tracking"
+
+    def change(tenant: Tenant) -> Tenant:
+        # Applied to the record as update() reads it, so a concurrent change of the
+        # domain's other settings is kept (the revision check covers the rest).
+        domains = tuple(
+            msgspec.structs.replace(d, tracking=tenant_fields.tracking(d.tracking, values, field))
+            if d.name == name
+            else d
+            for d in tenant.domains
+        )
+        return (
+            tenant
+            if domains == tenant.domains
+            else msgspec.structs.replace(tenant, domains=domains)
+        )
+
+    what = ", ".join(f"tracking.{key}" for key in sorted(values))
+    return await update(bus, tenant_id, change, by=by, detail=f"domain {name} set {what}")
+
+
 def state_change(state: TenantState, *, by: str, why: str, at: float) -> Change:
     """The change setting a tenant's state (none when it is in ``state`` already)."""
 
