@@ -286,6 +286,7 @@ EXAMPLES: Mapping[EventKind, Event] = {
                 "quarantined_at": AT - 600,
                 "received_at": AT - 601,
             },
+            symbols={"GTUBE": 15.0, "MISSING_MID": 2.5},
             stage="admin",
         ),
         Event(

@@ -225,8 +225,8 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.TENANT_CHANGED,
             "An operator changed a tenant (the audit trail of `postline tenant ...` and the "
             "admin API).",
-            "tenant by detail stage",
-            "before after",
+            "tenant by stage",
+            "detail before after",
             detail="The change: `add`, `set per_day`, `pause: <why>`, `credential add NAME`...",
         ),
         _kind(
@@ -284,7 +284,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.QUARANTINE,
             "An operator released or deleted a quarantined message.",
             "message_id classification stage",
-            "sender tenant tags check by detail figures",
+            "sender tenant tags check by detail figures symbols",
             classification="`released` or `deleted`.",
             check="The scanner that quarantined it.",
             figures="`score`, `required`, `quarantined_at` and `received_at` (Unix seconds).",
@@ -316,8 +316,9 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.TRACKING,
             "The signer left the message's links and pixel alone; the message went untouched.",
             "message_id classification stage",
-            "sender tags tenant detail",
+            "sender tags tenant check detail bulk",
             classification="Why: `unparseable`, `too_large`, `signed_content`, ...",
+            check="The component that decided (`tracking`).",
         ),
         _kind(
             EventKind.WEBHOOK,

@@ -158,7 +158,9 @@ def test_quarantine_release_and_delete() -> None:
         tenant="acme",
         tags={"campaign": "x"},
     )
-    held = Quarantined(submission=submission, at=AT, score=16.0, required=15.0)
+    held = Quarantined(
+        submission=submission, at=AT, score=16.0, required=15.0, symbols={"GTUBE": 15.0}
+    )
     events = [
         quarantine._event(
             quarantine.QuarantineEntry(MESSAGE, held), "released", at=AT, by="cli:ops", why="ok"
