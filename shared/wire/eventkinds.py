@@ -60,7 +60,7 @@ FIELD_DOCS: Mapping[str, str] = {
     "detail": "What happened, in words, for people (not a stable format: do not parse it).",
     "tags": "The tags the message was submitted with (name -> value).",
     "stage": "The Postline stage that wrote the event: ingest, signer, deliverer, bouncer, "
-    "reputation, admin, cli or api.",
+    "reputation or webhooks; admin, cli or api for an operator's action.",
     "bulk": "The message is bulk mail (the bulk lane, unsubscribe headers); absent: transactional.",
     "tenant": "The tenant (the sending business) the event belongs to.",
     "by": "Who acted: `cli:<login>`, `api:<address>`, or a stage.",
