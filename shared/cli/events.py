@@ -123,7 +123,7 @@ async def cmd_tail(args: argparse.Namespace, config: Config) -> int:
             if isinstance(item, eventlog.Undecodable):
                 _bad(item)
             elif args.json:
-                print(json.dumps(eventlog.event_json(item), ensure_ascii=False), flush=True)
+                print(json.dumps(eventlog.event_json(item)), flush=True)
             else:
                 print(eventlog.format_line(item.event), flush=True)
         return 0
@@ -141,7 +141,7 @@ async def cmd_show(args: argparse.Namespace, config: Config) -> int:
             return EXIT_NOT_FOUND
         if args.json:
             for event in events:
-                print(json.dumps(eventlog.event_json(event), ensure_ascii=False))
+                print(json.dumps(eventlog.event_json(event)))
         else:
             for line in eventlog.format_history(args.id, [item.event for item in events]):
                 print(line)
