@@ -1,8 +1,9 @@
 """Reading ``postline.events`` for people: one line per event, or one message's history.
 
-Owns the formatting of an :class:`~shared.wire.records.Event` (a readable line, a plain dict for
-``--json``), filtering, and reading the topic through any bus (``Bus.follow``: the embedded
-bus and Kafka alike). The commands that print them are in ``shared.cli.events``.
+Owns the formatting of an :class:`~shared.wire.records.Event` (a readable line; for
+``--json`` the object webhooks send, ``shared.wire.eventjson``, with the id of the record's
+bytes), filtering, and reading the topic through any bus (``Bus.follow``: the embedded bus
+and Kafka alike). The commands that print them are in ``shared.cli.events``.
 
 ``postline message show`` reads the whole events topic from the beginning: fine on a laptop
 or for an occasional look, not an index. There is no end-of-topic call on the bus, so a
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.bus.base import Bus, BusMessage
-from shared.config import to_builtins
 from shared.errors import DecodeError
+from shared.wire.eventjson import event_id, event_object
 from shared.wire.records import Event, EventKind
 from shared.wire.topics import EVENTS
 
@@ -53,6 +54,15 @@ class EventFilter:
         if self.kinds and event.kind not in self.kinds:
             return False
         return not self.message_id or event.message_id == self.message_id
+
+
+@dataclass(frozen=True)
+class Logged:
+    """An event as read from the topic, with the id its record's bytes give it (the
+    ``id`` of its JSON object: the same one webhooks send)."""
+
+    event: Event
+    id: str
 
 
 @dataclass(frozen=True)
@@ -104,12 +114,9 @@ def _quoted(value: str) -> str:
     return f'"{value}"' if " " in value or not value else value
 
 
-def event_dict(event: Event) -> dict[str, Any]:
-    """The event as plain data for JSON output (headers omitted: raw bytes, often large)."""
-    data: dict[str, Any] = to_builtins(event)
-    data.pop("headers", None)
-    data["time"] = format_time(event.at)
-    return data
+def event_json(item: Logged) -> dict[str, Any]:
+    """The event's JSON object, exactly as a webhook sends it (``docs/events.md``)."""
+    return event_object(item.event, item.id)
 
 
 def format_history(message_id: str, events: list[Event]) -> Iterator[str]:
@@ -126,23 +133,23 @@ def format_history(message_id: str, events: list[Event]) -> Iterator[str]:
         yield f"  -> {recipient}: {event.kind.value}"
 
 
-def decode(message: BusMessage) -> Event | Undecodable:
-    """The Event in a bus message, or why it is not one."""
+def decode(message: BusMessage) -> Logged | Undecodable:
+    """The Event in a bus message with its id, or why it is not one."""
     if message.value is None:
         return Undecodable(message.partition, message.offset, "empty record")
     try:
-        return EVENTS.decode(message.value)
+        return Logged(EVENTS.decode(message.value), event_id(message.value))
     except DecodeError as exc:
         return Undecodable(message.partition, message.offset, str(exc))
 
 
 async def tail(
     bus: Bus, selection: EventFilter, *, from_beginning: bool
-) -> AsyncIterator[Event | Undecodable]:
+) -> AsyncIterator[Logged | Undecodable]:
     """Follow the events topic (forever) and yield what passes ``selection``."""
     async for message in bus.follow(EVENTS.name, from_beginning=from_beginning):
         item = decode(message)
-        if isinstance(item, Undecodable) or selection.matches(item):
+        if isinstance(item, Undecodable) or selection.matches(item.event):
             yield item
 
 
@@ -153,14 +160,14 @@ async def history(
     quiet: float = 2.0,
     first_wait: float = 15.0,
     on_bad: Callable[[Undecodable], None] | None = None,
-) -> list[Event]:
+) -> list[Logged]:
     """Every event of ``message_id`` from the beginning of the topic, in log order.
 
     Events of one message share its key, hence one partition, so their offsets are the
     order in which the stages published them. Reading ends after ``quiet`` seconds
     without a record (``first_wait`` for the first one: a Kafka reader has to connect).
     """
-    found: list[Event] = []
+    found: list[Logged] = []
     selection = EventFilter(message_id=message_id)
     stream = bus.follow(EVENTS.name, from_beginning=True)
     wait = first_wait
@@ -175,7 +182,7 @@ async def history(
             if isinstance(item, Undecodable):
                 if on_bad is not None:
                     on_bad(item)
-            elif selection.matches(item):
+            elif selection.matches(item.event):
                 found.append(item)
     finally:
         with suppress(RuntimeError):  # already closed by the cancelled read

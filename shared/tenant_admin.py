@@ -33,6 +33,7 @@ from shared import tenant_fields
 from shared.bus.base import Bus
 from shared.errors import TenantChangedMeanwhile, TenantConflict, TenantNotFound
 from shared.tenants import IMPLICIT_DEFAULT
+from shared.wire.eventjson import tenant_view
 from shared.wire.records import (
     DEFAULT_TENANT,
     Event,
@@ -228,6 +229,37 @@ async def set_domain_pool(bus: Bus, tenant_id: str, domain: str, pool: str, *, b
     return await update(bus, tenant_id, change, by=by, detail=f"domain {name} ip_pool {pool!r}")
 
 
+async def set_domain_tracking(
+    bus: Bus, tenant_id: str, domain: str, values: Mapping[str, object], *, by: str
+) -> Tenant:
+    """Change one sending domain's open and click tracking (``values``: ``opens``,
+    ``clicks``, ``text_clicks`` as on/off/inherit or true/false/null, ``host``); checked
+    by ``shared.tenant_fields.tracking`` before anything is published.
+    :class:`TenantNotFound` when the tenant has no such domain."""
+    name = domain.strip().lower().rstrip(".")
+    if not any(d.name == name for d in (await get(bus, tenant_id)).domains):
+        raise TenantNotFound(f"tenant {tenant_id!r} has no domain {name!r}")
+    field = f"domains.{name}.tracking"
+
+    def change(tenant: Tenant) -> Tenant:
+        # Applied to the record as update() reads it, so a concurrent change of the
+        # domain's other settings is kept (the revision check covers the rest).
+        domains = tuple(
+            msgspec.structs.replace(d, tracking=tenant_fields.tracking(d.tracking, values, field))
+            if d.name == name
+            else d
+            for d in tenant.domains
+        )
+        return (
+            tenant
+            if domains == tenant.domains
+            else msgspec.structs.replace(tenant, domains=domains)
+        )
+
+    what = ", ".join(f"tracking.{key}" for key in sorted(values))
+    return await update(bus, tenant_id, change, by=by, detail=f"domain {name} set {what}")
+
+
 def state_change(state: TenantState, *, by: str, why: str, at: float) -> Change:
     """The change setting a tenant's state (none when it is in ``state`` already)."""
 
@@ -367,15 +399,6 @@ def audit_bytes(tenant: Tenant | None) -> bytes:
 
 
 def public_view(tenant: Tenant) -> dict[str, Any]:
-    """``tenant`` as JSON-able data for people: no secrets, no hashes, no sealed keys."""
-    data: dict[str, Any] = msgspec.to_builtins(audit_copy(tenant))
-    for credential in data["credentials"]:
-        del credential["secret"]
-    for api_key in data["api_keys"]:
-        del api_key["hash"]
-    for domain in data["domains"]:
-        for key in domain["dkim"]:
-            del key["sealed_private_key"]
-    for endpoint in data["webhooks"]:
-        del endpoint["sealed_secret"]
-    return data
+    """``tenant`` as JSON-able data for people: no secrets, no hashes, no sealed keys (the
+    shape ``tenant_changed`` events show their records in: ``shared.wire.eventjson``)."""
+    return tenant_view(audit_copy(tenant))

@@ -1,4 +1,5 @@
-"""What a valid tenant field is: ids, names, pools, credential names, limits and settings.
+"""What a valid tenant field is: ids, names, pools, credential names, limits, settings and
+open and click tracking.
 
 Pure functions shared by the CLI and the admin API (through ``shared.tenant_admin``), so both
 refuse the same input with the same words. Each raises :class:`TenantInvalid` naming the
@@ -21,6 +22,7 @@ from shared.wire.records import (
     ReputationThresholds,
     TenantLimits,
     TenantSettings,
+    TrackingSettings,
 )
 
 #: A tenant id appears in records, metrics labels, Redis keys and URLs: short and plain.
@@ -37,6 +39,12 @@ SCAN_MODES = ("", "off", "tag", "enforce")
 SIGNED_CHANGES = ("", "refuse", "allow")
 #: A file name extension in a content rule (as ``[ingest.content] blocked_extensions``).
 EXTENSION = re.compile(r"^[a-z0-9][a-z0-9_~-]{0,31}$")
+#: A tracking switch as the CLI and JSON give it: ``inherit`` (JSON ``null``) keeps what the
+#: level above says (message header > sending domain > tenant > off).
+SWITCHES: dict[str, bool | None] = {"on": True, "off": False, "inherit": None}
+#: RFC 1035 2.3.4: a label of letters, digits and hyphens, 1-63 octets, no hyphen at an end.
+HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_HOST = 253  # a host name in text form, without the trailing dot
 
 
 def tenant_id(value: str) -> str:
@@ -139,6 +147,11 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
         if not isinstance(own_content, Mapping):
             raise TenantInvalid("settings.content: expected an object of content rules")
         values = {**values, "content": content(current.content, own_content)}
+    own_tracking = values.get("tracking")
+    if own_tracking is not None:
+        if not isinstance(own_tracking, Mapping):
+            raise TenantInvalid("settings.tracking: expected an object of tracking settings")
+        values = {**values, "tracking": tracking(current.tracking, own_tracking)}
     if "bulk_ip_pool" in values:
         values = {**values, "bulk_ip_pool": ip_pool(str(values["bulk_ip_pool"]))}
     reply = values.get("paused_reply", current.paused_reply)
@@ -228,3 +241,55 @@ def _extensions(field: str, raw: object) -> tuple[str, ...]:
             )
         found.append(text)
     return tuple(sorted(set(found)))
+
+
+def tracking(
+    current: TrackingSettings, values: Mapping[str, object], field: str = "settings.tracking"
+) -> TrackingSettings:
+    """``current`` with ``values`` applied: ``opens``, ``clicks`` and ``text_clicks`` as
+    on, off or inherit (JSON: true, false or null), ``host`` a host name ("" inherits).
+    ``field`` names the settings in errors (``domains.shop.example.tracking``)."""
+    known = {f.name for f in msgspec.structs.fields(TrackingSettings)}
+    changes: dict[str, object] = {}
+    for name, raw in values.items():
+        path = f"{field}.{name}"
+        if name not in known:
+            raise TenantInvalid(f"{path}: no such setting (known: {', '.join(sorted(known))})")
+        changes[name] = tracking_host(raw, path) if name == "host" else _switch(path, raw)
+    return msgspec.structs.replace(current, **changes)
+
+
+def _switch(field: str, raw: object) -> bool | None:
+    if raw is None or isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in SWITCHES:
+        return SWITCHES[raw.strip().lower()]
+    raise TenantInvalid(f"{field}: expected on, off or inherit (true, false or null), got {raw!r}")
+
+
+def tracking_host(raw: object, field: str = "settings.tracking.host") -> str:
+    """The host tracked links and the pixel point at: a DNS name (lower case, A-labels, no
+    trailing dot) of two labels or more, or "" (the level above's). Not a URL, a port or an
+    address: links are ``https://<host>/...`` and TLS is the ingress's, for that name."""
+    if not isinstance(raw, str):
+        raise TenantInvalid(f"{field}: expected a host name, got {raw!r}")
+    text = raw.strip().rstrip(".").lower()
+    if not text:
+        return ""
+    try:
+        name = text.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise TenantInvalid(f"{field}: {raw!r} is not a host name") from None
+    labels = name.split(".")
+    if (
+        len(name) > MAX_HOST
+        or len(labels) < 2
+        or not all(HOST_LABEL.match(label) for label in labels)
+        # RFC 3696 2: a top-level domain is never all digits (that is an IPv4 address).
+        or labels[-1].isdigit()
+    ):
+        raise TenantInvalid(
+            f"{field}: {raw!r} is not a host name like click.shop.example (letters, digits "
+            "and '-' in dot-separated labels; no scheme, port, path or address)"
+        )
+    return name

@@ -6,12 +6,14 @@ Routes (each behind the admin bearer token; JSON in and out)::
     POST   /admin/tenants                               {"id", "name"?} -> 201 (200: existed)
     GET    /admin/tenants/<id>                          one tenant
     PATCH  /admin/tenants/<id>                          {"name"?, "ip_pool"?, "limits"?: {...},
-                                                         "settings"?: {..., "content"?: {...}}}
+                                                         "settings"?: {..., "content"?: {...},
+                                                         "tracking"?: {...}}}
     DELETE /admin/tenants/<id>                          a tombstone (404 when none)
     POST   /admin/tenants/<id>/pause|disable            {"why"}
     POST   /admin/tenants/<id>/resume
     POST   /admin/tenants/<id>/domains/<domain>/pause|disable   {"why"}: that domain only
     POST   /admin/tenants/<id>/domains/<domain>/resume
+    PATCH  /admin/tenants/<id>/domains/<domain>         {"tracking"?: {...}, "ip_pool"?}
     GET    /admin/tenants/<id>/credentials              logins, never their secrets
     POST   /admin/tenants/<id>/credentials              {"name", "domains"?, "password"?}
                                                         -> 201 with the password, once
@@ -21,10 +23,12 @@ Routes (each behind the admin bearer token; JSON in and out)::
     POST   /admin/tenants/<id>/apikeys                  {"name"?} -> 201 with the key, once
     DELETE /admin/tenants/<id>/apikeys/<key id>         revoke
 
-Errors are ``{"error": ...}``: 400 for a malformed body or value (naming the field), 404 for
-an unknown tenant, login or key, 409 for a conflict (another tenant's login or domain, a
-change made meanwhile). Owns decoding and answers only; every operation is
-``shared.tenant_admin``'s or ``shared.tenant_access``'s, as for ``postline tenant``.
+Tracking settings (``tracking``) are ``opens``, ``clicks`` and ``text_clicks`` (true, false,
+or null: inherit) and ``host`` (a host name, "" inherits). Errors are ``{"error": ...}``: 400
+for a malformed body or value (naming the field), 404 for an unknown tenant, domain, login or
+key, 409 for a conflict (another tenant's login or domain, a change made meanwhile). Owns
+decoding and answers only; every operation is ``shared.tenant_admin``'s or
+``shared.tenant_access``'s, as for ``postline tenant``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from services.bouncer.admin_http import caller, json_response
-from shared import tenant_access, tenant_admin
+from shared import tenant_access, tenant_admin, tenant_fields
 from shared.bus.base import Bus
 from shared.errors import TenantConflict, TenantError, TenantInvalid, TenantNotFound
 from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
@@ -63,8 +67,19 @@ class SetTenant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str | None = None
     ip_pool: str | None = None
     limits: dict[str, float | int | str] = {}
-    #: A setting's value, or for ``reputation`` and ``content`` an object of their fields.
-    settings: dict[str, str | int | float | bool | dict[str, str | int | float | list[str]]] = {}
+    #: A setting's value, or for ``reputation``, ``content`` and ``tracking`` an object of
+    #: their fields (a tracking switch's null: inherit).
+    settings: dict[
+        str, str | int | float | bool | dict[str, str | int | float | bool | list[str] | None]
+    ] = {}
+
+
+class SetDomain(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """PATCH /admin/tenants/<id>/domains/<domain>: only the fields given change."""
+
+    #: ``opens``, ``clicks``, ``text_clicks`` (true, false, null: inherit), ``host``.
+    tracking: dict[str, str | bool | None] = {}
+    ip_pool: str | None = None  # the domain's source pool ("" = the tenant's)
 
 
 class StateChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -145,6 +160,8 @@ class TenantApi:
             return await self._apikeys(request, tenant_id, rest[1:])
         if request.method == "POST" and len(rest) == 3 and rest[0] == "domains":
             return await self._domain_state(request, tenant_id, rest[1], rest[2])
+        if request.method == "PATCH" and len(rest) == 2 and rest[0] == "domains":
+            return await self._domain_set(request, tenant_id, rest[1])
         return json_response(404, {"error": f"no route {request.method} {request.path}"})
 
     async def _show(self, _request: HttpRequest, tenant_id: str) -> HttpResponse:
@@ -195,6 +212,31 @@ class TenantApi:
         tenant = await tenant_admin.set_domain_state(
             self._bus, tenant_id, domain, state, by=caller(request), why=body.why
         )
+        return json_response(200, tenant_admin.public_view(tenant))
+
+    async def _domain_set(self, request: HttpRequest, tenant_id: str, domain: str) -> HttpResponse:
+        """One sending domain's tracking and source pool, each checked before either is
+        published (two audit events when both change)."""
+        body = msgspec.json.decode(await request.body(), type=SetDomain)
+        if not body.tracking and body.ip_pool is None:
+            raise TenantInvalid("body: nothing to change (tracking, ip_pool)")
+        if body.ip_pool is not None:
+            tenant_fields.ip_pool(body.ip_pool)
+        name = domain.strip().lower().rstrip(".")
+        tenant = await tenant_admin.get(self._bus, tenant_id)
+        current = next((d for d in tenant.domains if d.name == name), None)
+        if current is None:
+            raise TenantNotFound(f"tenant {tenant_id!r} has no domain {name!r}")
+        tenant_fields.tracking(current.tracking, body.tracking, f"domains.{name}.tracking")
+        by = caller(request)
+        if body.tracking:
+            tenant = await tenant_admin.set_domain_tracking(
+                self._bus, tenant_id, name, body.tracking, by=by
+            )
+        if body.ip_pool is not None:
+            tenant = await tenant_admin.set_domain_pool(
+                self._bus, tenant_id, name, body.ip_pool, by=by
+            )
         return json_response(200, tenant_admin.public_view(tenant))
 
     _tenant_routes: dict[

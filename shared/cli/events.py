@@ -1,8 +1,12 @@
-"""``postline events tail`` and ``postline message show ID``: the event log for people.
+"""``postline events tail``, ``postline message show ID`` and ``postline events schema``.
 
-Both read ``postline.events`` through the configured bus (embedded or Kafka) as a reader of
-their own: on Kafka with a unique instance id, so a CLI started inside a stage's pod never
-takes over (fences) that stage's transactional producer. Formatting is ``shared.eventlog``'s.
+The first two read ``postline.events`` through the configured bus (embedded or Kafka) as a
+reader of their own: on Kafka with a unique instance id, so a CLI started inside a stage's
+pod never takes over (fences) that stage's transactional producer. Lines are
+``shared.eventlog``'s; ``--json`` prints the objects webhooks send
+(``shared.wire.eventjson``). ``events schema`` prints the published JSON Schema of those
+objects (``docs/events.schema.json``) or, with ``--markdown``, ``docs/events.md``; it reads
+no config and no bus.
 """
 
 from __future__ import annotations
@@ -43,13 +47,24 @@ def add_event_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help=f"only this kind (repeatable): {', '.join(k.value for k in EventKind)}",
     )
     tail.add_argument("--message", default="", metavar="ID", help="only this message's events")
-    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument(
+        "--json", action="store_true", help="one JSON object per line (docs/events.md)"
+    )
     tail.set_defaults(handler=cmd_tail)
+    schema = sub.add_parser(
+        "schema", help="print the JSON Schema of the events' JSON objects (docs/events.md)"
+    )
+    schema.add_argument(
+        "--markdown", action="store_true", help="print docs/events.md instead of the schema"
+    )
+    schema.set_defaults(builtin=cmd_schema)
     message = commands.add_parser("message", help="look up one message in the event log")
     msub = message.add_subparsers(dest="message_command", required=True, metavar="COMMAND")
     show = msub.add_parser("show", help="every event of one message, in order")
     show.add_argument("id", help="the message id (ingest's 'queued as' id)")
-    show.add_argument("--json", action="store_true", help="one JSON object per event")
+    show.add_argument(
+        "--json", action="store_true", help="one JSON object per event (docs/events.md)"
+    )
     show.add_argument(
         "--quiet",
         type=float,
@@ -108,9 +123,9 @@ async def cmd_tail(args: argparse.Namespace, config: Config) -> int:
             if isinstance(item, eventlog.Undecodable):
                 _bad(item)
             elif args.json:
-                print(json.dumps(eventlog.event_dict(item), sort_keys=True), flush=True)
+                print(json.dumps(eventlog.event_json(item)), flush=True)
             else:
-                print(eventlog.format_line(item), flush=True)
+                print(eventlog.format_line(item.event), flush=True)
         return 0
 
     return await _with_bus(config, body)  # Ctrl-C ends it: exit code 130
@@ -126,10 +141,24 @@ async def cmd_show(args: argparse.Namespace, config: Config) -> int:
             return EXIT_NOT_FOUND
         if args.json:
             for event in events:
-                print(json.dumps(eventlog.event_dict(event), sort_keys=True))
+                print(json.dumps(eventlog.event_json(event)))
         else:
-            for line in eventlog.format_history(args.id, events):
+            for line in eventlog.format_history(args.id, [item.event for item in events]):
                 print(line)
         return 0
 
     return await _with_bus(config, body)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """``postline events schema [--markdown]``: the published schema, or its Markdown page."""
+    # Loaded here, not with the parser: the schema is built from every record's types.
+    if args.markdown:
+        from shared.cli import eventdocs  # noqa: PLC0415
+
+        sys.stdout.write(eventdocs.render())
+    else:
+        from shared.wire import eventschema  # noqa: PLC0415
+
+        sys.stdout.write(eventschema.render())
+    return 0

@@ -29,6 +29,14 @@ from shared.config import Config
 from shared.errors import TenantInvalid
 from shared.wire.records import TenantState
 
+#: ``--track-*`` flags -> the tracking setting they set (``tenant set``, ``tenant domain set``).
+TRACKING_FLAGS = {
+    "track_opens": "opens",
+    "track_clicks": "clicks",
+    "track_text_clicks": "text_clicks",
+    "tracking_host": "host",
+}
+
 #: ``tenant set`` flags -> the limit they set (values are checked by ``shared.tenant_fields``).
 LIMIT_FLAGS = {
     "per_second": "per_second",
@@ -122,7 +130,36 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
         "clears), max_attachment_size as 10MiB, max_attachments, signed_changes as refuse "
         "or allow; empty or 0 keeps the global [ingest.content] value",
     )
+    add_tracking_flags(change, "the tenant's mail")
     change.set_defaults(handler=cmd_set)
+
+
+def add_tracking_flags(parser: argparse.ArgumentParser, whose: str) -> None:
+    """The ``--track-*`` flags of ``tenant set`` and ``tenant domain set``."""
+    group = parser.add_argument_group(
+        f"open and click tracking of {whose} (inherit: the level above decides)"
+    )
+    switches = ["on", "off", "inherit"]
+    group.add_argument("--track-opens", choices=switches, help="add the open pixel to HTML")
+    group.add_argument("--track-clicks", choices=switches, help="rewrite the links of HTML")
+    group.add_argument(
+        "--track-text-clicks", choices=switches, help="also rewrite bare URLs in plain text"
+    )
+    group.add_argument(
+        "--tracking-host",
+        metavar="HOST",
+        help="the host tracked links and the pixel use, a CNAME to Postline's tracking "
+        "endpoint ('' = inherit)",
+    )
+
+
+def tracking_values(args: argparse.Namespace) -> dict[str, str]:
+    """The tracking settings the ``--track-*`` flags give (checked by ``tenant_fields``)."""
+    return {
+        setting: getattr(args, flag)
+        for flag, setting in TRACKING_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
 
 
 def client_bus(config: Config) -> Bus:
@@ -215,6 +252,8 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         settings["content"] = _pairs(args.content, "--content")
     if args.scanning is not None:
         settings["scanning"] = args.scanning
+    if tracking := tracking_values(args):
+        settings["tracking"] = tracking
 
     async def body(bus: Bus) -> int:
         before = await tenant_admin.get(bus, args.id)

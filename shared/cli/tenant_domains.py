@@ -1,5 +1,5 @@
-"""``postline tenant domain add|verify|list|remove|pause|resume|disable``: a tenant's
-sending domains.
+"""``postline tenant domain add|verify|list|remove|pause|resume|disable|pool|set``: a
+tenant's sending domains.
 
 Owns the arguments and the printing; the work is ``shared.tenant_domains``'s (keys, records,
 checks) and ``shared.tenant_admin``'s (the change and its audit event). ``add`` needs the KEK
@@ -7,7 +7,9 @@ checks) and ``shared.tenant_admin``'s (the change and its audit event). ``add`` 
 every DNS record to publish; ``verify`` asks DNS (``--nameserver`` for a split horizon or a
 test server) and exits 1 while a record is missing or wrong. ``pause``/``resume`` act on
 one domain (the reputation stage pauses a domain whose own rates ran high; the tenant's
-other domains keep sending). ``pool`` sends one domain's mail from its own source pool.
+other domains keep sending). ``pool`` sends one domain's mail from its own source pool;
+``set`` changes its open and click tracking over the tenant's (``--track-*``, as ``tenant
+set`` has them).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from shared import tenant_admin
 from shared.bus.base import Bus
-from shared.cli.tenant import actor, with_bus
+from shared.cli.tenant import actor, add_tracking_flags, tracking_values, with_bus
 from shared.config import Config
-from shared.errors import TenantNotFound
-from shared.wire.records import TenantState
+from shared.errors import TenantInvalid, TenantNotFound
+from shared.wire.records import TenantState, TrackingSettings
 
 if TYPE_CHECKING:
     from shared.tenant_domains import DomainPolicy
@@ -71,6 +73,11 @@ def add_domain_commands(tenant: argparse._SubParsersAction[Any]) -> None:
     pool.add_argument("domain")
     pool.add_argument("pool", help="a pool name ('' = the tenant's pool)")
     pool.set_defaults(handler=cmd_pool)
+    change = sub.add_parser("set", help="change one domain's open and click tracking")
+    change.add_argument("id")
+    change.add_argument("domain")
+    add_tracking_flags(change, "this domain's mail, over the tenant's")
+    change.set_defaults(handler=cmd_set)
 
 
 def _dns_options(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +154,8 @@ async def cmd_list(args: argparse.Namespace, config: Config) -> int:
             selectors = ",".join(k.selector for k in domain.dkim)
             state = "verified" if domain.verified else "unverified"
             status = domain.status.state + (f" ({domain.status.why})" if domain.status.why else "")
-            print(f"{domain.name:<40} {state:<10} selectors={selectors} {status}")
+            tracking = _tracking_text(domain.tracking)
+            print(f"{domain.name:<40} {state:<10} selectors={selectors} {status}{tracking}")
         return 0
 
     return await with_bus(config, body)
@@ -198,3 +206,43 @@ async def cmd_pool(args: argparse.Namespace, config: Config) -> int:
         return 0
 
     return await with_bus(config, body)
+
+
+async def cmd_set(args: argparse.Namespace, config: Config) -> int:
+    """``tenant domain set T D --track-opens on ...``."""
+    from shared.tenant_domains import domain_name, find  # noqa: PLC0415
+
+    values = tracking_values(args)
+    if not values:
+        raise TenantInvalid(
+            "nothing to set: give --track-opens, --track-clicks, --track-text-clicks or "
+            "--tracking-host"
+        )
+    name = domain_name(args.domain)
+
+    async def body(bus: Bus) -> int:
+        before = await tenant_admin.get(bus, args.id)
+        after = await tenant_admin.set_domain_tracking(bus, args.id, name, values, by=actor())
+        domain = find(after, name)
+        changed = "changed" if after.revision != before.revision else "unchanged"
+        shown = _tracking_text(domain.tracking) if domain else ""
+        print(f"domain {name} of tenant {args.id} {changed}:{shown or ' tracking inherited'}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+def _tracking_text(tracking: TrackingSettings) -> str:
+    """`` tracking=opens:on,clicks:off host=...`` for what the domain sets ("" for none)."""
+    words = {True: "on", False: "off"}
+    switches = [
+        f"{name}:{words[value]}"
+        for name, value in (
+            ("opens", tracking.opens),
+            ("clicks", tracking.clicks),
+            ("text_clicks", tracking.text_clicks),
+        )
+        if value is not None
+    ]
+    text = f" tracking={','.join(switches)}" if switches else ""
+    return text + (f" tracking_host={tracking.host}" if tracking.host else "")

@@ -1,3 +1,4 @@
-"""The wire contract: the records that cross topics, the topics themselves, and the tokens
-Postline puts in addresses and links (VERP, unsubscribe). Everything here is versioned with
-the care rolling upgrades need; nothing here talks to the bus or runs a loop."""
+"""The wire contract: the records that cross topics, the topics themselves, the tokens
+Postline puts in addresses and links (VERP, unsubscribe, tracking), and the events' published
+JSON (``eventjson``, ``eventkinds``, ``eventschema``). Everything here is versioned with the
+care rolling upgrades need; nothing here talks to the bus or runs a loop."""

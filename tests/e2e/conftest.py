@@ -5,7 +5,8 @@
 - ``embedded``: ``postline run``, one process on the SQLite bus, with ingest accepting and
   dropping suppressed recipients (``suppression = "drop"``), so both modes are covered.
 
-Scenarios use distinct addresses, so they never see each other's mail or events.
+Scenarios use distinct addresses, so they never see each other's mail or events. When a
+module is done, every event its cluster wrote must match the published event schema.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from testing import eventschema
 from testing.harness.cluster import Cluster, ClusterOptions
 
 
@@ -44,5 +46,8 @@ def cluster(
     running = Cluster(options)
     with running:
         yield running
+        # Every event the stages wrote, from their real writers, is what docs/events.md
+        # publishes for its kind (testing/eventschema.py says what that means).
+        eventschema.assert_published(running.events.events())
     # SIGTERM must drain cleanly: a stage that crashes while stopping exits non-zero.
     assert running.exit_codes == dict.fromkeys(running.exit_codes, 0), running.exit_codes

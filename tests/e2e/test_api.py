@@ -30,6 +30,7 @@ from shared import tenant_access, tenant_admin
 from shared.bus.base import Bus
 from shared.wire.records import EventKind, SendingDomain
 from shared.wire.topics import SUBMITTED
+from testing import eventschema
 from testing.harness import client
 from testing.harness.cluster import Cluster, ClusterOptions
 from testing.harness.processes import run_command
@@ -112,6 +113,7 @@ def api(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             assert time.monotonic() < deadline, "ingest never learnt the API key"
             time.sleep(0.1)
         yield running
+        eventschema.assert_published(cluster.events.events())  # the API's events too
     assert cluster.exit_codes == dict.fromkeys(cluster.exit_codes, 0), cluster.exit_codes
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from shared.queue.actions import OPERATOR
 from shared.wire.records import EventKind
+from testing import eventschema
 from testing.harness import client
 from testing.harness.cluster import Cluster, ClusterOptions
 from testing.harness.processes import ProcessFailed, run_command
@@ -53,6 +54,7 @@ def cluster(
         )
     with Cluster(options) as running:
         yield running
+        eventschema.assert_published(running.events.events())  # the operator's events too
     assert running.exit_codes == dict.fromkeys(running.exit_codes, 0), running.exit_codes
 
 

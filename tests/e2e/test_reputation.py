@@ -23,6 +23,7 @@ from shared.bus.base import Bus
 from shared.reputation import total
 from shared.wire.records import Event, EventKind, Reputation, SendingDomain, Tenant
 from shared.wire.topics import REPUTATION
+from testing import eventschema
 from testing.harness import client
 from testing.harness.cluster import Cluster, ClusterOptions
 from testing.harness.processes import run_command
@@ -47,6 +48,7 @@ def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     with Cluster(options) as running:
         yield running
+        eventschema.assert_published(running.events.events())  # the decisions' events too
     assert running.exit_codes == dict.fromkeys(running.exit_codes, 0), running.exit_codes
 
 

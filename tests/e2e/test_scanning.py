@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared.wire.records import EventKind
+from testing import eventschema
 from testing.harness import client
 from testing.harness.cluster import Cluster, ClusterOptions
 from testing.harness.processes import run_command
@@ -44,6 +45,7 @@ def cluster(
     running = Cluster(options)
     with running:
         yield running
+        eventschema.assert_published(running.events.events())  # verdicts and quarantine
     assert running.exit_codes == dict.fromkeys(running.exit_codes, 0), running.exit_codes
 
 

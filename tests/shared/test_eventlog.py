@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from shared import eventlog
+from shared.bus.base import BusMessage
 from shared.bus.embedded import EmbeddedBus
 from shared.config import EmbeddedConfig
+from shared.wire.eventjson import event_id, event_object
 from shared.wire.records import Event, EventKind, SmtpReply
 from shared.wire.topics import EVENTS, OutRecord
 
@@ -46,11 +48,20 @@ def test_destination_event_shows_its_domain() -> None:
     assert eventlog.format_line(event).split()[2:4] == ["-", "domain=example.com"]
 
 
-def test_event_dict_is_plain_data_without_headers() -> None:
+def test_event_json_is_the_webhook_object_without_headers() -> None:
     event = Event(kind=EventKind.BOUNCED, message_id="m1", at=AT, headers=b"Subject: x\r\n")
-    data = eventlog.event_dict(event)
-    assert data["kind"] == "bounced" and data["time"] == "2026-11-27T22:29:26.702Z"
-    assert "headers" not in data
+    raw = EVENTS.encode(event)
+    data = eventlog.event_json(eventlog.Logged(event, event_id(raw)))
+    assert data == event_object(event, event_id(raw))
+    assert data["type"] == "bounced" and data["timestamp"] == "2026-11-27T22:29:26.702Z"
+    assert data["id"] == event_id(raw) and "headers" not in data["data"]
+
+
+def test_decode_gives_the_id_of_the_record_bytes() -> None:
+    raw = EVENTS.encode(Event(kind=EventKind.DELIVERED, message_id="m1", at=AT))
+    item = eventlog.decode(BusMessage(EVENTS.name, 0, 7, b"m1", raw, AT))
+    assert isinstance(item, eventlog.Logged)
+    assert item.id == event_id(raw) and item.event.message_id == "m1"
 
 
 def test_history_summary_gives_the_last_state_per_recipient() -> None:
@@ -97,7 +108,11 @@ async def test_history_reads_one_message_in_order_and_reports_garbage(tmp_path: 
         found = await eventlog.history(bus, "m1", quiet=0.5, on_bad=bad.append)
     finally:
         await bus.close()
-    assert [e.kind for e in found] == [EventKind.ACCEPTED, EventKind.SIGNED, EventKind.DELIVERED]
+    assert [e.event.kind for e in found] == [
+        EventKind.ACCEPTED,
+        EventKind.SIGNED,
+        EventKind.DELIVERED,
+    ]
     assert len(bad) == 1 and "cannot decode" in bad[0].reason
 
 
@@ -122,8 +137,9 @@ async def test_tail_filters_by_kind_and_message_and_follows_new_events(tmp_path:
         await stream.aclose()  # type: ignore[attr-defined]
     finally:
         await bus.close()
-    assert isinstance(first, Event) and (first.message_id, first.attempt) == ("m2", 0)
-    assert isinstance(second, Event) and second.attempt == 2
+    assert isinstance(first, eventlog.Logged)
+    assert (first.event.message_id, first.event.attempt) == ("m2", 0)
+    assert isinstance(second, eventlog.Logged) and second.event.attempt == 2
 
 
 def test_message_level_event_shows_its_sender() -> None:

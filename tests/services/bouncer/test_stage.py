@@ -22,6 +22,7 @@ from shared.wire.records import (
 )
 from shared.wire.tokens import unsubscribe_token, verp_address
 from shared.wire.topics import EVENTS, OUTBOUND, SUPPRESSIONS, suppression_key
+from testing import eventschema
 from tests.services.bouncer.conftest import ADMIN_TOKEN, BOUNCE_DOMAIN, SECRET, Running
 from tests.services.bouncer.conftest import wait_for_records as wait_for
 
@@ -67,6 +68,7 @@ async def test_dsn_to_verp_address_bounces_and_suppresses(running: Running) -> N
     code, text = await asyncio.to_thread(send, running.smtp_port, rcpt, data)
     assert (code, text) == (250, b"2.0.0 Report accepted")
     events = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published(events)
     (event,) = events
     assert isinstance(event, Event)
     assert (event.kind, event.message_id, event.recipient) == (
@@ -94,6 +96,7 @@ async def test_text_bounce_without_status_gets_a_reason_and_a_derived_status(
     )
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event)
     assert (event.kind, event.classification, event.reason) == (
         EventKind.BOUNCED,
@@ -114,6 +117,7 @@ async def test_dsn_about_an_alias_keeps_both_recipients(running: Running) -> Non
     code, _ = await asyncio.to_thread(send, running.smtp_port, rcpt, data)
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event) and event.kind is EventKind.BOUNCED
     assert event.recipient == "info@bakery-customer.example"
     assert event.original_recipient == "info@bakery-customer.example"
@@ -142,6 +146,7 @@ async def test_arf_report_complains_and_suppresses(running: Running) -> None:
     )
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
     assert event.reason == "feedback"
     table = await running.bus.read_table(SUPPRESSIONS.name)
@@ -157,6 +162,7 @@ async def test_ses_complaint_by_sns_complains_and_suppresses(running: Running) -
     )
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
     assert event.recipient == "t.nguyen@freemail-provider.example"
     table = await running.bus.read_table(SUPPRESSIONS.name)
@@ -171,6 +177,7 @@ async def test_hotmail_jmrp_complaint_complains_and_suppresses(running: Running)
     )
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event) and event.kind is EventKind.COMPLAINED
     table = await running.bus.read_table(SUPPRESSIONS.name)
     record = SUPPRESSIONS.decode(table[b"lena.hoffmann_77@hotmail.com"])
@@ -184,6 +191,7 @@ async def test_auto_reply_is_recorded_never_suppressed(running: Running) -> None
     )
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event) and event.kind is EventKind.AUTO_REPLIED
     assert await running.bus.read_table(SUPPRESSIONS.name) == {}
 
@@ -196,6 +204,7 @@ async def test_list_moderation_notice_never_suppresses_the_list(running: Running
     )
     assert code == 250
     (event,) = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published([event])
     assert isinstance(event, Event) and event.kind is EventKind.AUTO_REPLIED
     assert (event.recipient, event.classification) == (list_address, "auto_reply")
     assert await running.bus.read_table(SUPPRESSIONS.name) == {}
@@ -229,6 +238,7 @@ async def test_one_click_post_valid_and_forged(running: Running) -> None:
     table = await running.bus.read_table(SUPPRESSIONS.name)
     assert suppression_key("reader@customer.example", "shop.example").encode() in table
     events = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
+    eventschema.assert_published(events)
     assert [e.kind for e in events if isinstance(e, Event)] == [EventKind.UNSUBSCRIBED]
 
     forged = unsubscribe_token(b"not-the-secret-0123456789", "x@customer.example", "", MSGID)

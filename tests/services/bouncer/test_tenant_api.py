@@ -101,6 +101,91 @@ async def test_one_sending_domain_paused_and_resumed(api: Api, running: Running)
     assert (await api.call("POST", "/shop/domains/shop.test/explode"))[0] == 404
 
 
+async def test_tracking_of_a_tenant_and_of_one_domain(api: Api, running: Running) -> None:
+    await api.call("POST", "", {"id": "shop"})
+    domains = (SendingDomain(name="shop.test"), SendingDomain(name="news.shop.test"))
+    await tenant_admin.update(
+        running.bus, "shop", lambda t: msgspec.structs.replace(t, domains=domains), by="test"
+    )
+    tracking = {"opens": True, "clicks": "off", "host": "Click.Shop.Test"}
+    status, body = await api.call("PATCH", "/shop", {"settings": {"tracking": tracking}})
+    assert status == 200, body
+    assert body["settings"]["tracking"] == {
+        "opens": True,
+        "clicks": False,
+        "text_clicks": None,
+        "host": "click.shop.test",
+    }
+    status, body = await api.call(
+        "PATCH", "/shop/domains/news.shop.test", {"tracking": {"opens": None, "clicks": True}}
+    )
+    assert status == 200, body
+    by_name = {d["name"]: d for d in body["domains"]}
+    assert by_name["news.shop.test"]["tracking"]["clicks"] is True
+    assert by_name["shop.test"]["tracking"]["clicks"] is None  # the other domain: untouched
+    status, body = await api.call(
+        "PATCH",
+        "/shop/domains/news.shop.test",
+        {"tracking": {"host": "links.shop.test"}, "ip_pool": "news"},
+    )
+    assert status == 200, body
+    news = next(d for d in body["domains"] if d["name"] == "news.shop.test")
+    assert (news["tracking"]["host"], news["ip_pool"]) == ("links.shop.test", "news")
+    assert body["settings"]["tracking"]["opens"] is True  # the tenant's own: unchanged
+    events = [EVENTS.decode(m.value) for m in await read_all(running.bus, EVENTS.name) if m.value]
+    details = [e.detail for e in events if e.kind is EventKind.TENANT_CHANGED]
+    assert details[-4:] == [
+        "set tracking",
+        "domain news.shop.test set tracking.clicks, tracking.opens",
+        "domain news.shop.test set tracking.host",
+        "domain news.shop.test ip_pool 'news'",
+    ]
+    assert all(e.by.startswith("api:127.0.0.1") for e in events[-4:])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("/shop", {"settings": {"tracking": {"opens": "maybe"}}}, 400, "settings.tracking.opens"),
+        ("/shop", {"settings": {"tracking": {"host": "1.2.3.4"}}}, 400, "settings.tracking.host"),
+        ("/shop", {"settings": {"tracking": "on"}}, 400, "settings.tracking: expected an object"),
+        (
+            "/shop/domains/shop.test",
+            {"tracking": {"host": "https://x.test"}},
+            400,
+            "domains.shop.test.tracking.host",
+        ),
+        ("/shop/domains/shop.test", {"tracking": {"pixel": True}}, 400, "no such setting"),
+        # Nothing is published when one of the two is wrong.
+        (
+            "/shop/domains/shop.test",
+            {"tracking": {"opens": True}, "ip_pool": "Bad Pool"},
+            400,
+            "ip_pool 'Bad Pool'",
+        ),
+        ("/shop/domains/shop.test", {}, 400, "nothing to change"),
+        ("/shop/domains/shop.test", {"colour": "red"}, 400, "body:"),
+        ("/shop/domains/ghost.test", {"tracking": {"opens": True}}, 404, "no domain 'ghost.test'"),
+        ("/ghost/domains/shop.test", {"tracking": {"opens": True}}, 404, "no tenant 'ghost'"),
+    ],
+)
+async def test_tracking_errors_name_the_field(
+    api: Api, running: Running, case: tuple[str, Any, int, str]
+) -> None:
+    path, body, status, error = case
+    await api.call("POST", "", {"id": "shop"})
+    await tenant_admin.update(
+        running.bus,
+        "shop",
+        lambda t: msgspec.structs.replace(t, domains=(SendingDomain(name="shop.test"),)),
+        by="test",
+    )
+    revision = (await tenant_admin.get(running.bus, "shop")).revision
+    answer_status, answer = await api.call("PATCH", path, body)
+    assert (answer_status, error in answer["error"]) == (status, True), answer
+    assert (await tenant_admin.get(running.bus, "shop")).revision == revision
+
+
 @pytest.mark.parametrize(
     "case",
     [

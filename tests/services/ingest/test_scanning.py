@@ -22,6 +22,7 @@ import pytest
 
 from shared.wire.records import Event, EventKind, Quarantined, Submission
 from shared.wire.topics import EVENTS, QUARANTINE, SUBMITTED
+from testing import eventschema
 from tests.services.ingest.conftest import Running, StartIngest
 from tests.services.ingest.sessions import logged_in
 
@@ -53,6 +54,7 @@ async def send(ingest: Running, data: bytes) -> tuple[int, str]:
 
 async def events(ingest: Running, count: int) -> list[Event]:
     found: list[Event] = await ingest.records(EVENTS, count)
+    eventschema.assert_published(found)  # ingest's own, as docs/events.md has them
     return found
 
 

@@ -47,6 +47,7 @@ from shared.wire.topics import (
     TENANTS,
     retry_topic,
 )
+from testing import eventschema
 from testing.dnsserver import DnsServer
 from testing.stage import stage_context
 from tests.services.signer.conftest import SECRET, add_key, dns_records, verify
@@ -108,7 +109,9 @@ class Harness:
         while len(found := await self.read(EVENTS.name)) < count:
             assert loop.time() < end, f"{len(found)} events, wanted {count}"
             await asyncio.sleep(0.05)
-        return [EVENTS.decode(m.value) for m in found if m.value is not None]
+        events = [EVENTS.decode(m.value) for m in found if m.value is not None]
+        eventschema.assert_published(events)  # the signer's own, as docs/events.md has them
+        return events
 
     async def deliveries(self) -> list[Delivery]:
         """Every Delivery made, in both lanes."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from shared.bus.base import Bus
 from shared.bus.embedded import EmbeddedBus
 from shared.bus.kafka import KafkaBus
 from shared.config import EmbeddedConfig, KafkaConfig
+from shared.wire.eventjson import event_id, event_object
 from shared.wire.records import Event, EventKind, SmtpReply
 from shared.wire.topics import EVENTS
 
@@ -114,7 +116,16 @@ async def test_message_show_json_and_unknown_message(
     await publish(EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db")), EVENTS_OF_M1)
     code, out, _ = await postline("message", "show", "m1", "--json", "--quiet", "0.5", env=embedded)
     assert code == 0
-    assert [json.loads(line)["kind"] for line in out.splitlines()][-1] == "delivered"
+    objects = [json.loads(line) for line in out.splitlines()]
+    # Exactly what a webhook sends: the id of the record's bytes, the kind's fields.
+    assert objects == [
+        event_object(event, event_id(EVENTS.encode(event))) for event in EVENTS_OF_M1
+    ]
+    assert objects[2]["data"]["reply"] == {
+        "code": 421,
+        "enhanced": "4.7.0",
+        "text": "Try again later",
+    }
     code, out, err = await postline("message", "show", "nope", "--quiet", "0.5", env=embedded)
     assert (code, out) == (1, "")
     assert "no events for message nope" in err
@@ -127,6 +138,33 @@ async def test_tail_filters_and_follows(tmp_path: Path, embedded: dict[str, str]
     )
     assert lines[0].split()[1:4] == ["delivered", "m1", "a@x.test"]
     assert "mx=mx1.x.test" in lines[0]
+
+
+async def test_tail_json_prints_the_webhook_objects(
+    tmp_path: Path, embedded: dict[str, str]
+) -> None:
+    await publish(EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db")), [*EVENTS_OF_M1, OTHER])
+    lines = await tail_lines(
+        "--from-beginning", "--json", "--kind", "delivered", env=embedded, count=2
+    )
+    delivered = [EVENTS_OF_M1[3], OTHER]
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(
+        event_id(EVENTS.encode(event)) for event in delivered
+    )
+    by_message = {json.loads(line)["data"]["message_id"]: json.loads(line) for line in lines}
+    assert by_message["m1"] == event_object(
+        EVENTS_OF_M1[3], event_id(EVENTS.encode(EVENTS_OF_M1[3]))
+    )
+
+
+def test_events_schema_prints_the_published_files() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    for args, name in (((), "events.schema.json"), (("--markdown",), "events.md")):
+        result = subprocess.run(
+            [POSTLINE, "events", "schema", *args], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == (docs / name).read_text(), f"docs/{name} differs"
 
 
 async def test_tail_without_a_bus_file_says_so(tmp_path: Path, embedded: dict[str, str]) -> None:

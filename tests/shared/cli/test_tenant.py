@@ -137,6 +137,37 @@ def test_a_tenants_own_content_rules(config: Path, capsys: pytest.CaptureFixture
     assert audit_details(config)[-1] == "set content"
 
 
+def test_a_tenants_open_and_click_tracking(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(config, capsys, "add", "shop")
+    code, out, err = run(
+        config, capsys, "set", "shop", "--track-opens", "on", "--track-clicks", "off",
+        "--tracking-host", "Click.Shop.Example.",
+    )  # fmt: skip
+    assert (code, out) == (0, "tenant shop changed\n"), err
+    shown = json.loads(run(config, capsys, "show", "shop")[1])["settings"]["tracking"]
+    assert shown == {
+        "opens": True,
+        "clicks": False,
+        "text_clicks": None,
+        "host": "click.shop.example",
+    }
+    # inherit: back to what the level above says; the others stay as they were.
+    run(config, capsys, "set", "shop", "--track-opens", "inherit", "--track-text-clicks", "on")
+    found = table(config).get("shop")
+    assert found is not None
+    tracking = found.settings.tracking
+    assert (tracking.opens, tracking.clicks, tracking.text_clicks) == (None, False, True)
+    assert tracking.host == "click.shop.example"
+    assert run(config, capsys, "set", "shop", "--tracking-host", "click.shop.example")[1] == (
+        "tenant shop unchanged\n"
+    )
+    code, _, err = run(config, capsys, "set", "shop", "--tracking-host", "https://x.example")
+    assert code == 1 and err.startswith("postline: settings.tracking.host: 'https://x.example'")
+    assert audit_details(config) == ["add", "set tracking", "set tracking"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

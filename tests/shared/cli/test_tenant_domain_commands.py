@@ -4,15 +4,21 @@ a real DNS server on loopback (includes walked, the RFC 7208 lookup limit), owne
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from shared.bus.embedded import EmbeddedBus
 from shared.cli import main
+from shared.config import EmbeddedConfig
 from shared.sealing import KEK_BYTES
 from shared.secretfile import ensure_secret_file
+from shared.wire.records import EventKind
+from shared.wire.topics import EVENTS
 from testing.dnsserver import DnsServer
+from testing.topics import read_all
 
 
 @pytest.fixture
@@ -32,6 +38,21 @@ async def run(config: Path, *argv: str, capsys: pytest.CaptureFixture[str]) -> t
     code = await asyncio.to_thread(main, ["--config", str(config), *argv])
     out, err = capsys.readouterr()
     return code, out + err
+
+
+def audit_details(config: Path) -> list[str]:
+    """The ``tenant_changed`` events' details, oldest first (from their own event loop)."""
+
+    async def read() -> list[str]:
+        bus = EmbeddedBus(EmbeddedConfig(path=config.parent / "bus.db"))
+        await bus.start()
+        try:
+            events = [EVENTS.decode(m.value) for m in await read_all(bus, EVENTS.name) if m.value]
+            return [e.detail for e in events if e.kind is EventKind.TENANT_CHANGED]
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
 
 
 def published(output: str) -> dict[str, list[tuple[str, str]]]:
@@ -190,3 +211,62 @@ async def test_pause_and_resume_one_domain(
         config_file, "tenant", "domain", "resume", "shop", "ghost.test", capsys=capsys
     )
     assert code == 1 and "no domain 'ghost.test'" in out
+
+
+async def test_one_domains_tracking(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (await run(config_file, "tenant", "add", "shop", capsys=capsys))[0] == 0
+    for domain in ("shop.test", "news.shop.test"):
+        code, out = await run(config_file, "tenant", "domain", "add", "shop", domain, capsys=capsys)
+        assert code == 0, out
+    code, out = await run(
+        config_file, "tenant", "domain", "set", "shop", "News.Shop.Test", "--track-clicks",
+        "off", "--track-opens", "on", "--tracking-host", "links.shop.test", capsys=capsys,
+    )  # fmt: skip
+    assert (code, out.strip()) == (
+        0,
+        "domain news.shop.test of tenant shop changed: tracking=opens:on,clicks:off "
+        "tracking_host=links.shop.test",
+    )
+    code, out = await run(config_file, "tenant", "domain", "list", "shop", capsys=capsys)
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["news.shop.test"].endswith(
+        "active tracking=opens:on,clicks:off tracking_host=links.shop.test"
+    )
+    assert lines["shop.test"].endswith("active")  # the tenant's other domain: untouched
+    code, out = await run(
+        config_file, "tenant", "domain", "set", "shop", "news.shop.test", "--track-opens",
+        "inherit", "--tracking-host", "", capsys=capsys,
+    )  # fmt: skip
+    assert out.strip() == "domain news.shop.test of tenant shop changed: tracking=clicks:off"
+    code, out = await run(
+        config_file, "tenant", "domain", "set", "shop", "news.shop.test", "--track-clicks",
+        "off", capsys=capsys,
+    )  # fmt: skip
+    assert (code, out.strip()) == (
+        0,
+        "domain news.shop.test of tenant shop unchanged: tracking=clicks:off",
+    )
+    for argv, message in (
+        (("ghost.test", "--track-opens", "on"), "no domain 'ghost.test'"),
+        (("shop.test",), "nothing to set"),
+        (
+            ("shop.test", "--tracking-host", "x.test:443"),
+            "domains.shop.test.tracking.host: 'x.test:443' is not a host name",
+        ),
+    ):
+        code, out = await run(config_file, "tenant", "domain", "set", "shop", *argv, capsys=capsys)
+        assert code == 1 and message in out and out.count("\n") == 1, out
+    code, out = await run(config_file, "tenant", "show", "shop", capsys=capsys)
+    domains = {d["name"]: d["tracking"] for d in json.loads(out)["domains"]}
+    assert domains["news.shop.test"] == {
+        "opens": None,
+        "clicks": False,
+        "text_clicks": None,
+        "host": "",
+    }
+    assert domains["shop.test"] == {"opens": None, "clicks": None, "text_clicks": None, "host": ""}
+    details = await asyncio.to_thread(audit_details, config_file)
+    assert details[-2:] == [
+        "domain news.shop.test set tracking.clicks, tracking.host, tracking.opens",
+        "domain news.shop.test set tracking.host, tracking.opens",
+    ]
