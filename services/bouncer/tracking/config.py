@@ -42,13 +42,13 @@ class TrackingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     early_click: Duration = Duration(10)
     #: This many distinct links of one message and recipient clicked within ``burst_window``
     #: is a scanner following every link: all the clicks of the burst are machine.
-    burst_links: Annotated[int, msgspec.Meta(ge=2, le=100)] = 3
+    burst_links: Annotated[int, msgspec.Meta(ge=2, le=20)] = 3
     #: The burst window; clicks are held this long before their event is published, so the
     #: first clicks of a burst are flagged too. "0s": no burst detection, no hold.
     burst_window: Duration = Duration(2)
-    #: Messages (message and recipient) whose recent clicks are remembered for burst
-    #: detection, least recently clicked forgotten first. Per process: with several bouncer
-    #: replicas, a burst spread over replicas by the load balancer is seen in part.
+    #: Most messages (message and recipient) whose clicks of the last two burst windows are
+    #: remembered for burst detection, least recently clicked forgotten first. Per process:
+    #: with several bouncer replicas, a burst spread over them is seen in part.
     recent_messages: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
     #: Events waiting to be published (held clicks included); past it new events are
     #: dropped and counted (the redirect and the pixel are served all the same).

@@ -8,9 +8,10 @@ caller (no clock here):
   token (``TrackingToken.sent_at``). Delivery comes after signing, so a click this soon after
   signing is at least as soon after delivery;
 - :class:`ClickBursts`: ``links`` distinct links of one message and recipient clicked within
-  ``window`` seconds. It remembers recent clicks per (message id, recipient) in a bounded
-  LRU map, in this process only: with several bouncer replicas a burst the load balancer
-  spreads over them is seen by each in part (fewer flags, never false ones).
+  ``window`` seconds. It remembers the clicks of the last two windows per (message id,
+  recipient), at most ``2 * links`` each, in an LRU map bounded by ``capacity``, in this
+  process only: with several bouncer replicas a burst the load balancer spreads over them is
+  seen by each in part (fewer flags, never false ones).
 
 The user agent's class (``agents.py``) is the other half of ``Event.machine``.
 """
@@ -18,10 +19,6 @@ The user agent's class (``agents.py``) is the other half of ``Event.machine``.
 from __future__ import annotations
 
 from collections import OrderedDict
-
-#: Clicks kept per message and recipient (a scanner following 500 links needs only the
-#: latest few to be seen as a burst).
-MAX_CLICKS_PER_MESSAGE = 64
 
 ClickKey = tuple[str, str]  # (message id, recipient)
 
@@ -58,14 +55,18 @@ class ClickBursts:
         """Remember a click of ``link`` at ``at``; forget what no burst check needs."""
         if not self.enabled:
             return
-        clicks = self._recent.pop(key, [])
         # A click is checked (in_burst) once its window has passed, against the clicks up
-        # to one window before it: older ones can no longer matter.
-        clicks = [c for c in clicks if c[0] >= at - 2 * self.window]
+        # to one window before it: clicks older than two windows can no longer matter.
+        horizon = at - 2 * self.window
+        clicks = [c for c in self._recent.pop(key, ()) if c[0] >= horizon]
         clicks.append((at, link))
-        self._recent[key] = clicks[-MAX_CLICKS_PER_MESSAGE:]  # most recently clicked last
-        while len(self._recent) > self.capacity:
-            self._recent.popitem(last=False)
+        # The latest 2 * links clicks hold any burst that ends in them (a scanner following
+        # 500 links is seen from its first few).
+        self._recent[key] = clicks[-2 * self.links :]  # most recently clicked last
+        while self._recent and (
+            len(self._recent) > self.capacity or next(iter(self._recent.values()))[-1][0] < horizon
+        ):
+            self._recent.popitem(last=False)  # least recently clicked first
 
     def in_burst(self, key: ClickKey, at: float) -> bool:
         """Whether the click at ``at`` lies in some ``window``-long span holding clicks of

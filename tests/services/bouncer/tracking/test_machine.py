@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bouncer.tracking.machine import MAX_CLICKS_PER_MESSAGE, ClickBursts, early_click
+from services.bouncer.tracking.machine import ClickBursts, early_click
 
 SENT = 1_800_000_000
 KEY = ("0123456789abcdef0123456789abcdef", "reader@customer.example")
@@ -90,10 +90,19 @@ def test_memory_is_bounded_least_recently_clicked_forgotten() -> None:
 
 def test_clicks_per_message_are_bounded() -> None:
     seen = bursts(window=60.0)
-    for i in range(MAX_CLICKS_PER_MESSAGE * 3):
+    for i in range(500):  # a scanner following 500 links
         seen.add(KEY, 100.0 + i * 0.01, i)
-    assert seen.in_burst(KEY, 100.0 + (MAX_CLICKS_PER_MESSAGE * 3 - 1) * 0.01)
-    assert len(seen._recent[KEY]) == MAX_CLICKS_PER_MESSAGE
+    assert seen.in_burst(KEY, 100.0 + 499 * 0.01)
+    assert len(seen._recent[KEY]) == 6  # 2 * links
+
+
+def test_messages_clicked_two_windows_ago_are_forgotten() -> None:
+    seen = bursts(window=2.0)
+    seen.add(KEY, 100.0, 1)
+    seen.add(OTHER, 103.0, 1)
+    assert len(seen) == 2  # KEY's click may still be checked (until 102.0) against OTHER's
+    seen.add(OTHER, 104.5, 2)  # past 100.0 + 2 windows: nothing needs KEY any more
+    assert list(seen._recent) == [OTHER]
 
 
 def test_a_zero_window_turns_it_off() -> None:
