@@ -47,8 +47,8 @@ PIXEL_HEADERS = {"Cache-Control": "no-store, no-cache, private, max-age=0", "Pra
 #: must not leak to the destination site in Referer.
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 NOT_FOUND = HttpResponse(404, b"unknown or invalid link\n", headers={"Cache-Control": "no-store"})
-#: Printable ASCII but space: what may stand in a Location header as it is.
-_SAFE_URL_BYTES = frozenset(range(0x21, 0x7F))
+#: Code points kept as they are in a Location header: printable ASCII but space.
+_KEPT_AS_IS = frozenset(range(0x21, 0x7F))
 
 Endpoint = Literal["open", "click"]
 
@@ -155,7 +155,7 @@ def redirect_target(url: str) -> str | None:
         return None
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
         return None
-    return "".join(char if ord(char) in _SAFE_URL_BYTES else _percent(char) for char in url)
+    return "".join(char if ord(char) in _KEPT_AS_IS else _percent(char) for char in url)
 
 
 def _percent(char: str) -> str:
