@@ -453,6 +453,45 @@ def bouncer_panels() -> list[Panel]:
             "Held keeps growing and nothing is handled: nobody reviews them (postline "
             "quarantine list); many releases: the quarantine band catches wanted mail.",
         ),
+        panel(
+            "Opens and clicks: human and machine",
+            "ops",
+            [
+                (rate("postline_bouncer_opens_total", by="who, agent"), "open {{who}} {{agent}}"),
+                (
+                    rate("postline_bouncer_clicks_total", by="who, agent"),
+                    "click {{who}} {{agent}}",
+                ),
+            ],
+            description="Tracking pixels served and tracked links followed, by who (machine: "
+            "Apple Mail Privacy Protection, scanners, bots, clicks seconds after sending or "
+            "in bursts) and user agent class. Reports count the human ones.",
+        ),
+        panel(
+            "Tracking: refused requests and lost events",
+            "ops",
+            [
+                (
+                    rate("postline_bouncer_tracking_refused_total", by="endpoint, reason"),
+                    "404 {{endpoint}} {{reason}}",
+                ),
+                (
+                    rate("postline_bouncer_tracking_events_dropped_total", by="reason"),
+                    "dropped {{reason}}",
+                ),
+            ],
+            description="404s for forged or altered tokens (a steady rate: someone probes the "
+            "redirector) and open/click events never published (the bus was slow or down: "
+            "reports miss them).",
+        ),
+        panel(
+            "Tracking events waiting to be published",
+            "short",
+            [(f"max (postline_bouncer_tracking_events_pending{{{NS}}})", "busiest bouncer")],
+            description="Clicks wait bouncer.tracking.burst_window before publishing, so a few "
+            "are normal. Near bouncer.tracking.max_pending: the bus is not keeping up and "
+            "new events are about to be dropped.",
+        ),
     ]
 
 

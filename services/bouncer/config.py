@@ -1,7 +1,8 @@
 """The bouncer's ``[bouncer]`` config section, decoded strictly.
 
 Owns the shape, defaults and bounds of every bouncer setting and reading the secret files
-they name. It does not load the rule table (``rules.py``) or decide anything.
+they name (the tracking endpoints' subsection is ``tracking/config.py``). It does not load
+the rule table (``rules.py``) or decide anything.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 
+from services.bouncer.tracking.config import TrackingConfig, validate_tracking
 from shared.config import Config, Duration, Port
 
 SECTION = "bouncer"
@@ -54,6 +56,8 @@ class BouncerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     admin_port: Port = 9465  # its port (only bound when admin_token_file is set)
     # DSNs back to the original sender.
     dsn: DsnPolicy = DsnPolicy()
+    # Open and click tracking endpoints on the process's (public) HTTP port.
+    tracking: TrackingConfig = TrackingConfig()
 
     def __post_init__(self) -> None:
         if not self.unsubscribe_path.startswith("/") or not self.unsubscribe_path.endswith("/"):
@@ -65,4 +69,8 @@ class BouncerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 def load_bouncer_config(config: Config) -> BouncerConfig:
     """Decode ``[bouncer]``; raises ``ConfigError`` naming the file and key."""
     # __post_init__ errors surface as msgspec ValidationErrors, which section() maps.
-    return config.section(SECTION, BouncerConfig)
+    section = config.section(SECTION, BouncerConfig)
+    validate_tracking(
+        section.tracking, config.source, f"{SECTION}.tracking", taken=section.unsubscribe_path
+    )
+    return section

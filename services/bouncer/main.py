@@ -35,7 +35,7 @@ def check_config(config: Config) -> BouncerConfig:
 
 STAGE = StageSpec(
     name="bouncer",
-    help="the feedback loop: bounces, complaints, unsubscribes, suppressions and DSNs",
+    help="recipient feedback: bounces, complaints, unsubscribes, opens, clicks; suppressions, DSNs",
     create=create,
     order=40,
     add_commands=add_commands,

@@ -4,11 +4,16 @@ Labels are bounded: ``type`` (the report kinds), ``class`` (the bounce classes),
 (``shared.providers`` names), ``via`` (smtp, http), ``reason`` (forged, unattributable; on
 the bounce counter: ``shared.bounceclass.reasons.Reason``, a fixed set).
 Recipient domains are never a label (unbounded cardinality); providers are.
+:class:`TrackingMetrics` is the open and click endpoints' sensor (``tracking/``): ``agent``
+(``tracking.agents.Agent``), ``who`` (human, machine), ``endpoint`` (open, click) and its
+``reason`` values are fixed sets; tenants and recipients are never labels.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shared.wire.records import Event, EventKind
 
 
 class BouncerMetrics:
@@ -96,3 +101,68 @@ class BouncerMetrics:
             ["reason"],
             registry=registry,
         )
+
+
+class TrackingMetrics:
+    """Every tracking metric, registered on the registry passed in (no global state)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._opens = Counter(
+            "postline_bouncer_opens_total",
+            "Open pixels served, by user agent class and who (human, machine: Apple Mail "
+            "Privacy Protection, scanners, bots). Machine opens say nothing about readers: "
+            "a jump in apple_mpp after a campaign is Apple prefetching, not interest.",
+            ["agent", "who"],
+            registry=registry,
+        )
+        self._clicks = Counter(
+            "postline_bouncer_clicks_total",
+            "Tracked links followed, by user agent class and who (machine: a scanner's user "
+            "agent or HEAD, a click seconds after sending, several links at once). Many "
+            "machine clicks from scanners are normal for business recipients.",
+            ["agent", "who"],
+            registry=registry,
+        )
+        self._refused = Counter(
+            "postline_bouncer_tracking_refused_total",
+            "Tracking requests answered 404, by endpoint (open, click) and reason: 'forged' "
+            "(the token does not verify: altered, truncated or guessed; a steady rate is "
+            "someone probing the redirector), 'bad_url' (the link's URL is not http or "
+            "https), 'wrong_endpoint' (a pixel token on the click path or the reverse).",
+            ["endpoint", "reason"],
+            registry=registry,
+        )
+        self._dropped = Counter(
+            "postline_bouncer_tracking_events_dropped_total",
+            "Open and click events not published (the redirect or pixel was served all the "
+            "same), by reason: 'full' (bouncer.tracking.max_pending events were waiting: the "
+            "bus is slow or down), 'bus' (the bus refused them after retries), 'stopped' "
+            "(they came after the bouncer finished draining). Any rate means reports miss "
+            "opens and clicks.",
+            ["reason"],
+            registry=registry,
+        )
+        self._pending = Gauge(
+            "postline_bouncer_tracking_events_pending",
+            "Open and click events waiting to be published (clicks are held for "
+            "bouncer.tracking.burst_window first). Near bouncer.tracking.max_pending: events "
+            "are about to be dropped; check the bus.",
+            registry=registry,
+        )
+
+    def served(self, event: Event) -> None:
+        """An opened or clicked event, final (machine decided), about to be published."""
+        counter = self._opens if event.kind is EventKind.OPENED else self._clicks
+        counter.labels(event.agent, "machine" if event.machine else "human").inc()
+
+    def refused(self, endpoint: str, reason: str) -> None:
+        """A request answered 404."""
+        self._refused.labels(endpoint, reason).inc()
+
+    def dropped(self, reason: str, count: int = 1) -> None:
+        """Events given up."""
+        self._dropped.labels(reason).inc(count)
+
+    def pending(self, count: int) -> None:
+        """Events waiting now."""
+        self._pending.set(count)

@@ -1,7 +1,8 @@
 """The bouncer stage: what runs while it serves (its spec, ``STAGE``, is in ``main.py``).
 
 ``create`` reads ``[bouncer]``, the HMAC secret and the rule table, binds the bounce-domain
-SMTP listener, adds the one-click route to the process's (public) HTTP port and binds the
+SMTP listener, adds the one-click route and the open and click tracking routes
+(``tracking/``) to the process's (public) HTTP port and binds the
 admin API's own listener, suppressions and tenants (so a bad file or a busy port fails the
 start with one line naming the key), and loads the tenant table (the intake accepts bounces
 at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenants``, consumes
@@ -9,9 +10,11 @@ at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenan
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
 transaction; ``dead_letter`` audit events are counted for the dashboard) and keeps the
 suppression-list gauge current, until the stop request; then it closes the listener and lets
-reports in flight finish. The admin listener also serves the dead letters (``dead_api.py``),
-the mail queue (``queue_api.py``) and the quarantine (``quarantine_api.py``); the stage
-counts the quarantine's audit events and keeps a gauge of the messages held.
+reports in flight finish, and publishes the open and click events still waiting (the
+tracking publisher runs beside the consumer). The admin listener also serves the dead
+letters (``dead_api.py``), the mail queue (``queue_api.py``) and the quarantine
+(``quarantine_api.py``); the stage counts the quarantine's audit events and keeps a gauge
+of the messages held.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ from services.bouncer.config import BouncerConfig, load_bouncer_config
 from services.bouncer.dead_api import DeadApi
 from services.bouncer.dsngen import DsnGenerator
 from services.bouncer.intake import BounceHandler, start_intake
-from services.bouncer.metrics import BouncerMetrics
+from services.bouncer.metrics import BouncerMetrics, TrackingMetrics
 from services.bouncer.outcome import Outcomes
 from services.bouncer.quarantine_api import QuarantineApi
 from services.bouncer.queue_api import QueueApi
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.tenant_api import TenantApi
+from services.bouncer.tracking.endpoint import TrackingEndpoint
+from services.bouncer.tracking.machine import ClickBursts
+from services.bouncer.tracking.publisher import TrackingPublisher
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
 from shared import quarantine, tenant_admin
 from shared.bounceclass.rules import load_rules
@@ -85,6 +91,17 @@ class BouncerStage:
         UnsubscribeEndpoint(
             config.unsubscribe_path, secret, self.outcomes, ctx.bus, timeout
         ).register(ctx.http)
+        tracking = config.tracking
+        tracking_metrics = TrackingMetrics(ctx.registry)
+        bursts = ClickBursts(
+            tracking.burst_links, float(tracking.burst_window), tracking.recent_messages
+        )
+        self.tracking_events = TrackingPublisher(
+            ctx.bus, timeout, bursts, tracking_metrics, ctx.log, max_pending=tracking.max_pending
+        )
+        TrackingEndpoint(tracking, secret, self.tracking_events, tracking_metrics).register(
+            ctx.http
+        )
         self.admin: HttpListener | None = None  # the admin API, apart from the public port
         if config.admin_token_file is not None:
             token = read_secret(config.admin_token_file, "bouncer.admin_token_file", source)
@@ -134,6 +151,7 @@ class BouncerStage:
             ),
             ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
         ]
+        tracking = ctx.spawn(self.tracking_events.run(), name="tracking-events")
         try:
             await run_batch_loop(
                 ctx, group=GROUP, topic=EVENTS, handle=self.handle, metrics=ctx.metrics
@@ -141,7 +159,14 @@ class BouncerStage:
         finally:
             if self.server is not None:
                 self.server.close()
-            await ctx.wait_idle(float(ctx.config.core.runtime.drain_timeout))
+            drain = float(ctx.config.core.runtime.drain_timeout)
+            await ctx.wait_idle(drain)
+            # Last: the HTTP port serves until the runtime closes it; what waits is published
+            # now (held clicks too), what comes later is counted as dropped.
+            self.tracking_events.close()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(tracking), drain)
+            helpers.append(tracking)
             if self.admin is not None:
                 await self.admin.close()
             for task in helpers:
