@@ -223,7 +223,8 @@ class Event(Record, frozen=True, kw_only=True):
     url: str = ""
     link: int = 0  # clicked: the link's number in the message (1 = first); 0 otherwise
     #: opened/clicked: the class of the user agent ("browser", "mail_client", "apple_mpp",
-    #: "gmail_proxy", "scanner", "bot", "unknown"; ``shared.tracking_agents``).
+    #: "gmail_proxy", "yahoo_proxy", "scanner", "bot", "unknown"; the bouncer's
+    #: ``tracking/agents.py`` decides it).
     agent: str = ""
     #: opened/clicked: made by a machine (a privacy proxy that prefetches every image, a
     #: security scanner that follows every link), not by the recipient: reports count

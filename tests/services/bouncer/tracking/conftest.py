@@ -22,6 +22,7 @@ from shared.wire.records import Event
 from shared.wire.tokens import TrackingToken, tracking_token
 from shared.wire.topics import DEAD, EVENTS, OUTBOUND, QUARANTINE, SUPPRESSIONS, TENANTS
 from testing.buses import bus_of_kind
+from testing.eventschema import assert_published
 from testing.stage import stage_context
 from testing.topics import read_all
 from tests.services.bouncer.conftest import SECRET, write_config
@@ -79,6 +80,7 @@ class Tracked:
                 and (event := EVENTS.decode(message.value)).kind in ("opened", "clicked")
             ]
             if len(found) >= count:
+                assert_published(found)  # as docs/events.schema.json says webhooks get them
                 return found
             assert time.monotonic() < end, f"{len(found)} tracking events, wanted {count}"
             await asyncio.sleep(0.05)
