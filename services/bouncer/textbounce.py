@@ -37,18 +37,21 @@ _BOUNCE_SUBJECT = re.compile(
     r"delivery fail|mail delivery (failed|system|failure)|non[- ]?deliver|could not be delivered|"
     r"warning: could not send|delayed mail|delivery (has )?failed|mail system error|"
     r"returned to sender|delivery problem|nicht zustellbar|unzustellbar|message not delivered|"
-    r"mail failure|permanent error|rejected|bounce",
+    r"mail failure|permanent error|rejected|bounce|user unknown|no such user|failed mail",
     re.I,
 )
 _DAEMON_FROM = re.compile(
-    r"mailer-daemon|postmaster|mail delivery|mailadmin|mmdf|smtp gateway", re.I
+    r"mailer-daemon|postmaster|mail delivery|mailadmin|mmdf|mdaemon|smtp gateway", re.I
 )
 # Where the returned original starts: text below it is the message we sent, not the bounce.
 _ORIGINAL_MARKER = re.compile(
     r"^[ \t>]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*(?:original message|returned message|"
-    r"undelivered message|unsent message|the original message|message headers|headers of)|"
+    r"undelivered message|unsent message|the original message|message headers|headers of|"
+    r"start of returned message)|"
     r".{0,20}(?:this is a copy of the message|below this line is a copy|"
-    r"original message follows|message headers follow|unsent message below)|"
+    r"original message follows|message headers follow|unsent message below|"
+    # Vade ("Original message details:"), LLNL ("Original message as received is ...").
+    r"original message (?:details|headers|as received))|"
     # Exim 3 and smail: "|----- Message text follows: -----|" ends the failed addresses.
     r"\|?-{5,}[ \t]*message text follows)",
     re.I | re.M,
@@ -64,7 +67,8 @@ _TRIGGERS = re.compile(
     r"transient non-fatal errors|has not yet been delivered|permanent failure|"
     r"error (was|occurred) while delivering|delivery failed for|cannot be reached|"
     r"no such (user|mailbox)|user unknown|unknown user|mailbox unavailable|unable to deliver|"
-    r"could not be forwarded|address(es)? (was|were) rejected|failed addresses follow)",
+    r"could not be forwarded|address(es)? (was|were) rejected|failed addresses follow|"
+    r"delivered to the following)",
     re.I,
 )
 _TEMPORARY = re.compile(
@@ -101,7 +105,29 @@ _CONTACT = re.compile(
     r"[^@\n]{0,60}?<?(" + ADDRESS_RE.pattern + r")",
     re.I,
 )
+# The sender of the returned mail, named in the bounce's sentence: "they are not accepting
+# mail from <list@example.org>" (AOL), "could not deliver mail from <a> to <b>".
+_SENDER = re.compile(
+    r"\b(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")", re.I
+)
+# One sentence that names the failed address and the failure: "The following message,
+# addressed to 'a@b', failed because ..." (Exim 2 mailstores), "The address to which your
+# message was addressed, a@b, did not exactly match ..." (LLNL's directory). Read on
+# whitespace-collapsed text: the sentence often breaks across lines.
+_ADDRESSED = re.compile(
+    r"\baddressed(?:[ ,:]+to)?[ ,:]+(?:e-?mail address[ :]*)?(?:--[ ]*)?['\"<]?("
+    + ADDRESS_RE.pattern
+    + r")['\">]?,?[ ]+(?:failed|did not|could not|can ?not|was not|is not|has not|"
+    r"does not|bounced|was rejected|is unknown)",
+    re.I,
+)
 _MAX_LINES_AFTER_TRIGGER = 12
+# A section rule ("--------Error Detail:", "=====") ends the lines read after a trigger.
+_SECTION_RULE = re.compile(r"^[ \t]*(?:-{4,}|={4,}|\*{4,})")
+# A bare mailbox name listed where an address is expected, in the paragraph after a
+# "...to the following:" line: "\tscreenname" (AOL), " jdoe    No matches to nameserver
+# query" (Yale's phquery). Followed by the end of the line, a wide gap or ": reason".
+_BARE_NAME = re.compile(r"^[ \t*]*([A-Za-z0-9][A-Za-z0-9._+-]{0,63})(?:[ \t]*$|[ \t]{2,}\S|:[ \t])")
 _COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
 # Old Sendmail and V5 Sendmail transcripts, anywhere in the body: the reply line names the
 # address followed by "...", e.g. "554 <a@b>... Host unknown", "<<< 550 a@b... User
@@ -171,6 +197,7 @@ def _excluded(msg: Message, text: str) -> set[str]:
     # Message-IDs look like addresses ("<12345@host>"): never a recipient.
     out.update(a.lower() for a in re.findall(r"message-id:?\s*<([^>\s]+@[^>\s]+)>", text, re.I))
     out.update(m.group(1).lower() for m in _CONTACT.finditer(text))
+    out.update(m.group(1).lower() for m in _SENDER.finditer(text))
     # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
     # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
     hosts = {_reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
@@ -184,9 +211,7 @@ def _excluded(msg: Message, text: str) -> set[str]:
 def _related(domain: str, host: str) -> bool:
     # mx.isp.example and isp.example are one system: the same organisation's domain, taken
     # as the last two labels, or three under a country's second level (docomo.ne.jp).
-    labels = host.split(".")
-    short_second = len(labels) > 2 and len(labels[-1]) == 2 and len(labels[-2]) <= 3
-    tail = ".".join(labels[-3:] if short_second else labels[-2:])
+    tail = _organisation(host)
     return domain == tail or domain.endswith("." + tail)
 
 
@@ -198,35 +223,87 @@ def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]
     found = _unique([a for a in header if "@" in a], set())
     if found:
         return found
-    for finder in (_colon_paragraphs, _after_triggers, _anywhere, _few_addresses):
-        found = _unique(finder(text), excluded)
+    # Most specific first: a list of bare mailbox names after a "...the following:" line
+    # beats the guesses from addresses anywhere in the text.
+    finders = (_colon_paragraphs, _addressed, _after_triggers, _bare_names, _anywhere)
+    for finder in (*finders, _few_addresses):
+        found = _unique(finder(msg, text), excluded)
         if found:
             return found
     return []
 
 
-def _colon_paragraphs(text: str) -> list[str]:
+def _colon_paragraphs(_msg: Message, text: str) -> list[str]:
     # qmail, Postfix (non-DSN), Yahoo, SBC: "<addr>:" alone or "<addr>: reason" on a line;
     # Sendmail transcripts: "<addr>... User unknown".
     found = [m.group(1) for m in _COLON_LINE.finditer(text)]
     return found + [m.group(1) for m in _SENDMAIL_LINE.finditer(text)]
 
 
-def _after_triggers(text: str) -> list[str]:
+def _addressed(_msg: Message, text: str) -> list[str]:
+    return [m.group(1) for m in _ADDRESSED.finditer(" ".join(text.split()))]
+
+
+def _after_triggers(_msg: Message, text: str) -> list[str]:
     lines = text.split("\n")
     out: list[str] = []
     for index, line in enumerate(lines):
         if not _TRIGGERS.search(line):
             continue
-        window = lines[index : index + _MAX_LINES_AFTER_TRIGGER]
-        for candidate in window:
+        out += ADDRESS_RE.findall(line)
+        for candidate in lines[index + 1 : index + _MAX_LINES_AFTER_TRIGGER]:
+            if _SECTION_RULE.match(candidate):
+                break
             out += ADDRESS_RE.findall(candidate)
         if out:
             return out
     return out
 
 
-def _anywhere(text: str) -> list[str]:
+def _bare_names(msg: Message, text: str) -> list[str]:
+    """Mailbox names listed without a domain after a "...the following:" line, qualified.
+
+    The domain is the one an address elsewhere in the message gives that name, else the
+    reporting system's own (the bounce comes from the system that owns the mailbox: AOL's
+    daemon about an AOL screen name).
+    """
+    lines = text.split("\n")
+    names: list[str] = []
+    for index, line in enumerate(lines):
+        if not (line.rstrip().endswith(":") and _TRIGGERS.search(line)):
+            continue
+        paragraph = _next_paragraph(lines, index + 1)
+        names = [m.group(1) for m in map(_BARE_NAME.match, paragraph) if m]
+        if names and len(names) == len(paragraph):
+            break
+        names = []
+    if not names:
+        return []
+    known = {a.partition("@")[0].lower(): a for a in ADDRESS_RE.findall(text)}
+    home = _organisation(clean_address(str(msg.get("From", ""))).partition("@")[2].lower())
+    return [known.get(n.lower()) or f"{n}@{home}" for n in names if home or n.lower() in known]
+
+
+def _next_paragraph(lines: list[str], start: int) -> list[str]:
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    end = start
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    return lines[start:end]
+
+
+def _organisation(host: str) -> str:
+    # The organisation's domain of a host: its last two labels, or three under a country's
+    # second level (mx.docomo.ne.jp -> docomo.ne.jp).
+    labels = host.rstrip(".").split(".")
+    if len(labels) < 2:
+        return ""
+    short_second = len(labels) > 2 and len(labels[-1]) == 2 and len(labels[-2]) <= 3
+    return ".".join(labels[-3:] if short_second else labels[-2:])
+
+
+def _anywhere(_msg: Message, text: str) -> list[str]:
     # Last resort: an address on the same line as a rejection reply or phrase.
     out: list[str] = []
     for line in text.split("\n"):
@@ -235,7 +312,7 @@ def _anywhere(text: str) -> list[str]:
     return out
 
 
-def _few_addresses(text: str) -> list[str]:
+def _few_addresses(_msg: Message, text: str) -> list[str]:
     # A short bounce ("User's mailbox is full: <a@b>") names only the failed address:
     # take the addresses of the bounce's own words when there are at most three.
     found = ADDRESS_RE.findall(text[:3000])
@@ -288,7 +365,12 @@ def _context(address: str, text: str) -> str:
     # The paragraph about this address: from it to the next blank-line gap or next address.
     start = text.lower().find(address.lower())
     if start < 0:
-        return ""
+        # A bare mailbox name qualified by _bare_names: its own line gives the reason.
+        local = address.partition("@")[0]
+        named = re.search(r"(?<![\w.@-])" + re.escape(local) + r"(?![\w@-])", text)
+        if named is None:
+            return ""
+        start, address = named.start(), local
     rest = text[start + len(address) :]
     end = re.search(r"\n\s*\n\s*\S+@|\n\s*<[^>\s]+@", rest)
     stop = end.start() if end else 800
