@@ -14,8 +14,12 @@ from email.message import Message
 
 #: RFC 3463 enhanced status code: class.subject.detail.
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-#: An SMTP reply code at the start of a reply line, optionally with an enhanced code.
-REPLY_RE = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]+#?([245]\.\d{1,3}\.\d{1,3}))?(?![\d.])")
+#: An SMTP reply code at the start of a reply line, optionally with an enhanced code. Not
+#: the area code of a telephone number ("call (480) 555-0100", "480-555-0100").
+REPLY_RE = re.compile(
+    r"(?<![\d.])([245]\d\d)(?:[ -]+#?([245]\.\d{1,3}\.\d{1,3}))?"
+    r"(?![\d.]|\)?[ .-]?\d{3}[ .-]\d{4}|[ .-]\d{4}(?!\d))"
+)
 #: An address; the local part may be quoted (RFC 5321 4.1.2 Quoted-string,
 #: ``"john smith"@example.org``), and then it is taken whole, quotes included.
 ADDRESS_RE = re.compile(

@@ -74,7 +74,9 @@ _TRIGGERS = re.compile(
 _TEMPORARY = re.compile(
     r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|delayed|"
     r"temporar|still trying|deferred|transient|warning: could not send|"
-    r"retry (timeout )?not|will attempt|no action is required|this is only a warning",
+    # "will attempt to deliver", not "the postmaster will attempt to contact the recipient"
+    r"retry (timeout )?not|will attempt to (re)?(deliver|send)|no action is required|"
+    r"this is only a warning",
     re.I,
 )
 _PERMANENT = re.compile(
@@ -90,9 +92,14 @@ _GAVE_UP = re.compile(
 )
 _WILL_RETRY = re.compile(
     r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|still trying|"
-    r"this is only a warning|warning: could not send|delivery (has been )?delayed",
+    r"this is only a warning|warning: could not send|delivery (has been )?delayed|"
+    r"attempts will continue|do not resend",
     re.I,
 )
+# The reporting MTA tried for days and stopped: "This condition occurred after 30
+# attempt(s) to deliver over a period of 92 hour(s)". Read after _WILL_RETRY: a delay
+# warning may count its attempts too, and then says it goes on.
+_EXHAUSTED = re.compile(r"after \d+ (?:delivery )?attempt\(?s?\)?", re.I)
 # Never a failed recipient: the daemons that write bounces. ``postmaster`` is not here: we
 # do mail postmasters, and a bounce about one must name it; the reporting system's own
 # postmaster is excluded by ``_excluded`` instead (its domain, the "contact" lines).
@@ -354,6 +361,8 @@ def _is_temporary(text: str, status: str, code: int) -> bool:
         return False
     if _WILL_RETRY.search(text):
         return True
+    if _EXHAUSTED.search(text):
+        return False
     if status:
         return status.startswith("4")
     if code:

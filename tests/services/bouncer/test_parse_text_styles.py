@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.bouncer.cli import classify_bytes
+from services.bouncer.report import find_reply_code
 
 
 def _one(raw: bytes) -> dict[str, Any]:
@@ -201,3 +202,85 @@ def test_original_message_details_are_not_recipients() -> None:
         552,
         "mailboxfull",
     )
+
+
+def test_a_telephone_number_is_not_a_reply_code() -> None:
+    assert find_reply_code("please call Customer Support at (480) 555-0100.") == 0
+    assert find_reply_code("or dial 480-555-0100 today") == 0
+    assert find_reply_code("host said: 550 5.1.1 unknown") == 550
+    assert find_reply_code("(#550 user unknown)") == 550
+
+
+def _text_bounce(body: bytes) -> bytes:
+    return (
+        b"From: MAILER-DAEMON@mx.mailhost.example\n"
+        b"To: b+token@bounces.postline.test\n"
+        b"Subject: Returned mail\n"
+        b"\n" + body
+    )
+
+
+def test_full_mailbox_with_a_support_phone_number_stays_final() -> None:
+    # qmail at a hosting company: the only number in the text is a telephone number.
+    raw = _text_bounce(
+        b"We could not deliver to the address(es) below. If the problem goes on,\n"
+        b"call our Support line at (480) 555-0199.\n"
+        b"\n"
+        b"<kim.o@mailhost.example>:\n"
+        b"The message could not be delivered because the user's mailfolder is full.\n"
+    )
+    line = _one(raw)
+    assert (line["smtp_code"], line["permanent"], line["reason"]) == (0, True, "mailboxfull")
+
+
+def test_returned_mail_that_a_postmaster_will_follow_up_is_final() -> None:
+    # USA.NET style: "will attempt to contact the intended recipient" is not a retry.
+    raw = _text_bounce(
+        b"Intended recipient: ben.f@mailhost.example\n"
+        b"\n"
+        b"The following mail has been returned because it encountered an error\n"
+        b"while being processed.  Please try to resend this message.\n"
+        b"\n"
+        b"A notice of this error was reported to the POSTMASTER, who\n"
+        b"will attempt to contact the intended recipient.\n"
+    )
+    assert _one(raw)["permanent"] is True
+
+
+def test_delivery_attempts_will_continue_is_temporary() -> None:
+    raw = _text_bounce(
+        b"Your message with Subject: Re: picnic\n"
+        b"could not be delivered to the following recipients:\n"
+        b"\n"
+        b"Ola.N@mailhost.example\n"
+        b"\n"
+        b"Please do not resend your original message.\n"
+        b"\n"
+        b"Delivery attempts will continue to be made for 4  day(s).\n"
+    )
+    line = _one(raw)
+    assert (line["recipient"], line["permanent"]) == ("Ola.N@mailhost.example", False)
+
+
+def test_a_temporary_status_after_the_last_attempt_is_final() -> None:
+    # The reporting MTA says it stopped after many attempts: the 4.x.x status is the last
+    # reply it got (RFC 3464 2.3.3: the failure, not the status class, is what is final).
+    body = (
+        b"This is a delivery failure notification message indicating that\n"
+        b"an email addressed to email address :\n"
+        b"-- max.r@mailhost.example\n"
+        b"\n"
+        b"could not be delivered. The problem appears to be :\n"
+        b"-- Recipient server unavailable or busy\n"
+        b"\n"
+        b"Additional information follows :\n"
+        b"-- 4.4.1 Connection timed out\n"
+        b"\n"
+        b"This condition occurred after 25 attempt(s) to deliver over\n"
+        b"a period of 72 hour(s) and 10 minute(s).\n"
+    )
+    line = _one(_text_bounce(body))
+    assert (line["status"], line["permanent"]) == ("4.4.1", True)
+    # A warning that counts its attempts and goes on stays temporary.
+    warning = body.replace(b"could not be delivered", b"has not yet been delivered")
+    assert _one(_text_bounce(warning))["permanent"] is False
