@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
+from services.bouncer.charsets import decode_text
+
 #: RFC 3463 enhanced status code: class.subject.detail.
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 #: An SMTP reply code at the start of a reply line, optionally with an enhanced code. Not
@@ -150,11 +152,8 @@ def decode_part(part: Message) -> str:
     if not isinstance(payload, bytes):
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        text = payload.decode(charset, errors="replace")
-    except LookupError:
-        text = payload.decode("latin-1")
+    # The label is a hint: ISO-2022-JP without one, and the Japanese supersets (charsets.py).
+    text = decode_text(payload, part.get_content_charset())
     if part.get_content_type() == "text/html":
         text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", text, flags=re.I)
         text = re.sub(r"<[^>]+>", " ", text)

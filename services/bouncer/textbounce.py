@@ -15,10 +15,9 @@ the same styles while keeping the reason next to each address.
 from __future__ import annotations
 
 import re
-from email.errors import HeaderParseError
-from email.header import decode_header, make_header
 from email.message import Message
 
+from services.bouncer.charsets import header_text
 from services.bouncer.dsn import original_message_id
 from services.bouncer.report import (
     ADDRESS_RE,
@@ -37,7 +36,9 @@ _BOUNCE_SUBJECT = re.compile(
     r"delivery fail|mail delivery (failed|system|failure)|non[- ]?deliver|could not be delivered|"
     r"warning: could not send|delayed mail|delivery (has )?failed|mail system error|"
     r"returned to sender|delivery problem|nicht zustellbar|unzustellbar|message not delivered|"
-    r"mail failure|permanent error|rejected|bounce|user unknown|no such user|failed mail",
+    r"mail failure|permanent error|rejected|bounce|user unknown|no such user|failed mail|"
+    # Japanese carriers and ISPs: delivery error / failure, undelivered, returned mail.
+    r"(配信|送信|配送)(エラー|失敗|不能)|不達|エラーメール|返送|届きませんでした",
     re.I,
 )
 _DAEMON_FROM = re.compile(
@@ -68,7 +69,12 @@ _TRIGGERS = re.compile(
     r"error (was|occurred) while delivering|delivery failed for|cannot be reached|"
     r"no such (user|mailbox)|user unknown|unknown user|mailbox unavailable|unable to deliver|"
     r"could not be forwarded|address(es)? (was|were) rejected|failed addresses follow|"
-    r"delivered to the following)",
+    r"delivered to the following|"
+    # Japanese: "the following recipient(s)/address(es)", "could not send/deliver",
+    # "recipient:" lines.
+    r"(以下|下記)の(宛先|あて先|メールアドレス|アドレス|受取人|受信者)|"
+    r"(送信|配信|配送|届ける)(することが|ことが)?(でき|出来)ませんでした|"
+    r"(受取人|宛先|あて先|送信先)[ \t]*[:\uff1a])",  # ASCII or full-width colon
     re.I,
 )
 _TEMPORARY = re.compile(
@@ -76,24 +82,28 @@ _TEMPORARY = re.compile(
     r"temporar|still trying|deferred|transient|warning: could not send|"
     # "will attempt to deliver", not "the postmaster will attempt to contact the recipient"
     r"retry (timeout )?not|will attempt to (re)?(deliver|send)|no action is required|"
-    r"this is only a warning",
+    r"this is only a warning|一時的|再送を試み|再試行|リトライ|遅延",
     re.I,
 )
 _PERMANENT = re.compile(
     r"permanent|fatal|giving up|gave up|retry timeout exceeded|could not be delivered|"
     r"has been returned|user unknown|no such user|does not exist|doesn't have|unknown user|"
-    r"not be delivered|failed",
+    r"not be delivered|failed|"
+    # Japanese: does not exist, is not registered, not found, refused, could not.
+    r"存在しません|登録されていません|見つかりません|拒否され|受信拒否|(でき|出来)ませんでした",
     re.I,
 )
 _GAVE_UP = re.compile(
     r"permanent (error|failure)|given up|giving up|gave up|not going to try again|"
-    r"failed permanently|permanent fatal|will not be retried",
+    r"failed permanently|permanent fatal|will not be retried|"
+    r"(送信|配信|配送)を(中止|断念|あきらめ|諦め)",
     re.I,
 )
 _WILL_RETRY = re.compile(
     r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|still trying|"
     r"this is only a warning|warning: could not send|delivery (has been )?delayed|"
-    r"attempts will continue|do not resend",
+    r"attempts will continue|do not resend|"
+    r"再送を試み(ます|ています)|再試行(します|しています|を続け)|(配信|送信)を(続け|継続)",
     re.I,
 )
 # The reporting MTA tried for days and stopped: "This condition occurred after 30
@@ -111,6 +121,10 @@ _CONTACT = re.compile(
     r"forward (?:it|this(?: message)?) to|questions? to|assistance[,:]?)"
     r"[^@\n]{0,60}?<?(" + ADDRESS_RE.pattern + r")",
     re.I,
+)
+# Japanese notices name the help address first: "<postmaster@...> までご連絡ください".
+_CONTACT_BEFORE = re.compile(
+    r"<?(" + ADDRESS_RE.pattern + r")>?[ \t]*(?:まで|へ|に)[ \t]*(?:ご連絡|お問い?合わせ|ご?返信)"
 )
 # The sender of the returned mail, named in the bounce's sentence: "they are not accepting
 # mail from <list@example.org>" (AOL), "could not deliver mail from <a> to <b>".
@@ -158,11 +172,9 @@ def looks_like_bounce(msg: Message) -> bool:
 
 
 def _subject(msg: Message) -> str:
-    # RFC 2047 encoded words ("=?utf-8?B?...?=") are common in localised bounces.
-    try:
-        return str(make_header(decode_header(str(msg.get("Subject", "")))))
-    except (UnicodeDecodeError, LookupError, HeaderParseError):
-        return str(msg.get("Subject", ""))
+    # RFC 2047 encoded words ("=?utf-8?B?...?=", "=?ISO-2022-JP?B?...?=") are common in
+    # localised bounces.
+    return header_text(str(msg.get("Subject", "")))
 
 
 def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()) -> Report | None:
@@ -205,6 +217,7 @@ def _excluded(msg: Message, text: str) -> set[str]:
     out.update(a.lower() for a in re.findall(r"message-id:?\s*<([^>\s]+@[^>\s]+)>", text, re.I))
     out.update(m.group(1).lower() for m in _CONTACT.finditer(text))
     out.update(m.group(1).lower() for m in _SENDER.finditer(text))
+    out.update(m.group(1).lower() for m in _CONTACT_BEFORE.finditer(text))
     # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
     # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
     hosts = {_reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
