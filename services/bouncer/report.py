@@ -107,6 +107,15 @@ def find_reply_code(text: str) -> int:
     return 0
 
 
+def find_addresses(text: str) -> list[str]:
+    """Every address in ``text`` (``ADDRESS_RE.findall``), scanning only the lines with an
+    "@": an address never spans lines, and the scan tries every position of a line."""
+    if "@" not in text:
+        return []
+    lines = [line for line in text.split("\n") if "@" in line]
+    return ADDRESS_RE.findall("\n".join(lines))
+
+
 def clean_address(value: str) -> str:
     """An address from a header or DSN field: ``rfc822; <a@b>`` -> ``a@b``."""
     value = value.strip()

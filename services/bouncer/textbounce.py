@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from services.bouncer import textphrases as phrases
 from services.bouncer.charsets import header_text
 from services.bouncer.dsn import original_message_id
 from services.bouncer.report import (
@@ -26,6 +27,7 @@ from services.bouncer.report import (
     ReportKind,
     body_text,
     clean_address,
+    find_addresses,
     find_reply_code,
     find_status,
     is_mailbox_path,
@@ -44,93 +46,10 @@ _BOUNCE_SUBJECT = re.compile(
 _DAEMON_FROM = re.compile(
     r"mailer-daemon|postmaster|mail delivery|mailadmin|mmdf|mdaemon|smtp gateway", re.I
 )
-# Where the returned original starts: text below it is the message we sent, not the bounce.
-_ORIGINAL_MARKER = re.compile(
-    r"^[ \t>]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*(?:original message|returned message|"
-    r"undelivered message|unsent message|the original message|message headers|headers of|"
-    r"start of returned message)|"
-    r".{0,20}(?:this is a copy of the message|below this line is a copy|"
-    r"original message follows|message headers follow|unsent message below|"
-    # Vade ("Original message details:"), LLNL ("Original message as received is ...").
-    r"original message (?:details|headers|as received))|"
-    # Exim 3 and smail: "|----- Message text follows: -----|" ends the failed addresses.
-    r"\|?-{5,}[ \t]*message text follows)",
-    re.I | re.M,
-)
-# Phrases after which the failed addresses are listed.
-_TRIGGERS = re.compile(
-    r"(failed permanently|following address(es)?( had permanent fatal errors| failed|:)|"
-    r"following recipients?|permanent fatal errors|could not be delivered to|"
-    r"unable to deliver (your )?(message|mail)? ?to|delivery has failed to|"
-    r"undeliverable to|failed to deliver to|delivery to the following|"
-    r"not be delivered to|following destination|did not reach the following|"
-    r"there was an error delivering|could not deliver|was not delivered to|"
-    r"transient non-fatal errors|has not yet been delivered|permanent failure|"
-    r"error (was|occurred) while delivering|delivery failed for|cannot be reached|"
-    r"no such (user|mailbox)|user unknown|unknown user|mailbox unavailable|unable to deliver|"
-    r"could not be forwarded|address(es)? (was|were) rejected|failed addresses follow|"
-    r"delivered to the following|"
-    # Japanese: "the following recipient(s)/address(es)", "could not send/deliver",
-    # "recipient:" lines.
-    r"(以下|下記)の(宛先|あて先|メールアドレス|アドレス|受取人|受信者)|"
-    r"(送信|配信|配送|届ける)(することが|ことが)?(でき|出来)ませんでした|"
-    r"(受取人|宛先|あて先|送信先)[ \t]*[:\uff1a])",  # ASCII or full-width colon
-    re.I,
-)
-_TEMPORARY = re.compile(
-    r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|delayed|"
-    r"temporar|still trying|deferred|transient|warning: could not send|"
-    # "will attempt to deliver", not "the postmaster will attempt to contact the recipient"
-    r"retry (timeout )?not|will attempt to (re)?(deliver|send)|no action is required|"
-    r"this is only a warning|一時的|再送を試み|再試行|リトライ|遅延",
-    re.I,
-)
-_PERMANENT = re.compile(
-    r"permanent|fatal|giving up|gave up|retry timeout exceeded|could not be delivered|"
-    r"has been returned|user unknown|no such user|does not exist|doesn't have|unknown user|"
-    r"not be delivered|failed|"
-    # Japanese: does not exist, is not registered, not found, refused, could not.
-    r"存在しません|登録されていません|見つかりません|拒否され|受信拒否|(でき|出来)ませんでした",
-    re.I,
-)
-_GAVE_UP = re.compile(
-    r"permanent (error|failure)|given up|giving up|gave up|not going to try again|"
-    r"failed permanently|permanent fatal|will not be retried|"
-    r"(送信|配信|配送)を(中止|断念|あきらめ|諦め)",
-    re.I,
-)
-_WILL_RETRY = re.compile(
-    r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|still trying|"
-    r"this is only a warning|warning: could not send|delivery (has been )?delayed|"
-    r"attempts will continue|do not resend|"
-    r"再送を試み(ます|ています)|再試行(します|しています|を続け)|(配信|送信)を(続け|継続)",
-    re.I,
-)
-# The reporting MTA tried for days and stopped: "This condition occurred after 30
-# attempt(s) to deliver over a period of 92 hour(s)". Read after _WILL_RETRY: a delay
-# warning may count its attempts too, and then says it goes on.
-_EXHAUSTED = re.compile(r"after \d+ (?:delivery )?attempt\(?s?\)?", re.I)
 # Never a failed recipient: the daemons that write bounces. ``postmaster`` is not here: we
 # do mail postmasters, and a bounce about one must name it; the reporting system's own
 # postmaster is excluded by ``_excluded`` instead (its domain, the "contact" lines).
 _IGNORE_LOCAL = re.compile(r"^(mailer-daemon|abuse|noreply|no-reply)$", re.I)
-# Addresses the bounce gives for help, not as the failed recipient: "please contact
-# <postmaster@relay.example>", "send mail to postmaster@...", "reply to <postmaster@...>".
-_CONTACT = re.compile(
-    r"\b(?:contact|write to|send (?:an? )?(?:e-?mail|mail|message|note) to|reply to|"
-    r"forward (?:it|this(?: message)?) to|questions? to|assistance[,:]?)"
-    r"[^@\n]{0,60}?<?(" + ADDRESS_RE.pattern + r")",
-    re.I,
-)
-# Japanese notices name the help address first: "<postmaster@...> までご連絡ください".
-_CONTACT_BEFORE = re.compile(
-    r"<?(" + ADDRESS_RE.pattern + r")>?[ \t]*(?:まで|へ|に)[ \t]*(?:ご連絡|お問い?合わせ|ご?返信)"
-)
-# The sender of the returned mail, named in the bounce's sentence: "they are not accepting
-# mail from <list@example.org>" (AOL), "could not deliver mail from <a> to <b>".
-_SENDER = re.compile(
-    r"\b(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")", re.I
-)
 # One sentence that names the failed address and the failure: "The following message,
 # addressed to 'a@b', failed because ..." (Exim 2 mailstores), "The address to which your
 # message was addressed, a@b, did not exactly match ..." (LLNL's directory). Read on
@@ -143,6 +62,10 @@ _ADDRESSED = re.compile(
     re.I,
 )
 _MAX_LINES_AFTER_TRIGGER = 12
+# Message-IDs look like addresses ("<12345@host>"): never a recipient (on lowered text).
+_MESSAGE_ID = re.compile(r"message-id:?\s*<([^>\s]+@[^>\s]+)>")
+# The words of phrases.CONTACT_BEFORE: its address-first scan runs only when one is there.
+_JAPANESE_CONTACT_WORDS = ("連絡", "問い", "問合", "返信")
 # A section rule ("--------Error Detail:", "=====") ends the lines read after a trigger.
 _SECTION_RULE = re.compile(r"^[ \t]*(?:-{4,}|={4,}|\*{4,})")
 # A bare mailbox name listed where an address is expected, in the paragraph after a
@@ -185,15 +108,18 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     """
     if not looks_like_bounce(msg):
         return None
-    text = _bounce_words(body_text(msg))
-    excluded = _excluded(msg, text) | not_recipients
-    found = _failed_recipients(msg, text, excluded)
+    text, low = _bounce_words(body_text(msg))
+    excluded = _excluded(msg, text, low) | not_recipients
+    found = _failed_recipients(msg, text, low, excluded)
     if not found:
         return None
     # With several failed addresses, each one's reason is its own paragraph's: the first
     # code anywhere in the text may be another address's.
     whole = text if len(found) == 1 else ""
-    recipients = tuple(_status_for(address, text, whole) for address in found)
+    # Read once per text (the scans cost more than the rest of the parse), used per address.
+    verdict = phrases.retry_verdict(low)
+    delay_words = verdict is None and phrases.sounds_temporary(low)
+    recipients = tuple(_status_for(address, text, whole, verdict, delay_words) for address in found)
     return Report(
         kind=ReportKind.BOUNCE,
         recipients=recipients,
@@ -203,25 +129,28 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     )
 
 
-def _bounce_words(text: str) -> str:
+def _bounce_words(text: str) -> tuple[str, str]:
+    """The bounce's own words (above the returned original) and their lower case."""
     text = text.replace("\r\n", "\n")
-    match = _ORIGINAL_MARKER.search(text, 40)
-    return text[: match.start()] if match else text
+    low = phrases.lowered(text)
+    match = phrases.ORIGINAL_MARKER.search(low, 40)
+    return (text[: match.start()], low[: match.start()]) if match else (text, low)
 
 
-def _excluded(msg: Message, text: str) -> set[str]:
+def _excluded(msg: Message, text: str, low: str) -> set[str]:
     out: set[str] = set()
     for header in ("From", "To", "Return-Path", "Reply-To", "Sender", "Delivered-To", "Cc"):
         out.update(a.lower() for a in ADDRESS_RE.findall(str(msg.get(header, ""))))
-    # Message-IDs look like addresses ("<12345@host>"): never a recipient.
-    out.update(a.lower() for a in re.findall(r"message-id:?\s*<([^>\s]+@[^>\s]+)>", text, re.I))
-    out.update(m.group(1).lower() for m in _CONTACT.finditer(text))
-    out.update(m.group(1).lower() for m in _SENDER.finditer(text))
-    out.update(m.group(1).lower() for m in _CONTACT_BEFORE.finditer(text))
+    if "message-id" in low:
+        out.update(_MESSAGE_ID.findall(low))
+    out.update(m.group(1) for m in phrases.CONTACT.finditer(low))
+    out.update(m.group(1) for m in phrases.SENDER.finditer(low))
+    if any(word in low for word in _JAPANESE_CONTACT_WORDS):
+        out.update(m.group(1) for m in phrases.CONTACT_BEFORE.finditer(low))
     # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
     # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
     hosts = {_reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
-    for address in ADDRESS_RE.findall(text):
+    for address in find_addresses(text):
         local, _, domain = address.lower().partition("@")
         if local == "postmaster" and any(_related(domain, h) for h in hosts if h):
             out.add(address.lower())
@@ -235,7 +164,7 @@ def _related(domain: str, host: str) -> bool:
     return domain == tail or domain.endswith("." + tail)
 
 
-def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]:
+def _failed_recipients(msg: Message, text: str, low: str, excluded: set[str]) -> list[str]:
     header = [clean_address(a) for a in str(msg.get("X-Failed-Recipients", "")).split(",")]
     # Exim names them for machines (exim spec 4x "X-Failed-Recipients"): trusted even when
     # one equals the bounce's own To or From (a message sent to oneself, a forwarded
@@ -247,40 +176,45 @@ def _failed_recipients(msg: Message, text: str, excluded: set[str]) -> list[str]
     # beats the guesses from addresses anywhere in the text.
     finders = (_colon_paragraphs, _addressed, _after_triggers, _bare_names, _anywhere)
     for finder in (*finders, _few_addresses):
-        found = _unique(finder(msg, text), excluded)
+        found = _unique(finder(msg, text, low), excluded)
         if found:
             return found
     return []
 
 
-def _colon_paragraphs(_msg: Message, text: str) -> list[str]:
+def _colon_paragraphs(_msg: Message, text: str, low: str) -> list[str]:
     # qmail, Postfix (non-DSN), Yahoo, SBC: "<addr>:" alone or "<addr>: reason" on a line;
     # Sendmail transcripts: "<addr>... User unknown".
     found = [m.group(1) for m in _COLON_LINE.finditer(text)]
     return found + [m.group(1) for m in _SENDMAIL_LINE.finditer(text)]
 
 
-def _addressed(_msg: Message, text: str) -> list[str]:
+def _addressed(_msg: Message, text: str, low: str) -> list[str]:
+    if "addressed" not in low:
+        return []
     return [m.group(1) for m in _ADDRESSED.finditer(" ".join(text.split()))]
 
 
-def _after_triggers(_msg: Message, text: str) -> list[str]:
-    lines = text.split("\n")
+def _after_triggers(_msg: Message, text: str, low: str) -> list[str]:
+    # One scan of the whole (lowered) text for the triggers, then the lines after each.
     out: list[str] = []
-    for index, line in enumerate(lines):
-        if not _TRIGGERS.search(line):
-            continue
-        out += ADDRESS_RE.findall(line)
-        for candidate in lines[index + 1 : index + _MAX_LINES_AFTER_TRIGGER]:
+    start = 0
+    while (trigger := phrases.TRIGGERS.search(low, start)) is not None:
+        line_start = low.rfind("\n", 0, trigger.start()) + 1
+        line_end = low.find("\n", trigger.end())
+        lines = text[line_start:].split("\n", _MAX_LINES_AFTER_TRIGGER)[:_MAX_LINES_AFTER_TRIGGER]
+        out += find_addresses(lines[0])
+        for candidate in lines[1:]:
             if _SECTION_RULE.match(candidate):
                 break
-            out += ADDRESS_RE.findall(candidate)
-        if out:
+            out += find_addresses(candidate)
+        if out or line_end < 0:
             return out
+        start = line_end + 1
     return out
 
 
-def _bare_names(msg: Message, text: str) -> list[str]:
+def _bare_names(msg: Message, text: str, low: str) -> list[str]:
     """Mailbox names listed without a domain after a "...the following:" line, qualified.
 
     The domain is the one an address elsewhere in the message gives that name, else the
@@ -288,9 +222,10 @@ def _bare_names(msg: Message, text: str) -> list[str]:
     daemon about an AOL screen name).
     """
     lines = text.split("\n")
+    low_lines = low.split("\n")
     names: list[str] = []
     for index, line in enumerate(lines):
-        if not (line.rstrip().endswith(":") and _TRIGGERS.search(line)):
+        if not (line.rstrip().endswith(":") and phrases.TRIGGERS.search(low_lines[index])):
             continue
         paragraph = _next_paragraph(lines, index + 1)
         names = [m.group(1) for m in map(_BARE_NAME.match, paragraph) if m]
@@ -299,7 +234,7 @@ def _bare_names(msg: Message, text: str) -> list[str]:
         names = []
     if not names:
         return []
-    known = {a.partition("@")[0].lower(): a for a in ADDRESS_RE.findall(text)}
+    known = {a.partition("@")[0].lower(): a for a in find_addresses(text)}
     home = _organisation(clean_address(str(msg.get("From", ""))).partition("@")[2].lower())
     return [known.get(n.lower()) or f"{n}@{home}" for n in names if home or n.lower() in known]
 
@@ -323,19 +258,19 @@ def _organisation(host: str) -> str:
     return ".".join(labels[-3:] if short_second else labels[-2:])
 
 
-def _anywhere(_msg: Message, text: str) -> list[str]:
+def _anywhere(_msg: Message, text: str, low: str) -> list[str]:
     # Last resort: an address on the same line as a rejection reply or phrase.
     out: list[str] = []
-    for line in text.split("\n"):
-        if find_reply_code(line) >= 500 or _PERMANENT.search(line):
+    for line, low_line in zip(text.split("\n"), low.split("\n"), strict=True):
+        if "@" in line and (find_reply_code(line) >= 500 or phrases.PERMANENT.search(low_line)):
             out += ADDRESS_RE.findall(line)
     return out
 
 
-def _few_addresses(_msg: Message, text: str) -> list[str]:
+def _few_addresses(_msg: Message, text: str, low: str) -> list[str]:
     # A short bounce ("User's mailbox is full: <a@b>") names only the failed address:
     # take the addresses of the bounce's own words when there are at most three.
-    found = ADDRESS_RE.findall(text[:3000])
+    found = find_addresses(text[:3000])
     return found if 0 < len({a.lower() for a in found}) <= 3 else []
 
 
@@ -353,11 +288,13 @@ def _unique(addresses: list[str], excluded: set[str]) -> list[str]:
     return seen
 
 
-def _status_for(address: str, text: str, whole: str) -> RecipientStatus:
+def _status_for(
+    address: str, text: str, whole: str, verdict: bool | None, delay_words: bool
+) -> RecipientStatus:
     context = _context(address, text)
     status = find_status(context) or find_status(whole)
     code = find_reply_code(context) or find_reply_code(whole)
-    action = "delayed" if _is_temporary(text, status, code) else "failed"
+    action = "delayed" if _is_temporary(verdict, delay_words, status, code) else "failed"
     return RecipientStatus(
         recipient=address,
         action=action,
@@ -367,20 +304,16 @@ def _status_for(address: str, text: str, whole: str) -> RecipientStatus:
     )
 
 
-def _is_temporary(text: str, status: str, code: int) -> bool:
-    # What the reporting MTA says it will do beats the remote's code: qmail's
-    # "(#4.4.1) I'm not going to try again" is final, Sendmail's "Warning: ... 5xx" is not.
-    if _GAVE_UP.search(text):
-        return False
-    if _WILL_RETRY.search(text):
-        return True
-    if _EXHAUSTED.search(text):
-        return False
+def _is_temporary(verdict: bool | None, delay_words: bool, status: str, code: int) -> bool:
+    # What the reporting MTA says it will do (``verdict``, phrases.retry_verdict) beats the
+    # remote's code; without either, the words of a delay (phrases.sounds_temporary) decide.
+    if verdict is not None:
+        return verdict
     if status:
         return status.startswith("4")
     if code:
         return code < 500
-    return bool(_TEMPORARY.search(text)) and not re.search(r"permanent|fatal", text, re.I)
+    return delay_words
 
 
 def _context(address: str, text: str) -> str:
