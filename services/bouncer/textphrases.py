@@ -6,7 +6,9 @@ reporting MTA says it will do (retry, gave up), and the addresses that are not r
 (help contacts, the sender). They are compiled without ``re.IGNORECASE`` and run on
 :func:`lowered` text: a case-insensitive scan of a few kilobytes with these alternations
 costs several times more (measured with ``make bench-corpus``), and lowering once per
-message is cheap.
+message is cheap. Each top-level alternative starts with a literal character (no group,
+no ``\b``): then the regex engine skips every position whose character cannot start a
+match, instead of trying each alternative there (three times faster for TRIGGERS).
 """
 
 from __future__ import annotations
@@ -43,9 +45,14 @@ TRIGGERS = re.compile(
     r"delivered to the following|"
     # Japanese: "the following recipient(s)/address(es)", "could not send/deliver",
     # "recipient:" lines.
-    r"(以下|下記)の(宛先|あて先|メールアドレス|アドレス|受取人|受信者)|"
-    r"(送信|配信|配送|届ける)(することが|ことが)?(でき|出来)ませんでした|"
-    r"(受取人|宛先|あて先|送信先)[ \t]*[:\uff1a])",  # ASCII or full-width colon
+    r"以下の(宛先|あて先|メールアドレス|アドレス|受取人|受信者)|"
+    r"下記の(宛先|あて先|メールアドレス|アドレス|受取人|受信者)|"
+    r"送信(することが|ことが)?(でき|出来)ませんでした|"
+    r"配信(することが|ことが)?(でき|出来)ませんでした|"
+    r"配送(することが|ことが)?(でき|出来)ませんでした|"
+    r"届けることが(でき|出来)ませんでした|"
+    # "recipient:" with an ASCII or a full-width colon.
+    r"受取人[ \t]*[:\uff1a]|宛先[ \t]*[:\uff1a]|あて先[ \t]*[:\uff1a]|送信先[ \t]*[:\uff1a])",
 )
 TEMPORARY = re.compile(
     r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|delayed|"
@@ -59,18 +66,21 @@ PERMANENT = re.compile(
     r"has been returned|user unknown|no such user|does not exist|doesn't have|unknown user|"
     r"not be delivered|failed|"
     # Japanese: does not exist, is not registered, not found, refused, could not.
-    r"存在しません|登録されていません|見つかりません|拒否され|受信拒否|(でき|出来)ませんでした",
+    r"存在しません|登録されていません|見つかりません|拒否され|受信拒否|できませんでした|"
+    r"出来ませんでした",
 )
 GAVE_UP = re.compile(
     r"permanent (error|failure)|given up|giving up|gave up|not going to try again|"
     r"failed permanently|permanent fatal|will not be retried|"
-    r"(送信|配信|配送)を(中止|断念|あきらめ|諦め)",
+    r"送信を(中止|断念|あきらめ|諦め)|配信を(中止|断念|あきらめ|諦め)|"
+    r"配送を(中止|断念|あきらめ|諦め)",
 )
 WILL_RETRY = re.compile(
     r"will (continue to |keep )?(re)?try|will be retried|not yet been delivered|still trying|"
     r"this is only a warning|warning: could not send|delivery (has been )?delayed|"
     r"attempts will continue|do not resend|"
-    r"再送を試み(ます|ています)|再試行(します|しています|を続け)|(配信|送信)を(続け|継続)",
+    r"再送を試み(ます|ています)|再試行(します|しています|を続け)|配信を(続け|継続)|"
+    r"送信を(続け|継続)",
 )
 # The reporting MTA tried for days and stopped: "This condition occurred after 30
 # attempt(s) to deliver over a period of 92 hour(s)". Read after WILL_RETRY: a delay
@@ -79,7 +89,7 @@ EXHAUSTED = re.compile(r"after \d+ (?:delivery )?attempt\(?s?\)?")
 # Addresses the bounce gives for help, not as the failed recipient: "please contact
 # <postmaster@relay.example>", "send mail to postmaster@...", "reply to <postmaster@...>".
 CONTACT = re.compile(
-    r"\b(?:contact|write to|send (?:an? )?(?:e-?mail|mail|message|note) to|reply to|"
+    r"(?:contact|write to|send (?:an? )?(?:e-?mail|mail|message|note) to|reply to|"
     r"forward (?:it|this(?: message)?) to|questions? to|assistance[,:]?)"
     r"[^@\n]{0,60}?<?(" + ADDRESS_RE.pattern + r")",
 )
@@ -89,9 +99,7 @@ CONTACT_BEFORE = re.compile(
 )
 # The sender of the returned mail, named in the bounce's sentence: "they are not accepting
 # mail from <list@example.org>" (AOL), "could not deliver mail from <a> to <b>".
-SENDER = re.compile(
-    r"\b(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")"
-)
+SENDER = re.compile(r"(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")")
 
 
 def lowered(text: str) -> str:
