@@ -46,10 +46,14 @@ class BounceMessage(Message):
             for key, value in self.raw_items():
                 index.setdefault(key.lower(), (key, value))
             self._index = index
-        found = index.get(name.lower())
+        lname = name.lower()
+        found = index.get(lname)
         if found is None:
             return failobj
-        return self.policy.header_fetch_parse(*found)
+        if isinstance(found, tuple):
+            # Fetched once (compat32's fetch is a pure function of the raw field).
+            found = index[lname] = _Fetched(self.policy.header_fetch_parse(*found))
+        return found.value
 
     def get_content_type(self) -> str:
         """``Message.get_content_type``, read once."""
@@ -102,6 +106,15 @@ class BounceMessage(Message):
         """``Message.set_boundary``; forgets the index."""
         super().set_boundary(boundary)
         self._changed()
+
+
+class _Fetched:
+    """A header value as ``get`` returns it, kept in the index."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def parse_bytes(raw: bytes) -> Message:
