@@ -150,6 +150,10 @@ _HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:")
 # (no "^": a MULTILINE anchor makes the engine try every position).
 _FIELDS_LF = re.compile(r"([^ \t\n][^\n]*)((?:\n[ \t][^\n]*)*)")
 _FIELDS_CRLF = re.compile(r"([^ \t\r\n][^\r\n]*)((?:\r\n[ \t][^\r\n]*)*)")
+# A field with a name, as compat32's header_source_parse reads it: the name, and the value
+# without the blanks after the colon, with its folding and without its final line ending.
+_NAMED_LF = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)")
+_NAMED_CRLF = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)")
 
 
 def _line_ending(text: str) -> str | None:
@@ -166,6 +170,7 @@ class _Builder:
     def __init__(self, eol: str) -> None:
         self.eol = eol
         self.fields = _FIELDS_CRLF if eol == "\r\n" else _FIELDS_LF
+        self.named = _NAMED_CRLF if eol == "\r\n" else _NAMED_LF
 
     def message(self, text: str, default_type: str, outer: tuple[str, ...]) -> BounceMessage:
         """One message or part: its headers, then its body by content type; ``outer`` are
@@ -201,23 +206,24 @@ class _Builder:
             following = text.find(eol, start, block_end)  # are dropped, as the standard
             start = block_end if following < 0 else following + len(eol)  # parser does
         fields: list[tuple[str, str]] = []
-        for field in self.fields.finditer(text, start, block_end):
-            first, rest = field.group(1), field.group(2)
+        pos, named, size = start, self.named, len(eol)
+        while pos < block_end:
+            field = named.match(text, pos, block_end)
+            if field is not None:
+                fields.append((field[1], field[2]))  # header_source_parse's (name, value)
+                pos = field.end() + size
+                continue
+            # Not "name: value": the envelope line, a nameless ":value", or the body.
+            line = self.fields.match(text, pos, block_end)
+            first = line.group(1) if line is not None else ""
             if not _HEADER_LINE.match(first):
-                # A line that is no header line starts the body (no blank line before it).
-                body_start = field.start()
+                body_start = pos  # no blank line before the body
                 break
             if first.startswith("From "):
-                if field.start():
+                if pos:
                     raise _Unusual("envelope From line inside the headers")
                 msg.set_unixfrom(first)
-                continue
-            colon = first.find(":")
-            if colon > 0:  # else ":value" with no name: dropped, as the standard parser does
-                # compat32's header_source_parse: the value keeps its folding.
-                fields.append(
-                    (first[:colon], (first[colon + 1 :].lstrip(" \t") + rest).rstrip("\r\n"))
-                )
+            pos = (line.end() if line is not None else pos) + size  # ":value": dropped
         msg.set_fields(fields)
         return text[body_start:]
 

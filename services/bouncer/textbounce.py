@@ -62,6 +62,7 @@ _ADDRESSED = re.compile(
     re.I,
 )
 _MAX_LINES_AFTER_TRIGGER = 12
+_RECEIVED_BY = re.compile(r"\bby\s+([A-Za-z0-9.-]+)")
 # Message-IDs look like addresses ("<12345@host>"): never a recipient (on lowered text).
 _MESSAGE_ID = re.compile(r"message-id:?\s*<([^>\s]+@[^>\s]+)>")
 # The words of phrases.CONTACT_BEFORE: its address-first scan runs only when one is there.
@@ -143,10 +144,12 @@ def _excluded(msg: Message, text: str, low: str) -> set[str]:
         out.update(a.lower() for a in ADDRESS_RE.findall(str(msg.get(header, ""))))
     if "message-id" in low:
         out.update(_MESSAGE_ID.findall(low))
-    out.update(m.group(1) for m in phrases.CONTACT.finditer(low))
-    out.update(m.group(1) for m in phrases.SENDER.finditer(low))
-    if any(word in low for word in _JAPANESE_CONTACT_WORDS):
-        out.update(m.group(1) for m in phrases.CONTACT_BEFORE.finditer(low))
+    # These name the address on the line of their words: only lines with an "@" can match.
+    at_lines = "\n".join(line for line in low.split("\n") if "@" in line)
+    out.update(m.group(1) for m in phrases.CONTACT.finditer(at_lines))
+    out.update(m.group(1) for m in phrases.SENDER.finditer(at_lines))
+    if any(word in at_lines for word in _JAPANESE_CONTACT_WORDS):
+        out.update(m.group(1) for m in phrases.CONTACT_BEFORE.finditer(at_lines))
     # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
     # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
     hosts = {_reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
@@ -345,9 +348,9 @@ def _context(address: str, text: str) -> str:
 
 
 def _reporting_mta(msg: Message) -> str:
-    received = msg.get_all("Received") or []
-    if received:
-        match = re.search(r"\bby\s+([A-Za-z0-9.-]+)", str(received[0]))
+    received = msg.get("Received")  # the first: written by the reporting MTA
+    if received is not None:
+        match = _RECEIVED_BY.search(str(received))
         if match:
             return match.group(1).lower()
     sender = clean_address(str(msg.get("From", "")))
