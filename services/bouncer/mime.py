@@ -11,12 +11,12 @@ The standard library's parser reads a message line by line in Python (about a th
 time the bouncer spends on a message, measured on the corpora with cProfile).
 :class:`_Builder` builds the same tree from whole-text searches: headers, multipart
 boundaries, preamble and epilogue, the line ending that belongs to a boundary, digests'
-default type, ``message/*`` bodies as messages, all as ``email.feedparser`` does them. It
-only takes messages with one kind of line ending and without the oddities the standard
-parser repairs (no start boundary, doubled boundary lines, a nested boundary that an
-outer one could match, a misplaced envelope ``From`` line); for those, and for
-``message/delivery-status`` field blocks, the standard parser runs, so the tree is always
-the one ``email.message_from_bytes(raw, policy=compat32)`` gives (tests compare them).
+default type, ``message/*`` bodies as messages, ``message/delivery-status`` field blocks,
+all as ``email.feedparser`` does them. It only takes messages with one kind of line ending
+and without the oddities the standard parser repairs (no start boundary, doubled boundary
+lines, a nested boundary that an outer one could match, a misplaced envelope ``From``
+line); for those the standard parser runs, so the tree is always the one
+``email.message_from_bytes(raw, policy=compat32)`` gives (tests compare them).
 """
 
 from __future__ import annotations
@@ -181,10 +181,7 @@ class _Builder:
         body = self._headers(msg, text)
         ctype = msg.get_content_type()
         if ctype == "message/delivery-status":
-            # Field blocks: few lines, and the standard parser's reading of blank-line
-            # runs is subtle; its own parse of this part alone gives the same blocks.
-            head = f"Content-Type: message/delivery-status{self.eol}{self.eol}"
-            msg.set_payload(standard_parse(head + body).get_payload())
+            msg.set_payload(self._field_blocks(body, outer))
         elif ctype.startswith("message/"):
             msg.attach(self.message(body, "text/plain", outer))
         elif ctype.startswith("multipart/"):
@@ -226,6 +223,27 @@ class _Builder:
             pos = (line.end() if line is not None else pos) + size  # ":value": dropped
         msg.set_fields(fields)
         return text[body_start:]
+
+    def _field_blocks(self, body: str, outer: tuple[str, ...]) -> list[Message | str]:
+        """A delivery-status body as the standard parser reads it: one message per block of
+        lines up to a blank line; after each block one blank line is dropped, and a further
+        blank line starts an (empty) block of its own."""
+        eol = self.eol
+        blocks: list[Message | str] = []
+        pos = 0
+        while True:
+            if body.startswith(eol, pos):
+                blank = pos  # an empty block
+            else:
+                found = body.find(eol + eol, pos)
+                blank = found + len(eol) if found >= 0 else -1
+            end = len(body) if blank < 0 else blank
+            blocks.append(self.message(body[pos:end], "text/plain", outer))
+            if blank < 0:
+                return blocks
+            pos = blank + len(eol)
+            if pos >= len(body):
+                return blocks
 
     def _multipart(self, msg: BounceMessage, body: str, outer: tuple[str, ...]) -> None:
         boundary = msg.get_boundary()

@@ -171,6 +171,14 @@ _ODDITIES = {
     "same boundary nested": _NESTED.replace('boundary="inner"', 'boundary="outer"'),
     "multipart without boundary": "Content-Type: multipart/mixed\n\n--x\n\nbody\n--x--\n",
     "undecoded bytes": "Subject: caf\udcc3\udca9\n\n\udcc3\udca9t\udcc3\udca9\n",
+    "delivery-status oddities": (
+        "Content-Type: message/delivery-status\n\n"
+        "\nReporting-MTA: dns; a\nnot a field line\n\n\n\nAction: failed\n\n"
+    ),
+    "empty delivery-status": "Content-Type: message/delivery-status\n\n",
+    "delivery-status without a final line ending": (
+        "Content-Type: message/delivery-status\n\nAction: failed\n\nStatus: 5.0.0"
+    ),
 }
 
 
