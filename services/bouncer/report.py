@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -92,7 +93,7 @@ class Report:
 
 def find_status(text: str) -> str:
     """The first RFC 3463 enhanced status code in ``text`` (ignoring 2.x.x), or ''."""
-    for match in STATUS_RE.finditer(text):
+    for match in _led_by(_STATUS_AFTER, text, _word_char):
         if match.group(1) != "2":
             return match.group(0)
     return ""
@@ -100,11 +101,42 @@ def find_status(text: str) -> str:
 
 def find_reply_code(text: str) -> int:
     """The first 4xx/5xx SMTP reply code in ``text``, or 0."""
-    for match in REPLY_RE.finditer(text):
+    for match in _led_by(_REPLY_AFTER, text, _digit_or_dot):
         code = int(match.group(1))
         if code >= 400:
             return code
     return 0
+
+
+# STATUS_RE and REPLY_RE without their leading assertion (``\b``, ``(?<![\d.])``), which
+# is checked in Python instead: a pattern that starts with a character class lets the regex
+# engine skip to the candidates, one that starts with an assertion tries every position
+# (these run on every bounce's whole text). _led_by gives exactly the full patterns' matches.
+_STATUS_AFTER = re.compile(STATUS_RE.pattern.removeprefix(r"\b"))
+_REPLY_AFTER = re.compile(REPLY_RE.pattern.removeprefix(r"(?<![\d.])"))
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"  # re's \w
+
+
+def _digit_or_dot(char: str) -> bool:
+    return char.isdecimal() or char == "."  # re's [\d.]
+
+
+def _led_by(
+    pattern: re.Pattern[str], text: str, refused: Callable[[str], bool]
+) -> Iterator[re.Match[str]]:
+    """``pattern``'s matches in ``text`` (as finditer) that the character before does not
+    refuse: a refused start is tried again one position on, as the full pattern would."""
+    pos = 0
+    while (match := pattern.search(text, pos)) is not None:
+        start = match.start()
+        if start and refused(text[start - 1]):
+            pos = start + 1
+            continue
+        yield match
+        pos = match.end()
 
 
 def find_addresses(text: str) -> list[str]:

@@ -14,7 +14,9 @@ the same styles while keeping the reason next to each address.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from email.message import Message
 
 from services.bouncer import textphrases as phrases
@@ -119,7 +121,8 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     whole = text if len(found) == 1 else ""
     # Read once per text (the scans cost more than the rest of the parse), used per address.
     verdict = phrases.retry_verdict(low)
-    delay_words = verdict is None and phrases.sounds_temporary(low)
+    # Read only if an address has neither a status nor a reply code (a scan of the text).
+    delay_words = functools.cache(functools.partial(phrases.sounds_temporary, low))
     recipients = tuple(_status_for(address, text, whole, verdict, delay_words) for address in found)
     return Report(
         kind=ReportKind.BOUNCE,
@@ -292,7 +295,7 @@ def _unique(addresses: list[str], excluded: set[str]) -> list[str]:
 
 
 def _status_for(
-    address: str, text: str, whole: str, verdict: bool | None, delay_words: bool
+    address: str, text: str, whole: str, verdict: bool | None, delay_words: Callable[[], bool]
 ) -> RecipientStatus:
     context = _context(address, text)
     status = find_status(context) or find_status(whole)
@@ -307,7 +310,9 @@ def _status_for(
     )
 
 
-def _is_temporary(verdict: bool | None, delay_words: bool, status: str, code: int) -> bool:
+def _is_temporary(
+    verdict: bool | None, delay_words: Callable[[], bool], status: str, code: int
+) -> bool:
     # What the reporting MTA says it will do (``verdict``, phrases.retry_verdict) beats the
     # remote's code; without either, the words of a delay (phrases.sounds_temporary) decide.
     if verdict is not None:
@@ -316,7 +321,7 @@ def _is_temporary(verdict: bool | None, delay_words: bool, status: str, code: in
         return status.startswith("4")
     if code:
         return code < 500
-    return delay_words
+    return delay_words()
 
 
 def _context(address: str, text: str) -> str:
