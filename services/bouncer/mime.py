@@ -37,6 +37,7 @@ class BounceMessage(Message):
         super().__init__(policy)
         self._index: dict[str, Any] | None = None
         self._ctype: str | None = None
+        self._charset: list[Any] | None = None  # [get_content_charset()] once read
 
     def get(self, name: str, failobj: Any = None) -> Any:
         """The first value of header ``name`` (as ``Message.get``), from the index."""
@@ -61,6 +62,13 @@ class BounceMessage(Message):
             self._ctype = super().get_content_type()
         return self._ctype
 
+    def get_content_charset(self, failobj: Any = None) -> Any:
+        """``Message.get_content_charset``, read once (its parameter parse is costly)."""
+        if self._charset is None:
+            self._charset = [super().get_content_charset()]
+        found = self._charset[0]
+        return failobj if found is None else found
+
     def set_fields(self, fields: list[tuple[str, str]]) -> None:
         """Replace all headers with ``fields`` (name, raw value) at once (the builder)."""
         self._headers = fields
@@ -69,6 +77,7 @@ class BounceMessage(Message):
     def _changed(self) -> None:
         self._index = None
         self._ctype = None
+        self._charset = None
 
     # Every way compat32's Message changes its headers (or its default type) forgets the
     # index: the parser itself adds headers one by one and sets digest parts' default type.
@@ -86,6 +95,7 @@ class BounceMessage(Message):
         # Inlined _changed(): the parser calls this once per header line.
         self._index = None
         self._ctype = None
+        self._charset = None
 
     def add_header(self, _name: str, _value: str, **_params: Any) -> None:
         """``Message.add_header``; forgets the index."""

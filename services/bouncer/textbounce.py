@@ -75,7 +75,9 @@ _SECTION_RULE = re.compile(r"^[ \t]*(?:-{4,}|={4,}|\*{4,})")
 # "...to the following:" line: "\tscreenname" (AOL), " jdoe    No matches to nameserver
 # query" (Yale's phquery). Followed by the end of the line, a wide gap or ": reason".
 _BARE_NAME = re.compile(r"^[ \t*]*([A-Za-z0-9][A-Za-z0-9._+-]{0,63})(?:[ \t]*$|[ \t]{2,}\S|:[ \t])")
-_COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
+# "<addr>:" or "<addr>..." with only blanks before it on its line (checked by _colon_lines:
+# a regex led by "^" with re.M tries every position of the text).
+_COLON_ADDRESS = re.compile(r"<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)")
 # Old Sendmail and V5 Sendmail transcripts, anywhere in the body: the reply line names the
 # address followed by "...", e.g. "554 <a@b>... Host unknown", "<<< 550 a@b... User
 # unknown", "550 5.1.1 <a@b>... User unknown".
@@ -191,8 +193,26 @@ def _failed_recipients(msg: Message, text: str, low: str, excluded: set[str]) ->
 def _colon_paragraphs(_msg: Message, text: str, low: str) -> list[str]:
     # qmail, Postfix (non-DSN), Yahoo, SBC: "<addr>:" alone or "<addr>: reason" on a line;
     # Sendmail transcripts: "<addr>... User unknown".
-    found = [m.group(1) for m in _COLON_LINE.finditer(text)]
-    return found + [m.group(1) for m in _SENDMAIL_LINE.finditer(text)]
+    found = _colon_lines(text)
+    if "..." in text:  # every Sendmail transcript line has one
+        found += [m.group(1) for m in _SENDMAIL_LINE.finditer(text)]
+    return found
+
+
+def _colon_lines(text: str) -> list[str]:
+    """The addresses of "<addr>:" lines: re.finditer of ``^\\s*<addr>\\s*(:|...)`` with re.M."""
+    found: list[str] = []
+    pos = 0
+    while (match := _COLON_ADDRESS.search(text, pos)) is not None:
+        start = head = match.start()
+        while head and text[head - 1].isspace():
+            head -= 1
+        if head == 0 or "\n" in text[head:start]:  # a line start within the blanks before
+            found.append(match.group(1))
+            pos = match.end()
+        else:
+            pos = start + 1
+    return found
 
 
 def _addressed(_msg: Message, text: str, low: str) -> list[str]:
@@ -337,7 +357,8 @@ def _context(address: str, text: str) -> str:
     rest = text[start + len(address) :]
     end = re.search(r"\n\s*\n\s*\S+@|\n\s*<[^>\s]+@", rest)
     stop = end.start() if end else 800
-    for line in _SENDMAIL_LINE.finditer(rest, 1, stop):
+    lines = _SENDMAIL_LINE.finditer(rest, 1, stop) if "..." in rest[:stop] else ()
+    for line in lines:
         # The next Sendmail transcript line about another address ends this one's.
         if line.group(1).lower() != address.lower():
             stop = line.start()

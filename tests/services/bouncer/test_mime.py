@@ -66,10 +66,12 @@ def test_the_tree_reads_like_the_standard_librarys() -> None:
 def test_a_changed_header_is_read_again() -> None:
     msg = parse_bytes(_REPORT)
     assert msg.get_content_type() == "multipart/report"
+    assert (msg.get_content_charset(), msg.get_content_charset("x")) == (None, "x")
     assert msg.get("subject") == "Undelivered Mail Returned to Sender"
     msg.replace_header("Subject", "Changed")
-    msg.replace_header("Content-Type", "text/plain")
+    msg.replace_header("Content-Type", "text/plain; charset=ISO-2022-JP")
     assert (msg.get("Subject"), msg.get_content_type()) == ("Changed", "text/plain")
+    assert msg.get_content_charset() == "iso-2022-jp"
     del msg["Subject"]
     assert msg.get("Subject", "none") == "none"
     msg["Subject"] = "Again"

@@ -6,10 +6,15 @@ test (its phrases and layout), with invented addresses and text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.bouncer.cli import classify_bytes
-from services.bouncer.report import find_reply_code
+from services.bouncer.report import ADDRESS_RE, find_reply_code
+from services.bouncer.textbounce import _colon_lines
 
 
 def _one(raw: bytes) -> dict[str, Any]:
@@ -284,3 +289,16 @@ def test_a_temporary_status_after_the_last_attempt_is_final() -> None:
     # A warning that counts its attempts and goes on stays temporary.
     warning = body.replace(b"could not be delivered", b"has not yet been delivered")
     assert _one(_text_bounce(warning))["permanent"] is False
+
+
+_COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re.M)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.sampled_from(["<a@b.cx>", "<c@d.ex>", ":", "...", ".", " ", "\t", "\n", "x"])).map(
+        "".join
+    )
+)
+def test_colon_lines_equal_the_line_anchored_pattern(text: str) -> None:
+    assert _colon_lines(text) == [m.group(1) for m in _COLON_LINE.finditer(text)]
