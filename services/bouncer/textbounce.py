@@ -139,8 +139,8 @@ def _bounce_words(text: str) -> tuple[str, str]:
     """The bounce's own words (above the returned original) and their lower case."""
     text = text.replace("\r\n", "\n")
     low = phrases.lowered(text)
-    match = phrases.ORIGINAL_MARKER.search(low, 40)
-    return (text[: match.start()], low[: match.start()]) if match else (text, low)
+    start = phrases.original_start(low, 40)
+    return (text[:start], low[:start]) if start >= 0 else (text, low)
 
 
 def _excluded(msg: Message, text: str, low: str) -> set[str]:

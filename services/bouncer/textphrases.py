@@ -30,6 +30,34 @@ ORIGINAL_MARKER = re.compile(
     r"\|?-{5,}[ \t]*message text follows)",
     re.M,
 )
+# Words one of which every ORIGINAL_MARKER match contains (one per alternative above).
+ORIGINAL_MARKER_WORDS = (
+    "original message",
+    "returned message",
+    "undelivered message",
+    "unsent message",
+    "message headers",
+    "headers of",
+    "this is a copy of the message",
+    "below this line is a copy",
+    "message text follows",
+)
+
+
+def original_start(low: str, start: int) -> int:
+    """Where the returned original starts in lowered ``low`` (an ORIGINAL_MARKER line at or
+    after ``start``), or -1. The marker's line holds one of its words: the search starts at
+    the line of the first one (a "^"-led MULTILINE scan of the whole text costs more than
+    the rest of the text parse)."""
+    first = min(
+        (i for i in (low.find(w, start) for w in ORIGINAL_MARKER_WORDS) if i >= 0), default=-1
+    )
+    if first < 0:
+        return -1
+    match = ORIGINAL_MARKER.search(low, max(start, low.rfind("\n", 0, first) + 1))
+    return match.start() if match else -1
+
+
 # Phrases after which the failed addresses are listed.
 TRIGGERS = re.compile(
     r"(failed permanently|following address(es)?( had permanent fatal errors| failed|:)|"

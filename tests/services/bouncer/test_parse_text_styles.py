@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from services.bouncer.cli import classify_bytes
 from services.bouncer.report import ADDRESS_RE, find_reply_code
 from services.bouncer.textbounce import _colon_lines
+from services.bouncer.textphrases import ORIGINAL_MARKER, original_start
 
 
 def _one(raw: bytes) -> dict[str, Any]:
@@ -302,3 +303,50 @@ _COLON_LINE = re.compile(r"^\s*<(" + ADDRESS_RE.pattern + r")>\s*(:|\.\.\.)", re
 )
 def test_colon_lines_equal_the_line_anchored_pattern(text: str) -> None:
     assert _colon_lines(text) == [m.group(1) for m in _COLON_LINE.finditer(text)]
+
+
+# One line of each form ORIGINAL_MARKER knows.
+_MARKER_LINES = [
+    "-- original message --",
+    "==== returned message",
+    "__ undelivered message",
+    "** unsent message",
+    "--- message headers",
+    "-- headers of the message",
+    "---- start of returned message ----",
+    "> this is a copy of the message",
+    "below this line is a copy of the message.",
+    "original message follows",
+    "message headers follow",
+    "unsent message below",
+    "original message details:",
+    "|------ message text follows: ---|",
+]
+
+
+def test_original_start_finds_every_marker_form() -> None:
+    for line in _MARKER_LINES:
+        text = "The bounce's own words, long enough to pass the start.\n" + line + "\nrest\n"
+        assert original_start(text, 40) == text.index(line), line
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "x" * 25 + "original message follows",
+                "headers of",
+                "message",
+                "--",
+                ">",
+                " ",
+                "\n",
+                "a",
+            ]
+        )
+    ).map("".join)
+)
+def test_original_start_equals_the_marker_search(text: str) -> None:
+    plain = ORIGINAL_MARKER.search(text, 40)
+    assert original_start(text, 40) == (plain.start() if plain else -1)
