@@ -64,6 +64,11 @@ _ADDRESSED = re.compile(
     re.I,
 )
 _MAX_LINES_AFTER_TRIGGER = 12
+# Where the paragraph about an address ends: a blank line, then a word with an "@"; or a
+# line starting with "<...@". Possessive blanks (never given back: \S cannot match them)
+# keep runs of blank lines from costing their square (a bounce ending in 30 blank lines
+# took 0.6 ms with "\n\s*\n\s*\S+@"); the starts found are the same.
+_NEXT_ADDRESS = re.compile(r"\n[^\S\n]*+\n\s*+\S+@|\n\s*+<[^>\s]+@")
 _RECEIVED_BY = re.compile(r"\bby\s+([A-Za-z0-9.-]+)")
 # Message-IDs look like addresses ("<12345@host>"): never a recipient (on lowered text).
 _MESSAGE_ID = re.compile(r"message-id:?\s*<([^>\s]+@[^>\s]+)>")
@@ -355,7 +360,7 @@ def _context(address: str, text: str) -> str:
             return ""
         start, address = named.start(), local
     rest = text[start + len(address) :]
-    end = re.search(r"\n\s*\n\s*\S+@|\n\s*<[^>\s]+@", rest)
+    end = _NEXT_ADDRESS.search(rest)
     stop = end.start() if end else 800
     lines = _SENDMAIL_LINE.finditer(rest, 1, stop) if "..." in rest[:stop] else ()
     for line in lines:

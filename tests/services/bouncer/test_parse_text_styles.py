@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from services.bouncer.cli import classify_bytes
 from services.bouncer.report import ADDRESS_RE, find_reply_code
-from services.bouncer.textbounce import _colon_lines
+from services.bouncer.textbounce import _NEXT_ADDRESS, _colon_lines
 from services.bouncer.textphrases import ORIGINAL_MARKER, original_start
 
 
@@ -350,3 +350,14 @@ def test_original_start_finds_every_marker_form() -> None:
 def test_original_start_equals_the_marker_search(text: str) -> None:
     plain = ORIGINAL_MARKER.search(text, 40)
     assert original_start(text, 40) == (plain.start() if plain else -1)
+
+
+_PARAGRAPH_END = re.compile(r"\n\s*\n\s*\S+@|\n\s*<[^>\s]+@")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(["\n", " ", "\t", "\f", "a", "@", "<", ">", "b@c", "x y"])))
+def test_the_next_address_starts_where_the_plain_pattern_says(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    plain, ours = _PARAGRAPH_END.search(text), _NEXT_ADDRESS.search(text)
+    assert (plain and plain.start()) == (ours and ours.start())
