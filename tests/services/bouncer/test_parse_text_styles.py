@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from services.bouncer.cli import classify_bytes
 from services.bouncer.report import ADDRESS_RE, find_reply_code
-from services.bouncer.textbounce import _NEXT_ADDRESS, _colon_lines
+from services.bouncer.textbounce import _NEXT_ADDRESS
+from services.bouncer.textfinders import _colon_lines
 from services.bouncer.textphrases import ORIGINAL_MARKER, original_start
 
 
