@@ -30,7 +30,12 @@ from services.bouncer.textbounce import parse_text_bounce
 
 def parse_message(raw: bytes) -> Report:
     """Parse raw RFC 5322 bytes into a :class:`Report` (never raises on bad mail)."""
-    return parse_parsed(parse_bytes(raw))
+    try:
+        return parse_parsed(parse_bytes(raw))
+    except RecursionError:
+        # Parts nested about a thousand deep (message/rfc822 in message/rfc822 ...): the
+        # parser, like the standard library's, recurses per level. No bounce looks so.
+        return Report(kind=ReportKind.OTHER, parser="too-deep")
 
 
 def parse_parsed(msg: Message) -> Report:

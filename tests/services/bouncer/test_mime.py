@@ -8,6 +8,8 @@ from email.policy import compat32
 from pathlib import Path
 
 from services.bouncer.mime import BounceMessage, parse_bytes, parse_text
+from services.bouncer.parse import parse_message
+from services.bouncer.report import ReportKind
 
 _FIXTURES = Path(__file__).resolve().parents[2] / "data" / "bounces"
 
@@ -201,3 +203,12 @@ def test_the_repositorys_bounce_fixtures_parse_as_the_standard_parser_does() -> 
         crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         theirs = email.message_from_bytes(crlf, policy=compat32)
         assert (path.name, _tree(parse_bytes(crlf))) == (path.name, _tree(theirs))
+
+
+def test_parts_nested_past_the_recursion_limit_are_no_report() -> None:
+    # The parse recurses per nesting level, as the standard library's does.
+    raw = b"Content-Type: message/rfc822\n\n" * 5000 + b"Subject: x\n\nbody\n"
+    report = parse_message(raw)
+    assert (report.kind, report.parser) == (ReportKind.OTHER, "too-deep")
+    shallow = b"Content-Type: message/rfc822\n\n" * 50 + b"Subject: x\n\nbody\n"
+    assert parse_message(shallow).parser != "too-deep"
