@@ -27,10 +27,9 @@ from services.bouncer.report import (
 # do mail postmasters, and a bounce about one must name it; the reporting system's own
 # postmaster is excluded by ``_excluded`` instead (its domain, the "contact" lines).
 _IGNORE_LOCAL = re.compile(r"^(mailer-daemon|abuse|noreply|no-reply)$", re.I)
-# One sentence that names the failed address and the failure: "The following message,
-# addressed to 'a@b', failed because ..." (Exim 2 mailstores), "The address to which your
-# message was addressed, a@b, did not exactly match ..." (LLNL's directory). Read on
-# whitespace-collapsed text: the sentence often breaks across lines.
+# One sentence that names the failed address and the failure: "... addressed to 'a@b',
+# failed ..." (Exim 2 mailstores), "... addressed, a@b, did not match ..." (a directory's
+# notice). Read on whitespace-collapsed text: the sentence often breaks across lines.
 _ADDRESSED = re.compile(
     r"\baddressed(?:[ ,:]+to)?[ ,:]+(?:e-?mail address[ :]*)?(?:--[ ]*)?['\"<]?("
     + ADDRESS_RE.pattern
@@ -47,8 +46,8 @@ _JAPANESE_CONTACT_WORDS = ("連絡", "問い", "問合", "返信")
 # A section rule ("--------Error Detail:", "=====") ends the lines read after a trigger.
 _SECTION_RULE = re.compile(r"^[ \t]*(?:-{4,}|={4,}|\*{4,})")
 # A bare mailbox name listed where an address is expected, in the paragraph after a
-# "...to the following:" line: "\tscreenname" (AOL), " jdoe    No matches to nameserver
-# query" (Yale's phquery). Followed by the end of the line, a wide gap or ": reason".
+# "...to the following:" line: "\tscreenname" (AOL), " jdoe    <why>" (Yale's directory
+# lookup). Followed by the end of the line, a wide gap or ": reason".
 _BARE_NAME = re.compile(r"^[ \t*]*([A-Za-z0-9][A-Za-z0-9._+-]{0,63})(?:[ \t]*$|[ \t]{2,}\S|:[ \t])")
 # "<addr>:" or "<addr>..." with only blanks before it on its line (checked by _colon_lines:
 # a regex led by "^" with re.M tries every position of the text).

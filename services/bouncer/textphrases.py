@@ -24,7 +24,8 @@ ORIGINAL_MARKER = re.compile(
     r"start of returned message)|"
     r".{0,20}(?:this is a copy of the message|below this line is a copy|"
     r"original message follows|message headers follow|unsent message below|"
-    # Vade ("Original message details:"), LLNL ("Original message as received is ...").
+    # Vade ("Original message details:"), a directory's notice ("Original message as
+    # received").
     r"original message (?:details|headers|as received))|"
     # Exim 3 and smail: "|----- Message text follows: -----|" ends the failed addresses.
     r"\|?-{5,}[ \t]*message text follows)",
@@ -110,9 +111,9 @@ WILL_RETRY = re.compile(
     r"再送を試み(ます|ています)|再試行(します|しています|を続け)|配信を(続け|継続)|"
     r"送信を(続け|継続)",
 )
-# The reporting MTA tried for days and stopped: "This condition occurred after 30
-# attempt(s) to deliver over a period of 92 hour(s)". Read after WILL_RETRY: a delay
-# warning may count its attempts too, and then says it goes on.
+# The reporting MTA tried for days and stopped: "... after 30 attempt(s) to deliver ...".
+# Read after WILL_RETRY: a delay warning may count its attempts too, and then says it
+# goes on.
 EXHAUSTED = re.compile(r"after \d+ (?:delivery )?attempt\(?s?\)?")
 # Addresses the bounce gives for help, not as the failed recipient: "please contact
 # <postmaster@relay.example>", "send mail to postmaster@...", "reply to <postmaster@...>".
@@ -125,8 +126,8 @@ CONTACT = re.compile(
 CONTACT_BEFORE = re.compile(
     r"<?(" + ADDRESS_RE.pattern + r")>?[ \t]*(?:まで|へ|に)[ \t]*(?:ご連絡|お問い?合わせ|ご?返信)"
 )
-# The sender of the returned mail, named in the bounce's sentence: "they are not accepting
-# mail from <list@example.org>" (AOL), "could not deliver mail from <a> to <b>".
+# The sender of the returned mail, named in the bounce's sentence: "... not accepting mail
+# from <list@example.org>" (AOL), "could not deliver mail from <a> to <b>".
 SENDER = re.compile(r"(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")")
 
 
