@@ -8,7 +8,8 @@ vs temporary agreement, "not a bounce" recognised, the enhanced status code agre
 the corpus gives one (ours: the report's, else derived from the reply code and the reason),
 bounce recipients left with class ``unknown`` or reason ``undefined``, and the reasons found.
 None of these corpora labels reasons (sisimai-style), so reason agreement cannot be measured
-on them. Last, the in-process classification rate over all their messages (messages/s).
+on them. Last, the in-process classification rate over all their messages (messages/s, by
+the wall clock and by CPU time).
 The corpora are read in place and never copied (see their README for licences). ``bounced``
 ships older copies of flufl.bounce's files (``bounced/flufl_bounce``); they are counted once,
 under flufl.bounce.
@@ -236,17 +237,20 @@ def messages(root: Path) -> list[bytes]:
     return [path.read_bytes() for path in names if path.is_file()]
 
 
-def rate(raws: list[bytes], rounds: int) -> float:
-    """Messages/s of in-process classification (parse + classify), best of ``rounds``."""
+def rate(raws: list[bytes], rounds: int) -> tuple[float, float]:
+    """Messages/s of in-process classification (parse + classify), best of ``rounds``: by
+    the wall clock, and by this process's CPU time (steadier on a shared machine, where
+    the wall clock also counts the time other processes had the CPU)."""
     for raw in raws:  # warm up: imports, regex caches
         classify_bytes(raw, TABLE)
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for raw in raws:
             classify_bytes(raw, TABLE)
-        best = min(best, time.perf_counter() - start)
-    return len(raws) / best
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return len(raws) / wall, len(raws) / cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     print("reasons (bounce recipients, all corpora):")
     print("   ", ", ".join(f"{name} {n}" for name, n in totals.reasons.most_common()))
     raws = messages(root)
-    print(f"rate: {rate(raws, args.rounds):,.0f} messages/s in process ({len(raws)} messages)")
+    wall, cpu = rate(raws, args.rounds)
+    print(
+        f"rate: {wall:,.0f} messages/s in process ({len(raws)} messages; "
+        f"by CPU time {cpu:,.0f} messages/s)"
+    )
     return 0
 
 

@@ -31,12 +31,25 @@ _CARRIERS = {
 # Per carrier, the phrases of its notices and the RFC 3463 status each stands for, most
 # specific first. Mailbox full is 4.2.2: the carriers send it at once, and the mailbox
 # takes mail again once its owner deletes some.
+# The Japanese carriers' notices in Japanese (ISO-2022-JP, decoded by ``charsets.py``): no
+# such address ("宛先不明", "登録されていません", "存在しません"), suspended ("利用停止"),
+# mailbox full ("容量を超え", "一杯"), too big ("サイズ", "大きすぎ"), refused by the
+# recipient's reception settings ("受信拒否", "指定受信"). Specific causes first: a notice
+# says "rejected by the remote server" before giving the cause.
+_JAPANESE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"宛先不明|登録されていません|存在しません|見つかりません|ユーザー?不明"), "5.1.1"),
+    (re.compile(r"(利用|サービス)を?(一時)?停止|休止中"), "5.2.1"),
+    (re.compile(r"容量を?(超|オーバー)|(一杯|いっぱい|満杯)"), "4.2.2"),
+    (re.compile(r"サイズ(が|の)?(制限|上限|大き|超)|大きすぎ"), "5.3.4"),
+    (re.compile(r"受信拒否|拒否され|受信(設定|制限)|指定受信|迷惑メール"), "5.7.1"),
+)
 _PHRASES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
     "kddi": (
         (re.compile(r"user unknown|no such user|not (a )?valid (recipient|user)", re.I), "5.1.1"),
         (re.compile(r"account is disabled|account has been suspended", re.I), "5.2.1"),
         (re.compile(r"mailbox is full|mailbox full|over quota", re.I), "4.2.2"),
         (re.compile(r"message (size|is too large)|exceeds? the (maximum|size)", re.I), "5.3.4"),
+        *_JAPANESE,
     ),
     "docomo": (
         # The recipient's reception settings refuse the sender ("specified domain" filters).
@@ -44,10 +57,12 @@ _PHRASES: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
         (re.compile(r"mailbox (is )?full|over quota", re.I), "4.2.2"),
         # The bare "did not receive this message" form is docomo's "no such subscriber".
         (re.compile(r"did not receive this message|user unknown", re.I), "5.1.1"),
+        *_JAPANESE,
     ),
     "softbank": (
         (re.compile(r"user unknown|no such user|did not receive", re.I), "5.1.1"),
         (re.compile(r"mailbox (is )?full|over quota", re.I), "4.2.2"),
+        *_JAPANESE,
     ),
     "verizon": (
         (

@@ -12,11 +12,10 @@ address. When the forwarded text names no failed recipient the answer is "nothin
 
 from __future__ import annotations
 
-import email
 import re
 from email.message import Message
-from email.policy import compat32
 
+from services.bouncer.mime import parse_text
 from services.bouncer.report import ADDRESS_RE, Report, ReportKind, body_text
 from services.bouncer.textbounce import looks_like_bounce, parse_text_bounce
 
@@ -96,7 +95,7 @@ def _inline_message(text: str) -> Message | None:
     if not headers:
         return None
     body = "\n".join(lines[index:])
-    inner = email.message_from_string("\n".join(headers) + "\n\n" + body, policy=compat32)
+    inner = parse_text("\n".join(headers) + "\n\n" + body)
     return inner if _is_bounce(inner) else None
 
 

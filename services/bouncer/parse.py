@@ -13,9 +13,7 @@ the first that recognises the message decides. It does not classify or act.
 
 from __future__ import annotations
 
-import email
 from email.message import Message
-from email.policy import compat32
 
 from services.bouncer.arf import parse_arf
 from services.bouncer.autoreply import strong_auto_reply, weak_auto_reply
@@ -24,6 +22,7 @@ from services.bouncer.dsn import parse_dsn
 from services.bouncer.forwarded import parse_forwarded
 from services.bouncer.jmrp import parse_jmrp
 from services.bouncer.listnotice import parse_list_notice
+from services.bouncer.mime import parse_bytes
 from services.bouncer.report import Report, ReportKind
 from services.bouncer.sesjson import parse_ses
 from services.bouncer.textbounce import parse_text_bounce
@@ -31,10 +30,12 @@ from services.bouncer.textbounce import parse_text_bounce
 
 def parse_message(raw: bytes) -> Report:
     """Parse raw RFC 5322 bytes into a :class:`Report` (never raises on bad mail)."""
-    # compat32 is the lenient policy: bounces are often malformed, and it parses
-    # message/delivery-status into field blocks.
-    msg = email.message_from_bytes(raw, policy=compat32)
-    return parse_parsed(msg)
+    try:
+        return parse_parsed(parse_bytes(raw))
+    except RecursionError:
+        # Parts nested about a thousand deep (message/rfc822 in message/rfc822 ...): the
+        # parser, like the standard library's, recurses per level. No bounce looks so.
+        return Report(kind=ReportKind.OTHER, parser="too-deep")
 
 
 def parse_parsed(msg: Message) -> Report:

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 
+from services.bouncer.charsets import decode_text
+
 #: RFC 3463 enhanced status code: class.subject.detail.
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-#: An SMTP reply code at the start of a reply line, optionally with an enhanced code.
-REPLY_RE = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]+#?([245]\.\d{1,3}\.\d{1,3}))?(?![\d.])")
+#: An SMTP reply code at the start of a reply line, optionally with an enhanced code. Not
+#: the area code of a telephone number ("call (480) 555-0100", "480-555-0100").
+REPLY_RE = re.compile(
+    r"(?<![\d.])([245]\d\d)(?:[ -]+#?([245]\.\d{1,3}\.\d{1,3}))?"
+    r"(?![\d.]|\)?[ .-]?\d{3}[ .-]\d{4}|[ .-]\d{4}(?!\d))"
+)
 #: An address; the local part may be quoted (RFC 5321 4.1.2 Quoted-string,
 #: ``"john smith"@example.org``), and then it is taken whole, quotes included.
 ADDRESS_RE = re.compile(
@@ -86,7 +93,7 @@ class Report:
 
 def find_status(text: str) -> str:
     """The first RFC 3463 enhanced status code in ``text`` (ignoring 2.x.x), or ''."""
-    for match in STATUS_RE.finditer(text):
+    for match in _led_by(_STATUS_AFTER, text, _word_char):
         if match.group(1) != "2":
             return match.group(0)
     return ""
@@ -94,11 +101,51 @@ def find_status(text: str) -> str:
 
 def find_reply_code(text: str) -> int:
     """The first 4xx/5xx SMTP reply code in ``text``, or 0."""
-    for match in REPLY_RE.finditer(text):
+    for match in _led_by(_REPLY_AFTER, text, _digit_or_dot):
         code = int(match.group(1))
         if code >= 400:
             return code
     return 0
+
+
+# STATUS_RE and REPLY_RE without their leading assertion (``\b``, ``(?<![\d.])``), which
+# is checked in Python instead: a pattern that starts with a character class lets the regex
+# engine skip to the candidates, one that starts with an assertion tries every position
+# (these run on every bounce's whole text). _led_by gives exactly the full patterns' matches.
+_STATUS_AFTER = re.compile(STATUS_RE.pattern.removeprefix(r"\b"))
+_REPLY_AFTER = re.compile(REPLY_RE.pattern.removeprefix(r"(?<![\d.])"))
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"  # re's \w
+
+
+def _digit_or_dot(char: str) -> bool:
+    return char.isdecimal() or char == "."  # re's [\d.]
+
+
+def _led_by(
+    pattern: re.Pattern[str], text: str, refused: Callable[[str], bool]
+) -> Iterator[re.Match[str]]:
+    """``pattern``'s matches in ``text`` (as finditer) that the character before does not
+    refuse: a refused start is tried again one position on, as the full pattern would."""
+    pos = 0
+    while (match := pattern.search(text, pos)) is not None:
+        start = match.start()
+        if start and refused(text[start - 1]):
+            pos = start + 1
+            continue
+        yield match
+        pos = match.end()
+
+
+def find_addresses(text: str) -> list[str]:
+    """Every address in ``text`` (``ADDRESS_RE.findall``), scanning only the lines with an
+    "@": an address never spans lines, and the scan tries every position of a line."""
+    if "@" not in text:
+        return []
+    lines = [line for line in text.split("\n") if "@" in line]
+    return ADDRESS_RE.findall("\n".join(lines))
 
 
 def clean_address(value: str) -> str:
@@ -146,11 +193,8 @@ def decode_part(part: Message) -> str:
     if not isinstance(payload, bytes):
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        text = payload.decode(charset, errors="replace")
-    except LookupError:
-        text = payload.decode("latin-1")
+    # The label is a hint: ISO-2022-JP without one, and the Japanese supersets (charsets.py).
+    text = decode_text(payload, part.get_content_charset())
     if part.get_content_type() == "text/html":
         text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", text, flags=re.I)
         text = re.sub(r"<[^>]+>", " ", text)

@@ -105,3 +105,54 @@ def required_literal(alternative: str) -> str:
         else:
             run = ""
     return best
+
+
+# Group openers whose text is no name or flag: lower-casing inside them changes nothing.
+_PLAIN_GROUPS = ("(?:", "(?=", "(?!", "(?<=", "(?<!")
+# Escapes that stand for a character by its code (\x41 is "A"): lowering the text would
+# leave them unmatched, so patterns with them are not lowered.
+_CODE_ESCAPES = frozenset("xuUN01234567")
+
+
+def lowered_pattern(pattern: str) -> str | None:
+    """``pattern`` for a case-sensitive search of lower-cased text that finds what a
+    re.IGNORECASE search of the text finds, or ``None`` when that cannot be read off it.
+
+    Its literal letters are lower-cased; escapes stay (``\\S`` is not ``\\s``). Refused: inline
+    flags and named groups, escapes by character code, and character classes with an
+    upper-case letter (``[A-z]`` spans punctuation). A case-sensitive scan of lowered text
+    costs a fraction of a case-insensitive one (``re`` then skips impossible positions).
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped in _CODE_ESCAPES:
+                return None
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if char.isupper():
+                return None
+            in_class = char != "]"
+        elif char == "[":
+            # A "]" first in a class ("[]a]", "[^]a]") is a literal, not its end.
+            head = (
+                "[^]"
+                if pattern.startswith("[^]", i)
+                else "[]"
+                if pattern.startswith("[]", i)
+                else "["
+            )
+            out.append(head)
+            i += len(head)
+            in_class = True
+            continue
+        elif pattern.startswith("(?", i) and not pattern.startswith(_PLAIN_GROUPS, i):
+            return None
+        out.append(char.lower() if not in_class else char)
+        i += 1
+    return "".join(out)

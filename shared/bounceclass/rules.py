@@ -28,7 +28,7 @@ from pathlib import Path
 
 import msgspec
 
-from shared.bounceclass.literals import pattern_literals
+from shared.bounceclass.literals import lowered_pattern, pattern_literals
 from shared.config import convert
 from shared.errors import ConfigError
 
@@ -77,6 +77,9 @@ class Rule:
     override: bool = False
     #: Lower-case words one of which any match contains (``literals.py``); ``None``: unknown.
     literals: frozenset[str] | None = None
+    #: ``pattern`` for lowered text, case-sensitive (``literals.lowered_pattern``); ``None``:
+    #: the pattern cannot be read that way and runs case-insensitively on the text.
+    lowered_pattern: re.Pattern[str] | None = None
 
     def matches(self, status: str, text: str, provider: str, lowered: str | None = None) -> bool:
         """Whether this rule applies to the failure; ``lowered`` (``text.lower()``, computed
@@ -91,6 +94,8 @@ class Rule:
                     break
             else:
                 return False
+        if self.lowered_pattern is not None and lowered is not None:
+            return self.lowered_pattern.search(lowered) is not None
         return self.pattern.search(text) is not None
 
 
@@ -150,9 +155,20 @@ def parse_rules(text: str, source: str) -> RuleTable:
                 else None,
                 override=rule.override,
                 literals=pattern_literals(rule.pattern),
+                lowered_pattern=_lowered(rule.pattern),
             )
         )
     return RuleTable(rules=tuple(rules), source=source)
+
+
+def _lowered(pattern: str) -> re.Pattern[str] | None:
+    lowered = lowered_pattern(pattern)
+    if lowered is None:
+        return None
+    try:
+        return re.compile(lowered)
+    except re.error:
+        return None  # not expected (only literal letters change); then case-insensitive
 
 
 def _compile(pattern: str, source: str, key: str) -> re.Pattern[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.bounceclass import reasons
-from shared.bounceclass.literals import pattern_literals, required_options
+from shared.bounceclass.literals import lowered_pattern, pattern_literals, required_options
 from shared.bounceclass.rules import load_rules, parse_rules
 from tests.shared.bounceclass.test_classify import REPLIES
 from tests.shared.bounceclass.test_reasons import CASES
@@ -73,3 +73,38 @@ def test_the_reason_prefilter_never_changes_a_match() -> None:
         for matcher in matchers:
             plain = any(a.pattern.search(lowered) for a in matcher.alternatives)
             assert matcher.search(lowered, present) is plain, (matcher.reason, text)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "lowered"),
+    [
+        (r"RESOLVER\.ADR\.Recip(ient)?NotFound", r"resolver\.adr\.recip(ient)?notfound"),
+        (r"\bSPF\b|\S+ FULL", r"\bspf\b|\S+ full"),  # escapes keep their case
+        (r"[^\n]{0,40}(?:Full|OVER)(?!X)", r"[^\n]{0,40}(?:full|over)(?!x)"),
+        (r"a[^]b]C", r"a[^]b]c"),  # a leading "]" is a member, not the end of the class
+        (r"[A-Z]{2}\d", None),  # a class with capitals: [A-z] would span punctuation
+        (r"[]A]", None),
+        (r"\x41BC", None),  # a character by its code
+        (r"(?i)user", None),  # inline flags
+        (r"(?P<who>User)", None),  # a named group
+    ],
+)
+def test_a_pattern_read_for_lowered_text(pattern: str, lowered: str | None) -> None:
+    assert lowered_pattern(pattern) == lowered
+
+
+def test_a_rule_that_cannot_be_lowered_still_matches_any_case() -> None:
+    table = parse_rules(
+        """
+[[rule]]
+name = "capitals"
+class = "block"
+pattern = 'code [A-Z]{2}[0-9]+ refused'
+""",
+        "test.toml",
+    )
+    (rule,) = table.rules
+    assert rule.lowered_pattern is None
+    text = "550 Code BL12 refused"
+    assert rule.matches("", text, "*", text.lower())
+    assert not rule.matches("", "550 code 12 refused", "*", "550 code 12 refused")
