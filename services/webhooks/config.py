@@ -33,16 +33,19 @@ class WebhooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     """The ``[webhooks]`` section."""
 
     #: Events and retry records held in memory, all endpoints together (the loops' windows).
-    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
     fetch_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500  # records per fetch
     flush_interval: Duration = Duration(0.2)  # how often finished work is committed
     request_timeout: Duration = Duration(10)  # one POST, connect to the end of the answer
     connect_timeout: Duration = Duration(5)  # the TCP and TLS handshake
     #: Requests at once per endpoint (each with up to the endpoint's batch of events).
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
-    #: Events queued per endpoint in memory; more go to the first retry tier at once, so
-    #: one slow endpoint never fills max_in_flight (no head-of-line blocking).
+    #: Events an endpoint may always queue in memory. Past it, an event goes to the first
+    #: retry tier at once when the queue would take longer than max_queue_wait to send, so
+    #: a slow or hanging endpoint never fills max_in_flight (no head-of-line blocking).
     max_queued: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 200
+    #: About the first retry delay: an event shed to the tiers waits that long anyway.
+    max_queue_wait: Duration = Duration(30)
     #: Consecutive failures that open an endpoint's circuit; while open, its events go to
     #: the retry tiers without a request.
     failure_threshold: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5

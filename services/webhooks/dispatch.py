@@ -6,13 +6,16 @@ Every endpoint (tenant, endpoint id) has its own :class:`EndpointQueue`: a FIFO 
 (``breaker.py``). A job always ends with a call of its ``done(outcome, attempted)``:
 
 - after its request: the receiver's outcome (``attempted`` true);
-- without a request (``attempted`` false) when the queue already holds ``max_queued`` jobs
-  (``queue_full``), when the circuit is open (``circuit_open``) or when the stage drains
-  (``shed``): the caller sends the event to a retry tier at once.
+- without a request (``attempted`` false) when the queue holds ``max_queued`` jobs that
+  would wait longer than ``max_queue_wait`` (``queue_full``), when the circuit is open
+  (``circuit_open``) or when the stage drains (``shed``): the caller sends the event to a
+  retry tier at once.
 
-So a hanging receiver holds at most ``concurrency x batch`` events for one request timeout;
-the rest of its events go to the retry tiers without waiting, and the watermark loops'
-windows (``max_in_flight``) never fill with one endpoint's work.
+So a hanging receiver holds at most ``max_queued`` events, for at most ``failure_threshold
+/ concurrency`` request timeouts (then its circuit opens and they go to the retry tiers),
+and a slow one never more than it answers within ``max_queue_wait``: the loops' window
+(``max_in_flight``) is left to the endpoints that answer, while a fast receiver takes a
+burst larger than ``max_queued`` without a detour through the tiers.
 
 Owns the queues, the requests' signing and the breaker's bookkeeping; not what happens to a
 failed event (``retry.py``) nor which endpoints an event goes to (``endpoints.py``).
@@ -40,6 +43,8 @@ from shared.errors import SealError
 
 log = logging.getLogger("postline.webhooks")
 
+#: A request out longer than this makes its age count in the queue's wait estimate.
+SLOW_REQUEST = 1.0
 #: Ends a job: the outcome, and whether a request was made.
 Done = Callable[[Outcome, bool], None]
 #: Starts a short-lived supervised task (``StageContext.spawn`` with daemon=False).
@@ -65,6 +70,9 @@ class EndpointQueue:
         self.target = target
         self.jobs: deque[Job] = deque()
         self.running = 0
+        self.started: dict[int, float] = {}  # requests out: a number -> when it started
+        self.mean_seconds = 0.0  # moving mean of request times (none yet)
+        self._numbers = 0
         self.breaker = Breaker(
             threshold=cfg.failure_threshold,
             open_for=float(cfg.circuit_open),
@@ -77,10 +85,30 @@ class EndpointQueue:
         """Nothing queued or in flight, and the circuit closed: the queue may be dropped."""
         return not self.jobs and not self.running and self.breaker.state(time.time()) == CLOSED
 
+    def wait_estimate(self, now: float) -> float:
+        """Seconds the queued jobs would wait: each round of requests takes the mean request
+        time, or the age of the oldest request still out when that passed a second (a
+        hanging receiver has no mean yet; below a second the age says more about this
+        process, busy admitting a fetch, than about the receiver)."""
+        cfg = self.dispatcher.cfg
+        per_request = self.mean_seconds
+        if self.started:
+            oldest = now - min(self.started.values())
+            if oldest > SLOW_REQUEST:
+                per_request = max(per_request, oldest)
+        rounds = len(self.jobs) / (cfg.concurrency * max(1, self.target.endpoint.batch))
+        return rounds * per_request
+
     def submit(self, job: Job) -> None:
-        """Queue ``job``, or end it at once when the queue is full."""
-        if len(self.jobs) >= self.dispatcher.cfg.max_queued:
-            self.dispatcher.skip(job, "queue_full")
+        """Queue ``job``, or end it at once when the queue is full: ``max_queued`` jobs that
+        would wait longer than ``max_queue_wait`` (a fast receiver takes a burst at once; a
+        slow or hanging one never holds more than that)."""
+        dispatcher = self.dispatcher
+        cfg = dispatcher.cfg
+        if len(self.jobs) >= cfg.max_queued and self.wait_estimate(time.time()) > float(
+            cfg.max_queue_wait
+        ):
+            dispatcher.skip(job, "queue_full")
             return
         self.jobs.append(job)
         self.kick()
@@ -103,12 +131,18 @@ class EndpointQueue:
 
     async def _request(self, batch: list[Job]) -> None:
         dispatcher = self.dispatcher
+        self._numbers += 1
+        number = self._numbers
+        self.started[number] = time.time()
         try:
             async with dispatcher.activity():
                 outcome = await dispatcher.send(self.target, [job.item for job in batch])
         finally:
             self.running -= 1
+            began = self.started.pop(number)
         now = time.time()
+        # Exponential moving mean over about the last ten requests.
+        self.mean_seconds += (now - began - self.mean_seconds) * 0.1
         if outcome.ok:
             self.breaker.succeeded()
         else:
@@ -145,6 +179,7 @@ class Dispatcher:
         self.clock = clock
         self.queues: dict[tuple[str, str], EndpointQueue] = {}
         self.draining = False
+        self.pending = 0  # jobs submitted and not ended, every endpoint
         self._requests: set[asyncio.Task[None]] = set()
 
     def started(self, task: asyncio.Task[None]) -> None:
@@ -155,6 +190,7 @@ class Dispatcher:
     def submit(self, target: Target, item: Item, done: Done) -> None:
         """Send ``item`` to ``target`` through its queue; ``done`` is called exactly once."""
         job = Job(item, done)
+        self.pending += 1
         self.metrics.in_flight.inc()
         if self.draining:
             self.skip(job, "shed")
@@ -168,12 +204,14 @@ class Dispatcher:
     def skip(self, job: Job, reason: str) -> None:
         """End ``job`` without a request."""
         self.metrics.deferred.labels(reason).inc()
+        self.pending -= 1
         self.metrics.in_flight.dec()
         job.done(Outcome(reason, 0, reason.replace("_", " ")), False)
 
     def ended(self, job: Job, outcome: Outcome) -> None:
         """End ``job`` with its request's outcome."""
         self.metrics.deliveries.labels(outcome.result).inc()
+        self.pending -= 1
         self.metrics.in_flight.dec()
         if outcome.ok:
             self.metrics.latency.observe(max(0.0, self.clock() - job.item.event_at))
