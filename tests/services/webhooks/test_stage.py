@@ -28,7 +28,7 @@ from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, EmbeddedConfig, KafkaConfig, load_config
 from shared.sealing import load_keyring
 from shared.wire.eventjson import event_id
-from shared.wire.records import Event, EventKind
+from shared.wire.records import Event, EventKind, Tenant, TenantState
 from shared.wire.topics import EVENTS, TENANTS
 from testing.pki import Pki, make_pki
 from testing.stage import stage_context
@@ -226,3 +226,47 @@ async def test_events_of_tenants_without_endpoints_are_committed(
     finally:
         await running.stop()
     assert GROUP == "postline-webhooks"
+
+
+async def test_an_endpoint_failing_for_long_is_paused_and_resumes_with_every_event(
+    bus: Bus, tmp_path: Path, pki: Pki
+) -> None:
+    config = write_config(tmp_path, pki)
+    config.core.webhooks.update(pause_after_failures=3, pause_after="0s", paused_hold="2s")
+    async with Receiver(pki) as receiver:
+        await endpoint(bus, config, "down", receiver.url("down"))
+        down = receiver.behaviour("down")
+        down.fail_next = 1_000_000  # down until the operator fixes it
+        running = await start(bus, config)
+        try:
+            ids = await publish(bus, "down", 5)
+
+            async def paused() -> Tenant:
+                while True:
+                    tenant = running.stage.tenants.get("down")
+                    assert tenant is not None
+                    if tenant.webhooks[0].status.state is TenantState.PAUSED:
+                        return tenant
+                    await asyncio.sleep(0.1)
+
+            tenant = await asyncio.wait_for(paused(), DEADLINE)
+            assert tenant.webhooks[0].status.by == "webhooks"
+            down.fail_next = 0  # fixed; the operator resumes it
+            await admin.set_state(
+                bus, tenant, tenant.webhooks[0].id, TenantState.ACTIVE, by="test", why="fixed"
+            )
+            await receiver.wait_for(lambda: set(ids) <= set(down.accepted), DEADLINE)
+        finally:
+            await running.stop()
+    kinds = [
+        (e.classification, e.by)
+        async for e in _events(bus)
+        if e.kind is EventKind.WEBHOOK and e.tenant == "down"
+    ]
+    assert kinds == [("paused", "webhooks"), ("resumed", "test")]
+
+
+async def _events(bus: Bus) -> AsyncIterator[Event]:
+    async for message in bus.read_to_end(EVENTS.name):
+        if message.value is not None:
+            yield EVENTS.decode(message.value)
