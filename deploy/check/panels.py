@@ -590,7 +590,7 @@ def webhooks_panels() -> list[Panel]:
                     'sum(kafka_consumergroup_lag{consumergroup="postline-webhooks-retry"})',
                     "waiting in the tiers (consumer lag)",
                 ),
-                (f"sum(postline_webhooks_retry_held{{{NS}}})", "fetched, not yet released"),
+                (f"sum(postline_webhooks_retry_held{{{NS}}})", "due, being sent"),
                 (f"sum(postline_webhooks_in_flight{{{NS}}})", "queued or being POSTed"),
             ],
             description="Events waiting in postline.webhooks.retry.<tier> for their next "

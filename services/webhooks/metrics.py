@@ -66,8 +66,9 @@ class WebhooksMetrics:
         )
         self.held = Gauge(
             "postline_webhooks_retry_held",
-            "Retry records this replica has fetched and not yet released (due later, or in "
-            "flight): the part of the retry backlog in memory.",
+            "Retry records this replica is sending now (due, handed to the endpoint queues, "
+            "not yet acknowledged or sent back to a tier). The records still waiting for their "
+            "time are the lag of consumer group postline-webhooks-retry.",
             registry=registry,
         )
         self.in_flight = Gauge(
