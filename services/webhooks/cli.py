@@ -258,6 +258,7 @@ async def cmd_redrive(args: argparse.Namespace, config: Config) -> int:
         )
 
     async def body(bus: Bus) -> int:
+        await bus.ensure_topics([first.name])
         entries = deadletters.select(await deadletters.load(bus), Selection(since=since))
         chosen = [entry for entry in entries if wanted(entry)]
         results = await deadletters.redrive(bus, chosen, by=actor(), rewrite=rewrite)
