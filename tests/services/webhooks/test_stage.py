@@ -20,6 +20,7 @@ import pytest
 
 from services.webhooks import admin
 from services.webhooks.config import load
+from services.webhooks.replay import replay
 from services.webhooks.signing import verify
 from services.webhooks.stage import GROUP, WebhooksStage, create, policy_of
 from shared import tenant_admin
@@ -270,3 +271,27 @@ async def _events(bus: Bus) -> AsyncIterator[Event]:
     async for message in bus.read_to_end(EVENTS.name):
         if message.value is not None:
             yield EVENTS.decode(message.value)
+
+
+async def test_replay_sends_a_time_range_again_with_the_same_ids(
+    bus: Bus, tmp_path: Path, pki: Pki
+) -> None:
+    config = write_config(tmp_path, pki)
+    async with Receiver(pki) as receiver:
+        await endpoint(bus, config, "again", receiver.url("again"))
+        again = receiver.behaviour("again")
+        running = await start(bus, config)
+        try:
+            ids = await publish(bus, "again", 4)
+            await receiver.wait_for(lambda: set(ids) <= set(again.accepted), DEADLINE)
+            tenant = await tenant_admin.get(bus, "again")
+            written = await replay(
+                bus, tenant, running.stage.schedule.first, since=0.0, until=time.time() + 1
+            )
+            assert written == 4
+            await receiver.wait_for(
+                lambda: all(again.accepted.count(i) == 2 for i in ids), DEADLINE
+            )
+        finally:
+            await running.stop()
+    assert sorted(again.accepted) == sorted(ids * 2)
