@@ -258,8 +258,9 @@ def decoded(entry: DeadEntry) -> tuple[Record | None, str]:
 
 
 #: Turns a dead letter's decoded record into what a redrive publishes (a stage whose
-#: records carry an age resets it, so the record is not dead again at once).
-Rewrite = Callable[[DeadLetter, Record], OutRecord]
+#: records carry an age resets it, so the record is not dead again at once; its own audit
+#: event may go with it).
+Rewrite = Callable[[DeadLetter, Record], Sequence[OutRecord]]
 
 
 async def redrive(
@@ -267,8 +268,9 @@ async def redrive(
 ) -> list[Result]:
     """Put each entry's original record back on its topic, or keep it dead with the reason.
 
-    ``rewrite`` (when given) makes the published record from the dead letter and its
-    decoded record; by default the original key and value go back as they were.
+    ``rewrite`` (when given) makes the published records from the dead letter and its
+    decoded record (in the same atomic publish); by default the original key and value go
+    back as they were.
 
     Entries already redriven or purged are left alone (a second redrive would publish the
     record twice). Each entry is one atomic publish: the record, its new state and the
@@ -290,13 +292,13 @@ async def redrive(
         letter = entry.letter
         where = f"back on {letter.topic}"
         out = (
-            rewrite(letter, record)
+            list(rewrite(letter, record))
             if rewrite is not None
-            else OutRecord(letter.topic, letter.key, letter.value)
+            else [OutRecord(letter.topic, letter.key, letter.value)]
         )
         await bus.publish(
             [
-                out,
+                *out,
                 _mark(entry, State.REDRIVEN, at=at, by=by, note=where),
                 _audit(entry, "redriven", where, at=at, by=by),
             ]

@@ -243,9 +243,15 @@ async def cmd_redrive(args: argparse.Namespace, config: Config) -> int:
     first = Schedule(load(config)).first
     since = deadletters.parse_since(args.since, time.time()) if args.since else 0.0
 
-    def rewrite(_letter: DeadLetter, record: Record) -> OutRecord:
+    by = actor()
+
+    def rewrite(_letter: DeadLetter, record: Record) -> list[OutRecord]:
         assert isinstance(record, WebhookAttempt)
-        return first.out(revived(record))
+        why = f"event {record.event_id} back on {first.name}"
+        return [
+            first.out(revived(record)),
+            admin.webhook_event(record.tenant, record.endpoint, "redriven", by=by, why=why),
+        ]
 
     def wanted(entry: deadletters.DeadEntry) -> bool:
         if not entry.topic.startswith(WEBHOOK_RETRY_PREFIX):
@@ -261,7 +267,7 @@ async def cmd_redrive(args: argparse.Namespace, config: Config) -> int:
         await bus.ensure_topics([first.name])
         entries = deadletters.select(await deadletters.load(bus), Selection(since=since))
         chosen = [entry for entry in entries if wanted(entry)]
-        results = await deadletters.redrive(bus, chosen, by=actor(), rewrite=rewrite)
+        results = await deadletters.redrive(bus, chosen, by=by, rewrite=rewrite)
         done = sum(1 for r in results if r.done)
         for result in results:
             if not result.done:

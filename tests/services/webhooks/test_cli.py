@@ -122,7 +122,7 @@ def test_a_private_address_is_refused_without_the_switch(tmp_path: Path) -> None
         run(config, "add", "acme", "https://169.254.169.254/latest/meta-data")
 
 
-def test_replay_and_redrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = _config(tmp_path, make_pki(tmp_path / "pki").ca)
     asyncio.run(_tenant(config, "acme"))
     assert run(config, "add", "acme", "https://127.0.0.1:1/hook") == 0
@@ -159,6 +159,25 @@ def test_replay_and_redrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert replayed.event_id == event_id(EVENTS.encode(recent))
     assert replayed.endpoint == endpoint[1] and replayed.not_before == 0
 
+
+def test_redrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, make_pki(tmp_path / "pki").ca)
+    asyncio.run(_tenant(config, "acme"))
+    assert run(config, "add", "acme", "https://127.0.0.1:1/hook") == 0
+    endpoint = re.search(r"(wh_[0-9a-f]{12})", capsys.readouterr().out)
+    assert endpoint
+    now = time.time()
+    first = webhook_retry_topic("1s")
+
+    async def tier() -> list[WebhookAttempt]:
+        b = bus(config)
+        await b.start()
+        try:
+            await b.ensure_topics([first.name])
+            return [first.decode(m.value) async for m in b.read_to_end(first.name) if m.value]
+        finally:
+            await b.close()
+
     # A delivery given up after max_age, as the stage dead-letters it; redrive resets it.
     aged = WebhookAttempt(
         tenant="acme",
@@ -194,5 +213,20 @@ def test_replay_and_redrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     redriven = asyncio.run(tier())[-1]
     assert redriven.event_id == "evt_x"
     assert (redriven.attempt, redriven.first_at, redriven.not_before) == (0, 0.0, 0.0)
+    redriven_events = [
+        e
+        for e in asyncio.run(_all_events(config))
+        if e.kind is EventKind.WEBHOOK and e.classification == "redriven"
+    ]
+    assert [e.detail.split(":")[0] for e in redriven_events] == [endpoint[1]]
     assert run(config, "redrive") == 0  # nothing left: already redriven
     assert "0 webhook deliveries redriven" in capsys.readouterr().out
+
+
+async def _all_events(config: Config) -> list[Event]:
+    b = bus(config)
+    await b.start()
+    try:
+        return [EVENTS.decode(m.value) async for m in b.read_to_end(EVENTS.name) if m.value]
+    finally:
+        await b.close()
