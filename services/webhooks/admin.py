@@ -1,4 +1,4 @@
-"""Changing tenants' webhook endpoints: add, remove, pause, resume.
+"""Changing tenants' webhook endpoints: add, change, remove, pause, resume.
 
 Endpoints live on the tenant record (``Tenant.webhooks`` on ``postline.tenants``), so every
 change is a tenant change with its ``tenant_changed`` audit event
@@ -125,6 +125,42 @@ async def add(
     after = msgspec.structs.replace(tenant, webhooks=(*tenant.webhooks, endpoint))
     await _publish(bus, tenant, after, by=by, detail=f"webhook add {endpoint_id}", extra=[])
     return endpoint, secret
+
+
+async def change(
+    bus: Bus,
+    tenant_id: str,
+    endpoint_id: str,
+    *,
+    policy: Policy,
+    by: str,
+    url: str | None = None,
+    kinds: list[str] | None = None,
+    batch: int | None = None,
+    description: str | None = None,
+) -> WebhookEndpoint:
+    """Change an endpoint's URL, kinds (``[]``: every tenant kind), batch or description;
+    its id and secret stay. Returns it as it is now."""
+    tenant = await tenant_admin.get(bus, tenant_id)
+    endpoint = find(tenant, endpoint_id)
+    fields: dict[str, object] = {}
+    if url is not None:
+        check_url(url, policy)
+        fields["url"] = url
+    if kinds is not None:
+        fields["kinds"] = check_kinds(kinds)
+    if batch is not None:
+        if not 1 <= batch <= MAX_BATCH:
+            raise WebhookInvalid(f"batch must be between 1 and {MAX_BATCH}, got {batch}")
+        fields["batch"] = batch
+    if description is not None:
+        fields["description"] = description
+    changed = msgspec.structs.replace(endpoint, **fields)
+    after = msgspec.structs.replace(
+        tenant, webhooks=tuple(changed if e.id == endpoint_id else e for e in tenant.webhooks)
+    )
+    await _publish(bus, tenant, after, by=by, detail=f"webhook set {endpoint_id}", extra=[])
+    return changed
 
 
 async def remove(bus: Bus, tenant_id: str, endpoint_id: str, *, by: str) -> None:

@@ -1,6 +1,7 @@
 """``postline webhooks``: tenants' webhook endpoints for operators.
 
-``add`` (prints the signing secret once), ``list``, ``remove``, ``pause``, ``resume``,
+``add`` (prints the signing secret once), ``set`` (URL, kinds, batch, description; the
+secret stays), ``list``, ``remove``, ``pause``, ``resume``,
 ``test`` (one signed test request, now, with its result), ``replay`` (a time range of events
 again, through the retry tiers: ``replay.py``) and ``redrive`` (dead-lettered webhook
 deliveries back on the first tier with their age reset: ``shared.deadletters``). Changes
@@ -48,6 +49,18 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("--batch", type=int, default=1, help="up to this many events per request")
     add.add_argument("--description", default="")
     add.set_defaults(handler=cmd_add)
+
+    change = sub.add_parser("set", help="change an endpoint's URL, kinds, batch or description")
+    change.add_argument("tenant")
+    change.add_argument("endpoint", help="its id (wh_...)")
+    change.add_argument("--url", default=None)
+    change.add_argument(
+        "--kind", action="append", default=None, metavar="KIND", help="replaces the kinds"
+    )
+    change.add_argument("--all-kinds", action="store_true", help="every tenant kind again")
+    change.add_argument("--batch", type=int, default=None)
+    change.add_argument("--description", default=None)
+    change.set_defaults(handler=cmd_set)
 
     listing = sub.add_parser("list", help="endpoints of one tenant or of all")
     listing.add_argument("tenant", nargs="?", default="")
@@ -109,6 +122,31 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
         )
         print(f"endpoint {endpoint.id} added for tenant {args.tenant}: {endpoint.url}")
         print(f"signing secret (shown once, keep it): {secret}")
+        return 0
+
+    return await with_bus(config, body)
+
+
+async def cmd_set(args: argparse.Namespace, config: Config) -> int:
+    """``webhooks set TENANT ENDPOINT [--url U] [--kind K ...|--all-kinds] [--batch N]``."""
+    from services.webhooks.stage import policy_of  # noqa: PLC0415
+
+    cfg = load(config)
+    kinds = [] if args.all_kinds else args.kind
+
+    async def body(bus: Bus) -> int:
+        endpoint = await admin.change(
+            bus,
+            args.tenant,
+            args.endpoint,
+            policy=policy_of(cfg),
+            by=actor(),
+            url=args.url,
+            kinds=kinds,
+            batch=args.batch,
+            description=args.description,
+        )
+        print_json(endpoint_dict(args.tenant, endpoint))
         return 0
 
     return await with_bus(config, body)

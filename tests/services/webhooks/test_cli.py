@@ -95,6 +95,12 @@ def test_add_list_test_pause_resume(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert endpoint in listing and "kinds=bounced" in listing and "active" in listing
     assert secret not in listing and secret.removeprefix("whsec_") not in listing
 
+    assert run(config, "set", "acme", endpoint, "--batch", "10", "--all-kinds") == 0
+    assert run(config, "list", "acme") == 0
+    assert "batch=10\tkinds=all" in capsys.readouterr().out
+    with pytest.raises(WebhookRefused):
+        run(config, "set", "acme", endpoint, "--url", "http://example.com/hook")
+
     assert run(config, "pause", "acme", endpoint, "--why", "maintenance") == 0
     assert run(config, "list", "acme") == 0
     assert "paused (maintenance)" in capsys.readouterr().out
