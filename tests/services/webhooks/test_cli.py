@@ -1,7 +1,8 @@
-"""``postline webhooks`` on the embedded bus, as an operator runs it: add (the secret once,
-sealed on the record), list, test (a signed request to a real HTTPS receiver), pause and
-resume (with their webhook events), replay (the same event ids onto the first tier), redrive
-(a dead-lettered delivery back with its age reset), and private URLs refused."""
+"""``postline webhooks`` on both buses (Kafka and the embedded one), as an operator runs it:
+add (the secret once, sealed on the record), set, list, test (a signed request to a real
+HTTPS receiver), pause and resume (with their webhook events), replay (the same event ids
+onto the first tier), redrive (a dead-lettered delivery back with its age reset), and
+private URLs refused."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from services.webhooks.main import STAGE
 from services.webhooks.retry import RETRY_GROUP
 from services.webhooks.signing import verify
 from shared import tenant_admin
-from shared.bus.embedded import EmbeddedBus
+from shared.bus.base import Bus
 from shared.cli.parser import build_parser
-from shared.config import Config, EmbeddedConfig, load_config
+from shared.cli.tenant import client_bus
+from shared.config import Config, load_config
 from shared.errors import WebhookRefused
 from shared.wire.eventjson import event_id
 from shared.wire.records import DeadLetter, Event, EventKind, WebhookAttempt
@@ -28,13 +30,24 @@ from testing.pki import make_pki
 from testing.webhooks import Receiver
 
 
-def _config(tmp_path: Path, ca: Path) -> Config:
+@pytest.fixture(params=[pytest.param("kafka", marks=pytest.mark.kafka), "embedded"])
+def bus_section(request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str) -> str:
+    """The config's bus: the test broker under the test's own prefix, or a SQLite file."""
+    if request.param == "kafka":
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        return (
+            f'[bus]\nkind = "kafka"\n[kafka]\nbootstrap = "{bootstrap}"\n'
+            f'topic_prefix = "{topic_prefix}"\n'
+        )
+    return f'[embedded]\npath = "{tmp_path / "bus.db"}"\n'
+
+
+def _config(tmp_path: Path, ca: Path, bus_section: str) -> Config:
     (tmp_path / "kek.key").write_text("22" * 32)
     path = tmp_path / "postline.toml"
     path.write_text(
-        f"""
-[embedded]
-path = "{tmp_path / "bus.db"}"
+        bus_section
+        + f"""
 [secrets]
 kek_file = "{tmp_path / "kek.key"}"
 [webhooks]
@@ -52,8 +65,8 @@ def run(config: Config, *argv: str) -> int:
     return int(asyncio.run(args.handler(args, config)))
 
 
-def bus(config: Config) -> EmbeddedBus:
-    return EmbeddedBus(EmbeddedConfig(path=config.core.embedded.path))
+def bus(config: Config) -> Bus:
+    return client_bus(config)
 
 
 async def _tenant(config: Config, tenant: str) -> None:
@@ -66,9 +79,11 @@ async def _tenant(config: Config, tenant: str) -> None:
         await b.close()
 
 
-def test_add_list_test_pause_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_add_list_test_pause_resume(
+    tmp_path: Path, bus_section: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     pki = make_pki(tmp_path / "pki")
-    config = _config(tmp_path, pki.ca)
+    config = _config(tmp_path, pki.ca, bus_section)
     asyncio.run(_tenant(config, "acme"))
 
     async def with_receiver() -> tuple[str, str, Receiver]:
@@ -118,8 +133,8 @@ def test_add_list_test_pause_resume(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert states == ["paused", "resumed"]
 
 
-def test_a_private_address_is_refused_without_the_switch(tmp_path: Path) -> None:
-    config = _config(tmp_path, make_pki(tmp_path / "pki").ca)
+def test_a_private_address_is_refused_without_the_switch(tmp_path: Path, bus_section: str) -> None:
+    config = _config(tmp_path, make_pki(tmp_path / "pki").ca, bus_section)
     config.core.webhooks.pop("allow_private_networks", None)
     asyncio.run(_tenant(config, "acme"))
     with pytest.raises(WebhookRefused):
@@ -128,8 +143,8 @@ def test_a_private_address_is_refused_without_the_switch(tmp_path: Path) -> None
         run(config, "add", "acme", "https://169.254.169.254/latest/meta-data")
 
 
-def test_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = _config(tmp_path, make_pki(tmp_path / "pki").ca)
+def test_replay(tmp_path: Path, bus_section: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, make_pki(tmp_path / "pki").ca, bus_section)
     asyncio.run(_tenant(config, "acme"))
     assert run(config, "add", "acme", "https://127.0.0.1:1/hook") == 0
     endpoint = re.search(r"(wh_[0-9a-f]{12})", capsys.readouterr().out)
@@ -166,8 +181,8 @@ def test_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert replayed.endpoint == endpoint[1] and replayed.not_before == 0
 
 
-def test_redrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = _config(tmp_path, make_pki(tmp_path / "pki").ca)
+def test_redrive(tmp_path: Path, bus_section: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, make_pki(tmp_path / "pki").ca, bus_section)
     asyncio.run(_tenant(config, "acme"))
     assert run(config, "add", "acme", "https://127.0.0.1:1/hook") == 0
     endpoint = re.search(r"(wh_[0-9a-f]{12})", capsys.readouterr().out)
@@ -199,6 +214,7 @@ def test_redrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         b = bus(config)
         await b.start()
         try:
+            await b.ensure_topics([DEAD.name])
             letter = DeadLetter(
                 topic=webhook_retry_topic("3s").name,
                 partition=0,
