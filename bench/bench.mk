@@ -12,11 +12,13 @@
 #   make bench-memory     peak RSS under large and hostile input (embedded bus, no broker)
 #   make bench-limits     what one limit check costs, on Redis and in process
 #   make bench-rspamd     rspamd's CPU per scanned message and messages/s (local rspamd)
+#   make bench-webhooks   events/s one webhooks process acknowledges to an HTTPS receiver,
+#                         and the event-to-acknowledgement p50/p99 (Kafka)
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
 .PHONY: bench bench-compare bench-lanes bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
-        bench-corpus bench-memory bench-limits bench-rspamd
+        bench-corpus bench-memory bench-limits bench-rspamd bench-webhooks
 
 bench: venv
 	$(KAFKA) up
@@ -76,6 +78,13 @@ bench-memory: venv
 
 # Checks/s and p50/p99 of one limit check (shared/limits) on the local Redis and in process;
 # Redis is started and stopped like Kafka above. Figures in bench/results/limits.json.
+# One webhooks stage, N events for a few tenants on postline.events, a local aiohttp HTTPS
+# receiver: events/s acknowledged and p50/p99 event-to-ack. bench/results/webhooks.json.
+bench-webhooks: venv
+	$(KAFKA) up
+	status=0; $(BIN)/python bench/bench_webhooks.py --kafka $(POSTLINE_TEST_KAFKA) $(BENCH_ARGS) \
+	    || status=$$?; $(KAFKA) down; exit $$status
+
 bench-limits: venv
 	$(REDIS) up
 	status=0; $(BIN)/python bench/bench_limits.py --redis $(POSTLINE_TEST_REDIS) $(BENCH_ARGS) \

@@ -275,6 +275,7 @@ class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     deliverer: dict[str, Any] = {}
     bouncer: dict[str, Any] = {}
     reputation: dict[str, Any] = {}
+    webhooks: dict[str, Any] = {}
 
 
 class Config:

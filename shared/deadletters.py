@@ -32,7 +32,7 @@ does not parse command lines or HTTP (``shared.cli.dead``, the bouncer's ``dead_
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,10 +47,12 @@ from shared.wire.topics import (
     DEAD,
     DEAD_STATE,
     EVENTS,
+    WEBHOOK_RETRY_PREFIX,
     OutRecord,
     Topic,
     all_topics,
     retry_topic,
+    webhook_retry_topic,
 )
 
 #: The audit events' key: every dead-letter action in order on one partition.
@@ -233,6 +235,8 @@ def topic_of(name: str) -> Topic[Any] | None:
             return topic
     if name.startswith("postline.retry."):
         return retry_topic(name.removeprefix("postline.retry."))
+    if name.startswith(WEBHOOK_RETRY_PREFIX):
+        return webhook_retry_topic(name.removeprefix(WEBHOOK_RETRY_PREFIX))
     return None
 
 
@@ -253,8 +257,20 @@ def decoded(entry: DeadEntry) -> tuple[Record | None, str]:
     return record, ""
 
 
-async def redrive(bus: Bus, entries: Sequence[DeadEntry], *, by: str) -> list[Result]:
+#: Turns a dead letter's decoded record into what a redrive publishes (a stage whose
+#: records carry an age resets it, so the record is not dead again at once; its own audit
+#: event may go with it).
+Rewrite = Callable[[DeadLetter, Record], Sequence[OutRecord]]
+
+
+async def redrive(
+    bus: Bus, entries: Sequence[DeadEntry], *, by: str, rewrite: Rewrite | None = None
+) -> list[Result]:
     """Put each entry's original record back on its topic, or keep it dead with the reason.
+
+    ``rewrite`` (when given) makes the published records from the dead letter and its
+    decoded record (in the same atomic publish); by default the original key and value go
+    back as they were.
 
     Entries already redriven or purged are left alone (a second redrive would publish the
     record twice). Each entry is one atomic publish: the record, its new state and the
@@ -275,9 +291,14 @@ async def redrive(bus: Bus, entries: Sequence[DeadEntry], *, by: str) -> list[Re
             continue
         letter = entry.letter
         where = f"back on {letter.topic}"
+        out = (
+            list(rewrite(letter, record))
+            if rewrite is not None
+            else [OutRecord(letter.topic, letter.key, letter.value)]
+        )
         await bus.publish(
             [
-                OutRecord(letter.topic, letter.key, letter.value),
+                *out,
                 _mark(entry, State.REDRIVEN, at=at, by=by, note=where),
                 _audit(entry, "redriven", where, at=at, by=by),
             ]

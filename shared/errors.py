@@ -28,6 +28,10 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     │   └── TenantConflict     the change collides with what exists (id taken, a credential
     │       │                  name or domain owned by another tenant)
     │       └── TenantChangedMeanwhile  another admin changed the tenant first: retry
+    ├── WebhookError           a webhook command (postline webhooks) cannot be done
+    │   ├── WebhookInvalid     a malformed URL, event kind or batch size
+    │   ├── WebhookNotFound    no such endpoint
+    │   └── WebhookRefused     a URL or address the SSRF rules refuse (private, plain http)
     ├── LimiterUnavailable     the shared limiter (Redis) did not answer; fail-closed answers 451
     ├── BusError               the bus could not do what was asked
     │   ├── BusUnavailable     the bus is unreachable or did not answer within the deadline
@@ -175,6 +179,24 @@ class QuarantineInvalid(QuarantineError):
 class QuarantineNotFound(QuarantineError):
     """No message in the quarantine has that id or prefix: already released or deleted, or
     never quarantined (HTTP 404)."""
+
+
+class WebhookError(PostlineError):
+    """A webhook endpoint operation (``postline webhooks``) cannot be done as asked."""
+
+
+class WebhookInvalid(WebhookError):
+    """A malformed URL, event kind or batch size."""
+
+
+class WebhookNotFound(WebhookError):
+    """No endpoint with that id (for that tenant)."""
+
+
+class WebhookRefused(WebhookError):
+    """A URL or resolved address the webhooks' SSRF rules refuse: plain http outside
+    loopback development, or a loopback, private, link-local, CGNAT, multicast or reserved
+    address that the config does not allow."""
 
 
 class LimiterUnavailable(PostlineError):

@@ -40,11 +40,18 @@ NONCE_BYTES = 12  # SP 800-38D 8.2.2: 96-bit random nonces
 KEK_BYTES = 32  # AES-256
 _TAG_BYTES = 16
 _AAD_LABEL = b"postline-dkim-v1"
+_WEBHOOK_AAD_LABEL = b"postline-webhook-v1"
 
 
 def associated_data(tenant: str, domain: str, selector: str) -> bytes:
     """What a sealed key is bound to (NUL-separated: none of the three can hold a NUL)."""
     return b"\0".join([_AAD_LABEL, tenant.encode(), domain.lower().encode(), selector.encode()])
+
+
+def webhook_associated_data(tenant: str, endpoint: str) -> bytes:
+    """What a sealed webhook signing secret is bound to: its tenant and endpoint id (a
+    label of its own, so a sealed DKIM key can never open as a webhook secret)."""
+    return b"\0".join([_WEBHOOK_AAD_LABEL, tenant.encode(), endpoint.encode()])
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,8 @@ class FaultyBus:
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         return await self.inner.read_table(topic)
 
-    async def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
-        async for message in self.inner.read_to_end(topic):
+    async def read_to_end(self, topic: str, since: float = 0.0) -> AsyncIterator[BusMessage]:
+        async for message in self.inner.read_to_end(topic, since):
             yield message
 
     async def read_at(self, partition: TopicPartition, offset: int) -> BusMessage | None:

@@ -41,8 +41,8 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_there_are_five_stages() -> None:
-    assert STAGES == ["bouncer", "deliverer", "ingest", "reputation", "signer"]
+def test_there_are_six_stages() -> None:
+    assert STAGES == ["bouncer", "deliverer", "ingest", "reputation", "signer", "webhooks"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

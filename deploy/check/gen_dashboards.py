@@ -27,6 +27,7 @@ from panels import (
     reputation_panels,
     signer_panels,
     tenant_panels,
+    webhooks_panels,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,7 +211,7 @@ def stages_dashboard() -> dict[str, Any]:
         "postline-stages",
         "Postline / Stages",
         "Every metric of every stage: runtime, ingest, limits, signer, deliverer, bouncer, "
-        "reputation.",
+        "reputation, webhooks.",
         core_panels()
         + ingest_panels()
         + limits_panels()
@@ -218,6 +219,7 @@ def stages_dashboard() -> dict[str, Any]:
         + deliverer_panels()
         + bouncer_panels()
         + reputation_panels()
+        + webhooks_panels()
         + tenant_panels(),
     )
     board["templating"]["list"].append(
@@ -225,7 +227,7 @@ def stages_dashboard() -> dict[str, Any]:
             "name": "stage",
             "label": "Stage",
             "type": "custom",
-            "query": "ingest,signer,deliverer,bouncer,reputation",
+            "query": "ingest,signer,deliverer,bouncer,reputation,webhooks",
             "includeAll": True,
             "multi": True,
             "current": {},

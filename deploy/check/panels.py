@@ -592,3 +592,58 @@ def reputation_panels() -> list[Panel]:
             "baseline, until released (postline credential list / release).",
         ),
     ]
+
+
+def webhooks_panels() -> list[Panel]:
+    """The webhooks stage's metrics: deliveries, latency, retry backlog, paused endpoints."""
+    return [
+        row("Webhooks"),
+        panel(
+            "Webhook deliveries by result",
+            "ops",
+            [(rate("postline_webhooks_deliveries_total", by="result"), "{{result}}")],
+            description="Events POSTed per second by result; anything but ok goes to a retry "
+            "tier. refused (SSRF rules) and secret (KEK) are configuration problems.",
+        ),
+        panel(
+            "Event to acknowledgement",
+            "s",
+            quantiles("postline_webhooks_ack_latency_seconds"),
+            description="From the event to the receiver's 2xx, retries included.",
+        ),
+        panel("Request time", "s", quantiles("postline_webhooks_request_seconds")),
+        panel(
+            "Sent to the retry tiers",
+            "ops",
+            [
+                (rate("postline_webhooks_retries_total", by="tier"), "tier {{tier}}"),
+                (rate("postline_webhooks_deferred_total", by="reason"), "no request: {{reason}}"),
+                (rate("postline_webhooks_dead_total"), "dead letters"),
+            ],
+        ),
+        panel(
+            "Retry backlog",
+            "short",
+            [
+                (
+                    'sum(kafka_consumergroup_lag{consumergroup="postline-webhooks-retry"})',
+                    "waiting in the tiers (consumer lag)",
+                ),
+                (f"sum(postline_webhooks_retry_held{{{NS}}})", "due, being sent"),
+                (f"sum(postline_webhooks_in_flight{{{NS}}})", "queued or being POSTed"),
+            ],
+            description="Events waiting in postline.webhooks.retry.<tier> for their next "
+            "attempt; a backlog that keeps growing means receivers fail for good.",
+        ),
+        panel(
+            "Paused endpoints and open circuits",
+            "short",
+            [
+                (f"max(postline_webhooks_endpoints_paused{{{NS}}})", "paused endpoints"),
+                (f"sum(postline_webhooks_circuits_open{{{NS}}})", "open circuits"),
+                (f"sum(increase(postline_webhooks_pauses_total{{{NS}}}[1h]))", "paused (1h)"),
+            ],
+            description="A paused endpoint gets nothing until postline webhooks resume; "
+            "postline webhooks list shows which and why.",
+        ),
+    ]

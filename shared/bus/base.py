@@ -132,10 +132,12 @@ class Bus(Protocol):
     async def read_table(self, topic: str) -> dict[bytes, bytes]:
         """The current state of a compacted topic: last value per key, tombstones removed."""
 
-    def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
+    def read_to_end(self, topic: str, since: float = 0.0) -> AsyncIterator[BusMessage]:
         """Every committed record of ``topic`` as of the call (its end then), in offset order
-        per partition; then the iteration ends. For logs read whole by people's tools (the
-        dead letters), not for stages."""
+        per partition; then the iteration ends. With ``since`` (epoch seconds), each partition
+        starts at its first record whose bus timestamp is at or after it (Kafka's offsets for
+        times): a time range without reading the older part. For logs read by people's
+        tools (the dead letters, a webhook replay), not for stages."""
 
     async def partition_of(self, topic: str, key: bytes) -> int:
         """The partition of ``topic`` a record keyed ``key`` is published to (the deliverer

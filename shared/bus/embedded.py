@@ -155,13 +155,19 @@ class EmbeddedBus:
         self.check_running()
         return await self._read(lambda store: store.table(topic))
 
-    async def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
-        """Every committed record of ``topic`` as of the call, partition after partition in
-        offset order; then the iteration ends."""
+    async def read_to_end(self, topic: str, since: float = 0.0) -> AsyncIterator[BusMessage]:
+        """Every committed record of ``topic`` as of the call (from ``since``: see ``Bus``),
+        partition after partition in offset order; then the iteration ends."""
         self.check_running()
         count = (await self.ensure_partitions([topic]))[topic]
         ends = await self._read(lambda store: store.end_offsets(topic))
-        positions = {TopicPartition(topic, p): 0 for p in range(count) if ends.get(p, 0) > 0}
+        starts = await self._read(lambda store: store.offsets_since(topic, since)) if since else {}
+        positions = {
+            TopicPartition(topic, p): starts.get(p, 0 if not since else ends.get(p, 0))
+            for p in range(count)
+            if ends.get(p, 0) > 0
+        }
+        positions = {tp: at for tp, at in positions.items() if at < ends[tp.partition]}
         while positions:
             batch = await self.read_from(positions, 500)
             if not batch:

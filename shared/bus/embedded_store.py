@@ -265,6 +265,15 @@ class StoreReader:
             result[tp] = 0 if row is None else int(row[0])
         return result
 
+    def offsets_since(self, topic: str, since: float) -> dict[int, int]:
+        """Per partition, the first offset whose timestamp is at or after ``since`` (a
+        partition with none is left out)."""
+        rows = self._conn.execute(
+            "SELECT part, MIN(pos) FROM records WHERE topic = ? AND ts >= ? GROUP BY part",
+            (topic, since),
+        )
+        return {int(part): int(pos) for part, pos in rows}
+
     def end_offsets(self, topic: str) -> dict[int, int]:
         """The next offset to be written per partition that has records."""
         rows = self._conn.execute("SELECT part, next_pos FROM partitions WHERE topic = ?", (topic,))

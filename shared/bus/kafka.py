@@ -128,14 +128,15 @@ class KafkaBus:
             _apply(table, record)
         return table
 
-    async def read_to_end(self, topic: str) -> AsyncIterator[BusMessage]:
+    async def read_to_end(self, topic: str, since: float = 0.0) -> AsyncIterator[BusMessage]:
         """Every committed record of ``topic`` as of the call (as ``read_table`` reads it),
-        in offset order per partition; then the iteration ends."""
-        async for record in self._to_end(topic, f"read {topic}"):
+        from ``since`` (see ``Bus``), in offset order per partition; then the iteration ends."""
+        async for record in self._to_end(topic, f"read {topic}", since):
             yield to_message(self._names, record)
 
-    async def _to_end(self, topic: str, doing: str) -> AsyncIterator[Any]:
-        """The records of ``topic`` up to its high watermark at the call (see read_table)."""
+    async def _to_end(self, topic: str, doing: str, since: float = 0.0) -> AsyncIterator[Any]:
+        """The records of ``topic`` up to its high watermark at the call (see read_table),
+        each partition from its first record at or after ``since`` when given."""
         consumer = await self._reader(topic, "earliest")
         try:
             tps = list(consumer.assignment())
@@ -144,6 +145,15 @@ class KafkaBus:
             loop = asyncio.get_running_loop()
             give_up: float | None = None
             pending = {tp for tp in tps if high[tp] > 0}
+            if since and pending:
+                # ListOffsets by timestamp (KIP-79): None where no record is that recent.
+                found = await consumer.offsets_for_times({tp: int(since * 1000) for tp in pending})
+                for tp in list(pending):
+                    start = found.get(tp)
+                    if start is None:
+                        pending.discard(tp)
+                    else:
+                        consumer.seek(tp, start.offset)
             while pending and (give_up is None or loop.time() < give_up):
                 batches = await consumer.getmany(*pending, timeout_ms=200)
                 for records in batches.values():

@@ -27,7 +27,14 @@ from shared.cli.parser import build_parser as _build_parser
 from shared.cli.run import RunError
 from shared.cli.run import cmd_run as run_command
 from shared.config import Config, load_config
-from shared.errors import BusError, BusUnavailable, ConfigError, QueueError, TenantError
+from shared.errors import (
+    BusError,
+    BusUnavailable,
+    ConfigError,
+    QueueError,
+    TenantError,
+    WebhookError,
+)
 from shared.runtime.stage import StageSpec
 
 __all__ = ["CliError", "build_parser", "discover_stages", "main"]
@@ -57,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except TenantError as exc:  # unknown tenant or key, duplicate, malformed limit: exit 1
         return _fail(str(exc), EXIT_CONFIG)
     except QueueError as exc:  # unknown message id or domain, malformed target: exit 1
+        return _fail(str(exc), EXIT_CONFIG)
+    except WebhookError as exc:  # unknown endpoint, malformed or refused URL: exit 1
         return _fail(str(exc), EXIT_CONFIG)
     except BusUnavailable as exc:
         return _fail(f"bus unavailable: {exc}", EXIT_UNAVAILABLE)

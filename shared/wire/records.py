@@ -676,3 +676,24 @@ class DeadLetterState(Record, frozen=True, kw_only=True):
     at: float
     by: str = ""
     note: str = ""
+
+
+class WebhookAttempt(Record, frozen=True, kw_only=True):
+    """One event waiting to be POSTed again to one webhook endpoint
+    (``postline.webhooks.retry.<tier>``, key: ``<tenant>|<endpoint id>``).
+
+    Written by the webhooks stage when an attempt failed (or the endpoint's circuit was open
+    or it was paused) and by ``postline webhooks replay``; the stage reads it back when
+    ``not_before`` is due. Past the stage's ``max_age`` it becomes a dead letter on
+    ``postline.dead`` (``postline webhooks redrive`` puts it back).
+    """
+
+    tenant: str
+    endpoint: str  # the WebhookEndpoint id
+    event_id: str  # shared.wire.eventjson.event_id of the event's bytes: the same every time
+    payload: bytes  # the event's JSON object (shared.wire.eventjson.event_object), UTF-8
+    event_at: float = 0.0  # when the event happened (the event-to-acknowledgement latency)
+    attempt: int = 0  # attempts made so far
+    first_at: float = 0.0  # when the first attempt failed (the age counts from here)
+    not_before: float = 0.0  # due at; 0 = at once
+    error: str = ""  # why the last attempt failed

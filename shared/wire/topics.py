@@ -27,6 +27,7 @@ from shared.wire.records import (
     Submission,
     Suppression,
     Tenant,
+    WebhookAttempt,
 )
 
 R = TypeVar("R", bound=Record)
@@ -40,6 +41,9 @@ MAX_RECORD_BYTES = 64 * MiB
 
 #: The retry tiers the deliverer uses by default (``postline.retry.<tier>``).
 DEFAULT_RETRY_TIERS: tuple[str, ...] = ("1m", "5m", "30m", "2h", "6h")
+
+#: The webhooks stage's retry tiers (``postline.webhooks.retry.<tier>``).
+DEFAULT_WEBHOOK_TIERS: tuple[str, ...] = ("30s", "2m", "10m", "1h", "4h")
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,26 @@ def retry_topic(tier: str) -> Topic[Delivery]:
     )
 
 
-def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic[Any]]:
+#: Every webhook retry tier topic starts with this.
+WEBHOOK_RETRY_PREFIX = "postline.webhooks.retry."
+
+
+def webhook_retry_topic(tier: str) -> Topic[WebhookAttempt]:
+    """The webhooks stage's retry tier topic ``postline.webhooks.retry.<tier>``, keyed by
+    tenant and endpoint (one endpoint's retries stay in order on one partition)."""
+    return Topic(
+        f"{WEBHOOK_RETRY_PREFIX}{tier}",
+        WebhookAttempt,
+        lambda a: f"{a.tenant}|{a.endpoint}",
+        max_message_bytes=4 * MiB,
+        doc=f"Webhook deliveries waiting about {tier} before the next attempt.",
+    )
+
+
+def all_topics(
+    retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS,
+    webhook_tiers: tuple[str, ...] = DEFAULT_WEBHOOK_TIERS,
+) -> list[Topic[Any]]:
     """Every topic Postline uses, in pipeline order."""
     topics: list[Topic[Any]] = [
         SUBMITTED,
@@ -285,4 +308,5 @@ def all_topics(retry_tiers: tuple[str, ...] = DEFAULT_RETRY_TIERS) -> list[Topic
         QUARANTINE,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
+    topics += [webhook_retry_topic(t) for t in webhook_tiers]
     return topics

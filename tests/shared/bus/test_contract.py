@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -246,6 +247,24 @@ async def test_read_to_end_gives_every_record_once_then_ends(buses: Buses) -> No
     assert len(positions(got)) == 31
     await bus.publish([rec(topic, "k1", "later")])
     assert len([m async for m in bus.read_to_end(topic)]) == 32
+
+
+async def test_read_to_end_since_starts_at_the_first_record_at_or_after_it(
+    buses: Buses,
+) -> None:
+    bus = await buses.open()
+    topic = EVENTS.name
+    await bus.ensure_topics([topic])
+    await bus.publish([rec(topic, f"k{i}", f"old{i}") for i in range(12)])
+    old = [m async for m in bus.read_to_end(topic)]
+    # A point after every old record's timestamp (Kafka keeps milliseconds).
+    boundary = max(m.timestamp for m in old) + 0.002
+    await asyncio.sleep(max(0.0, boundary - time.time()) + 0.01)
+    await bus.publish([rec(topic, f"k{i}", f"new{i}") for i in range(12)])
+    got = [m async for m in bus.read_to_end(topic, since=boundary)]
+    assert sorted(m.value or b"" for m in got) == sorted(f"new{i}".encode() for i in range(12))
+    assert [m async for m in bus.read_to_end(topic, since=time.time() + 3600)] == []
+    assert len([m async for m in bus.read_to_end(topic, since=0.0)]) == 24
 
 
 async def test_a_batch_fetched_before_its_partitions_moved_cannot_be_committed(

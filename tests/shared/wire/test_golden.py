@@ -90,6 +90,7 @@ from shared.wire.records import (
     TenantStatus,
     TrackingSettings,
     WarmupState,
+    WebhookAttempt,
     WebhookEndpoint,
 )
 from shared.wire.tokens import (
@@ -118,6 +119,7 @@ from shared.wire.topics import (
     TENANTS,
     Topic,
     all_topics,
+    webhook_retry_topic,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -514,6 +516,21 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             note="fixed upstream",
         ),
     ),
+    "WebhookAttempt": (
+        webhook_retry_topic("30s"),
+        WebhookAttempt(
+            schema=1,
+            tenant="acme",
+            endpoint="wh_0123456789ab",
+            event_id="evt_0123456789abcdef0123456789abcdef",
+            payload=b'{"id":"evt_0123456789abcdef0123456789abcdef","type":"delivered"}',
+            event_at=AT,
+            attempt=3,
+            first_at=AT + 1,
+            not_before=AT + 91,
+            error="HTTP 503",
+        ),
+    ),
 }
 
 MINIMAL: dict[str, Record] = {
@@ -558,6 +575,7 @@ MINIMAL: dict[str, Record] = {
         at=AT,
     ),
     "DeadLetterState": DeadLetterState(partition=0, offset=0, state="purged", at=AT),
+    "WebhookAttempt": WebhookAttempt(tenant="t", endpoint="wh_1", event_id="evt_1", payload=b"{}"),
 }
 
 # Token inputs: (secret, local, bounce domain, message id, recipient) and
