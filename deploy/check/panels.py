@@ -619,6 +619,7 @@ def webhooks_panels() -> list[Panel]:
                 (rate("postline_webhooks_retries_total", by="tier"), "tier {{tier}}"),
                 (rate("postline_webhooks_deferred_total", by="reason"), "no request: {{reason}}"),
                 (rate("postline_webhooks_dead_total"), "dead letters"),
+                (rate("postline_webhooks_unattributed_total", by="kind"), "no tenant: {{kind}}"),
             ],
         ),
         panel(

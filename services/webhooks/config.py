@@ -64,6 +64,10 @@ class WebhooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     #: A paused endpoint's events wait this long in a tier between checks (a resume
     #: releases them at once).
     paused_hold: Duration = Duration(600)
+    #: Messages whose tenant is remembered, for their later events that carry none (a DSN
+    #: or complaint at the global bounce domain, a one-click unsubscribe): about 200 bytes
+    #: each. Such an event of a message no longer remembered reaches no webhook.
+    remember_messages: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
     #: CA bundle (PEM) to verify endpoints' certificates with, beside nothing else; unset:
     #: the system's trust store.
     ca_file: Path | None = None

@@ -28,6 +28,14 @@ class WebhooksMetrics:
             ["result"],
             registry=registry,
         )
+        self.unattributed = Counter(
+            "postline_webhooks_unattributed_total",
+            "Events about a message that carried no tenant and whose message's tenant this "
+            "replica did not remember (webhooks.remember_messages): they reached no webhook. "
+            "Tenants' verified domains (their own return-path hosts) avoid them.",
+            ["kind"],
+            registry=registry,
+        )
         self.deferred = Counter(
             "postline_webhooks_deferred_total",
             "Events sent to a retry tier without a request, by reason: circuit_open (the "

@@ -72,7 +72,12 @@ class WebhooksStage:
         self.cfg = cfg
         self.metrics = WebhooksMetrics(ctx.registry)
         self.tenants = TenantTable(ctx.log)
-        self.endpoints = Endpoints(self.tenants, load_keyring_if_present(ctx.config))
+        self.endpoints = Endpoints(
+            self.tenants,
+            load_keyring_if_present(ctx.config),
+            remember_messages=cfg.remember_messages,
+            unattributed=lambda event: self.metrics.unattributed.labels(event.kind).inc(),
+        )
         self.schedule = Schedule(cfg)
         self.client = client_of(cfg)
         self.clock = time.time
