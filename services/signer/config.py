@@ -6,6 +6,7 @@ names. It does not load keys (``keys.py``) or decide anything about a message.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -59,7 +60,7 @@ class TrackingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     #: ``/c/<token>`` (links), served by the bouncer behind the operator's TLS ingress;
     #: a tenant or sending domain may name its own (a CNAME to this one). ""
     #: = none: mail that asks for tracking goes untouched, with a ``tracking`` event.
-    host: Annotated[str, msgspec.Meta(max_length=253, pattern=f"{TRACKING_HOST}|^$")] = ""
+    host: str = ""  # a DNS name, optionally with :port
     #: Add a 1x1 pixel to HTML parts (opens), for tenants and domains that do not say.
     opens: bool = False
     #: Rewrite the http(s) links of HTML parts (clicks), for tenants and domains that do
@@ -153,6 +154,13 @@ class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 def load_signer_config(config: Config) -> SignerConfig:
     """Decode ``[signer]``; raises ``ConfigError`` naming the file and key."""
     section = config.section(SECTION, SignerConfig)
+    host = section.tracking.host
+    if host and (len(host) > 253 or re.fullmatch(TRACKING_HOST, host) is None):
+        raise ConfigError(
+            config.source,
+            "signer.tracking.host",
+            f"expected a host name like t.example.com, got {host!r}",
+        )
     low, high = _TRACKING_MAX_SIZE
     if not low <= section.tracking.max_size <= high:
         raise ConfigError(

@@ -167,9 +167,15 @@ def _lines_fit(payload: bytes) -> bool:
 
 
 def _quoted_printable(payload: bytes, newline: bytes) -> bytes:
-    encoded = binascii.b2a_qp(payload, quotetabs=False, istext=True, header=False)
-    # b2a_qp breaks lines with the payload's first line break, or "\n" when it has none.
-    return re.sub(rb"(?<!\r)\n", b"\r\n", encoded) if newline == b"\r\n" else encoded
+    pairs = payload.count(b"\r\n")
+    # A CR or LF that is not part of the part's line break is content: b2a_qp's text mode
+    # would write it raw (a bare CR or LF in the message), its binary mode encodes it.
+    lone = payload.count(b"\r") != pairs or (newline == b"\r\n" and payload.count(b"\n") != pairs)
+    encoded = binascii.b2a_qp(payload, quotetabs=False, istext=not lone, header=False)
+    # b2a_qp breaks lines with CRLF when the payload's first line break is one, else "\n".
+    if newline == b"\r\n" and b"\r\n" not in encoded:
+        return encoded.replace(b"\n", b"\r\n")
+    return encoded
 
 
 def _base64(payload: bytes, newline: bytes) -> bytes:

@@ -409,3 +409,15 @@ def test_a_forged_or_altered_token_does_not_parse() -> None:
 def test_mime_refusals_are_untrackable() -> None:
     with pytest.raises(Untrackable):
         mime.text_parts(SIGNED, plain=False)
+
+
+def test_a_lone_cr_in_quoted_printable_content_stays_encoded() -> None:
+    original = (
+        HEAD + b"Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"<p>odd=0Dline</p><a href=3D'https://shop.test/a'>a</a>\r\n"
+    )
+    _, copy = rewrite(original, tags={"track": "clicks"})
+    body = copy.partition(b"\r\n\r\n")[2]
+    assert b"\r" not in body.replace(b"\r\n", b"") and b"\n" not in body.replace(b"\r\n", b"")
+    [html] = parts(copy)
+    assert html.get_payload(decode=True).startswith(b"<p>odd\rline</p><a href='https://t.relay")
