@@ -73,7 +73,7 @@ def _header(data: bytes, start: int, end: int) -> tuple[int, int]:
 
 def _parts(data: bytes, start: int, end: int, boundary: str) -> list[tuple[int, int]]:
     """The body parts of a multipart body as (start, end) spans."""
-    marker = re.escape(boundary.encode("ascii", "surrogateescape"))
+    marker = re.escape(boundary.encode("ascii"))
     delimiter = re.compile(rb"^--" + marker + rb"(--)?[ \t]*(\r?\n|\Z)", re.M)
     spans: list[tuple[int, int]] = []
     opened: int | None = None
@@ -94,7 +94,7 @@ def _codec(fields: Message) -> str:
     charset = fields.get_content_charset() or "us-ascii"
     try:
         return codecs.lookup(charset).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         raise Untrackable("unknown_charset", f"unknown charset {charset!r}") from None
 
 
@@ -111,8 +111,8 @@ def _walk(
         raise Untrackable("signed_content", f"the message has {ctype} content")
     if ctype.startswith("multipart/"):
         boundary = fields.get_boundary()
-        if not boundary:
-            raise Untrackable("unparseable", f"{ctype} without a boundary")
+        if not boundary or not boundary.isascii():  # RFC 2046 5.1.1: bchars are ASCII
+            raise Untrackable("unparseable", f"{ctype} without a usable boundary")
         child = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
         found: list[TextPart] = []
         for part_start, part_end in _parts(data, body_start, end, boundary):
@@ -155,7 +155,8 @@ def decode(message: bytes, part: TextPart) -> str:
             raw = binascii.a2b_base64(raw)
         text = raw.decode(part.charset, "surrogateescape")
         exact = text.encode(part.charset, "surrogateescape") == raw
-    except (binascii.Error, UnicodeError) as exc:
+    except (binascii.Error, UnicodeError, LookupError) as exc:
+        # LookupError: a codec that is not a text encoding ("base64" named as a charset).
         raise Untrackable("undecodable", f"{part.encoding} {part.charset} part: {exc}") from exc
     if not exact:
         raise Untrackable("undecodable", f"{part.charset} does not round-trip exactly")
@@ -188,10 +189,14 @@ def _base64(payload: bytes, newline: bytes) -> bytes:
 
 def encode(message: bytes, part: TextPart, text: str) -> tuple[bytes, bytes]:
     """The part's header block and body for ``text``, in the part's own charset and
-    transfer encoding (quoted-printable instead of a 7bit/8bit one ``text`` no longer fits)."""
+    transfer encoding (quoted-printable instead of a 7bit/8bit one ``text`` no longer fits);
+    raises :class:`Untrackable` when the charset cannot encode it."""
     header = message[part.header_start : part.header_end]
     original = message[part.body_start : part.body_end]
-    payload = text.encode(part.charset, "surrogateescape")
+    try:
+        payload = text.encode(part.charset, "surrogateescape")
+    except (UnicodeError, LookupError) as exc:
+        raise Untrackable("undecodable", f"{part.charset} cannot encode the new text") from exc
     encoding = part.encoding
     # Only ASCII is added, so a 7bit part stays what it was; a line can become too long.
     if encoding in ("7bit", "8bit") and not _lines_fit(payload):

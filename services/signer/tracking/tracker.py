@@ -37,6 +37,7 @@ from shared.wire.records import Submission
 from shared.wire.tokens import TrackingToken, tracking_token
 
 _ANGLED = re.compile(r"<([^>]*)>")
+TRIAL_TOKEN = "A" * 64
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ class Tracker:
                 text_clicks=wanted.text_clicks,
                 keep=self._keeper(wanted.host, submission.data),
             )
+            if cut.links or cut.pixels:
+                # One render now, so no recipient's copy can fail later: copies differ only
+                # in their tokens, which are URL-safe ASCII.
+                template.render(cut, lambda hole: f"https://{wanted.host}/c/{TRIAL_TOKEN}")
         except Untrackable as refused:
             return Decision(wanted, refused=refused)
         return Decision(wanted, cut if cut.links or cut.pixels else None)

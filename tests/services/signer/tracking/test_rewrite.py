@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import email
+import functools
+import random
 import re
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -43,11 +45,16 @@ ORIGINAL = ["https://shop.test/p?id=1&ref=mail", "https://shop.test/unsub/abc"]
 TRACKED = re.compile(r"https://t\.relay\.test/([co])/([A-Za-z0-9_-]+)")
 
 
+@functools.cache
+def no_tenants() -> TenantTable:
+    return TenantTable()  # made once: a table hashes a dummy secret with scrypt when made
+
+
 def tracker(config: TrackingConfig | None = None, tenants: TenantTable | None = None) -> Tracker:
     return Tracker(
         config or TrackingConfig(host=HOST, opens=True, clicks=True, max_size=10**6),
         secret=SECRET,
-        tenants=tenants or TenantTable(),
+        tenants=tenants or no_tenants(),
         unsubscribe_url="https://relay.test/unsubscribe/",
     )
 
@@ -421,3 +428,49 @@ def test_a_lone_cr_in_quoted_printable_content_stays_encoded() -> None:
     assert b"\r" not in body.replace(b"\r\n", b"") and b"\n" not in body.replace(b"\r\n", b"")
     [html] = parts(copy)
     assert html.get_payload(decode=True).startswith(b"<p>odd\rline</p><a href='https://t.relay")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("text/html; charset=base64", b"<a href='https://s.test/'>x</a>", "undecodable"),
+        ("text/html; charset=idna", b"<a href='https://s.test/'>x</a>", "undecodable"),
+    ],
+)
+def test_charsets_python_cannot_use_become_a_reason_not_an_error(
+    content_type: str, body: bytes, reason: str
+) -> None:
+    original = HEAD + f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    decision, copy = rewrite(original)
+    assert decision.refused is not None and decision.refused.reason == reason
+    assert copy == original
+
+
+#: Fragments that break MIME and HTML in the ways broken generators and attackers do.
+DAMAGE = (
+    *(b"<", b">", b"\r\n", b"\n", b"\r", b"--", b"=", b'"', b"'", b"&amp;", b"\x00", b"\xe9"),
+    *(b"<a href=", b"</body>", b"=\r\n", b"=3D", b"<!--", b"<![x[", b"boundary="),
+    *(b"Content-Type: text/html\r\n", b"Content-Transfer-Encoding: base64\r\n"),
+    *(b"charset=utf-16\r\n", b"charset=iso-2022-jp", b"--=_b1--", b"; charset*=utf-8''%E9"),
+)
+
+
+def test_damaged_messages_are_tracked_or_refused_never_an_error() -> None:
+    rng = random.Random(15)  # fixed: the same 800 damaged messages on every run
+    samples = [alternative(qp_latin1()), SIGNED, UNCLOSED]
+    reasons: set[str] = set()
+    for _ in range(800):
+        damaged = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(damaged) + 1)
+            if rng.random() < 0.6:
+                damaged[at:at] = rng.choice(DAMAGE)
+            else:
+                del damaged[at : at + rng.randint(1, 5)]
+        decision, copy = rewrite(bytes(damaged))
+        if decision.refused is not None:
+            reasons.add(decision.refused.reason)
+            assert copy == bytes(damaged)
+        else:
+            reasons.add("tracked" if decision.tracked else "untouched")
+    assert {"tracked", "untouched", "unparseable", "signed_content"} <= reasons
