@@ -41,6 +41,7 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     └── StageError             a stage failed in a way the runtime must handle
         ├── PoisonRecord       one input record cannot be processed; dead-letter it, go on
         ├── SigningError       the signer cannot DKIM-sign a message (no From, unparsable)
+        ├── Untrackable        the signer cannot rewrite a message's links safely: sent untouched
         └── WorkTimedOut       out-of-order work got no outcome within the loop's max hold
 """
 
@@ -254,6 +255,20 @@ class SigningError(StageError):
 
     The signer turns it into a ``failed`` event for the message; the batch goes on.
     """
+
+
+class Untrackable(StageError):
+    """The signer cannot add open and click tracking to a message safely (signed or
+    encrypted content, MIME it cannot parse, an unknown charset, no tracking host, ...).
+
+    ``reason`` is one word (the ``tracking`` event's classification and a metric label);
+    the message is sent untouched, never failed, with that event.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 class WorkTimedOut(StageError):

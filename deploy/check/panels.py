@@ -187,6 +187,22 @@ def signer_panels() -> list[Panel]:
             "short",
             [(f"sum(increase(postline_signer_key_reload_errors_total{{{NS}}}[1h]))", "errors")],
         ),
+        panel(
+            "Open and click tracking",
+            "ops",
+            [
+                (rate("postline_signer_tracked_messages_total"), "tracked messages"),
+                (rate("postline_signer_tracked_links_total"), "tracked links"),
+                (
+                    rate("postline_signer_tracking_skipped_total", by="reason"),
+                    "untouched: {{reason}}",
+                ),
+            ],
+            description="Messages that asked for tracking: rewritten, and their links; or "
+            "sent untouched, by reason (each with a 'tracking' event). no_host or bad_host "
+            "is a setting to fix.",
+        ),
+        panel("Tracking rewrite time", "s", quantiles("postline_signer_tracking_seconds")),
     ]
 
 

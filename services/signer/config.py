@@ -6,14 +6,25 @@ names. It does not load keys (``keys.py``) or decide anything about a message.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
-from shared.config import Config, Duration
+from shared.config import ByteSize, Config, Duration
+from shared.errors import ConfigError
 
 SECTION = "signer"
+
+#: A tracking host: a DNS name (lower case, LDH labels), optionally ``:port``. Nothing else
+#: may reach the URLs written into a message's HTML (no scheme, path, quote or space).
+TRACKING_HOST = (
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(?::[0-9]{1,5})?$"
+)
+#: Bounds of ``[signer.tracking] max_size`` (ByteSize cannot be bounded with msgspec.Meta).
+_TRACKING_MAX_SIZE = (1024, 1024**3)
 
 #: Tag values (from ``X-Postline-*`` headers, via ingest) that mark a message as bulk.
 TRUTHY = frozenset({"1", "yes", "true", "on", "bulk"})
@@ -39,6 +50,27 @@ class BulkRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     def __post_init__(self) -> None:
         if not (self.user or self.sender_domain or self.tag):
             raise ValueError("a bulk rule needs at least one of user, sender_domain, tag")
+
+
+class TrackingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Open and click tracking (``[signer.tracking]``): the defaults under every tenant's
+    and sending domain's settings and a message's ``X-Postline-Track`` field, all off."""
+
+    #: Host of the tracking endpoints, ``https://<host>/o/<token>`` (pixel) and
+    #: ``/c/<token>`` (links), served by the bouncer behind the operator's TLS ingress;
+    #: a tenant or sending domain may name its own (a CNAME to this one). ""
+    #: = none: mail that asks for tracking goes untouched, with a ``tracking`` event.
+    host: str = ""  # a DNS name, optionally with :port
+    #: Add a 1x1 pixel to HTML parts (opens), for tenants and domains that do not say.
+    opens: bool = False
+    #: Rewrite the http(s) links of HTML parts (clicks), for tenants and domains that do
+    #: not say.
+    clicks: bool = False
+    #: With clicks, also rewrite bare http(s) URLs in text/plain parts.
+    text_clicks: bool = False
+    #: Largest message rewritten; a larger one goes untouched with a ``tracking`` event
+    #: (each recipient gets its own rewritten copy, all held in memory while signed).
+    max_size: ByteSize = ByteSize(10 * 1024**2)  # bounds: 1KiB .. 1GiB
 
 
 class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -98,6 +130,10 @@ class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     #: Most Submissions handled per batch (one bus transaction).
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 200
 
+    # --- Open and click tracking ---
+    #: Defaults of open and click tracking (off) and the tracking host.
+    tracking: TrackingConfig = TrackingConfig()
+
     def __post_init__(self) -> None:
         # Duration is a float subclass msgspec cannot bound with Meta: checked here.
         for name, low, high in _DURATION_BOUNDS:
@@ -117,4 +153,17 @@ class SignerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 def load_signer_config(config: Config) -> SignerConfig:
     """Decode ``[signer]``; raises ``ConfigError`` naming the file and key."""
-    return config.section(SECTION, SignerConfig)
+    section = config.section(SECTION, SignerConfig)
+    host = section.tracking.host
+    if host and (len(host) > 253 or re.fullmatch(TRACKING_HOST, host) is None):
+        raise ConfigError(
+            config.source,
+            "signer.tracking.host",
+            f"expected a host name like t.example.com, got {host!r}",
+        )
+    low, high = _TRACKING_MAX_SIZE
+    if not low <= section.tracking.max_size <= high:
+        raise ConfigError(
+            config.source, "signer.tracking.max_size", f"must be between {low} and {high} bytes"
+        )
+    return section

@@ -23,6 +23,7 @@ SUPPRESSED = "suppressed"  # every recipient was on the suppression list
 RESULTS = (SIGNED, UNSIGNED, FAILED, SUPPRESSED)
 
 _SIGN_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_TRACKING_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 _FANOUT_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
 
@@ -77,6 +78,34 @@ class SignerMetrics:
             "Seconds until each DKIM key's not_after (negative: expired, no longer used; "
             "absent for keys without one). Alert when a domain's last key nears 0.",
             ["signing_domain", "selector", "algorithm"],
+            registry=registry,
+        )
+        self.tracked_messages = Counter(
+            "postline_signer_tracked_messages_total",
+            "Messages whose copies got open and click tracking (links rewritten, pixel "
+            "added), counted once per message however many recipients it has.",
+            registry=registry,
+        )
+        self.tracked_links = Counter(
+            "postline_signer_tracked_links_total",
+            "Links rewritten for click tracking, counted once per message (each recipient's "
+            "copy has the same links with its own tokens).",
+            registry=registry,
+        )
+        self.tracking_skipped = Counter(
+            "postline_signer_tracking_skipped_total",
+            "Messages that asked for tracking but went untouched, by reason (no_host, "
+            "bad_host, too_large, dkim_signed, signed_content, unparseable, unknown_charset, "
+            "undecodable); each has a 'tracking' event. no_host or bad_host means a "
+            "configuration to fix; the others are the senders' messages.",
+            ["reason"],
+            registry=registry,
+        )
+        self.tracking_seconds = Histogram(
+            "postline_signer_tracking_seconds",
+            "Time to rewrite every copy of one tracked message (on the signer's event loop, "
+            "before signing). Large values come from large HTML times many recipients.",
+            buckets=_TRACKING_BUCKETS,
             registry=registry,
         )
         self.key_reload_errors = Counter(

@@ -25,7 +25,12 @@ For each Submission, in order:
    which lane and why;
 6. a message whose send-at (``Submission.send_at``) is still ahead goes to a retry tier
    instead of its lane, for its first pass (``shared.sendat``): the deliverer's retry loop
-   releases it to the lane when due. The ``signed`` event says until when it is held.
+   releases it to the lane when due. The ``signed`` event says until when it is held;
+7. open and click tracking (``tracking/``), when the message, its domain, its tenant or
+   ``[signer.tracking]`` asks for it, rewrites each recipient's copy before signing (the
+   tokens name the recipient, so such mail gets one copy per recipient, as bulk mail with
+   our unsubscribe fields does); a message that cannot be rewritten safely goes untouched
+   with a ``tracking`` event. The ``signed`` event says what was tracked.
 
 The batch loop (``shared.runtime.batch``) publishes everything returned here and commits the input
 offsets in one transaction. This module owns none of that, nor DKIM itself (``dkim.py``).
@@ -48,8 +53,10 @@ from services.signer.keys import KeyStore, SigningKey
 from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
 from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
 from services.signer.returnpath import ReturnPaths
+from services.signer.tracking.settings import Wanted
+from services.signer.tracking.tracker import Decision, Tracker
 from services.signer.unsubscribe import bulk_reason, unsubscribe_fields, wants_headers
-from shared.errors import PoisonRecord
+from shared.errors import PoisonRecord, Untrackable
 from shared.queue import index as queue_index
 from shared.runtime.batch import Item
 from shared.sendat import next_pass, tier_lengths
@@ -85,6 +92,7 @@ class _Plan:
     copies: list[_Copy] = field(default_factory=list)
     outputs: list[OutRecord] = field(default_factory=list)  # events decided while planning
     result: str = ""  # set when planning already decided the outcome
+    tracking: Decision = field(default_factory=Decision)
 
 
 class SignerPipeline:
@@ -128,6 +136,17 @@ class SignerPipeline:
                 "signer.unsubscribe_url is not set: bulk mail goes out without "
                 "List-Unsubscribe unless the sender set its own"
             )
+        if (config.tracking.opens or config.tracking.clicks) and not config.tracking.host:
+            log.warning(
+                "signer.tracking turns tracking on but signer.tracking.host is not set: "
+                "mail without a tenant or domain tracking host goes untracked"
+            )
+        self.tracker = Tracker(
+            config.tracking,
+            secret=secret,
+            tenants=table,
+            unsubscribe_url=config.unsubscribe_url,
+        )
         self.envelope = Envelope(
             verp=config.verp,
             verp_local=config.verp_local,
@@ -190,30 +209,66 @@ class SignerPipeline:
                 )
             )
             return plan
-        if plan.bulk and wants_headers(self.config, submission.data):
+        plan.tracking = self._tracking(submission, sender_domain)
+        if plan.tracking.refused is not None:
+            plan.outputs.append(
+                self._untracked(submission, plan.tracking.wanted, plan.tracking.refused, now)
+            )
+        unsubscribe = plan.bulk and wants_headers(self.config, submission.data)
+        if unsubscribe or plan.tracking.tracked:
             plan.per_recipient = True
+            started = time.perf_counter()
             plan.copies = [
-                _Copy(
-                    (rcpt,),
-                    prepend(
-                        submission.data,
-                        unsubscribe_fields(
-                            self.config,
-                            self.secret,
-                            rcpt,
-                            sender_domain,
-                            submission.id,
-                            # The bouncer takes the mailto at any return-path host it accepts.
-                            mailto_domain=self.config.unsubscribe_mailto_domain
-                            or plan.bounce_domain,
-                        ),
-                    ),
-                )
+                _Copy((rcpt,), self._personal(plan, rcpt, sender_domain, unsubscribe, now))
                 for rcpt in kept
             ]
+            if plan.tracking.tracked:
+                self.metrics.tracking_seconds.observe(time.perf_counter() - started)
         else:
             plan.copies = [_Copy(tuple(kept), submission.data)]
         return plan
+
+    def _personal(
+        self, plan: _Plan, rcpt: str, sender_domain: str, unsubscribe: bool, now: float
+    ) -> bytes:
+        """One recipient's copy: its tracked links and pixel, its unsubscribe fields."""
+        submission = plan.submission
+        data = self.tracker.copy(plan.tracking, submission, rcpt, int(now))
+        if not unsubscribe:
+            return data
+        fields = unsubscribe_fields(
+            self.config,
+            self.secret,
+            rcpt,
+            sender_domain,
+            submission.id,
+            # The bouncer takes the mailto at any return-path host it accepts.
+            mailto_domain=self.config.unsubscribe_mailto_domain or plan.bounce_domain,
+        )
+        return prepend(data, fields)
+
+    def _tracking(self, submission: Submission, sender_domain: str) -> Decision:
+        """The message's tracking decision, counted."""
+        decision = self.tracker.decide(submission, sender_domain)
+        if decision.refused is not None:
+            self.metrics.tracking_skipped.labels(decision.refused.reason).inc()
+        elif decision.template is not None:
+            self.metrics.tracked_messages.inc()
+            self.metrics.tracked_links.inc(decision.template.links)
+        return decision
+
+    def _untracked(
+        self, submission: Submission, wanted: Wanted, refused: Untrackable, now: float
+    ) -> OutRecord:
+        """The ``tracking`` event of a message sent untouched although tracking was asked."""
+        return self._event(
+            submission,
+            EventKind.TRACKING,
+            now,
+            check="tracking",
+            classification=refused.reason,
+            detail=f"sent without {wanted.describe()} tracking: {refused.detail}",
+        )
 
     def _drop_suppressed(self, plan: _Plan, scope: str, now: float) -> list[str]:
         """Recipients not suppressed globally, for the tenant, nor for the sender domain
@@ -288,7 +343,10 @@ class SignerPipeline:
                 EventKind.SIGNED,
                 now,
                 check="dkim",
-                detail=_describe(plan.keys, len(made)) + self._bulk_note(plan) + _held(plan, now),
+                detail=_describe(plan.keys, len(made))
+                + self._bulk_note(plan)
+                + plan.tracking.note()
+                + _held(plan, now),
                 bulk=plan.bulk,
             )
         )
@@ -331,6 +389,7 @@ class SignerPipeline:
         domain: str = "",
         detail: str = "",
         bulk: bool = False,
+        classification: str = "",
     ) -> OutRecord:
         return EVENTS.out(
             Event(
@@ -341,6 +400,7 @@ class SignerPipeline:
                 domain=domain,
                 sender=submission.mail_from,
                 check=check,
+                classification=classification,
                 detail=detail,
                 tags=submission.tags,
                 stage=STAGE,

@@ -88,3 +88,40 @@ def test_config_check_loads_keys(tmp_path: Path, keys_dir: Path) -> None:
     (keys_dir / "x._domainkey.example.test.rsa.pem").write_bytes(generate_private_key("ed25519"))
     with pytest.raises(ConfigError, match="not an RSA key"):
         check_config(load_config(path, environ={}))
+
+
+def test_tracking_defaults_off_and_decodes(tmp_path: Path) -> None:
+    assert not SignerConfig().tracking.opens and not SignerConfig().tracking.clicks
+    path = config_with(
+        tmp_path,
+        '[signer.tracking]\nhost = "t.example.com"\nopens = true\nclicks = true\n'
+        'text_clicks = true\nmax_size = "2MiB"\n',
+    )
+    tracking = load_signer_config(load_config(path, environ={})).tracking
+    assert (tracking.host, tracking.opens, tracking.clicks, tracking.text_clicks) == (
+        "t.example.com",
+        True,
+        True,
+        True,
+    )
+    assert tracking.max_size == 2 * 1024**2
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "problem"),
+    [
+        ('[signer.tracking]\nhost = "https://t.example.com/"\n', "signer.tracking.host", "host"),
+        ('[signer.tracking]\nhost = "t.example.com\\"><b>"\n', "signer.tracking.host", "host"),
+        ('[signer.tracking]\nmax_size = "100"\n', "signer.tracking.max_size", "between"),
+        ('[signer.tracking]\nmax_size = "2GiB"\n', "signer.tracking.max_size", "between"),
+        ("[signer.tracking]\nopens = 3\n", "signer.tracking.opens", "bool"),
+        ("[signer.tracking]\npixel = true\n", "signer.tracking.pixel", "unknown key"),
+    ],
+)
+def test_tracking_errors_name_the_key(tmp_path: Path, body: str, key: str, problem: str) -> None:
+    path = config_with(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_signer_config(load_config(path, environ={}))
+    assert str(path) in str(info.value)
+    assert info.value.key == key
+    assert problem in str(info.value)

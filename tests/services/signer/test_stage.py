@@ -8,7 +8,9 @@ against keys served by a real DNS server on loopback.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -35,7 +37,7 @@ from shared.wire.records import (
     TenantSettings,
     new_id,
 )
-from shared.wire.tokens import parse_unsubscribe_token, parse_verp
+from shared.wire.tokens import parse_tracking_token, parse_unsubscribe_token, parse_verp
 from shared.wire.topics import (
     DEAD,
     EVENTS,
@@ -494,3 +496,119 @@ async def test_send_at_mail_is_signed_now_and_held_in_a_retry_tier(
     ]
     signed = {e.message_id: e.detail for e in events if e.kind is EventKind.SIGNED}
     assert "held until" in signed[later.id] and "held until" not in signed[now.id]
+
+
+TRACKING = '\n[signer.tracking]\nhost = "t.example.test"\n'
+HTML_MESSAGE = (
+    b"From: Alice <alice@example.test>\r\nTo: undisclosed-recipients:;\r\n"
+    b"Subject: Offers\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/html; charset=iso-8859-1\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b'<html><body><p>Caf=E9: <a href=3D"https://shop.example.test/o?a=3D1&amp;b=3D2">'
+    b'offer</a> <a href=3D"mailto:help@example.test">help</a></p></body></html>\r\n'
+)
+
+
+def html_of(data: bytes) -> str:
+    """The quoted-printable Latin-1 body of a copy of HTML_MESSAGE, decoded."""
+    return binascii.a2b_qp(data.partition(b"\r\n\r\n")[2]).decode("latin-1")
+
+
+def tracked_urls(data: bytes) -> list[tuple[str, str]]:
+    """(kind, token) of every tracking URL in a copy."""
+    return re.findall(r"https://t\.example\.test/([co])/([A-Za-z0-9_-]+)", html_of(data))
+
+
+async def test_tracked_bulk_mail_gets_rewritten_unsubscribable_copies_signed_after(
+    tmp_path: Path, keys_dir: Path, store: KeyStore
+) -> None:
+    sub = submission(
+        ("bob@one.test", "carol@two.test"),
+        HTML_MESSAGE,
+        tags={"bulk": "yes", "track": "opens,clicks"},
+    )
+    async with running(tmp_path, keys_dir, TRACKING) as signer:
+        await signer.submit(sub)
+        [signed] = await signer.events(1)
+        made = await signer.deliveries()
+        assert signer.metric("postline_signer_tracked_messages_total") == 1
+        assert signer.metric("postline_signer_tracked_links_total") == 1
+    assert signed.detail.endswith("; bulk (tag); tracked opens,clicks (1 link)")
+    assert sorted(d.rcpt_to for d in made) == [("bob@one.test",), ("carol@two.test",)]
+    async with DnsServer(dns_records(store)) as dns:
+        for delivery in made:
+            [(_, link), (_, pixel)] = tracked_urls(delivery.data)
+            clicked = parse_tracking_token(SECRET, link)
+            opened = parse_tracking_token(SECRET, pixel)
+            assert (clicked.link, clicked.url) == (1, "https://shop.example.test/o?a=1&b=2")
+            assert (opened.link, opened.url) == (0, "")
+            assert clicked.recipient == opened.recipient == delivery.rcpt_to[0]
+            assert clicked.message_id == sub.id
+            assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in delivery.data
+            assert '<p>Caf\u00e9: <a href="https://t.example.test/c/' in html_of(delivery.data)
+            assert '<a href="mailto:help@example.test">help</a>' in html_of(delivery.data)
+            assert await verify(delivery.data, dns.port, 0)
+            assert await verify(delivery.data, dns.port, 1)
+
+
+async def test_without_tracking_the_copy_is_the_submitted_bytes(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    plain = submission(("bob@one.test", "carol@one.test"), HTML_MESSAGE)
+    declined = submission(("dave@one.test",), HTML_MESSAGE, tags={"track": "none"})
+    settings = TRACKING + "opens = true\nclicks = true\n"
+    async with running(tmp_path, keys_dir) as signer:  # no [signer.tracking] at all
+        await signer.submit(plain)
+        await signer.events(1)
+        untracked = await signer.deliveries()
+    (tmp_path / "on").mkdir()
+    async with running(tmp_path / "on", keys_dir, settings) as signer:
+        await signer.submit(declined)
+        [signed] = await signer.events(1)
+        [declined_copy] = await signer.deliveries()
+        assert signer.metric("postline_signer_tracked_messages_total") == 0
+    assert len(untracked) == 2 and {d.data for d in untracked} == {untracked[0].data}
+    assert all(d.data.endswith(HTML_MESSAGE) for d in untracked)
+    assert b"DKIM-Signature" not in HTML_MESSAGE
+    assert declined_copy.data.endswith(HTML_MESSAGE)
+    assert "track" not in signed.detail
+
+
+async def test_a_message_that_cannot_be_tracked_goes_untouched_with_an_event(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    signed_mime = (
+        b"From: Alice <alice@example.test>\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; '
+        b'micalg=sha-256; boundary="s"\r\n\r\n--s\r\nContent-Type: text/html\r\n\r\n'
+        b'<a href="https://shop.example.test/">x</a>\r\n--s\r\n'
+        b"Content-Type: application/pkcs7-signature\r\n\r\nMIIB\r\n--s--\r\n"
+    )
+    sub = submission(("bob@one.test", "carol@one.test"), signed_mime, tags={"track": "clicks"})
+    async with running(tmp_path, keys_dir, TRACKING) as signer:
+        await signer.submit(sub)
+        events = await signer.events(2)
+        made = await signer.deliveries()
+        skipped = {"reason": "signed_content"}
+        assert signer.metric("postline_signer_tracking_skipped_total", skipped) == 1
+    [tracking] = [e for e in events if e.kind is EventKind.TRACKING]
+    assert (tracking.classification, tracking.check) == ("signed_content", "tracking")
+    assert tracking.detail.startswith("sent without clicks tracking: the message has multipart")
+    [signed] = [e for e in events if e.kind is EventKind.SIGNED]
+    assert signed.detail.endswith("; not tracked (signed_content)")
+    assert len({d.data for d in made}) == 1 and made[0].data.endswith(signed_mime)
+
+
+async def test_tracking_on_without_a_host_warns_at_start(
+    tmp_path: Path, keys_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sub = submission(("bob@one.test",), HTML_MESSAGE)
+    with caplog.at_level(logging.WARNING):
+        async with running(tmp_path, keys_dir, "\n[signer.tracking]\nopens = true\n") as signer:
+            await signer.submit(sub)
+            events = await signer.events(2)
+            [copy] = await signer.deliveries()
+    assert any("signer.tracking.host is not set" in r.getMessage() for r in caplog.records)
+    [tracking] = [e for e in events if e.kind is EventKind.TRACKING]
+    assert tracking.classification == "no_host"
+    assert copy.data.endswith(HTML_MESSAGE)
