@@ -6,6 +6,10 @@ secret stays), ``list``, ``remove``, ``pause``, ``resume``,
 again, through the retry tiers: ``replay.py``) and ``redrive`` (dead-lettered webhook
 deliveries back on the first tier with their age reset: ``shared.deadletters``). Changes
 are tenant changes with their audit events (``admin.py``).
+
+Every ``postline`` command builds this parser, so ``admin.py`` (the URL guard's aiohttp
+resolver) and ``shared.sealing`` (cryptography) are imported by the commands that use them,
+not here.
 """
 
 from __future__ import annotations
@@ -18,14 +22,12 @@ from typing import Any
 
 import msgspec
 
-from services.webhooks import admin
 from services.webhooks.config import load
 from shared import deadletters, tenant_admin
 from shared.bus.base import Bus
 from shared.cli.tenant import actor, print_json, with_bus
 from shared.config import Config
 from shared.deadletters import Selection
-from shared.sealing import load_keyring, webhook_associated_data
 from shared.wire.eventjson import TENANT_KINDS, timestamp
 from shared.wire.records import DeadLetter, Record, TenantState, WebhookAttempt, WebhookEndpoint
 from shared.wire.topics import WEBHOOK_RETRY_PREFIX, OutRecord
@@ -103,7 +105,9 @@ def endpoint_dict(tenant: str, endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 async def cmd_add(args: argparse.Namespace, config: Config) -> int:
     """``webhooks add TENANT URL``."""
+    from services.webhooks import admin  # noqa: PLC0415
     from services.webhooks.stage import policy_of  # noqa: PLC0415
+    from shared.sealing import load_keyring  # noqa: PLC0415
 
     cfg = load(config)
     keyring = load_keyring(config)
@@ -129,6 +133,7 @@ async def cmd_add(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_set(args: argparse.Namespace, config: Config) -> int:
     """``webhooks set TENANT ENDPOINT [--url U] [--kind K ...|--all-kinds] [--batch N]``."""
+    from services.webhooks import admin  # noqa: PLC0415
     from services.webhooks.stage import policy_of  # noqa: PLC0415
 
     cfg = load(config)
@@ -180,6 +185,7 @@ async def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
     """``webhooks remove TENANT ENDPOINT``."""
+    from services.webhooks import admin  # noqa: PLC0415
 
     async def body(bus: Bus) -> int:
         await admin.remove(bus, args.tenant, args.endpoint, by=actor())
@@ -190,6 +196,8 @@ async def cmd_remove(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _state(args: argparse.Namespace, config: Config, state: TenantState, why: str) -> int:
+    from services.webhooks import admin  # noqa: PLC0415
+
     async def body(bus: Bus) -> int:
         tenant = await tenant_admin.get(bus, args.tenant)
         changed = await admin.set_state(bus, tenant, args.endpoint, state, by=actor(), why=why)
@@ -212,9 +220,11 @@ async def cmd_resume(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_test(args: argparse.Namespace, config: Config) -> int:
     """``webhooks test TENANT ENDPOINT``: one signed request with a ``test`` event."""
+    from services.webhooks import admin  # noqa: PLC0415
     from services.webhooks.payload import Item, body  # noqa: PLC0415
     from services.webhooks.signing import headers, secret_key  # noqa: PLC0415
     from services.webhooks.stage import client_of  # noqa: PLC0415
+    from shared.sealing import load_keyring, webhook_associated_data  # noqa: PLC0415
 
     cfg = load(config)
     keyring = load_keyring(config)
@@ -252,6 +262,7 @@ async def cmd_test(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     """``webhooks replay TENANT --since T [--until T] [--endpoint ID]``."""
+    from services.webhooks import admin  # noqa: PLC0415
     from services.webhooks.replay import replay  # noqa: PLC0415
     from services.webhooks.retry import Schedule  # noqa: PLC0415
 
@@ -276,6 +287,7 @@ async def cmd_replay(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_redrive(args: argparse.Namespace, config: Config) -> int:
     """``webhooks redrive``: dead-lettered deliveries back on the first tier, age reset."""
+    from services.webhooks import admin  # noqa: PLC0415
     from services.webhooks.retry import Schedule, revived  # noqa: PLC0415
 
     first = Schedule(load(config)).first
