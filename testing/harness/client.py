@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,3 +169,36 @@ def one_click(url: str) -> int:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.status)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What one GET returned (redirects are not followed)."""
+
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def get(
+    url: str, *, user_agent: str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+) -> HttpAnswer:
+    """GET ``url`` as a mail reader's browser would, without following a redirect."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, headers={"User-Agent": user_agent})
+    try:
+        with opener.open(request, timeout=10) as response:
+            return HttpAnswer(
+                int(response.status),
+                {k.lower(): v for k, v in response.headers.items()},
+                response.read(),
+            )
+    except urllib.error.HTTPError as answer:
+        return HttpAnswer(
+            answer.code, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+        )

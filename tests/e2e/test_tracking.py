@@ -1,8 +1,11 @@
 """Open and click tracking end to end: an HTML message submitted with ``X-Postline-Track``
 reaches the sink MX hosts with its links and pixel rewritten per recipient, tokens that
 parse back to the original URLs, and DKIM signatures that verify; without the field the same
-message arrives byte-identical. On Kafka (stage processes) and on the embedded bus
-(``postline run``), with ``[signer.tracking] host`` set and tracking off by default.
+message arrives byte-identical. Following a link and loading the pixel at the bouncer (the
+tracking host is a CNAME to it; here its plain HTTP port) redirect to the original URL and
+answer the pixel, with ``clicked`` and ``opened`` events; a forged token is a 404. On Kafka
+(stage processes) and on the embedded bus (``postline run``), with ``[signer.tracking]
+host`` set and tracking off by default.
 """
 
 from __future__ import annotations
@@ -123,3 +126,41 @@ def test_without_the_field_the_message_arrives_byte_identical(cluster: Cluster) 
     assert client.verify_dkim(copy.data, cluster.ports.dns) == [True, True]
     [signed] = cluster.events.events(message_id, None, [EventKind.SIGNED])
     assert "track" not in signed.detail
+
+
+def test_following_the_link_and_the_pixel_makes_clicked_and_opened_events(
+    cluster: Cluster,
+) -> None:
+    rcpt = "clicker@alpha.test"
+    message_id = send(cluster, [rcpt], "Tracked guide", "X-Postline-Track: opens,clicks")
+    _, html = parts(received(cluster, rcpt).data)
+    secret = cluster.materials.secret
+    links = {  # link number (0: the pixel) -> its token
+        parse_tracking_token(secret, token).link: token
+        for _, token in TRACKED.findall(html.get_content())
+    }
+    bouncer = cluster.bouncer_http
+
+    click = client.get(cluster.http_url(bouncer, f"/c/{links[2]}"))
+    assert (click.status, click.headers["location"]) == (302, GUIDE)
+    pixel = client.get(cluster.http_url(bouncer, f"/o/{links[0]}"))
+    assert pixel.status == 200 and pixel.headers["content-type"] == "image/gif"
+    assert pixel.body.startswith(b"GIF89a")
+    # The offer's token with its URL's last bytes altered: the HMAC no longer verifies.
+    forged = links[1][:-2] + ("AA" if not links[1].endswith("AA") else "BB")
+    assert client.get(cluster.http_url(bouncer, f"/c/{forged}")).status == 404
+
+    [clicked] = cluster.events.wait_for(EventKind.CLICKED, message_id=message_id, timeout=60)
+    assert (clicked.recipient, clicked.url, clicked.link, clicked.tenant) == (
+        rcpt,
+        GUIDE,
+        2,
+        "default",
+    )
+    assert clicked.agent == "browser" and clicked.stage == "bouncer"
+    # Clicked within seconds of sending: what a link-checking scanner does, so flagged.
+    assert clicked.machine
+    [opened] = cluster.events.wait_for(EventKind.OPENED, message_id=message_id, timeout=60)
+    assert (opened.recipient, opened.agent, opened.client_ip) == (rcpt, "browser", "127.0.0.1")
+    # Only the real click: the forged one made no event.
+    assert cluster.events.counts(message_id)[EventKind.CLICKED] == 1
