@@ -53,7 +53,7 @@ class WebhooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     #: An endpoint failing this many times in a row, for at least pause_after, is paused
     #: (an event says so; postline webhooks resume restarts it).
     pause_after_failures: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
-    pause_after: Duration = Duration(3600)
+    pause_after: Duration = Duration(3600)  # ... and failing for at least this long
     #: The retry tiers (topics postline.webhooks.retry.<tier>; durations).
     tiers: tuple[str, ...] = DEFAULT_WEBHOOK_TIERS
     first_delay: Duration = Duration(30)  # wait before the first retry
@@ -76,7 +76,7 @@ class WebhooksConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     allow_private_networks: bool = False
     #: Development: allow http:// (and https://) to 127.0.0.1, ::1 and localhost.
     allow_http_loopback: bool = False
-    user_agent: str = "Postline-Webhooks/1"
+    user_agent: str = "Postline-Webhooks/1"  # the User-Agent of every webhook request
 
     def __post_init__(self) -> None:
         if not self.tiers:
