@@ -1,0 +1,36 @@
+"""What the classifier falls back to when no rule and no RFC 3463 status decide: the bare
+reply code at its class boundaries (400, 499, 500), a malformed status treated as none, and
+a class-only verdict that says nothing about permanence (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.bounceclass.classify import Classification, classify_class
+from shared.bounceclass.rules import BounceClass, load_rules
+
+TABLE = load_rules()
+U, S = BounceClass.UNKNOWN, BounceClass.SOFT
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        ("", 599, Classification(U, "smtp:599")),
+        ("", 500, Classification(U, "smtp:500")),  # a 5yz alone: permanent, but not why
+        ("", 499, Classification(S, "smtp:499")),
+        ("", 400, Classification(S, "smtp:400")),  # a 4yz: transient, so soft
+        ("", 399, Classification(U, "none")),
+        ("", 0, Classification(U, "none")),
+        ("5.a.1", 550, Classification(U, "smtp:550")),  # malformed status: as none
+        ("5.1.a", 450, Classification(S, "smtp:450")),
+        ("5.1", 550, Classification(U, "smtp:550")),
+        ("2.0.0", 450, Classification(S, "smtp:450")),
+    ],
+)
+def test_the_reply_code_decides_when_nothing_else_does(
+    status: str, code: int, expected: Classification
+) -> None:
+    verdict = classify_class(status, code, "no rule matches this text", "", TABLE)
+    assert verdict == expected
+    assert verdict.permanent is False  # the class alone does not say
