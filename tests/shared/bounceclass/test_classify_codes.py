@@ -1,12 +1,13 @@
 """What the classifier falls back to when no rule and no RFC 3463 status decide: the bare
 reply code at its class boundaries (400, 499, 500), a malformed status treated as none, and
-a class-only verdict that says nothing about permanence (pure logic)."""
+a class-only verdict that says nothing about permanence; a transient failure whose
+reason is a hard one staying soft (pure logic)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.bounceclass.classify import Classification, classify_class
+from shared.bounceclass.classify import Classification, classify, classify_class
 from shared.bounceclass.rules import BounceClass, load_rules
 
 TABLE = load_rules()
@@ -34,3 +35,12 @@ def test_the_reply_code_decides_when_nothing_else_does(
     verdict = classify_class(status, code, "no rule matches this text", "", TABLE)
     assert verdict == expected
     assert verdict.permanent is False  # the class alone does not say
+
+
+def test_a_transient_failure_never_suppresses_at_once() -> None:
+    # No rule and no RFC 3463 entry decide 4.1.5; its reason (userunknown) is a hard class,
+    # but a report that says the failure is transient makes it soft (no suppression yet).
+    transient = classify("4.1.5", 450, "no rule matches this text", "", TABLE, permanent=False)
+    assert (transient.bounce_class, transient.rule) == (S, "reason:userunknown")
+    final = classify("4.1.5", 450, "no rule matches this text", "", TABLE, permanent=True)
+    assert (final.bounce_class, final.rule) == (BounceClass.HARD, "reason:userunknown")
