@@ -120,7 +120,7 @@ def test_the_dsn_header_limit_is_64_kib() -> None:
         (b"\r\n\r\nbody", 100, b"\r\n"),  # an empty header block: its line end alone
         (b"A: 1\r\nB: 2\r\n", 100, b"A: 1\r\nB: 2\r\n"),  # no body: all of it
         (b"A: 1\r\nB: 2", 100, b"A: 1\r\nB: 2"),  # nor a last line end: still all of it
-        (b"A: 1\r\nB: 2", 11, b"A: 1\r\nB: 2"),  # exactly the limit, no line end: whole
+        (b"A: 1\r\nB: 2", 10, b"A: 1\r\nB: 2"),  # exactly the limit, no line end: whole
         (b"A: 1\r\nB: 2\r\n\r\n", 12, b"A: 1\r\nB: 2\r\n"),  # exactly the limit: whole
         (b"A: 1\r\nB: 2\r\n\r\n", 11, b"A: 1\r\n"),  # one byte over: cut at a line end
         (b"A: 1\r\nB: 2\r\n\r\n", 6, b"A: 1\r\n"),  # the line end is the limit's last byte

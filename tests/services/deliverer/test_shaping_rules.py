@@ -277,3 +277,56 @@ def test_ten_thousand_domains_are_remembered() -> None:
     shapers.for_domain("one-more.test", "google")
     assert shapers.provider_of("d0.test") == OTHER
     assert shapers.provider_of("d1.test") == "google"
+
+
+def test_a_caller_at_the_free_slot_goes_before_one_arriving_in_the_same_instant() -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
+        pacer = Pacer(lambda: 30.0)
+        done: list[str] = []
+        Caller(pacer, "a", done, urgent=True)
+        await settle()
+        loop.now = 1002.0  # exactly the next free slot
+        Caller(pacer, "bulk", done, urgent=False)
+        Caller(pacer, "urgent", done, urgent=True)
+        await settle()
+        assert done == ["a", "bulk"]  # the clock was free: the first caller took the slot
+
+    run(scenario)
+
+
+def test_a_caller_cancelled_as_its_slot_comes_passes_the_slot_on() -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
+        pacer = Pacer(lambda: 60.0)
+        done: list[str] = []
+        Caller(pacer, "first", done, urgent=False)
+        await settle()
+        leaving = Caller(pacer, "leaving", done, urgent=False)
+        Caller(pacer, "next", done, urgent=False)
+        await settle()
+        loop.now = 1001.0
+        await asyncio.sleep(0)  # the slot's timer is due and runs after this step
+        leaving.task.cancel()  # cancelled in the same instant, before the slot is given
+        await settle()
+        assert done == ["first", "next"]
+        assert leaving.task.cancelled()
+
+    run(scenario)
+
+
+def test_a_caller_cancelled_after_its_slot_was_given_ends_cancelled() -> None:
+    async def scenario(loop: ManualClockLoop) -> None:
+        pacer = Pacer(lambda: 60.0)
+        done: list[str] = []
+        Caller(pacer, "first", done, urgent=False)
+        await settle()
+        late = Caller(pacer, "late", done, urgent=False)
+        await settle()
+        loop.now = 1001.0
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the slot went to "late", which has not run yet
+        late.task.cancel()
+        await settle()
+        assert late.task.cancelled()  # a CancelledError, not an error of the pacer's
+        assert (done, pacer.waiting) == (["first"], 0)
+
+    run(scenario)
