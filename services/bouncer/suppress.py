@@ -17,10 +17,9 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-import msgspec
-
 from shared.bounceclass.rules import BounceClass
 from shared.bus.base import Bus
+from shared.errors import DecodeError
 from shared.tenant_fields import TENANT_ID
 from shared.wire.records import Suppression, SuppressionReason, now
 from shared.wire.tokens import UnsubscribeToken
@@ -232,7 +231,7 @@ def decode_table(table: dict[bytes, bytes]) -> list[Suppression]:
     for value in table.values():
         try:
             records.append(SUPPRESSIONS.decode(value))
-        except msgspec.DecodeError:
+        except DecodeError:  # what the topic raises (msgspec's errors are wrapped in it)
             continue
     return sorted(records, key=lambda s: (s.address, s.tenant, s.scope))
 

@@ -77,3 +77,19 @@ def test_a_tenants_own_thresholds_override_field_by_field() -> None:
         sent(20, hard=1), mine, current="ok", may_pause=True, recover_ratio=0.8, window_hours=24
     )
     assert verdict.level == "paused"
+
+
+def test_rates_count_from_exactly_min_messages() -> None:
+    assert level(sent(200, hard=100)).level == "paused"
+    assert level(sent(199, hard=100)).level == "ok"
+
+
+def test_a_warning_stays_exactly_at_the_recovery_rate() -> None:
+    def judged(hard: int) -> str:
+        counts = sent(1000, hard=hard)
+        return judge(
+            counts, GLOBAL, current="warning", may_pause=True, recover_ratio=0.5, window_hours=24
+        ).level
+
+    # 0.05 x 0.5 = 0.025 (exact in binary floating point, as 25/1000 is rounded the same way).
+    assert (judged(25), judged(24)) == ("warning", "ok")
