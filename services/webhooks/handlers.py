@@ -47,8 +47,8 @@ class _Pending:
             self.ticket.finish(self.outputs)
 
 
-class EventHandler:
-    """Events in, one copy per matching endpoint (see the module docstring)."""
+class _Handler:
+    """What both loops' handlers send with: the endpoints, their queues, the tiers."""
 
     def __init__(
         self,
@@ -63,6 +63,10 @@ class EventHandler:
         self.schedule = schedule
         self.metrics = metrics
         self.clock = clock
+
+
+class EventHandler(_Handler):
+    """Events in, one copy per matching endpoint (see the module docstring)."""
 
     def admit(self, ticket: Ticket[Event]) -> None:
         """Hand the event to its endpoints (or finish it: none)."""
@@ -117,7 +121,7 @@ class EventHandler:
 
 
 def retry_outputs(
-    handler: EventHandler | RetryHandler, attempt: WebhookAttempt, outcome: Outcome, attempted: bool
+    handler: _Handler, attempt: WebhookAttempt, outcome: Outcome, attempted: bool
 ) -> list[OutRecord]:
     """Nothing after an acknowledgement; else the retry record of ``attempt``."""
     if outcome.ok:
@@ -129,7 +133,7 @@ def retry_outputs(
     return [handler.schedule.out(tier, record)]
 
 
-class RetryHandler:
+class RetryHandler(_Handler):
     """The retry tiers: due records go through the endpoint queues again."""
 
     def __init__(
@@ -140,11 +144,7 @@ class RetryHandler:
         metrics: WebhooksMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.endpoints = endpoints
-        self.dispatcher = dispatcher
-        self.schedule = schedule
-        self.metrics = metrics
-        self.clock = clock
+        super().__init__(endpoints, dispatcher, schedule, metrics, clock)
         self.in_hand = 0
 
     def admit(self, ticket: Ticket[WebhookAttempt]) -> None:
