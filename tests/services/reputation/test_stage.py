@@ -18,8 +18,7 @@ import pytest
 from services.reputation.stage import GROUP, ReputationStage, create
 from shared import tenant_admin
 from shared.bus.base import Bus, TopicPartition
-from shared.bus.embedded import EmbeddedBus
-from shared.config import EmbeddedConfig, KafkaConfig, load_config
+from shared.config import load_config
 from shared.reputation import total
 from shared.wire.records import (
     Event,
@@ -31,6 +30,7 @@ from shared.wire.records import (
     TenantState,
 )
 from shared.wire.topics import EVENTS, REPUTATION, TENANTS
+from testing.buses import bus_of_kind
 from testing.stage import stage_context
 from testing.topics import read_all
 
@@ -39,18 +39,8 @@ NO_USER = SmtpReply(code=550, enhanced="5.1.1", text="No such user here")
 
 
 @pytest.fixture(params=[pytest.param("kafka", marks=pytest.mark.kafka), "embedded"])
-async def bus(
-    request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str
-) -> AsyncIterator[Bus]:
-    opened: Bus
-    if request.param == "kafka":
-        from shared.bus.kafka import KafkaBus  # noqa: PLC0415  (aiokafka only when used)
-
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        config = KafkaConfig(bootstrap=bootstrap, topic_prefix=topic_prefix)
-        opened = KafkaBus(config, instance=f"reputation-{uuid.uuid4().hex[:8]}")
-    else:
-        opened = EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db", partitions=4))
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
+    opened = bus_of_kind(request.param, request, tmp_path, "reputation", partitions=4)
     await opened.start()
     await opened.ensure_topics([EVENTS.name, TENANTS.name, REPUTATION.name])
     yield opened

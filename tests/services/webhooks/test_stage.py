@@ -25,12 +25,12 @@ from services.webhooks.signing import verify
 from services.webhooks.stage import GROUP, WebhooksStage, create, policy_of
 from shared import tenant_admin
 from shared.bus.base import Bus
-from shared.bus.embedded import EmbeddedBus
-from shared.config import Config, EmbeddedConfig, KafkaConfig, load_config
+from shared.config import Config, load_config
 from shared.sealing import load_keyring
 from shared.wire.eventjson import event_id
 from shared.wire.records import Event, EventKind, Tenant, TenantState
 from shared.wire.topics import EVENTS, TENANTS
+from testing.buses import bus_of_kind
 from testing.pki import Pki, make_pki
 from testing.stage import stage_context
 from testing.webhooks import Receiver
@@ -39,18 +39,8 @@ DEADLINE = 90.0
 
 
 @pytest.fixture(params=[pytest.param("kafka", marks=pytest.mark.kafka), "embedded"])
-async def bus(
-    request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str
-) -> AsyncIterator[Bus]:
-    opened: Bus
-    if request.param == "kafka":
-        from shared.bus.kafka import KafkaBus  # noqa: PLC0415
-
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        config = KafkaConfig(bootstrap=bootstrap, topic_prefix=topic_prefix)
-        opened = KafkaBus(config, instance=f"webhooks-{uuid.uuid4().hex[:8]}")
-    else:
-        opened = EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db", partitions=4))
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
+    opened = bus_of_kind(request.param, request, tmp_path, "webhooks", partitions=4)
     await opened.start()
     await opened.ensure_topics([EVENTS.name, TENANTS.name])
     yield opened
