@@ -316,7 +316,15 @@ launch_broker() {
 
 random_cluster_id() {
     # 16 random bytes, URL-safe base64 without padding = a Kafka Uuid string.
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22
+    # One id in 64 starts with '-', which kafka-storage's argument parser takes
+    # for an option ("--cluster-id: expected one argument"); Kafka's own
+    # random-uuid draws again in that case, and so do we.
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)
+        [[ $id != -* ]] && break
+    done
+    echo "$id"
 }
 
 do_up() {
