@@ -86,6 +86,18 @@ FIELD_DOCS: Mapping[str, str] = {
     "machine": "Made by a machine (a privacy proxy fetching every image, a security scanner "
     "following every link), not by the recipient; absent: a person, as far as we can tell.",
     "client_ip": "The address the request came from.",
+    "tls_security": "What governed the SMTP session's transport security: `none` "
+    "(plaintext), `opportunistic`, `mta-sts`, `dane` or `required` (Postline's own policy).",
+    "tls_verified": "The MX host's certificate was verified (WebPKI or DANE TLSA).",
+    "tls_cipher": "The TLS cipher suite negotiated; absent when plaintext.",
+    "mx_address": "The address of the MX host connected to.",
+    "tls_failure": "The RFC 8460 result type of the failed check (`starttls-not-supported`, "
+    "`certificate-host-mismatch`, `validation-failure`, ...); absent when it succeeded.",
+    "tls_policy_domain": "The domain whose MTA-STS policy or TLSA records applied.",
+    "tls_policy_type": "`sts`, `tlsa` or `no-policy-found` (RFC 8460).",
+    "tls_policy": "The policy as RFC 8460 reports it: the MTA-STS policy's lines or the "
+    "TLSA records.",
+    "tls_mx_patterns": "The MTA-STS policy's `mx` patterns.",
 }
 
 
@@ -105,7 +117,10 @@ def _kind(
     return KindSpec(kind, summary, tuple(fields))
 
 
-_DELIVERY = "delivery_id sender mx provider tls attempt tags tenant bulk source"
+_DELIVERY = (
+    "delivery_id sender mx provider tls tls_security tls_verified tls_cipher attempt tags "
+    "tenant bulk source"
+)
 _REPORT = "mx provider check detail tenant original_recipient"
 _BOUNCE_CLASS = (
     "The deliverer's outcome (`bounced`, `deferred`), or the bouncer's class for a report "
@@ -147,7 +162,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.DELIVERED,
             "A recipient's MX accepted the message (a 2xx reply): one per recipient.",
             "message_id recipient domain delivery_id reply attempt classification stage",
-            "sender mx provider tls tags tenant bulk source",
+            "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source",
             classification="`delivered`.",
         ),
         _kind(
@@ -327,6 +342,14 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "tenant by",
             classification="`paused`, `resumed`, `dead_lettered` or `redriven`.",
             detail="The endpoint id and why.",
+        ),
+        _kind(
+            EventKind.TLS_SESSION,
+            "The deliverer connected to an MX host (or failed its transport security check).",
+            "domain mx tls_security tls_policy_type stage",
+            "mx_address source provider tls tls_cipher tls_verified tls_failure "
+            "tls_policy_domain tls_policy tls_mx_patterns detail",
+            detail="Why the check failed, in words (RFC 8460 failure-reason-code).",
         ),
     )
 }

@@ -168,6 +168,11 @@ class EventKind(enum.StrEnum):
     #: A webhook endpoint changed state (``classification``: paused, resumed, dead_lettered,
     #: redriven; ``detail``: the endpoint id and why; ``by``: who or which stage).
     WEBHOOK = "webhook"
+    #: One connection attempt's transport security, written by the deliverer per MX host it
+    #: connected to (key: the recipient domain): what governed it (``tls_security``), what
+    #: was negotiated and verified, and the RFC 8460 result type when a check failed. The
+    #: TLS-RPT reports are counted from these.
+    TLS_SESSION = "tls_session"
 
 
 class Event(Record, frozen=True, kw_only=True):
@@ -231,6 +236,24 @@ class Event(Record, frozen=True, kw_only=True):
     #: human opens and clicks apart.
     machine: bool = False
     client_ip: str = ""  # opened/clicked: the address the request came from
+    #: delivered/deferred/bounced by the deliverer, tls_session: what governed the session's
+    #: transport security: "none" (plaintext), "opportunistic", "mta-sts", "dane" or
+    #: "required" (our own policy: configuration, REQUIRETLS, the tenant's).
+    tls_security: str = ""
+    tls_verified: bool = False  # the peer's certificate was verified (WebPKI or TLSA)
+    tls_cipher: str = ""  # the cipher suite negotiated ("" when plaintext)
+    mx_address: str = ""  # tls_session: the address of the MX host (RFC 8460 receiving-ip)
+    #: tls_session: the RFC 8460 4.3 result type of a failed check
+    #: ("starttls-not-supported", "certificate-host-mismatch", "validation-failure", ...);
+    #: "" when the session met its policy.
+    tls_failure: str = ""
+    #: tls_session: the policy that applied, as RFC 8460 reports it: the domain that
+    #: published it, its type ("sts", "tlsa" or "no-policy-found"), its policy strings
+    #: (the MTA-STS policy's lines or the TLSA records) and the MTA-STS mx patterns.
+    tls_policy_domain: str = ""
+    tls_policy_type: str = ""
+    tls_policy: tuple[str, ...] = ()
+    tls_mx_patterns: tuple[str, ...] = ()
 
 
 class SuppressionReason(enum.StrEnum):
