@@ -173,8 +173,11 @@ class BouncerStage:
             ),
             ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
         ]
-        if self.tlsrpt is not None:
-            helpers.append(ctx.spawn(self.tlsrpt.sender.run(ctx.stopping), name="tlsrpt"))
+        reports = (
+            ctx.spawn(self.tlsrpt.sender.run(ctx.stopping), name="tlsrpt")
+            if self.tlsrpt is not None
+            else None
+        )
         tracking = ctx.spawn(self.tracking_events.run(), name="tracking-events")
         try:
             await run_batch_loop(
@@ -196,6 +199,12 @@ class BouncerStage:
             with suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(tracking), drain)
             helpers.append(tracking)
+            if reports is not None:
+                # It stops after the send in hand (cancelled mid-send, a report could go
+                # without its day being marked sent, and a bus read would be cut off).
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reports), drain)
+                helpers.append(reports)
             if self.admin is not None:
                 await self.admin.close()
             for task in helpers:
