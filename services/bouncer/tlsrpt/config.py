@@ -51,8 +51,6 @@ class TlsRptConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     #: Failure-details rows kept per policy and day and events partition; sessions past it
     #: still count in the summary (a flood of distinct errors cannot grow the records).
     max_failure_details: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 200
-    #: How long the delivery of a mailed report may be retried by the deliverer.
-    mail_expires_after: Duration = Duration(86400)
 
 
 #: Bounds of the durations (msgspec.Meta cannot bound the custom type).
@@ -63,7 +61,6 @@ _BOUNDS = (
     ("check_interval", 0.01, 3600.0),
     ("http_timeout", 0.1, 600.0),
     ("dns_timeout", 0.1, 120.0),
-    ("mail_expires_after", 60.0, 7 * 86400.0),
 )
 
 
