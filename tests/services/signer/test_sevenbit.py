@@ -22,8 +22,7 @@ RUSSIAN = "Здравствуйте! Ваш заказ отправлен сег
 JAPANESE = "こんにちは。ご注文の商品を本日発送いたしました。\r\n" * 3
 HTML = "<html><body><p>Grüße aus Köln \u2013 <b>schöne</b> Woche</p></body></html>\r\n"
 ATTACHMENT = (
-    b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    b"JVBERi0xLjQK\r\n"
+    b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
 )
 
 
