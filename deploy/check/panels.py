@@ -203,6 +203,14 @@ def signer_panels() -> list[Panel]:
             "is a setting to fix.",
         ),
         panel("Tracking rewrite time", "s", quantiles("postline_signer_tracking_seconds")),
+        panel(
+            "8-bit mail made 7-bit",
+            "ops",
+            [(rate("postline_signer_eight_bit_messages_total", by="result"), "{{result}}")],
+            description="Messages with 8-bit content: converted to quoted-printable or "
+            "base64 before signing, or kept 8-bit (the signed event says why; an MX "
+            "without 8BITMIME bounces those with 5.6.3).",
+        ),
     ]
 
 
@@ -308,6 +316,32 @@ def deliverer_panels() -> list[Panel]:
                 ),
                 (rate("postline_deliverer_shaped_total", by="reason"), "shaped {{reason}}"),
             ],
+        ),
+        panel(
+            "Delivered by transport security",
+            "percentunit",
+            [
+                (
+                    f"{rate('postline_deliverer_delivered_by_tls_total', by='security, verified')}"
+                    f" / scalar({rate('postline_deliverer_delivered_by_tls_total')})",
+                    "{{security}} ({{verified}})",
+                )
+            ],
+            description="The share of recipients delivered over each kind of session: none "
+            "(plaintext), opportunistic, mta-sts, dane, required (our own policy).",
+        ),
+        panel(
+            "TLS sessions by policy result",
+            "ops",
+            [
+                (
+                    rate("postline_deliverer_tls_sessions_total", by="security, result"),
+                    "{{security}} {{result}}",
+                )
+            ],
+            description="Connection attempts by what governed them and the RFC 8460 result; "
+            "a failure under mta-sts or dane defers that host's mail (TLS-RPT reports count "
+            "the same sessions).",
         ),
         panel(
             "Retries scheduled and expired",

@@ -55,6 +55,9 @@ NO_ANSWER = SmtpReply(code=451, enhanced="4.4.1", text="no MX host answered")
 CONNECTION_LOST = SmtpReply(code=451, enhanced="4.4.2", text="connection lost")
 #: TLS is required by policy but the server did not offer STARTTLS or the handshake failed.
 TLS_UNAVAILABLE = SmtpReply(code=451, enhanced="4.7.5", text="TLS required but not available")
+#: RFC 3463 4.7.5 "cryptographic failure": the MX hosts' TLS did not meet the destination's
+#: published policy (MTA-STS, DANE) or ours (a certificate that fails verification).
+TLS_POLICY_FAILED = SmtpReply(code=451, enhanced="4.7.5", text="TLS policy not met by any MX host")
 #: Anything the deliverer did not expect: our own failures are never a 5xx (the mail is
 #: retried, as Postfix defers on an unknown failure).
 LOCAL_FAILURE = SmtpReply(code=451, enhanced="4.3.0", text="local delivery failure")
@@ -69,6 +72,13 @@ BAD_SENDER_SYNTAX = SmtpReply(code=553, enhanced="5.1.7", text="bad sender mailb
 #: RFC 6531 3.2 / RFC 3463 5.6.7: an internationalised address, and the server lacks SMTPUTF8.
 SMTPUTF8_UNAVAILABLE = SmtpReply(
     code=553, enhanced="5.6.7", text="SMTPUTF8 is required, but was not offered by the host"
+)
+#: RFC 6152 / RFC 3463 5.6.3: the message is still 8-bit (the signer could not make it 7-bit)
+#: and the server did not offer 8BITMIME; it is never sent as 8-bit to such a server.
+EIGHTBIT_UNAVAILABLE = SmtpReply(
+    code=554,
+    enhanced="5.6.3",
+    text="8-bit content, but 8BITMIME was not offered by the host (conversion not supported)",
 )
 #: The longest exception text a LOCAL_FAILURE reply carries (it reaches events and DSNs).
 _MAX_ERROR_TEXT = 200

@@ -83,7 +83,8 @@ class Topic(Generic[R]):
         """Decode wire bytes; raises :class:`DecodeError` naming the topic and the problem."""
         try:
             return self._decoder.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        # UnicodeDecodeError: a string that is not UTF-8 (msgspec does not wrap it).
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise DecodeError(
                 f"{self.name}: cannot decode {self.record_type.__name__}: {exc}"
             ) from exc
