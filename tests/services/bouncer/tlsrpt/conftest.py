@@ -115,7 +115,13 @@ async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
     await opened.close()
 
 
-def tlsrpt_config(tmp_path: Path, ca: Path, dns_port: int, extra: str = "") -> Path:
+def tlsrpt_config(
+    tmp_path: Path,
+    ca: Path,
+    dns_port: int,
+    extra: str = "",
+    from_address: str = "tlsrpt@relay.postline.test",
+) -> Path:
     """The bouncer's test config with ``[bouncer.tlsrpt]`` on."""
     path = write_config(tmp_path)
     path.write_text(
@@ -126,7 +132,7 @@ enabled = true
 organization_name = "Postline Test"
 contact_info = "tlsrpt@relay.postline.test"
 submitter = "relay.postline.test"
-from_address = "tlsrpt@relay.postline.test"
+from_address = "{from_address}"
 send_delay = "{DELAY:g}s"
 check_interval = "0.1s"
 retry_backoff = 0
