@@ -39,6 +39,9 @@ from tests.services.bouncer.conftest import write_config
 
 DEADLINE = 60.0  # guards against a hang only
 DELAY = 3600.0  # [bouncer.tlsrpt] send_delay in these tests
+#: Every topic the bouncer reads or writes, made before it starts as `postline topics
+#: create` would (Kafka: a missing one is created only by some of its readers).
+BOUNCER_TOPICS = (EVENTS, TLSRPT, SUBMITTED, SUPPRESSIONS, TENANTS, QUARANTINE, OUTBOUND, DEAD)
 
 
 class Clock:
@@ -108,9 +111,7 @@ async def capture(tmp_path: Path) -> AsyncIterator[Capture]:
 async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
     opened = bus_of_kind(request.param, request, tmp_path, "tlsrpt", partitions=4)
     await opened.start()
-    # Every topic the bouncer reads or writes, as `postline topics create` makes them.
-    names = [EVENTS, TLSRPT, SUBMITTED, SUPPRESSIONS, TENANTS, QUARANTINE, OUTBOUND, DEAD]
-    await opened.ensure_topics([t.name for t in names])
+    await opened.ensure_topics([t.name for t in BOUNCER_TOPICS])
     yield opened
     await opened.close()
 
