@@ -95,6 +95,7 @@ class TlsReporting:
                 )
         owned = frozenset(tp.partition for tp in partitions if tp.topic == EVENTS.name)
         self.counter.load(records, owned)
+        self.sender.rescan()  # days of the domains now ours may be due
         self.log.info(
             "tlsrpt counts loaded",
             extra={"records": len(self.counter.current()), "partitions": sorted(owned)},

@@ -1,12 +1,14 @@
 """Sending each closed day's TLS-RPT reports, once, from one replica.
 
-Every ``check_interval`` the sender reads ``postline.tlsrpt`` and, for each policy domain
-and UTC day whose counts are closed (``send_delay`` after the day ended, by the injected
-clock) and not yet settled, adds up the partitions' counts (``report.py``), looks up the
-domain's rua (``rua.py``) and sends the gzip report to each: ``https:`` POSTed
-(``https.py``), ``mailto:`` submitted through Postline (``mail.py``). The day is then
-settled durably: a ``done|<day>|<domain>`` record (sent, failed or no_rua), published
-atomically with tombstones for the counts it summed, so a restart never sends it again.
+Every ``check_interval`` the sender looks whether there may be work (a day closed, a retry
+due, partitions newly owned; else it reads the table only every :data:`RESCAN`). Then it
+reads ``postline.tlsrpt`` and, for each policy domain and UTC day whose counts are closed
+(``send_delay`` after the day ended, by the injected clock) and not yet settled, adds up the
+partitions' counts (``report.py``), looks up the domain's rua (``rua.py``) and sends the
+gzip report to each: ``https:`` POSTed (``https.py``), ``mailto:`` submitted through
+Postline (``mail.py``). The day is then settled durably: a ``done|<day>|<domain>`` record
+(sent, failed or no_rua), published atomically with tombstones for the counts it summed,
+so a restart never sends it again.
 
 **One sender per domain-day.** Only the replica that owns the events partition the
 domain's key falls in sends it (the deliverer keys ``tls_session`` events by recipient
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -33,7 +36,7 @@ import dns.asyncresolver
 
 from services.bouncer.tlsrpt import mail
 from services.bouncer.tlsrpt.config import TlsRptConfig
-from services.bouncer.tlsrpt.counts import DAY, closed, day_start
+from services.bouncer.tlsrpt.counts import DAY, closed, day_of, day_start
 from services.bouncer.tlsrpt.https import HttpsReporter, ReportNotPosted
 from services.bouncer.tlsrpt.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt.report import (
@@ -52,6 +55,9 @@ from shared.wire.topics import SUBMITTED, TLSRPT, OutRecord
 
 #: How long a settled mark is kept after its day (then removed: nothing counts that day).
 KEEP_SETTLED = 8 * DAY
+#: Seconds between reads of the table when no day closed and no retry is due (it holds a
+#: record per domain, day and partition: read it when it may hold work, not every tick).
+RESCAN = 3600.0
 _MAX_BACKOFF = 3600.0
 
 _DayKey = tuple[str, str]  # (day, domain)
@@ -92,6 +98,8 @@ class ReportSender:
         self.timeout = publish_timeout
         self.reporter = Reporter(config.organization_name, config.contact_info, config.submitter)
         self._retries: dict[_DayKey, _Retry] = {}
+        self._scanned_at = -RESCAN  # time.monotonic() of the last read of the table
+        self._scanned_through = ""  # the newest closed day then
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Look for days due every ``check_interval`` until ``stopping`` is set."""
@@ -99,7 +107,8 @@ class ReportSender:
         try:
             while not stopping.is_set():
                 try:
-                    await self.tick()
+                    if self.scan_due():
+                        await self.tick()
                 except BusError as exc:  # the bus is down: the next tick tries again
                     self.log.warning("tlsrpt: bus failure", extra={"error": str(exc)})
                 with contextlib.suppress(TimeoutError):
@@ -107,8 +116,29 @@ class ReportSender:
         finally:
             await self.https.close()
 
+    def scan_due(self) -> bool:
+        """Whether reading the table may find work: a day closed since the last read, a
+        retry is due, or :data:`RESCAN` passed (partitions taken over in a rebalance, a
+        count that came back for a settled day, settled marks to remove)."""
+        now = self.clock()
+        if self._closed_through(now) != self._scanned_through:
+            return True
+        if any(retry.next_at <= now for retry in self._retries.values()):
+            return True
+        return time.monotonic() - self._scanned_at >= RESCAN
+
+    def rescan(self) -> None:
+        """Read the table at the next tick (the replica's partitions changed)."""
+        self._scanned_at = -RESCAN
+
+    def _closed_through(self, now: float) -> str:
+        """The newest day whose counts are closed at ``now``."""
+        return day_of(now - DAY - float(self.config.send_delay))
+
     async def tick(self) -> int:
         """Send what is due and clean up; returns how many days were settled."""
+        self._scanned_at = time.monotonic()
+        self._scanned_through = self._closed_through(self.clock())
         table = await self.bus.read_table(TLSRPT.name)
         counts: dict[_DayKey, list[tuple[str, TlsRpt]]] = {}
         settled: dict[_DayKey, str] = {}
