@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import dns.asyncresolver
@@ -50,7 +50,7 @@ from services.bouncer.tlsrpt.report import (
 from services.bouncer.tlsrpt.rua import Rua, RuaLookupFailed, lookup_rua
 from shared.bus.base import Bus
 from shared.errors import BusError, DecodeError
-from shared.wire.records import TlsRpt
+from shared.wire.records import Submission, TlsRpt
 from shared.wire.topics import SUBMITTED, TLSRPT, OutRecord
 
 #: How long a settled mark is kept after its day (then removed: nothing counts that day).
@@ -193,41 +193,59 @@ class ReportSender:
             await self._mark(
                 where, "no_rua", rid=rid, detail="no _smtp._tls TLSRPTv1 record", keys=keys, now=now
             )
+            self._retries.pop(where, None)
             return True
         body = encode(build_report(self.reporter, domain, day, merge(records)))
-        taken = retry.done if retry is not None else set()
+        retry = self._retries.setdefault(where, _Retry(first_failed=0.0))
         errors: list[tuple[str, str]] = []
-        for rua in ruas:
-            if rua in taken:
+        for rua in ruas:  # the POSTs first: whether they took it decides what follows
+            if rua.scheme != "https" or rua in retry.done:
                 continue
             try:
-                await self._send(rua, domain=domain, day=day, rid=rid, body=body, now=now)
-            except (ReportNotPosted, BusError) as exc:
+                await self.https.post(rua.target, body)
+            except ReportNotPosted as exc:
                 errors.append((rua.scheme, f"{rua.target}: {exc}"))
                 continue
-            taken.add(rua)
-            self.metrics.reports.labels(rua.scheme, "sent").inc()
-            self.log.info(
-                "tlsrpt report sent",
-                extra={"domain": domain, "day": day, "to": rua.target, "report_id": rid},
+            self._sent(rua, retry, where, rid)
+        mails = [r for r in ruas if r.scheme == "mailto" and r not in retry.done]
+        submissions = [
+            SUBMITTED.out(self._mail(rua, domain=domain, day=day, rid=rid, body=body, now=now))
+            for rua in mails
+        ]
+        if not errors:
+            # The mails, the mark and the tombstones in one atomic publish: a crash can
+            # neither send the mails without settling the day nor settle it without them.
+            sent_to = ", ".join(r.target for r in ruas)
+            await self._mark(
+                where, "sent", rid=rid, detail=sent_to, keys=keys, now=now, extra=submissions
             )
-        if errors:
-            if retry is not None:
-                retry.done = taken
+            for rua in mails:
+                self._sent(rua, retry, where, rid)
+            self._retries.pop(where, None)
+            return True
+        if submissions:
+            try:
+                await self._publish(submissions)
+            except BusError as exc:
+                errors += [("mailto", f"{rua.target}: {exc}") for rua in mails]
             else:
-                self._retries[where] = _Retry(first_failed=now, done=taken)
-            return await self._failed(where, now, errors, keys, rid)
-        self._retries.pop(where, None)
-        sent_to = ", ".join(r.target for r in ruas)
-        await self._mark(where, "sent", rid=rid, detail=sent_to, keys=keys, now=now)
-        return True
+                for rua in mails:
+                    self._sent(rua, retry, where, rid)
+        return await self._failed(where, now, errors, keys, rid)
 
-    async def _send(
+    def _sent(self, rua: Rua, retry: _Retry, where: _DayKey, rid: str) -> None:
+        """``rua`` took the report: not again for this day (while this process runs)."""
+        retry.done.add(rua)
+        self.metrics.reports.labels(rua.scheme, "sent").inc()
+        self.log.info(
+            "tlsrpt report sent",
+            extra={"domain": where[1], "day": where[0], "to": rua.target, "report_id": rid},
+        )
+
+    def _mail(
         self, rua: Rua, *, domain: str, day: str, rid: str, body: bytes, now: float
-    ) -> None:
-        if rua.scheme == "https":
-            await self.https.post(rua.target, body)
-            return
+    ) -> Submission:
+        """The report mailed to ``rua``, as a Submission for the signer."""
         message = mail.build_message(
             from_address=self.config.from_address,
             to=rua.target,
@@ -238,10 +256,9 @@ class ReportSender:
             report=body,
             at=now,
         )
-        submission = mail.submission(
+        return mail.submission(
             from_address=self.config.from_address, to=rua.target, message=message, at=now
         )
-        await self._publish([SUBMITTED.out(submission)])
 
     async def _failed(
         self,
@@ -252,6 +269,8 @@ class ReportSender:
         rid: str,
     ) -> bool:
         retry = self._retries.setdefault(where, _Retry(first_failed=now))
+        if not retry.attempts:
+            retry.first_failed = now  # the first failure: retry_for counts from here
         retry.attempts += 1
         detail = "; ".join(text for _, text in errors)[:500]
         if now - retry.first_failed >= float(self.config.retry_for):
@@ -275,14 +294,22 @@ class ReportSender:
         return False
 
     async def _mark(
-        self, where: _DayKey, state: str, *, rid: str, detail: str, keys: list[str], now: float
+        self,
+        where: _DayKey,
+        state: str,
+        *,
+        rid: str,
+        detail: str,
+        keys: list[str],
+        now: float,
+        extra: Sequence[OutRecord] = (),
     ) -> None:
         """Settle a day durably: the mark and its counts' tombstones, atomically."""
         day, domain = where
         mark = TlsRpt(
             domain=domain, day=day, state=state, updated_at=now, report_id=rid, detail=detail
         )
-        await self._publish([TLSRPT.out(mark)] + [TLSRPT.tombstone(k) for k in keys])
+        await self._publish([*extra, TLSRPT.out(mark)] + [TLSRPT.tombstone(k) for k in keys])
 
     async def _publish(self, records: list[OutRecord]) -> None:
         await self.bus.publish(records, timeout=self.timeout)

@@ -1,4 +1,5 @@
-"""A failed send is retried (with the configured backoff) until it is taken, and given up
+"""A failed send is retried (with the configured backoff) until it is taken (a mail already
+submitted is not submitted again), and given up
 after ``retry_for``: the day is then settled as failed and not tried again; a domain
 without a _smtp._tls record is settled as no_rua. Embedded bus (the bus's part is proved
 on both kinds by test_stage)."""
@@ -53,6 +54,10 @@ async def test_retried_until_taken_given_up_after_retry_for(
 ) -> None:
     records = {
         "_smtp._tls.flaky.test": [("TXT", f'"v=TLSRPTv1; rua={capture.url("r")}"')],
+        # Mail and HTTPS: the mail goes once, though the POST is tried again.
+        "_smtp._tls.both.test": [
+            ("TXT", f'"v=TLSRPTv1; rua=mailto:r@both.test,{capture.url("both")}"')
+        ],
         # Nothing listens on port 1: every POST fails.
         "_smtp._tls.gone.test": [("TXT", '"v=TLSRPTv1; rua=https://127.0.0.1:1/r"')],
     }
@@ -60,14 +65,15 @@ async def test_retried_until_taken_given_up_after_retry_for(
         config = tlsrpt_config(tmp_path, capture.pki.ca, dns.port, 'retry_for = "1h"')
         clock = Clock(START + 100)
         running = await start(embedded, config, clock)
-        events = [session(d, START + 10) for d in ("flaky.test", "gone.test", "silent.test")]
+        domains = ("both.test", "flaky.test", "gone.test", "silent.test")
+        events = [session(d, START + 10) for d in domains]
         await publish(embedded, events)
 
         async def counted() -> bool:
-            return all([await totals(embedded, d) == (1, 0) for d in ("flaky.test", "gone.test")])
+            return all([await totals(embedded, d) == (1, 0) for d in domains])
 
         await until(counted, "counted")
-        capture.fail_next = 1
+        capture.fail_next = 2  # both.test's first POST, then flaky.test's (in that order)
         clock.now = START + DAY + DELAY
 
         async def states() -> dict[str, str]:
@@ -75,13 +81,20 @@ async def test_retried_until_taken_given_up_after_retry_for(
 
         async def first_settled() -> bool:
             found = await states()
-            return found.get("flaky.test") == "sent" and found.get("silent.test") == "no_rua"
+            return (
+                found.get("flaky.test") == found.get("both.test") == "sent"
+                and found.get("silent.test") == "no_rua"
+            )
 
-        await until(first_settled, "flaky.test sent on a retry, silent.test without rua")
-        assert len(capture.requests) == 2 and len(capture.accepted) == 1
+        await until(first_settled, "flaky.test and both.test sent on a retry, silent.test not")
+        assert sorted(path for path, _, _ in capture.requests) == ["both", "both", "r", "r"]
+        assert len(capture.accepted) == 2
+        mailed = [SUBMITTED.decode(v) for v in (await embedded.read_table(SUBMITTED.name)).values()]
+        assert [s.rcpt_to for s in mailed] == [("r@both.test",)]
         registry = running.ctx.registry
-        assert sample(registry, "https", "sent") == 1
-        assert sample(registry, "https", "retry") >= 2  # flaky once, gone at least once
+        assert sample(registry, "https", "sent") == 2
+        assert sample(registry, "mailto", "sent") == 1
+        assert sample(registry, "https", "retry") >= 3  # flaky and both once, gone too
         assert (await states())["gone.test"] == "counts"  # still being retried
 
         clock.now = START + DAY + DELAY + 3600  # retry_for is over
@@ -94,4 +107,4 @@ async def test_retried_until_taken_given_up_after_retry_for(
         assert running.stage.tlsrpt is not None
         assert await running.stage.tlsrpt.sender.tick() == 0  # all settled: nothing to do
         await running.stop()
-        assert len(capture.accepted) == 1
+        assert len(capture.accepted) == 2
