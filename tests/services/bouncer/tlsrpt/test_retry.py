@@ -1,8 +1,7 @@
 """A failed send is retried (with the configured backoff) until it is taken (a mail already
-submitted is not submitted again), and given up
-after ``retry_for``: the day is then settled as failed and not tried again; a domain
-without a _smtp._tls record is settled as no_rua. Embedded bus (the bus's part is proved
-on both kinds by test_stage)."""
+submitted is not submitted again), and given up after ``retry_for``: the day is then
+settled as failed and not tried again; a domain without a _smtp._tls record is settled as
+no_rua. Embedded bus (the bus's part is proved on both kinds by test_stage)."""
 
 from __future__ import annotations
 
