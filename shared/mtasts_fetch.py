@@ -159,6 +159,8 @@ class PolicyFetcher:
             raise PolicyWebPkiInvalid(f"{url}: {exc.certificate_error}") from exc
         except aiohttp.ClientSSLError as exc:  # no handshake: not an authentication failure
             raise PolicyFetchError(f"{url}: TLS failed: {exc}") from exc
+        except aiohttp.ClientConnectorError as exc:  # DNS, refused, unreachable
+            raise PolicyFetchError(f"{url}: cannot connect: {exc.os_error}") from exc
         except TimeoutError as exc:
             raise PolicyFetchError(f"{url}: timed out") from exc
         except (aiohttp.ClientError, OSError) as exc:
