@@ -5,6 +5,7 @@ the cache survives a restart on the embedded bus and on Kafka."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,3 +183,33 @@ async def test_the_cache_survives_a_restart(
     finally:
         await second.close()
         await bus.close()
+
+
+@pytest.mark.parametrize("kind", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def test_a_policy_one_replica_fetched_serves_another(
+    kind: str, lab: Lab, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    buses = [bus_of_kind(kind, request, tmp_path, f"mtasts{n}") for n in (1, 2)]
+    for bus in buses:
+        await bus.start()
+        await bus.ensure_topics([MTA_STS.name])
+    fetching, following = (MtaStsSource.create(lab.config(), bus) for bus in buses)
+    stopping = asyncio.Event()
+    follower = asyncio.ensure_future(following.cache.follow(stopping))
+    try:
+        await following.cache.load()
+        assert await fetching.host_policy(DOMAIN, "mx1.example.test", False) is not None
+        async with asyncio.timeout(60):  # a bound on a hang, not a measurement
+            while following.cache.get(DOMAIN) is None:
+                await asyncio.sleep(0.05)
+        policy = await following.host_policy(DOMAIN, "mx.other.test", False)
+        assert policy is not None and policy.refused is not None
+        assert lab.host.requests == 1  # the second replica did not fetch
+    finally:
+        stopping.set()
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        for source in (fetching, following):
+            await source.close()
+        for bus in buses:
+            await bus.close()
