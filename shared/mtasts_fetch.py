@@ -132,29 +132,7 @@ class PolicyFetcher:
             async with self._client().get(
                 url, allow_redirects=False, headers={"Accept": "text/plain"}
             ) as answer:
-                if 300 <= answer.status < 400:
-                    where = answer.headers.get("Location", "?")
-                    raise PolicyFetchError(
-                        f"{url} redirects to {where}; RFC 8461 3.3 forbids following it"
-                    )
-                if answer.status != 200:
-                    raise PolicyFetchError(f"{url} answered HTTP {answer.status}")
-                if answer.content_type != "text/plain":
-                    raise PolicyFetchError(
-                        f"{url} has media type {answer.content_type!r}, not text/plain"
-                    )
-                if (answer.content_length or 0) > self._max_bytes:
-                    raise PolicyFetchError(
-                        f"{url} is {answer.content_length} bytes, more than {self._max_bytes}"
-                    )
-                body = await answer.content.read(self._max_bytes + 1)
-                while len(body) <= self._max_bytes and not answer.content.at_eof():
-                    more = await answer.content.read(self._max_bytes + 1 - len(body))
-                    if not more:
-                        break
-                    body += more
-                if len(body) > self._max_bytes:
-                    raise PolicyFetchError(f"{url} is more than {self._max_bytes} bytes")
+                body = await self._read(answer, url)
         except aiohttp.ClientConnectorCertificateError as exc:
             raise PolicyWebPkiInvalid(f"{url}: {exc.certificate_error}") from exc
         except aiohttp.ClientSSLError as exc:  # no handshake: not an authentication failure
@@ -169,6 +147,29 @@ class PolicyFetcher:
             return body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PolicyInvalid(f"{url} is not UTF-8 text") from exc
+
+    async def _read(self, answer: aiohttp.ClientResponse, url: str) -> bytes:
+        """The body of a 200 ``text/plain`` answer of at most ``max_bytes``."""
+        if 300 <= answer.status < 400:
+            where = answer.headers.get("Location", "?")
+            raise PolicyFetchError(f"{url} redirects to {where}; RFC 8461 3.3 forbids following it")
+        if answer.status != 200:
+            raise PolicyFetchError(f"{url} answered HTTP {answer.status}")
+        if answer.content_type != "text/plain":
+            raise PolicyFetchError(f"{url} has media type {answer.content_type!r}, not text/plain")
+        if (answer.content_length or 0) > self._max_bytes:
+            raise PolicyFetchError(
+                f"{url} is {answer.content_length} bytes, more than {self._max_bytes}"
+            )
+        body = await answer.content.read(self._max_bytes + 1)
+        while len(body) <= self._max_bytes and not answer.content.at_eof():
+            more = await answer.content.read(self._max_bytes + 1 - len(body))
+            if not more:
+                break
+            body += more
+        if len(body) > self._max_bytes:
+            raise PolicyFetchError(f"{url} is more than {self._max_bytes} bytes")
+        return body
 
     async def fetch(self, domain: str) -> StsPolicy:
         """The parsed policy of ``domain``; raises an :class:`~shared.mtasts.MtaStsError`."""

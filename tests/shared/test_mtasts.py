@@ -15,7 +15,10 @@ from shared.mtasts import (
     txt_policy_id,
 )
 
-POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\n"
+POLICY = (
+    "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\n"
+    "max_age: 604800\r\n"
+)
 
 
 def test_policy_with_crlf_lines() -> None:
@@ -33,7 +36,10 @@ def test_policy_with_crlf_lines() -> None:
 
 
 def test_policy_with_lf_lines_whitespace_and_unknown_keys() -> None:
-    text = "version:STSv1\nmode:   testing  \nfuture_key: anything goes\nmx: MX.Example.COM\nmax_age: 86400"
+    text = (
+        "version:STSv1\nmode:   testing  \nfuture_key: anything goes\nmx: MX.Example.COM\n"
+        "max_age: 86400"
+    )
     policy = parse_policy(text)
     assert (policy.mode, policy.max_age, policy.mx) == ("testing", 86400, ("mx.example.com",))
     assert "future_key: anything goes" in policy.lines

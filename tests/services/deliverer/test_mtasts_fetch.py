@@ -17,6 +17,7 @@ from services.deliverer.config import DelivererConfig, MtaSts
 from services.deliverer.transport.mtasts import MtaStsSource
 from services.deliverer.transport.policy import ResultType
 from shared.bus.base import Bus
+from shared.wire.records import MtaStsPolicy
 from shared.wire.topics import MTA_STS
 from testing.buses import bus_of_kind
 from testing.dnsserver import DnsServer
@@ -194,14 +195,20 @@ async def test_a_policy_one_replica_fetched_serves_another(
         await bus.start()
         await bus.ensure_topics([MTA_STS.name])
     fetching, following = (MtaStsSource.create(lab.config(), bus) for bus in buses)
-    stopping = asyncio.Event()
+    stopping, arrived = asyncio.Event(), asyncio.Event()
+    keep = following.cache.keep
+
+    def keep_and_tell(policy: MtaStsPolicy) -> None:
+        keep(policy)
+        arrived.set()
+
+    following.cache.keep = keep_and_tell  # type: ignore[method-assign]
     follower = asyncio.ensure_future(following.cache.follow(stopping))
     try:
         await following.cache.load()
         assert await fetching.host_policy(DOMAIN, "mx1.example.test", False) is not None
-        async with asyncio.timeout(60):  # a bound on a hang, not a measurement
-            while following.cache.get(DOMAIN) is None:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(arrived.wait(), 60)  # a bound on a hang, not a measurement
+        assert following.cache.get(DOMAIN) == fetching.cache.get(DOMAIN)
         policy = await following.host_policy(DOMAIN, "mx.other.test", False)
         assert policy is not None and policy.refused is not None
         assert lab.host.requests == 1  # the second replica did not fetch
