@@ -313,12 +313,12 @@ def all_topics(
         TENANTS,
         CONTROL,
         REPUTATION,
-        MTA_STS,
         QUEUE,
         QUEUE_LIVE,
         DEAD,
         DEAD_STATE,
         QUARANTINE,
+        MTA_STS,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
     topics += [webhook_retry_topic(t) for t in webhook_tiers]
