@@ -127,6 +127,10 @@ class MtaSts(msgspec.Struct, **_STRUCT):
     #: Longest time the _mta-sts TXT answer (the policy id) is reused before asking DNS
     #: again (a shorter DNS TTL wins).
     txt_cache: Duration = Duration(300)
+    #: After a failed fetch the domain's policy is not fetched again for this long (its mail
+    #: goes on under the cached policy, or none), so a broken policy host is not asked
+    #: once per connection.
+    fetch_retry: Duration = Duration(300)
 
 
 class DelivererConfig(msgspec.Struct, **_STRUCT):

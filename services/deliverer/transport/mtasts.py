@@ -87,8 +87,10 @@ class MtaStsSource:
         self._inflight: dict[tuple[str, str], asyncio.Future[object]] = {}
         self._background: set[asyncio.Task[object]] = set()
         self._close = close
-        #: The last fetch failure per domain, until a fetch succeeds (for reports and logs).
+        #: The last fetch failure per domain, until a fetch succeeds (for reports and logs),
+        #: and when the domain may be fetched again (``fetch_retry``).
         self.failures: dict[str, MtaStsError] = {}
+        self._retry_at: dict[str, float] = {}
 
     @classmethod
     def create(cls, cfg: DelivererConfig, bus: Bus | None) -> MtaStsSource:
@@ -161,6 +163,8 @@ class MtaStsSource:
             # RFC 8461 3.1/10.2: a missing record does not end a cached policy; publishing
             # mode "none" under a new id does.
             return fresh
+        if self._retry_at.get(domain, 0.0) > now:
+            return fresh  # fetched in vain a moment ago: not once per connection
         if fresh is not None and fresh.policy_id == policy_id:
             if _expires(fresh) - now < min(self.cfg.refresh_before, fresh.max_age / 2):
                 self._refresh_in_background(domain, policy_id)
@@ -189,13 +193,14 @@ class MtaStsSource:
         try:
             sts = await self._fetch(domain)
         except MtaStsError as exc:
-            self.failures[domain] = exc
+            self._failed(domain, exc)
             log.warning(
                 "MTA-STS policy fetch failed",
                 extra={"domain": domain, "result_type": exc.result_type, "error": str(exc)},
             )
             raise
         self.failures.pop(domain, None)
+        self._retry_at.pop(domain, None)
         policy = MtaStsPolicy(
             domain=domain,
             policy_id=policy_id,
@@ -207,6 +212,15 @@ class MtaStsSource:
         )
         await self.cache.store(policy)
         return policy
+
+    def _failed(self, domain: str, exc: MtaStsError) -> None:
+        self.failures.pop(domain, None)  # re-inserted last: the oldest go first below
+        self.failures[domain] = exc
+        self._retry_at[domain] = self._clock() + self.cfg.fetch_retry
+        while len(self.failures) > self._txt_cache_size:
+            oldest = next(iter(self.failures))
+            del self.failures[oldest]
+            self._retry_at.pop(oldest, None)
 
     async def _once(self, key: tuple[str, str], start: Callable[[], Awaitable[T]]) -> T:
         """Run ``start()`` unless the same work for the same domain is under way: then wait

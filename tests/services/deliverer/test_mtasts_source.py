@@ -269,3 +269,16 @@ def test_cache_keeps_the_newest_fetch() -> None:
     cache.keep(newer)
     cache.keep(older)
     assert cache.get("EXAMPLE.com.") == newer and len(cache) == 1
+
+
+async def test_a_failed_fetch_is_not_retried_before_fetch_retry() -> None:
+    world = World(txt={"example.com": ["v=STSv1; id=one"]})
+    mta = source(world, fetch_retry=300.0)
+    assert await mta.policy("example.com") is None
+    world.policies["example.com"] = sts()  # the policy host is back
+    world.now += 299
+    assert await mta.policy("example.com") is None  # not asked once per connection
+    assert world.fetches == ["example.com"]
+    world.now += 2
+    assert await mta.policy("example.com") is not None
+    assert world.fetches == ["example.com", "example.com"] and "example.com" not in mta.failures
