@@ -111,8 +111,9 @@ class MtaSts(msgspec.Struct, **_STRUCT):
     """MTA-STS (RFC 8461): recipient domains' published TLS policies (transport/mtasts.py)."""
 
     enabled: bool = True  # look up, cache and apply recipient domains' MTA-STS policies
-    #: CA file the policy hosts' certificates are checked against; unset = the system's CA
-    #: store (set it for a lab or test CA only: real policy hosts use public CAs).
+    #: CA file the policy hosts' certificates are checked against; unset = deliverer.ca_file,
+    #: else the system's CA store (set it for a lab or test CA only: real policy hosts use
+    #: public CAs).
     ca_file: Path | None = None
     #: Port of https://mta-sts.<domain>/; RFC 8461 says 443, other values are for labs and
     #: tests only.
@@ -139,6 +140,9 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     ehlo_name: str = "localhost"  # our name in EHLO; set it to the host's PTR name
     nameservers: list[str] = []  # "ip" or "ip:port"; empty = the system's resolv.conf
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 25  # port of every MX host
+    #: The certificates trusted when an MX host's certificate is verified (verify_certs,
+    #: MTA-STS, REQUIRETLS), instead of the system's store: for a private CA or a lab.
+    ca_file: Path | None = None
     mx_cache_size: Positive = 10000  # domains whose MX answers are cached (by TTL)
     negative_ttl: Duration = Duration(300)  # RFC 2308 cap for NXDOMAIN/no-data answers
     max_in_flight: Positive = 2000  # transactional Deliveries held in memory (all domains)
@@ -246,6 +250,8 @@ def _check_durations(cfg: DelivererConfig, source: str) -> None:
     for name in ("connect_timeout", "fetch_timeout"):
         if getattr(cfg.mta_sts, name) <= 0:
             raise ConfigError(source, f"deliverer.mta_sts.{name}", "must be more than 0s")
+    if cfg.ca_file is not None and not cfg.ca_file.is_file():
+        raise ConfigError(source, "deliverer.ca_file", f"{cfg.ca_file} is not a readable file")
 
 
 def _valid_hostport(value: str) -> bool:

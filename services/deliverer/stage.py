@@ -82,7 +82,9 @@ class DelivererStage:
         )
         # MTA-STS policies (RFC 8461), cached on postline.mta-sts for every replica.
         self.mta_sts = MtaStsSource.create(cfg, ctx.bus) if cfg.mta_sts.enabled else None
-        self.connector = Connector(cfg, self.resolver, self.metrics)
+        # Published policies in order of precedence (RFC 8461 2: DANE before MTA-STS).
+        sources = [source for source in (self.mta_sts,) if source is not None]
+        self.connector = Connector(cfg, self.resolver, self.metrics, policy_sources=sources)
         self.schedule = RetrySchedule(cfg.retry)
         # One set of shapers for both lanes: a provider counts our connections per IP,
         # whichever lane they carry (shaping.py).

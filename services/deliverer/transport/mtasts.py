@@ -96,13 +96,14 @@ class MtaStsSource:
     def create(cls, cfg: DelivererConfig, bus: Bus | None) -> MtaStsSource:
         """The production source: DNS through ``deliverer.nameservers`` (else the system's),
         policies over HTTPS (``shared.mtasts_fetch``, imported here: aiohttp loads only in a
-        deliverer that uses MTA-STS), cached on ``postline.mta-sts`` when ``bus`` is given."""
+        deliverer that uses MTA-STS) checked against ``mta_sts.ca_file``, else
+        ``deliverer.ca_file``, else the system's CA store, cached on ``postline.mta-sts`` when ``bus`` is given."""
         from shared.mtasts_fetch import PolicyFetcher  # noqa: PLC0415
 
         resolver = make_resolver(cfg.nameservers, cfg.timeouts.dns)
         sts = cfg.mta_sts
         fetcher = PolicyFetcher(
-            ca_file=sts.ca_file,
+            ca_file=sts.ca_file or cfg.ca_file,
             resolver=resolver,
             port=sts.https_port,
             connect_timeout=sts.connect_timeout,
