@@ -97,7 +97,8 @@ class MtaStsSource:
         """The production source: DNS through ``deliverer.nameservers`` (else the system's),
         policies over HTTPS (``shared.mtasts_fetch``, imported here: aiohttp loads only in a
         deliverer that uses MTA-STS) checked against ``mta_sts.ca_file``, else
-        ``deliverer.ca_file``, else the system's CA store, cached on ``postline.mta-sts`` when ``bus`` is given."""
+        ``deliverer.ca_file``, else the system's CA store, cached on ``postline.mta-sts``
+        when ``bus`` is given."""
         from shared.mtasts_fetch import PolicyFetcher  # noqa: PLC0415
 
         resolver = make_resolver(cfg.nameservers, cfg.timeouts.dns)

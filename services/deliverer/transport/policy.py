@@ -54,33 +54,6 @@ class TlsCheckFailed(Exception):
         self.outcome: TlsOutcome | None = None
 
 
-#: OpenSSL's X509_V_ERR_* verify codes (``ssl.SSLCertVerificationError.verify_code``) and
-#: the RFC 8460 result type each is reported as; every other code is a validation-failure.
-_VERIFY_CODES: dict[int, ResultType] = {
-    10: ResultType.CERTIFICATE_EXPIRED,  # X509_V_ERR_CERT_HAS_EXPIRED
-    62: ResultType.CERTIFICATE_HOST_MISMATCH,  # X509_V_ERR_HOSTNAME_MISMATCH
-    64: ResultType.CERTIFICATE_HOST_MISMATCH,  # X509_V_ERR_IP_ADDRESS_MISMATCH
-    2: ResultType.CERTIFICATE_NOT_TRUSTED,  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
-    18: ResultType.CERTIFICATE_NOT_TRUSTED,  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
-    19: ResultType.CERTIFICATE_NOT_TRUSTED,  # X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
-    20: ResultType.CERTIFICATE_NOT_TRUSTED,  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-    21: ResultType.CERTIFICATE_NOT_TRUSTED,  # X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
-    27: ResultType.CERTIFICATE_NOT_TRUSTED,  # X509_V_ERR_CERT_UNTRUSTED
-}
-
-
-def verify_result(error: ssl.SSLCertVerificationError) -> ResultType:
-    """The RFC 8460 4.3 result type of a failed WebPKI handshake (MTA-STS, verify_certs):
-    expired, host mismatch, not trusted (unknown issuer, self-signed), else
-    validation-failure."""
-    code = getattr(error, "verify_code", None)  # absent on an error not raised by OpenSSL
-    return (
-        _VERIFY_CODES.get(code, ResultType.VALIDATION_FAILURE)
-        if isinstance(code, int)
-        else (ResultType.VALIDATION_FAILURE)
-    )
-
-
 @dataclass(frozen=True)
 class PolicyReport:
     """The policy as an RFC 8460 report names it (section 4.4, ``policy``)."""

@@ -1,5 +1,5 @@
-"""``verify_result``: a failed WebPKI handshake's RFC 8460 result type, from real handshakes
-against the test CA where one can be had, from OpenSSL's codes for the rest."""
+"""``session.certificate_result``: a failed WebPKI handshake's RFC 8460 result type, from
+real handshakes against the test CA where one can be had, from OpenSSL's codes for the rest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.deliverer.transport.policy import ResultType, verify_result
+from services.deliverer.session import certificate_result
+from services.deliverer.transport.policy import ResultType
 from testing.pki import Pki, make_pki
 
 
@@ -40,14 +41,14 @@ async def handshake_error(
 async def test_host_mismatch(tls_server: tuple[Pki, int]) -> None:
     pki, port = tls_server
     error = await handshake_error(port, pki.client_context(), "other.example.test")
-    assert verify_result(error) is ResultType.CERTIFICATE_HOST_MISMATCH
+    assert certificate_result(error) is ResultType.CERTIFICATE_HOST_MISMATCH
 
 
 async def test_unknown_issuer_is_not_trusted(tls_server: tuple[Pki, int], tmp_path: Path) -> None:
     _, port = tls_server
     stranger = make_pki(tmp_path / "stranger")
     error = await handshake_error(port, stranger.client_context(), "mx.example.test")
-    assert verify_result(error) is ResultType.CERTIFICATE_NOT_TRUSTED
+    assert certificate_result(error) is ResultType.CERTIFICATE_NOT_TRUSTED
 
 
 @pytest.mark.parametrize(
@@ -59,14 +60,10 @@ async def test_unknown_issuer_is_not_trusted(tls_server: tuple[Pki, int], tmp_pa
         (19, ResultType.CERTIFICATE_NOT_TRUSTED),
         (20, ResultType.CERTIFICATE_NOT_TRUSTED),
         (23, ResultType.VALIDATION_FAILURE),  # revoked: no RFC 8460 type of its own
-        (9, ResultType.VALIDATION_FAILURE),  # not yet valid
+        (9, ResultType.CERTIFICATE_EXPIRED),  # not yet valid: outside its validity too
     ],
 )
 def test_openssl_codes(code: int, result: ResultType) -> None:
     error = ssl.SSLCertVerificationError("certificate verify failed")
     error.verify_code = code
-    assert verify_result(error) is result
-
-
-def test_an_error_without_a_code_is_a_validation_failure() -> None:
-    assert verify_result(ssl.SSLCertVerificationError("?")) is ResultType.VALIDATION_FAILURE
+    assert certificate_result(error) is result
