@@ -26,7 +26,7 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 import dns.asyncresolver
@@ -85,7 +85,8 @@ class MtaStsSource:
         self._txt: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
         self._txt_cache_size = txt_cache_size
         self._inflight: dict[tuple[str, str], asyncio.Future[object]] = {}
-        self._background: set[asyncio.Task[object]] = set()
+        self._background: set[asyncio.Task[object]] = set()  # refreshes: cancelled at close
+        self._publishing: set[asyncio.Task[object]] = set()  # finished at close
         self._close = close
         #: The last fetch failure per domain, until a fetch succeeds (for reports and logs),
         #: and when the domain may be fetched again (``fetch_retry``).
@@ -212,7 +213,10 @@ class MtaStsSource:
             lines=sts.lines,
             fetched_at=self._clock(),
         )
-        await self.cache.store(policy)
+        self.cache.keep(policy)
+        # Published in the background: the domain's mail waits for the fetch, not for the
+        # bus (a slow or unavailable bus must not hold deliveries to this domain).
+        self._spawn(self.cache.publish(policy), self._publishing)
         return policy
 
     def _failed(self, domain: str, exc: MtaStsError) -> None:
@@ -253,15 +257,20 @@ class MtaStsSource:
             except MtaStsError:
                 return None  # the cached policy stays in force; failures[] says why
 
-        task = asyncio.ensure_future(refresh())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(refresh(), self._background)
+
+    def _spawn(self, work: Coroutine[Any, Any, object], tasks: set[asyncio.Task[object]]) -> None:
+        """Run ``work`` in the background, remembered in ``tasks`` until done."""
+        task = asyncio.ensure_future(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def close(self) -> None:
-        """Cancel background refreshes and close the HTTP client."""
+        """Cancel background refreshes, finish publishing fetched policies (each bounded by
+        the bus's own timeouts), close the HTTP client."""
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*self._background, *self._publishing, return_exceptions=True)
         if self._close is not None:
             await self._close()
 

@@ -46,9 +46,13 @@ class PolicyCache:
             self._policies[domain] = policy
 
     async def store(self, policy: MtaStsPolicy) -> None:
-        """Keep ``policy`` and publish it for the other replicas and the next start. A bus
-        failure is logged, not raised: the policy still serves this process."""
+        """Keep ``policy`` and publish it (:meth:`publish`)."""
         self.keep(policy)
+        await self.publish(policy)
+
+    async def publish(self, policy: MtaStsPolicy) -> None:
+        """Publish ``policy`` for the other replicas and the next start. A bus failure is
+        logged, not raised: the policy still serves this process."""
         if self._bus is None:
             return
         try:

@@ -15,6 +15,7 @@ from services.deliverer.config import MtaSts
 from services.deliverer.transport.mtasts import MtaStsSource, TxtLookupFailed
 from services.deliverer.transport.mtasts_cache import PolicyCache
 from services.deliverer.transport.policy import ResultType, Security, TlsCheckFailed
+from shared.config import Duration
 from shared.mtasts import PolicyFetchError, StsPolicy, parse_policy
 from shared.wire.records import MtaStsPolicy
 
@@ -70,7 +71,7 @@ def source(world: World, cache: PolicyCache | None = None, **cfg: object) -> Mta
     settings = MtaSts(txt_cache=0.0, **cfg)  # type: ignore[arg-type]
     return MtaStsSource(
         settings,
-        cache or PolicyCache(),
+        cache if cache is not None else PolicyCache(),
         lookup_txt=world.lookup_txt,
         fetch=world.fetch,
         clock=world.clock,
@@ -202,7 +203,7 @@ async def test_a_cancelled_waiter_does_not_cancel_the_others_fetch() -> None:
 async def test_txt_answer_reused_for_txt_cache() -> None:
     world = World(txt={"example.com": ["v=STSv1; id=1"]}, policies={"example.com": sts()})
     mta = MtaStsSource(
-        MtaSts(txt_cache=300.0),
+        MtaSts(txt_cache=Duration(300)),
         PolicyCache(),
         lookup_txt=world.lookup_txt,
         fetch=world.fetch,
@@ -282,3 +283,26 @@ async def test_a_failed_fetch_is_not_retried_before_fetch_retry() -> None:
     world.now += 2
     assert await mta.policy("example.com") is not None
     assert world.fetches == ["example.com", "example.com"] and "example.com" not in mta.failures
+
+
+class StuckBus:
+    """A bus whose publish waits until released (a slow or unavailable broker)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.published: list[object] = []
+
+    async def publish(self, records: list[object], timeout: float | None = None) -> None:
+        await self.release.wait()
+        self.published += records
+
+
+async def test_a_slow_bus_never_holds_the_lookup_and_close_finishes_the_publication() -> None:
+    world = World(txt={"example.com": ["v=STSv1; id=1"]}, policies={"example.com": sts()})
+    bus = StuckBus()
+    mta = source(world, PolicyCache(bus))  # type: ignore[arg-type]
+    assert await mta.policy("example.com") is not None  # while the publication hangs
+    assert bus.published == []
+    bus.release.set()
+    await mta.close()
+    assert len(bus.published) == 1
