@@ -146,6 +146,8 @@ class Session:
         """
         policy = options.effective_policy()
         outcome = TlsOutcome(policy.security, policy.report, source=options.source_address or "")
+        if policy.noted is not None:
+            outcome.failure, outcome.detail = policy.noted.result_type, policy.noted.detail
         try:
             session = await cls._open(target, options, policy, policy)
         except TlsCheckFailed as failed:

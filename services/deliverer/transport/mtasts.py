@@ -131,7 +131,9 @@ class MtaStsSource:
         if not self.cfg.enabled:
             return None
         policy = await self.policy(domain)
-        if policy is None or policy.mode not in ("enforce", "testing"):
+        if policy is None:
+            return self._unfetched(domain.lower().rstrip("."))
+        if policy.mode not in ("enforce", "testing"):
             return None
         report = PolicyReport(domain.lower().rstrip("."), "sts", policy.lines, policy.mx)
         enforce = policy.mode == "enforce"
@@ -149,6 +151,17 @@ class MtaStsSource:
             enforce=enforce,
             refused=outside if enforce else None,
             report=report,
+        )
+
+    def _unfetched(self, domain: str) -> HostPolicy | None:
+        """A policy that was just fetched in vain (and none cached): the configuration
+        decides, and the failure is reported with each connection until the next fetch."""
+        failure = self.failures.get(domain)
+        if failure is None or self._retry_at.get(domain, 0.0) <= self._clock():
+            return None
+        noted = TlsCheckFailed(ResultType(failure.result_type), str(failure))
+        return HostPolicy(
+            Security.MTA_STS, report=PolicyReport(domain, "sts"), noted=noted, inherit=True
         )
 
     async def policy(self, domain: str) -> MtaStsPolicy | None:

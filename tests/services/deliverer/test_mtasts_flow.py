@@ -171,9 +171,14 @@ async def test_a_policy_that_cannot_be_fetched_leaves_the_configuration_in_charg
         async with running_deliverer(tmp_path, cfg) as d:
             await d.send(delivery(f"a@{DOMAIN}"))
             [delivered] = await d.wait_events(EventKind.DELIVERED, 1)
+            [session] = await d.wait_events(EventKind.TLS_SESSION, 1)
             assert d.stage.mta_sts is not None
             failure = d.stage.mta_sts.failures[DOMAIN]
     # RFC 8461 5.1: no valid policy (here: sts-webpki-invalid) means no MTA-STS.
     assert sink.recipients() == [f"a@{DOMAIN}"]
     assert delivered.tls_security == "none"
     assert failure.result_type == "sts-webpki-invalid"
+    # ... and TLS-RPT still hears of it (RFC 8460 4.3.2.1), against the sts policy type.
+    assert (session.tls_failure, session.tls_policy_type) == ("sts-webpki-invalid", "sts")
+    assert session.tls_policy_domain == DOMAIN
+    assert session.tls_security == "none"

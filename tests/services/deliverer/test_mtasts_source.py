@@ -148,8 +148,17 @@ async def test_failed_fetch_without_cache_is_no_policy() -> None:
     world = World(txt={"example.com": ["v=STSv1; id=one"]})
     mta = source(world)
     assert await mta.policy("example.com") is None
-    assert await mta.host_policy("example.com", "mx.example.com", False) is None
+    # No policy: the configuration decides, but the failure is reported with the session.
+    unfetched = await mta.host_policy("example.com", "mx.example.com", False)
+    assert unfetched is not None and unfetched.inherit
+    assert unfetched.noted is not None
+    assert unfetched.noted.result_type is ResultType.STS_POLICY_FETCH_ERROR
+    assert (unfetched.report.domain, unfetched.report.type) == ("example.com", "sts")
     assert "example.com" in mta.failures
+    world.now += 3600  # past fetch_retry: the next lookup fetches again, no stale report
+    world.policies["example.com"] = sts()
+    found = await mta.host_policy("example.com", "mx.example.com", False)
+    assert found is not None and not found.inherit and found.noted is None
 
 
 async def test_refreshed_in_the_background_before_expiry() -> None:
