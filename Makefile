@@ -20,6 +20,9 @@ RSPAMD := deploy/local/rspamd.sh
 RSPAMD_PORT ?= 21333
 export POSTLINE_RSPAMD_PORT := $(RSPAMD_PORT)
 export POSTLINE_TEST_RSPAMD ?= http://127.0.0.1:$(RSPAMD_PORT)
+# unbound, the validating resolver of the DANE tests (issue 18): installed here, started by
+# the tests themselves (testing/unbound.py) with the signed test zone's trust anchor.
+UNBOUND := deploy/local/unbound.sh
 # The three-broker cluster of tests/cluster (kafka.sh cluster-up): nodes on PORT, PORT+100,
 # PORT+200 (controllers on +1). CLUSTER_REPORT: where make test-cluster writes its figures.
 KAFKA_CLUSTER_PORT ?= 29192
@@ -62,7 +65,7 @@ test: venv lint k8s-check
 	own=yes; $(KAFKA) cluster-status >/dev/null 2>&1 && own=; \
 	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(RSPAMD) down; $(REDIS) down; $(KAFKA) down' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(KAFKA) up && $(REDIS) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
+	$(UNBOUND) install && $(KAFKA) up && $(REDIS) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
 	POSTLINE_TEST_KAFKA_CLUSTER=$(KAFKA_CLUSTER_BOOTSTRAP) CI=$${CI:-false} \
 	    $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
