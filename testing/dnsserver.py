@@ -21,7 +21,8 @@ answers a query with the DO bit with the RRSIGs and the NSEC records proving NXD
 NODATA (RFC 4035 3.1), so a validating resolver given ``dns.trust_anchor("dane.test")``
 finds answers secure. Names outside the signed zones are served unsigned as before. A
 pseudo record ``("BOGUS", "")`` serves the signatures of the name's records corrupted (not
-of its NSEC), which a validating resolver turns into SERVFAIL; ``("SERVFAIL", "")`` answers SERVFAIL itself.
+of its NSEC), which a validating resolver turns into SERVFAIL; ``("SERVFAIL", "")``
+answers SERVFAIL itself.
 """
 
 from __future__ import annotations
