@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import cast
 
 import dns.dnssec
+import dns.dnssectypes
 import dns.flags
 import dns.message
 import dns.name
@@ -229,7 +230,7 @@ class _SignedZone:
         # One combined signing key (flags 257, SEP): the trust anchor and the signer.
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.dnskey = dns.dnssec.make_dnskey(
-            self.key.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257
+            self.key.public_key(), dns.dnssectypes.Algorithm.ECDSAP256SHA256, flags=257
         )
         self.stale = True
         self.zone = dns.zone.Zone(origin, relativize=False)
@@ -270,7 +271,11 @@ class _SignedZone:
         self.stale = False
 
     def answer(
-        self, qname: dns.name.Name, rdtype: int, response: dns.message.Message, dnssec: bool
+        self,
+        qname: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        response: dns.message.Message,
+        dnssec: bool,
     ) -> None:
         """Fill ``response`` for a question in this zone (with proofs when ``dnssec``)."""
         if self.stale:
@@ -305,7 +310,7 @@ class _SignedZone:
         section: list[dns.rrset.RRset],
         name: dns.name.Name,
         node: dns.node.Node,
-        rdtype: int,
+        rdtype: dns.rdatatype.RdataType,
         dnssec: bool,
     ) -> bool:
         rdataset = node.get_rdataset(dns.rdataclass.IN, rdtype)
@@ -320,7 +325,7 @@ class _SignedZone:
         return True
 
     def _maybe_bogus(
-        self, name: dns.name.Name, rdtype: int, sig: dns.rdata.Rdata
+        self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, sig: dns.rdata.Rdata
     ) -> dns.rdata.Rdata:
         # The NSEC stays valid: it also proves other names absent, which must not fail too.
         if name not in self.bogus or rdtype == dns.rdatatype.NSEC:

@@ -9,6 +9,8 @@ real one instead of setting the bit themselves: this unbound validates the signe
         async with Unbound(dns, ["dane.test"], tmp_path) as resolver:
             nameservers = [resolver.address]          # "127.0.0.1:PORT"
 
+    async with validating(records, ["dane.test"], tmp_path) as (dns, resolver): ...
+
 ``deploy/local/unbound.sh install`` installs unbound (``make test`` runs it); the process is
 started and stopped by its PID here, one per ``async with``.
 """
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import shutil
 import socket
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +30,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from testing.dnsserver import DnsServer
+from testing.dnsserver import DnsServer, Records
 
 
 def unbound_binary() -> str | None:
@@ -112,6 +114,8 @@ class Unbound:
             # Every test sees its own records: nothing answered stays cached for long.
             "    cache-max-ttl: 5\n"
             "    cache-max-negative-ttl: 5\n"
+            # No RFC 8145 key tag queries (_ta-XXXX) in the test server's query log.
+            "    trust-anchor-signaling: no\n"
             # Names under "test." (RFC 6761 6.2; unbound answers them NXDOMAIN itself unless
             # told otherwise) are resolved from the test server; every other name is refused
             # here, so the root hints are never used and no query leaves the machine.
@@ -186,3 +190,16 @@ class Unbound:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def validating(
+    records: Records, signed: Iterable[str], directory: Path, *, binary: str | None = None
+) -> AsyncIterator[tuple[DnsServer, Unbound]]:
+    """A :class:`DnsServer` signing the ``signed`` zones and an :class:`Unbound` in front of
+    it with their trust anchors (names must end in ``.test``)."""
+    zones = list(signed)
+    async with contextlib.AsyncExitStack() as stack:
+        dns = await stack.enter_async_context(DnsServer(records, signed=zones))
+        resolver = Unbound(dns, zones, directory / "unbound", binary=binary)
+        yield dns, await stack.enter_async_context(resolver)

@@ -70,6 +70,7 @@ class DelivererStage:
             negative_ttl=cfg.negative_ttl,
             cache_size=cfg.mx_cache_size,
             metrics=self.metrics,
+            dnssec=cfg.dane.enabled,
         )
         self.connector = Connector(cfg, self.resolver, self.metrics)
         self.schedule = RetrySchedule(cfg.retry)
