@@ -77,6 +77,8 @@ class DnsServer:
         }
         for name, rrs in records.items():
             self.set(name, rrs)
+        for zone in self._zones.values():
+            zone.sign()  # now: a record dnspython cannot parse fails here, not in a reply
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
@@ -88,7 +90,8 @@ class DnsServer:
         else:
             self._records.pop(key, None)
         for zone in self._zones.values():
-            zone.stale = True  # signed again at the next query
+            if key.is_subdomain(zone.origin):
+                zone.stale = True  # signed again at the next query
 
     def trust_anchor(self, zone: str) -> str:
         """The DS record of signed ``zone`` as presentation text, for a resolver's
@@ -241,7 +244,8 @@ class _SignedZone:
         ds = dns.dnssec.make_ds(self.origin, self.dnskey, "SHA256")
         return f"{self.origin.to_text()} IN DS {ds.to_text()}"
 
-    def _sign(self) -> None:
+    def sign(self) -> None:
+        """Build and sign the zone from the server's records (NSEC chain included)."""
         ttl = self.server.ttl
         zone = dns.zone.Zone(self.origin, relativize=False)
         ns = dns.name.from_text("ns", self.origin)
@@ -279,7 +283,7 @@ class _SignedZone:
     ) -> None:
         """Fill ``response`` for a question in this zone (with proofs when ``dnssec``)."""
         if self.stale:
-            self._sign()
+            self.sign()
         if qname in self.server._records and any(
             kind == "SERVFAIL" for kind, _ in self.server._records[qname]
         ):
