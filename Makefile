@@ -35,7 +35,7 @@ MODULE ?=
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-cluster test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
-        redis-status rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
+        redis-status unbound-up unbound-down rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
@@ -44,6 +44,7 @@ help:
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
 	@echo "make redis-up    start the local test Redis on 127.0.0.1:$(REDIS_PORT); redis-down stops it"
+	@echo "make unbound-up  start a validating unbound (DANE) on 127.0.0.1:25353; unbound-down stops it"
 	@echo "make rspamd-up   start the local offline rspamd on 127.0.0.1:$(RSPAMD_PORT); rspamd-down stops it"
 	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
 	@echo "make bench-bus   bus throughput and commit latency on both adapters"
@@ -111,6 +112,13 @@ redis-down:
 
 redis-status:
 	$(REDIS) status
+
+# A validating resolver for DANE during development (deliverer.nameservers, [deliverer.dane]).
+unbound-up:
+	$(UNBOUND) up
+
+unbound-down:
+	$(UNBOUND) down
 
 rspamd-up:
 	$(RSPAMD) up
