@@ -44,6 +44,8 @@ from services.deliverer.pool import Connector
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from services.deliverer.shaping import Shapers
 from services.deliverer.snapshot import Snapshots
+from services.deliverer.transport.dane import DaneSource
+from services.deliverer.transport.policy import PolicySource
 from services.deliverer.warmup import WarmupLedger
 from shared.config import Config
 from shared.runtime.stage import StageContext
@@ -72,7 +74,11 @@ class DelivererStage:
             metrics=self.metrics,
             dnssec=cfg.dane.enabled,
         )
-        self.connector = Connector(cfg, self.resolver, self.metrics)
+        # In order of precedence: DANE first (RFC 8461 2 leaves a DANE host to DANE).
+        sources: list[PolicySource] = []
+        if cfg.dane.enabled:
+            sources.append(DaneSource(self.resolver))
+        self.connector = Connector(cfg, self.resolver, self.metrics, policy_sources=sources)
         self.schedule = RetrySchedule(cfg.retry)
         # One set of shapers for both lanes: a provider counts our connections per IP,
         # whichever lane they carry (shaping.py).

@@ -90,8 +90,8 @@ async def test_dane_delivers_matching_and_defers_mismatch_and_bogus(
                 event = by_domain[domain]
                 assert event.kind is EventKind.DELIVERED, event
                 assert (event.tls_security, event.tls_verified) == ("dane", True)
-            assert [m.rcpt_tos for m in good.messages] == [["a@good.dane.test"]]
-            assert [m.rcpt_tos for m in ta.messages] == [["d@ta.dane.test"]]
+            assert [m.rcpt_tos for m in good.messages] == [("a@good.dane.test",)]
+            assert [m.rcpt_tos for m in ta.messages] == [("d@ta.dane.test",)]
 
             # A mismatching TLSA record: deferred with 4.7.x, never in plaintext.
             mismatch = by_domain["bad.dane.test"]
@@ -105,10 +105,56 @@ async def test_dane_delivers_matching_and_defers_mismatch_and_bogus(
             assert not bogus.messages and not bogus.dropped and bogus.connections == 0
 
             sessions = {
-                (e.tls_policy_domain, e.tls_failure)
+                e.tls_policy_domain: (e.tls_security, e.tls_verified, e.tls_failure, e.mx_address)
                 for e in d.of(EventKind.TLS_SESSION)
                 if e.tls_policy_type == "tlsa"
             }
-            assert ("bad.dane.test", "validation-failure") in sessions
-            assert ("good.dane.test", "") in sessions
-            assert ("ta.dane.test", "") in sessions
+            assert sessions == {
+                "good.dane.test": ("dane", True, "", GOOD),
+                "bad.dane.test": ("dane", False, "validation-failure", BAD),
+                "bogus.dane.test": ("dane", False, "dnssec-invalid", BOGUS),
+                "ta.dane.test": ("dane", True, "", TA),
+            }
+            assert refused.reply is not None and refused.reply.enhanced.startswith("4.7.")
+
+
+async def test_unusable_records_encrypt_and_dane_never_falls_back_to_plaintext(
+    tmp_path: Path, unbound_binary: str
+) -> None:
+    """RFC 7672 2.2: TLSA records that cannot authenticate (PKIX-EE, unusable for SMTP)
+    still make STARTTLS mandatory; a DANE host that offers no STARTTLS gets nothing."""
+    leaf = make_leaf(None, ["mx5.dane.test"])
+    records = {
+        "pkix.dane.test": [("MX", "10 mx5.dane.test.")],
+        "mx5.dane.test": [("A", GOOD)],
+        "_25._tcp.mx5.dane.test": [("TLSA", tlsa(1, 1, 1, leaf))],
+        "clear.dane.test": [("MX", "10 mx6.dane.test.")],
+        "mx6.dane.test": [("A", BAD)],
+        "_25._tcp.mx6.dane.test": [("TLSA", tlsa(3, 1, 1, leaf))],
+    }
+    port = free_port((GOOD, BAD))
+    async with (
+        validating(records, ["dane.test"], tmp_path, binary=unbound_binary) as (dns, unbound),
+        SmtpSink(GOOD, port, tls_context=server_context(leaf)) as encrypted,
+        SmtpSink(BAD, port) as cleartext,  # offers no STARTTLS
+    ):
+        section = deliverer_section(
+            dns, port, nameservers=[unbound.address], dane={"enabled": True}
+        )
+        async with running_deliverer(tmp_path, section) as d:
+            await d.send(delivery("a@pkix.dane.test"), delivery("b@clear.dane.test"))
+            by_domain = await _first_outcomes(d, 2)
+            sent = by_domain["pkix.dane.test"]
+            assert sent.kind is EventKind.DELIVERED
+            assert (sent.tls_security, sent.tls_verified) == ("dane", False)
+            assert len(encrypted.messages) == 1
+            held = by_domain["clear.dane.test"]
+            assert held.kind is EventKind.DEFERRED
+            assert held.reply is not None and held.reply.enhanced.startswith("4.7.")
+            assert not cleartext.messages and not cleartext.dropped
+            failures = {
+                e.tls_policy_domain: e.tls_failure
+                for e in d.of(EventKind.TLS_SESSION)
+                if e.tls_policy_type == "tlsa"
+            }
+            assert failures == {"pkix.dane.test": "", "clear.dane.test": "starttls-not-supported"}
