@@ -21,6 +21,9 @@ Scripting (each reply is used once, in order; when a script runs out the sink ac
   TLS (a smarthost); ``sink.authenticated`` lists the logins that succeeded.
 - ``sink.data_delay = 0.5``: wait that long before the final DATA reply (``sink.in_data``
   counts transactions waiting for it), to stop or kill a deliverer mid-transaction.
+- ``SmtpSink(smtputf8=True)`` offers SMTPUTF8 (RFC 6531; by default it does not);
+  ``SmtpSink(eightbitmime=False)`` does not offer 8BITMIME (RFC 6152; aiosmtpd always does).
+  Each accepted message keeps its MAIL parameters (``mail_options``: ``BODY=8BITMIME``).
 - ``sink.refuse()`` stops listening (connections are refused); :func:`free_port` finds a port.
 
 ``sink.messages`` holds what was accepted (250 after DATA; each with the client's address in
@@ -62,11 +65,20 @@ class Received:
     peer: tuple[str, int]
     connection: int  # which TCP connection (1-based) carried it
     helo: str = ""  # the name the client gave in EHLO/HELO (a source address's EHLO name)
+    mail_options: tuple[str, ...] = ()  # the MAIL FROM parameters (BODY=8BITMIME, SMTPUTF8)
 
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        if self.sink.eightbitmime:
+            return lines
+        return [line for line in lines if line[4:].upper() != "8BITMIME"]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -99,6 +111,7 @@ class _Handler:
             peer=tuple(session.peer),  # type: ignore[arg-type]
             connection=getattr(server, "_sink_connection", 0),
             helo=session.host_name or "",
+            mail_options=tuple(envelope.mail_options),
         )
         self.sink.in_data += 1
         try:
@@ -152,9 +165,11 @@ class SmtpSink:
         hostname: str = "sink.test",
         users: dict[str, str] | None = None,
         smtputf8: bool = False,
+        eightbitmime: bool = True,
     ) -> None:
         self.host = host
         self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531)
+        self.eightbitmime = eightbitmime  # offer 8BITMIME (RFC 6152)
         self.port = port
         self.max_recipients = max_recipients
         self.tls_context = tls_context

@@ -6,10 +6,16 @@ for a DSN; not for bulk mail unless the policy says so) and building it: a
 human part, the per-recipient fields and the original headers (``text/rfc822-headers``).
 The DSN is published as a :class:`Delivery` on ``postline.outbound`` with the null return
 path; the deliverer sends it like any message. It does not parse DSNs (``dsn.py``).
+
+Internationalised addresses (RFC 6533): a recipient that is not printable ASCII is written
+``Final-Recipient: utf-8; <utf-8-addr-xtext>`` (``utf8addr.py``) and any non-ASCII text part
+is quoted-printable, so the DSN itself is 7-bit and reaches any sender's MX; only a UTF-8
+sender address (its ``To:`` and RCPT) needs SMTPUTF8, and the DSN Delivery says so.
 """
 
 from __future__ import annotations
 
+import binascii
 import re
 import time
 import uuid
@@ -17,6 +23,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate, make_msgid
 
 from services.bouncer.config import DsnPolicy
+from services.bouncer.utf8addr import address_field
+from shared.address import AddressError, parse_mailbox
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply, new_id
 from shared.wire.topics import OUTBOUND, OutRecord
 
@@ -36,8 +44,10 @@ class DsnGenerator:
         """Whether ``event`` calls for a DSN to its sender."""
         if not self._policy.enabled or not event.sender or _DAEMON.match(event.sender):
             return False  # null sender: the failed message was itself a DSN (no loops)
-        if "@" not in event.sender:
-            return False
+        try:
+            parse_mailbox(event.sender)
+        except AddressError:
+            return False  # not a mailbox: nothing could put it on a RCPT line
         bulk = (
             event.bulk
             or event.tags.get("bulk") in ("1", "true")
@@ -61,6 +71,8 @@ class DsnGenerator:
             submitted_at=at,
             expires_at=at + float(self._policy.expires_after),
             is_dsn=True,
+            smtputf8=not event.sender.isascii(),  # RFC 6531: a UTF-8 To: and RCPT
+            body_8bit=not data.isascii(),
             tags={"dsn_for": event.message_id},
             tenant=event.tenant,  # the DSN goes back to the tenant's own sender
         )
@@ -87,7 +99,7 @@ def build_dsn(event: Event, policy: DsnPolicy, at: float) -> bytes:
     human = [
         "This is the mail system at " + policy.reporting_mta + ".",
         "",
-        "Your message could not be delivered to " + event.recipient + ".",
+        "Your message could not be delivered to " + _printable(event.recipient) + ".",
         "The delivery time limit was reached." if expired else "The remote server said:",
         f"    {reply}" if str(reply).strip() else "",
     ]
@@ -113,7 +125,7 @@ def _status_fields(
         f"X-Postline-Id: {event.message_id}",
     ]
     per_recipient = [
-        f"Final-Recipient: rfc822; {event.recipient}",
+        f"Final-Recipient: {address_field(event.recipient)}",
         "Action: failed",  # RFC 3464 2.3.3: also for an expired message (we gave up)
         f"Status: {status}",
     ]
@@ -126,9 +138,25 @@ def _status_fields(
 
 
 def _part(content_type: str, text: str) -> str:
+    """A body part; quoted-printable when ``text`` is not ASCII, so the DSN stays 7-bit."""
     text = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    return f"Content-Type: {content_type}\r\n\r\n{text}"
+    if text.isascii():
+        return f"Content-Type: {content_type}\r\n\r\n{text}"
+    encoded = binascii.b2a_qp(text.encode("utf-8"), header=False)
+    if b"\r\n" not in encoded:  # b2a_qp breaks lines as the input's first line break does
+        encoded = encoded.replace(b"\n", b"\r\n")
+    return (
+        f"Content-Type: {content_type}\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + encoded.decode("ascii")
+    )
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (a recipient may hold one: it was refused)."""
+    return "".join(c if c.isprintable() else f"\\x{{{ord(c):02X}}}" for c in text)
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:900]
+    """One line of ASCII: message/delivery-status is 7-bit (RFC 3464 2.1; a UTF-8 reply
+    text of an SMTPUTF8 server would need message/global-delivery-status)."""
+    return " ".join(text.split())[:900].encode("ascii", "backslashreplace").decode("ascii")

@@ -122,6 +122,33 @@ class Dane(msgspec.Struct, **_STRUCT):
     enabled: bool = False
 
 
+class MtaSts(msgspec.Struct, **_STRUCT):
+    """MTA-STS (RFC 8461): recipient domains' published TLS policies (transport/mtasts.py)."""
+
+    enabled: bool = True  # look up, cache and apply recipient domains' MTA-STS policies
+    #: CA file the policy hosts' certificates are checked against; unset = deliverer.ca_file,
+    #: else the system's CA store (set it for a lab or test CA only: real policy hosts use
+    #: public CAs).
+    ca_file: Path | None = None
+    #: Port of https://mta-sts.<domain>/; RFC 8461 says 443, other values are for labs and
+    #: tests only.
+    https_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 443
+    connect_timeout: Duration = Duration(5)  # TCP and TLS connect to a policy host
+    fetch_timeout: Duration = Duration(15)  # the whole policy fetch (connect included)
+    #: Largest policy file accepted (RFC 8461 sets none; 64 KiB is common practice).
+    max_policy_bytes: Annotated[int, msgspec.Meta(ge=256, le=1048576)] = 65536
+    #: Fetch a cached policy again in the background once it expires within this (at most
+    #: half its max_age), so an unreachable policy host rarely leaves a domain without one.
+    refresh_before: Duration = Duration(86400)
+    #: Longest time the _mta-sts TXT answer (the policy id) is reused before asking DNS
+    #: again (a shorter DNS TTL wins).
+    txt_cache: Duration = Duration(300)
+    #: After a failed fetch the domain's policy is not fetched again for this long (its mail
+    #: goes on under the cached policy, or none), so a broken policy host is not asked
+    #: once per connection.
+    fetch_retry: Duration = Duration(300)
+
+
 class DelivererConfig(msgspec.Struct, **_STRUCT):
     """The ``[deliverer]`` section."""
 
@@ -166,6 +193,7 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     routes: list[Route] = []
     throttling: Throttling = Throttling()
     retry: Retry = Retry()
+    mta_sts: MtaSts = MtaSts()  # recipient domains' MTA-STS policies (RFC 8461)
     dane: Dane = Dane()  # DANE (RFC 7672): TLSA-authenticated MX hosts
 
     def policy_for(self, domain: str, provider: str) -> Policy:
@@ -261,6 +289,9 @@ def _check_durations(cfg: DelivererConfig, source: str) -> None:
         raise ConfigError(source, "deliverer.retry.tiers", "at least one tier is needed")
     if cfg.queue_snapshot_interval <= 0:
         raise ConfigError(source, "deliverer.queue_snapshot_interval", "must be more than 0s")
+    for name in ("connect_timeout", "fetch_timeout"):
+        if getattr(cfg.mta_sts, name) <= 0:
+            raise ConfigError(source, f"deliverer.mta_sts.{name}", "must be more than 0s")
     if cfg.ca_file is not None and not cfg.ca_file.is_file():
         raise ConfigError(source, "deliverer.ca_file", f"{cfg.ca_file} is not a readable file")
 

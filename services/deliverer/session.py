@@ -22,10 +22,17 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from services.deliverer.config import Timeouts
-from services.deliverer.envelope import AddressError, NeedsSmtpUtf8, encode_path, needs_utf8
+from services.deliverer.envelope import (
+    AddressError,
+    NeedsSmtpUtf8,
+    encode_path,
+    header_needs_utf8,
+    needs_utf8,
+)
 from services.deliverer.outcome import (
     BAD_RECIPIENT_SYNTAX,
     BAD_SENDER_SYNTAX,
+    EIGHTBIT_UNAVAILABLE,
     SMTPUTF8_UNAVAILABLE,
     Classified,
     Outcome,
@@ -257,6 +264,11 @@ class Session:
         self, delivery: Delivery, chunk: list[str], results: dict[str, Classified]
     ) -> list[str]:
         """MAIL, RCPT each, DATA; records final results; returns recipients to carry over."""
+        refused = self._unsupported(delivery)
+        if refused is not None:  # never sent in a form the server did not agree to
+            for rcpt in chunk:
+                results[rcpt] = Classified(Outcome.BOUNCED, refused)
+            return []
         utf8 = self._utf8(delivery, chunk)
         if not await self._mail(delivery, chunk, utf8, results):
             return []
@@ -341,6 +353,19 @@ class Session:
         if not self._smtp.supports_extension("smtputf8"):
             return False
         return delivery.smtputf8 or any(map(needs_utf8, [delivery.mail_from, *chunk]))
+
+    def _unsupported(self, delivery: Delivery) -> SmtpReply | None:
+        """The bounce for a message this server cannot take as it is: internationalised
+        headers without SMTPUTF8 (RFC 6531 3.5 lets the client bounce it: 5.6.7), or an
+        8-bit body without 8BITMIME (RFC 6152 3: convert or bounce; the signer already
+        converted what it could, so what is still 8-bit bounces: 5.6.3). Addresses are
+        checked per recipient when they are put on the wire (``envelope.encode_path``)."""
+        smtputf8 = self._smtp.supports_extension("smtputf8")
+        if not smtputf8 and header_needs_utf8(delivery.smtputf8, delivery.data):
+            return SMTPUTF8_UNAVAILABLE
+        if delivery.body_8bit and not self._smtp.supports_extension("8bitmime"):
+            return EIGHTBIT_UNAVAILABLE
+        return None
 
     def _mail_options(self, delivery: Delivery, utf8: bool) -> list[bytes]:
         options = []

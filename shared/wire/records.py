@@ -720,3 +720,21 @@ class WebhookAttempt(Record, frozen=True, kw_only=True):
     first_at: float = 0.0  # when the first attempt failed (the age counts from here)
     not_before: float = 0.0  # due at; 0 = at once
     error: str = ""  # why the last attempt failed
+
+
+class MtaStsPolicy(Record, frozen=True, kw_only=True):
+    """A recipient domain's MTA-STS policy as last fetched (``postline.mta-sts``, compacted,
+    key: the domain, lower case).
+
+    Written by whichever deliverer replica fetched it (RFC 8461 3.3); every replica follows the
+    topic, so one fetch serves all of them and the cache outlives restarts (RFC 8461 5.1:
+    a cached policy is used until ``fetched_at + max_age``, also when a refetch fails).
+    """
+
+    domain: str
+    policy_id: str  # the ``id`` of the ``_mta-sts`` TXT record when it was fetched
+    mode: str  # "enforce", "testing" or "none"
+    max_age: int  # seconds, from the policy
+    mx: tuple[str, ...] = ()  # the ``mx`` patterns
+    lines: tuple[str, ...] = ()  # the policy's lines (TLS-RPT's policy-string)
+    fetched_at: float  # when it was fetched (epoch seconds)

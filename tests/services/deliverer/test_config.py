@@ -120,3 +120,45 @@ def test_split_hostport() -> None:
     assert split_hostport("127.0.0.1", 53) == ("127.0.0.1", 53)
     assert split_hostport("[::1]:25", 53) == ("::1", 25)
     assert split_hostport("::1", 53) == ("::1", 53)
+
+
+def test_mta_sts_section(tmp_path: Path) -> None:
+    defaults = load(load_config(_config(tmp_path, ""))).mta_sts
+    assert defaults.enabled and defaults.ca_file is None and defaults.https_port == 443
+    assert defaults.max_policy_bytes == 65536
+    cfg = load(
+        load_config(
+            _config(
+                tmp_path,
+                """
+[deliverer.mta_sts]
+enabled = false
+ca_file = "/etc/postline/lab-ca.pem"
+https_port = 8443
+connect_timeout = "2s"
+fetch_timeout = "20s"
+max_policy_bytes = 4096
+refresh_before = "1d"
+txt_cache = "5m"
+""",
+            )
+        )
+    ).mta_sts
+    assert not cfg.enabled and cfg.ca_file == Path("/etc/postline/lab-ca.pem")
+    assert (cfg.https_port, cfg.connect_timeout, cfg.fetch_timeout) == (8443, 2, 20)
+    assert (cfg.max_policy_bytes, cfg.refresh_before, cfg.txt_cache) == (4096, 86400, 300)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('fetch_timeout = "0s"', "deliverer.mta_sts.fetch_timeout"),
+        ('connect_timeout = "0s"', "deliverer.mta_sts.connect_timeout"),
+        ("max_policy_bytes = 100", "max_policy_bytes"),
+        ("https_port = 0", "https_port"),
+        ("unknown = 1", "unknown"),
+    ],
+)
+def test_mta_sts_bad_values(tmp_path: Path, line: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load(load_config(_config(tmp_path, f"[deliverer.mta_sts]\n{line}\n")))
