@@ -7,6 +7,7 @@ Owns: every deliverer setting with its default, bounds and doc line, and policy 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -107,6 +108,20 @@ class Retry(msgspec.Struct, **_STRUCT):
     max_age: Duration = Duration(3 * 86400)  # then the Delivery expires (RFC 5321 4.5.4.1)
 
 
+class Dane(msgspec.Struct, **_STRUCT):
+    """DANE for SMTP (RFC 7672): authenticate MX hosts by their DNSSEC-signed TLSA records.
+
+    Needs ``deliverer.nameservers`` to be validating resolvers of your own on loopback
+    (e.g. unbound on 127.0.0.1): the AD bit that says an answer was validated is trusted
+    as is, and one from a resolver elsewhere (or forged on the way) would let an attacker
+    switch DANE off or on at will. Configuration refuses any other nameserver.
+    """
+
+    #: Look up TLSA records of MX hosts whose MX and address records are DNSSEC-validated
+    #: and, where usable ones exist, require STARTTLS and a certificate matching them.
+    enabled: bool = False
+
+
 class MtaSts(msgspec.Struct, **_STRUCT):
     """MTA-STS (RFC 8461): recipient domains' published TLS policies (transport/mtasts.py)."""
 
@@ -179,6 +194,7 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     throttling: Throttling = Throttling()
     retry: Retry = Retry()
     mta_sts: MtaSts = MtaSts()  # recipient domains' MTA-STS policies (RFC 8461)
+    dane: Dane = Dane()  # DANE (RFC 7672): TLSA-authenticated MX hosts
 
     def policy_for(self, domain: str, provider: str) -> Policy:
         """The effective policy: defaults, then the provider's override, then the domain's."""
@@ -235,6 +251,32 @@ def _check(cfg: DelivererConfig, source: str) -> None:
     for index, route in enumerate(cfg.routes):
         if not _valid_hostport(route.host):
             raise ConfigError(source, f"deliverer.routes[{index}].host", "expected 'host[:port]'")
+    _check_dane(cfg, source)
+
+
+def _check_dane(cfg: DelivererConfig, source: str) -> None:
+    """DANE trusts the resolver's AD bit, so only resolvers on loopback may give it."""
+    if not cfg.dane.enabled:
+        return
+    if not cfg.nameservers:
+        raise ConfigError(
+            source,
+            "deliverer.dane.enabled",
+            "needs deliverer.nameservers: a validating resolver on loopback (e.g. unbound)",
+        )
+    for index, server in enumerate(cfg.nameservers):
+        host, _ = split_hostport(server, 53)
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(
+                source,
+                f"deliverer.nameservers[{index}]",
+                "with deliverer.dane.enabled every nameserver must be a validating resolver"
+                " on loopback (127.0.0.0/8 or ::1): its AD bit is trusted",
+            )
 
 
 def _check_durations(cfg: DelivererConfig, source: str) -> None:

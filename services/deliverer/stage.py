@@ -44,7 +44,9 @@ from services.deliverer.pool import Connector
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from services.deliverer.shaping import Shapers
 from services.deliverer.snapshot import Snapshots
+from services.deliverer.transport.dane import DaneSource
 from services.deliverer.transport.mtasts import MtaStsSource
+from services.deliverer.transport.policy import PolicySource
 from services.deliverer.warmup import WarmupLedger
 from shared.config import Config
 from shared.runtime.stage import StageContext
@@ -79,11 +81,16 @@ class DelivererStage:
             negative_ttl=cfg.negative_ttl,
             cache_size=cfg.mx_cache_size,
             metrics=self.metrics,
+            dnssec=cfg.dane.enabled,
         )
         # MTA-STS policies (RFC 8461), cached on postline.mta-sts for every replica.
         self.mta_sts = MtaStsSource.create(cfg, ctx.bus) if cfg.mta_sts.enabled else None
+        # DANE: the TLSA records of DNSSEC-validated MX hosts (RFC 7672).
+        self.dane = DaneSource(self.resolver) if cfg.dane.enabled else None
         # Published policies in order of precedence (RFC 8461 2: DANE before MTA-STS).
-        sources = [source for source in (self.mta_sts,) if source is not None]
+        sources: list[PolicySource] = [
+            source for source in (self.dane, self.mta_sts) if source is not None
+        ]
         self.connector = Connector(cfg, self.resolver, self.metrics, policy_sources=sources)
         self.schedule = RetrySchedule(cfg.retry)
         # One set of shapers for both lanes: a provider counts our connections per IP,

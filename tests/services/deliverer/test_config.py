@@ -67,6 +67,13 @@ max_connections = 1
             '[deliverer.domains."a.test"]\nsource_pool = "nope"',
             "deliverer.domains.a.test.source_pool",
         ),
+        # DANE trusts the AD bit: only from resolvers on loopback, and never resolv.conf's.
+        ("[deliverer.dane]\nenabled = true", "deliverer.dane.enabled"),
+        (
+            '[deliverer]\nnameservers = ["127.0.0.1:5353", "9.9.9.9"]\n'
+            "[deliverer.dane]\nenabled = true",
+            "deliverer.nameservers[1]",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, body: str, key: str) -> None:
@@ -75,6 +82,16 @@ def test_errors_name_the_key(tmp_path: Path, body: str, key: str) -> None:
         load(load_config(path))
     assert info.value.key == key
     assert str(path) in str(info.value)
+
+
+def test_dane_with_loopback_resolvers(tmp_path: Path) -> None:
+    body = (
+        '[deliverer]\nnameservers = ["127.0.0.1:5353", "[::1]:53"]\n'
+        "[deliverer.dane]\nenabled = true"
+    )
+    cfg = load(load_config(_config(tmp_path, body)))
+    assert cfg.dane.enabled
+    assert load(load_config(_config(tmp_path, ""))).dane.enabled is False
 
 
 def test_routes(tmp_path: Path) -> None:
