@@ -24,6 +24,11 @@ RET_VALUES = frozenset({"FULL", "HDRS"})
 #: RFC 3461 4.4: "the ENVID MUST NOT exceed 100 characters"; 4.2: ORCPT not 500.
 MAX_ENVID = 100
 MAX_ORCPT = 500
+#: How much longer the DSN parameters may make a command line (RFC 3461 4: a server must
+#: take the longest values): " RET=HDRS ENVID=" and 100, " NOTIFY=SUCCESS,FAILURE,DELAY
+#: ORCPT=" and 500.
+MAIL_ROOM = len(" RET=HDRS ENVID=") + MAX_ENVID
+RCPT_ROOM = len(" NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=") + MAX_ORCPT
 #: Which parameters belong to which command (RFC 3461 4.1-4.4).
 MAIL_KEYWORDS = frozenset({"RET", "ENVID"})
 RCPT_KEYWORDS = frozenset({"NOTIFY", "ORCPT"})

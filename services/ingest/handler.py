@@ -48,6 +48,10 @@ class Handler:
         session.host_name = hostname
         # aiosmtpd reads commands one at a time from a buffer, so pipelining (RFC 2920) works.
         extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN"]
+        # Room for the DSN parameters' longest values (aiosmtpd grows its limits per EHLO
+        # the same way for SIZE and SMTPUTF8).
+        server.command_size_limits["MAIL"] += dsnparams.MAIL_ROOM
+        server.command_size_limits["RCPT"] += dsnparams.RCPT_ROOM
         return [*responses[:-1], *extensions, responses[-1]]
 
     def handle_STARTTLS(self, server: SMTP, session: IngestSession, envelope: Any) -> bool:
