@@ -182,9 +182,7 @@ def _status_fields(
         f"Reporting-MTA: dns; {policy.reporting_mta}",
         f"X-Postline-Id: {event.message_id}",
     ]
-    per_recipient = (
-        [f"Original-Recipient: {event.original_recipient}"] if event.original_recipient else []
-    )
+    per_recipient = [f"Original-Recipient: {event.dsn_orcpt}"] if event.dsn_orcpt else []
     per_recipient += [
         f"Final-Recipient: rfc822; {event.recipient}",
         f"Action: {act}",  # RFC 3464 2.3.3: "failed" also for an expired message (we gave up)

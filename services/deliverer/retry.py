@@ -140,11 +140,11 @@ def failure_fields(delivery: Delivery) -> dict[str, Any]:
 
 def dsn_fields(delivery: Delivery, rcpt: str) -> dict[str, Any]:
     """The sender's DSN request for ``rcpt`` (RFC 3461), which the bouncer's notice to the
-    sender honours: NOTIFY, ORCPT (as the event's ``original_recipient``), RET and ENVID."""
+    sender honours: NOTIFY, ORCPT, RET and ENVID."""
     dsn = delivery.dsn.get(rcpt)
     return {
         "dsn_notify": dsn.notify if dsn is not None else (),
-        "original_recipient": dsn.orcpt if dsn is not None else "",
+        "dsn_orcpt": dsn.orcpt if dsn is not None else "",
         "dsn_ret": delivery.dsn_ret,
         "dsn_envid": delivery.dsn_envid,
     }

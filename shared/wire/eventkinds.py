@@ -78,10 +78,11 @@ FIELD_DOCS: Mapping[str, str] = {
     "reason": "Why, in one word: a bounce reason of docs/bounce-reasons.md (`userunknown`, "
     "`mailboxfull`, `blocked`, ...).",
     "original_recipient": "The recipient the report names as the one the sender gave (RFC 3464 "
-    "Original-Recipient), when it differs from `recipient` (forwarding, aliases); on the "
-    "deliverer's events, the ORCPT the sender gave at RCPT TO (RFC 3461), as `type;address`.",
+    "Original-Recipient), when it differs from `recipient` (forwarding, aliases).",
     "dsn_notify": "The recipient's NOTIFY (RFC 3461): `NEVER`, or some of `SUCCESS`, "
     "`FAILURE`, `DELAY`; absent: not given (a DSN on failure only).",
+    "dsn_orcpt": "The recipient as the sender first knew it (RFC 3461 ORCPT, decoded), as "
+    "`addr-type;address` (`rfc822;Bob@example.org`); absent: not given.",
     "dsn_ret": "The sender's RET (RFC 3461): `FULL` or `HDRS`; absent: not given.",
     "dsn_envid": "The sender's envelope id (RFC 3461 ENVID, decoded); absent: not given.",
     "dsn_passed": "The MX offered DSN and was given the sender's DSN parameters: it, not "
@@ -126,7 +127,7 @@ def _kind(
 
 _DELIVERY = (
     "delivery_id sender mx provider tls tls_security tls_verified tls_cipher attempt tags "
-    "tenant bulk source dsn_notify dsn_ret dsn_envid"
+    "tenant bulk source dsn_notify dsn_orcpt dsn_ret dsn_envid"
 )
 _REPORT = "mx provider check detail tenant original_recipient"
 _BOUNCE_CLASS = (
@@ -170,7 +171,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "A recipient's MX accepted the message (a 2xx reply): one per recipient.",
             "message_id recipient domain delivery_id reply attempt classification stage",
             "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source "
-            "dsn_notify dsn_ret dsn_envid dsn_passed original_recipient",
+            "dsn_notify dsn_orcpt dsn_ret dsn_envid dsn_passed",
             classification="`delivered`.",
         ),
         _kind(
@@ -194,8 +195,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.EXPIRED,
             "The message could not be delivered to the recipient before its maximum age.",
             "message_id recipient domain delivery_id reply classification reason stage",
-            "sender attempt detail tags tenant bulk dsn_notify dsn_ret dsn_envid "
-            "original_recipient",
+            "sender attempt detail tags tenant bulk dsn_notify dsn_orcpt dsn_ret dsn_envid",
             classification="`expired`.",
             detail="The last temporary failure's reply.",
         ),

@@ -275,9 +275,11 @@ class Event(Record, frozen=True, kw_only=True):
     tls_policy: tuple[str, ...] = ()
     tls_mx_patterns: tuple[str, ...] = ()
     #: delivered/deferred/bounced/expired by the deliverer: the sender's DSN request
-    #: (RFC 3461) for the recipient: NOTIFY (``()``: not given, FAILURE), and MAIL FROM's RET
-    #: and ENVID; the ORCPT is in ``original_recipient``. The bouncer's DSN honours them.
+    #: (RFC 3461) for the recipient: NOTIFY (``()``: not given, FAILURE), ORCPT
+    #: (``addr-type;address``, decoded), and MAIL FROM's RET and ENVID. The bouncer's DSN
+    #: honours them.
     dsn_notify: tuple[str, ...] = ()
+    dsn_orcpt: str = ""
     dsn_ret: str = ""
     dsn_envid: str = ""
     #: delivered: the MX offered DSN and was given the sender's parameters, so it, not

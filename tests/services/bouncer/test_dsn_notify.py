@@ -69,7 +69,7 @@ async def test_notify_decides_which_dsns_are_sent(running: Running) -> None:
             "relayed@customer.example",
             dsn_notify=("SUCCESS",),
             dsn_envid="QQ314159",
-            original_recipient="rfc822;Relayed@Customer.example",
+            dsn_orcpt="rfc822;Relayed@Customer.example",
         ),
         # SUCCESS, the MX offered DSN and got the parameters: it owes the notice, not us.
         event(

@@ -31,7 +31,7 @@ async def test_without_dsn_at_the_mx_the_events_call_for_notices(tmp_path: Path)
         first, _ = await d.wait_events(EventKind.DEFERRED, 2)
     by_rcpt = {e.recipient: e for e in delivered}
     ok, plain = by_rcpt["ok@dest.test"], by_rcpt["plain@dest.test"]
-    assert (ok.dsn_notify, ok.original_recipient, ok.dsn_ret, ok.dsn_envid) == (
+    assert (ok.dsn_notify, ok.dsn_orcpt, ok.dsn_ret, ok.dsn_envid) == (
         ("SUCCESS",),
         "rfc822;OK@dest.test",
         "HDRS",

@@ -260,6 +260,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tls_policy=("version: STSv1", "mode: enforce", "mx: *.example.org", "max_age: 86400"),
             tls_mx_patterns=("*.example.org",),
             dsn_notify=("SUCCESS", "DELAY"),
+            dsn_orcpt="rfc822;Bob@Example.org",
             dsn_ret="HDRS",
             dsn_envid="QQ314159",
             dsn_passed=True,
