@@ -75,6 +75,7 @@ from shared.wire.records import (
     QueueEntry,
     QueueLoad,
     QueueSnapshot,
+    RecipientDsn,
     Record,
     Reputation,
     ReputationBucket,
@@ -155,6 +156,13 @@ SUBMISSION = Submission(
     body_8bit=True,
     tenant="acme",
     send_at=AT + 3600,
+    dsn_ret="HDRS",
+    dsn_envid="QQ314159",
+    dsn={
+        "bob@example.org": RecipientDsn(
+            notify=("SUCCESS", "FAILURE"), orcpt="rfc822;Bob@Example.org"
+        )
+    },
 )
 DKIM_KEY = DkimKeyRecord(
     selector="s2026",
@@ -197,6 +205,11 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tenant="acme",
             send_at=AT + 60,
             indexed=True,
+            dsn_ret="FULL",
+            dsn_envid="QQ314159",
+            dsn={
+                "bob@example.org": RecipientDsn(notify=("DELAY",), orcpt="rfc822;bob@example.org")
+            },
         ),
     ),
     "Event": (
@@ -249,6 +262,11 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tls_policy_type="sts",
             tls_policy=("version: STSv1", "mode: enforce", "mx: *.example.org", "max_age: 86400"),
             tls_mx_patterns=("*.example.org",),
+            dsn_notify=("SUCCESS", "DELAY"),
+            dsn_orcpt="rfc822;Bob@Example.org",
+            dsn_ret="HDRS",
+            dsn_envid="QQ314159",
+            dsn_passed=True,
         ),
     ),
     "Suppression": (
