@@ -24,6 +24,8 @@ Scripting (each reply is used once, in order; when a script runs out the sink ac
 - ``SmtpSink(smtputf8=True)`` offers SMTPUTF8 (RFC 6531; by default it does not);
   ``SmtpSink(eightbitmime=False)`` does not offer 8BITMIME (RFC 6152; aiosmtpd always does).
   Each accepted message keeps its MAIL parameters (``mail_options``: ``BODY=8BITMIME``).
+- ``SmtpSink(dsn=True)`` offers DSN (RFC 3461) and takes its parameters; ``sink.dsn_params``
+  lists, per MAIL and RCPT, the verb, the address and the DSN parameters as sent.
 - ``sink.refuse()`` stops listening (connections are refused); :func:`free_port` finds a port.
 
 ``sink.messages`` holds what was accepted (250 after DATA; each with the client's address in
@@ -52,6 +54,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 #: Script this as a DATA reply to drop the connection instead of answering.
 DROP = "DROP"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+_DSN_KEYWORDS = frozenset({"RET", "ENVID", "NOTIFY", "ORCPT"})
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,15 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
     ) -> list[str]:
         session.host_name = hostname  # what aiosmtpd does itself when there is no hook
-        if self.sink.eightbitmime:
-            return lines
-        return [line for line in lines if line[4:].upper() != "8BITMIME"]
+        if not self.sink.eightbitmime:
+            lines = [line for line in lines if line[4:].upper() != "8BITMIME"]
+        extra = ["250-DSN"] if self.sink.dsn else []
+        return [*lines[:-1], *extra, lines[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.sink.dsn_params.append(("MAIL", address, getattr(server, "dsn_seen", ())))
         reply = _pop(self.sink._mail)
         if reply is not None:
             return reply
@@ -93,6 +98,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.sink.dsn_params.append(("RCPT", address, getattr(server, "dsn_seen", ())))
         reply = _pop(self.sink._rcpt.get(address.lower(), deque()))
         if reply is not None:
             return reply
@@ -151,6 +157,17 @@ class _CountingSMTP(SMTP):
         self._sink.active -= 1
         super().connection_lost(error)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd answers 555 to parameters it does not know: a sink offering DSN takes
+        # its parameters out first, as sent, for ``sink.dsn_params``.
+        address, params = super()._getaddr(arg)
+        self.dsn_seen: tuple[str, ...] = ()
+        if self._sink.dsn and params:
+            words = params.split()
+            self.dsn_seen = tuple(w for w in words if w.partition("=")[0].upper() in _DSN_KEYWORDS)
+            params = " ".join(w for w in words if w not in self.dsn_seen)
+        return address, params
+
 
 class SmtpSink:
     """A recording SMTP server on ``host`` (127.0.0.1 by default) and ``port`` (0 = ephemeral)."""
@@ -166,8 +183,11 @@ class SmtpSink:
         users: dict[str, str] | None = None,
         smtputf8: bool = False,
         eightbitmime: bool = True,
+        dsn: bool = False,
     ) -> None:
         self.host = host
+        self.dsn = dsn  # offer DSN (RFC 3461) and record its parameters
+        self.dsn_params: list[tuple[str, str, tuple[str, ...]]] = []
         self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531)
         self.eightbitmime = eightbitmime  # offer 8BITMIME (RFC 6152)
         self.port = port

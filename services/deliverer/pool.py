@@ -17,6 +17,7 @@ Does not hold idle sessions: each worker in ``queue.py`` keeps its own for reuse
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import ssl
@@ -121,6 +122,16 @@ class Connector:
             if host.name not in policies:
                 policies[host.name] = await self._host_policy(destination, host)
             options = self._options(destination, policy, source, policies[host.name])
+            if options.host_policy is not None and options.host_policy.inherit:
+                # The configuration decides; the published policy's report and failure ride.
+                published = options.host_policy
+                configured = dataclasses.replace(options, host_policy=None).effective_policy()
+                options = dataclasses.replace(
+                    options,
+                    host_policy=dataclasses.replace(
+                        configured, report=published.report, noted=published.noted
+                    ),
+                )
             target = Target(host.name, address, port)
             refused = options.host_policy.refused if options.host_policy else None
             if refused is not None:  # not to be connected to at all

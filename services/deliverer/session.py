@@ -46,6 +46,7 @@ from services.deliverer.transport.policy import (
     TlsCheckFailed,
     TlsOutcome,
 )
+from shared import dsnparams
 from shared.wire.records import Delivery, SmtpReply
 
 #: RFC 5321 4.5.3.1.10: 452 to RCPT means "too many recipients, send the rest later".
@@ -146,6 +147,8 @@ class Session:
         """
         policy = options.effective_policy()
         outcome = TlsOutcome(policy.security, policy.report, source=options.source_address or "")
+        if policy.noted is not None:
+            outcome.failure, outcome.detail = policy.noted.result_type, policy.noted.detail
         try:
             session = await cls._open(target, options, policy, policy)
         except TlsCheckFailed as failed:
@@ -272,7 +275,7 @@ class Session:
         utf8 = self._utf8(delivery, chunk)
         if not await self._mail(delivery, chunk, utf8, results):
             return []
-        accepted, carried = await self._recipients(chunk, utf8, results)
+        accepted, carried = await self._recipients(delivery, chunk, utf8, results)
         if self._closing is not None:  # 421: every open recipient of the chunk waits
             for open_rcpt in chunk:
                 results.setdefault(open_rcpt, self._closing)
@@ -309,15 +312,17 @@ class Session:
         return False
 
     async def _recipients(
-        self, chunk: list[str], utf8: bool, results: dict[str, Classified]
+        self, delivery: Delivery, chunk: list[str], utf8: bool, results: dict[str, Classified]
     ) -> tuple[list[str], list[str]]:
-        """RCPT TO each; the accepted ones and those to carry to the next transaction."""
+        """RCPT TO each (with its NOTIFY and ORCPT when the server offers DSN); the accepted
+        ones and those to carry to the next transaction."""
         accepted: list[str] = []
         carried: list[str] = []
         for rcpt in chunk:
             try:
                 path = encode_path(rcpt, utf8=utf8)
-                await self._command(b"RCPT", b"TO:" + path, timeout=self._timeouts.rcpt)
+                params = dsnparams.wire_rcpt_params(delivery.dsn.get(rcpt)) if self.dsn else []
+                await self._command(b"RCPT", b"TO:" + path, *params, timeout=self._timeouts.rcpt)
                 accepted.append(rcpt)
             except (AddressError, NeedsSmtpUtf8) as exc:
                 results[rcpt] = _unsendable(exc, BAD_RECIPIENT_SYNTAX)
@@ -367,12 +372,20 @@ class Session:
             return EIGHTBIT_UNAVAILABLE
         return None
 
+    @property
+    def dsn(self) -> bool:
+        """Whether the server offers DSN (RFC 3461): then the sender's DSN parameters go
+        with each transaction and the server owes the later notices (5.2.1)."""
+        return self._smtp.supports_extension("dsn")
+
     def _mail_options(self, delivery: Delivery, utf8: bool) -> list[bytes]:
         options = []
         if delivery.body_8bit and self._smtp.supports_extension("8bitmime"):
             options.append(b"BODY=8BITMIME")
         if utf8:
             options.append(b"SMTPUTF8")
+        if self.dsn:
+            options += dsnparams.wire_mail_params(delivery.dsn_ret, delivery.dsn_envid)
         return options
 
     async def close(self) -> None:

@@ -99,6 +99,9 @@ def submission(
         body_8bit=not finished.data.isascii(),
         tenant=txn.tenant,
         send_at=finished.send_at,
+        dsn_ret=txn.dsn_ret,
+        dsn_envid=txn.dsn_envid,
+        dsn={r: d for r, d in txn.dsn.items() if r in kept},
     )
 
 

@@ -79,6 +79,14 @@ FIELD_DOCS: Mapping[str, str] = {
     "`mailboxfull`, `blocked`, ...).",
     "original_recipient": "The recipient the report names as the one the sender gave (RFC 3464 "
     "Original-Recipient), when it differs from `recipient` (forwarding, aliases).",
+    "dsn_notify": "The recipient's NOTIFY (RFC 3461): `NEVER`, or some of `SUCCESS`, "
+    "`FAILURE`, `DELAY`; absent: not given (a DSN on failure only).",
+    "dsn_orcpt": "The recipient as the sender first knew it (RFC 3461 ORCPT, decoded), as "
+    "`addr-type;address` (`rfc822;Bob@example.org`); absent: not given.",
+    "dsn_ret": "The sender's RET (RFC 3461): `FULL` or `HDRS`; absent: not given.",
+    "dsn_envid": "The sender's envelope id (RFC 3461 ENVID, decoded); absent: not given.",
+    "dsn_passed": "The MX offered DSN and was given the sender's DSN parameters: it, not "
+    "Postline, sends the success notice (RFC 3461 5.2.1).",
     "url": "The link's original URL (from the signed token, never from the request).",
     "link": "The link's number in the message (1 = the first tracked link).",
     "agent": "The class of the user agent: browser, mail_client, apple_mpp, gmail_proxy, "
@@ -119,7 +127,7 @@ def _kind(
 
 _DELIVERY = (
     "delivery_id sender mx provider tls tls_security tls_verified tls_cipher attempt tags "
-    "tenant bulk source"
+    "tenant bulk source dsn_notify dsn_orcpt dsn_ret dsn_envid"
 )
 _REPORT = "mx provider check detail tenant original_recipient"
 _BOUNCE_CLASS = (
@@ -162,7 +170,8 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.DELIVERED,
             "A recipient's MX accepted the message (a 2xx reply): one per recipient.",
             "message_id recipient domain delivery_id reply attempt classification stage",
-            "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source",
+            "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source "
+            "dsn_notify dsn_orcpt dsn_ret dsn_envid dsn_passed",
             classification="`delivered`.",
         ),
         _kind(
@@ -186,7 +195,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.EXPIRED,
             "The message could not be delivered to the recipient before its maximum age.",
             "message_id recipient domain delivery_id reply classification reason stage",
-            "sender attempt detail tags tenant bulk",
+            "sender attempt detail tags tenant bulk dsn_notify dsn_orcpt dsn_ret dsn_envid",
             classification="`expired`.",
             detail="The last temporary failure's reply.",
         ),

@@ -19,6 +19,7 @@ from shared.wire.records import (
     DeadLetterState,
     Delivery,
     Event,
+    MtaStsPolicy,
     Quarantined,
     QueueEntry,
     QueueSnapshot,
@@ -253,6 +254,16 @@ DEAD_STATE: Topic[DeadLetterState] = Topic(
     doc="What became of each dead letter: redriven, purged, or still dead after a refused "
     "redrive (compacted, keyed by the dead letter's partition and offset).",
 )
+MTA_STS: Topic[MtaStsPolicy] = Topic(
+    "postline.mta-sts",
+    MtaStsPolicy,
+    lambda p: p.domain.lower(),
+    partitions=1,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="Recipient domains' MTA-STS policies as the deliverer last fetched them (RFC 8461), "
+    "shared by every replica and kept across restarts (compacted, key: domain).",
+)
 TLSRPT: Topic[TlsRpt] = Topic(
     "postline.tlsrpt",
     TlsRpt,
@@ -327,6 +338,7 @@ def all_topics(
         DEAD,
         DEAD_STATE,
         QUARANTINE,
+        MTA_STS,
         TLSRPT,
     ]
     topics += [retry_topic(t) for t in retry_tiers]

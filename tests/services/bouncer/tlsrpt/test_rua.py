@@ -33,7 +33,7 @@ def test_no_usable_record(texts: list[str]) -> None:
 
 
 def test_other_records_are_ignored_and_mailto_queries_dropped() -> None:
-    texts = ["v=spf1 -all", "v=TLSRPTv1 ;rua = mailto:tls%2Brpt@dest.test?subject=x ; x=y"]
+    texts = ["v=spf1 -all", "v=TLSRPTv1 ;rua=mailto:tls%2Brpt@dest.test?subject=x ; x=y"]
     assert parse_record(texts) == [Rua("mailto", "tls+rpt@dest.test")]
 
 
