@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
+from services.bouncer.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt.config import TlsRptConfig
 from services.bouncer.tlsrpt.counts import SessionCounter
 from services.bouncer.tlsrpt.https import HttpsReporter
-from services.bouncer.tlsrpt.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt.sender import ReportSender
 from shared.bus.base import Bus, TopicPartition
 from shared.errors import DecodeError

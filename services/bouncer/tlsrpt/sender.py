@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 
 import dns.asyncresolver
 
+from services.bouncer.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt import mail
 from services.bouncer.tlsrpt.config import TlsRptConfig
 from services.bouncer.tlsrpt.counts import DAY, closed, day_of, day_start
 from services.bouncer.tlsrpt.https import HttpsReporter, ReportNotPosted
-from services.bouncer.tlsrpt.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt.report import (
     Reporter,
     build_report,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.bouncer.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt.config import TlsRptConfig
 from services.bouncer.tlsrpt.counts import DAY, day_start
 from services.bouncer.tlsrpt.https import HttpsReporter
-from services.bouncer.tlsrpt.metrics import TlsRptMetrics
 from services.bouncer.tlsrpt.sender import ReportSender
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Duration, EmbeddedConfig
