@@ -182,11 +182,22 @@ class QuarantineNotFound(QuarantineError):
     never quarantined (HTTP 404)."""
 
 
+class UrlInvalid(PostlineError):
+    """A URL Postline is asked to send to that is not one it can use: malformed, not
+    http(s), or carrying a user name or password (``shared.netguard``)."""
+
+
+class UrlRefused(PostlineError):
+    """A URL or resolved address the SSRF rules refuse (``shared.netguard``): plain http
+    outside loopback development, or a loopback, private, link-local, CGNAT, multicast or
+    reserved address that the config does not allow."""
+
+
 class WebhookError(PostlineError):
     """A webhook endpoint operation (``postline webhooks``) cannot be done as asked."""
 
 
-class WebhookInvalid(WebhookError):
+class WebhookInvalid(WebhookError, UrlInvalid):
     """A malformed URL, event kind or batch size."""
 
 
@@ -194,10 +205,8 @@ class WebhookNotFound(WebhookError):
     """No endpoint with that id (for that tenant)."""
 
 
-class WebhookRefused(WebhookError):
-    """A URL or resolved address the webhooks' SSRF rules refuse: plain http outside
-    loopback development, or a loopback, private, link-local, CGNAT, multicast or reserved
-    address that the config does not allow."""
+class WebhookRefused(WebhookError, UrlRefused):
+    """A webhook URL the SSRF rules refuse (:class:`UrlRefused`, for a webhook)."""
 
 
 class LimiterUnavailable(PostlineError):

@@ -17,11 +17,11 @@ import secrets
 
 import msgspec
 
-from services.webhooks.guard import Policy, check_url
 from services.webhooks.signing import new_secret
-from shared import tenant_admin
+from shared import netguard, tenant_admin
 from shared.bus.base import Bus
-from shared.errors import WebhookInvalid, WebhookNotFound
+from shared.errors import UrlInvalid, UrlRefused, WebhookInvalid, WebhookNotFound, WebhookRefused
+from shared.netguard import Policy
 from shared.sealing import KeyRing, webhook_associated_data
 from shared.wire.eventjson import TENANT_KINDS
 from shared.wire.records import (
@@ -42,6 +42,16 @@ MAX_ENDPOINTS = 20  # per tenant: each one is a copy of every event
 def new_endpoint_id() -> str:
     """``wh_`` + 12 hex digits."""
     return "wh_" + secrets.token_hex(6)
+
+
+def check_endpoint_url(url: str, policy: Policy) -> None:
+    """The SSRF rules (``shared.netguard``), failing as a webhook operation does."""
+    try:
+        netguard.check_url(url, policy)
+    except UrlInvalid as exc:
+        raise WebhookInvalid(f"a webhook URL: {exc}") from exc
+    except UrlRefused as exc:
+        raise WebhookRefused(str(exc)) from exc
 
 
 def check_kinds(kinds: list[str]) -> tuple[str, ...]:
@@ -103,7 +113,7 @@ async def add(
     by: str,
 ) -> tuple[WebhookEndpoint, str]:
     """Add an endpoint; returns it and its secret (``whsec_...``, shown once)."""
-    check_url(url, policy)
+    check_endpoint_url(url, policy)
     if not 1 <= batch <= MAX_BATCH:
         raise WebhookInvalid(f"batch must be between 1 and {MAX_BATCH}, got {batch}")
     tenant = await tenant_admin.get(bus, tenant_id)
@@ -145,7 +155,7 @@ async def change(
     endpoint = find(tenant, endpoint_id)
     fields: dict[str, object] = {}
     if url is not None:
-        check_url(url, policy)
+        check_endpoint_url(url, policy)
         fields["url"] = url
     if kinds is not None:
         fields["kinds"] = check_kinds(kinds)

@@ -4,7 +4,7 @@ One ``aiohttp.ClientSession`` per stage with: a total and a connect timeout per 
 certificates verified (the system's trust store, or ``ca_file``); no proxy from the
 environment; no redirects (a 3xx is a failure: following one would bypass the SSRF check of
 the URL, and a receiver that moved should be changed by its tenant); the SSRF guard as the
-connector's resolver (``guard.py``). Answers are read only up to a few KiB (a receiver's
+connector's resolver (``shared.netguard``). Answers are read only up to a few KiB (a receiver's
 body is never used, only its status).
 
 Outcomes are classified into a bounded ``result`` (the metrics label): ``ok`` (2xx),
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import aiohttp
 
-from services.webhooks.guard import GuardedResolver, Policy, check_url
-from shared.errors import WebhookError, WebhookRefused
+from shared.errors import UrlInvalid, UrlRefused
+from shared.netguard import GuardedResolver, Policy, check_url
 
 #: Most bytes of an answer read (to keep the connection reusable, not to use them).
 _MAX_ANSWER = 4096
@@ -109,7 +109,7 @@ class WebhookClient:
             raise RuntimeError("WebhookClient.start was not called")
         try:
             check_url(url, self.policy)
-        except WebhookError as exc:
+        except (UrlInvalid, UrlRefused) as exc:
             return Outcome("refused", 0, str(exc))
         request_headers = {
             "content-type": "application/json",
@@ -122,7 +122,7 @@ class WebhookClient:
             ) as answer:
                 await answer.content.read(_MAX_ANSWER)
                 return classify_status(answer.status)
-        except WebhookRefused as exc:
+        except UrlRefused as exc:
             return Outcome("refused", 0, str(exc))
         except TimeoutError:
             return Outcome("timeout", 0, "no answer in time")

@@ -27,12 +27,12 @@ from services.webhooks.client import WebhookClient
 from services.webhooks.config import WebhooksConfig, load
 from services.webhooks.dispatch import Dispatcher
 from services.webhooks.endpoints import Endpoints, Target
-from services.webhooks.guard import Policy
 from services.webhooks.handlers import EventHandler, RetryHandler
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.retry import RETRY_GROUP, Schedule
 from shared.config import Config
 from shared.errors import BusError, TenantError, WebhookError
+from shared.netguard import Policy
 from shared.runtime.stage import StageContext
 from shared.runtime.watermark_loop import LoopSettings, WatermarkLoop
 from shared.sealing import load_keyring_if_present

@@ -43,6 +43,10 @@ class TlsRptConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     http_timeout: Duration = Duration(30)
     #: CA bundle for the HTTPS receivers' certificates; None: the system's store.
     ca_file: Path | None = None
+    #: POST to https ruas on private, loopback, link-local or CGNAT addresses too. Off: any
+    #: recipient domain names its rua, and must not make the bouncer POST into our own
+    #: network (SSRF; the rules of shared.netguard, as for webhooks). For labs and tests.
+    allow_private_networks: bool = False
     #: Nameservers for the ``_smtp._tls`` TXT lookups ("ip" or "ip:port"); empty: the
     #: system's resolv.conf.
     nameservers: Annotated[list[str], msgspec.Meta(max_length=16)] = []

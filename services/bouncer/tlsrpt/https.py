@@ -3,8 +3,10 @@
 Owns one aiohttp session: certificates validated (against ``ca_file`` when configured,
 else the system's store), a total timeout, redirects not followed (RFC 8460 5.4 does not
 ask us to, and following one would let a report go where the domain's DNS did not say),
-no proxy from the environment. A 2xx answer is success; anything else raises
-:class:`ReportNotPosted` with the reason.
+no proxy from the environment, and the SSRF rules of ``shared.netguard`` (any recipient
+domain names its rua: it must not make us POST into our own network; checked on the URL
+and, as the connector's resolver, on every address connected to).
+A 2xx answer is success; anything else raises :class:`ReportNotPosted` with the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from pathlib import Path
 import aiohttp
 
 from services.bouncer.tlsrpt.report import MEDIA_TYPE
+from shared.errors import UrlInvalid, UrlRefused
+from shared.netguard import GuardedResolver, Policy, check_url
 
+#: Public https addresses only.
+STRICT = Policy()
 _MAX_ANSWER = 64 * 1024  # read (and drop) at most this much of the receiver's answer
 
 
@@ -26,7 +32,10 @@ class ReportNotPosted(Exception):
 class HttpsReporter:
     """POSTs reports; :meth:`start` inside the running loop, :meth:`close` at the end."""
 
-    def __init__(self, *, timeout: float, ca_file: Path | None, user_agent: str) -> None:
+    def __init__(
+        self, *, timeout: float, ca_file: Path | None, user_agent: str, guard: Policy = STRICT
+    ) -> None:
+        self._guard = guard
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._ssl = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self._user_agent = user_agent
@@ -34,7 +43,9 @@ class HttpsReporter:
 
     async def start(self) -> None:
         """Open the session."""
-        connector = aiohttp.TCPConnector(ssl=self._ssl, limit=16)
+        connector = aiohttp.TCPConnector(
+            ssl=self._ssl, limit=16, resolver=GuardedResolver(self._guard)
+        )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, trust_env=False
         )
@@ -51,12 +62,18 @@ class HttpsReporter:
             raise RuntimeError("HttpsReporter.start was not called")
         headers = {"content-type": MEDIA_TYPE, "user-agent": self._user_agent}
         try:
+            check_url(url, self._guard)
+        except (UrlInvalid, UrlRefused) as exc:
+            raise ReportNotPosted(f"refused: {exc}") from exc
+        try:
             async with self._session.post(
                 url, data=body, headers=headers, allow_redirects=False
             ) as answer:
                 await answer.content.read(_MAX_ANSWER)
                 if not 200 <= answer.status < 300:
                     raise ReportNotPosted(f"HTTP {answer.status}")
+        except UrlRefused as exc:  # from the resolver: every address is a private one
+            raise ReportNotPosted(f"refused: {exc}") from exc
         except TimeoutError as exc:
             raise ReportNotPosted("no answer in time") from exc
         except aiohttp.ClientSSLError as exc:

@@ -23,6 +23,7 @@ from services.bouncer.tlsrpt.sender import ReportSender
 from shared.bus.base import Bus, TopicPartition
 from shared.errors import DecodeError
 from shared.fcrdns import resolver_for
+from shared.netguard import Policy
 from shared.runtime.batch import Item
 from shared.version import package_version
 from shared.wire.records import Event, TlsRpt
@@ -60,6 +61,7 @@ class TlsReporting:
             https=HttpsReporter(
                 timeout=float(config.http_timeout),
                 ca_file=config.ca_file,
+                guard=Policy(allow_private_networks=config.allow_private_networks),
                 user_agent=f"Postline-TLSRPT/{package_version()}",
             ),
             metrics=self.metrics,

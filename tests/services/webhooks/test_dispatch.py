@@ -16,11 +16,11 @@ from services.webhooks.client import Outcome, WebhookClient
 from services.webhooks.config import WebhooksConfig
 from services.webhooks.dispatch import SLOW_REQUEST, Dispatcher
 from services.webhooks.endpoints import Endpoints, Target
-from services.webhooks.guard import Policy
 from services.webhooks.metrics import WebhooksMetrics
 from services.webhooks.payload import Item
 from services.webhooks.signing import new_secret
 from shared.config import convert
+from shared.netguard import Policy
 from shared.sealing import KeyRing, webhook_associated_data
 from shared.tenants import TenantTable
 from shared.wire.records import Tenant, WebhookEndpoint

@@ -138,6 +138,7 @@ send_delay = "{DELAY:g}s"
 check_interval = "0.1s"
 retry_backoff = 0
 ca_file = "{ca}"
+allow_private_networks = true  # the capture server listens on loopback
 nameservers = ["127.0.0.1:{dns_port}"]
 dns_timeout = "5s"
 {extra}

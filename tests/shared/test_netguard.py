@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 
 from services.webhooks.client import WebhookClient
-from services.webhooks.guard import GuardedResolver, Policy, address_allowed, check_url
-from shared.errors import WebhookInvalid, WebhookRefused
+from shared.errors import UrlInvalid, UrlRefused
+from shared.netguard import GuardedResolver, Policy, address_allowed, check_url
 
 STRICT = Policy()
 DEV = Policy(allow_http_loopback=True)
@@ -53,16 +53,16 @@ def test_loopback_only_with_the_development_switch() -> None:
 @pytest.mark.parametrize(
     ("url", "policy", "error"),
     [
-        ("http://example.com/hook", STRICT, WebhookRefused),
-        ("http://example.com/hook", DEV, WebhookRefused),
-        ("http://127.0.0.1:8080/hook", STRICT, WebhookRefused),
-        ("https://10.0.0.5/hook", STRICT, WebhookRefused),
-        ("https://[::1]/hook", STRICT, WebhookRefused),
-        ("https://localhost/hook", STRICT, WebhookRefused),
-        ("ftp://example.com/hook", STRICT, WebhookInvalid),
-        ("https://user:pw@example.com/hook", STRICT, WebhookInvalid),
-        ("https:///nohost", STRICT, WebhookInvalid),
-        ("https://example.com:99999/", STRICT, WebhookInvalid),
+        ("http://example.com/hook", STRICT, UrlRefused),
+        ("http://example.com/hook", DEV, UrlRefused),
+        ("http://127.0.0.1:8080/hook", STRICT, UrlRefused),
+        ("https://10.0.0.5/hook", STRICT, UrlRefused),
+        ("https://[::1]/hook", STRICT, UrlRefused),
+        ("https://localhost/hook", STRICT, UrlRefused),
+        ("ftp://example.com/hook", STRICT, UrlInvalid),
+        ("https://user:pw@example.com/hook", STRICT, UrlInvalid),
+        ("https:///nohost", STRICT, UrlInvalid),
+        ("https://example.com:99999/", STRICT, UrlInvalid),
     ],
 )
 def test_urls_refused(url: str, policy: Policy, error: type[Exception]) -> None:
@@ -85,7 +85,7 @@ def test_urls_allowed(url: str, policy: Policy) -> None:
 
 async def test_the_resolver_drops_refused_addresses_of_a_name() -> None:
     # "localhost" resolves to loopback through the system resolver: refused when strict.
-    with pytest.raises(WebhookRefused):
+    with pytest.raises(UrlRefused):
         await GuardedResolver(STRICT).resolve("localhost", 443)
     allowed = await GuardedResolver(DEV).resolve("localhost", 443)
     assert allowed and all(ipaddress.ip_address(r["host"]).is_loopback for r in allowed)

@@ -1,8 +1,9 @@
-"""SSRF rules for webhook URLs: which URLs and which addresses a webhook may go to.
+"""SSRF rules for URLs that others choose: which URLs and addresses Postline may POST to.
 
-A tenant chooses its endpoint URLs, so without rules a tenant could make Postline POST into
-the operator's own network (the cloud metadata service at 169.254.169.254, an admin port on
-loopback, a database on a private range). The rules:
+A tenant chooses its webhook URLs, and any recipient domain chooses the ``https:`` rua its
+TLS-RPT record names, so without rules they could make Postline POST into the operator's
+own network (the cloud metadata service at 169.254.169.254, an admin port on loopback, a
+database on a private range). The rules:
 
 - the scheme is https; plain http only to loopback (127.0.0.0/8, ::1, ``localhost``) with
   ``allow_http_loopback`` (development);
@@ -15,7 +16,7 @@ The address is checked where the connection is made: :class:`GuardedResolver` is
 connector's resolver, so the addresses checked are the ones connected to, and a name that
 resolves to a public address when the endpoint is added and to a private one later (DNS
 rebinding) is refused then. An IP literal in the URL never reaches a resolver, so
-:func:`check_url` checks it. Redirects are not followed (``client.py``).
+:func:`check_url` checks it. Callers do not follow redirects.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from shared.errors import WebhookInvalid, WebhookRefused
+from shared.errors import UrlInvalid, UrlRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -76,27 +77,27 @@ def is_loopback_host(host: str) -> bool:
 
 
 def check_url(url: str, policy: Policy) -> str:
-    """The URL's host, when the URL may be used; raises :class:`WebhookInvalid` for a
-    malformed URL and :class:`WebhookRefused` for one the rules refuse."""
+    """The URL's host, when the URL may be used; raises :class:`UrlInvalid` for a
+    malformed URL and :class:`UrlRefused` for one the rules refuse."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         _ = parts.port  # raises ValueError on a bad port
     except ValueError as exc:
-        raise WebhookInvalid(f"not a URL: {url!r}: {exc}") from exc
+        raise UrlInvalid(f"not a URL: {url!r}: {exc}") from exc
     if parts.scheme not in ("https", "http") or not host:
-        raise WebhookInvalid(f"a webhook URL is https://host/path, got {url!r}")
+        raise UrlInvalid(f"expected https://host/path, got {url!r}")
     if parts.username or parts.password:
-        raise WebhookInvalid("a webhook URL carries no user name or password")
+        raise UrlInvalid("the URL must carry no user name or password")
     if parts.scheme == "http" and not (policy.allow_http_loopback and is_loopback_host(host)):
-        raise WebhookRefused(f"{url}: only https (plain http only to loopback in development)")
+        raise UrlRefused(f"{url}: only https (plain http only to loopback in development)")
     literal = _literal(host)
     if literal is not None and not address_allowed(literal, policy):
-        raise WebhookRefused(f"{url}: {literal} is not a public address")
+        raise UrlRefused(f"{url}: {literal} is not a public address")
     if host.lower() in LOOPBACK_NAMES and not address_allowed(
         ipaddress.ip_address("127.0.0.1"), policy
     ):
-        raise WebhookRefused(f"{url}: localhost is not a public address")
+        raise UrlRefused(f"{url}: localhost is not a public address")
     return host
 
 
@@ -104,7 +105,7 @@ class GuardedResolver(AbstractResolver):
     """The connector's resolver: the system's answers, without the refused addresses.
 
     When every address of a name is refused, the lookup fails with
-    :class:`WebhookRefused` (the client counts it as ``refused``, never retried sooner).
+    :class:`UrlRefused` (a webhook counts it as ``refused``, never retried sooner).
     """
 
     def __init__(self, policy: Policy, inner: AbstractResolver | None = None) -> None:
@@ -121,7 +122,7 @@ class GuardedResolver(AbstractResolver):
         ]
         if not allowed:
             found = ", ".join(sorted({r["host"] for r in results}))
-            raise WebhookRefused(f"{host} resolves to no public address ({found})")
+            raise UrlRefused(f"{host} resolves to no public address ({found})")
         return allowed
 
     async def close(self) -> None:
