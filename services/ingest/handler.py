@@ -18,6 +18,7 @@ from services.ingest.core import IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, Transaction
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
+from shared import tlsrequire
 from shared.errors import BusError, BusFull
 from shared.wire.records import ClientInfo, Submission, new_id
 
@@ -47,6 +48,9 @@ class Handler:
         session.host_name = hostname
         # aiosmtpd reads commands one at a time from a buffer, so pipelining (RFC 2920) works.
         extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING"]
+        if session.info.tls:
+            # RFC 8689 2: REQUIRETLS is offered only where it can be used, over TLS.
+            extensions.append(f"250-{tlsrequire.KEYWORD}")
         return [*responses[:-1], *extensions, responses[-1]]
 
     def handle_STARTTLS(self, server: SMTP, session: IngestSession, envelope: Any) -> bool:
@@ -70,6 +74,7 @@ class Handler:
         # signer keeps it null instead of giving it a VERP return path that could bounce.
         sender = "" if address == NULL_REVERSE_PATH else address
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
+        txn.requiretls = envelope.requiretls
         txn.credential = session.info.user.name if session.info.user else ""
         txn.tenant = self.core.policy.tenant_for(session.info, txn.sender_domain)
         decision = mail_from.run(self.core.policy, session.info, txn)
@@ -185,7 +190,8 @@ class Handler:
             tls=info.tls,
             listener=info.listener.name,
         )
-        return accept.submission(txn, client, finished, at)
+        tenant_tls = self.core.policy.tenant(txn.tenant).settings.require_tls
+        return accept.submission(txn, client, finished, at, tenant_require_tls=tenant_tls)
 
     async def handle_exception(self, error: Exception) -> str:
         """Our own unexpected failure: 451, never a 5xx (the client retries, nothing lost).

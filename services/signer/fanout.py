@@ -106,6 +106,9 @@ def deliveries(
             bulk=bulk,
             tenant=submission.tenant,
             send_at=submission.send_at,
+            require_tls=submission.require_tls,
+            requiretls=submission.requiretls,
+            tls_optional=submission.tls_optional,
         )
         for domain, rcpts, verp_for in batches
     ]

@@ -62,6 +62,14 @@ class Submission(Record, frozen=True, kw_only=True):
     #: Deliver no earlier than this (epoch seconds; 0: at once): the API's ``send_at`` or the
     #: SMTP header ``X-Postline-Deliver-After`` (``shared.sendat``).
     send_at: float = 0.0
+    #: Per-message TLS requirements (``shared.tlsrequire``): ``require_tls``: every hop over
+    #: TLS with a verified certificate (REQUIRETLS, ``X-Postline-Require-TLS``, the tenant's
+    #: setting); ``requiretls``: RFC 8689's REQUIRETLS on MAIL FROM, which also needs a
+    #: DNSSEC or MTA-STS MX and a next hop offering REQUIRETLS; ``tls_optional``: the
+    #: ``TLS-Required: No`` field (RFC 8689 5), MTA-STS and DANE failures do not stop it.
+    require_tls: bool = False
+    requiretls: bool = False
+    tls_optional: bool = False
 
 
 class SmtpReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,6 +120,10 @@ class Delivery(Record, frozen=True, kw_only=True):
     #: It waited in a retry tier, so ``postline.queue`` has an entry for it, removed (a
     #: tombstone) in the transaction that records how it ended (``shared.queue.index``).
     indexed: bool = False
+    #: The Submission's TLS requirements (``shared.tlsrequire``), enforced per connection.
+    require_tls: bool = False
+    requiretls: bool = False
+    tls_optional: bool = False
 
 
 class EventKind(enum.StrEnum):
@@ -437,6 +449,9 @@ class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Attachment and content policy over ``[ingest.content]`` (empty fields keep it).
     content: ContentRules = ContentRules()
     tracking: TrackingSettings = TrackingSettings()  # open and click tracking
+    #: Every message of this tenant needs TLS with a verified certificate to the MX (the
+    #: deliverer defers it otherwise); ``None``: no tenant policy, the message decides.
+    require_tls: bool | None = None
 
 
 class Tenant(Record, frozen=True, kw_only=True):

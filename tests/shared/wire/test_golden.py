@@ -152,6 +152,9 @@ SUBMISSION = Submission(
     body_8bit=True,
     tenant="acme",
     send_at=AT + 3600,
+    require_tls=True,
+    requiretls=True,
+    tls_optional=True,
 )
 DKIM_KEY = DkimKeyRecord(
     selector="s2026",
@@ -194,6 +197,9 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tenant="acme",
             send_at=AT + 60,
             indexed=True,
+            require_tls=True,
+            requiretls=True,
+            tls_optional=True,
         ),
     ),
     "Event": (
@@ -335,6 +341,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
                 tracking=TrackingSettings(
                     opens=False, clicks=True, text_clicks=False, host="t.acme.example"
                 ),
+                require_tls=True,
             ),
             created_at=AT,
             updated_at=AT + 100,
