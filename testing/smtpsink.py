@@ -17,6 +17,8 @@ Scripting (each reply is used once, in order; when a script runs out the sink ac
 - ``SmtpSink(max_recipients=2)``: the third and later RCPT of a transaction get
   ``452 4.5.3 Too many recipients`` (RFC 5321 4.5.3.1.10).
 - ``SmtpSink(tls_context=server_tls_context())`` offers STARTTLS; without one it offers none.
+- ``SmtpSink(tls_context=..., requiretls=True)`` offers REQUIRETLS (RFC 8689) after
+  STARTTLS and accepts the MAIL parameter; ``Received.requiretls`` says whether it came.
 - ``SmtpSink(tls_context=..., users={"login": "password"})`` requires AUTH PLAIN/LOGIN over
   TLS (a smarthost); ``sink.authenticated`` lists the logins that succeeded.
 - ``sink.data_delay = 0.5``: wait that long before the final DATA reply (``sink.in_data``
@@ -62,11 +64,25 @@ class Received:
     peer: tuple[str, int]
     connection: int  # which TCP connection (1-based) carried it
     helo: str = ""  # the name the client gave in EHLO/HELO (a source address's EHLO name)
+    requiretls: bool = False  # MAIL FROM carried REQUIRETLS (RFC 8689)
 
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.sink.requiretls and session.ssl is not None:
+            return [*responses[:-1], "250-REQUIRETLS", responses[-1]]  # RFC 8689: over TLS
+        return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -99,6 +115,7 @@ class _Handler:
             peer=tuple(session.peer),  # type: ignore[arg-type]
             connection=getattr(server, "_sink_connection", 0),
             helo=session.host_name or "",
+            requiretls=getattr(envelope, "requiretls", False),
         )
         self.sink.in_data += 1
         try:
@@ -129,6 +146,19 @@ class _CountingSMTP(SMTP):
         super().__init__(*args, **kwargs)
         self._sink = sink
 
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # aiosmtpd answers 555 to a parameter it does not know: take REQUIRETLS out first.
+        words = (arg or "").split()
+        kept = [w for w in words[1:] if w.upper() != "REQUIRETLS"]
+        found = (
+            self._sink.requiretls and self._tls_protocol is not None and len(kept) < len(words) - 1
+        )
+        if found:
+            arg = " ".join(words[:1] + kept)
+        await super().smtp_MAIL(arg)
+        if found and self.envelope is not None and self.envelope.mail_from:
+            self.envelope.requiretls = True  # type: ignore[attr-defined]
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._sink.active += 1
         self._sink.max_active = max(self._sink.max_active, self._sink.active)
@@ -152,8 +182,10 @@ class SmtpSink:
         hostname: str = "sink.test",
         users: dict[str, str] | None = None,
         smtputf8: bool = False,
+        requiretls: bool = False,
     ) -> None:
         self.host = host
+        self.requiretls = requiretls  # offer REQUIRETLS (RFC 8689) after STARTTLS
         self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531)
         self.port = port
         self.max_recipients = max_recipients
