@@ -29,6 +29,12 @@ class Pki:
         """A client context trusting only the test CA."""
         return ssl.create_default_context(cafile=str(self.ca))
 
+    def server_context(self) -> ssl.SSLContext:
+        """A server context presenting the server certificate (for sinks and endpoints)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])

@@ -310,6 +310,32 @@ def deliverer_panels() -> list[Panel]:
             ],
         ),
         panel(
+            "Delivered by transport security",
+            "percentunit",
+            [
+                (
+                    f"{rate('postline_deliverer_delivered_by_tls_total', by='security, verified')}"
+                    f" / scalar({rate('postline_deliverer_delivered_by_tls_total')})",
+                    "{{security}} ({{verified}})",
+                )
+            ],
+            description="The share of recipients delivered over each kind of session: none "
+            "(plaintext), opportunistic, mta-sts, dane, required (our own policy).",
+        ),
+        panel(
+            "TLS sessions by policy result",
+            "ops",
+            [
+                (
+                    rate("postline_deliverer_tls_sessions_total", by="security, result"),
+                    "{{security}} {{result}}",
+                )
+            ],
+            description="Connection attempts by what governed them and the RFC 8460 result; "
+            "a failure under mta-sts or dane defers that host's mail (TLS-RPT reports count "
+            "the same sessions).",
+        ),
+        panel(
             "Retries scheduled and expired",
             "ops",
             [

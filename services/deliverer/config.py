@@ -113,6 +113,9 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     ehlo_name: str = "localhost"  # our name in EHLO; set it to the host's PTR name
     nameservers: list[str] = []  # "ip" or "ip:port"; empty = the system's resolv.conf
     smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 25  # port of every MX host
+    #: The certificates trusted when an MX host's certificate is verified (verify_certs,
+    #: MTA-STS, REQUIRETLS), instead of the system's store: for a private CA or a lab.
+    ca_file: Path | None = None
     mx_cache_size: Positive = 10000  # domains whose MX answers are cached (by TTL)
     negative_ttl: Duration = Duration(300)  # RFC 2308 cap for NXDOMAIN/no-data answers
     max_in_flight: Positive = 2000  # transactional Deliveries held in memory (all domains)
@@ -216,6 +219,8 @@ def _check_durations(cfg: DelivererConfig, source: str) -> None:
         raise ConfigError(source, "deliverer.retry.tiers", "at least one tier is needed")
     if cfg.queue_snapshot_interval <= 0:
         raise ConfigError(source, "deliverer.queue_snapshot_interval", "must be more than 0s")
+    if cfg.ca_file is not None and not cfg.ca_file.is_file():
+        raise ConfigError(source, "deliverer.ca_file", f"{cfg.ca_file} is not a readable file")
 
 
 def _valid_hostport(value: str) -> bool:

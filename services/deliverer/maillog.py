@@ -108,6 +108,8 @@ class MailLogLine:
     reply: SmtpReply | None = None
     tls: str = ""
     cipher: str = ""
+    tls_security: str = ""  # what governed the session: opportunistic, mta-sts, dane, ...
+    tls_verified: bool = False  # the MX host's certificate was verified
     cause: str = ""  # deferred, bounced without a reply, expired, held: what happened
     next_attempt: float = 0.0  # deferred and held: when the next attempt is due
 
@@ -156,10 +158,18 @@ class MailLogLine:
             "reason": self.reason,
             "tls": self.tls,
             "cipher": self.cipher,
+            "tls_security": self.tls_security,
+            "tls_verified": self.tls_verified,
             "size": self.size,
             "lane": self.lane,
             "next_attempt": utc(self.next_attempt) if self.next_attempt else "",
         }
+
+    def _trust(self) -> str:
+        """`` (dane, verified)``: what the TLS session was held to, when there was one."""
+        if not self.tls or not self.tls_security:
+            return ""
+        return f" ({self.tls_security}, {'verified' if self.tls_verified else 'unverified'})"
 
     def text(self) -> str:
         """The readable line: Postfix's fields in Postfix's order, ours after them."""
@@ -176,7 +186,9 @@ class MailLogLine:
             f"size={self.size}",
             f"lane={self.lane}",
             f"source={self.source or '-'}",
-            f"tls={self.tls or 'none'}" + (f" {self.cipher}" if self.cipher else ""),
+            f"tls={self.tls or 'none'}"
+            + (f" {self.cipher}" if self.cipher else "")
+            + self._trust(),
             f"delivery={self.delivery_id}",
         ]
         return f"{self.message_id}: " + ", ".join(parts)
@@ -230,6 +242,8 @@ def _attempt_line(
         reply=classified.reply,
         tls=result.tls,
         cipher=result.cipher,
+        tls_security=result.tls_security,
+        tls_verified=result.tls_verified,
         cause=result.cause if classified.outcome is not Outcome.DELIVERED else "",
         next_attempt=next_attempt if deferred else 0.0,
     )

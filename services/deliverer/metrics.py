@@ -30,6 +30,23 @@ class DelivererMetrics:
             ["provider", "result"],
             registry=registry,
         )
+        self.tls_sessions = Counter(
+            "postline_deliverer_tls_sessions_total",
+            "Connection attempts to MX hosts by what governed their transport security "
+            "(security: none, opportunistic, mta-sts, dane, required), whether the peer's "
+            "certificate was verified, and the RFC 8460 result (ok, or the failure type such "
+            "as starttls-not-supported or certificate-host-mismatch). Failures under mta-sts "
+            "or dane mean mail deferred (or, for an MTA-STS testing policy, sent anyway).",
+            ["security", "verified", "result"],
+            registry=registry,
+        )
+        self.delivered_by_tls = Counter(
+            "postline_deliverer_delivered_by_tls_total",
+            "Recipients delivered, by the transport security of the session they went over "
+            "(none, opportunistic, mta-sts, dane, required) and whether the peer was verified.",
+            ["security", "verified"],
+            registry=registry,
+        )
         self.tls_required_failures = Counter(
             "postline_deliverer_tls_required_failures_total",
             "Recipients deferred because policy requires TLS and the MX did not offer it or the "

@@ -41,6 +41,9 @@ class MxHost:
     name: str
     preference: int
     addresses: tuple[str, ...]
+    #: The MX RRset and the host's address records were DNSSEC-validated by a trusted
+    #: validating resolver (DANE applies only then: RFC 7672 2.2).
+    secure: bool = False
 
 
 @dataclass(frozen=True)

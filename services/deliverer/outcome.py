@@ -55,6 +55,9 @@ NO_ANSWER = SmtpReply(code=451, enhanced="4.4.1", text="no MX host answered")
 CONNECTION_LOST = SmtpReply(code=451, enhanced="4.4.2", text="connection lost")
 #: TLS is required by policy but the server did not offer STARTTLS or the handshake failed.
 TLS_UNAVAILABLE = SmtpReply(code=451, enhanced="4.7.5", text="TLS required but not available")
+#: RFC 3463 4.7.5 "cryptographic failure": the MX hosts' TLS did not meet the destination's
+#: published policy (MTA-STS, DANE) or ours (a certificate that fails verification).
+TLS_POLICY_FAILED = SmtpReply(code=451, enhanced="4.7.5", text="TLS policy not met by any MX host")
 #: Anything the deliverer did not expect: our own failures are never a 5xx (the mail is
 #: retried, as Postfix defers on an unknown failure).
 LOCAL_FAILURE = SmtpReply(code=451, enhanced="4.3.0", text="local delivery failure")

@@ -6,7 +6,12 @@ else through the MX hosts in order (RFC 5321 5.1: on a refused or failed connect
 greeting, try the next address, then the next host), bound to the queue's source address with
 its EHLO name (``[pools]``, chosen by ``sources.py``) or, when no pool applies, to an address
 of the policy's ``source_pool`` in ``deliverer.source_pools`` (round robin per connection, the
-EHLO name stays ``deliverer.ehlo_name``), and counts open connections per provider.
+EHLO name stays ``deliverer.ehlo_name``), and counts open connections per provider. Each MX
+host's transport policy comes from the first policy source that has one (DANE, then
+MTA-STS: RFC 8461 2), else from the destination's ``tls``/``verify_certs``; a host the policy
+refuses, or whose connection fails it, is skipped for the next (RFC 8461 4.2, RFC 7672 2.2),
+and every attempt's :class:`~services.deliverer.transport.policy.TlsOutcome` is handed to the
+caller for its ``tls_session`` event.
 Does not hold idle sessions: each worker in ``queue.py`` keeps its own for reuse.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +29,21 @@ import aiosmtplib
 from services.deliverer.config import DelivererConfig, Policy, Route, split_hostport
 from services.deliverer.metrics import DelivererMetrics
 from services.deliverer.mx import MxHost, MxResolver
-from services.deliverer.outcome import NO_ANSWER, TLS_UNAVAILABLE, DeliveryFailure
+from services.deliverer.outcome import (
+    NO_ANSWER,
+    TLS_POLICY_FAILED,
+    TLS_UNAVAILABLE,
+    DeliveryFailure,
+)
 from services.deliverer.session import Session, SessionOptions, Target, client_tls_context
 from services.deliverer.sources import OS_SOURCE, Source
+from services.deliverer.transport.policy import (
+    HostPolicy,
+    PolicySource,
+    ResultType,
+    TlsCheckFailed,
+    TlsOutcome,
+)
 from shared.errors import ConfigError
 from shared.providers import provider_for_host
 
@@ -43,24 +60,31 @@ class Destination:
     provider: str
     route: Route | None = None
     route_port: int = 0  # the smarthost's port (MX hosts use ``smtp_port``)
+    domain: str = ""  # the recipient domain (whose published policies apply)
 
 
 class Connector:
     """Opens sessions for any destination; one per deliverer process."""
 
     def __init__(
-        self, cfg: DelivererConfig, resolver: MxResolver, metrics: DelivererMetrics
+        self,
+        cfg: DelivererConfig,
+        resolver: MxResolver,
+        metrics: DelivererMetrics,
+        policy_sources: Sequence[PolicySource] = (),
     ) -> None:
         self._cfg = cfg
         self._resolver = resolver
         self._metrics = metrics
+        self._policy_sources = tuple(policy_sources)  # in order of precedence
         self._pools: dict[str, Iterator[str]] = {
             name: itertools.cycle(addresses)
             for name, addresses in cfg.source_pools.items()
             if addresses
         }
         # Built once: loading the CA store costs about 20 ms per context.
-        self._tls = {verify: client_tls_context(verify) for verify in (False, True)}
+        ca_file = str(cfg.ca_file) if cfg.ca_file is not None else None
+        self._tls = {verify: client_tls_context(verify, ca_file) for verify in (False, True)}
         self._passwords = {
             id(route): _read_secret(route.password_file)
             for route in cfg.routes
@@ -75,23 +99,43 @@ class Connector:
             host, port = split_hostport(route.host, default)
             # A smarthost is reached through the system resolver (its name is ours to choose).
             smarthost = (MxHost(host, 0, (host,)),)
-            return Destination(smarthost, provider_for_host(host), route, port)
+            return Destination(smarthost, provider_for_host(host), route, port, domain)
         hosts = await self._resolver.resolve(domain)
-        return Destination(tuple(hosts), provider_for_host(hosts[0].name))
+        return Destination(tuple(hosts), provider_for_host(hosts[0].name), domain=domain)
 
     async def open(
-        self, destination: Destination, policy: Policy, source: Source = OS_SOURCE
+        self,
+        destination: Destination,
+        policy: Policy,
+        source: Source = OS_SOURCE,
+        outcomes: list[TlsOutcome] | None = None,
     ) -> Session:
-        """A session to the first host that answers, from ``source``; raises
-        :class:`DeliveryFailure`."""
+        """A session to the first host that answers and meets its transport policy, from
+        ``source``; raises :class:`DeliveryFailure`. Every attempt that reached the TLS
+        stage (or that a policy refused) is appended to ``outcomes``."""
         last: DeliveryFailure | None = None
+        checks: list[ResultType] = []  # the policy checks that failed
         tried: list[str] = []  # what each target did, for the mail log
+        policies: dict[str, HostPolicy | None] = {}
         for host, address, port in self._targets(destination):
-            options = self._options(destination, policy, source)
-            target = Target(host, address, port)
+            if host.name not in policies:
+                policies[host.name] = await self._host_policy(destination, host)
+            options = self._options(destination, policy, source, policies[host.name])
+            target = Target(host.name, address, port)
+            refused = options.host_policy.refused if options.host_policy else None
+            if refused is not None:  # not to be connected to at all
+                checks.append(refused.result_type)
+                tried.append(f"{target.relay}: {refused.detail}")
+                self._note(outcomes, _refused_outcome(options, target, refused))
+                continue
             try:
                 session = await Session.open(target, options)
-            except DeliveryFailure as exc:  # TLS required and not offered: the next may
+            except TlsCheckFailed as exc:  # the host did not meet its policy: the next may
+                checks.append(exc.result_type)
+                tried.append(f"{target.relay}: {exc.detail}")
+                self._note(outcomes, exc.outcome)
+                continue
+            except DeliveryFailure as exc:
                 last = exc
                 tried.append(f"{target.relay}: {exc.reply.text}")
                 continue
@@ -99,27 +143,53 @@ class Connector:
                 tried.append(f"{target.relay}: {connect_failure_words(exc)}")
                 continue  # refused, unreachable, 4xx/5xx greeting: RFC 5321 5.1, next one
             self._metrics.connections.labels(destination.provider).inc()
+            self._note(outcomes, session.tls_outcome)
             return session
         detail = "; ".join(tried)
+        if checks:
+            # "Not available" only when no host offered TLS at all; a certificate or policy
+            # failure anywhere is the operator's better lead.
+            unavailable = all(c is ResultType.STARTTLS_NOT_SUPPORTED for c in checks)
+            raise DeliveryFailure(TLS_UNAVAILABLE if unavailable else TLS_POLICY_FAILED, detail)
         if last is not None and last.reply is TLS_UNAVAILABLE:
             raise DeliveryFailure(last.reply, detail)
         raise DeliveryFailure(NO_ANSWER, f"{NO_ANSWER.text}: {detail or 'no address to try'}")
+
+    async def _host_policy(self, destination: Destination, host: MxHost) -> HostPolicy | None:
+        """The first published policy for ``host`` (None: the configuration decides)."""
+        if destination.route is not None:  # a smarthost is ours: its route decides
+            return None
+        for source in self._policy_sources:
+            found = await source.host_policy(destination.domain, host.name, host.secure)
+            if found is not None:
+                return found
+        return None
+
+    def _note(self, outcomes: list[TlsOutcome] | None, outcome: TlsOutcome | None) -> None:
+        if outcomes is not None and outcome is not None:
+            outcomes.append(outcome)
 
     async def close(self, session: Session, provider: str) -> None:
         """QUIT and forget a session opened by :meth:`open`."""
         await session.close()
         self._metrics.connections.labels(provider).dec()
 
-    def _targets(self, destination: Destination) -> Iterator[tuple[str, str, int]]:
+    def _targets(self, destination: Destination) -> Iterator[tuple[MxHost, str, int]]:
         if destination.route is not None:
             host = destination.hosts[0]
-            yield host.name, host.addresses[0], destination.route_port
+            yield host, host.addresses[0], destination.route_port
             return
         for host in destination.hosts:
             for address in host.addresses:
-                yield host.name, address, self._cfg.smtp_port
+                yield host, address, self._cfg.smtp_port
 
-    def _options(self, destination: Destination, policy: Policy, chosen: Source) -> SessionOptions:
+    def _options(
+        self,
+        destination: Destination,
+        policy: Policy,
+        chosen: Source,
+        host_policy: HostPolicy | None = None,
+    ) -> SessionOptions:
         pool = self._pools.get(policy.source_pool)
         source = chosen.address or (next(pool) if pool is not None else None)
         ehlo_name = chosen.ehlo_name or self._cfg.ehlo_name
@@ -131,7 +201,9 @@ class Connector:
                 tls=policy.tls,
                 verify_certs=policy.verify_certs,
                 source_address=source,
-                tls_context=self._tls[policy.verify_certs],
+                host_policy=host_policy,
+                verified_context=self._tls[True],
+                unverified_context=self._tls[False],
             )
         return SessionOptions(
             ehlo_name=ehlo_name,
@@ -141,7 +213,8 @@ class Connector:
             source_address=source,
             username=route.username,
             password=self._passwords.get(id(route), ""),
-            tls_context=self._tls[route.verify_certs],
+            verified_context=self._tls[True],
+            unverified_context=self._tls[False],
         )
 
 
@@ -158,6 +231,22 @@ def connect_failure_words(exc: BaseException) -> str:
         # asyncio's "Connect call failed ('192.0.2.1', 25)" says less than the errno does.
         return os.strerror(exc.errno)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _refused_outcome(
+    options: SessionOptions, target: Target, refused: TlsCheckFailed
+) -> TlsOutcome:
+    """The outcome of a host its policy says not to connect to."""
+    policy = options.effective_policy()
+    return TlsOutcome(
+        policy.security,
+        policy.report,
+        failure=refused.result_type,
+        detail=refused.detail,
+        mx=target.host,
+        mx_address=target.address,
+        source=options.source_address or "",
+    )
 
 
 def _read_secret(path: Path) -> str:

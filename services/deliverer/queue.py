@@ -36,6 +36,7 @@ from services.deliverer.session import Session
 from services.deliverer.shaping import Shapers
 from services.deliverer.sources import OS_SOURCE, Source
 from services.deliverer.throttle import Throttle, ThrottleChange, is_throttle_reply
+from services.deliverer.transport.policy import TlsOutcome
 from services.deliverer.warmup import Reservation
 from shared.bus.base import TopicPartition
 from shared.providers import OTHER
@@ -103,6 +104,13 @@ class JobResult:
     cipher: str = ""  # the TLS cipher suite, when TLS was used
     cause: str = ""  # why no SMTP reply came, in words (DNS, no host answered), when known
     timing: AttemptTiming = field(default_factory=AttemptTiming)
+    #: What governed the session's transport security and whether the peer was verified
+    #: (the delivery events' ``tls_security`` and ``tls_verified``).
+    tls_security: str = ""
+    tls_verified: bool = False
+    #: The connection attempts this job made (none when it reused a session): one
+    #: ``tls_session`` event each.
+    tls_sessions: list[TlsOutcome] = field(default_factory=list)
 
 
 Done = Callable[[Job, JobResult], None]
@@ -342,9 +350,10 @@ class DomainQueue:
             await self._connector.close(session, self.provider)
             session = None
         timing = AttemptTiming()
+        tls_sessions: list[TlsOutcome] = []
         if session is None:
             try:
-                session = await self._connect(timing, job)
+                session = await self._connect(timing, job, tls_sessions)
             except _Held as suspended:  # the MX named a provider the operator suspended
                 self._finish(job, suspended.result)
                 return None
@@ -357,6 +366,7 @@ class DomainQueue:
                     source=self.source.address,
                     cause=exc.detail,
                     timing=timing,
+                    tls_sessions=tls_sessions,
                 )
                 self._complete(job, result, started)
                 return None
@@ -374,6 +384,9 @@ class DomainQueue:
                 relay=session.relay,
                 cipher=session.cipher,
                 timing=timing,
+                tls_security=session.tls_outcome.security.value,
+                tls_verified=session.tls_outcome.verified,
+                tls_sessions=tls_sessions,
             ),
             started,
         )
@@ -382,7 +395,9 @@ class DomainQueue:
             return None
         return session
 
-    async def _connect(self, timing: AttemptTiming, job: Job) -> Session:
+    async def _connect(
+        self, timing: AttemptTiming, job: Job, tls_sessions: list[TlsOutcome]
+    ) -> Session:
         began = time.perf_counter()
         try:
             destination = await self._connector.destination(self.domain)
@@ -395,7 +410,7 @@ class DomainQueue:
                 raise _Held(held)  # before any connection is opened
         began = time.perf_counter()
         try:
-            return await self._connector.open(destination, self.policy, self.source)
+            return await self._connector.open(destination, self.policy, self.source, tls_sessions)
         finally:
             timing.connect = time.perf_counter() - began
 

@@ -37,6 +37,7 @@ from services.deliverer.queue import (
 )
 from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
+from services.deliverer.transport.policy import TlsOutcome
 from shared.queue import index
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply
 from shared.wire.topics import EVENTS, OutRecord
@@ -62,6 +63,10 @@ def records_for(
     """Every record to publish for an attempt at ``delivery`` (see the module docstring)."""
     records = [
         throttle_event(delivery.domain, result.provider, change, at) for change in result.throttle
+    ]
+    records += [
+        tls_session_event(delivery.domain, result.provider, outcome, at, metrics)
+        for outcome in result.tls_sessions
     ]
     if result.shed:
         entry = _entry(result, at, copy, result.shed, result.cause)
@@ -105,6 +110,9 @@ def records_for(
                     mx=result.mx,
                     provider=result.provider,
                     tls=result.tls,
+                    tls_security=result.tls_security,
+                    tls_verified=result.tls_verified,
+                    tls_cipher=result.cipher,
                     attempt=attempt,
                     classification=classified.outcome.value,
                     tags=delivery.tags,
@@ -124,6 +132,10 @@ def records_for(
             source_label(result.source), result.provider, classified.outcome.value
         ).inc()
         metrics.tenants.count(delivery.tenant, classified.outcome.value)
+        if classified.outcome is Outcome.DELIVERED and result.tls_security:
+            metrics.delivered_by_tls.labels(
+                result.tls_security, "verified" if result.tls_verified else "unverified"
+            ).inc()
         if classified.reply == TLS_UNAVAILABLE:
             metrics.tls_required_failures.labels(result.provider).inc()
         metrics.replies.labels(result.provider, reply_class(classified.reply.code)).inc()
@@ -240,6 +252,39 @@ def throttle_event(domain: str, provider: str, change: ThrottleChange, at: float
             reply=change.reply,
             classification=change.action,
             detail=change.describe(),
+            stage="deliverer",
+        )
+    )
+
+
+def tls_session_event(
+    domain: str, provider: str, outcome: TlsOutcome, at: float, metrics: DelivererMetrics
+) -> OutRecord:
+    """The ``tls_session`` event of one connection attempt (keyed by domain), counted in
+    the TLS metrics."""
+    failure = outcome.failure.value if outcome.failure is not None else ""
+    metrics.tls_sessions.labels(
+        outcome.security.value, "verified" if outcome.verified else "unverified", failure or "ok"
+    ).inc()
+    return EVENTS.out(
+        Event(
+            kind=EventKind.TLS_SESSION,
+            at=at,
+            domain=domain,
+            mx=outcome.mx,
+            mx_address=outcome.mx_address,
+            source=outcome.source,
+            provider=provider,
+            tls=outcome.version,
+            tls_cipher=outcome.cipher,
+            tls_security=outcome.security.value,
+            tls_verified=outcome.verified,
+            tls_failure=failure,
+            tls_policy_domain=outcome.report.domain or domain,
+            tls_policy_type=outcome.report.type,
+            tls_policy=outcome.report.strings,
+            tls_mx_patterns=outcome.report.mx_patterns,
+            detail=outcome.detail,
             stage="deliverer",
         )
     )

@@ -1,7 +1,11 @@
 """One SMTP client connection to one MX host, used for one or more messages.
 
 Owns: connecting (bound to a source address when a pool says so), the greeting, EHLO,
-STARTTLS (opportunistic, or required: then never plaintext), AUTH for smarthosts, and
+STARTTLS under the host's :class:`~services.deliverer.transport.policy.HostPolicy`
+(opportunistic; required: never plaintext; verified against the CA store with the MX name;
+checked after the handshake, e.g. against DANE TLSA records; an unenforced policy's failure
+reported and the mail sent over the best connection available), and what the connection
+achieved (:attr:`Session.tls_outcome`), AUTH for smarthosts, and
 transactions with per-recipient results, split when the server limits recipients (452, RFC
 5321 4.5.3.1.10). Timeouts per command follow RFC 5321 4.5.3.2 (``config.Timeouts``).
 Does not choose hosts or retry (``pool.py``), and does not classify beyond ``outcome.classify``.
@@ -23,12 +27,17 @@ from services.deliverer.outcome import (
     BAD_RECIPIENT_SYNTAX,
     BAD_SENDER_SYNTAX,
     SMTPUTF8_UNAVAILABLE,
-    TLS_UNAVAILABLE,
     Classified,
-    DeliveryFailure,
     Outcome,
     classify,
     parse_reply,
+)
+from services.deliverer.transport.policy import (
+    HostPolicy,
+    ResultType,
+    Security,
+    TlsCheckFailed,
+    TlsOutcome,
 )
 from shared.wire.records import Delivery, SmtpReply
 
@@ -63,13 +72,37 @@ class SessionOptions:
     source_address: str | None = None
     username: str = ""
     password: str = ""
-    tls_context: ssl.SSLContext | None = None  # shared; None: built per connection
+    #: What this host's connection must achieve (DANE, MTA-STS); ``None``: ``tls`` and
+    #: ``verify_certs`` decide (:meth:`effective_policy`).
+    host_policy: HostPolicy | None = None
+    #: Shared contexts (None: built per connection): verifying (trust store, MX name) and
+    #: not (opportunistic TLS; DANE, which authenticates with the TLSA records instead).
+    verified_context: ssl.SSLContext | None = None
+    unverified_context: ssl.SSLContext | None = None
+
+    def effective_policy(self) -> HostPolicy:
+        """The host policy, or the one the configuration's ``tls``/``verify_certs`` mean."""
+        if self.host_policy is not None:
+            return self.host_policy
+        if self.tls == "opportunistic":
+            # A failed verification is reported and the mail goes over unverified TLS
+            # (opportunistic security, RFC 7435), never refused.
+            return HostPolicy(
+                Security.OPPORTUNISTIC, verify_webpki=self.verify_certs, enforce=False
+            )
+        return HostPolicy(Security.REQUIRED, require_tls=True, verify_webpki=self.verify_certs)
 
 
 class Session:
     """An open SMTP connection; :meth:`send` delivers one Delivery over it."""
 
-    def __init__(self, smtp: aiosmtplib.SMTP, target: Target, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        smtp: aiosmtplib.SMTP,
+        target: Target,
+        timeouts: Timeouts,
+        outcome: TlsOutcome | None = None,
+    ) -> None:
         self._smtp = smtp
         self._timeouts = timeouts
         self._closing: Classified | None = None  # the 421 that ended the session
@@ -81,6 +114,14 @@ class Session:
         self.tls = ssl_object.version() if ssl_object is not None else ""
         cipher = ssl_object.cipher() if ssl_object is not None else None
         self.cipher = cipher[0] if cipher else ""  # the suite negotiated (the mail log)
+        #: What the connection achieved under its host's policy (a ``tls_session`` event).
+        self.tls_outcome = outcome or TlsOutcome(
+            Security.OPPORTUNISTIC if self.tls else Security.NONE
+        )
+        self.tls_outcome.version = self.tls
+        self.tls_outcome.cipher = self.cipher
+        self.tls_outcome.mx = target.host
+        self.tls_outcome.mx_address = target.address
 
     @property
     def relay(self) -> str:
@@ -91,22 +132,67 @@ class Session:
     async def open(cls, target: Target, options: SessionOptions) -> Session:
         """Connect, read the greeting, EHLO, STARTTLS (and AUTH when configured).
 
-        Raises :class:`DeliveryFailure` (``TLS_UNAVAILABLE``) when TLS is required and not
-        available, and the aiosmtplib / OS errors of a failed connection otherwise.
+        Raises :class:`TlsCheckFailed` when the host's enforced policy is not met (no
+        STARTTLS where TLS is required, a certificate that fails verification or the
+        policy's check): never a fallback to plaintext then. Raises the aiosmtplib / OS
+        errors of a failed connection otherwise.
         """
+        policy = options.effective_policy()
+        outcome = TlsOutcome(policy.security, policy.report, source=options.source_address or "")
         try:
-            return await cls._open(target, options, allow_starttls=True)
-        except ssl.SSLError:
-            if options.tls != "opportunistic":
-                raise DeliveryFailure(TLS_UNAVAILABLE) from None
-            # RFC 7435 (opportunistic security): a failed handshake falls back to cleartext,
-            # on a fresh connection, as Postfix does with smtp_tls_security_level=may.
-            return await cls._open(target, options, allow_starttls=False)
+            session = await cls._open(target, options, policy, policy)
+        except TlsCheckFailed as failed:
+            outcome.failure, outcome.detail = failed.result_type, failed.detail
+            if policy.enforce:
+                outcome.mx, outcome.mx_address = target.host, target.address
+                failed.outcome = outcome
+                raise
+            # Not enforced (MTA-STS "testing", opportunistic with verify_certs): reported,
+            # and the mail goes over the best connection to be had: unverified TLS, else
+            # (RFC 7435) cleartext, on a fresh connection.
+            session = await cls._open_lenient(target, options)
+        except ssl.SSLError as exc:
+            if not policy.require_tls:
+                # RFC 7435 (opportunistic security): a failed handshake falls back to
+                # cleartext, on a fresh connection, as Postfix does with
+                # smtp_tls_security_level=may.
+                session = await cls._open(target, options, policy, _CLEARTEXT)
+            elif policy.enforce:
+                refusal = TlsCheckFailed(ResultType.VALIDATION_FAILURE, handshake_words(exc))
+                outcome.failure, outcome.detail = refusal.result_type, refusal.detail
+                outcome.mx, outcome.mx_address = target.host, target.address
+                refusal.outcome = outcome
+                raise refusal from None
+            else:
+                outcome.failure = ResultType.VALIDATION_FAILURE
+                outcome.detail = handshake_words(exc)
+                session = await cls._open(target, options, policy, _CLEARTEXT)
+        else:
+            outcome.verified = bool(session.tls) and (
+                policy.verify_webpki or policy.check is not None
+            )
+        if not session.tls and outcome.security is Security.OPPORTUNISTIC:
+            outcome.security = Security.NONE
+        outcome.version, outcome.cipher = session.tls, session.cipher
+        outcome.mx, outcome.mx_address = target.host, target.address
+        session.tls_outcome = outcome
+        return session
 
     @classmethod
-    async def _open(cls, target: Target, options: SessionOptions, allow_starttls: bool) -> Session:
+    async def _open_lenient(cls, target: Target, options: SessionOptions) -> Session:
+        try:
+            return await cls._open(target, options, _UNVERIFIED, _UNVERIFIED)
+        except ssl.SSLError:
+            return await cls._open(target, options, _UNVERIFIED, _CLEARTEXT)
+
+    @classmethod
+    async def _open(
+        cls, target: Target, options: SessionOptions, policy: HostPolicy, attempt: HostPolicy
+    ) -> Session:
+        """One connection. ``policy`` says what is required; ``attempt`` how this try goes
+        (the same, or unverified / cleartext for a fallback)."""
         t = options.timeouts
-        context = options.tls_context or client_tls_context(options.verify_certs)
+        context = _context(options, attempt)
         if options.tls == "implicit":
             smtp = aiosmtplib.SMTP(
                 hostname=target.host,
@@ -128,7 +214,11 @@ class Session:
         try:
             await smtp.ehlo(timeout=t.ehlo)
             if options.tls != "implicit":
-                await _starttls(smtp, target, options, context, allow_starttls)
+                await _starttls(smtp, target, options, context, policy=policy, attempt=attempt)
+            if attempt.check is not None:
+                ssl_object = smtp.get_transport_info("ssl_object")
+                if ssl_object is not None:
+                    attempt.check(ssl_object, target.host)
             if options.username:
                 await smtp.login(options.username, options.password, timeout=t.ehlo)
         except BaseException:
@@ -303,19 +393,51 @@ async def _starttls(
     target: Target,
     options: SessionOptions,
     context: ssl.SSLContext,
-    allow: bool,
+    *,
+    policy: HostPolicy,
+    attempt: HostPolicy,
 ) -> None:
     offered = smtp.supports_extension("starttls")
-    if not offered or not allow:
-        if options.tls == "required":
+    if not offered or attempt is _CLEARTEXT:
+        if policy.require_tls and attempt is not _CLEARTEXT:
             # Never fall back to plaintext when policy requires TLS: defer instead.
             await _quit_quietly(smtp)
-            raise DeliveryFailure(TLS_UNAVAILABLE)
+            raise TlsCheckFailed(
+                ResultType.STARTTLS_NOT_SUPPORTED, f"{target.host} did not offer STARTTLS"
+            )
         return
-    await smtp.starttls(
-        server_hostname=target.host, tls_context=context, timeout=options.timeouts.ehlo
-    )
+    try:
+        await smtp.starttls(
+            server_hostname=target.host, tls_context=context, timeout=options.timeouts.ehlo
+        )
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsCheckFailed(certificate_result(exc), handshake_words(exc)) from None
     await smtp.ehlo(timeout=options.timeouts.ehlo)  # RFC 3207 4.2: forget pre-TLS EHLO
+
+
+#: OpenSSL's X509_V_ERR_* codes (x509_vfy.h) that RFC 8460 4.3 names a result type for.
+_CERT_EXPIRED = frozenset({9, 10})  # not yet valid, has expired
+_CERT_UNTRUSTED = frozenset({2, 18, 19, 20, 21, 27})  # self-signed, unknown issuer, untrusted
+_HOST_MISMATCH = 62  # hostname mismatch
+
+
+def certificate_result(exc: ssl.SSLCertVerificationError) -> ResultType:
+    """The RFC 8460 result type of a failed certificate verification."""
+    code = exc.verify_code
+    if code == _HOST_MISMATCH:
+        return ResultType.CERTIFICATE_HOST_MISMATCH
+    if code in _CERT_EXPIRED:
+        return ResultType.CERTIFICATE_EXPIRED
+    if code in _CERT_UNTRUSTED:
+        return ResultType.CERTIFICATE_NOT_TRUSTED
+    return ResultType.VALIDATION_FAILURE
+
+
+def handshake_words(exc: ssl.SSLError) -> str:
+    """A failed handshake in words ("certificate has expired", "wrong version number")."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verification failed: {exc.verify_message}"
+    return f"TLS handshake failed: {exc.reason or exc}"
 
 
 async def _quit_quietly(smtp: aiosmtplib.SMTP) -> None:
@@ -323,12 +445,25 @@ async def _quit_quietly(smtp: aiosmtplib.SMTP) -> None:
         await smtp.quit(timeout=5)
 
 
-def client_tls_context(verify: bool) -> ssl.SSLContext:
-    """A client TLS context; build it once and share it (loading the CA store costs ~20 ms)."""
-    context = ssl.create_default_context()
+def client_tls_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
+    """A client TLS context; build it once and share it (loading the CA store costs ~20 ms).
+    ``ca_file``: the certificates to trust instead of the system's store."""
+    context = ssl.create_default_context(cafile=ca_file)
     if not verify:
         # Opportunistic TLS between MTAs encrypts without authenticating (RFC 7435 1.3):
         # most MX certificates do not match the MX name.
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+#: The fallbacks of an unenforced policy: TLS without verification, then cleartext.
+_UNVERIFIED = HostPolicy(Security.OPPORTUNISTIC, enforce=False)
+_CLEARTEXT = HostPolicy(Security.NONE, enforce=False)
+
+
+def _context(options: SessionOptions, attempt: HostPolicy) -> ssl.SSLContext:
+    """The handshake's context: verifying (CA store, MX name) or not."""
+    if attempt.verify_webpki:
+        return options.verified_context or client_tls_context(True)
+    return options.unverified_context or client_tls_context(False)

@@ -50,6 +50,8 @@ class TlsCheckFailed(Exception):
         super().__init__(f"{result_type}: {detail}")
         self.result_type = result_type
         self.detail = detail
+        #: The connection attempt it ended, when there was one (the ``tls_session`` event).
+        self.outcome: TlsOutcome | None = None
 
 
 @dataclass(frozen=True)

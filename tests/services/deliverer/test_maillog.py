@@ -41,6 +41,8 @@ LINE = MailLogLine(
     reply=SmtpReply(code=451, enhanced="4.7.1", text="greylisted, try later"),
     tls="TLSv1.3",
     cipher="TLS_AES_256_GCM_SHA384",
+    tls_security="mta-sts",
+    tls_verified=True,
     next_attempt=AT,
 )
 
@@ -51,7 +53,8 @@ def test_text_is_postfix_order_then_ours() -> None:
         "delays=61.23/0/0.35/0.4, dsn=4.7.1, status=deferred (host mx1.dest.test[192.0.2.7] "
         "said: 451 4.7.1 greylisted, try later; next attempt 2026-09-21T14:13:20Z), "
         "from=<alice@shop.test>, tenant=shop, attempt=2, size=2048, lane=bulk, "
-        "source=198.51.100.5, tls=TLSv1.3 TLS_AES_256_GCM_SHA384, delivery=77aa"
+        "source=198.51.100.5, tls=TLSv1.3 TLS_AES_256_GCM_SHA384 (mta-sts, verified), "
+        "delivery=77aa"
     )
 
 
@@ -97,6 +100,7 @@ def test_the_text_format_writes_the_line_and_json_the_fields() -> None:
     assert "_text" not in fields
     assert fields["event"] == "deferred"
     assert fields["level"] == "info"
+    assert (fields["tls_security"], fields["tls_verified"]) == ("mta-sts", True)
     assert {k: fields[k] for k in ("to", "from", "dsn", "status", "relay", "cipher")} == {
         "to": "bob@dest.test",
         "from": "alice@shop.test",

@@ -23,6 +23,7 @@ def test_no_label_can_hold_a_domain() -> None:
     allowed = {"provider", "result", "reply_class", "action", "reason", "tier", "lane"}
     allowed |= {"source", "pool"}  # local addresses and pool names: the config bounds them
     allowed |= {"verb", "kind"}  # control verbs and target kinds: closed enums
+    allowed |= {"security", "verified"}  # transport security: closed enums
     for metric in vars(metrics).values():
         assert set(getattr(metric, "_labelnames", ())) <= allowed
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from services.deliverer.config import Timeouts
-from services.deliverer.outcome import TLS_UNAVAILABLE, DeliveryFailure, Outcome
+from services.deliverer.outcome import Outcome
 from services.deliverer.session import Session, SessionOptions, Target
+from services.deliverer.transport.policy import ResultType, TlsCheckFailed
 from shared.wire.records import Delivery
 from testing.smtpsink import DROP, SmtpSink, server_tls_context
 
@@ -106,9 +107,11 @@ async def test_421_defers_everyone_and_breaks_the_session() -> None:
 async def test_tls_required_but_not_offered_never_sends_plaintext() -> None:
     async with SmtpSink() as sink:
         options = SessionOptions(ehlo_name="relay.test", timeouts=Timeouts(), tls="required")
-        with pytest.raises(DeliveryFailure) as info:
+        with pytest.raises(TlsCheckFailed) as info:
             await Session.open(target(sink), options)
-        assert info.value.reply == TLS_UNAVAILABLE
+        assert info.value.result_type is ResultType.STARTTLS_NOT_SUPPORTED
+        assert info.value.outcome is not None
+        assert info.value.outcome.failure is ResultType.STARTTLS_NOT_SUPPORTED
         assert not sink.messages and not sink.dropped
 
 
