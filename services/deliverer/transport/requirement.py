@@ -33,6 +33,10 @@ REQUIRETLS_INSECURE_MX = SmtpReply(
 )
 
 
+#: The policies a recipient domain publishes, which ``TLS-Required: No`` makes advisory.
+_PUBLISHED = frozenset({Security.MTA_STS, Security.DANE})
+
+
 def needs(delivery: Delivery) -> TlsRequirement:
     """The TLS requirement ``delivery`` carries (settled at ingest)."""
     if not (delivery.require_tls or delivery.requiretls or delivery.tls_optional):
@@ -52,9 +56,11 @@ def apply(policy: HostPolicy, need: TlsRequirement) -> HostPolicy:
       DANE's TLSA check (``check``) is at least as strong as WebPKI and stays the check;
       otherwise the handshake is verified against the CA store with the MX name, as
       MTA-STS does. The security label stays the published policy's when there is one.
-    - ``TLS-Required: No``: the published policy is still applied and its failures
-      reported, but not enforced, and the host is not refused (RFC 8689 5: deliver
-      regardless of MTA-STS and DANE); TLS stays opportunistic.
+    - ``TLS-Required: No``: a published policy (MTA-STS, DANE) is still applied and its
+      failures reported, but not enforced, and the host is not refused (RFC 8689 5:
+      deliver regardless of MTA-STS and DANE), over unverified TLS or cleartext when that
+      is all there is, as for an MTA-STS ``testing`` policy. The operator's own
+      ``tls = "required"`` for the destination is not the sender's to waive: it stays.
     """
     if need.require_tls:
         security = policy.security
@@ -67,8 +73,9 @@ def apply(policy: HostPolicy, need: TlsRequirement) -> HostPolicy:
             verify_webpki=policy.check is None or policy.verify_webpki,
             enforce=True,
         )
-    if need.tls_optional:
-        return replace(policy, require_tls=False, enforce=False, refused=None)
+    if need.tls_optional and policy.security in _PUBLISHED:
+        # As MTA-STS "testing": checked and reported, then the best connection to be had.
+        return replace(policy, enforce=False, refused=None)
     return policy
 
 
@@ -82,11 +89,20 @@ def refusal(need: TlsRequirement, policy: HostPolicy, secure_mx: bool) -> SmtpRe
     return REQUIRETLS_INSECURE_MX
 
 
-def meets(outcome: TlsOutcome | None, offers_requiretls: bool, need: TlsRequirement) -> bool:
-    """Whether a session whose connection achieved ``outcome`` may carry a message with
-    ``need``: a required-TLS message only over a verified TLS session, a REQUIRETLS one only
-    to a host that offered REQUIRETLS. ``outcome`` ``None``: nothing known, so only a
+def meets(
+    opened_for: TlsRequirement,
+    outcome: TlsOutcome | None,
+    offers_requiretls: bool,
+    need: TlsRequirement,
+) -> bool:
+    """Whether a session opened for a message with ``opened_for``, whose connection achieved
+    ``outcome``, may carry a message with ``need``: a required-TLS message only over a
+    verified TLS session, a REQUIRETLS one only to a host that offered REQUIRETLS, and a
+    session opened with the published policy made advisory (``TLS-Required: No``) only
+    messages that asked for that too. ``outcome`` ``None``: nothing known, so only a
     message without requirements may use it."""
+    if opened_for.tls_optional and not need.tls_optional:
+        return False
     if not need.require_tls:
         return True
     if outcome is None or not outcome.version or not outcome.verified or outcome.failure:

@@ -84,10 +84,13 @@ def test_required_tls_keeps_a_stronger_published_policy() -> None:
 def test_tls_required_no_makes_published_policies_advisory() -> None:
     refused = HostPolicy(Security.MTA_STS, require_tls=True, verify_webpki=True, refused=REFUSED)
     relaxed = apply(refused, OPTIONAL)
-    assert (relaxed.require_tls, relaxed.enforce, relaxed.refused) == (False, False, None)
+    assert (relaxed.enforce, relaxed.refused) == (False, None)
     assert relaxed.verify_webpki and relaxed.security is Security.MTA_STS  # still reported
     assert apply(DANE, OPTIONAL).check is tlsa_check
     assert apply(OPPORTUNISTIC, NONE) is OPPORTUNISTIC
+    # The operator's own "tls = required" for the destination is not the sender's to waive.
+    configured = HostPolicy(Security.REQUIRED, require_tls=True, verify_webpki=True)
+    assert apply(configured, OPTIONAL) is configured
 
 
 def test_requiretls_needs_a_secure_mx_or_an_mta_sts_policy() -> None:
@@ -105,11 +108,16 @@ def test_a_stricter_message_never_reuses_a_weaker_session() -> None:
     testing_failure = TlsOutcome(
         Security.MTA_STS, version="TLSv1.3", verified=True, failure=ResultType.VALIDATION_FAILURE
     )
-    assert meets(plain, False, NONE) and meets(None, False, OPTIONAL)
-    assert not meets(plain, False, REQUIRED)
-    assert not meets(unverified, True, REQUIRED)
-    assert not meets(testing_failure, True, REQUIRED)
-    assert not meets(None, True, REQUIRED)
-    assert meets(verified, False, REQUIRED)
-    assert not meets(verified, False, REQUIRETLS)
-    assert meets(verified, True, REQUIRETLS)
+    assert meets(NONE, plain, False, NONE) and meets(NONE, None, False, OPTIONAL)
+    assert not meets(NONE, plain, False, REQUIRED)
+    assert not meets(NONE, unverified, True, REQUIRED)
+    assert not meets(NONE, testing_failure, True, REQUIRED)
+    assert not meets(NONE, None, True, REQUIRED)
+    assert meets(NONE, verified, False, REQUIRED)
+    assert not meets(NONE, verified, False, REQUIRETLS)
+    assert meets(NONE, verified, True, REQUIRETLS)
+    # A session that ignored the published policy carries only messages that asked so.
+    assert meets(OPTIONAL, plain, False, OPTIONAL)
+    assert not meets(OPTIONAL, plain, False, NONE)
+    assert not meets(OPTIONAL, verified, True, REQUIRED)
+    assert meets(REQUIRED, verified, False, NONE)  # stronger than needed is fine
