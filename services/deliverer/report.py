@@ -119,6 +119,7 @@ def records_for(
                     stage="deliverer",
                     tenant=delivery.tenant,
                     headers=headers if final else b"",
+                    requiretls=final and delivery.requiretls,
                     bulk=delivery.bulk,
                     source=result.source,
                     reason=str(reason or ""),

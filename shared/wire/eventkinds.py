@@ -98,6 +98,8 @@ FIELD_DOCS: Mapping[str, str] = {
     "tls_policy": "The policy as RFC 8460 reports it: the MTA-STS policy's lines or the "
     "TLSA records.",
     "tls_mx_patterns": "The MTA-STS policy's `mx` patterns.",
+    "requiretls": "The message was sent with REQUIRETLS (RFC 8689): its DSN to the sender "
+    "goes with REQUIRETLS too.",
 }
 
 
@@ -178,7 +180,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "A permanent failure: a 5xx reply, an asynchronous bounce (DSN) or an operator's "
             "bounce from the queue. The sender gets a DSN unless the mail was bulk.",
             "message_id recipient domain classification stage",
-            f"reply reason {_DELIVERY} check detail original_recipient by",
+            f"reply reason {_DELIVERY} check detail original_recipient by requiretls",
             classification=_BOUNCE_CLASS,
             check="The bouncer's rule that classified the report, or the operator's verb.",
         ),
@@ -186,7 +188,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.EXPIRED,
             "The message could not be delivered to the recipient before its maximum age.",
             "message_id recipient domain delivery_id reply classification reason stage",
-            "sender attempt detail tags tenant bulk",
+            "sender attempt detail tags tenant bulk requiretls",
             classification="`expired`.",
             detail="The last temporary failure's reply.",
         ),

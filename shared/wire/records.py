@@ -266,6 +266,9 @@ class Event(Record, frozen=True, kw_only=True):
     tls_policy_type: str = ""
     tls_policy: tuple[str, ...] = ()
     tls_mx_patterns: tuple[str, ...] = ()
+    #: bounced/expired by the deliverer: the message was sent with REQUIRETLS (RFC 8689),
+    #: so its DSN goes with REQUIRETLS too (RFC 8689 4.3).
+    requiretls: bool = False
 
 
 class SuppressionReason(enum.StrEnum):

@@ -111,6 +111,7 @@ async def test_requiretls_to_a_host_not_offering_it_is_returned(tmp_path: Path) 
     assert not relay.messages and relay.connections == 1
     assert bounced.reply is not None
     assert str(bounced.reply) == "550 5.7.30 REQUIRETLS support required"
+    assert bounced.requiretls  # so the bouncer's DSN goes with REQUIRETLS (RFC 8689 4.3)
 
 
 async def test_requiretls_goes_with_the_parameter_to_a_host_offering_it(tmp_path: Path) -> None:

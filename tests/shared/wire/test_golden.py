@@ -252,6 +252,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tls_policy_type="sts",
             tls_policy=("version: STSv1", "mode: enforce", "mx: *.example.org", "max_age: 86400"),
             tls_mx_patterns=("*.example.org",),
+            requiretls=True,
         ),
     ),
     "Suppression": (
