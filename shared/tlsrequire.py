@@ -21,7 +21,7 @@ parameter and the fields, the deliverer enforces the result (``services/delivere
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: The EHLO keyword and the MAIL FROM parameter (RFC 8689 2); the parameter has no value.
@@ -30,6 +30,7 @@ KEYWORD = "REQUIRETLS"
 HEADER = "TLS-Required"
 #: The tag of the ``X-Postline-Require-TLS`` control field (``yes`` or ``no``).
 TAG = "require-tls"
+FIELD = "X-Postline-Require-TLS"
 
 _YES = frozenset({"yes", "on", "true", "1"})
 _NO = frozenset({"no", "off", "false", "0"})
@@ -50,13 +51,14 @@ class TlsRequirement:
 NONE = TlsRequirement()
 
 
-def tag_value(tags: Mapping[str, str]) -> bool | None:
-    """What the ``require-tls`` tag says: ``True`` (yes), ``False`` (no), ``None`` (absent,
-    or no word we know: an unknown word must not quietly weaken a tenant's policy)."""
-    value = tags.get(TAG, "").strip().lower()
-    if value in _YES:
+def asked(values: Iterable[str]) -> bool | None:
+    """What ``X-Postline-Require-TLS`` values (or ``require-tls`` tags) say: ``True`` when
+    one says yes (the stricter wins), ``False`` when one says no and none yes, ``None``
+    when none is a word we know (an unknown word must not weaken a tenant's policy)."""
+    words = {v.strip().lower() for v in values}
+    if words & _YES:
         return True
-    if value in _NO:
+    if words & _NO:
         return False
     return None
 

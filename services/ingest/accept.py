@@ -35,6 +35,9 @@ class Finished:
     send_at: float  # deliver no earlier than this (0: at once)
     #: It has ``TLS-Required: No`` (RFC 8689 5; the field stays, for the hops after ours).
     tls_required_no: bool = False
+    #: What ``X-Postline-Require-TLS`` (or the API's ``require-tls`` tag) asked for; read
+    #: from the fields themselves, so that ``max_tags`` cannot drop it (``None``: nothing).
+    require_tls: bool | None = None
 
 
 def finish(
@@ -54,12 +57,15 @@ def finish(
     msg, values = headers.take_field(msg, sendat.HEADER)
     if not send_at and values:
         send_at = sendat.parse_header(values[0], trace.at)
+    api_tag = [v for k, v in (tags or {}).items() if k == tlsrequire.TAG]
+    require_tls = tlsrequire.asked([*msg.get(tlsrequire.FIELD), *api_tag])
     msg, found = headers.take_tags(msg, max_tags)
     return Finished(
         headers.complete(msg, trace),
         {**found, **(tags or {})},
         send_at if send_at > trace.at else 0.0,
         tlsrequire.says_no(msg.get(tlsrequire.HEADER)),
+        require_tls,
     )
 
 
@@ -101,7 +107,7 @@ def submission(
         return None  # every recipient suppressed ("drop"): only events are recorded
     tls = tlsrequire.decide(
         requiretls=txn.requiretls,
-        tag=tlsrequire.tag_value(finished.tags),
+        tag=finished.require_tls,
         tenant=tenant_require_tls,
         tls_required_no=finished.tls_required_no,
     )
