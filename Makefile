@@ -20,6 +20,9 @@ RSPAMD := deploy/local/rspamd.sh
 RSPAMD_PORT ?= 21333
 export POSTLINE_RSPAMD_PORT := $(RSPAMD_PORT)
 export POSTLINE_TEST_RSPAMD ?= http://127.0.0.1:$(RSPAMD_PORT)
+# unbound, the validating resolver of the DANE tests (issue 18): installed here, started by
+# the tests themselves (testing/unbound.py) with the signed test zone's trust anchor.
+UNBOUND := deploy/local/unbound.sh
 # The three-broker cluster of tests/cluster (kafka.sh cluster-up): nodes on PORT, PORT+100,
 # PORT+200 (controllers on +1). CLUSTER_REPORT: where make test-cluster writes its figures.
 KAFKA_CLUSTER_PORT ?= 29192
@@ -32,7 +35,7 @@ MODULE ?=
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-cluster test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
-        redis-status rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
+        redis-status unbound-up unbound-down rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
@@ -41,6 +44,7 @@ help:
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
 	@echo "make redis-up    start the local test Redis on 127.0.0.1:$(REDIS_PORT); redis-down stops it"
+	@echo "make unbound-up  start a validating unbound (DANE) on 127.0.0.1:25353; unbound-down stops it"
 	@echo "make rspamd-up   start the local offline rspamd on 127.0.0.1:$(RSPAMD_PORT); rspamd-down stops it"
 	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
 	@echo "make bench-bus   bus throughput and commit latency on both adapters"
@@ -62,7 +66,7 @@ test: venv lint k8s-check
 	own=yes; $(KAFKA) cluster-status >/dev/null 2>&1 && own=; \
 	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(RSPAMD) down; $(REDIS) down; $(KAFKA) down' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(KAFKA) up && $(REDIS) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
+	$(UNBOUND) install && $(KAFKA) up && $(REDIS) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
 	POSTLINE_TEST_KAFKA_CLUSTER=$(KAFKA_CLUSTER_BOOTSTRAP) CI=$${CI:-false} \
 	    $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
@@ -108,6 +112,13 @@ redis-down:
 
 redis-status:
 	$(REDIS) status
+
+# A validating resolver for DANE during development (deliverer.nameservers, [deliverer.dane]).
+unbound-up:
+	$(UNBOUND) up
+
+unbound-down:
+	$(UNBOUND) down
 
 rspamd-up:
 	$(RSPAMD) up

@@ -23,6 +23,11 @@ Scripting (each reply is used once, in order; when a script runs out the sink ac
   TLS (a smarthost); ``sink.authenticated`` lists the logins that succeeded.
 - ``sink.data_delay = 0.5``: wait that long before the final DATA reply (``sink.in_data``
   counts transactions waiting for it), to stop or kill a deliverer mid-transaction.
+- ``SmtpSink(smtputf8=True)`` offers SMTPUTF8 (RFC 6531; by default it does not);
+  ``SmtpSink(eightbitmime=False)`` does not offer 8BITMIME (RFC 6152; aiosmtpd always does).
+  Each accepted message keeps its MAIL parameters (``mail_options``: ``BODY=8BITMIME``).
+- ``SmtpSink(dsn=True)`` offers DSN (RFC 3461) and takes its parameters; ``sink.dsn_params``
+  lists, per MAIL and RCPT, the verb, the address and the DSN parameters as sent.
 - ``sink.refuse()`` stops listening (connections are refused); :func:`free_port` finds a port.
 
 ``sink.messages`` holds what was accepted (250 after DATA; each with the client's address in
@@ -51,6 +56,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 #: Script this as a DATA reply to drop the connection instead of answering.
 DROP = "DROP"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+_DSN_KEYWORDS = frozenset({"RET", "ENVID", "NOTIFY", "ORCPT"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Received:
     peer: tuple[str, int]
     connection: int  # which TCP connection (1-based) carried it
     helo: str = ""  # the name the client gave in EHLO/HELO (a source address's EHLO name)
+    mail_options: tuple[str, ...] = ()  # the MAIL FROM parameters (BODY=8BITMIME, SMTPUTF8)
     requiretls: bool = False  # MAIL FROM carried REQUIRETLS (RFC 8689)
 
 
@@ -72,21 +79,20 @@ class _Handler:
         self.sink = sink
 
     async def handle_EHLO(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, lines: list[str]
     ) -> list[str]:
-        session.host_name = hostname
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        if not self.sink.eightbitmime:
+            lines = [line for line in lines if line[4:].upper() != "8BITMIME"]
+        extra = ["250-DSN"] if self.sink.dsn else []
         if self.sink.requiretls and session.ssl is not None:
-            return [*responses[:-1], "250-REQUIRETLS", responses[-1]]  # RFC 8689: over TLS
-        return responses
+            extra.append("250-REQUIRETLS")  # RFC 8689: offered over TLS only
+        return [*lines[:-1], *extra, lines[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.sink.dsn_params.append(("MAIL", address, getattr(server, "dsn_seen", ())))
         reply = _pop(self.sink._mail)
         if reply is not None:
             return reply
@@ -97,6 +103,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.sink.dsn_params.append(("RCPT", address, getattr(server, "dsn_seen", ())))
         reply = _pop(self.sink._rcpt.get(address.lower(), deque()))
         if reply is not None:
             return reply
@@ -115,6 +122,7 @@ class _Handler:
             peer=tuple(session.peer),  # type: ignore[arg-type]
             connection=getattr(server, "_sink_connection", 0),
             helo=session.host_name or "",
+            mail_options=tuple(envelope.mail_options),
             requiretls=getattr(envelope, "requiretls", False),
         )
         self.sink.in_data += 1
@@ -168,6 +176,17 @@ class _CountingSMTP(SMTP):
         self._sink.active -= 1
         super().connection_lost(error)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd answers 555 to parameters it does not know: a sink offering DSN takes
+        # its parameters out first, as sent, for ``sink.dsn_params``.
+        address, params = super()._getaddr(arg)
+        self.dsn_seen: tuple[str, ...] = ()
+        if self._sink.dsn and params:
+            words = params.split()
+            self.dsn_seen = tuple(w for w in words if w.partition("=")[0].upper() in _DSN_KEYWORDS)
+            params = " ".join(w for w in words if w not in self.dsn_seen)
+        return address, params
+
 
 class SmtpSink:
     """A recording SMTP server on ``host`` (127.0.0.1 by default) and ``port`` (0 = ephemeral)."""
@@ -182,11 +201,16 @@ class SmtpSink:
         hostname: str = "sink.test",
         users: dict[str, str] | None = None,
         smtputf8: bool = False,
+        eightbitmime: bool = True,
+        dsn: bool = False,
         requiretls: bool = False,
     ) -> None:
         self.host = host
+        self.dsn = dsn  # offer DSN (RFC 3461) and record its parameters
         self.requiretls = requiretls  # offer REQUIRETLS (RFC 8689) after STARTTLS
+        self.dsn_params: list[tuple[str, str, tuple[str, ...]]] = []
         self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531)
+        self.eightbitmime = eightbitmime  # offer 8BITMIME (RFC 6152)
         self.port = port
         self.max_recipients = max_recipients
         self.tls_context = tls_context

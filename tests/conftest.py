@@ -1,5 +1,6 @@
 """Fixtures every test may use: the real Kafka broker, an isolated topic namespace, the real
-Redis server (``deploy/local/redis.sh``) and the real rspamd (``deploy/local/rspamd.sh``)."""
+Redis server (``deploy/local/redis.sh``), the real rspamd (``deploy/local/rspamd.sh``) and
+the unbound binary the DANE tests start (``deploy/local/unbound.sh install``)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,20 @@ def rspamd_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="session")
+def unbound_binary() -> str:
+    """The unbound executable (testing/unbound.py runs it); under CI a missing one fails."""
+    from testing.unbound import unbound_binary as find  # noqa: PLC0415 - DANE tests only
+
+    binary = find()
+    if binary is None:
+        message = "unbound is not installed (run `deploy/local/unbound.sh install`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
 
 
 @pytest.fixture

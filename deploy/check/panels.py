@@ -203,6 +203,14 @@ def signer_panels() -> list[Panel]:
             "is a setting to fix.",
         ),
         panel("Tracking rewrite time", "s", quantiles("postline_signer_tracking_seconds")),
+        panel(
+            "8-bit mail made 7-bit",
+            "ops",
+            [(rate("postline_signer_eight_bit_messages_total", by="result"), "{{result}}")],
+            description="Messages with 8-bit content: converted to quoted-printable or "
+            "base64 before signing, or kept 8-bit (the signed event says why; an MX "
+            "without 8BITMIME bounces those with 5.6.3).",
+        ),
     ]
 
 

@@ -89,7 +89,8 @@ class BouncerMetrics:
         )
         self.dsns_sent = Counter(
             "postline_bouncer_dsns_sent_total",
-            "DSNs queued to original senders for failed messages, by action (failed, expired).",
+            "DSNs queued to original senders, by action (failed, expired, and the delayed and "
+            "relayed notices asked for with NOTIFY).",
             ["action"],
             registry=registry,
         )

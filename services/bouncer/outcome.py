@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from services.bouncer.classify import classify_recipient
-from services.bouncer.dsngen import DsnGenerator
+from services.bouncer.dsngen import DsnGenerator, action
 from services.bouncer.metrics import BouncerMetrics
 from services.bouncer.report import RecipientStatus, Report, ReportKind
 from services.bouncer.suppress import SuppressionPolicy
@@ -133,14 +133,20 @@ class Outcomes:
         out = self._suppress(event.recipient, verdict, event.at, str(reply), tenant)
         return out + self._dsn(event)
 
+    def for_notice(self, event: Event) -> list[OutRecord]:
+        """The success or delay notice a deliverer's ``delivered`` or ``deferred`` event
+        calls for, when the sender asked for it (RFC 3461 NOTIFY; ``dsngen.py``)."""
+        if event.kind not in (EventKind.DELIVERED, EventKind.DEFERRED) or event.stage == STAGE:
+            return []
+        return self._dsn(event)
+
     def _dsn(self, event: Event) -> list[OutRecord]:
-        """The DSN to the sender of a final failure, when one is due."""
+        """The DSN to the sender, when one is due."""
         dsn = self.dsn.for_event(event)
         if dsn is None:
             return []
-        self.metrics.dsns_sent.labels(
-            "expired" if event.kind is EventKind.EXPIRED else "failed"
-        ).inc()
+        label = "expired" if event.kind is EventKind.EXPIRED else action(event)
+        self.metrics.dsns_sent.labels(label).inc()
         return [dsn]
 
     def _suppress(

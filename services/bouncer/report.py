@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from services.bouncer.charsets import decode_text
+from services.bouncer.utf8addr import decode_utf8_address
 
 #: RFC 3463 enhanced status code: class.subject.detail.
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -152,6 +153,10 @@ def clean_address(value: str) -> str:
     """An address from a header or DSN field: ``rfc822; <a@b>`` -> ``a@b``."""
     value = value.strip()
     addr_type, sep, rest = value.partition(";")
+    if sep and addr_type.strip().lower() == "utf-8":
+        # RFC 6533 3: xtext or unitext, "\x{F6}" for U+00F6; the ASCII-only pattern below
+        # would find a fragment of a UTF-8 address ("ran@example.com" in "jöran@...").
+        return decode_utf8_address(rest.strip()).strip("<> \t\"'")
     if sep and "@" not in addr_type:
         value = rest.strip()
     match = ADDRESS_RE.search(value)

@@ -8,7 +8,8 @@ start with one line naming the key), and loads the tenant table (the intake acce
 at verified tenant domains' return-path hosts). ``run`` follows ``postline.tenants``, consumes
 ``postline.events``
 (``bounced``/``expired`` from the deliverer: suppressions and DSNs to senders, in the batch
-transaction; ``dead_letter`` audit events are counted for the dashboard) and keeps the
+transaction; ``delivered``/``deferred``: the success and delay DSNs senders asked for;
+``dead_letter`` audit events are counted for the dashboard) and keeps the
 suppression-list gauge current, until the stop request; then it closes the listener and lets
 reports in flight finish, and publishes the open and click events still waiting (the
 tracking publisher runs beside the consumer). The admin listener also serves the dead
@@ -124,10 +125,12 @@ class BouncerStage:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def handle(self, items: Sequence[Item[Event]]) -> list[OutRecord]:
-        """One batch of events: suppressions and DSNs for final failures."""
+        """One batch of events: suppressions and DSNs for final failures, and the success
+        and delay notices senders asked for (RFC 3461)."""
         out: list[OutRecord] = []
         for item in items:
             out += self.outcomes.for_failure(item.record)
+            out += self.outcomes.for_notice(item.record)
             if item.record.kind is EventKind.DEAD_LETTER:
                 action = item.record.classification
                 known = action in DEAD_LETTER_ACTIONS

@@ -7,6 +7,7 @@ Owns: every deliverer setting with its default, bounds and doc line, and policy 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -107,6 +108,47 @@ class Retry(msgspec.Struct, **_STRUCT):
     max_age: Duration = Duration(3 * 86400)  # then the Delivery expires (RFC 5321 4.5.4.1)
 
 
+class Dane(msgspec.Struct, **_STRUCT):
+    """DANE for SMTP (RFC 7672): authenticate MX hosts by their DNSSEC-signed TLSA records.
+
+    Needs ``deliverer.nameservers`` to be validating resolvers of your own on loopback
+    (e.g. unbound on 127.0.0.1): the AD bit that says an answer was validated is trusted
+    as is, and one from a resolver elsewhere (or forged on the way) would let an attacker
+    switch DANE off or on at will. Configuration refuses any other nameserver.
+    """
+
+    #: Look up TLSA records of MX hosts whose MX and address records are DNSSEC-validated
+    #: and, where usable ones exist, require STARTTLS and a certificate matching them.
+    enabled: bool = False
+
+
+class MtaSts(msgspec.Struct, **_STRUCT):
+    """MTA-STS (RFC 8461): recipient domains' published TLS policies (transport/mtasts.py)."""
+
+    enabled: bool = True  # look up, cache and apply recipient domains' MTA-STS policies
+    #: CA file the policy hosts' certificates are checked against; unset = deliverer.ca_file,
+    #: else the system's CA store (set it for a lab or test CA only: real policy hosts use
+    #: public CAs).
+    ca_file: Path | None = None
+    #: Port of https://mta-sts.<domain>/; RFC 8461 says 443, other values are for labs and
+    #: tests only.
+    https_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 443
+    connect_timeout: Duration = Duration(5)  # TCP and TLS connect to a policy host
+    fetch_timeout: Duration = Duration(15)  # the whole policy fetch (connect included)
+    #: Largest policy file accepted (RFC 8461 sets none; 64 KiB is common practice).
+    max_policy_bytes: Annotated[int, msgspec.Meta(ge=256, le=1048576)] = 65536
+    #: Fetch a cached policy again in the background once it expires within this (at most
+    #: half its max_age), so an unreachable policy host rarely leaves a domain without one.
+    refresh_before: Duration = Duration(86400)
+    #: Longest time the _mta-sts TXT answer (the policy id) is reused before asking DNS
+    #: again (a shorter DNS TTL wins).
+    txt_cache: Duration = Duration(300)
+    #: After a failed fetch the domain's policy is not fetched again for this long (its mail
+    #: goes on under the cached policy, or none), so a broken policy host is not asked
+    #: once per connection.
+    fetch_retry: Duration = Duration(300)
+
+
 class DelivererConfig(msgspec.Struct, **_STRUCT):
     """The ``[deliverer]`` section."""
 
@@ -151,6 +193,8 @@ class DelivererConfig(msgspec.Struct, **_STRUCT):
     routes: list[Route] = []
     throttling: Throttling = Throttling()
     retry: Retry = Retry()
+    mta_sts: MtaSts = MtaSts()  # recipient domains' MTA-STS policies (RFC 8461)
+    dane: Dane = Dane()  # DANE (RFC 7672): TLSA-authenticated MX hosts
 
     def policy_for(self, domain: str, provider: str) -> Policy:
         """The effective policy: defaults, then the provider's override, then the domain's."""
@@ -207,6 +251,32 @@ def _check(cfg: DelivererConfig, source: str) -> None:
     for index, route in enumerate(cfg.routes):
         if not _valid_hostport(route.host):
             raise ConfigError(source, f"deliverer.routes[{index}].host", "expected 'host[:port]'")
+    _check_dane(cfg, source)
+
+
+def _check_dane(cfg: DelivererConfig, source: str) -> None:
+    """DANE trusts the resolver's AD bit, so only resolvers on loopback may give it."""
+    if not cfg.dane.enabled:
+        return
+    if not cfg.nameservers:
+        raise ConfigError(
+            source,
+            "deliverer.dane.enabled",
+            "needs deliverer.nameservers: a validating resolver on loopback (e.g. unbound)",
+        )
+    for index, server in enumerate(cfg.nameservers):
+        host, _ = split_hostport(server, 53)
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(
+                source,
+                f"deliverer.nameservers[{index}]",
+                "with deliverer.dane.enabled every nameserver must be a validating resolver"
+                " on loopback (127.0.0.0/8 or ::1): its AD bit is trusted",
+            )
 
 
 def _check_durations(cfg: DelivererConfig, source: str) -> None:
@@ -219,6 +289,9 @@ def _check_durations(cfg: DelivererConfig, source: str) -> None:
         raise ConfigError(source, "deliverer.retry.tiers", "at least one tier is needed")
     if cfg.queue_snapshot_interval <= 0:
         raise ConfigError(source, "deliverer.queue_snapshot_interval", "must be more than 0s")
+    for name in ("connect_timeout", "fetch_timeout"):
+        if getattr(cfg.mta_sts, name) <= 0:
+            raise ConfigError(source, f"deliverer.mta_sts.{name}", "must be more than 0s")
     if cfg.ca_file is not None and not cfg.ca_file.is_file():
         raise ConfigError(source, "deliverer.ca_file", f"{cfg.ca_file} is not a readable file")
 

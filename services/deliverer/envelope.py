@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from shared.address import AddressError, parse_mailbox
 
-__all__ = ["AddressError", "NeedsSmtpUtf8", "encode_path", "needs_utf8"]
+__all__ = ["AddressError", "NeedsSmtpUtf8", "encode_path", "header_needs_utf8", "needs_utf8"]
 
 
 class NeedsSmtpUtf8(ValueError):
@@ -25,6 +25,18 @@ class NeedsSmtpUtf8(ValueError):
 def needs_utf8(address: str) -> bool:
     """Whether ``address`` has characters beyond ASCII."""
     return not address.isascii()
+
+
+def header_needs_utf8(smtputf8: bool, data: bytes) -> bool:
+    """Whether the message itself (not its addresses) needs SMTPUTF8: the client sent it
+    with SMTPUTF8 and its header section has UTF-8 (RFC 6532 3.2). A message the client
+    flagged SMTPUTF8 whose header is ASCII does not need the extension (Postfix delivers
+    such mail to any server too); raw 8-bit in the header of mail sent without SMTPUTF8 is
+    legacy 8-bit mail, handled as such (8BITMIME), not bounced as internationalised."""
+    if not smtputf8:
+        return False
+    end = data.find(b"\r\n\r\n")
+    return not data[: len(data) if end < 0 else end].isascii()
 
 
 def encode_path(address: str, *, utf8: bool) -> bytes:

@@ -5,6 +5,12 @@ ordering rule (RFC 5321 5.1: ascending preference, random among equal preference
 MX (no MX record: the domain itself, from its A/AAAA records), null MX (RFC 7505: permanent
 ``5.1.10``), and a TTL cache with negative caching (RFC 2308). NXDOMAIN is permanent;
 SERVFAIL and timeouts are temporary and never cached. Does not connect to anything.
+
+DNSSEC (``dnssec=True``, ``[deliverer.dane]``): every query carries the EDNS DO bit and each
+answer keeps the AD bit of the response, so an :class:`MxHost` says whether its MX RRset and
+address records were validated (``secure``), which DANE needs (RFC 7672 2.2). The AD bit is
+only as good as the resolver that set it and the path to it: configuration allows this only
+with validating resolvers on loopback (``config.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import cast
 
 import dns.asyncresolver
 import dns.exception
+import dns.flags
+import dns.message
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
@@ -41,9 +49,18 @@ class MxHost:
     name: str
     preference: int
     addresses: tuple[str, ...]
-    #: The MX RRset and the host's address records were DNSSEC-validated by a trusted
-    #: validating resolver (DANE applies only then: RFC 7672 2.2).
+    #: The MX RRset (or, for an implicit MX, its secure absence) and the host's A and AAAA
+    #: answers were all DNSSEC-validated by a trusted resolver (RFC 7672 2.2).
     secure: bool = False
+
+
+@dataclass(frozen=True)
+class SecureAnswer:
+    """One lookup's records as text (``None``: NXDOMAIN or no data) and whether the
+    resolver validated the answer (its AD bit; always False without ``dnssec``)."""
+
+    values: tuple[str, ...] | None
+    secure: bool
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,7 @@ class _Entry:
     expires: float
     value: tuple[tuple[int, str], ...] | tuple[str, ...] | None  # None: negative answer
     nxdomain: bool = False
+    secure: bool = False  # the response had the AD bit (only asked for with dnssec)
 
 
 class MxResolver:
@@ -66,11 +84,17 @@ class MxResolver:
         metrics: DelivererMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        dnssec: bool = False,
     ) -> None:
         self._resolver = dns.asyncresolver.Resolver(configure=not nameservers)
         if nameservers:
             servers = [split_hostport(ns, 53) for ns in nameservers]
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in servers]
+        self.dnssec = dnssec
+        if dnssec:
+            # DO asks the validating resolver for DNSSEC processing, and so for the AD bit
+            # (RFC 3225, RFC 6840 5.8); 1232 octets avoids IP fragmentation (DNS flag day 2020).
+            self._resolver.use_edns(0, dns.flags.DO, 1232)
         self._timeout = timeout
         self._negative_ttl = negative_ttl
         self._cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
@@ -87,13 +111,13 @@ class MxResolver:
         started = time.perf_counter()
         result = "ok"
         try:
-            exchangers = await self._lookup(domain, "MX")
-            if exchangers is None:  # RFC 5321 5.1: no MX, the domain itself is the host
+            mx = await self._lookup(domain, "MX")
+            if mx.value is None:  # RFC 5321 5.1: no MX, the domain itself is the host
                 result = "implicit"
-                hosts = await self._hosts([(0, domain)], implicit=True)
+                hosts = await self._hosts([(0, domain)], implicit=True, secure=mx.secure)
             else:
-                pairs = cast(tuple[tuple[int, str], ...], exchangers)
-                hosts = await self._hosts(self._order(pairs), implicit=False)
+                pairs = cast(tuple[tuple[int, str], ...], mx.value)
+                hosts = await self._hosts(self._order(pairs), implicit=False, secure=mx.secure)
             return hosts
         except DeliveryFailure as exc:
             result = _result_label(exc)
@@ -111,21 +135,38 @@ class MxResolver:
         self._rng.shuffle(shuffled)  # random among equals (RFC 5321 5.1); sort is stable
         return sorted(shuffled, key=lambda pair: pair[0])
 
-    async def _hosts(self, exchangers: list[tuple[int, str]], implicit: bool) -> list[MxHost]:
+    async def lookup(self, name: str, rdtype: str) -> SecureAnswer:
+        """Any record type through the same cache and in-flight sharing (DANE's TLSA), with
+        the answer's AD bit; NXDOMAIN is an answer (``values`` None) here, not an error.
+        Raises :class:`DeliveryFailure` with :data:`DNS_TEMPORARY` for SERVFAIL (which is
+        what a validating resolver answers for a bogus answer) and timeouts."""
+        key = (name.lower().rstrip("."), rdtype)
+        now = self._clock()
+        entry = self._cache.get(key)
+        if entry is None or entry.expires <= now:
+            entry = await self._query_once(key, now)
+        else:
+            self._cache.move_to_end(key)
+        return SecureAnswer(cast(tuple[str, ...] | None, entry.value), entry.secure)
+
+    async def _hosts(
+        self, exchangers: list[tuple[int, str]], implicit: bool, secure: bool
+    ) -> list[MxHost]:
         looked_up = await asyncio.gather(
             *(self._addresses(host) for _, host in exchangers), return_exceptions=True
         )
         hosts: list[MxHost] = []
         temporary: DeliveryFailure | None = None
-        for (pref, host), addresses in zip(exchangers, looked_up, strict=True):
-            if isinstance(addresses, DeliveryFailure):
-                if temporary is None and addresses.reply is DNS_TEMPORARY:
-                    temporary = addresses
+        for (pref, host), found in zip(exchangers, looked_up, strict=True):
+            if isinstance(found, DeliveryFailure):
+                if temporary is None and found.reply is DNS_TEMPORARY:
+                    temporary = found
                 continue
-            if isinstance(addresses, BaseException):
-                raise addresses
+            if isinstance(found, BaseException):
+                raise found
+            addresses, addresses_secure = found
             if addresses:
-                hosts.append(MxHost(host, pref, addresses))
+                hosts.append(MxHost(host, pref, addresses, secure and addresses_secure))
         if hosts:
             return hosts
         if temporary is not None:
@@ -136,12 +177,14 @@ class MxResolver:
             raise DeliveryFailure(DNS_TEMPORARY, f"no address for any MX host: {names}")
         raise DeliveryFailure(NO_MAIL_HOST)
 
-    async def _addresses(self, host: str) -> tuple[str, ...]:
+    async def _addresses(self, host: str) -> tuple[tuple[str, ...], bool]:
+        """The host's addresses, and whether both answers (data or none) were validated."""
         v4, v6 = await asyncio.gather(self._lookup(host, "A"), self._lookup(host, "AAAA"))
-        return cast(tuple[str, ...], tuple(v4 or ()) + tuple(v6 or ()))
+        addresses = cast(tuple[str, ...], tuple(v4.value or ()) + tuple(v6.value or ()))
+        return addresses, v4.secure and v6.secure
 
-    async def _lookup(self, name: str, rdtype: str) -> tuple[object, ...] | None:
-        """Cached answer values; ``None`` for no data; raises for NXDOMAIN / temporary."""
+    async def _lookup(self, name: str, rdtype: str) -> _Entry:
+        """The cached entry (``value`` None for no data); raises for NXDOMAIN / temporary."""
         key = (name.lower().rstrip("."), rdtype)
         now = self._clock()
         entry = self._cache.get(key)
@@ -149,11 +192,11 @@ class MxResolver:
             self._cache.move_to_end(key)
             if entry.nxdomain:
                 raise DeliveryFailure(NO_SUCH_DOMAIN)
-            return entry.value
+            return entry
         entry = await self._query_once(key, now)
         if entry.nxdomain:
             raise DeliveryFailure(NO_SUCH_DOMAIN)
-        return entry.value
+        return entry
 
     async def _query_once(self, key: tuple[str, str], now: float) -> _Entry:
         """One query per name and type at a time: concurrent callers (every connection of a
@@ -180,10 +223,14 @@ class MxResolver:
             answer = await self._resolver.resolve(
                 name + ".", rdtype, lifetime=self._timeout, search=False
             )
-        except dns.resolver.NXDOMAIN:
-            return _Entry(now + self._negative_ttl, None, nxdomain=True)
-        except dns.resolver.NoAnswer:
-            return _Entry(now + self._negative_ttl, None)
+        except dns.resolver.NXDOMAIN as exc:
+            responses = list(exc.kwargs.get("responses", {}).values())
+            secure = bool(responses) and all(self._validated(r) for r in responses)
+            return _Entry(now + self._negative_ttl, None, nxdomain=True, secure=secure)
+        except dns.resolver.NoAnswer as exc:
+            response = exc.kwargs.get("response")
+            secure = response is not None and self._validated(response)
+            return _Entry(now + self._negative_ttl, None, secure=secure)
         except dns.exception.DNSException as exc:  # SERVFAIL, timeouts, malformed answers
             raise DeliveryFailure(DNS_TEMPORARY, dns_failure_words(name, rdtype, exc)) from exc
         ttl = answer.rrset.ttl if answer.rrset is not None else 0
@@ -194,7 +241,11 @@ class MxResolver:
             )
         else:
             value = tuple(r.to_text() for r in answer)
-        return _Entry(now + ttl, value)
+        return _Entry(now + ttl, value, secure=self._validated(answer.response))
+
+    def _validated(self, response: dns.message.Message) -> bool:
+        # The AD bit means something only when we asked a resolver we trust for it.
+        return self.dnssec and bool(response.flags & dns.flags.AD)
 
 
 def dns_failure_words(name: str, rdtype: str, exc: dns.exception.DNSException) -> str:

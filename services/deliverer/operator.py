@@ -33,7 +33,7 @@ from typing import Any
 
 from services.deliverer.control import Applied, QueueControl
 from services.deliverer.metrics import DelivererMetrics
-from services.deliverer.retry import back, failure_fields
+from services.deliverer.retry import back, dsn_fields, failure_fields
 from shared.bus.base import Bus, TopicPartition
 from shared.errors import BusError
 from shared.queue import index
@@ -72,6 +72,7 @@ def purged_records(
                 tenant=delivery.tenant,
                 by=action.by,
                 **failure,
+                **(dsn_fields(delivery, rcpt) if bounce else {}),
             )
         )
         for rcpt in delivery.rcpt_to

@@ -73,6 +73,13 @@ BAD_SENDER_SYNTAX = SmtpReply(code=553, enhanced="5.1.7", text="bad sender mailb
 SMTPUTF8_UNAVAILABLE = SmtpReply(
     code=553, enhanced="5.6.7", text="SMTPUTF8 is required, but was not offered by the host"
 )
+#: RFC 6152 / RFC 3463 5.6.3: the message is still 8-bit (the signer could not make it 7-bit)
+#: and the server did not offer 8BITMIME; it is never sent as 8-bit to such a server.
+EIGHTBIT_UNAVAILABLE = SmtpReply(
+    code=554,
+    enhanced="5.6.3",
+    text="8-bit content, but 8BITMIME was not offered by the host (conversion not supported)",
+)
 #: The longest exception text a LOCAL_FAILURE reply carries (it reaches events and DSNs).
 _MAX_ERROR_TEXT = 200
 

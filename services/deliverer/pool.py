@@ -17,11 +17,12 @@ Does not hold idle sessions: each worker in ``queue.py`` keeps its own for reuse
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import ssl
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
@@ -130,7 +131,7 @@ class Connector:
             targets += 1
             if host.name not in policies:
                 policies[host.name] = await self._host_policy(destination, host)
-            options = self._options(destination, policy, source, policies[host.name])
+            options = _inherited(self._options(destination, policy, source, policies[host.name]))
             options, unfit_reply = _for_message(options, need, host, destination)
             target = Target(host.name, address, port)
             if unfit_reply is not None:
@@ -265,6 +266,20 @@ def _no_session(
     return DeliveryFailure(NO_ANSWER, f"{NO_ANSWER.text}: {detail or 'no address to try'}")
 
 
+def _inherited(options: SessionOptions) -> SessionOptions:
+    """``options`` whose published policy leaves the decision to the configuration (a
+    fetch failure's ``inherit``): the configured policy, carrying the published policy's
+    report and noted failure."""
+    published = options.host_policy
+    if published is None or not published.inherit:
+        return options
+    configured = dataclasses.replace(options, host_policy=None).effective_policy()
+    return dataclasses.replace(
+        options,
+        host_policy=dataclasses.replace(configured, report=published.report, noted=published.noted),
+    )
+
+
 def _for_message(
     options: SessionOptions, need: TlsRequirement, host: MxHost, destination: Destination
 ) -> tuple[SessionOptions, SmtpReply | None]:
@@ -272,7 +287,8 @@ def _for_message(
     it (REQUIRETLS from unsigned DNS without MTA-STS), if so."""
     if need is NONE:
         return options, None
-    strict = replace(options, host_policy=requirement.apply(options.effective_policy(), need))
+    policy = requirement.apply(options.effective_policy(), need)
+    strict = dataclasses.replace(options, host_policy=policy)
     # A smarthost is our own choice of next hop: no DNS to distrust.
     secure = host.secure or destination.route is not None
     return strict, requirement.refusal(need, strict.effective_policy(), secure)

@@ -104,6 +104,9 @@ class JobResult:
     source: str = ""  # the local address the attempt was sent from ("" = unknown, the OS's)
     relay: str = ""  # "host[address]:port" the transaction was sent to (the mail log)
     cipher: str = ""  # the TLS cipher suite, when TLS was used
+    #: The server offered DSN (RFC 3461) and got the sender's parameters: it owes the
+    #: success and delay notices, not us (5.2.1).
+    dsn: bool = False
     cause: str = ""  # why no SMTP reply came, in words (DNS, no host answered), when known
     timing: AttemptTiming = field(default_factory=AttemptTiming)
     #: What governed the session's transport security and whether the peer was verified
@@ -391,6 +394,7 @@ class DomainQueue:
                 source=session.source,
                 relay=session.relay,
                 cipher=session.cipher,
+                dsn=session.dsn,
                 timing=timing,
                 tls_security=session.tls_outcome.security.value,
                 tls_verified=session.tls_outcome.verified,

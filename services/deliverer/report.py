@@ -6,7 +6,9 @@ retry Delivery for the deferred recipients (attempt + 1, ``not_before`` from the
 EXPIRED events past the maximum age; shed jobs go to a tier unchanged (no attempt was made).
 Every event of an attempt names the local address it was sent from (``source``).
 BOUNCED and EXPIRED events carry the original header block and the bulk flag, which the
-bouncer's DSN to the sender needs (it never sees the Delivery). Also updates the attempt
+bouncer's DSN to the sender needs (it never sees the Delivery); every event carries the
+sender's DSN request (RFC 3461 NOTIFY, ORCPT, RET, ENVID), and a DELIVERED or DEFERRED one
+the header block too when it calls for a success or delay notice. Also updates the attempt
 metrics and, with ``mail_log``, writes the mail log's lines of the attempt, hold or expiry
 (``maillog.py``): every outcome passes here, except expiries found by the retry loop
 (``retry.py`` writes those). Does not publish (``engine.py`` does, in a transaction).
@@ -35,9 +37,10 @@ from services.deliverer.queue import (
     SHED_WINDOW_FULL,
     JobResult,
 )
-from services.deliverer.retry import RetrySchedule, expired_events, failure_fields
+from services.deliverer.retry import RetrySchedule, dsn_fields, expired_events, failure_fields
 from services.deliverer.throttle import ThrottleChange
 from services.deliverer.transport.policy import TlsOutcome
+from shared import dsnparams
 from shared.queue import index
 from shared.wire.records import Delivery, Event, EventKind, SmtpReply
 from shared.wire.topics import EVENTS, OutRecord
@@ -91,11 +94,14 @@ def records_for(
     last_reply: SmtpReply | None = None
     headers = failure_fields(delivery)["headers"]
     for rcpt, classified in result.results.items():
-        # Only final failures carry the header block (for the sender's DSN); a delivered or
-        # deferred event stays small. Every event says whether the mail was bulk (reports
+        # Only final failures carry the header block (for the sender's DSN), and the
+        # delivered or deferred events of a success or delay notice the sender asked for
+        # (RFC 3461); the others stay small. Every event says whether the mail was bulk (reports
         # split deliverability by transactional and bulk).
         final = classified.outcome is Outcome.BOUNCED
+        notice = final or _notice(delivery, rcpt, result, attempt)  # a DSN will be made of it
         reason = classified.reason  # None: delivered
+        dsn = dsn_fields(delivery, rcpt)
         records.append(
             EVENTS.out(
                 Event(
@@ -118,11 +124,14 @@ def records_for(
                     tags=delivery.tags,
                     stage="deliverer",
                     tenant=delivery.tenant,
-                    headers=headers if final else b"",
-                    requiretls=final and delivery.requiretls,
+                    headers=headers if notice else b"",
+                    # RFC 8689 4.3: the DSN made from it goes with REQUIRETLS too.
+                    requiretls=notice and delivery.requiretls,
                     bulk=delivery.bulk,
                     source=result.source,
                     reason=str(reason or ""),
+                    dsn_passed=result.dsn and classified.outcome is Outcome.DELIVERED,
+                    **dsn,
                 )
             )
         )
@@ -169,6 +178,21 @@ def records_for(
     if mail_log:
         maillog.write(maillog.attempt_lines(delivery, result, at, next_attempt))
     return records
+
+
+def _notice(delivery: Delivery, rcpt: str, result: JobResult, attempt: int) -> bool:
+    """Whether the bouncer owes the sender a success or delay notice for ``rcpt`` (RFC 3461),
+    for which the event carries the header block: SUCCESS asked and the MX did not take the
+    duty over (no DSN offered: a "relayed" notice), or DELAY asked and this is the first
+    deferral (one notice, not one per retry)."""
+    outcome = result.results[rcpt].outcome
+    dsn = delivery.dsn.get(rcpt)
+    notify = dsn.notify if dsn is not None else ()
+    if outcome is Outcome.DELIVERED:
+        return not result.dsn and dsnparams.notifies(notify, dsnparams.SUCCESS)
+    if outcome is Outcome.DEFERRED:
+        return attempt == 1 and dsnparams.notifies(notify, dsnparams.DELAY)
+    return False
 
 
 def _shed(

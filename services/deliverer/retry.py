@@ -143,6 +143,18 @@ def failure_fields(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+def dsn_fields(delivery: Delivery, rcpt: str) -> dict[str, Any]:
+    """The sender's DSN request for ``rcpt`` (RFC 3461), which the bouncer's notice to the
+    sender honours: NOTIFY, ORCPT, RET and ENVID."""
+    dsn = delivery.dsn.get(rcpt)
+    return {
+        "dsn_notify": dsn.notify if dsn is not None else (),
+        "dsn_orcpt": dsn.orcpt if dsn is not None else "",
+        "dsn_ret": delivery.dsn_ret,
+        "dsn_envid": delivery.dsn_envid,
+    }
+
+
 def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> list[OutRecord]:
     """One EXPIRED event per recipient (the bouncer handles it like a bounce)."""
     failure = failure_fields(delivery)
@@ -165,6 +177,7 @@ def expired_events(delivery: Delivery, at: float, reply: SmtpReply | None) -> li
                 stage="deliverer",
                 tenant=delivery.tenant,
                 **failure,
+                **dsn_fields(delivery, rcpt),
             )
         )
         for rcpt in delivery.rcpt_to

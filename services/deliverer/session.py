@@ -22,10 +22,17 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from services.deliverer.config import Timeouts
-from services.deliverer.envelope import AddressError, NeedsSmtpUtf8, encode_path, needs_utf8
+from services.deliverer.envelope import (
+    AddressError,
+    NeedsSmtpUtf8,
+    encode_path,
+    header_needs_utf8,
+    needs_utf8,
+)
 from services.deliverer.outcome import (
     BAD_RECIPIENT_SYNTAX,
     BAD_SENDER_SYNTAX,
+    EIGHTBIT_UNAVAILABLE,
     SMTPUTF8_UNAVAILABLE,
     Classified,
     Outcome,
@@ -39,6 +46,7 @@ from services.deliverer.transport.policy import (
     TlsCheckFailed,
     TlsOutcome,
 )
+from shared import dsnparams
 from shared.tlsrequire import KEYWORD, NONE
 from shared.wire.records import Delivery, SmtpReply
 
@@ -143,6 +151,8 @@ class Session:
         """
         policy = options.effective_policy()
         outcome = TlsOutcome(policy.security, policy.report, source=options.source_address or "")
+        if policy.noted is not None:
+            outcome.failure, outcome.detail = policy.noted.result_type, policy.noted.detail
         try:
             session = await cls._open(target, options, policy, policy)
         except TlsCheckFailed as failed:
@@ -261,10 +271,15 @@ class Session:
         self, delivery: Delivery, chunk: list[str], results: dict[str, Classified]
     ) -> list[str]:
         """MAIL, RCPT each, DATA; records final results; returns recipients to carry over."""
+        refused = self._unsupported(delivery)
+        if refused is not None:  # never sent in a form the server did not agree to
+            for rcpt in chunk:
+                results[rcpt] = Classified(Outcome.BOUNCED, refused)
+            return []
         utf8 = self._utf8(delivery, chunk)
         if not await self._mail(delivery, chunk, utf8, results):
             return []
-        accepted, carried = await self._recipients(chunk, utf8, results)
+        accepted, carried = await self._recipients(delivery, chunk, utf8, results)
         if self._closing is not None:  # 421: every open recipient of the chunk waits
             for open_rcpt in chunk:
                 results.setdefault(open_rcpt, self._closing)
@@ -301,15 +316,17 @@ class Session:
         return False
 
     async def _recipients(
-        self, chunk: list[str], utf8: bool, results: dict[str, Classified]
+        self, delivery: Delivery, chunk: list[str], utf8: bool, results: dict[str, Classified]
     ) -> tuple[list[str], list[str]]:
-        """RCPT TO each; the accepted ones and those to carry to the next transaction."""
+        """RCPT TO each (with its NOTIFY and ORCPT when the server offers DSN); the accepted
+        ones and those to carry to the next transaction."""
         accepted: list[str] = []
         carried: list[str] = []
         for rcpt in chunk:
             try:
                 path = encode_path(rcpt, utf8=utf8)
-                await self._command(b"RCPT", b"TO:" + path, timeout=self._timeouts.rcpt)
+                params = dsnparams.wire_rcpt_params(delivery.dsn.get(rcpt)) if self.dsn else []
+                await self._command(b"RCPT", b"TO:" + path, *params, timeout=self._timeouts.rcpt)
                 accepted.append(rcpt)
             except (AddressError, NeedsSmtpUtf8) as exc:
                 results[rcpt] = _unsendable(exc, BAD_RECIPIENT_SYNTAX)
@@ -346,6 +363,25 @@ class Session:
             return False
         return delivery.smtputf8 or any(map(needs_utf8, [delivery.mail_from, *chunk]))
 
+    def _unsupported(self, delivery: Delivery) -> SmtpReply | None:
+        """The bounce for a message this server cannot take as it is: internationalised
+        headers without SMTPUTF8 (RFC 6531 3.5 lets the client bounce it: 5.6.7), or an
+        8-bit body without 8BITMIME (RFC 6152 3: convert or bounce; the signer already
+        converted what it could, so what is still 8-bit bounces: 5.6.3). Addresses are
+        checked per recipient when they are put on the wire (``envelope.encode_path``)."""
+        smtputf8 = self._smtp.supports_extension("smtputf8")
+        if not smtputf8 and header_needs_utf8(delivery.smtputf8, delivery.data):
+            return SMTPUTF8_UNAVAILABLE
+        if delivery.body_8bit and not self._smtp.supports_extension("8bitmime"):
+            return EIGHTBIT_UNAVAILABLE
+        return None
+
+    @property
+    def dsn(self) -> bool:
+        """Whether the server offers DSN (RFC 3461): then the sender's DSN parameters go
+        with each transaction and the server owes the later notices (5.2.1)."""
+        return self._smtp.supports_extension("dsn")
+
     def _mail_options(self, delivery: Delivery, utf8: bool) -> list[bytes]:
         options = []
         if delivery.body_8bit and self._smtp.supports_extension("8bitmime"):
@@ -354,6 +390,8 @@ class Session:
             options.append(b"SMTPUTF8")
         if delivery.requiretls and self.offers_requiretls:
             options.append(KEYWORD.encode())  # RFC 8689 4.2.1 (5): the next hop carries it on
+        if self.dsn:
+            options += dsnparams.wire_mail_params(delivery.dsn_ret, delivery.dsn_envid)
         return options
 
     async def close(self) -> None:

@@ -44,6 +44,9 @@ from services.deliverer.pool import Connector
 from services.deliverer.retry import RETRY_GROUP, RetryRelease, RetrySchedule
 from services.deliverer.shaping import Shapers
 from services.deliverer.snapshot import Snapshots
+from services.deliverer.transport.dane import DaneSource
+from services.deliverer.transport.mtasts import MtaStsSource
+from services.deliverer.transport.policy import PolicySource
 from services.deliverer.warmup import WarmupLedger
 from shared.config import Config
 from shared.runtime.stage import StageContext
@@ -51,7 +54,15 @@ from shared.runtime.tenantsensor import tenant_sensor
 from shared.runtime.watermark_loop import LoopSettings, WatermarkLoop
 from shared.tenants import TenantTable
 from shared.wire.records import ControlVerb, Delivery
-from shared.wire.topics import CONTROL, OUTBOUND, QUEUE, QUEUE_LIVE, REPUTATION, TENANTS
+from shared.wire.topics import (
+    CONTROL,
+    MTA_STS,
+    OUTBOUND,
+    QUEUE,
+    QUEUE_LIVE,
+    REPUTATION,
+    TENANTS,
+)
 
 #: How often the retry loop commits; tier delays are seconds to hours, so this is plenty.
 RETRY_FLUSH = 0.5
@@ -70,8 +81,17 @@ class DelivererStage:
             negative_ttl=cfg.negative_ttl,
             cache_size=cfg.mx_cache_size,
             metrics=self.metrics,
+            dnssec=cfg.dane.enabled,
         )
-        self.connector = Connector(cfg, self.resolver, self.metrics)
+        # MTA-STS policies (RFC 8461), cached on postline.mta-sts for every replica.
+        self.mta_sts = MtaStsSource.create(cfg, ctx.bus) if cfg.mta_sts.enabled else None
+        # DANE: the TLSA records of DNSSEC-validated MX hosts (RFC 7672).
+        self.dane = DaneSource(self.resolver) if cfg.dane.enabled else None
+        # Published policies in order of precedence (RFC 8461 2: DANE before MTA-STS).
+        sources: list[PolicySource] = [
+            source for source in (self.dane, self.mta_sts) if source is not None
+        ]
+        self.connector = Connector(cfg, self.resolver, self.metrics, policy_sources=sources)
         self.schedule = RetrySchedule(cfg.retry)
         # One set of shapers for both lanes: a provider counts our connections per IP,
         # whichever lane they carry (shaping.py).
@@ -211,20 +231,31 @@ class DelivererStage:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.mta_sts is not None:
+                await self.mta_sts.close()
 
     async def _follow_tables(self, ctx: StageContext) -> list[asyncio.Task[None]]:
-        """Read the tenants and warm-up states, then follow both (see the module doc)."""
+        """Read the tenants, warm-up states, queue actions and MTA-STS policies, then follow
+        them (see the module doc)."""
         # Created when missing (Kafka), as `postline topics create` would, rather than a
         # start that times out on a table nobody has written yet.
-        await ctx.bus.ensure_topics([TENANTS.name, REPUTATION.name, CONTROL.name, QUEUE_LIVE.name])
+        await ctx.bus.ensure_topics(
+            [TENANTS.name, REPUTATION.name, CONTROL.name, QUEUE_LIVE.name, MTA_STS.name]
+        )
         await self.tenants.load(ctx.bus)
         await self.ledger.load(ctx.bus)
         await self.control.load(ctx.bus)
-        return [
+        followers = [
             ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
             ctx.spawn(self.ledger.follow(ctx.bus, ctx.stopping, ctx.log), name="reputation"),
             ctx.spawn(self.control.follow(ctx.bus, ctx.stopping, ctx.log), name="control"),
         ]
+        if self.mta_sts is not None:
+            # Policies other replicas (or this one before a restart) fetched, then theirs as
+            # they fetch them: one fetch per domain serves them all.
+            await self.mta_sts.cache.load()
+            followers.append(ctx.spawn(self.mta_sts.cache.follow(ctx.stopping), name="mta-sts"))
+        return followers
 
     def _count_action(self, applied: Applied) -> None:
         self.metrics.queue_actions.labels(str(applied.action.verb)).inc()

@@ -126,6 +126,9 @@ def submission(
         require_tls=tls.require_tls,
         requiretls=tls.requiretls,
         tls_optional=tls.tls_optional,
+        dsn_ret=txn.dsn_ret,
+        dsn_envid=txn.dsn_envid,
+        dsn={r: d for r, d in txn.dsn.items() if r in kept},
     )
 
 

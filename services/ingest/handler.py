@@ -18,7 +18,7 @@ from services.ingest.core import IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, Transaction
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
-from shared import tlsrequire
+from shared import dsnparams, tlsrequire
 from shared.errors import BusError, BusFull
 from shared.wire.records import ClientInfo, Submission, new_id
 
@@ -44,13 +44,20 @@ class Handler:
         hostname: str,
         responses: list[str],
     ) -> list[str]:
-        """Add the extensions aiosmtpd supports but does not advertise."""
+        """Add the extensions aiosmtpd supports but does not advertise, DSN (RFC 3461) and,
+        over TLS, REQUIRETLS (RFC 8689)."""
         session.host_name = hostname
         # aiosmtpd reads commands one at a time from a buffer, so pipelining (RFC 2920) works.
-        extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING"]
+        extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN"]
+        # Room for the DSN parameters' longest values (aiosmtpd grows its limits per EHLO
+        # the same way for SIZE and SMTPUTF8).
+        server.command_size_limits["MAIL"] += dsnparams.MAIL_ROOM
+        server.command_size_limits["RCPT"] += dsnparams.RCPT_ROOM
         if session.info.tls:
             # RFC 8689 2: REQUIRETLS is offered only where it can be used, over TLS.
             extensions.append(f"250-{tlsrequire.KEYWORD}")
+            # RFC 8689 2: the parameter lengthens MAIL FROM by up to 11 characters.
+            server.command_size_limits["MAIL"] += len(tlsrequire.KEYWORD) + 1
         return [*responses[:-1], *extensions, responses[-1]]
 
     def handle_STARTTLS(self, server: SMTP, session: IngestSession, envelope: Any) -> bool:
@@ -73,8 +80,13 @@ class Handler:
         # hands it over as "<>", our records spell it "" (shared.wire.records.Submission), so the
         # signer keeps it null instead of giving it a VERP return path that could bounce.
         sender = "" if address == NULL_REVERSE_PATH else address
+        try:
+            ret, envid = dsnparams.mail_params(envelope.dsn_params)
+        except dsnparams.DsnParamError as exc:
+            return str(replies.bad_dsn_parameter(str(exc)))
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
         txn.requiretls = envelope.requiretls
+        txn.dsn_ret, txn.dsn_envid = ret, envid
         txn.credential = session.info.user.name if session.info.user else ""
         txn.tenant = self.core.policy.tenant_for(session.info, txn.sender_domain)
         decision = mail_from.run(self.core.policy, session.info, txn)
@@ -99,6 +111,10 @@ class Handler:
         """RCPT TO: add the recipient unless a check refuses it."""
         txn = envelope.txn
         assert txn is not None  # aiosmtpd answers 503 to RCPT before MAIL
+        try:
+            dsn = dsnparams.rcpt_params(envelope.dsn_params)
+        except dsnparams.DsnParamError as exc:
+            return str(replies.bad_dsn_parameter(str(exc)))
         if address == NULL_REVERSE_PATH:
             # RFC 5321 4.1.1.3: a forward-path is never null; only MAIL FROM may be "<>".
             decision: Decision | None = Decision(replies.BAD_ADDRESS, "address")
@@ -110,6 +126,8 @@ class Handler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         txn.rcpt_to.append(address)
+        if dsn is not None:
+            txn.dsn[address] = dsn
         if decision is not None:
             txn.dropped.append(address)
         return str(replies.RCPT_OK)

@@ -48,6 +48,13 @@ REQUIRETLS_NEEDS_TLS = Reply(code=530, enhanced="5.7.10", text="REQUIRETLS needs
 RATE_LIMITED = Reply(code=450, enhanced="4.7.1", text="Message rate limit exceeded, try later")
 TOO_BIG = Reply(code=552, enhanced="5.3.4", text="Message size exceeds fixed maximum")
 
+
+def bad_dsn_parameter(problem: str) -> Reply:
+    """``501 5.5.4`` (RFC 3463 "invalid command arguments") for a DSN parameter that does
+    not follow RFC 3461 4 (``shared.dsnparams``), naming the problem."""
+    return Reply(code=501, enhanced="5.5.4", text=f"Bad DSN parameter: {problem}")
+
+
 # RCPT TO.
 RELAY_DENIED = Reply(code=554, enhanced="5.7.1", text="Relay access denied")
 TOO_MANY_RECIPIENTS = Reply(code=452, enhanced="4.5.3", text="Too many recipients")
@@ -241,6 +248,8 @@ BUILTIN: tuple[tuple[str, Reply], ...] = (
     ("500 Line too long", Reply(code=500, enhanced="5.5.2", text="Line too long")),
     ("500 Command line too long", Reply(code=500, enhanced="5.5.2", text="Line too long")),
     ("501 ", Reply(code=501, enhanced="5.5.4", text="Syntax error in parameters")),
+    # RFC 5321 4.1.1.11 / RFC 1869: a MAIL or RCPT parameter we do not implement.
+    ("555 ", Reply(code=555, enhanced="5.5.4", text="Parameter not recognized or not implemented")),
     ("500 ", Reply(code=500, enhanced="5.5.1", text="Command not recognized")),
     ("502 ", Reply(code=502, enhanced="5.5.1", text="Command not implemented")),
 )

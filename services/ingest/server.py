@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, syntax
 
 from services.ingest import replies
 from services.ingest.budget import NO_ROOM
@@ -29,7 +29,7 @@ from services.ingest.policy import connect
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from services.ingest.replies import Reply
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
-from shared import tlsrequire
+from shared import dsnparams, tlsrequire
 from shared.address import AddressError, parse_path
 
 #: RFC 5321 2.3.8 / 4.1.1: a command line is printable text; NUL, other C0 controls, DEL and
@@ -111,6 +111,8 @@ class IngestSMTP(ChunkingSMTP):
         self._closing = False
         self._held: list[bytes] | None = None
         self._end_result: str | None = None
+        #: The DSN parameters (RFC 3461) the command being read may carry: MAIL's or RCPT's.
+        self._dsn_keywords: frozenset[str] = frozenset()
 
     def __dir__(self) -> list[str]:
         # aiosmtpd builds its command and AUTH tables per connection with dir() and
@@ -188,13 +190,43 @@ class IngestSMTP(ChunkingSMTP):
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd's parser is RFC 5322's (email._header_value_parser): it lets NUL, spaces
         # and routing characters through. Ours is RFC 5321's Path grammar (address.py).
+        envelope = self.envelope
+        if isinstance(envelope, IngestEnvelope):
+            envelope.dsn_params = []
         if not arg:
             return "", ""
         try:
             path = parse_path(arg)
         except AddressError:
             return None, None  # aiosmtpd answers "553 5.1.3", translated to 501 5.1.3
-        return path.mailbox or NULL_REVERSE_PATH, path.params
+        params = path.params
+        if isinstance(envelope, IngestEnvelope) and self.session and self.session.extended_smtp:
+            # aiosmtpd upper-cases the parameters and answers 555 to those it does not know;
+            # the DSN ones (RFC 3461) are taken out here, as sent, for the handler's hooks.
+            envelope.dsn_params, params = dsnparams.split_params(params, self._dsn_keywords)
+        return path.mailbox or NULL_REVERSE_PATH, params
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """MAIL FROM, with RFC 3461's RET and ENVID, and RFC 8689's REQUIRETLS: noted on the
+        envelope and taken out (aiosmtpd answers 555 to parameters it does not know);
+        ``handler.handle_MAIL`` puts it on the transaction, whose checks refuse it outside
+        TLS (``policy/mail_from.py``)."""
+        self._dsn_keywords = dsnparams.MAIL_KEYWORDS
+        requiretls = False
+        if self.session is not None and self.session.extended_smtp:
+            # After HELO there are no parameters at all: aiosmtpd refuses the line (501).
+            requiretls, arg = take_requiretls(arg)
+        envelope = self.envelope
+        if isinstance(envelope, IngestEnvelope):
+            envelope.requiretls = requiretls
+        await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        """RCPT TO, with RFC 3461's NOTIFY and ORCPT."""
+        self._dsn_keywords = dsnparams.RCPT_KEYWORDS
+        await super().smtp_RCPT(arg)
 
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         if self._closing:
@@ -223,19 +255,6 @@ class IngestSMTP(ChunkingSMTP):
             if held and not self._closing:
                 self._writer.write(b"".join(held))
                 await self._writer.drain()
-
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        """MAIL, its REQUIRETLS parameter (RFC 8689 2) noted on the envelope and taken out:
-        aiosmtpd answers 555 to parameters it does not know. ``handler.handle_MAIL`` puts it
-        on the transaction, whose checks refuse it outside TLS (``policy/mail_from.py``)."""
-        requiretls = False
-        if self.session is not None and self.session.extended_smtp:
-            # After HELO there are no parameters at all: aiosmtpd refuses the line (501).
-            requiretls, arg = take_requiretls(arg)
-        envelope = self.envelope
-        if isinstance(envelope, IngestEnvelope):
-            envelope.requiretls = requiretls
-        await super().smtp_MAIL(arg)
 
     async def smtp_DATA(self, arg: str) -> None:
         """DATA, with the RFC 5321 4.5.3.2.6 data block timeout instead of the command one."""

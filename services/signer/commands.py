@@ -1,5 +1,9 @@
 """The signer's CLI commands: ``dkim keygen``, ``dkim check`` and ``domain check``.
 
+``domain check`` also shows what mail *to* the domain meets (its MTA-STS policy, its MX
+hosts' TLSA records, its TLS-RPT record): the rows are ``shared.transportcheck``'s, so the
+deliverer's code stays the deliverer's.
+
 Owns argument parsing and output of these commands; the work is in ``keys.py`` (key files)
 and ``dnscheck.py`` (DNS). Exit codes: 0 all good, 1 a problem was found (or a key file
 already exists).
@@ -45,11 +49,25 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     domain = subparsers.add_parser("domain", help="check a sending domain's DNS")
     domain_actions = domain.add_subparsers(dest="domain_command", required=True, metavar="COMMAND")
     domain_check = domain_actions.add_parser(
-        "check", help="SPF, DKIM selectors, DMARC and the bounce domain's MX"
+        "check",
+        help="SPF, DKIM selectors, DMARC, the bounce domain's MX; MTA-STS, DANE, TLS-RPT",
     )
     domain_check.add_argument("domain")
     domain_check.add_argument("--bounce-domain", help="default: signer.bounce_domain")
     _add_lookup_options(domain_check)
+    domain_check.add_argument(
+        "--mta-sts-ca-file",
+        type=Path,
+        metavar="PEM",
+        help="check the MTA-STS policy host against this CA (labs, tests; default: system CAs)",
+    )
+    domain_check.add_argument(
+        "--mta-sts-port",
+        type=int,
+        default=443,
+        metavar="PORT",
+        help="HTTPS port of mta-sts.<domain> (labs, tests; RFC 8461 says 443)",
+    )
     domain_check.set_defaults(handler=cmd_domain_check)
 
 
@@ -112,7 +130,8 @@ async def cmd_dkim_check(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_domain_check(args: argparse.Namespace, config: Config) -> int:
-    """Print the domain's SPF/DKIM/DMARC/bounce-MX table; non-zero exit on a problem."""
+    """Print the domain's SPF/DKIM/DMARC/bounce-MX table, then what mail to it meets
+    (MTA-STS, DANE, TLS-RPT: ``shared.transportcheck``); non-zero exit on a problem."""
     from services.signer.dnscheck import check_domain  # noqa: PLC0415
     from shared.dnscheck import (  # noqa: PLC0415
         Lookup,
@@ -121,13 +140,26 @@ async def cmd_domain_check(args: argparse.Namespace, config: Config) -> int:
         has_problems,
         make_resolver,
     )
+    from shared.mtasts_fetch import PolicyFetcher  # noqa: PLC0415 (aiohttp)
+    from shared.transportcheck import check_transport  # noqa: PLC0415
 
     section = load_signer_config(config)
-    lookup = Lookup(make_resolver(args.nameserver, args.timeout))
+    resolver = make_resolver(args.nameserver, args.timeout)
+    lookup = Lookup(resolver)
     policy = SendingPolicy(section.spf_include, section.sending_ips)
     bounce_domain = (args.bounce_domain or section.bounce_domain).lower().rstrip(".")
-    rows = await check_domain(
-        lookup, _store(args, config), args.domain.lower().rstrip("."), bounce_domain, policy
+    domain = args.domain.lower().rstrip(".")
+    rows = await check_domain(lookup, _store(args, config), domain, bounce_domain, policy)
+    fetcher = PolicyFetcher(
+        ca_file=args.mta_sts_ca_file,
+        resolver=resolver,
+        port=args.mta_sts_port,
+        connect_timeout=args.timeout,
+        timeout=args.timeout * 3,
     )
+    try:
+        rows += await check_transport(lookup, domain, fetcher)
+    finally:
+        await fetcher.close()
     print(format_table(rows))
     return EXIT_PROBLEM if has_problems(rows) else EXIT_OK

@@ -9,6 +9,8 @@ Owns how recipients are grouped and what envelope each Delivery gets:
 - VERP off: one Delivery per recipient domain, with the original envelope sender.
 - A null reverse-path stays null (RFC 5321 4.5.5: notifications must never cause more
   notifications), so DSNs passing through are never VERP-encoded.
+- The sender's DSN request (RFC 3461) goes with each copy: RET and ENVID, and NOTIFY and
+  ORCPT of the copy's own recipients.
 - Times come from policy: ``expires_at`` = accepted time (or the send-at, when later: the
   sender asked for the mail then) + ``max_message_age``; ``not_before`` = now +
   ``first_attempt_delay``; ``send_at`` is the Submission's. The deliverer sets the attempt
@@ -109,6 +111,9 @@ def deliveries(
             require_tls=submission.require_tls,
             requiretls=submission.requiretls,
             tls_optional=submission.tls_optional,
+            dsn_ret=submission.dsn_ret,
+            dsn_envid=submission.dsn_envid,
+            dsn={r: submission.dsn[r] for r in rcpts if r in submission.dsn},
         )
         for domain, rcpts, verp_for in batches
     ]

@@ -21,6 +21,9 @@ UNSIGNED = "unsigned"  # no key, sent unsigned because allow_unsigned is on
 FAILED = "failed"  # no key and unsigned not allowed, or the message cannot be signed
 SUPPRESSED = "suppressed"  # every recipient was on the suppression list
 RESULTS = (SIGNED, UNSIGNED, FAILED, SUPPRESSED)
+#: ``result`` values of postline_signer_eight_bit_messages_total (``sevenbit.py``).
+CONVERTED = "converted"  # made 7-bit before signing
+KEPT_8BIT = "kept"  # still 8-bit
 
 _SIGN_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 _TRACKING_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
@@ -106,6 +109,15 @@ class SignerMetrics:
             "Time to rewrite every copy of one tracked message (on the signer's event loop, "
             "before signing). Large values come from large HTML times many recipients.",
             buckets=_TRACKING_BUCKETS,
+            registry=registry,
+        )
+        self.eight_bit = Counter(
+            "postline_signer_eight_bit_messages_total",
+            "Messages with 8-bit content, by result: 'converted' (made 7-bit before signing, "
+            "deliverable to any MX) or 'kept' (still 8-bit: SMTPUTF8 headers, an existing "
+            "DKIM signature, signed content; bounced 5.6.3 by the rare MX without 8BITMIME). "
+            "The signed event says why a message was kept.",
+            ["result"],
             registry=registry,
         )
         self.key_reload_errors = Counter(

@@ -30,7 +30,12 @@ For each Submission, in order:
    ``[signer.tracking]`` asks for it, rewrites each recipient's copy before signing (the
    tokens name the recipient, so such mail gets one copy per recipient, as bulk mail with
    our unsubscribe fields does); a message that cannot be rewritten safely goes untouched
-   with a ``tracking`` event. The ``signed`` event says what was tracked.
+   with a ``tracking`` event. The ``signed`` event says what was tracked;
+8. before any of it, a message with 8-bit content is made 7-bit (``sevenbit.py``: its 8-bit
+   parts quoted-printable or base64), so the signature holds on the way to an MX without
+   8BITMIME too (RFC 6152); what cannot be converted stays 8-bit (``body_8bit`` on its
+   Deliveries; the deliverer bounces it with 5.6.3 at such an MX). The ``signed`` event
+   says which.
 
 The batch loop (``shared.runtime.batch``) publishes everything returned here and commits the input
 offsets in one transaction. This module owns none of that, nor DKIM itself (``dkim.py``).
@@ -50,9 +55,18 @@ from services.signer.config import SignerConfig
 from services.signer.fanout import Envelope, deliveries, recipient_domain
 from services.signer.headers import from_domain, has_field, prepend
 from services.signer.keys import KeyStore, SigningKey
-from services.signer.metrics import FAILED, SIGNED, SUPPRESSED, UNSIGNED, SignerMetrics
+from services.signer.metrics import (
+    CONVERTED,
+    FAILED,
+    KEPT_8BIT,
+    SIGNED,
+    SUPPRESSED,
+    UNSIGNED,
+    SignerMetrics,
+)
 from services.signer.pool import KeyRef, SigningPool, SignJob, SignOutcome
 from services.signer.returnpath import ReturnPaths
+from services.signer.sevenbit import to_7bit
 from services.signer.tracking.settings import Wanted
 from services.signer.tracking.tracker import Decision, Tracker
 from services.signer.unsubscribe import bulk_reason, unsubscribe_fields, wants_headers
@@ -93,6 +107,7 @@ class _Plan:
     outputs: list[OutRecord] = field(default_factory=list)  # events decided while planning
     result: str = ""  # set when planning already decided the outcome
     tracking: Decision = field(default_factory=Decision)
+    eight_bit: str = ""  # the signed event's note on 8-bit content ("" for 7-bit mail)
 
 
 class SignerPipeline:
@@ -180,7 +195,8 @@ class SignerPipeline:
 
     def _plan(self, submission: Submission, now: float) -> _Plan:
         poison_if_unusable(submission)
-        plan = _Plan(submission)
+        submission, eight_bit = self._seven_bit(submission)
+        plan = _Plan(submission, eight_bit=eight_bit)
         sender_domain = from_domain(submission.data)
         tenant = self.tenants.get(submission.tenant)
         plan.bulk_reason = bulk_reason(
@@ -227,6 +243,26 @@ class SignerPipeline:
         else:
             plan.copies = [_Copy(tuple(kept), submission.data)]
         return plan
+
+    def _seven_bit(self, submission: Submission) -> tuple[Submission, str]:
+        """The Submission with its content made 7-bit where possible, ``body_8bit`` saying
+        what is left (decided on the bytes: the flag of an older writer may be unset), and
+        the signed event's note."""
+        if submission.data.isascii():
+            if not submission.body_8bit:
+                return submission, ""
+            return msgspec.structs.replace(submission, body_8bit=False), ""
+        conversion = to_7bit(submission.data)
+        if conversion.kept_8bit:
+            self.metrics.eight_bit.labels(KEPT_8BIT).inc()
+            note = f"; stays 8-bit: {conversion.kept_8bit}"
+        else:
+            self.metrics.eight_bit.labels(CONVERTED).inc()
+            note = f"; 8-bit content made 7-bit ({conversion.parts} parts re-encoded)"
+        converted = msgspec.structs.replace(
+            submission, data=conversion.data, body_8bit=bool(conversion.kept_8bit)
+        )
+        return converted, note
 
     def _personal(
         self, plan: _Plan, rcpt: str, sender_domain: str, unsubscribe: bool, now: float
@@ -344,6 +380,7 @@ class SignerPipeline:
                 now,
                 check="dkim",
                 detail=_describe(plan.keys, len(made))
+                + plan.eight_bit
                 + self._bulk_note(plan)
                 + plan.tracking.note()
                 + _held(plan, now),

@@ -146,7 +146,10 @@ def classify_class(
         return Classification(_temporary(klass, specific), f"rfc3463:{status}")
     rule = _first(table.ordinary, status, diagnostic, provider, lowered)
     if rule is not None:
-        return Classification(_temporary(klass, rule.bounce_class), f"rule:{rule.name}")
+        # Without an enhanced code the reply code says whether it is transient: a
+        # "450 user unknown" (a callout that could not verify) is not a hard bounce yet.
+        transient = klass or ("4" if 400 <= smtp_code < 500 else "")
+        return Classification(_temporary(transient, rule.bounce_class), f"rule:{rule.name}")
     if klass:
         generic = _GENERIC.get(subject, U)
         return Classification(_temporary(klass, generic), f"rfc3463:{status}")

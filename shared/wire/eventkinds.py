@@ -79,6 +79,14 @@ FIELD_DOCS: Mapping[str, str] = {
     "`mailboxfull`, `blocked`, ...).",
     "original_recipient": "The recipient the report names as the one the sender gave (RFC 3464 "
     "Original-Recipient), when it differs from `recipient` (forwarding, aliases).",
+    "dsn_notify": "The recipient's NOTIFY (RFC 3461): `NEVER`, or some of `SUCCESS`, "
+    "`FAILURE`, `DELAY`; absent: not given (a DSN on failure only).",
+    "dsn_orcpt": "The recipient as the sender first knew it (RFC 3461 ORCPT, decoded), as "
+    "`addr-type;address` (`rfc822;Bob@example.org`); absent: not given.",
+    "dsn_ret": "The sender's RET (RFC 3461): `FULL` or `HDRS`; absent: not given.",
+    "dsn_envid": "The sender's envelope id (RFC 3461 ENVID, decoded); absent: not given.",
+    "dsn_passed": "The MX offered DSN and was given the sender's DSN parameters: it, not "
+    "Postline, sends the success notice (RFC 3461 5.2.1).",
     "url": "The link's original URL (from the signed token, never from the request).",
     "link": "The link's number in the message (1 = the first tracked link).",
     "agent": "The class of the user agent: browser, mail_client, apple_mpp, gmail_proxy, "
@@ -98,8 +106,8 @@ FIELD_DOCS: Mapping[str, str] = {
     "tls_policy": "The policy as RFC 8460 reports it: the MTA-STS policy's lines or the "
     "TLSA records.",
     "tls_mx_patterns": "The MTA-STS policy's `mx` patterns.",
-    "requiretls": "The message was sent with REQUIRETLS (RFC 8689): its DSN to the sender "
-    "goes with REQUIRETLS too.",
+    "requiretls": "The message was sent with REQUIRETLS (RFC 8689): the DSN or notice made "
+    "of this event goes to the sender with REQUIRETLS too.",
 }
 
 
@@ -121,7 +129,7 @@ def _kind(
 
 _DELIVERY = (
     "delivery_id sender mx provider tls tls_security tls_verified tls_cipher attempt tags "
-    "tenant bulk source"
+    "tenant bulk source dsn_notify dsn_orcpt dsn_ret dsn_envid"
 )
 _REPORT = "mx provider check detail tenant original_recipient"
 _BOUNCE_CLASS = (
@@ -164,7 +172,8 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.DELIVERED,
             "A recipient's MX accepted the message (a 2xx reply): one per recipient.",
             "message_id recipient domain delivery_id reply attempt classification stage",
-            "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source",
+            "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source "
+            "dsn_notify dsn_orcpt dsn_ret dsn_envid dsn_passed requiretls",
             classification="`delivered`.",
         ),
         _kind(
@@ -172,7 +181,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "A temporary failure: the deliverer retries later (a 4xx reply or a connection "
             "failure), or a delayed-delivery report came back.",
             "message_id recipient domain classification stage",
-            f"reply reason {_DELIVERY} check detail original_recipient",
+            f"reply reason {_DELIVERY} check detail original_recipient requiretls",
             classification=_BOUNCE_CLASS,
         ),
         _kind(
@@ -188,7 +197,8 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.EXPIRED,
             "The message could not be delivered to the recipient before its maximum age.",
             "message_id recipient domain delivery_id reply classification reason stage",
-            "sender attempt detail tags tenant bulk requiretls",
+            "sender attempt detail tags tenant bulk dsn_notify dsn_orcpt dsn_ret dsn_envid "
+            "requiretls",
             classification="`expired`.",
             detail="The last temporary failure's reply.",
         ),

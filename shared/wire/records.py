@@ -46,6 +46,14 @@ class ClientInfo(msgspec.Struct, frozen=True, kw_only=True):
     listener: str = ""
 
 
+class RecipientDsn(msgspec.Struct, frozen=True, kw_only=True):
+    """One recipient's DSN parameters from RCPT TO (RFC 3461 4.1, 4.2), decoded."""
+
+    #: ``("NEVER",)``, or some of SUCCESS, FAILURE, DELAY; ``()``: not given (FAILURE).
+    notify: tuple[str, ...] = ()
+    orcpt: str = ""  # ORCPT as ``addr-type;address`` (xtext decoded); "" when not given
+
+
 class Submission(Record, frozen=True, kw_only=True):
     """A message accepted by ingest (topic ``postline.submitted``, key: message id)."""
 
@@ -62,6 +70,12 @@ class Submission(Record, frozen=True, kw_only=True):
     #: Deliver no earlier than this (epoch seconds; 0: at once): the API's ``send_at`` or the
     #: SMTP header ``X-Postline-Deliver-After`` (``shared.sendat``).
     send_at: float = 0.0
+    #: The DSN extension (RFC 3461, ``shared.dsnparams``): MAIL FROM's RET ("FULL", "HDRS";
+    #: "" not given) and ENVID (decoded; "" not given), and per recipient (the address as in
+    #: ``rcpt_to``) its NOTIFY and ORCPT; a recipient without any is not in ``dsn``.
+    dsn_ret: str = ""
+    dsn_envid: str = ""
+    dsn: dict[str, RecipientDsn] = {}
     #: Per-message TLS requirements (``shared.tlsrequire``): ``require_tls``: every hop over
     #: TLS with a verified certificate (REQUIRETLS, ``X-Postline-Require-TLS``, the tenant's
     #: setting); ``requiretls``: RFC 8689's REQUIRETLS on MAIL FROM, which also needs a
@@ -120,6 +134,10 @@ class Delivery(Record, frozen=True, kw_only=True):
     #: It waited in a retry tier, so ``postline.queue`` has an entry for it, removed (a
     #: tombstone) in the transaction that records how it ended (``shared.queue.index``).
     indexed: bool = False
+    #: The Submission's DSN parameters (RFC 3461), ``dsn`` for this copy's recipients only.
+    dsn_ret: str = ""
+    dsn_envid: str = ""
+    dsn: dict[str, RecipientDsn] = {}
     #: The Submission's TLS requirements (``shared.tlsrequire``), enforced per connection.
     require_tls: bool = False
     requiretls: bool = False
@@ -210,7 +228,9 @@ class Event(Record, frozen=True, kw_only=True):
     detail: str = ""
     tags: dict[str, str] = {}
     stage: str = ""
-    headers: bytes = b""  # bounced/expired: the original's header block, for the sender's DSN
+    #: bounced/expired, and delivered/deferred when the sender asked for a success or delay
+    #: notice (RFC 3461 NOTIFY): the original's header block, for the sender's DSN.
+    headers: bytes = b""
     bulk: bool = False  # bulk mail (signed, suppressed by the signer; bounced/expired: no DSN)
     tenant: str = ""  # the tenant the event belongs to ("" from writers before tenants)
     by: str = ""  # tenant_changed: who made the change
@@ -266,8 +286,21 @@ class Event(Record, frozen=True, kw_only=True):
     tls_policy_type: str = ""
     tls_policy: tuple[str, ...] = ()
     tls_mx_patterns: tuple[str, ...] = ()
-    #: bounced/expired by the deliverer: the message was sent with REQUIRETLS (RFC 8689),
-    #: so its DSN goes with REQUIRETLS too (RFC 8689 4.3).
+    #: delivered/deferred/bounced/expired by the deliverer: the sender's DSN request
+    #: (RFC 3461) for the recipient: NOTIFY (``()``: not given, FAILURE), ORCPT
+    #: (``addr-type;address``, decoded), and MAIL FROM's RET and ENVID. The bouncer's DSN
+    #: honours them.
+    dsn_notify: tuple[str, ...] = ()
+    dsn_orcpt: str = ""
+    dsn_ret: str = ""
+    dsn_envid: str = ""
+    #: delivered: the MX offered DSN and was given the sender's parameters, so it, not
+    #: Postline, owes the success and delay notices (RFC 3461 5.2.1); false: Postline sends
+    #: a "relayed" notice when SUCCESS was asked (RFC 3461 5.2.2).
+    dsn_passed: bool = False
+    #: bounced/expired by the deliverer, and delivered/deferred events that carry the
+    #: headers for a success or delay notice: the message was sent with REQUIRETLS (RFC
+    #: 8689), so the DSN made of the event goes with REQUIRETLS too (RFC 8689 4.3).
     requiretls: bool = False
 
 
@@ -738,3 +771,21 @@ class WebhookAttempt(Record, frozen=True, kw_only=True):
     first_at: float = 0.0  # when the first attempt failed (the age counts from here)
     not_before: float = 0.0  # due at; 0 = at once
     error: str = ""  # why the last attempt failed
+
+
+class MtaStsPolicy(Record, frozen=True, kw_only=True):
+    """A recipient domain's MTA-STS policy as last fetched (``postline.mta-sts``, compacted,
+    key: the domain, lower case).
+
+    Written by whichever deliverer replica fetched it (RFC 8461 3.3); every replica follows the
+    topic, so one fetch serves all of them and the cache outlives restarts (RFC 8461 5.1:
+    a cached policy is used until ``fetched_at + max_age``, also when a refetch fails).
+    """
+
+    domain: str
+    policy_id: str  # the ``id`` of the ``_mta-sts`` TXT record when it was fetched
+    mode: str  # "enforce", "testing" or "none"
+    max_age: int  # seconds, from the policy
+    mx: tuple[str, ...] = ()  # the ``mx`` patterns
+    lines: tuple[str, ...] = ()  # the policy's lines (TLS-RPT's policy-string)
+    fetched_at: float  # when it was fetched (epoch seconds)

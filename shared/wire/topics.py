@@ -19,6 +19,7 @@ from shared.wire.records import (
     DeadLetterState,
     Delivery,
     Event,
+    MtaStsPolicy,
     Quarantined,
     QueueEntry,
     QueueSnapshot,
@@ -82,7 +83,8 @@ class Topic(Generic[R]):
         """Decode wire bytes; raises :class:`DecodeError` naming the topic and the problem."""
         try:
             return self._decoder.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        # UnicodeDecodeError: a string that is not UTF-8 (msgspec does not wrap it).
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise DecodeError(
                 f"{self.name}: cannot decode {self.record_type.__name__}: {exc}"
             ) from exc
@@ -252,6 +254,17 @@ DEAD_STATE: Topic[DeadLetterState] = Topic(
     "redrive (compacted, keyed by the dead letter's partition and offset).",
 )
 
+MTA_STS: Topic[MtaStsPolicy] = Topic(
+    "postline.mta-sts",
+    MtaStsPolicy,
+    lambda p: p.domain.lower(),
+    partitions=1,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="Recipient domains' MTA-STS policies as the deliverer last fetched them (RFC 8461), "
+    "shared by every replica and kept across restarts (compacted, key: domain).",
+)
+
 
 def lane_of(delivery: Delivery) -> Topic[Delivery]:
     """The outbound topic (the lane) of ``delivery``: bulk mail on ``postline.outbound.bulk``,
@@ -306,6 +319,7 @@ def all_topics(
         DEAD,
         DEAD_STATE,
         QUARANTINE,
+        MTA_STS,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
     topics += [webhook_retry_topic(t) for t in webhook_tiers]

@@ -18,7 +18,7 @@ import re
 import smtplib
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
@@ -59,8 +59,12 @@ def submit(
     data: bytes,
     *,
     relay: bool = False,
+    mail_options: Sequence[str] = (),
+    rcpt_options: Mapping[str, Sequence[str]] | None = None,
 ) -> Sent:
-    """Send one message through ingest; never raises for a refused recipient."""
+    """Send one message through ingest; never raises for a refused recipient.
+    ``mail_options`` and ``rcpt_options`` (per recipient) are ESMTP parameters
+    (``RET=HDRS``, ``NOTIFY=SUCCESS``)."""
     m = cluster.materials
     port = cluster.ports.relay if relay else cluster.ports.submission
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
@@ -69,12 +73,12 @@ def submit(
             client.starttls(context=m.pki.client_context())
             client.ehlo("app.harness.test")
             client.login(m.user, m.password)
-        code, reply = client.mail(mail_from)
+        code, reply = client.mail(mail_from, list(mail_options))
         if code != 250:
             return Sent(code, reply, "", {})
         refused: dict[str, tuple[int, bytes]] = {}
         for rcpt in rcpts:
-            rcode, rreply = client.rcpt(rcpt)
+            rcode, rreply = client.rcpt(rcpt, list((rcpt_options or {}).get(rcpt, ())))
             if rcode not in (250, 251):
                 refused[rcpt] = (rcode, rreply)
         if len(refused) == len(rcpts):

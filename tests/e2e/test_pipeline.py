@@ -232,3 +232,29 @@ def test_null_sender_from_trusted_relay_keeps_a_null_return_path(cluster: Cluste
     assert client.verify_dkim(copy.data, cluster.ports.dns) == [True, True]
     [accepted] = cluster.events.events(sent.message_id, kinds=[EventKind.ACCEPTED])
     assert accepted.sender == ""
+
+
+def test_notify_success_produces_a_success_dsn(cluster: Cluster) -> None:
+    # RFC 3461: beta.test's MX offers no DSN, so once it took the message Postline itself
+    # tells the sender, with a "relayed" notice (5.2.2) carrying the ENVID and the ORCPT.
+    rcpt = "notify@beta.test"
+    data = client.message(SENDER, [rcpt], "Scenario notify", BODY, ())
+    sent = client.submit(
+        cluster,
+        SENDER,
+        [rcpt],
+        data,
+        mail_options=["RET=HDRS", "ENVID=order+2B42"],
+        rcpt_options={rcpt: ["NOTIFY=SUCCESS", "ORCPT=rfc822;Notify@Beta.test"]},
+    )
+    assert sent.code == 250 and sent.message_id, sent
+    wait_copy(cluster, rcpt)
+    dsn = wait_dsn(cluster, sent.message_id)
+    assert dsn.mail_from in ("", "<>")
+    assert b"Action: relayed" in dsn.data and b"Status: 2.0.0" in dsn.data
+    assert b"Original-Envelope-Id: order+42" in dsn.data
+    assert b"Original-Recipient: rfc822;Notify@Beta.test" in dsn.data
+    assert b"Final-Recipient: rfc822; notify@beta.test" in dsn.data
+    assert b"Subject: Scenario notify" in dsn.data  # the original's headers
+    # Its sending became a delivered event of its own, about the DSN's recipient.
+    assert cluster.events.counts(sent.message_id) == Counter(accepted=1, signed=1, delivered=1)

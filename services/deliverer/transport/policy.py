@@ -89,6 +89,13 @@ class HostPolicy:
     #: patterns; DANE: the TLSA lookup failed for a signed host).
     refused: TlsCheckFailed | None = None
     report: PolicyReport = NO_POLICY
+    #: A failure to report without acting on it: an MTA-STS policy that could not be
+    #: fetched, with none cached, leaves the configuration in charge (RFC 8461 5) and is
+    #: still counted for TLS-RPT (RFC 8460 4.3.2.1, ``sts-policy-fetch-error``).
+    noted: TlsCheckFailed | None = None
+    #: The configuration's ``tls``/``verify_certs`` decide the connection; this policy
+    #: only brings its ``report`` and ``noted`` failure.
+    inherit: bool = False
 
 
 #: No published policy and nothing configured: encrypt when offered, never authenticate.

@@ -21,7 +21,13 @@ from services.ingest.replies import Reply
 from shared.credential_holds import HeldCredentials
 from shared.suppressions import SuppressionTable
 from shared.tenants import IMPLICIT_DEFAULT, TenantTable
-from shared.wire.records import DEFAULT_TENANT, SendingDomain, Tenant, TenantState
+from shared.wire.records import (
+    DEFAULT_TENANT,
+    RecipientDsn,
+    SendingDomain,
+    Tenant,
+    TenantState,
+)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -68,6 +74,11 @@ class Transaction:
     tenant: str = DEFAULT_TENANT
     #: The AUTH login or API key id it came with ("" when relayed without AUTH).
     credential: str = ""
+    #: The DSN parameters (RFC 3461): MAIL FROM's RET and ENVID, and per recipient its
+    #: NOTIFY and ORCPT (recipients that gave neither are not in ``dsn``).
+    dsn_ret: str = ""
+    dsn_envid: str = ""
+    dsn: dict[str, RecipientDsn] = field(default_factory=dict)
 
     @property
     def sender_domain(self) -> str:

@@ -1,4 +1,4 @@
-"""The MIME structure of a raw message, walked on its bytes, and one part's text in and out.
+"""The text parts tracking rewrites, found on the raw bytes, and one part's text in and out.
 
 :func:`text_parts` finds the text parts tracking may rewrite (text/html, and text/plain when
 asked; inline, not attachments) as byte spans of the message, so every other byte (headers,
@@ -21,28 +21,25 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import re
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from services.signer.mimebytes import (
+    CTE_FIELD,
+    MAX_DEPTH,
+    SIGNED_TYPES,
+    MimeStructureError,
+    base64_lines,
+    body_parts,
+    header_span,
+    quoted_printable,
+)
 from shared.errors import Untrackable
 
-MAX_DEPTH = 32  # nesting past this is an attack or a broken generator, not mail
 MAX_LINE = 998  # RFC 5322 2.1.1
-_SIGNED = frozenset(
-    {
-        "multipart/signed",  # RFC 1847 (S/MIME, PGP/MIME)
-        "multipart/encrypted",
-        "application/pkcs7-mime",  # RFC 8551 3.2: signed-data or enveloped-data
-        "application/x-pkcs7-mime",
-    }
-)
 _ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_CTE_FIELD = re.compile(rb"^content-transfer-encoding[ \t]*:.*(?:\r?\n[ \t].*)*\r?\n", re.I | re.M)
-_BASE64_LINE = 57  # bytes per 76-character line (RFC 2045 6.8)
 
 
 @dataclass(frozen=True)
@@ -59,37 +56,6 @@ class TextPart:
     newline: bytes  # b"\r\n" or b"\n", as the part has them
 
 
-def _header(data: bytes, start: int, end: int) -> tuple[int, int]:
-    """Where the entity's header block ends and its body starts."""
-    for blank in (b"\r\n", b"\n"):
-        if data.startswith(blank, start):  # no header fields: RFC 2045 defaults apply
-            return start, start + len(blank)
-    match = _HEADER_END.search(data, start, end)
-    if match is None:
-        return end, end  # a header without a body
-    line_break = 2 if data[match.start() : match.start() + 1] == b"\r" else 1
-    return match.start() + line_break, match.end()
-
-
-def _parts(data: bytes, start: int, end: int, boundary: str) -> list[tuple[int, int]]:
-    """The body parts of a multipart body as (start, end) spans."""
-    marker = re.escape(boundary.encode("ascii"))
-    delimiter = re.compile(rb"^--" + marker + rb"(--)?[ \t]*(\r?\n|\Z)", re.M)
-    spans: list[tuple[int, int]] = []
-    opened: int | None = None
-    for match in delimiter.finditer(data, start, end):
-        if opened is not None:
-            close = match.start()
-            for line_break in (b"\n", b"\r"):  # the line break before belongs to the delimiter
-                if close > opened and data[close - 1 : close] == line_break:
-                    close -= 1
-            spans.append((opened, close))
-        if match.group(1):
-            return spans
-        opened = match.end()
-    raise Untrackable("unparseable", f"multipart without its closing boundary {boundary!r}")
-
-
 def _codec(fields: Message) -> str:
     charset = fields.get_content_charset() or "us-ascii"
     try:
@@ -103,11 +69,11 @@ def _walk(
 ) -> list[TextPart]:
     if depth > MAX_DEPTH:
         raise Untrackable("unparseable", f"MIME nested deeper than {MAX_DEPTH}")
-    header_end, body_start = _header(data, start, end)
+    header_end, body_start = header_span(data, start, end)
     fields = BytesHeaderParser(policy=compat32).parsebytes(data[start:header_end])
     fields.set_default_type(default)
     ctype = fields.get_content_type()
-    if ctype in _SIGNED:
+    if ctype in SIGNED_TYPES:
         raise Untrackable("signed_content", f"the message has {ctype} content")
     if ctype.startswith("multipart/"):
         boundary = fields.get_boundary()
@@ -115,7 +81,11 @@ def _walk(
             raise Untrackable("unparseable", f"{ctype} without a usable boundary")
         child = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
         found: list[TextPart] = []
-        for part_start, part_end in _parts(data, body_start, end, boundary):
+        try:
+            spans = body_parts(data, body_start, end, boundary)
+        except MimeStructureError as exc:
+            raise Untrackable("unparseable", str(exc)) from None
+        for part_start, part_end in spans:
             found += _walk(data, part_start, part_end, default=child, depth=depth + 1, plain=plain)
         return found
     wanted = ctype == "text/html" or (plain and ctype == "text/plain")
@@ -167,26 +137,6 @@ def _lines_fit(payload: bytes) -> bool:
     return all(len(line.rstrip(b"\r")) <= MAX_LINE for line in payload.split(b"\n"))
 
 
-def _quoted_printable(payload: bytes, newline: bytes) -> bytes:
-    pairs = payload.count(b"\r\n")
-    # A CR or LF that is not part of the part's line break is content: b2a_qp's text mode
-    # would write it raw (a bare CR or LF in the message), its binary mode encodes it.
-    lone = payload.count(b"\r") != pairs or (newline == b"\r\n" and payload.count(b"\n") != pairs)
-    encoded = binascii.b2a_qp(payload, quotetabs=False, istext=not lone, header=False)
-    # b2a_qp breaks lines with CRLF when the payload's first line break is one, else "\n".
-    if newline == b"\r\n" and b"\r\n" not in encoded:
-        return encoded.replace(b"\n", b"\r\n")
-    return encoded
-
-
-def _base64(payload: bytes, newline: bytes) -> bytes:
-    lines = [
-        binascii.b2a_base64(payload[i : i + _BASE64_LINE], newline=False)
-        for i in range(0, len(payload), _BASE64_LINE)
-    ]
-    return newline.join(lines)
-
-
 def encode(message: bytes, part: TextPart, text: str) -> tuple[bytes, bytes]:
     """The part's header block and body for ``text``, in the part's own charset and
     transfer encoding (quoted-printable instead of a 7bit/8bit one ``text`` no longer fits);
@@ -204,10 +154,10 @@ def encode(message: bytes, part: TextPart, text: str) -> tuple[bytes, bytes]:
     if encoding == "base64":
         # Line breaks after base64 text are not content: keep the part's own.
         trail = original[len(original.rstrip(b"\r\n")) :]
-        return header, _base64(payload, part.newline) + trail
+        return header, base64_lines(payload, part.newline) + trail
     if encoding == "quoted-printable":
         if encoding != part.encoding:
-            header = _CTE_FIELD.sub(b"", header)
+            header = CTE_FIELD.sub(b"", header)
             header += b"Content-Transfer-Encoding: quoted-printable" + part.newline
-        return header, _quoted_printable(payload, part.newline)
+        return header, quoted_printable(payload, part.newline)
     return header, payload

@@ -23,6 +23,7 @@ from services.deliverer.outcome import (
     BAD_SENDER_SYNTAX,
     CONNECTION_LOST,
     DNS_TEMPORARY,
+    EIGHTBIT_UNAVAILABLE,
     LOCAL_FAILURE,
     NO_ANSWER,
     NO_MAIL_HOST,
@@ -289,6 +290,15 @@ SYNTHETIC_TABLE: list[tuple[SmtpReply, SmtpReply, Outcome]] = [
     (
         SMTPUTF8_UNAVAILABLE,
         R(553, "5.6.7", "SMTPUTF8 is required, but was not offered by the host"),
+        B,
+    ),
+    (
+        EIGHTBIT_UNAVAILABLE,
+        R(
+            554,
+            "5.6.3",
+            "8-bit content, but 8BITMIME was not offered by the host (conversion not supported)",
+        ),
         B,
     ),
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from services.deliverer.config import Timeouts
 from services.deliverer.outcome import Outcome
 from services.deliverer.session import Session, SessionOptions, Target
 from services.deliverer.transport.policy import ResultType, TlsCheckFailed
-from shared.wire.records import Delivery
+from shared.wire.records import Delivery, RecipientDsn
 from testing.smtpsink import DROP, SmtpSink, server_tls_context
 
 MESSAGE = b"From: a@sender.test\r\nTo: b@dest.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -142,3 +143,40 @@ async def test_connection_refused_raises() -> None:
         port = sink.port
     with pytest.raises(OSError):
         await Session.open(Target("mx.dest.test", "127.0.0.1", port), OPTIONS)
+
+
+def dsn_delivery() -> Delivery:
+    return msgspec.structs.replace(
+        delivery("b@dest.test", "c@dest.test"),
+        dsn_ret="HDRS",
+        dsn_envid="QQ 314+159",
+        dsn={
+            "b@dest.test": RecipientDsn(notify=("SUCCESS", "DELAY"), orcpt="rfc822;B+x@Dest.test")
+        },
+    )
+
+
+async def test_dsn_parameters_go_to_a_server_offering_dsn() -> None:
+    # RFC 3461 5.2.1: relayed to a DSN server with the parameters, xtext encoded again.
+    async with SmtpSink(dsn=True) as sink:
+        session = await Session.open(target(sink), OPTIONS)
+        assert session.dsn
+        results = await session.send(dsn_delivery(), max_recipients=100)
+        assert {r.outcome for r in results.values()} == {Outcome.DELIVERED}
+        await session.close()
+        assert sink.dsn_params == [
+            ("MAIL", "bounce@sender.test", ("RET=HDRS", "ENVID=QQ+20314+2B159")),
+            ("RCPT", "b@dest.test", ("NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;B+2Bx@Dest.test")),
+            ("RCPT", "c@dest.test", ()),
+        ]
+
+
+async def test_dsn_parameters_are_not_sent_to_a_server_without_dsn() -> None:
+    # RFC 3461 5.2.2: such a server would refuse them (555); the mail goes without them.
+    async with SmtpSink() as sink:
+        session = await Session.open(target(sink), OPTIONS)
+        assert not session.dsn
+        results = await session.send(dsn_delivery(), max_recipients=100)
+        assert {r.outcome for r in results.values()} == {Outcome.DELIVERED}
+        await session.close()
+        assert [params for _, _, params in sink.dsn_params] == [(), (), ()]

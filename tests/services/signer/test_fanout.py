@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from services.signer.fanout import Envelope, deliveries, group_by_domain, return_path
 from shared.errors import ForgedToken
-from shared.wire.records import ClientInfo, Submission
+from shared.wire.records import ClientInfo, RecipientDsn, Submission
 from shared.wire.tokens import parse_verp
 from tests.services.signer.conftest import SECRET
 
@@ -106,3 +107,23 @@ def test_forged_or_altered_verp_is_rejected() -> None:
 
 def _fields(submission: Submission) -> dict[str, object]:
     return {name: getattr(submission, name) for name in submission.__struct_fields__}
+
+
+@pytest.mark.parametrize("verp", [True, False])
+def test_each_copy_carries_the_dsn_request_of_its_own_recipients(verp: bool) -> None:
+    bob = RecipientDsn(notify=("SUCCESS",), orcpt="rfc822;Bob@one.test")
+    carol = RecipientDsn(notify=("NEVER",))
+    submission = msgspec.structs.replace(
+        SUBMISSION,
+        dsn_ret="HDRS",
+        dsn_envid="E1",
+        dsn={"B@ONE.test": bob, "c@two.test": carol},
+    )
+    made = deliveries(
+        submission, submission.rcpt_to, b"signed", envelope(verp), 2_000.0, per_recipient=False
+    )
+    for delivery in made:
+        assert (delivery.dsn_ret, delivery.dsn_envid) == ("HDRS", "E1")
+        expected = {r: submission.dsn[r] for r in delivery.rcpt_to if r in submission.dsn}
+        assert delivery.dsn == expected
+    assert {r: d for copy in made for r, d in copy.dsn.items()} == submission.dsn

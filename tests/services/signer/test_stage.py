@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from services.signer.keys import KeyStore
+from services.signer.sevenbit import to_7bit
 from services.signer.stage import GROUP, SignerStage, create
 from shared.bus.base import BusMessage
 from shared.bus.embedded import EmbeddedBus
@@ -205,7 +206,8 @@ async def test_signs_fans_out_with_verp_and_drops_suppressed(
         for delivery in made:
             token = parse_verp(delivery.mail_from, SECRET)
             assert (token.message_id, token.recipient) == (sub.id, delivery.rcpt_to[0])
-            assert delivery.data.endswith(sub.data)  # signatures prepended, nothing re-encoded
+            # Signatures prepended to the message made 7-bit (sevenbit.py), nothing else.
+            assert delivery.data.endswith(to_7bit(sub.data).data)
             assert await verify(delivery.data, dns.port, 0)  # RSA
             assert await verify(delivery.data, dns.port, 1)  # Ed25519
     # The same signed bytes for every copy: non-bulk mail is signed once.
@@ -278,7 +280,7 @@ async def test_allow_unsigned_sends_without_signature(tmp_path: Path, keys_dir: 
         await signer.events(1)
         made = await signer.deliveries()
         assert signer.metric("postline_signer_messages_total", {"result": "unsigned"}) == 1
-    assert [d.data for d in made] == [sub.data]
+    assert [d.data for d in made] == [to_7bit(sub.data).data]
 
 
 async def test_suppression_added_while_running_applies(tmp_path: Path, keys_dir: Path) -> None:

@@ -44,3 +44,16 @@ def test_a_transient_failure_never_suppresses_at_once() -> None:
     assert (transient.bounce_class, transient.rule) == (S, "reason:userunknown")
     final = classify("4.1.5", 450, "no rule matches this text", "", TABLE, permanent=True)
     assert (final.bounce_class, final.rule) == (BounceClass.HARD, "reason:userunknown")
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"), [(450, S), (451, S), (550, BounceClass.HARD), (0, BounceClass.HARD)]
+)
+def test_a_rule_verdict_without_a_status_follows_the_reply_codes_class(
+    code: int, expected: BounceClass
+) -> None:
+    # "User unknown" matches a hard rule; without an enhanced code only the reply code says
+    # whether the server meant it (a 450 from a callout that could not verify is transient).
+    verdict = classify_class("", code, "User unknown", "", TABLE)
+    assert verdict.rule.startswith("rule:")
+    assert verdict.bounce_class is expected

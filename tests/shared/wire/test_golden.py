@@ -10,7 +10,8 @@ these tests loudly instead of passing unnoticed.
 What is pinned:
 
 - each topic's record type (Submission, Delivery, Event, Suppression, Tenant, ControlAction,
-  QueueEntry, QueueSnapshot, Reputation, Quarantined, DeadLetter, DeadLetterState) encoded
+  QueueEntry, QueueSnapshot, Reputation, Quarantined, DeadLetter, DeadLetterState,
+  MtaStsPolicy) encoded
   with its topic's codec, once with every field (nested ones too) set away from its default
   and once with only the required fields, plus the record's partitioning key; the golden
   bytes decode back to the same record;
@@ -69,10 +70,12 @@ from shared.wire.records import (
     DkimKeyRecord,
     Event,
     EventKind,
+    MtaStsPolicy,
     Quarantined,
     QueueEntry,
     QueueLoad,
     QueueSnapshot,
+    RecipientDsn,
     Record,
     Reputation,
     ReputationBucket,
@@ -109,6 +112,7 @@ from shared.wire.topics import (
     DEAD,
     DEAD_STATE,
     EVENTS,
+    MTA_STS,
     OUTBOUND,
     QUARANTINE,
     QUEUE,
@@ -152,6 +156,13 @@ SUBMISSION = Submission(
     body_8bit=True,
     tenant="acme",
     send_at=AT + 3600,
+    dsn_ret="HDRS",
+    dsn_envid="QQ314159",
+    dsn={
+        "bob@example.org": RecipientDsn(
+            notify=("SUCCESS", "FAILURE"), orcpt="rfc822;Bob@Example.org"
+        )
+    },
     require_tls=True,
     requiretls=True,
     tls_optional=True,
@@ -197,6 +208,11 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tenant="acme",
             send_at=AT + 60,
             indexed=True,
+            dsn_ret="FULL",
+            dsn_envid="QQ314159",
+            dsn={
+                "bob@example.org": RecipientDsn(notify=("DELAY",), orcpt="rfc822;bob@example.org")
+            },
             require_tls=True,
             requiretls=True,
             tls_optional=True,
@@ -252,6 +268,11 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             tls_policy_type="sts",
             tls_policy=("version: STSv1", "mode: enforce", "mx: *.example.org", "max_age: 86400"),
             tls_mx_patterns=("*.example.org",),
+            dsn_notify=("SUCCESS", "DELAY"),
+            dsn_orcpt="rfc822;Bob@Example.org",
+            dsn_ret="HDRS",
+            dsn_envid="QQ314159",
+            dsn_passed=True,
             requiretls=True,
         ),
     ),
@@ -533,6 +554,25 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             note="fixed upstream",
         ),
     ),
+    "MtaStsPolicy": (
+        MTA_STS,
+        MtaStsPolicy(
+            schema=1,
+            domain="example.org",
+            policy_id="20261207T0000",
+            mode="enforce",
+            max_age=604800,
+            mx=("mx1.example.org", "*.mail.example.org"),
+            lines=(
+                "version: STSv1",
+                "mode: enforce",
+                "mx: mx1.example.org",
+                "mx: *.mail.example.org",
+                "max_age: 604800",
+            ),
+            fetched_at=AT,
+        ),
+    ),
     "WebhookAttempt": (
         webhook_retry_topic("30s"),
         WebhookAttempt(
@@ -592,6 +632,9 @@ MINIMAL: dict[str, Record] = {
         at=AT,
     ),
     "DeadLetterState": DeadLetterState(partition=0, offset=0, state="purged", at=AT),
+    "MtaStsPolicy": MtaStsPolicy(
+        domain="example.org", policy_id="1", mode="none", max_age=86400, fetched_at=AT
+    ),
     "WebhookAttempt": WebhookAttempt(tenant="t", endpoint="wh_1", event_id="evt_1", payload=b"{}"),
 }
 

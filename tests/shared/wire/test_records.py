@@ -260,7 +260,16 @@ def test_a_newer_writer_with_unknown_fields_is_still_readable() -> None:
 
 
 @pytest.mark.parametrize(
-    "garbage", [b"", b"\xc1", b"\x93\x01\x02\x03", msgspec.msgpack.encode({"id": 5})]
+    "garbage",
+    [
+        b"",
+        b"\xc1",
+        b"\x93\x01\x02\x03",
+        msgspec.msgpack.encode({"id": 5}),
+        # A string that is not UTF-8 (a lone surrogate as CESU-8): msgspec raises
+        # UnicodeDecodeError, not its DecodeError; it once killed the consumer loop.
+        msgspec.msgpack.encode({"id": "SURR"}).replace(b"SURR", b"\xed\xa0\x80z"),
+    ],
 )
 def test_undecodable_bytes_raise_decode_error_naming_the_topic(garbage: bytes) -> None:
     with pytest.raises(DecodeError, match=r"postline\.submitted"):

@@ -15,6 +15,7 @@ from email.policy import default as default_policy
 import pytest
 
 from services.signer.config import TrackingConfig
+from services.signer.mimebytes import quoted_printable
 from services.signer.tracking import mime
 from services.signer.tracking.tracker import Decision, Tracker
 from shared.errors import ForgedToken, Untrackable
@@ -98,7 +99,7 @@ def alternative(html_part: bytes, text_part: bytes | None = None) -> bytes:
 
 
 def qp_latin1() -> bytes:
-    body = mime._quoted_printable(HTML.encode("iso-8859-1"), b"\r\n")
+    body = quoted_printable(HTML.encode("iso-8859-1"), b"\r\n")
     return (
         b"Content-Type: text/html; charset=ISO-8859-1\r\n"
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body

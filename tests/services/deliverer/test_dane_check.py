@@ -1,0 +1,159 @@
+"""The DANE certificate check (RFC 7672 3.1): TLSA records against certificate chains from
+the test PKI, pure logic with a fixed clock, and the chain as a real TLS handshake
+delivers it (``peer_chain`` reads CPython's private API before 3.13)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ssl
+
+import pytest
+
+from services.deliverer.transport.dane import (
+    DaneCheck,
+    Tlsa,
+    check_chain,
+    names_host,
+    peer_chain,
+)
+from services.deliverer.transport.policy import ResultType, TlsCheckFailed
+from testing.pki import Issued, make_ca, make_leaf, server_context, tlsa
+
+NOW = datetime.datetime(2030, 6, 1, 12, 0, tzinfo=datetime.UTC)
+HOST = "mx1.dane.test"
+
+
+def _records(*texts: str) -> list[Tlsa]:
+    return [Tlsa.parse(text) for text in texts]
+
+
+def _fails(chain: list[Issued], records: list[Tlsa], host: str = HOST) -> ResultType:
+    with pytest.raises(TlsCheckFailed) as failure:
+        check_chain([c.cert for c in chain], host, records, NOW)
+    return failure.value.result_type
+
+
+@pytest.fixture(scope="module")
+def pki() -> dict[str, Issued]:
+    root = make_ca("Root", now=NOW)
+    mid = make_ca("Mid", issuer=root, now=NOW)
+    return {
+        "root": root,
+        "mid": mid,
+        "leaf": make_leaf(mid, [HOST], now=NOW),
+        "other": make_leaf(mid, ["mx9.elsewhere.test"], now=NOW),
+        "expired": make_leaf(mid, [HOST], now=NOW, expired=True),
+        "self": make_leaf(None, ["whatever.test"], now=NOW, expired=True),
+    }
+
+
+@pytest.mark.parametrize("params", [(3, 0, 0), (3, 0, 1), (3, 1, 1), (3, 1, 2), (3, 0, 2)])
+def test_dane_ee_matches_the_leaf_whatever_its_name_and_dates(
+    pki: dict[str, Issued], params: tuple[int, int, int]
+) -> None:
+    # RFC 7672 3.1.1: with DANE-EE neither names nor expiry are checked.
+    record = tlsa(*params, pki["self"])
+    check_chain([pki["self"].cert], HOST, _records(record), NOW)
+    assert _fails([pki["leaf"], pki["mid"]], _records(record)) is ResultType.VALIDATION_FAILURE
+
+
+def test_dane_ee_never_matches_an_issuer(pki: dict[str, Issued]) -> None:
+    records = _records(tlsa(3, 1, 1, pki["mid"]))
+    assert _fails([pki["leaf"], pki["mid"]], records) is ResultType.VALIDATION_FAILURE
+
+
+@pytest.mark.parametrize("anchor", ["mid", "root"])
+@pytest.mark.parametrize("params", [(2, 0, 1), (2, 1, 1), (2, 1, 2), (2, 0, 0)])
+def test_dane_ta_accepts_a_chain_to_a_presented_anchor(
+    pki: dict[str, Issued], anchor: str, params: tuple[int, int, int]
+) -> None:
+    records = _records(tlsa(*params, pki[anchor]))
+    # The presented order does not matter, only the signatures.
+    check_chain([pki["leaf"].cert, pki["root"].cert, pki["mid"].cert], HOST, records, NOW)
+
+
+def test_dane_ta_anchor_must_be_presented(pki: dict[str, Issued]) -> None:
+    records = _records(tlsa(2, 0, 1, pki["root"]))
+    assert _fails([pki["leaf"], pki["mid"]], records) is ResultType.VALIDATION_FAILURE
+
+
+def test_dane_ta_checks_the_leaf_names_the_mx_host(pki: dict[str, Issued]) -> None:
+    records = _records(tlsa(2, 0, 1, pki["mid"]))
+    chain = [pki["other"], pki["mid"]]
+    assert _fails(chain, records) is ResultType.CERTIFICATE_HOST_MISMATCH
+    check_chain([c.cert for c in chain], "mx9.elsewhere.test", records, NOW)
+
+
+def test_dane_ta_checks_expiry_below_the_anchor(pki: dict[str, Issued]) -> None:
+    records = _records(tlsa(2, 0, 1, pki["mid"]))
+    assert _fails([pki["expired"], pki["mid"]], records) is ResultType.CERTIFICATE_EXPIRED
+
+
+def test_dane_ta_rejects_a_forged_or_non_ca_issuer(pki: dict[str, Issued]) -> None:
+    # Same issuer name, another key: the leaf's signature does not verify with the anchor.
+    impostor = make_ca("Mid", issuer=pki["root"], now=NOW)
+    forged = make_leaf(impostor, [HOST], now=NOW)
+    records = _records(tlsa(2, 0, 1, pki["mid"]))
+    assert _fails([forged, pki["mid"]], records) is ResultType.VALIDATION_FAILURE
+    # An issuer whose BasicConstraints say it is no CA cannot anchor a chain.
+    not_ca = make_ca("NotCA", issuer=pki["root"], now=NOW, ca=False)
+    leaf = make_leaf(not_ca, [HOST], now=NOW)
+    records = _records(tlsa(2, 0, 1, not_ca))
+    assert _fails([leaf, not_ca], records) is ResultType.VALIDATION_FAILURE
+
+
+def test_empty_chain_fails(pki: dict[str, Issued]) -> None:
+    assert _fails([], _records(tlsa(3, 1, 1, pki["leaf"]))) is ResultType.VALIDATION_FAILURE
+
+
+def test_usable_records() -> None:
+    digest = "ab" * 32
+    assert Tlsa.parse(f"3 1 1 {digest}").usable
+    assert Tlsa.parse(f"2 0 1 {digest}").usable
+    assert Tlsa.parse("3 0 2 " + "cd" * 64).usable
+    assert Tlsa.parse("3 0 0 3082").usable
+    assert not Tlsa.parse(f"1 1 1 {digest}").usable  # PKIX-EE: unusable for SMTP (3.1.3)
+    assert not Tlsa.parse(f"0 0 1 {digest}").usable  # PKIX-TA
+    assert not Tlsa.parse(f"3 2 1 {digest}").usable  # unknown selector
+    assert not Tlsa.parse(f"3 1 3 {digest}").usable  # unknown matching type
+    assert not Tlsa.parse("3 1 1 abcd").usable  # a truncated SHA-256
+    assert Tlsa.parse(f"3 1 1 {digest[:20]} {digest[20:]}").data == bytes.fromhex(digest)
+
+
+def test_reference_identifiers() -> None:
+    wild = make_leaf(None, ["*.dane.test", "mail.example.test"], now=NOW)
+    assert names_host(wild.cert, "mx1.dane.test")
+    assert names_host(wild.cert, "MAIL.example.test.")
+    assert not names_host(wild.cert, "a.mx1.dane.test")  # one label only
+    assert not names_host(wild.cert, "dane.test")
+
+
+async def test_check_on_a_real_handshake(pki: dict[str, Issued]) -> None:
+    """The chain as sent over TLS (leaf and intermediate) reaches the check; the client
+    context verifies nothing itself, as a DANE HostPolicy asks (verify_webpki False)."""
+    context = server_context(pki["leaf"], [pki["mid"]])
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        ssl_object = writer.get_extra_info("ssl_object")
+        assert peer_chain(ssl_object) == [pki["leaf"].der(), pki["mid"].der()]
+        clock = lambda: NOW  # noqa: E731
+        DaneCheck(tuple(_records(tlsa(2, 1, 1, pki["mid"]))), clock)(ssl_object, HOST)
+        DaneCheck(tuple(_records(tlsa(3, 1, 1, pki["leaf"]))), clock)(ssl_object, HOST)
+        with pytest.raises(TlsCheckFailed) as failure:
+            DaneCheck(tuple(_records(tlsa(3, 1, 1, pki["other"]))), clock)(ssl_object, HOST)
+        assert failure.value.result_type is ResultType.VALIDATION_FAILURE
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()

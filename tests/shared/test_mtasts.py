@@ -1,0 +1,138 @@
+"""RFC 8461 syntax: the TXT record (3.1), the policy file (3.2) and MX matching (4.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.mtasts import (
+    MAX_MAX_AGE,
+    PolicyInvalid,
+    mx_matches,
+    parse_policy,
+    parse_txt,
+    policy_host,
+    txt_name,
+    txt_policy_id,
+)
+
+POLICY = (
+    "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\n"
+    "max_age: 604800\r\n"
+)
+
+
+def test_policy_with_crlf_lines() -> None:
+    policy = parse_policy(POLICY)
+    assert policy.mode == "enforce"
+    assert policy.max_age == 604800
+    assert policy.mx == ("mail.example.com", "*.example.net")
+    assert policy.lines == (
+        "version: STSv1",
+        "mode: enforce",
+        "mx: mail.example.com",
+        "mx: *.example.net",
+        "max_age: 604800",
+    )
+
+
+def test_policy_with_lf_lines_whitespace_and_unknown_keys() -> None:
+    text = (
+        "version:STSv1\nmode:   testing  \nfuture_key: anything goes\nmx: MX.Example.COM\n"
+        "max_age: 86400"
+    )
+    policy = parse_policy(text)
+    assert (policy.mode, policy.max_age, policy.mx) == ("testing", 86400, ("mx.example.com",))
+    assert "future_key: anything goes" in policy.lines
+
+
+def test_mode_none_needs_no_mx() -> None:
+    assert parse_policy("version: STSv1\nmode: none\nmax_age: 86400\n").mx == ()
+
+
+def test_first_of_a_repeated_key_counts() -> None:
+    policy = parse_policy("version: STSv1\nmode: testing\nmode: enforce\nmx: a.b\nmax_age: 1\n")
+    assert policy.mode == "testing"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("mode: enforce\nmx: a.b\nmax_age: 1\n", "version"),
+        ("version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n", "version"),
+        ("version: STSv1\nmode: Enforce\nmx: a.b\nmax_age: 1\n", "mode"),
+        ("version: STSv1\nmx: a.b\nmax_age: 1\n", "mode"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\n", "max_age"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", "max_age"),
+        ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 1d\n", "max_age"),
+        (f"version: STSv1\nmode: enforce\nmx: a.b\nmax_age: {MAX_MAX_AGE + 1}\n", "max_age"),
+        ("version: STSv1\nmode: enforce\nmax_age: 86400\n", "without any mx"),
+        ("version: STSv1\nmode: enforce\nmx: *.*.b\nmax_age: 1\n", "mx pattern"),
+        ("version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 1\n", "mx pattern"),
+        ("version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n", "mx pattern"),
+        ("version: STSv1\nmode enforce\nmx: a.b\nmax_age: 1\n", "key: value"),
+        ("<html>not a policy</html>", "key: value"),
+    ],
+)
+def test_invalid_policies_say_why(text: str, why: str) -> None:
+    with pytest.raises(PolicyInvalid, match=why):
+        parse_policy(text)
+
+
+def test_max_age_at_the_limit_is_valid() -> None:
+    text = f"version: STSv1\nmode: testing\nmx: a.b\nmax_age: {MAX_MAX_AGE}\n"
+    assert parse_policy(text).max_age == MAX_MAX_AGE
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "matches"),
+    [
+        ("mail.example.com", "mail.example.com", True),
+        ("mail.example.com", "MAIL.example.com.", True),
+        ("mail.example.com", "mail2.example.com", False),
+        ("*.example.com", "mx1.example.com", True),
+        ("*.example.com", "MX1.EXAMPLE.COM.", True),
+        ("*.example.com", "example.com", False),  # the wildcard is one label, not zero
+        ("*.example.com", "a.b.example.com", False),  # nor two
+        ("*.example.com", "mx1.example.com.evil.test", False),
+        ("*.example.com", ".example.com", False),
+    ],
+)
+def test_mx_matching(pattern: str, host: str, matches: bool) -> None:
+    assert mx_matches(pattern, host) is matches
+    policy = parse_policy(f"version: STSv1\nmode: enforce\nmx: {pattern}\nmax_age: 1\n")
+    assert policy.matches(host) is matches
+
+
+@pytest.mark.parametrize(
+    ("records", "policy_id"),
+    [
+        (["v=STSv1; id=20160831085700Z"], "20160831085700Z"),
+        (["v=STSv1;id=abc;"], "abc"),
+        (["v=STSv1 ; id=abc ; ext=val.ue"], "abc"),
+        (["v=spf1 -all", "v=STSv1; id=abc"], "abc"),  # other records are discarded
+        (["v=STSv1; id=abc", "v=STSv1; id=def"], None),  # two: none valid (3.1)
+        (["v=STSv1; id=abc", "v=STSv1; id=abc"], None),
+        ([], None),
+        (["v=STSv1"], None),  # no id
+        (["v=STSv1; id="], None),
+        (["v=STSv1; id=" + "a" * 33], None),  # 1-32 characters
+        (["v=STSv1; id=a-b"], None),  # letters and digits only
+        (["v=stsv1; id=abc"], None),  # case-sensitive
+        (["v=STSv10; id=abc"], None),
+        (["v=STSv1; id=abc; bad field"], None),
+        (["id=abc; v=STSv1"], None),  # the version comes first
+    ],
+)
+def test_txt_records(records: list[str], policy_id: str | None) -> None:
+    assert txt_policy_id(records) == policy_id
+
+
+def test_txt_record_first_id_counts_and_bad_record_says_why() -> None:
+    assert parse_txt("v=STSv1; id=one; id=two") == "one"
+    with pytest.raises(PolicyInvalid, match="no id"):
+        parse_txt("v=STSv1; x=y")
+
+
+def test_names() -> None:
+    assert txt_name("Example.COM.") == "_mta-sts.example.com"
+    assert policy_host("Example.COM.") == "mta-sts.example.com"
