@@ -25,8 +25,9 @@ from services.deliverer.transport.policy import (
 from shared.tlsrequire import TlsRequirement
 from shared.wire.records import EventKind
 from testing.dnsserver import LOOPBACKS, DnsServer, mx_records
-from testing.pki import make_pki
+from testing.pki import make_leaf, make_pki, server_context, tlsa
 from testing.smtpsink import SmtpSink, free_port
+from testing.unbound import validating
 from tests.services.deliverer.harness import deliverer_section, delivery, running_deliverer
 
 #: One connection to the destination at a time: a second message can only reuse it.
@@ -187,3 +188,43 @@ async def test_tls_required_no_makes_a_published_policy_advisory(tmp_path: Path)
         finally:
             await connector.close(session, destination.provider)
     assert no_tls.recipients() == ["a@dest.test"]
+
+
+async def test_requiretls_over_dnssec_and_dane(tmp_path: Path, unbound_binary: str) -> None:
+    """RFC 8689 4.2.1 with a real validating resolver: both MX hosts are secure (signed zone,
+    AD from unbound) and DANE-verified; the one offering REQUIRETLS gets the message with
+    the parameter, the one not offering it makes the message come back with 5.7.30."""
+    offering, lacking = "127.0.0.2", "127.0.0.3"
+    leaves = {name: make_leaf(None, [f"{name}.rt.test"]) for name in ("mx1", "mx2")}
+    records = {
+        "yes.rt.test": [("MX", "10 mx1.rt.test.")],
+        "mx1.rt.test": [("A", offering)],
+        "_25._tcp.mx1.rt.test": [("TLSA", tlsa(3, 1, 1, leaves["mx1"]))],
+        "no.rt.test": [("MX", "10 mx2.rt.test.")],
+        "mx2.rt.test": [("A", lacking)],
+        "_25._tcp.mx2.rt.test": [("TLSA", tlsa(3, 1, 1, leaves["mx2"]))],
+    }
+    port = free_port((offering, lacking))
+    async with (
+        validating(records, ["rt.test"], tmp_path, binary=unbound_binary) as (_, unbound),
+        SmtpSink(
+            offering, port, tls_context=server_context(leaves["mx1"], []), requiretls=True
+        ) as yes,
+        SmtpSink(lacking, port, tls_context=server_context(leaves["mx2"], [])) as no,
+    ):
+        section = deliverer_section(
+            unbound.dns, port, nameservers=[unbound.address], dane={"enabled": True}
+        )
+        async with running_deliverer(tmp_path, section) as d:
+            await d.send(
+                delivery("a@yes.rt.test", requiretls=True, require_tls=True),
+                delivery("b@no.rt.test", requiretls=True, require_tls=True),
+            )
+            [delivered] = await d.wait_events(EventKind.DELIVERED, 1, timeout=20)
+            [bounced] = await d.wait_events(EventKind.BOUNCED, 1, timeout=20)
+    assert delivered.recipient == "a@yes.rt.test"
+    assert (delivered.tls_security, delivered.tls_verified) == ("dane", True)
+    assert [(m.rcpt_tos, m.requiretls) for m in yes.messages] == [(("a@yes.rt.test",), True)]
+    assert bounced.recipient == "b@no.rt.test"
+    assert str(bounced.reply) == "550 5.7.30 REQUIRETLS support required"
+    assert not no.messages and no.connections == 1
