@@ -542,6 +542,26 @@ def bouncer_panels() -> list[Panel]:
             "are normal. Near bouncer.tracking.max_pending: the bus is not keeping up and "
             "new events are about to be dropped.",
         ),
+        panel(
+            "TLS-RPT: sessions counted and reports sent (per hour)",
+            "short",
+            [
+                (
+                    "sum by (result) "
+                    f"(increase(postline_bouncer_tlsrpt_sessions_total{{{NS}}}[1h]))",
+                    "sessions {{result}}",
+                ),
+                (
+                    "sum by (via, outcome) "
+                    f"(increase(postline_bouncer_tlsrpt_reports_total{{{NS}}}[1h]))",
+                    "reports {{via}} {{outcome}}",
+                ),
+            ],
+            description="TLS sessions the deliverer reported, counted for the daily RFC 8460 "
+            "reports (failed: a recipient's MX failed its MTA-STS or DANE policy; late: the "
+            "bouncer lags past bouncer.tlsrpt.send_delay), and the reports sent once a day per "
+            "domain by channel and outcome (retry, failed: the domain's rua does not take them).",
+        ),
     ]
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 
+from services.bouncer.tlsrpt.config import TlsRptConfig, validate_tlsrpt
 from services.bouncer.tracking.config import TrackingConfig, validate_tracking
 from shared.config import Config, Duration, Port
 
@@ -58,6 +59,8 @@ class BouncerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     dsn: DsnPolicy = DsnPolicy()
     # Open and click tracking endpoints on the process's (public) HTTP port.
     tracking: TrackingConfig = TrackingConfig()
+    # TLS-RPT (RFC 8460): daily reports of the deliverer's TLS sessions to recipient domains.
+    tlsrpt: TlsRptConfig = TlsRptConfig()
 
     def __post_init__(self) -> None:
         if not self.unsubscribe_path.startswith("/") or not self.unsubscribe_path.endswith("/"):
@@ -73,4 +76,5 @@ def load_bouncer_config(config: Config) -> BouncerConfig:
     validate_tracking(
         section.tracking, config.source, f"{SECTION}.tracking", taken=section.unsubscribe_path
     )
+    validate_tlsrpt(section.tlsrpt, config.source, f"{SECTION}.tlsrpt")
     return section

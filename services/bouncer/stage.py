@@ -15,14 +15,17 @@ reports in flight finish, and publishes the open and click events still waiting 
 tracking publisher runs beside the consumer). The admin listener also serves the dead
 letters (``dead_api.py``), the mail queue (``queue_api.py``) and the quarantine
 (``quarantine_api.py``); the stage counts the quarantine's audit events and keeps a gauge
-of the messages held.
+of the messages held. With ``[bouncer.tlsrpt]`` enabled, the ``tls_session`` events are
+counted into ``postline.tlsrpt`` in the same transactions and each closed day's TLS-RPT
+reports are sent by a task beside the consumer (``tlsrpt/``, which says why here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 
 from prometheus_client import Gauge
@@ -38,6 +41,7 @@ from services.bouncer.quarantine_api import QuarantineApi
 from services.bouncer.queue_api import QueueApi
 from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy
 from services.bouncer.tenant_api import TenantApi
+from services.bouncer.tlsrpt.role import TlsReporting
 from services.bouncer.tracking.endpoint import TrackingEndpoint
 from services.bouncer.tracking.machine import ClickBursts
 from services.bouncer.tracking.publisher import TrackingPublisher
@@ -55,7 +59,7 @@ from shared.runtime.stage import StageContext
 from shared.secretfile import read_secret
 from shared.tenants import TenantTable
 from shared.wire.records import Event, EventKind
-from shared.wire.topics import EVENTS, QUARANTINE, SUPPRESSIONS, OutRecord
+from shared.wire.topics import EVENTS, QUARANTINE, SUPPRESSIONS, TLSRPT, OutRecord
 
 GROUP = "postline-bouncer"
 #: The dead-letter audit events' classifications (``shared.deadletters``): a bounded label.
@@ -65,7 +69,12 @@ DEAD_LETTER_ACTIONS = frozenset({"redriven", "purged", "redrive_refused"})
 class BouncerStage:
     """A running bouncer: the intake listener, the HTTP routes and the events consumer."""
 
-    def __init__(self, ctx: StageContext, config: BouncerConfig) -> None:
+    def __init__(
+        self,
+        ctx: StageContext,
+        config: BouncerConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         source = ctx.config.source
         secret = read_secret(config.secret_file, "bouncer.secret_file", source)
@@ -117,6 +126,17 @@ class BouncerStage:
                 config.admin_host, config.admin_port, [routes], key="bouncer.admin_port"
             )
         self.server: asyncio.Server | None = None
+        # TLS-RPT: counted in the events batches, sent by a task (``clock``: when days end).
+        self.tlsrpt: TlsReporting | None = None
+        if config.tlsrpt.enabled:
+            self.tlsrpt = TlsReporting(
+                config.tlsrpt,
+                bus=ctx.bus,
+                registry=ctx.registry,
+                log=ctx.log,
+                clock=clock,
+                publish_timeout=timeout,
+            )
 
     @property
     def port(self) -> int:
@@ -139,6 +159,8 @@ class BouncerStage:
                 action = item.record.classification
                 known = action in quarantine.ACTIONS
                 self.metrics.quarantine_actions.labels(action if known else "other").inc()
+        if self.tlsrpt is not None:
+            out += self.tlsrpt.handle(items)
         return out
 
     async def run(self, ctx: StageContext) -> None:
@@ -154,10 +176,20 @@ class BouncerStage:
             ),
             ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants"),
         ]
+        reports = (
+            ctx.spawn(self.tlsrpt.sender.run(ctx.stopping), name="tlsrpt")
+            if self.tlsrpt is not None
+            else None
+        )
         tracking = ctx.spawn(self.tracking_events.run(), name="tracking-events")
         try:
             await run_batch_loop(
-                ctx, group=GROUP, topic=EVENTS, handle=self.handle, metrics=ctx.metrics
+                ctx,
+                group=GROUP,
+                topic=EVENTS,
+                handle=self.handle,
+                metrics=ctx.metrics,
+                state=self.tlsrpt,
             )
         finally:
             if self.server is not None:
@@ -170,6 +202,12 @@ class BouncerStage:
             with suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(tracking), drain)
             helpers.append(tracking)
+            if reports is not None:
+                # It stops after the send in hand (cancelled mid-send, a report could go
+                # without its day being marked sent, and a bus read would be cut off).
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reports), drain)
+                helpers.append(reports)
             if self.admin is not None:
                 await self.admin.close()
             for task in helpers:
@@ -197,14 +235,17 @@ class BouncerStage:
         await follow_topic(ctx.bus, topic, count, ctx.stopping, ctx.log, restarted=keys.clear)
 
 
-async def create(ctx: StageContext) -> BouncerStage:
-    """Build the bouncer from ``ctx.config`` and bind its SMTP listener."""
+async def create(ctx: StageContext, clock: Callable[[], float] = time.time) -> BouncerStage:
+    """Build the bouncer from ``ctx.config`` and bind its SMTP listener; ``clock`` tells
+    the TLS-RPT sender when days end (tests pass their own)."""
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
-    stage = BouncerStage(ctx, load_bouncer_config(ctx.config))
+    stage = BouncerStage(ctx, load_bouncer_config(ctx.config), clock)
     # Loaded before the listener opens, so a tenant's return-path host is ours from the
     # first connection; run() follows the topic from then on.
     await tenant_admin.ensure_topics(ctx.bus)  # the admin API writes them too
     await ctx.bus.ensure_topics([QUARANTINE.name])  # followed for the gauge, and the admin API
+    if stage.tlsrpt is not None:
+        await ctx.bus.ensure_topics([TLSRPT.name])  # read back when the events are assigned
     await stage.tenants.load(ctx.bus)
     stage.server = await start_intake(stage.handler, stage.config)
     ctx.log.info(

@@ -168,6 +168,8 @@ class _BatchLoop(Generic[R]):
     async def start_consumer(self) -> Consumer | None:
         """Join the group, retrying while the bus is down; ``None`` when stopped first."""
         consumer = self.ctx.bus.consumer(self.group, [self.topic.name])
+        if self.state is not None:
+            consumer.on_revoke(self._revoked)
         while not self.ctx.stopping.is_set():
             try:
                 await consumer.start()
@@ -177,6 +179,12 @@ class _BatchLoop(Generic[R]):
             self.bus.ok()
             return consumer
         return None
+
+    async def _revoked(self) -> None:
+        """Partitions are being given up: whatever is assigned next is loaded afresh, even
+        the same set (another member may have owned and changed them in between, unseen
+        by a fetch that only met the rebalance's empty assignment)."""
+        self.owned = frozenset()
 
     async def check_assignment(self, consumer: Consumer, messages: Sequence[BusMessage]) -> bool:
         """Tell the state of a new assignment before handling ``messages``; ``False`` when

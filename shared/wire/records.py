@@ -789,3 +789,46 @@ class MtaStsPolicy(Record, frozen=True, kw_only=True):
     mx: tuple[str, ...] = ()  # the ``mx`` patterns
     lines: tuple[str, ...] = ()  # the policy's lines (TLS-RPT's policy-string)
     fetched_at: float  # when it was fetched (epoch seconds)
+
+
+class TlsRptFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """One RFC 8460 4.4 failure-details row: the sessions that failed the same way."""
+
+    result_type: str  # RFC 8460 4.3 ("starttls-not-supported", "validation-failure", ...)
+    sending_mta_ip: str = ""  # our source address ("" when the OS chose it)
+    receiving_mx_hostname: str = ""
+    receiving_ip: str = ""
+    failure_reason_code: str = ""  # the deliverer's detail, shortened
+    count: int = 0
+
+
+class TlsRptPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """One policy's sessions of one day (RFC 8460 4.4 ``policies[]``)."""
+
+    policy_type: str  # "sts", "tlsa" or "no-policy-found"
+    policy_strings: tuple[str, ...] = ()
+    mx_patterns: tuple[str, ...] = ()
+    successful: int = 0
+    failed: int = 0
+    failures: tuple[TlsRptFailure, ...] = ()
+
+
+class TlsRpt(Record, frozen=True, kw_only=True):
+    """TLS-RPT state of one policy domain and UTC day (``postline.tlsrpt``, compacted).
+
+    Two kinds, told apart by ``state``: ``counts`` (key ``counts|<day>|<domain>|<p>``) holds
+    the sessions counted from partition ``p`` of ``postline.events``, written by the bouncer
+    replica owning that partition in the transaction of the events it counted (so replicas
+    never overwrite each other and a replay never counts twice); ``sent``, ``failed`` or
+    ``no_rua`` (key ``done|<day>|<domain>``) says the day's report is settled, written by the
+    one replica that sends it. ``day`` is ``YYYY-MM-DD`` (UTC).
+    """
+
+    domain: str
+    day: str
+    state: str = "counts"  # counts | sent | failed | no_rua
+    partition: int = -1  # counts: the events partition counted
+    policies: tuple[TlsRptPolicy, ...] = ()
+    updated_at: float = 0.0
+    report_id: str = ""  # settled: the report's id
+    detail: str = ""  # settled: where it went, or why not

@@ -28,6 +28,7 @@ from shared.wire.records import (
     Submission,
     Suppression,
     Tenant,
+    TlsRpt,
     WebhookAttempt,
 )
 
@@ -253,7 +254,6 @@ DEAD_STATE: Topic[DeadLetterState] = Topic(
     doc="What became of each dead letter: redriven, purged, or still dead after a refused "
     "redrive (compacted, keyed by the dead letter's partition and offset).",
 )
-
 MTA_STS: Topic[MtaStsPolicy] = Topic(
     "postline.mta-sts",
     MtaStsPolicy,
@@ -264,6 +264,25 @@ MTA_STS: Topic[MtaStsPolicy] = Topic(
     doc="Recipient domains' MTA-STS policies as the deliverer last fetched them (RFC 8461), "
     "shared by every replica and kept across restarts (compacted, key: domain).",
 )
+TLSRPT: Topic[TlsRpt] = Topic(
+    "postline.tlsrpt",
+    TlsRpt,
+    lambda r: tlsrpt_key(r.day, r.domain, r.partition if r.state == "counts" else None),
+    partitions=3,
+    compact=True,
+    max_message_bytes=1 * MiB,
+    doc="TLS-RPT (RFC 8460) session counts per policy domain, UTC day and events partition, "
+    "and which days' reports are settled (compacted; written by the bouncer).",
+)
+
+
+def tlsrpt_key(day: str, domain: str, partition: int | None) -> str:
+    """Key of a ``postline.tlsrpt`` record: ``counts|<day>|<domain>|<partition>`` for the
+    counts of one events partition, ``done|<day>|<domain>`` (``partition`` None) for the
+    mark that the day's report is settled."""
+    if partition is None:
+        return f"done|{day}|{domain}"
+    return f"counts|{day}|{domain}|{partition}"
 
 
 def lane_of(delivery: Delivery) -> Topic[Delivery]:
@@ -320,6 +339,7 @@ def all_topics(
         DEAD_STATE,
         QUARANTINE,
         MTA_STS,
+        TLSRPT,
     ]
     topics += [retry_topic(t) for t in retry_tiers]
     topics += [webhook_retry_topic(t) for t in webhook_tiers]

@@ -287,3 +287,44 @@ async def test_state_keeps_only_what_was_committed(bus: EmbeddedBus, config: Con
     assert counter.assignments == [
         frozenset({TopicPartition(IN.name, 0), TopicPartition(IN.name, 1)})
     ]
+
+
+async def test_state_is_loaded_again_after_partitions_were_taken_and_given_back(
+    bus: EmbeddedBus, config: Config
+) -> None:
+    """Another member takes partitions and leaves while the loop is busy in ``handle``: the
+    loop's next fetch sees the same set it had, yet that member may have changed their
+    state meanwhile, so it is loaded again (the revocation is what tells)."""
+    counter = Counter()
+    counter.failed_once = True  # no transient failure in this test
+    busy, release = asyncio.Event(), asyncio.Event()
+
+    async def handle(items: Sequence[Item[Event]]) -> Sequence[OutRecord]:
+        busy.set()
+        await release.wait()
+        return await counter.handle(items)
+
+    ctx = make_ctx(config, bus)
+    task = asyncio.create_task(
+        run_batch_loop(
+            ctx,
+            group=GROUP,
+            topic=IN,
+            handle=handle,
+            metrics=ctx.metrics,
+            poll_timeout=0.05,
+            state=counter,
+        )
+    )
+    await asyncio.wait_for(ctx.wait_ready(), DEADLINE)
+    await bus.publish([IN.out(event(1))])
+    await asyncio.wait_for(busy.wait(), DEADLINE)
+    other = bus.consumer(GROUP, [IN.name])
+    await other.start()  # takes a partition from the busy loop ...
+    await other.stop()  # ... and gives it back before the loop fetches again
+    release.set()
+    await bus.publish([IN.out(event(2))])
+    await wait_count(bus, OUT.name, 2)
+    await stop(ctx, task)
+    both = frozenset({TopicPartition(IN.name, 0), TopicPartition(IN.name, 1)})
+    assert counter.assignments == [both, both]

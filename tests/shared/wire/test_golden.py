@@ -91,6 +91,9 @@ from shared.wire.records import (
     TenantSettings,
     TenantState,
     TenantStatus,
+    TlsRpt,
+    TlsRptFailure,
+    TlsRptPolicy,
     TrackingSettings,
     WarmupState,
     WebhookAttempt,
@@ -121,6 +124,7 @@ from shared.wire.topics import (
     SUBMITTED,
     SUPPRESSIONS,
     TENANTS,
+    TLSRPT,
     Topic,
     all_topics,
     webhook_retry_topic,
@@ -588,6 +592,38 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             error="HTTP 503",
         ),
     ),
+    "TlsRpt": (
+        TLSRPT,
+        TlsRpt(
+            schema=1,
+            domain="example.org",
+            day="2023-11-14",
+            state="sent",
+            partition=7,
+            policies=(
+                TlsRptPolicy(
+                    policy_type="sts",
+                    policy_strings=("version: STSv1", "mode: enforce"),
+                    mx_patterns=("*.example.org",),
+                    successful=40,
+                    failed=2,
+                    failures=(
+                        TlsRptFailure(
+                            result_type="certificate-expired",
+                            sending_mta_ip="192.0.2.10",
+                            receiving_mx_hostname="mx1.example.org",
+                            receiving_ip="198.51.100.25",
+                            failure_reason_code="certificate has expired",
+                            count=2,
+                        ),
+                    ),
+                ),
+            ),
+            updated_at=AT,
+            report_id="5065427c-23d3-47ca-b6e0-946ea0e8c4be",
+            detail="https://reports.example.org/tlsrpt",
+        ),
+    ),
 }
 
 MINIMAL: dict[str, Record] = {
@@ -636,6 +672,7 @@ MINIMAL: dict[str, Record] = {
         domain="example.org", policy_id="1", mode="none", max_age=86400, fetched_at=AT
     ),
     "WebhookAttempt": WebhookAttempt(tenant="t", endpoint="wh_1", event_id="evt_1", payload=b"{}"),
+    "TlsRpt": TlsRpt(domain="example.org", day="2023-11-14"),
 }
 
 # Token inputs: (secret, local, bounce domain, message id, recipient) and
