@@ -152,8 +152,7 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
         if not isinstance(own_tracking, Mapping):
             raise TenantInvalid("settings.tracking: expected an object of tracking settings")
         values = {**values, "tracking": tracking(current.tracking, own_tracking)}
-    if "bulk_ip_pool" in values:
-        values = {**values, "bulk_ip_pool": ip_pool(str(values["bulk_ip_pool"]))}
+    values = _plain_settings(values)
     reply = values.get("paused_reply", current.paused_reply)
     if reply not in PAUSED_REPLIES:
         raise TenantInvalid(
@@ -170,6 +169,16 @@ def settings(current: TenantSettings, values: Mapping[str, object]) -> TenantSet
         return msgspec.convert(merged, TenantSettings)
     except msgspec.ValidationError as exc:
         raise TenantInvalid(f"settings: {exc}") from exc
+
+
+def _plain_settings(values: Mapping[str, object]) -> Mapping[str, object]:
+    """``values`` with the one-value settings that take more than a type check normalised."""
+    if "bulk_ip_pool" in values:
+        values = {**values, "bulk_ip_pool": ip_pool(str(values["bulk_ip_pool"]))}
+    if "require_tls" in values:
+        # TLS required (shared.tlsrequire): on, off or inherit like the tracking switches.
+        values = {**values, "require_tls": _switch("settings.require_tls", values["require_tls"])}
+    return values
 
 
 def reputation(current: ReputationThresholds, values: Mapping[str, object]) -> ReputationThresholds:

@@ -17,6 +17,8 @@ Scripting (each reply is used once, in order; when a script runs out the sink ac
 - ``SmtpSink(max_recipients=2)``: the third and later RCPT of a transaction get
   ``452 4.5.3 Too many recipients`` (RFC 5321 4.5.3.1.10).
 - ``SmtpSink(tls_context=server_tls_context())`` offers STARTTLS; without one it offers none.
+- ``SmtpSink(tls_context=..., requiretls=True)`` offers REQUIRETLS (RFC 8689) after
+  STARTTLS and accepts the MAIL parameter; ``Received.requiretls`` says whether it came.
 - ``SmtpSink(tls_context=..., users={"login": "password"})`` requires AUTH PLAIN/LOGIN over
   TLS (a smarthost); ``sink.authenticated`` lists the logins that succeeded.
 - ``sink.data_delay = 0.5``: wait that long before the final DATA reply (``sink.in_data``
@@ -69,6 +71,7 @@ class Received:
     connection: int  # which TCP connection (1-based) carried it
     helo: str = ""  # the name the client gave in EHLO/HELO (a source address's EHLO name)
     mail_options: tuple[str, ...] = ()  # the MAIL FROM parameters (BODY=8BITMIME, SMTPUTF8)
+    requiretls: bool = False  # MAIL FROM carried REQUIRETLS (RFC 8689)
 
 
 class _Handler:
@@ -82,6 +85,8 @@ class _Handler:
         if not self.sink.eightbitmime:
             lines = [line for line in lines if line[4:].upper() != "8BITMIME"]
         extra = ["250-DSN"] if self.sink.dsn else []
+        if self.sink.requiretls and session.ssl is not None:
+            extra.append("250-REQUIRETLS")  # RFC 8689: offered over TLS only
         return [*lines[:-1], *extra, lines[-1]]
 
     async def handle_MAIL(
@@ -118,6 +123,7 @@ class _Handler:
             connection=getattr(server, "_sink_connection", 0),
             helo=session.host_name or "",
             mail_options=tuple(envelope.mail_options),
+            requiretls=getattr(envelope, "requiretls", False),
         )
         self.sink.in_data += 1
         try:
@@ -147,6 +153,19 @@ class _CountingSMTP(SMTP):
     def __init__(self, sink: SmtpSink, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sink = sink
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        # aiosmtpd answers 555 to a parameter it does not know: take REQUIRETLS out first.
+        words = (arg or "").split()
+        kept = [w for w in words[1:] if w.upper() != "REQUIRETLS"]
+        found = (
+            self._sink.requiretls and self._tls_protocol is not None and len(kept) < len(words) - 1
+        )
+        if found:
+            arg = " ".join(words[:1] + kept)
+        await super().smtp_MAIL(arg)
+        if found and self.envelope is not None and self.envelope.mail_from:
+            self.envelope.requiretls = True  # type: ignore[attr-defined]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._sink.active += 1
@@ -184,9 +203,11 @@ class SmtpSink:
         smtputf8: bool = False,
         eightbitmime: bool = True,
         dsn: bool = False,
+        requiretls: bool = False,
     ) -> None:
         self.host = host
         self.dsn = dsn  # offer DSN (RFC 3461) and record its parameters
+        self.requiretls = requiretls  # offer REQUIRETLS (RFC 8689) after STARTTLS
         self.dsn_params: list[tuple[str, str, tuple[str, ...]]] = []
         self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531)
         self.eightbitmime = eightbitmime  # offer 8BITMIME (RFC 6152)

@@ -108,6 +108,10 @@ class DsnGenerator:
             body_8bit=not data.isascii(),
             tags={"dsn_for": event.message_id},
             tenant=event.tenant,  # the DSN goes back to the tenant's own sender
+            # RFC 8689 4.3: the DSN of a REQUIRETLS message holds its headers, so it is
+            # sent with REQUIRETLS as well.
+            require_tls=event.requiretls,
+            requiretls=event.requiretls,
         )
         return OUTBOUND.out(delivery)
 

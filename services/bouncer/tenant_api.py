@@ -24,11 +24,12 @@ Routes (each behind the admin bearer token; JSON in and out)::
     DELETE /admin/tenants/<id>/apikeys/<key id>         revoke
 
 Tracking settings (``tracking``) are ``opens``, ``clicks`` and ``text_clicks`` (true, false,
-or null: inherit) and ``host`` (a host name, "" inherits). Errors are ``{"error": ...}``: 400
-for a malformed body or value (naming the field), 404 for an unknown tenant, domain, login or
-key, 409 for a conflict (another tenant's login or domain, a change made meanwhile). Owns
-decoding and answers only; every operation is ``shared.tenant_admin``'s or
-``shared.tenant_access``'s, as for ``postline tenant``.
+or null: inherit) and ``host`` (a host name, "" inherits); ``require_tls`` (TLS required for
+the tenant's mail, ``shared.tlsrequire``) is true, false or null (no tenant policy). Errors
+are ``{"error": ...}``: 400 for a malformed body or value (naming the field), 404 for an
+unknown tenant, domain, login or key, 409 for a conflict (another tenant's login or domain,
+a change made meanwhile). Owns decoding and answers only; every operation is
+``shared.tenant_admin``'s or ``shared.tenant_access``'s, as for ``postline tenant``.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ class SetTenant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ip_pool: str | None = None
     limits: dict[str, float | int | str] = {}
     #: A setting's value, or for ``reputation``, ``content`` and ``tracking`` an object of
-    #: their fields (a tracking switch's null: inherit).
+    #: their fields (a switch's null, tracking's or ``require_tls``: inherit).
     settings: dict[
-        str, str | int | float | bool | dict[str, str | int | float | bool | list[str] | None]
+        str,
+        str | int | float | bool | dict[str, str | int | float | bool | list[str] | None] | None,
     ] = {}
 
 

@@ -38,6 +38,7 @@ from services.deliverer.outcome import (
 )
 from services.deliverer.session import Session, SessionOptions, Target, client_tls_context
 from services.deliverer.sources import OS_SOURCE, Source
+from services.deliverer.transport import requirement
 from services.deliverer.transport.policy import (
     HostPolicy,
     PolicySource,
@@ -47,6 +48,8 @@ from services.deliverer.transport.policy import (
 )
 from shared.errors import ConfigError
 from shared.providers import provider_for_host
+from shared.tlsrequire import NONE, TlsRequirement
+from shared.wire.records import SmtpReply
 
 #: RFC 8314 / common practice: submission with STARTTLS on 587, implicit TLS on 465.
 SUBMISSION_PORT = 587
@@ -110,29 +113,31 @@ class Connector:
         policy: Policy,
         source: Source = OS_SOURCE,
         outcomes: list[TlsOutcome] | None = None,
+        need: TlsRequirement = NONE,
     ) -> Session:
-        """A session to the first host that answers and meets its transport policy, from
+        """A session to the first host that answers and meets its transport policy, made
+        stricter or advisory by the message's ``need`` (``transport/requirement.py``), from
         ``source``; raises :class:`DeliveryFailure`. Every attempt that reached the TLS
-        stage (or that a policy refused) is appended to ``outcomes``."""
+        stage (or that a policy refused) is appended to ``outcomes``. REQUIRETLS: a host
+        from unsigned DNS without MTA-STS, or one not offering REQUIRETLS, is skipped; when
+        every host was, the message is returned (``550 5.7.30``, RFC 8689 4.2.1)."""
         last: DeliveryFailure | None = None
         checks: list[ResultType] = []  # the policy checks that failed
         tried: list[str] = []  # what each target did, for the mail log
         policies: dict[str, HostPolicy | None] = {}
+        targets = 0
+        unfit: list[SmtpReply] = []  # hosts that can never carry this REQUIRETLS message
         for host, address, port in self._targets(destination):
+            targets += 1
             if host.name not in policies:
                 policies[host.name] = await self._host_policy(destination, host)
-            options = self._options(destination, policy, source, policies[host.name])
-            if options.host_policy is not None and options.host_policy.inherit:
-                # The configuration decides; the published policy's report and failure ride.
-                published = options.host_policy
-                configured = dataclasses.replace(options, host_policy=None).effective_policy()
-                options = dataclasses.replace(
-                    options,
-                    host_policy=dataclasses.replace(
-                        configured, report=published.report, noted=published.noted
-                    ),
-                )
+            options = _inherited(self._options(destination, policy, source, policies[host.name]))
+            options, unfit_reply = _for_message(options, need, host, destination)
             target = Target(host.name, address, port)
+            if unfit_reply is not None:
+                unfit.append(unfit_reply)
+                tried.append(f"{target.relay}: {unfit_reply.text}")
+                continue
             refused = options.host_policy.refused if options.host_policy else None
             if refused is not None:  # not to be connected to at all
                 checks.append(refused.result_type)
@@ -153,18 +158,21 @@ class Connector:
             except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
                 tried.append(f"{target.relay}: {connect_failure_words(exc)}")
                 continue  # refused, unreachable, 4xx/5xx greeting: RFC 5321 5.1, next one
-            self._metrics.connections.labels(destination.provider).inc()
             self._note(outcomes, session.tls_outcome)
+            if need.requiretls and not session.offers_requiretls:
+                # RFC 8689 4.2.1 (4): QUIT and try the next MX host.
+                await session.close()
+                unfit.append(requirement.REQUIRETLS_UNSUPPORTED)
+                tried.append(f"{target.relay}: does not offer REQUIRETLS")
+                continue
+            session.need = need
+            self._metrics.connections.labels(destination.provider).inc()
             return session
-        detail = "; ".join(tried)
-        if checks:
-            # "Not available" only when no host offered TLS at all; a certificate or policy
-            # failure anywhere is the operator's better lead.
-            unavailable = all(c is ResultType.STARTTLS_NOT_SUPPORTED for c in checks)
-            raise DeliveryFailure(TLS_UNAVAILABLE if unavailable else TLS_POLICY_FAILED, detail)
-        if last is not None and last.reply is TLS_UNAVAILABLE:
-            raise DeliveryFailure(last.reply, detail)
-        raise DeliveryFailure(NO_ANSWER, f"{NO_ANSWER.text}: {detail or 'no address to try'}")
+        if unfit and len(unfit) == targets:
+            # Every host fell short for good; any other failure (a handshake, a refused
+            # connection) may pass, so the message waits for it as usual.
+            raise DeliveryFailure(unfit[-1], "; ".join(tried))
+        raise _no_session(checks, last, "; ".join(tried))
 
     async def _host_policy(self, destination: Destination, host: MxHost) -> HostPolicy | None:
         """The first published policy for ``host`` (None: the configuration decides)."""
@@ -242,6 +250,48 @@ def connect_failure_words(exc: BaseException) -> str:
         # asyncio's "Connect call failed ('192.0.2.1', 25)" says less than the errno does.
         return os.strerror(exc.errno)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _no_session(
+    checks: list[ResultType], last: DeliveryFailure | None, detail: str
+) -> DeliveryFailure:
+    """Why no host gave a session: a policy check, TLS unavailable, or no answer."""
+    if checks:
+        # "Not available" only when no host offered TLS at all; a certificate or policy
+        # failure anywhere is the operator's better lead.
+        unavailable = all(c is ResultType.STARTTLS_NOT_SUPPORTED for c in checks)
+        return DeliveryFailure(TLS_UNAVAILABLE if unavailable else TLS_POLICY_FAILED, detail)
+    if last is not None and last.reply is TLS_UNAVAILABLE:
+        return DeliveryFailure(last.reply, detail)
+    return DeliveryFailure(NO_ANSWER, f"{NO_ANSWER.text}: {detail or 'no address to try'}")
+
+
+def _inherited(options: SessionOptions) -> SessionOptions:
+    """``options`` whose published policy leaves the decision to the configuration (a
+    fetch failure's ``inherit``): the configured policy, carrying the published policy's
+    report and noted failure."""
+    published = options.host_policy
+    if published is None or not published.inherit:
+        return options
+    configured = dataclasses.replace(options, host_policy=None).effective_policy()
+    return dataclasses.replace(
+        options,
+        host_policy=dataclasses.replace(configured, report=published.report, noted=published.noted),
+    )
+
+
+def _for_message(
+    options: SessionOptions, need: TlsRequirement, host: MxHost, destination: Destination
+) -> tuple[SessionOptions, SmtpReply | None]:
+    """``options`` under the message's TLS requirement, and why this host can never carry
+    it (REQUIRETLS from unsigned DNS without MTA-STS), if so."""
+    if need is NONE:
+        return options, None
+    policy = requirement.apply(options.effective_policy(), need)
+    strict = dataclasses.replace(options, host_policy=policy)
+    # A smarthost is our own choice of next hop: no DNS to distrust.
+    secure = host.secure or destination.route is not None
+    return strict, requirement.refusal(need, strict.effective_policy(), secure)
 
 
 def _refused_outcome(

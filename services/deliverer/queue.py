@@ -36,11 +36,13 @@ from services.deliverer.session import Session
 from services.deliverer.shaping import Shapers
 from services.deliverer.sources import OS_SOURCE, Source
 from services.deliverer.throttle import Throttle, ThrottleChange, is_throttle_reply
+from services.deliverer.transport import requirement
 from services.deliverer.transport.policy import TlsOutcome
 from services.deliverer.warmup import Reservation
 from shared.bus.base import TopicPartition
 from shared.providers import OTHER
 from shared.runtime.watermark_loop import Ticket
+from shared.tlsrequire import NONE, TlsRequirement
 from shared.wire.records import Delivery
 
 SHED_WINDOW_FULL = "window_full"
@@ -347,8 +349,14 @@ class DomainQueue:
             return session
         await self.shaper.pace(urgent=not self.bulk)
         started = time.perf_counter()
+        need = requirement.needs(job.delivery)
         if session is not None and (
-            not session.usable or session.messages >= self.policy.messages_per_connection
+            not session.usable
+            or session.messages >= self.policy.messages_per_connection
+            # Never a stricter message over a weaker connection: open one under its need.
+            or not requirement.meets(
+                session.need, session.tls_outcome, session.offers_requiretls, need
+            )
         ):
             await self._connector.close(session, self.provider)
             session = None
@@ -356,7 +364,7 @@ class DomainQueue:
         tls_sessions: list[TlsOutcome] = []
         if session is None:
             try:
-                session = await self._connect(timing, job, tls_sessions)
+                session = await self._connect(timing, job, tls_sessions, need)
             except _Held as suspended:  # the MX named a provider the operator suspended
                 self._finish(job, suspended.result)
                 return None
@@ -400,7 +408,11 @@ class DomainQueue:
         return session
 
     async def _connect(
-        self, timing: AttemptTiming, job: Job, tls_sessions: list[TlsOutcome]
+        self,
+        timing: AttemptTiming,
+        job: Job,
+        tls_sessions: list[TlsOutcome],
+        need: TlsRequirement = NONE,
     ) -> Session:
         began = time.perf_counter()
         try:
@@ -414,7 +426,9 @@ class DomainQueue:
                 raise _Held(held)  # before any connection is opened
         began = time.perf_counter()
         try:
-            return await self._connector.open(destination, self.policy, self.source, tls_sessions)
+            return await self._connector.open(
+                destination, self.policy, self.source, tls_sessions, need
+            )
         finally:
             timing.connect = time.perf_counter() - began
 

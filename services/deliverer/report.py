@@ -99,6 +99,7 @@ def records_for(
         # (RFC 3461); the others stay small. Every event says whether the mail was bulk (reports
         # split deliverability by transactional and bulk).
         final = classified.outcome is Outcome.BOUNCED
+        notice = final or _notice(delivery, rcpt, result, attempt)  # a DSN will be made of it
         reason = classified.reason  # None: delivered
         dsn = dsn_fields(delivery, rcpt)
         records.append(
@@ -123,7 +124,9 @@ def records_for(
                     tags=delivery.tags,
                     stage="deliverer",
                     tenant=delivery.tenant,
-                    headers=headers if final or _notice(delivery, rcpt, result, attempt) else b"",
+                    headers=headers if notice else b"",
+                    # RFC 8689 4.3: the DSN made from it goes with REQUIRETLS too.
+                    requiretls=notice and delivery.requiretls,
                     bulk=delivery.bulk,
                     source=result.source,
                     reason=str(reason or ""),

@@ -134,8 +134,13 @@ def header_block(data: bytes, limit: int = MAX_DSN_HEADERS) -> bytes:
 
 
 def failure_fields(delivery: Delivery) -> dict[str, Any]:
-    """What a final-failure event needs for the bouncer's DSN: the headers and bulk flag."""
-    return {"headers": header_block(delivery.data), "bulk": delivery.bulk}
+    """What a final-failure event needs for the bouncer's DSN: the headers, the bulk flag
+    and REQUIRETLS (RFC 8689 4.3: the DSN is protected as the message was)."""
+    return {
+        "headers": header_block(delivery.data),
+        "bulk": delivery.bulk,
+        "requiretls": delivery.requiretls,
+    }
 
 
 def dsn_fields(delivery: Delivery, rcpt: str) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from services.deliverer.transport.policy import (
     TlsOutcome,
 )
 from shared import dsnparams
+from shared.tlsrequire import KEYWORD, NONE
 from shared.wire.records import Delivery, SmtpReply
 
 #: RFC 5321 4.5.3.1.10: 452 to RCPT means "too many recipients, send the rest later".
@@ -130,6 +131,9 @@ class Session:
         self.tls_outcome.cipher = self.cipher
         self.tls_outcome.mx = target.host
         self.tls_outcome.mx_address = target.address
+        #: The message TLS requirement it was opened under (``transport/requirement.py``):
+        #: what decides which later messages may reuse it.
+        self.need = NONE
 
     @property
     def relay(self) -> str:
@@ -384,6 +388,8 @@ class Session:
             options.append(b"BODY=8BITMIME")
         if utf8:
             options.append(b"SMTPUTF8")
+        if delivery.requiretls and self.offers_requiretls:
+            options.append(KEYWORD.encode())  # RFC 8689 4.2.1 (5): the next hop carries it on
         if self.dsn:
             options += dsnparams.wire_mail_params(delivery.dsn_ret, delivery.dsn_envid)
         return options
@@ -398,6 +404,11 @@ class Session:
         finally:
             self._smtp.close()
             self.broken = True
+
+    @property
+    def offers_requiretls(self) -> bool:
+        """Whether the host offered REQUIRETLS (RFC 8689) in its EHLO reply after TLS."""
+        return bool(self.tls) and self._smtp.supports_extension(KEYWORD.lower())
 
     @property
     def usable(self) -> bool:

@@ -20,7 +20,7 @@ from services.ingest import headers
 from services.ingest.policy.base import Transaction
 from services.ingest.scanning.decide import Outcome
 from services.ingest.scanning.scanner import Scanned
-from shared import sendat
+from shared import sendat, tlsrequire
 from shared.wire.records import ClientInfo, Event, EventKind, Quarantined, Submission
 
 STAGE = "ingest"
@@ -33,6 +33,11 @@ class Finished:
     data: bytes  # with our trace and missing headers, without control headers
     tags: dict[str, str]  # from its ``X-Postline-*`` headers, plus the caller's
     send_at: float  # deliver no earlier than this (0: at once)
+    #: It has ``TLS-Required: No`` (RFC 8689 5; the field stays, for the hops after ours).
+    tls_required_no: bool = False
+    #: What ``X-Postline-Require-TLS`` (or the API's ``require-tls`` tag) asked for; read
+    #: from the fields themselves, so that ``max_tags`` cannot drop it (``None``: nothing).
+    require_tls: bool | None = None
 
 
 def finish(
@@ -52,11 +57,15 @@ def finish(
     msg, values = headers.take_field(msg, sendat.HEADER)
     if not send_at and values:
         send_at = sendat.parse_header(values[0], trace.at)
+    api_tag = [v for k, v in (tags or {}).items() if k == tlsrequire.TAG]
+    require_tls = tlsrequire.asked([*msg.get(tlsrequire.FIELD), *api_tag])
     msg, found = headers.take_tags(msg, max_tags)
     return Finished(
         headers.complete(msg, trace),
         {**found, **(tags or {})},
         send_at if send_at > trace.at else 0.0,
+        tlsrequire.says_no(msg.get(tlsrequire.HEADER)),
+        require_tls,
     )
 
 
@@ -81,12 +90,27 @@ def screened(
 
 
 def submission(
-    txn: Transaction, client: ClientInfo, finished: Finished, at: float
+    txn: Transaction,
+    client: ClientInfo,
+    finished: Finished,
+    at: float,
+    *,
+    tenant_require_tls: bool | None = None,
 ) -> Submission | None:
-    """The Submission of ``txn``; ``None`` when every recipient was dropped (suppressed)."""
+    """The Submission of ``txn``; ``None`` when every recipient was dropped (suppressed).
+
+    Its TLS requirement (``shared.tlsrequire``) comes from REQUIRETLS on MAIL FROM, the
+    ``require-tls`` tag, ``tenant_require_tls`` (the tenant's setting) and the message's
+    ``TLS-Required`` field, settled here once so that every copy carries the same."""
     kept = tuple(r for r in txn.rcpt_to if r not in txn.dropped)
     if not kept:
         return None  # every recipient suppressed ("drop"): only events are recorded
+    tls = tlsrequire.decide(
+        requiretls=txn.requiretls,
+        tag=finished.require_tls,
+        tenant=tenant_require_tls,
+        tls_required_no=finished.tls_required_no,
+    )
     return Submission(
         id=txn.id,
         received_at=at,
@@ -99,6 +123,9 @@ def submission(
         body_8bit=not finished.data.isascii(),
         tenant=txn.tenant,
         send_at=finished.send_at,
+        require_tls=tls.require_tls,
+        requiretls=tls.requiretls,
+        tls_optional=tls.tls_optional,
         dsn_ret=txn.dsn_ret,
         dsn_envid=txn.dsn_envid,
         dsn={r: d for r, d in txn.dsn.items() if r in kept},

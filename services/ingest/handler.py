@@ -18,7 +18,7 @@ from services.ingest.core import IngestCore
 from services.ingest.policy import mail_from, message, rcpt_to
 from services.ingest.policy.base import Decision, Transaction
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
-from shared import dsnparams
+from shared import dsnparams, tlsrequire
 from shared.errors import BusError, BusFull
 from shared.wire.records import ClientInfo, Submission, new_id
 
@@ -44,7 +44,8 @@ class Handler:
         hostname: str,
         responses: list[str],
     ) -> list[str]:
-        """Add the extensions aiosmtpd supports but does not advertise, and DSN (RFC 3461)."""
+        """Add the extensions aiosmtpd supports but does not advertise, DSN (RFC 3461) and,
+        over TLS, REQUIRETLS (RFC 8689)."""
         session.host_name = hostname
         # aiosmtpd reads commands one at a time from a buffer, so pipelining (RFC 2920) works.
         extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN"]
@@ -52,6 +53,11 @@ class Handler:
         # the same way for SIZE and SMTPUTF8).
         server.command_size_limits["MAIL"] += dsnparams.MAIL_ROOM
         server.command_size_limits["RCPT"] += dsnparams.RCPT_ROOM
+        if session.info.tls:
+            # RFC 8689 2: REQUIRETLS is offered only where it can be used, over TLS.
+            extensions.append(f"250-{tlsrequire.KEYWORD}")
+            # RFC 8689 2: the parameter lengthens MAIL FROM by up to 11 characters.
+            server.command_size_limits["MAIL"] += len(tlsrequire.KEYWORD) + 1
         return [*responses[:-1], *extensions, responses[-1]]
 
     def handle_STARTTLS(self, server: SMTP, session: IngestSession, envelope: Any) -> bool:
@@ -79,6 +85,7 @@ class Handler:
         except dsnparams.DsnParamError as exc:
             return str(replies.bad_dsn_parameter(str(exc)))
         txn = Transaction(id=new_id(), mail_from=sender, smtputf8=bool(envelope.smtp_utf8))
+        txn.requiretls = envelope.requiretls
         txn.dsn_ret, txn.dsn_envid = ret, envid
         txn.credential = session.info.user.name if session.info.user else ""
         txn.tenant = self.core.policy.tenant_for(session.info, txn.sender_domain)
@@ -201,7 +208,8 @@ class Handler:
             tls=info.tls,
             listener=info.listener.name,
         )
-        return accept.submission(txn, client, finished, at)
+        tenant_tls = self.core.policy.tenant(txn.tenant).settings.require_tls
+        return accept.submission(txn, client, finished, at, tenant_require_tls=tenant_tls)
 
     async def handle_exception(self, error: Exception) -> str:
         """Our own unexpected failure: 451, never a 5xx (the client retries, nothing lost).

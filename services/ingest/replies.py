@@ -42,6 +42,9 @@ AUTH_REQUIRED = Reply(code=530, enhanced="5.7.0", text="Authentication required"
 #: "bad mailbox address syntax" (aiosmtpd's own "553 5.1.3" says "mailbox not allowed").
 BAD_ADDRESS = Reply(code=501, enhanced="5.1.3", text="Bad address syntax")
 NEEDS_SMTPUTF8 = Reply(code=553, enhanced="5.6.7", text="Non-ASCII address requires SMTPUTF8")
+#: RFC 8689 4: REQUIRETLS on MAIL FROM is only valid in a TLS session (we advertise it in
+#: none other); X.7.10 "encryption needed" (RFC 5248's registry).
+REQUIRETLS_NEEDS_TLS = Reply(code=530, enhanced="5.7.10", text="REQUIRETLS needs TLS")
 RATE_LIMITED = Reply(code=450, enhanced="4.7.1", text="Message rate limit exceeded, try later")
 TOO_BIG = Reply(code=552, enhanced="5.3.4", text="Message size exceeds fixed maximum")
 

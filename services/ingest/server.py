@@ -29,7 +29,7 @@ from services.ingest.policy import connect
 from services.ingest.policy.base import Decision, SessionInfo, Transaction
 from services.ingest.replies import Reply
 from services.ingest.state import IngestEnvelope, IngestSession, tls_version
-from shared import dsnparams
+from shared import dsnparams, tlsrequire
 from shared.address import AddressError, parse_path
 
 #: RFC 5321 2.3.8 / 4.1.1: a command line is printable text; NUL, other C0 controls, DEL and
@@ -43,6 +43,27 @@ LINGER = 1.0
 #: do not count towards ``limits.max_errors``: a suppressed recipient of a bulk send, and
 #: RFC 5321 4.5.3.1.10's "452, send the rest in another transaction".
 _NOT_ERRORS = frozenset(str(r).encode() for r in (replies.SUPPRESSED, replies.TOO_MANY_RECIPIENTS))
+
+
+def take_requiretls(arg: str | None) -> tuple[bool, str | None]:
+    """Whether a MAIL argument (``FROM:<path> params``) has the REQUIRETLS parameter, and the
+    argument without it. Only the parameters after the path count (a quoted local part may
+    hold the word); ``REQUIRETLS=...`` is left for aiosmtpd to refuse (it takes no value),
+    as is an argument whose path does not parse (aiosmtpd's reply says so)."""
+    if arg is None:
+        return False, arg
+    _, colon, rest = arg.partition(":")
+    try:
+        params = parse_path(rest).params if colon else ""
+    except AddressError:
+        return False, arg
+    words = params.split()
+    kept = [w for w in words if w.upper() != tlsrequire.KEYWORD]
+    if len(kept) == len(words):
+        return False, arg
+    # The parameters are the argument's tail (parse_path strips only blanks around them).
+    head = arg.rstrip()[: len(arg.rstrip()) - len(params)].rstrip()
+    return True, " ".join([head, *kept])
 
 
 def _command_names(cls: type) -> list[str]:
@@ -187,8 +208,18 @@ class IngestSMTP(ChunkingSMTP):
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
-        """MAIL FROM, with RFC 3461's RET and ENVID."""
+        """MAIL FROM, with RFC 3461's RET and ENVID, and RFC 8689's REQUIRETLS: noted on the
+        envelope and taken out (aiosmtpd answers 555 to parameters it does not know);
+        ``handler.handle_MAIL`` puts it on the transaction, whose checks refuse it outside
+        TLS (``policy/mail_from.py``)."""
         self._dsn_keywords = dsnparams.MAIL_KEYWORDS
+        requiretls = False
+        if self.session is not None and self.session.extended_smtp:
+            # After HELO there are no parameters at all: aiosmtpd refuses the line (501).
+            requiretls, arg = take_requiretls(arg)
+        envelope = self.envelope
+        if isinstance(envelope, IngestEnvelope):
+            envelope.requiretls = requiretls
         await super().smtp_MAIL(arg)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")

@@ -24,6 +24,9 @@ class IngestEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.txn: Transaction | None = None
+        #: MAIL FROM carried REQUIRETLS (RFC 8689), taken out of its parameters by the
+        #: session before aiosmtpd, which refuses parameters it does not know, reads them.
+        self.requiretls = False
         #: The DSN parameters (RFC 3461) of the MAIL or RCPT being answered, taken from its
         #: parameter string before aiosmtpd upper-cases it (xtext is case-sensitive).
         self.dsn_params: list[tuple[str, str]] = []

@@ -130,6 +130,12 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
         "clears), max_attachment_size as 10MiB, max_attachments, signed_changes as refuse "
         "or allow; empty or 0 keeps the global [ingest.content] value",
     )
+    change.add_argument(
+        "--require-tls",
+        choices=["on", "off", "inherit"],
+        help="its mail goes only over TLS with a verified certificate, else waits "
+        "(X-Postline-Require-TLS of a message decides first; inherit: no tenant policy)",
+    )
     add_tracking_flags(change, "the tenant's mail")
     change.set_defaults(handler=cmd_set)
 
@@ -252,6 +258,8 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         settings["content"] = _pairs(args.content, "--content")
     if args.scanning is not None:
         settings["scanning"] = args.scanning
+    if args.require_tls is not None:
+        settings["require_tls"] = args.require_tls
     if tracking := tracking_values(args):
         settings["tracking"] = tracking
 

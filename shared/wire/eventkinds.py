@@ -106,6 +106,8 @@ FIELD_DOCS: Mapping[str, str] = {
     "tls_policy": "The policy as RFC 8460 reports it: the MTA-STS policy's lines or the "
     "TLSA records.",
     "tls_mx_patterns": "The MTA-STS policy's `mx` patterns.",
+    "requiretls": "The message was sent with REQUIRETLS (RFC 8689): the DSN or notice made "
+    "of this event goes to the sender with REQUIRETLS too.",
 }
 
 
@@ -171,7 +173,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "A recipient's MX accepted the message (a 2xx reply): one per recipient.",
             "message_id recipient domain delivery_id reply attempt classification stage",
             "sender mx provider tls tls_security tls_verified tls_cipher tags tenant bulk source "
-            "dsn_notify dsn_orcpt dsn_ret dsn_envid dsn_passed",
+            "dsn_notify dsn_orcpt dsn_ret dsn_envid dsn_passed requiretls",
             classification="`delivered`.",
         ),
         _kind(
@@ -179,7 +181,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "A temporary failure: the deliverer retries later (a 4xx reply or a connection "
             "failure), or a delayed-delivery report came back.",
             "message_id recipient domain classification stage",
-            f"reply reason {_DELIVERY} check detail original_recipient",
+            f"reply reason {_DELIVERY} check detail original_recipient requiretls",
             classification=_BOUNCE_CLASS,
         ),
         _kind(
@@ -187,7 +189,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "A permanent failure: a 5xx reply, an asynchronous bounce (DSN) or an operator's "
             "bounce from the queue. The sender gets a DSN unless the mail was bulk.",
             "message_id recipient domain classification stage",
-            f"reply reason {_DELIVERY} check detail original_recipient by",
+            f"reply reason {_DELIVERY} check detail original_recipient by requiretls",
             classification=_BOUNCE_CLASS,
             check="The bouncer's rule that classified the report, or the operator's verb.",
         ),
@@ -195,7 +197,8 @@ KINDS: Mapping[EventKind, KindSpec] = {
             EventKind.EXPIRED,
             "The message could not be delivered to the recipient before its maximum age.",
             "message_id recipient domain delivery_id reply classification reason stage",
-            "sender attempt detail tags tenant bulk dsn_notify dsn_orcpt dsn_ret dsn_envid",
+            "sender attempt detail tags tenant bulk dsn_notify dsn_orcpt dsn_ret dsn_envid "
+            "requiretls",
             classification="`expired`.",
             detail="The last temporary failure's reply.",
         ),

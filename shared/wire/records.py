@@ -76,6 +76,14 @@ class Submission(Record, frozen=True, kw_only=True):
     dsn_ret: str = ""
     dsn_envid: str = ""
     dsn: dict[str, RecipientDsn] = {}
+    #: Per-message TLS requirements (``shared.tlsrequire``): ``require_tls``: every hop over
+    #: TLS with a verified certificate (REQUIRETLS, ``X-Postline-Require-TLS``, the tenant's
+    #: setting); ``requiretls``: RFC 8689's REQUIRETLS on MAIL FROM, which also needs a
+    #: DNSSEC or MTA-STS MX and a next hop offering REQUIRETLS; ``tls_optional``: the
+    #: ``TLS-Required: No`` field (RFC 8689 5), MTA-STS and DANE failures do not stop it.
+    require_tls: bool = False
+    requiretls: bool = False
+    tls_optional: bool = False
 
 
 class SmtpReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +138,10 @@ class Delivery(Record, frozen=True, kw_only=True):
     dsn_ret: str = ""
     dsn_envid: str = ""
     dsn: dict[str, RecipientDsn] = {}
+    #: The Submission's TLS requirements (``shared.tlsrequire``), enforced per connection.
+    require_tls: bool = False
+    requiretls: bool = False
+    tls_optional: bool = False
 
 
 class EventKind(enum.StrEnum):
@@ -286,6 +298,10 @@ class Event(Record, frozen=True, kw_only=True):
     #: Postline, owes the success and delay notices (RFC 3461 5.2.1); false: Postline sends
     #: a "relayed" notice when SUCCESS was asked (RFC 3461 5.2.2).
     dsn_passed: bool = False
+    #: bounced/expired by the deliverer, and delivered/deferred events that carry the
+    #: headers for a success or delay notice: the message was sent with REQUIRETLS (RFC
+    #: 8689), so the DSN made of the event goes with REQUIRETLS too (RFC 8689 4.3).
+    requiretls: bool = False
 
 
 class SuppressionReason(enum.StrEnum):
@@ -469,6 +485,9 @@ class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Attachment and content policy over ``[ingest.content]`` (empty fields keep it).
     content: ContentRules = ContentRules()
     tracking: TrackingSettings = TrackingSettings()  # open and click tracking
+    #: Every message of this tenant needs TLS with a verified certificate to the MX (the
+    #: deliverer defers it otherwise); ``None``: no tenant policy, the message decides.
+    require_tls: bool | None = None
 
 
 class Tenant(Record, frozen=True, kw_only=True):

@@ -176,8 +176,9 @@ class Submitter:
             ip=info.ip, port=0, helo=HELO, auth_user=key_id, tls=None, listener=LISTENER
         )
         ids = headers.parse(finished.data).get("message-id")
+        tenant_tls = core.policy.tenant(txn.tenant).settings.require_tls
         message, events = accept.screened(
-            accept.submission(txn, client, finished, at),
+            accept.submission(txn, client, finished, at, tenant_require_tls=tenant_tls),
             accept.events(txn, finished.tags, at, detail=f"HTTP API, key {key_id}"),
             scanned,
         )

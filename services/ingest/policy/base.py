@@ -69,6 +69,7 @@ class Transaction:
     rcpt_to: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # accepted at RCPT, suppressed ("drop")
     smtputf8: bool = False
+    requiretls: bool = False  # RFC 8689 REQUIRETLS on MAIL FROM (``shared.tlsrequire``)
     #: The sending tenant (from the AUTH credential); on the Submission and every event.
     tenant: str = DEFAULT_TENANT
     #: The AUTH login or API key id it came with ("" when relayed without AUTH).

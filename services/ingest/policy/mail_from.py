@@ -31,6 +31,16 @@ def utf8_address(state: PolicyState, session: SessionInfo, txn: Transaction) -> 
     return None
 
 
+def requiretls_over_tls(
+    state: PolicyState, session: SessionInfo, txn: Transaction
+) -> Decision | None:
+    """RFC 8689 4: REQUIRETLS on MAIL FROM is only valid in a TLS session; in cleartext the
+    sender's demand could not even be met on the hop to us, so it is refused (530 5.7.10)."""
+    if txn.requiretls and not session.tls:
+        return Decision(replies.REQUIRETLS_NEEDS_TLS, "requiretls")
+    return None
+
+
 def credential_held(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decision | None:
     """A held credential (``postline credential``, or the reputation stage's
     compromised-account detection) sends nothing until released: 451 4.7.1 with the reason
@@ -93,6 +103,7 @@ def ip_rate(state: PolicyState, session: SessionInfo, txn: Transaction) -> Decis
 
 CHECKS = (
     utf8_address,
+    requiretls_over_tls,
     credential_held,
     tenant_state,
     domain_state,

@@ -246,3 +246,14 @@ async def test_credentials_and_api_keys(api: Api, running: Running) -> None:
     assert (await api.call("DELETE", "/shop/credentials/shop-app"))[0] == 404
     await table.load(running.bus)
     assert table.by_api_key(key) is None and table.by_credential("shop-app") is None
+
+
+async def test_a_tenants_tls_requirement_is_set_by_patch(api: Api) -> None:
+    await api.call("POST", "", {"id": "shop"})
+    assert (await api.call("GET", "/shop"))[1]["settings"]["require_tls"] is None
+    status, body = await api.call("PATCH", "/shop", {"settings": {"require_tls": True}})
+    assert status == 200 and body["settings"]["require_tls"] is True, body
+    status, body = await api.call("PATCH", "/shop", {"settings": {"require_tls": None}})
+    assert status == 200 and body["settings"]["require_tls"] is None, body
+    status, body = await api.call("PATCH", "/shop", {"settings": {"require_tls": "maybe"}})
+    assert status == 400 and "settings.require_tls" in body["error"], body

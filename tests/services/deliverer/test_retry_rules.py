@@ -134,8 +134,15 @@ def test_header_block_table(data: bytes, limit: int, expected: bytes) -> None:
 
 
 def test_failure_fields_carry_the_headers_and_the_lane() -> None:
-    assert failure_fields(_delivery(bulk=True)) == {"headers": b"Subject: hi\r\n", "bulk": True}
-    assert failure_fields(_delivery()) == {"headers": b"Subject: hi\r\n", "bulk": False}
+    head = b"Subject: hi\r\n"
+    assert failure_fields(_delivery(bulk=True)) == {
+        "headers": head,
+        "bulk": True,
+        "requiretls": False,
+    }
+    assert failure_fields(_delivery()) == {"headers": head, "bulk": False, "requiretls": False}
+    # RFC 8689 4.3: the DSN of a REQUIRETLS message goes with REQUIRETLS.
+    assert failure_fields(_delivery(requiretls=True))["requiretls"] is True
 
 
 def test_one_expired_event_per_recipient() -> None:

@@ -259,3 +259,16 @@ def test_api_keys(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(config, capsys, "apikey", "revoke", "shop", key_id)[0] == 0  # a retry
     assert table(config).by_api_key(key) is None
     assert json.loads(run(config, capsys, "apikey", "list", "shop")[1])["revoked_at"] > 0
+
+
+def test_set_require_tls(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(config, capsys, "add", "shop")[0] == 0
+    assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["require_tls"] is None
+    assert run(config, capsys, "set", "shop", "--require-tls", "on")[:2] == (
+        0,
+        "tenant shop changed\n",
+    )
+    assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["require_tls"] is True
+    assert run(config, capsys, "set", "shop", "--require-tls", "inherit")[0] == 0
+    assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["require_tls"] is None
+    assert audit_details(config)[-2:] == ["set require_tls", "set require_tls"]

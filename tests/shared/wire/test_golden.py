@@ -167,6 +167,9 @@ SUBMISSION = Submission(
             notify=("SUCCESS", "FAILURE"), orcpt="rfc822;Bob@Example.org"
         )
     },
+    require_tls=True,
+    requiretls=True,
+    tls_optional=True,
 )
 DKIM_KEY = DkimKeyRecord(
     selector="s2026",
@@ -214,6 +217,9 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             dsn={
                 "bob@example.org": RecipientDsn(notify=("DELAY",), orcpt="rfc822;bob@example.org")
             },
+            require_tls=True,
+            requiretls=True,
+            tls_optional=True,
         ),
     ),
     "Event": (
@@ -271,6 +277,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             dsn_ret="HDRS",
             dsn_envid="QQ314159",
             dsn_passed=True,
+            requiretls=True,
         ),
     ),
     "Suppression": (
@@ -360,6 +367,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
                 tracking=TrackingSettings(
                     opens=False, clicks=True, text_clicks=False, host="t.acme.example"
                 ),
+                require_tls=True,
             ),
             created_at=AT,
             updated_at=AT + 100,
