@@ -71,8 +71,12 @@ async def test_a_policy_is_fetched_from_the_policy_host(lab: Lab) -> None:
 async def failure_of(lab: Lab, **sts: object) -> str:
     source = MtaStsSource.create(lab.config(**sts), None)
     try:
-        assert await source.host_policy(DOMAIN, "mx1.example.test", False) is None
-        return f"{source.failures[DOMAIN].result_type}: {source.failures[DOMAIN]}"
+        # No policy: the configuration decides, the failure rides along for TLS-RPT.
+        unfetched = await source.host_policy(DOMAIN, "mx1.example.test", False)
+        assert unfetched is not None and unfetched.inherit and unfetched.noted is not None
+        failure = source.failures[DOMAIN]
+        assert unfetched.noted.result_type == failure.result_type
+        return f"{failure.result_type}: {failure}"
     finally:
         await source.close()
 
