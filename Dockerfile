@@ -20,6 +20,14 @@ LABEL org.opencontainers.image.title="postline" \
 ENV PATH=/opt/postline/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# Debian's unbound and root trust anchor (dns-root-data) for the DANE component's resolver
+# sidecar (deploy/k8s/components/dane): it runs from this image, so no third-party image is
+# trusted with the answers DANE relies on. Unpinned: Debian's security updates replace the
+# old versions in the archive, and a pin would break the build after each of them.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends unbound dns-root-data \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 postline \
     && useradd --system --uid 10001 --gid postline --no-create-home \
        --home-dir /var/lib/postline --shell /usr/sbin/nologin postline \
