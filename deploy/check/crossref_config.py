@@ -8,6 +8,9 @@
 - Every file the stage's section names (TLS, users, DKIM keys, HMAC and admin secrets, the
   bounce rule table the reputation stage reads) is inside a volume mount of that Deployment.
 - ``terminationGracePeriodSeconds`` covers the preStop pause plus ``runtime.drain_timeout``.
+- The deliverer's section passes its own checks with the pod's environment (the DANE
+  component sets ``nameservers`` and ``dane.enabled`` there, and DANE is refused unless every
+  nameserver is on loopback).
 Deployments that do not run Postline (rspamd of the scanning component) load no Postline
 config and are left out. Owns these checks.
 """
@@ -21,6 +24,7 @@ from crossref_cli import postline_invocations
 from postline_config import load_rendered_config, mounted, unmounted
 
 from services.bouncer.config import load_bouncer_config
+from services.deliverer.config import load as load_deliverer
 from services.ingest.config import api_address
 from services.ingest.config import load as load_ingest
 from services.reputation.config import load_reputation_config
@@ -28,6 +32,7 @@ from services.signer.config import load_signer_config
 from shared.cli import build_parser, discover_stages
 from shared.cli.parser import parse_error
 from shared.config import Config
+from shared.errors import ConfigError
 
 
 def check(rendered: Rendered) -> list[str]:
@@ -46,6 +51,7 @@ def check(rendered: Rendered) -> list[str]:
         problems += _ports(doc, stage, config)
         problems += unmounted(doc, _files(stage, config))
         problems += _grace(doc, float(config.core.runtime.drain_timeout))
+        problems += _deliverer(doc, stage, config)
     return [f"{rendered.overlay}: {problem}" for problem in problems]
 
 
@@ -106,6 +112,17 @@ def _files(stage: str, config: Config) -> list[str]:
         rules = load_reputation_config(config).rule_table_path(config.core.bouncer)
         return [str(rules)] if rules else []
     return []
+
+
+def _deliverer(doc: Manifest, stage: str, config: Config) -> Iterable[str]:
+    """The deliverer's section as its pods load it: ingest, signer, bouncer and reputation
+    are loaded by ``_ports`` and ``_files`` already, and a refused section crash-loops."""
+    if stage != "deliverer":
+        return
+    try:
+        load_deliverer(config)
+    except ConfigError as exc:
+        yield f"{ref(doc)}: {exc.key}: {exc.problem}"
 
 
 def _grace(doc: Manifest, drain: float) -> Iterable[str]:

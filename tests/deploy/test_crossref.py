@@ -212,3 +212,18 @@ def test_pod_monitor_needs_job_label(overlay: Overlay, kind: str) -> None:
     assert problems(prod) == [
         "prod: PodMonitor/postline: no jobLabel (job names would be namespace/name)"
     ]
+
+
+def test_deliverer_section_must_load_with_the_pod_s_environment(overlay: Overlay) -> None:
+    prod = overlay("prod")
+    container = find(prod, "Deployment", "postline-deliverer")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    for item in container["env"]:
+        if item["name"] == "POSTLINE__DELIVERER__NAMESERVERS":
+            item["value"] = '["10.96.0.10"]'  # the cluster DNS: its AD bit cannot be trusted
+    assert problems(prod) == [
+        "prod: Deployment/postline-deliverer: deliverer.nameservers[0]: with "
+        "deliverer.dane.enabled every nameserver must be a validating resolver on loopback "
+        "(127.0.0.0/8 or ::1): its AD bit is trusted"
+    ]
