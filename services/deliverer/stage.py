@@ -84,7 +84,13 @@ class DelivererStage:
             dnssec=cfg.dane.enabled,
         )
         # MTA-STS policies (RFC 8461), cached on postline.mta-sts for every replica.
-        self.mta_sts = MtaStsSource.create(cfg, ctx.bus) if cfg.mta_sts.enabled else None
+        self.mta_sts = (
+            MtaStsSource.create(
+                cfg, ctx.bus, lambda work, name: ctx.spawn(work, name=name, daemon=False)
+            )
+            if cfg.mta_sts.enabled
+            else None
+        )
         # DANE: the TLSA records of DNSSEC-validated MX hosts (RFC 7672).
         self.dane = DaneSource(self.resolver) if cfg.dane.enabled else None
         # Published policies in order of precedence (RFC 8461 2: DANE before MTA-STS).

@@ -22,6 +22,7 @@ A slow policy host delays only the mail of its own domain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -59,6 +60,15 @@ TxtLookup = Callable[[str], Awaitable[tuple[list[str], float]]]
 PolicyFetch = Callable[[str], Awaitable[StsPolicy]]
 
 
+#: Starts a background task by name (the stage's supervised ``spawn``: a task that dies
+#: of an unexpected error is logged and holds readiness instead of vanishing).
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+
+def _unsupervised(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(work, name=name)
+
+
 class TxtLookupFailed(Exception):
     """The ``_mta-sts`` TXT query failed (timeout, SERVFAIL): the record's state is unknown."""
 
@@ -76,8 +86,10 @@ class MtaStsSource:
         clock: Callable[[], float] = time.time,
         txt_cache_size: int = 10000,
         close: Callable[[], Awaitable[None]] | None = None,
+        spawn: Spawn = _unsupervised,
     ) -> None:
         self.cfg = cfg
+        self._spawner = spawn
         self.cache = cache
         self._lookup_txt = lookup_txt
         self._fetch = fetch
@@ -85,8 +97,8 @@ class MtaStsSource:
         self._txt: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
         self._txt_cache_size = txt_cache_size
         self._inflight: dict[tuple[str, str], asyncio.Future[object]] = {}
-        self._background: set[asyncio.Task[object]] = set()  # refreshes: cancelled at close
-        self._publishing: set[asyncio.Task[object]] = set()  # finished at close
+        self._background: set[asyncio.Task[None]] = set()  # refreshes: cancelled at close
+        self._publishing: set[asyncio.Task[None]] = set()  # finished at close
         self._close = close
         #: The last fetch failure per domain, until a fetch succeeds (for reports and logs),
         #: and when the domain may be fetched again (``fetch_retry``).
@@ -94,7 +106,9 @@ class MtaStsSource:
         self._retry_at: dict[str, float] = {}
 
     @classmethod
-    def create(cls, cfg: DelivererConfig, bus: Bus | None) -> MtaStsSource:
+    def create(
+        cls, cfg: DelivererConfig, bus: Bus | None, spawn: Spawn = _unsupervised
+    ) -> MtaStsSource:
         """The production source: DNS through ``deliverer.nameservers`` (else the system's),
         policies over HTTPS (``shared.mtasts_fetch``, imported here: aiohttp loads only in a
         deliverer that uses MTA-STS) checked against ``mta_sts.ca_file``, else
@@ -119,6 +133,7 @@ class MtaStsSource:
             fetch=fetcher.fetch,
             txt_cache_size=cfg.mx_cache_size,
             close=fetcher.close,
+            spawn=spawn,
         )
 
     async def host_policy(self, domain: str, host: str, secure_mx: bool) -> HostPolicy | None:
@@ -229,7 +244,7 @@ class MtaStsSource:
         self.cache.keep(policy)
         # Published in the background: the domain's mail waits for the fetch, not for the
         # bus (a slow or unavailable bus must not hold deliveries to this domain).
-        self._spawn(self.cache.publish(policy), self._publishing)
+        self._spawn(self.cache.publish(policy), self._publishing, f"mta-sts-publish:{domain}")
         return policy
 
     def _failed(self, domain: str, exc: MtaStsError) -> None:
@@ -262,19 +277,20 @@ class MtaStsSource:
         if ("fetch", domain) in self._inflight:
             return
 
-        async def refresh() -> object:
-            try:
-                return await self._once(
+        async def refresh() -> None:
+            # A failed fetch keeps the cached policy in force; failures[] says why.
+            with contextlib.suppress(MtaStsError):
+                await self._once(
                     ("fetch", domain), lambda: self._fetch_and_store(domain, policy_id)
                 )
-            except MtaStsError:
-                return None  # the cached policy stays in force; failures[] says why
 
-        self._spawn(refresh(), self._background)
+        self._spawn(refresh(), self._background, f"mta-sts-refresh:{domain}")
 
-    def _spawn(self, work: Coroutine[Any, Any, object], tasks: set[asyncio.Task[object]]) -> None:
+    def _spawn(
+        self, work: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]], name: str
+    ) -> None:
         """Run ``work`` in the background, remembered in ``tasks`` until done."""
-        task = asyncio.ensure_future(work)
+        task = self._spawner(work, name)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
