@@ -36,9 +36,10 @@ from services.deliverer.outcome import (
     TLS_UNAVAILABLE,
     DeliveryFailure,
 )
-from services.deliverer.session import Session, SessionOptions, Target, client_tls_context
+from services.deliverer.session import Session, SessionOptions, Target
 from services.deliverer.sources import OS_SOURCE, Source
 from services.deliverer.transport import requirement
+from services.deliverer.transport.handshake import client_tls_context
 from services.deliverer.transport.policy import (
     HostPolicy,
     PolicySource,

@@ -1,5 +1,6 @@
-"""``session.certificate_result``: a failed WebPKI handshake's RFC 8460 result type, from
-real handshakes against the test CA where one can be had, from OpenSSL's codes for the rest."""
+"""``transport.handshake.certificate_result``: a failed WebPKI handshake's RFC 8460 result
+type, from real handshakes against the test CA where one can be had, from OpenSSL's codes
+for the rest."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.deliverer.session import certificate_result
+from services.deliverer.transport.handshake import certificate_result
 from services.deliverer.transport.policy import ResultType
 from testing.pki import Pki, make_pki
 

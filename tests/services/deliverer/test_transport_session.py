@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from services.deliverer.config import Timeouts
-from services.deliverer.session import Session, SessionOptions, Target, client_tls_context
+from services.deliverer.session import Session, SessionOptions, Target
+from services.deliverer.transport.handshake import client_tls_context
 from services.deliverer.transport.policy import (
     HostPolicy,
     PolicyReport,
