@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
@@ -107,7 +107,9 @@ class Tlsa:
                 selected = cert.public_key().public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
-            except (ValueError, TypeError):  # a key type cryptography does not support
+            # A key cryptography cannot read: an unknown algorithm raises UnsupportedAlgorithm
+            # (not a ValueError), a known one with bad parameters ValueError or TypeError.
+            except (ValueError, TypeError, UnsupportedAlgorithm):
                 return False
         digest = _DIGESTS[self.mtype]
         return (digest(selected) if digest is not None else selected) == self.data
@@ -288,8 +290,8 @@ def _issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
         return False
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False  # UnsupportedAlgorithm: the parent's key is of a type we cannot read
     return True
 
 

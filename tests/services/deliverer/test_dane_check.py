@@ -9,6 +9,8 @@ import datetime
 import ssl
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from services.deliverer.transport.dane import (
     DaneCheck,
@@ -157,3 +159,36 @@ async def test_check_on_a_real_handshake(pki: dict[str, Issued]) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+#: id-ecPublicKey's OID in DER, and an unassigned one of the same length beside it.
+_EC_KEY = bytes.fromhex("06072A8648CE3D0201")
+_UNKNOWN_KEY = bytes.fromhex("06072A8648CE3D0209")
+
+
+def _unreadable_key(issued: Issued) -> x509.Certificate:
+    """``issued``'s certificate with a public key algorithm cryptography does not know (as a
+    GOST or SM2 key would be): the certificate loads, its key does not."""
+    return x509.load_der_x509_certificate(issued.der().replace(_EC_KEY, _UNKNOWN_KEY))
+
+
+def test_a_key_we_cannot_read_fails_the_check_instead_of_raising(
+    pki: dict[str, Issued],
+) -> None:
+    # Such a certificate is a mismatch (VALIDATION_FAILURE, the next MX host is tried), not
+    # an exception out of the session's check.
+    leaf = _unreadable_key(pki["leaf"])
+    records = _records(tlsa(3, 1, 1, pki["leaf"]))
+    with pytest.raises(TlsCheckFailed) as failure:
+        check_chain([leaf], HOST, records, NOW)
+    assert failure.value.result_type is ResultType.VALIDATION_FAILURE
+    assert records[0].matches(leaf) is False
+    # Selector 0 matches the certificate as sent, key or no key.
+    full = Tlsa.parse(f"3 0 0 {leaf.public_bytes(serialization.Encoding.DER).hex()}")
+    check_chain([leaf], HOST, [full], NOW)
+    # An issuer whose key cannot be read cannot have signed the leaf: no path to the anchor.
+    mid = _unreadable_key(pki["mid"])
+    records = _records(tlsa(2, 0, 0, pki["root"]))
+    with pytest.raises(TlsCheckFailed) as failure:
+        check_chain([pki["leaf"].cert, mid, pki["root"].cert], HOST, records, NOW)
+    assert failure.value.result_type is ResultType.VALIDATION_FAILURE
