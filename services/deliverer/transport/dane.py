@@ -286,6 +286,8 @@ def _issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
         constraints = parent.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return False
+    except (ValueError, x509.DuplicateExtension):
+        return False  # extensions we cannot read (the chain is as the server sent it): no CA
     if not constraints.ca:
         return False
     try:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ssl
+from collections.abc import Sequence
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from services.deliverer.transport.dane import (
     DaneCheck,
@@ -192,3 +195,44 @@ def test_a_key_we_cannot_read_fails_the_check_instead_of_raising(
     with pytest.raises(TlsCheckFailed) as failure:
         check_chain([pki["leaf"].cert, mid, pki["root"].cert], HOST, records, NOW)
     assert failure.value.result_type is ResultType.VALIDATION_FAILURE
+
+
+def _bare_cert(
+    cn: str, issuer: Issued | None, *, ca: bool | None, san: Sequence[str] | None
+) -> Issued:
+    """A certificate with only what is asked: BasicConstraints when ``ca`` is not None, a
+    subjectAltName when ``san`` is not None (``testing.pki`` always adds both)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.cert.subject if issuer is not None else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(minutes=5))
+        .not_valid_after(NOW + datetime.timedelta(days=1))
+    )
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+    if san is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), False
+        )
+    signer = issuer.key if issuer is not None else key
+    return Issued(builder.sign(signer, hashes.SHA256()), key)
+
+
+def test_an_unreadable_extra_certificate_in_the_chain_is_passed_over(
+    pki: dict[str, Issued],
+) -> None:
+    # A server may send any bytes as its chain; one whose extensions cannot be read (here
+    # BasicConstraints twice, RFC 5280 4.2) is no issuer, and the walk goes on to the next.
+    extra = _bare_cert("Mid", pki["root"], ca=True, san=["mid.test"])
+    san, basic_constraints = bytes.fromhex("0603551D11"), bytes.fromhex("0603551D13")
+    broken = x509.load_der_x509_certificate(extra.der().replace(san, basic_constraints))
+    with pytest.raises(x509.DuplicateExtension):
+        broken.extensions  # noqa: B018
+    records = _records(tlsa(2, 0, 1, pki["root"]))
+    chain = [pki["leaf"].cert, broken, pki["mid"].cert, pki["root"].cert]
+    check_chain(chain, HOST, records, NOW)
