@@ -244,7 +244,14 @@ def check_chain(
             f"no TLSA record of {host} matches its certificate chain "
             f"(leaf {leaf.subject.rfc4514_string()})",
         )
-    if not names_host(leaf, host):
+    try:
+        named = names_host(leaf, host)
+    except (ValueError, x509.DuplicateExtension) as exc:  # signed, yet not RFC 5280
+        raise TlsCheckFailed(
+            ResultType.VALIDATION_FAILURE,
+            f"unreadable certificate extensions of {leaf.subject.rfc4514_string()}: {exc}",
+        ) from exc
+    if not named:
         raise TlsCheckFailed(
             ResultType.CERTIFICATE_HOST_MISMATCH,
             f"certificate does not name {host}: {', '.join(_dns_names(leaf)) or '(no names)'}",

@@ -342,3 +342,29 @@ def test_an_unreadable_extra_certificate_in_the_chain_is_passed_over(
     records = _records(tlsa(2, 0, 1, pki["root"]))
     chain = [pki["leaf"].cert, broken, pki["mid"].cert, pki["root"].cert]
     check_chain(chain, HOST, records, NOW)
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    length = bytes([size]) if size < 0x80 else bytes([0x82, size >> 8, size & 0xFF])
+    return bytes([tag]) + length + content
+
+
+def test_a_leaf_whose_extensions_cannot_be_read_fails_the_check(
+    pki: dict[str, Issued],
+) -> None:
+    # A CA that signed a leaf with an extension twice (RFC 5280 4.2 forbids it): its names
+    # cannot be read, so it names no host; the check fails instead of raising.
+    leaf = make_leaf(pki["mid"], [HOST], now=NOW).cert
+    eku, san = bytes.fromhex("0603551D25"), bytes.fromhex("0603551D11")
+    tbs = leaf.tbs_certificate_bytes.replace(eku, san)  # subjectAltName twice
+    signature = pki["mid"].key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    ecdsa_with_sha256 = bytes.fromhex("300A06082A8648CE3D040302")
+    der = _der(0x30, tbs + ecdsa_with_sha256 + _der(0x03, b"\x00" + signature))
+    broken = x509.load_der_x509_certificate(der)
+    broken.verify_directly_issued_by(pki["mid"].cert)  # a real signature over it
+    records = _records(tlsa(2, 0, 1, pki["mid"]))
+    with pytest.raises(TlsCheckFailed) as failure:
+        check_chain([broken, pki["mid"].cert], HOST, records, NOW)
+    assert failure.value.result_type is ResultType.VALIDATION_FAILURE
+    assert failure.value.detail.startswith("unreadable certificate extensions of CN=mx1.dane.test")
