@@ -93,7 +93,7 @@ def parse_txt(record: str) -> str:
     fields = _DELIM.split(record)
     if fields[0] != "v=STSv1":
         raise PolicyInvalid(f"TXT record does not start with v=STSv1: {record!r}")
-    if fields[-1] == "" and len(fields) > 1:
+    if fields[-1] == "":  # never fields[0], checked above: at least "v=STSv1" and ""
         fields.pop()  # a trailing delimiter is allowed
     policy_id = ""
     for field in fields[1:]:

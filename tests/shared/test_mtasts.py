@@ -136,3 +136,64 @@ def test_txt_record_first_id_counts_and_bad_record_says_why() -> None:
 def test_names() -> None:
     assert txt_name("Example.COM.") == "_mta-sts.example.com"
     assert policy_host("Example.COM.") == "mta-sts.example.com"
+
+
+def test_max_age_limit_is_rfc_8461s_year() -> None:
+    # RFC 8461 3.2: max_age at most 31557600 seconds.
+    assert parse_policy("version: STSv1\nmode: none\nmax_age: 31557600\n").max_age == 31557600
+    with pytest.raises(PolicyInvalid, match="more than"):
+        parse_policy("version: STSv1\nmode: none\nmax_age: 31557601\n")
+
+
+def test_max_age_is_at_most_ten_digits() -> None:
+    # RFC 8461 3.2: sts-policy-max-age-value = 1*10DIGIT (leading zeros included).
+    assert parse_policy("version: STSv1\nmode: none\nmax_age: 0000086400\n").max_age == 86400
+    with pytest.raises(PolicyInvalid, match="not a number"):
+        parse_policy("version: STSv1\nmode: none\nmax_age: 00000086400\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # A line that is a bare word is no "key: value" (RFC 8461 3.2), not an unknown key.
+        ("version: STSv1\nmode: none\nmax_age: 1\nextra\n", "line 4 is not 'key: value'"),
+        # A key must be a field name: letters, digits, "_", "-", "." (RFC 8461 3.2).
+        ("version: STSv1\nmode: none\nmax age: 1\n", "line 3 is not 'key: value'"),
+        ("version: STSv1\n mode: none\nmax_age: 1\n", "line 2 is not 'key: value'"),
+        ("version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 1\n", "line 3: malformed mx"),
+    ],
+)
+def test_bad_lines_are_named_by_their_number(text: str, why: str) -> None:
+    with pytest.raises(PolicyInvalid, match=why):
+        parse_policy(text)
+
+
+def test_a_bad_line_is_quoted_only_in_part() -> None:
+    # A server that answers with an HTML page or a binary does not flood the log or
+    # `postline domain check` with it: the first 80 characters are quoted.
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy("x" * 200)
+    assert str(raised.value) == f"line 1 is not 'key: value': {'x' * 80!r}"
+
+
+def test_txt_records_not_starting_with_v_stsv1_and_a_delimiter_are_discarded() -> None:
+    # RFC 8461 3.1: such records are discarded before counting, so a future version's
+    # record beside ours leaves ours in force.
+    assert txt_policy_id(["v=STSv10; id=new", "v=STSv1; id=abc"]) == "abc"
+    assert txt_policy_id(["v=STSv1", "v=STSv1; id=abc"]) == "abc"
+
+
+@pytest.mark.parametrize(
+    ("record", "why"),
+    [
+        # What `postline domain check` prints for the one record it finds.
+        ("v=STSv10; id=abc", "does not start with v=STSv1"),
+        ("v=STSv1;", "no id"),
+        ("v=STSv1; id=a-b", "not 1-32 letters or digits"),
+        ("v=STSv1; id=abc; id=a-b", "not 1-32 letters or digits"),
+        ("v=STSv1; id=abc; =x", "malformed field"),
+    ],
+)
+def test_a_bad_txt_record_says_why(record: str, why: str) -> None:
+    with pytest.raises(PolicyInvalid, match=why):
+        parse_txt(record)

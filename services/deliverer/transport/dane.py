@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
@@ -107,7 +107,9 @@ class Tlsa:
                 selected = cert.public_key().public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
-            except (ValueError, TypeError):  # a key type cryptography does not support
+            # A key cryptography cannot read: an unknown algorithm raises UnsupportedAlgorithm
+            # (not a ValueError), a known one with bad parameters ValueError or TypeError.
+            except (ValueError, TypeError, UnsupportedAlgorithm):
                 return False
         digest = _DIGESTS[self.mtype]
         return (digest(selected) if digest is not None else selected) == self.data
@@ -242,7 +244,14 @@ def check_chain(
             f"no TLSA record of {host} matches its certificate chain "
             f"(leaf {leaf.subject.rfc4514_string()})",
         )
-    if not names_host(leaf, host):
+    try:
+        named = names_host(leaf, host)
+    except (ValueError, x509.DuplicateExtension) as exc:  # signed, yet not RFC 5280
+        raise TlsCheckFailed(
+            ResultType.VALIDATION_FAILURE,
+            f"unreadable certificate extensions of {leaf.subject.rfc4514_string()}: {exc}",
+        ) from exc
+    if not named:
         raise TlsCheckFailed(
             ResultType.CERTIFICATE_HOST_MISMATCH,
             f"certificate does not name {host}: {', '.join(_dns_names(leaf)) or '(no names)'}",
@@ -284,12 +293,14 @@ def _issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
         constraints = parent.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         return False
+    except (ValueError, x509.DuplicateExtension):
+        return False  # extensions we cannot read (the chain is as the server sent it): no CA
     if not constraints.ca:
         return False
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False  # UnsupportedAlgorithm: the parent's key is of a type we cannot read
     return True
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ssl
 
+import pytest
+
+from services.deliverer.outcome import Outcome, classify
 from services.deliverer.transport.policy import (
     OPPORTUNISTIC,
     HostPolicy,
@@ -16,6 +19,7 @@ from services.deliverer.transport.policy import (
 )
 from services.deliverer.transport.requirement import (
     REQUIRETLS_INSECURE_MX,
+    REQUIRETLS_UNSUPPORTED,
     apply,
     meets,
     needs,
@@ -101,23 +105,51 @@ def test_requiretls_needs_a_secure_mx_or_an_mta_sts_policy() -> None:
     assert refusal(REQUIRED, OPPORTUNISTIC, secure_mx=False) is None
 
 
-def test_a_stricter_message_never_reuses_a_weaker_session() -> None:
-    plain = TlsOutcome(Security.OPPORTUNISTIC)
-    unverified = TlsOutcome(Security.OPPORTUNISTIC, version="TLSv1.3")
-    verified = TlsOutcome(Security.REQUIRED, version="TLSv1.3", verified=True)
-    testing_failure = TlsOutcome(
-        Security.MTA_STS, version="TLSv1.3", verified=True, failure=ResultType.VALIDATION_FAILURE
-    )
-    assert meets(NONE, plain, False, NONE) and meets(NONE, None, False, OPTIONAL)
-    assert not meets(NONE, plain, False, REQUIRED)
-    assert not meets(NONE, unverified, True, REQUIRED)
-    assert not meets(NONE, testing_failure, True, REQUIRED)
-    assert not meets(NONE, None, True, REQUIRED)
-    assert meets(NONE, verified, False, REQUIRED)
-    assert not meets(NONE, verified, False, REQUIRETLS)
-    assert meets(NONE, verified, True, REQUIRETLS)
-    # A session that ignored the published policy carries only messages that asked so.
-    assert meets(OPTIONAL, plain, False, OPTIONAL)
-    assert not meets(OPTIONAL, plain, False, NONE)
-    assert not meets(OPTIONAL, verified, True, REQUIRED)
-    assert meets(REQUIRED, verified, False, NONE)  # stronger than needed is fine
+PLAIN = TlsOutcome(Security.OPPORTUNISTIC)
+UNVERIFIED = TlsOutcome(Security.OPPORTUNISTIC, version="TLSv1.3")
+VERIFIED = TlsOutcome(Security.REQUIRED, version="TLSv1.3", verified=True)
+#: Verified, but a testing-mode policy's check failed: reported, not good enough to reuse.
+TESTING_FAILURE = TlsOutcome(
+    Security.MTA_STS, version="TLSv1.3", verified=True, failure=ResultType.VALIDATION_FAILURE
+)
+#: Not TLS at all, whatever the flag says (no version: the session stayed in cleartext).
+VERIFIED_NO_VERSION = TlsOutcome(Security.REQUIRED, verified=True)
+
+
+@pytest.mark.parametrize(
+    ("opened_for", "outcome", "offers_requiretls", "need", "reusable"),
+    [
+        (NONE, PLAIN, False, NONE, True),
+        (NONE, None, False, OPTIONAL, True),
+        (NONE, PLAIN, False, REQUIRED, False),
+        (NONE, UNVERIFIED, True, REQUIRED, False),
+        (NONE, VERIFIED_NO_VERSION, True, REQUIRED, False),
+        (NONE, TESTING_FAILURE, True, REQUIRED, False),
+        (NONE, None, True, REQUIRED, False),
+        (NONE, VERIFIED, False, REQUIRED, True),
+        (NONE, VERIFIED, False, REQUIRETLS, False),
+        (NONE, VERIFIED, True, REQUIRETLS, True),
+        # A session that ignored the published policy carries only messages that asked so.
+        (OPTIONAL, PLAIN, False, OPTIONAL, True),
+        (OPTIONAL, PLAIN, False, NONE, False),
+        (OPTIONAL, VERIFIED, True, REQUIRED, False),
+        (REQUIRED, VERIFIED, False, NONE, True),  # stronger than needed is fine
+    ],
+)
+def test_a_stricter_message_never_reuses_a_weaker_session(
+    opened_for: TlsRequirement,
+    outcome: TlsOutcome | None,
+    offers_requiretls: bool,
+    need: TlsRequirement,
+    reusable: bool,
+) -> None:
+    # A bool, as the signature says: callers may store or compare it, not only test it.
+    assert meets(opened_for, outcome, offers_requiretls, need) is reusable
+
+
+def test_requiretls_failures_are_permanent_550_5_7_30() -> None:
+    # RFC 8689 5 and the RFC 5248 registry: the sender asked for the message back rather
+    # than sent without REQUIRETLS, and its DSN shows this code.
+    for reply in (REQUIRETLS_UNSUPPORTED, REQUIRETLS_INSECURE_MX):
+        assert (reply.code, reply.enhanced) == (550, "5.7.30")
+        assert classify(reply).outcome is Outcome.BOUNCED
