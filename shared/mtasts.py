@@ -109,11 +109,17 @@ def parse_txt(record: str) -> str:
     return policy_id
 
 
+def sts_records(records: Sequence[str]) -> list[str]:
+    """The records RFC 8461 3.1 keeps: those starting ``v=STSv1`` and a delimiter (so not
+    ``v=STSv10;``); the others are not MTA-STS records at all."""
+    return [r for r in records if r.startswith("v=STSv1") and _DELIM.match(r, 7)]
+
+
 def txt_policy_id(records: Sequence[str]) -> str | None:
     """The policy id published at ``_mta-sts.<domain>``, from all its TXT records (strings of
     each joined), or ``None`` when the domain has no usable record: RFC 8461 3.1 discards
     records not starting with ``v=STSv1;`` and then wants exactly one, syntactically valid."""
-    candidates = [r for r in records if r.startswith("v=STSv1") and _DELIM.match(r, 7)]
+    candidates = sts_records(records)
     if len(candidates) != 1:
         return None
     try:

@@ -22,7 +22,14 @@ import dns.resolver
 from dns.rdtypes.ANY.TLSA import TLSA
 
 from shared.dnscheck import FAIL, OK, WARN, Lookup, LookupFailed, Row
-from shared.mtasts import MtaStsError, PolicyInvalid, StsPolicy, parse_txt, txt_name
+from shared.mtasts import (
+    MtaStsError,
+    PolicyInvalid,
+    StsPolicy,
+    parse_txt,
+    sts_records,
+    txt_name,
+)
 from shared.mtasts_fetch import PolicyFetcher
 from shared.tlsrpt_record import TlsRptInvalid, tlsrpt_name, tlsrpt_rua
 
@@ -49,7 +56,7 @@ async def check_mta_sts(
     """The TXT record, the fetched policy, and the MX hosts against its patterns."""
     name = txt_name(domain)
     try:
-        records = [r for r in await lookup.txt(name) if r.startswith("v=STSv1")]
+        records = sts_records(await lookup.txt(name))
     except LookupFailed as exc:
         return [Row("mta-sts txt", FAIL, f"lookup failed: {exc}")]
     if not records:

@@ -56,7 +56,11 @@ async def test_published_policies_are_shown(
     config_file: Path, store: KeyStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pki = make_pki(tmp_path / "sts", cn=f"mta-sts.{DOMAIN}")
-    async with DnsServer(records(store)) as dns, PolicyHost(pki) as host:
+    published = records(store)
+    # Not an MTA-STS record at all (RFC 8461 3.1): discarded before counting, as the
+    # deliverer does, so the one real record is still used.
+    published[f"_mta-sts.{DOMAIN}"].append(("TXT", '"v=STSv10; id=other"'))
+    async with DnsServer(published) as dns, PolicyHost(pki) as host:
         code = await check(
             config_file, dns, "--mta-sts-ca-file", str(pki.ca), "--mta-sts-port", str(host.port)
         )
