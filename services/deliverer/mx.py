@@ -40,6 +40,7 @@ from services.deliverer.outcome import (
     NULL_MX,
     DeliveryFailure,
 )
+from shared.singleflight import SingleFlight
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class MxResolver:
         self._negative_ttl = negative_ttl
         self._cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._cache_size = cache_size
-        self._inflight: dict[tuple[str, str], asyncio.Future[_Entry]] = {}
+        self._flights: SingleFlight[tuple[str, str], _Entry] = SingleFlight()
         self._metrics = metrics
         self._clock = clock
         self._rng = rng or random.Random()
@@ -201,17 +202,10 @@ class MxResolver:
     async def _query_once(self, key: tuple[str, str], now: float) -> _Entry:
         """One query per name and type at a time: concurrent callers (every connection of a
         burst to a new domain) share the answer instead of each asking the server."""
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        # Not a background task: every caller awaits it (its failure reaches them all), and
-        # the shield keeps one caller's cancellation from failing the others' lookups.
-        task = asyncio.ensure_future(self._query(key[0], key[1], now))
-        self._inflight[key] = task
-        try:
-            entry = await asyncio.shield(task)
-        finally:
-            del self._inflight[key]
+        return await self._flights.run(key, lambda: self._query_and_keep(key, now))
+
+    async def _query_and_keep(self, key: tuple[str, str], now: float) -> _Entry:
+        entry = await self._query(key[0], key[1], now)
         self._cache[key] = entry
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:

@@ -48,6 +48,7 @@ from services.deliverer.transport.policy import (
 )
 from shared.bus.base import Bus
 from shared.mtasts import MtaStsError, StsPolicy, mx_matches, txt_name, txt_policy_id
+from shared.singleflight import SingleFlight
 from shared.wire.records import MtaStsPolicy
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class MtaStsSource:
         self._clock = clock  # wall clock: fetched_at is compared across restarts and replicas
         self._txt: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
         self._txt_cache_size = txt_cache_size
-        self._inflight: dict[tuple[str, str], asyncio.Future[object]] = {}
+        self._flights: SingleFlight[tuple[str, str], object] = SingleFlight()
         self._background: set[asyncio.Task[None]] = set()  # refreshes: cancelled at close
         self._publishing: set[asyncio.Task[None]] = set()  # finished at close
         self._close = close
@@ -258,23 +259,11 @@ class MtaStsSource:
 
     async def _once(self, key: tuple[str, str], start: Callable[[], Awaitable[T]]) -> T:
         """Run ``start()`` unless the same work for the same domain is under way: then wait
-        for that one. Shielded, so one waiter's cancellation never fails the others'."""
-        pending = self._inflight.get(key)
-        if pending is None:
-            task: asyncio.Future[T] = asyncio.ensure_future(start())
-            self._inflight[key] = cast("asyncio.Future[object]", task)
-            task.add_done_callback(lambda done: self._forget(key, done))
-            return await asyncio.shield(task)
-        return cast(T, await asyncio.shield(pending))
-
-    def _forget(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
-        if self._inflight.get(key) is done:
-            del self._inflight[key]
-        if not done.cancelled():
-            done.exception()  # retrieved: a background fetch's failure is logged already
+        for that one (``shared.singleflight``)."""
+        return cast(T, await self._flights.run(key, start))
 
     def _refresh_in_background(self, domain: str, policy_id: str) -> None:
-        if ("fetch", domain) in self._inflight:
+        if ("fetch", domain) in self._flights:
             return
 
         async def refresh() -> None:
