@@ -160,6 +160,20 @@ async def test_group_join_is_retried_and_ready_only_once_joined(
     assert ids(outputs) == [f"m{n}" for n in range(4)]
 
 
+async def test_stopping_while_the_join_fails_returns_without_ever_being_ready(
+    bus: FaultyBus, config: Config
+) -> None:
+    await bus.inner.publish([IN.out(event(1))])
+    bus.switch.failing = True
+    ctx = stage_context("tester", config, bus)
+    task = start(ctx, echo)
+    await until(lambda: bus.switch.refused >= 2, "two refused joins")
+    await stop(ctx, task)
+    assert not ctx.ready
+    assert await read_all(bus.inner, OUT.name) == []
+    assert await bus.inner.consumer(GROUP, [IN.name]).committed(TopicPartition(IN.name, 0)) == 0
+
+
 async def test_failed_commit_rewinds_and_reprocesses_exactly_once(
     bus: FaultyBus, config: Config
 ) -> None:
