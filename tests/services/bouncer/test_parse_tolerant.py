@@ -8,6 +8,7 @@ the failure is permanent, the things a user's suppression list depends on.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -394,3 +395,56 @@ def test_each_message_reaches_the_finder_it_is_written_for(finder: str) -> None:
     (raw,) = [case.values[1] for case in FINDER_CASES if case.values[0] == finder]
     assert isinstance(raw, bytes)
     assert first_finder(raw) == FINDERS[finder]
+
+
+def test_a_base64_delivery_status_part_is_decoded() -> None:
+    fields = (
+        PER_MESSAGE + "Final-Recipient: rfc822; b64.box@encoded.example\n"
+        "Action: failed\nStatus: 5.1.1\n"
+    )
+    raw = report(
+        "Content-Type: message/delivery-status\n"
+        "Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(fields.encode()).decode()
+    )
+    (line,) = lines(raw)
+    assert verdict(line) == ("dsn", "b64.box@encoded.example", "5.1.1", True, "hard")
+
+
+def test_a_broken_base64_delivery_status_part_is_read_as_it_stands() -> None:
+    """Declared base64 but written in clear (a gateway's mistake): the fields still count."""
+    raw = report(
+        "Content-Type: message/delivery-status\n"
+        "Content-Transfer-Encoding: base64\n\n"
+        + PER_MESSAGE
+        + "Final-Recipient: rfc822; clear.text@encoded.example\n"
+        "Action: failed\nStatus: 5.1.1\n"
+    )
+    (line,) = lines(raw)
+    assert verdict(line) == ("dsn", "clear.text@encoded.example", "5.1.1", True, "hard")
+
+
+def test_a_global_delivery_status_part_with_a_utf8_address_is_read() -> None:
+    raw = report(
+        "Content-Type: message/global-delivery-status\n\n"
+        + PER_MESSAGE
+        + "Final-Recipient: utf-8; jörg@umlaut.example\n"
+        "Action: failed\nStatus: 5.1.1\n"
+    )
+    (line,) = lines(raw)
+    assert verdict(line) == ("dsn", "jörg@umlaut.example", "5.1.1", True, "hard")
+
+
+def test_an_unknown_action_word_leaves_the_status_to_decide() -> None:
+    raw = report(
+        delivery_status(
+            PER_MESSAGE + "Final-Recipient: rfc822; odd.action@fields.example\n"
+            "Action: bounced\nStatus: 4.2.2\n"
+        )
+    )
+    (line,) = lines(raw)
+    assert line["action"] == "bounced"
+    assert (line["recipient"], line["permanent"], line["class"]) == (
+        "odd.action@fields.example",
+        False,
+        "soft",
+    )
