@@ -22,10 +22,19 @@ class Switch:
     def __init__(self) -> None:
         self.failing = False
         self.refused = 0
+        self._once: dict[str, int] = {}  # call kind -> how many of its next calls fail
+
+    def fail_next(self, what: str, times: int = 1) -> None:
+        """Fail only the next ``times`` calls of kind ``what`` ("fetch", "commit", "seek", ...),
+        e.g. a commit lost to a broker blip while everything around it works."""
+        self._once[what] = self._once.get(what, 0) + times
 
     def check(self, what: str) -> None:
-        """Raise ``BusUnavailable`` while failing."""
-        if self.failing:
+        """Raise ``BusUnavailable`` while failing, or for a call armed by :meth:`fail_next`."""
+        armed = self._once.get(what, 0)
+        if armed:
+            self._once[what] = armed - 1
+        if self.failing or armed:
             self.refused += 1
             raise BusUnavailable(f"injected fault: {what}")
 

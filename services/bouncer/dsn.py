@@ -23,6 +23,7 @@ from services.bouncer.report import (
     is_mailbox_path,
 )
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$")
 # RFC 3464 2.3.1/2.3.2: Final-Recipient is the address the reporting MTA tried, the one the
 # status is about; Original-Recipient is the address the sender gave (ours, when we passed
@@ -93,9 +94,13 @@ def _blocks_of(part: Message) -> list[dict[str, str]]:
         # blank-line block; rebuild the text so that one reader splits the blocks (it also
         # splits blocks that have no blank line between them) and so that a transfer-encoded
         # part (base64, seen from Lotus and some gateways) is decoded, not read as headers.
-        return parse_field_blocks(
-            _transfer_decoded(part, _rebuilt_text(payload)), _RECIPIENT_FIELDS
-        )
+        text = _rebuilt_text(payload)
+        blocks = parse_field_blocks(_transfer_decoded(part, text), _RECIPIENT_FIELDS)
+        if not any(_is_recipient_block(b) for b in blocks):
+            # A transfer encoding declared but not applied: base64 decoding skips what is
+            # not base64 and leaves nothing readable, while the fields stand there in clear.
+            blocks = parse_field_blocks(text, _RECIPIENT_FIELDS)
+        return blocks
     return parse_field_blocks(decode_part(part), _RECIPIENT_FIELDS)
 
 
@@ -104,12 +109,30 @@ def _rebuilt_text(blocks: list[Message | str]) -> str:
     for block in blocks:
         if not isinstance(block, Message):
             continue
-        lines = [f"{name}: {value}" for name, value in block.items()]
+        # raw_items: the values as written; items() would turn their non-ASCII bytes into
+        # U+FFFD before _utf8 can read them.
+        lines = [f"{name}: {value}" for name, value in block.raw_items()]
         body = block.get_payload()
+        if isinstance(body, str) and "\ufffd" in body:
+            # get_payload() read the non-ASCII bytes as ASCII (U+FFFD); decode=True gives
+            # them back as bytes (the block itself has no transfer encoding).
+            raw = block.get_payload(decode=True)
+            body = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else body
         if isinstance(body, str) and body.strip():
             lines.append(body)
         chunks.append("\n".join(lines))
-    return "\n\n".join(chunks)
+    return _utf8("\n\n".join(chunks))
+
+
+def _utf8(text: str) -> str:
+    """``text`` with the non-ASCII bytes the parser kept as surrogates read as UTF-8.
+
+    RFC 6533 3: a message/global-delivery-status part is UTF-8 (a raw UTF-8 address after
+    ``utf-8;``); read as it was parsed, "jörg@example" came out as "j\ufffd\ufffdrg@example".
+    """
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _transfer_decoded(part: Message, text: str) -> str:

@@ -162,6 +162,12 @@ def _context(address: str, text: str) -> str:
     line_start = text.rfind("\n", 0, start) + 1
     prefix = text[line_start:start] if start - line_start <= 20 else ""
     rest = rest[:stop]
+    if not rest.strip(" \t\n>.,;:"):
+        # Nothing after the address: a short bounce giving the reason first ("User's mailbox
+        # is full: <a@b>"). Its line is the reason; without it the failure had no reason
+        # and no class.
+        line_end = text.find("\n", start)
+        return text[line_start : line_end if line_end >= 0 else len(text)][:800]
     if find_reply_code(prefix):
         return (prefix.rstrip("< \t") + " " + rest.lstrip(">"))[:800]
     return rest[:800]

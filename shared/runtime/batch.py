@@ -122,6 +122,7 @@ async def run_batch_loop(
             ctx.set_ready()
         while not ctx.stopping.is_set():
             try:
+                await loop.finish_rewind(consumer)
                 messages = await consumer.fetch(max_records, poll_timeout)
             except BusError as exc:
                 await loop.bus.failed(exc)
@@ -164,6 +165,9 @@ class _BatchLoop(Generic[R]):
         self.bus = BusTrouble(ctx, group, metrics, bus_backoff)
         self.state = state
         self.owned: frozenset[TopicPartition] = frozenset()
+        #: Rewinds whose seek failed (the bus was down): done before the next fetch, or that
+        #: fetch would read on past the uncommitted records and a later commit skip them.
+        self.rewinds: dict[TopicPartition, int] = {}
 
     async def start_consumer(self) -> Consumer | None:
         """Join the group, retrying while the bus is down; ``None`` when stopped first."""
@@ -336,12 +340,20 @@ class _BatchLoop(Generic[R]):
         firsts: dict[TopicPartition, int] = {}
         for message in messages:
             firsts.setdefault(message.tp, committed.get(message.tp, message.offset))
+        self.rewinds.update(firsts)
+        with contextlib.suppress(BusError):  # kept in ``rewinds``, tried again before a fetch
+            await self.finish_rewind(consumer)
+
+    async def finish_rewind(self, consumer: Consumer) -> None:
+        """Seek every partition still to be rewound; ``BusError`` leaves the rest pending."""
+        if not self.rewinds:
+            return
         assigned = consumer.assignment()
-        for tp, offset in firsts.items():
+        for tp, offset in list(self.rewinds.items()):
             if tp in assigned:
                 # A partition revoked meanwhile restarts from its committed offset anyway.
-                with contextlib.suppress(BusError):
-                    await consumer.seek(tp, offset)
+                await consumer.seek(tp, offset)
+            del self.rewinds[tp]
 
     def _discarded(self) -> None:
         if self.state is not None:
