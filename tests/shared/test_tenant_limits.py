@@ -78,3 +78,12 @@ def test_every_limit_set_is_a_rule_rate_first() -> None:
         "per_day",
         "per_month",
     ]
+
+
+@pytest.mark.parametrize("per_second", [1e-6, 5e-6, 1e-9])
+def test_a_rate_slower_than_one_a_day_counts_as_one_a_day(per_second: float) -> None:
+    # `postline tenant set --limit per_second=0.000001` is accepted; rounding it to 0 units
+    # made every message of the tenant fail with a ValueError instead of being counted.
+    assert message_rules(TenantLimits(per_second=per_second)) == [
+        Rule.rate("per_second", 1, 86_400.0, 1)
+    ]
