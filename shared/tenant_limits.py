@@ -17,7 +17,8 @@ from shared.wire.records import TenantLimits
 
 #: The limiter key of a tenant's message counters.
 KEY_PREFIX = "tenant:"
-#: The largest denominator a fractional rate is written with (0.001/s is 1 per 1000 s).
+#: The largest denominator a fractional rate is written with (0.001/s is 1 per 1000 s);
+#: a slower rate counts as one per this many seconds.
 _MAX_PERIOD = 86_400
 
 
@@ -31,7 +32,11 @@ def message_rules(limits: TenantLimits) -> list[Rule]:
     rules: list[Rule] = []
     if limits.per_second > 0:
         # A rate as whole units per period: 2.5/s is 5 per 2 s, 0.1/s is 1 per 10 s.
-        rate = Fraction(limits.per_second).limit_denominator(_MAX_PERIOD)
+        # A rate under one per _MAX_PERIOD would round to 0 units, which no rule can count
+        # (and ``tenant set`` accepts any rate >= 0): the slowest rate written stands in.
+        rate = max(
+            Fraction(limits.per_second).limit_denominator(_MAX_PERIOD), Fraction(1, _MAX_PERIOD)
+        )
         burst = limits.burst or max(1, math.ceil(limits.per_second))
         rules.append(Rule.rate("per_second", rate.numerator, float(rate.denominator), burst))
     for name, limit, window in (

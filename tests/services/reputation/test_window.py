@@ -35,3 +35,11 @@ def test_prune_keeps_the_window_that_ends_at_the_newest_hour() -> None:
 def test_hour_of_uses_utc_hours_of_the_event_time() -> None:
     assert hour_of(3600 * 5 + 3599.9) == 5
     assert hour_of(3600 * 6) == 6
+
+
+def test_prune_drops_an_old_hour_before_one_still_inside() -> None:
+    # A scope that sent yesterday morning and again this morning: yesterday's hour leaves
+    # the 24 h window, this morning's stays, though it is second in the buckets.
+    buckets = add(add((), 100, ONE), 120, ONE)
+    assert hours(prune(buckets, newest_hour=129, hours=24)) == [120]
+    assert hours(prune(add((), 100, ONE), newest_hour=129, hours=24)) == []
