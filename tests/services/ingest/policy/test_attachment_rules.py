@@ -63,6 +63,8 @@ def test_pe_offset_reads_e_lfanew_only_from_a_whole_mz_header() -> None:
         ("C:\\temp\\run.BAT", "bat"),
         ("dir/sub/run.js", "js"),
         ("README", ""),
+        (".js", "js"),  # only an extension: Windows still runs it as a script
+        ("C:\\temp\\.EXE", "exe"),
         ("trailing.", ""),
         ("", ""),
     ],

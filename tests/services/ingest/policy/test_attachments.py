@@ -117,6 +117,7 @@ def test_the_head_of_a_long_part_is_decoded_whatever_its_line_length() -> None:
         ("C:\\Users\\me\\run.bat", "bat"),
         ("update.js", "js"),
         ("disk.iso", "iso"),
+        (".vbs", "vbs"),  # a name that is only the extension: Windows runs it all the same
     ],
 )
 def test_blocked_types_are_refused_naming_the_file_and_rule(name: str, ext: str) -> None:
