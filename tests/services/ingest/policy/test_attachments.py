@@ -399,3 +399,10 @@ def test_every_rule_off_leaves_the_message_unwalked() -> None:
 def test_as_many_attachments_as_allowed_pass() -> None:
     data = build(("a.pdf", PDF, "application/pdf"), ("b.pdf", PDF[:100], "application/pdf"))
     assert check(data, state(ContentConfig(max_attachments=2))) is None
+
+
+def test_an_empty_zip_is_accepted() -> None:
+    """An empty zip is its end record alone, at the very start of the file."""
+    empty = zipped()
+    assert len(empty) == 22 and empty.startswith(b"PK\x05\x06")
+    assert check(build(("nothing.zip", empty, "application/zip"))) is None
