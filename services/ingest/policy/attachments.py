@@ -150,10 +150,10 @@ def cleaned(name: str) -> str:
 
 
 def extension(name: str) -> str:
-    """The last extension of ``name`` after :func:`cleaned` ("" for none)."""
-    base = cleaned(name)
-    stem, dot, ext = base.rpartition(".")
-    return ext if dot and stem else ""
+    """The last extension of ``name`` after :func:`cleaned` ("" for none). A name that is
+    only an extension (".js", "x/.exe") has one: Windows opens such a file by it."""
+    _, dot, ext = cleaned(name).rpartition(".")
+    return ext if dot else ""
 
 
 def name_problem(name: str, blocked: frozenset[str]) -> str:

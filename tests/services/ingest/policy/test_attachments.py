@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 import zipfile
 from email import policy
 from email.message import EmailMessage
@@ -117,6 +118,7 @@ def test_the_head_of_a_long_part_is_decoded_whatever_its_line_length() -> None:
         ("C:\\Users\\me\\run.bat", "bat"),
         ("update.js", "js"),
         ("disk.iso", "iso"),
+        (".vbs", "vbs"),  # a name that is only the extension: Windows runs it all the same
     ],
 )
 def test_blocked_types_are_refused_naming_the_file_and_rule(name: str, ext: str) -> None:
@@ -308,3 +310,102 @@ def test_nesting_past_the_limit_is_refused() -> None:
 
 def test_the_message_checks_run_it_last() -> None:
     assert message.CHECKS[-1] is attachments.attachments
+
+
+def zip64(*names: str) -> bytes:
+    """:func:`zipped` with a zip64 end record, as a zip of more than 65535 files has: the
+    end record's counts are 0xFFFF and the real ones are in the zip64 record (APPNOTE 4.3.14)."""
+    plain = zipped(*names)
+    at = plain.rfind(b"PK\x05\x06")
+    _, _, _, _, count, size, offset, _ = struct.unpack("<4s4H2LH", plain[at : at + 22])
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, size, offset, 0)
+    return plain[:at] + record + locator + end
+
+
+def test_a_zip64_archive_is_counted_by_its_zip64_record() -> None:
+    data = zip64("a.txt", "b.txt", "c.txt")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert len(archive.infolist()) == 3  # a zip as zipfile reads it
+    three = state(ContentConfig(max_archive_entries=3))
+    assert check(build(("d.zip", data, "application/zip")), three) is None
+    two = state(ContentConfig(max_archive_entries=2))
+    assert "archive lists more than 2 files" in refused(
+        build(("d.zip", data, "application/zip")), two
+    )
+    assert "bin/run.exe" in refused(
+        build(("d.zip", zip64("a.txt", "bin/run.exe"), "application/zip"))
+    )
+    at = data.rfind(b"PK\x06\x07")
+    for offset in (1, len(data) - 30, 1 << 40):  # a locator pointing at no zip64 record
+        bad = data[: at + 8] + struct.pack("<Q", offset) + data[at + 16 :]
+        reply = refused(build(("d.zip", bad, "application/zip")), three)
+        assert reply.endswith("refused: it is not a zip file that can be read")
+
+
+def test_the_zip_end_record_is_looked_for_only_where_a_comment_allows() -> None:
+    """The end record is 22 bytes plus a comment of at most 65535: one further from the end
+    is not a zip's end (and a zip whose comment fills the whole 65535 bytes is read)."""
+    rules = attachments.rules(ContentConfig(), ContentRules())
+    base = zipped("a.txt")
+    full = base[:-2] + struct.pack("<H", 65535) + b"c" * 65535
+    assert attachments.archive_problem(full, rules) == ""
+    one_more = full + b"c"
+    assert attachments.archive_problem(one_more, rules) == "it is not a zip file that can be read"
+    for cut in (1, 12):  # an end record cut short, even before its entry count
+        assert attachments.archive_problem(base[:-cut], rules) == (
+            "it is not a zip file that can be read"
+        )
+
+
+def test_a_zip_with_a_damaged_directory_is_refused() -> None:
+    damaged = zipped("a.txt").replace(b"PK\x01\x02", b"PK\x01\x09")
+    reply = refused(build(("d.zip", damaged, "application/zip")))
+    assert reply == '550 5.7.1 Attachment "d.zip" refused: it is not a zip file that can be read'
+
+
+def test_a_long_name_inside_a_zip_is_shortened_in_the_reply() -> None:
+    inner = "folder/" + "x" * 70 + ".exe"
+    reply = refused(build(("d.zip", zipped(inner), "application/zip")))
+    shown = inner[:57] + "..."
+    assert reply == (
+        f'550 5.7.1 Attachment "d.zip" refused: it holds "{shown}" (file type .exe is not accepted)'
+    )
+
+
+def test_programs_whose_pe_header_is_near_the_end_of_the_head_read() -> None:
+    """Where the PE header is relative to the first 4096 bytes read does not matter: inside
+    the 64-byte MZ header, straddling the end of what was read, or far past it."""
+    tiny = b"MZ" + bytes(30) + b"PE\x00\x00" + bytes(24) + (32).to_bytes(4, "little")
+    for pe in (
+        tiny + bytes(100),
+        PE[:0x3C]
+        + (parts.HEAD - 2).to_bytes(4, "little")
+        + bytes(parts.HEAD - 0x42)
+        + b"PE\x00\x00",
+    ):
+        assert "Windows (PE)" in refused(build(("a.pdf", pe, "application/pdf")))
+
+
+def test_every_rule_off_leaves_the_message_unwalked() -> None:
+    off = ContentConfig(blocked_extensions=[], inspect_archives=False, detect_executables=False)
+    assert check(nested(parts.MAX_DEPTH + 1), state(off)) is None
+    assert check(build(("run.exe", PE, "application/octet-stream")), state(off)) is None
+    counted = ContentConfig(
+        blocked_extensions=[], inspect_archives=False, detect_executables=False, max_attachments=1
+    )
+    decision = check(nested(parts.MAX_DEPTH + 1), state(counted))
+    assert decision is not None and decision.check == "mime_structure"
+
+
+def test_as_many_attachments_as_allowed_pass() -> None:
+    data = build(("a.pdf", PDF, "application/pdf"), ("b.pdf", PDF[:100], "application/pdf"))
+    assert check(data, state(ContentConfig(max_attachments=2))) is None
+
+
+def test_an_empty_zip_is_accepted() -> None:
+    """An empty zip is its end record alone, at the very start of the file."""
+    empty = zipped()
+    assert len(empty) == 22 and empty.startswith(b"PK\x05\x06")
+    assert check(build(("nothing.zip", empty, "application/zip"))) is None

@@ -85,3 +85,28 @@ def test_signed_fields_reads_the_h_tag() -> None:
     value = "v=1; a=rsa-sha256; h = From : to:From ; bh=x; b=y"
     assert signatures.signed_fields(value) == ["from", "to", "from"]
     assert signatures.signed_fields("v=1; bh=x") == []
+
+
+def test_breaking_change_names_the_change_or_gives_empty() -> None:
+    """The reason the reply quotes, for each change ingest makes, and "" (not None: the
+    function returns text) when a signature survives ingest."""
+    cases = [
+        (SIGNED, True, ""),
+        (SIGNED.replace(b"Hello.\r\n", b"Hello.\n"), False, ""),  # refused or kept as is
+        (
+            SIGNED.replace(b"Hello.\r\n", b"Hello.\rX\r\n"),
+            True,
+            "has bare CR or LF that ingest would rewrite to CRLF",
+        ),
+        (
+            SIGNED.replace(b"Date: Sun, 6 Dec 2026 21:00:00 +0000\r\n", b""),
+            True,
+            "signs the absence of a date header, which ingest adds",
+        ),
+    ]
+    for data, normalise, why in cases:
+        msg = parse(data)
+        result = signatures.breaking_change(
+            data, msg, msg.get("dkim-signature"), normalise=normalise
+        )
+        assert result == why, data
