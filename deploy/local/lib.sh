@@ -1,5 +1,6 @@
-# Shared by the deploy/local/<component>.sh scripts: the pidfile, the port, stopping by PID.
-# The sourcing script defines log, PIDFILE and pid_is_ours PID (is that PID our server?),
+# Shared by the deploy/local/<component>.sh scripts: the port, the pidfile, stopping by PID,
+# installing a Debian package whose own service must not start.
+# The sourcing script defines log, die, PIDFILE and pid_is_ours PID (is that PID our server?),
 # so a recycled PID or another user's server is never taken for ours nor signalled.
 # shellcheck shell=bash
 
@@ -49,4 +50,52 @@ stop_by_pid() {
     fi
     rm -f "$PIDFILE"
     log "stopped"
+}
+
+# port_from_env NAME DEFAULT: the port in $NAME (else DEFAULT), or die naming the variable.
+port_from_env() {
+    local port="${!1:-$2}"
+    if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+        die "bad $1: $port"
+    fi
+    printf '%s
+' "$port"
+}
+
+# apt_install_service SERVICE PACKAGE...: install PACKAGEs with apt-get (sudo when not root)
+# without letting dpkg start SERVICE (policy-rc.d; the packaged service would take the
+# default ports), retrying once after `apt-get update`, and stop SERVICE in case an init
+# system started it anyway. We run our own instance on a private port.
+apt_install_service() {
+    local service="$1"
+    shift
+    command -v apt-get >/dev/null || die "$service not found and no apt-get to install it"
+    local sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || die "$service not found; install it: apt-get install $*"
+        sudo=(sudo)
+    fi
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        created=1
+    fi
+    log "installing Debian's $* ..."
+    local status=0
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "$@" >&2; then
+        "${sudo[@]}" apt-get update -q >&2
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends "$@" >&2 || status=$?
+    fi
+    if ((created)); then
+        "${sudo[@]}" rm -f "$policy"
+    fi
+    ((status == 0)) || die "apt-get could not install $*"
+    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        "${sudo[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+    elif command -v service >/dev/null; then
+        "${sudo[@]}" service "$service" stop >/dev/null 2>&1 || true
+    fi
 }

@@ -23,10 +23,7 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT="${POSTLINE_REDIS_PORT:-26379}"
-if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-    die "bad POSTLINE_REDIS_PORT: $PORT"
-fi
+PORT=$(port_from_env POSTLINE_REDIS_PORT 26379)
 RUN_DIR="${POSTLINE_REDIS_RUN:-$HOME/.cache/postline/redis/run-$PORT}"
 TIMEOUT="${POSTLINE_REDIS_TIMEOUT:-20}"
 MAXMEMORY="${POSTLINE_REDIS_MAXMEMORY:-256mb}"

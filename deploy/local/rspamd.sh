@@ -31,10 +31,7 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT="${POSTLINE_RSPAMD_PORT:-21333}"
-if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-    die "bad POSTLINE_RSPAMD_PORT: $PORT"
-fi
+PORT=$(port_from_env POSTLINE_RSPAMD_PORT 21333)
 if ((EUID == 0)); then
     RUN_DIR="${POSTLINE_RSPAMD_RUN:-/var/tmp/postline-rspamd-$PORT}"
 else
@@ -59,37 +56,7 @@ ensure_installed() {
     if command -v "$RSPAMD" >/dev/null; then
         return 0
     fi
-    command -v apt-get >/dev/null || die "rspamd not found and no apt-get to install it"
-    local sudo=()
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null || die "rspamd not found; install it: apt-get install rspamd"
-        sudo=(sudo)
-    fi
-    # policy-rc.d: dpkg starts no rspamd service (the package's would listen on 11332-11334).
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [[ ! -e "$policy" ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-        "${sudo[@]}" chmod 755 "$policy"
-        created=1
-    fi
-    log "installing Debian's rspamd ..."
-    local status=0
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends rspamd >&2; then
-        "${sudo[@]}" apt-get update -q >&2
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -q --no-install-recommends rspamd >&2 || status=$?
-    fi
-    if ((created)); then
-        "${sudo[@]}" rm -f "$policy"
-    fi
-    ((status == 0)) || die "apt-get could not install rspamd"
-    # In case an init system started it anyway.
-    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-        "${sudo[@]}" systemctl disable --now rspamd >/dev/null 2>&1 || true
-    elif command -v service >/dev/null; then
-        "${sudo[@]}" service rspamd stop >/dev/null 2>&1 || true
-    fi
+    apt_install_service rspamd rspamd
     command -v "$RSPAMD" >/dev/null || die "rspamd still not on PATH after install"
 }
 

@@ -29,10 +29,7 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT="${POSTLINE_UNBOUND_PORT:-25353}"
-if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-    die "bad POSTLINE_UNBOUND_PORT: $PORT"
-fi
+PORT=$(port_from_env POSTLINE_UNBOUND_PORT 25353)
 RUN_DIR="${POSTLINE_UNBOUND_RUN:-$HOME/.cache/postline/unbound/run-$PORT}"
 TIMEOUT="${POSTLINE_UNBOUND_TIMEOUT:-20}"
 ANCHOR="${POSTLINE_UNBOUND_ANCHOR:-/usr/share/dns/root.key}"
@@ -57,37 +54,7 @@ ensure_installed() {
     if find_unbound >/dev/null && [[ -r "$ANCHOR" || "$ANCHOR" != /usr/share/dns/root.key ]]; then
         return 0
     fi
-    command -v apt-get >/dev/null || die "unbound not found and no apt-get to install it"
-    local sudo=()
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null || die "unbound not found; install it: apt-get install unbound"
-        sudo=(sudo)
-    fi
-    # policy-rc.d: dpkg starts no unbound service (the package's would take port 53).
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [[ ! -e "$policy" ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-        "${sudo[@]}" chmod 755 "$policy"
-        created=1
-    fi
-    log "installing Debian's unbound ..."
-    local status=0
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends unbound dns-root-data >&2; then
-        "${sudo[@]}" apt-get update -q >&2
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -q --no-install-recommends unbound dns-root-data >&2 || status=$?
-    fi
-    if ((created)); then
-        "${sudo[@]}" rm -f "$policy"
-    fi
-    ((status == 0)) || die "apt-get could not install unbound"
-    # In case an init system started it anyway.
-    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-        "${sudo[@]}" systemctl disable --now unbound >/dev/null 2>&1 || true
-    elif command -v service >/dev/null; then
-        "${sudo[@]}" service unbound stop >/dev/null 2>&1 || true
-    fi
+    apt_install_service unbound unbound dns-root-data
     find_unbound >/dev/null || die "unbound still not found after install"
 }
 
