@@ -33,6 +33,10 @@ the boundary with ``raise ... from exc``, so callers never catch a library type.
     │   ├── WebhookNotFound    no such endpoint
     │   └── WebhookRefused     a URL or address the SSRF rules refuse (private, plain http)
     ├── LimiterUnavailable     the shared limiter (Redis) did not answer; fail-closed answers 451
+    ├── StoreError             the reporting store (PostgreSQL or SQLite) cannot do what was asked
+    │   ├── StoreInvalid       a malformed store URL, query, time range or page cursor
+    │   ├── StoreUnavailable   the database is down, refused us or did not answer in time
+    │   └── SchemaTooNew       the database was migrated by a newer Postline than this one
     ├── BusError               the bus could not do what was asked
     │   ├── BusUnavailable     the bus is unreachable or did not answer within the deadline
     │   │   └── BusFull        the bus has no room to write (a full disk, embedded.max_size)
@@ -217,6 +221,26 @@ class LimiterUnavailable(PostlineError):
     ``451 4.3.0`` (the client retries later); with ``"open"`` the limiter decides the check
     in process instead and the caller never sees it.
     """
+
+
+class StoreError(PostlineError):
+    """The reporting store (``shared.store``) cannot do what was asked."""
+
+
+class StoreInvalid(StoreError):
+    """A malformed store URL, query, time range or page cursor (HTTP 400)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is down, refused the connection or did not answer in time.
+
+    Not the data's fault: the store stage keeps its offsets uncommitted and tries again later.
+    """
+
+
+class SchemaTooNew(StoreError):
+    """The database's schema has migrations this code does not know: a newer Postline
+    migrated it. Refuse to start rather than write rows that code cannot read back."""
 
 
 class BusError(PostlineError):
