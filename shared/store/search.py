@@ -1,0 +1,200 @@
+"""Search the store's events: by recipient, sender, subject prefix, tag, status and time,
+newest first, a page at a time.
+
+A page ends with an opaque cursor, the ``(at, id)`` of its last event (keyset pagination):
+the next page starts strictly after it, so it costs the same at page 1 and page 1000 and
+never repeats or skips an event when new ones arrive meanwhile.
+
+``status`` selects events of that kind (``bounced``: the bounce events), not "messages whose
+latest state is": an event log answers the first with an index, the second needs every
+event of every message in the range. The history of one message (``message_history``) tells
+its current state.
+
+Every filter narrows an index the schema has: ``(tenant, recipient, at)``, ``(tenant,
+sender, at)``, ``(tenant, campaign, at)``, ``(tenant, kind, at)``, ``subject``, ``(at)``; the
+time range also names the days, so PostgreSQL reads only those days' partitions. An admin
+search (no tenant) on PostgreSQL runs once per tenant that has events in those days (found
+with a loose index scan) and merges the ordered branches, so it too reads an index instead
+of scanning every tenant's rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any
+
+import msgspec
+
+from shared.errors import StoreInvalid
+from shared.store.db import Executor
+from shared.store.queries import EVENT_FIELDS, StoredEvent, TimeRange, time_range, to_event
+from shared.wire.records import EventKind
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+#: A tag that is not ``key=value`` is a campaign name (``tags["campaign"]``).
+CAMPAIGN_TAG = "campaign"
+
+
+class SearchQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What to look for; empty fields do not filter. Addresses match whole (any case)."""
+
+    recipient: str = ""
+    sender: str = ""
+    subject: str = ""  # a prefix of the subject, case-sensitive
+    tag: str = ""  # "spring-sale" (a campaign) or "key=value"
+    status: str = ""  # an event kind: delivered, bounced, opened, ...
+    since: float | None = None  # epoch seconds; default: a day before until
+    until: float | None = None  # epoch seconds, exclusive; default: now
+    cursor: str = ""  # the previous page's next_cursor
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+
+
+class SearchPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of events, newest first; ``next_cursor`` is ``None`` on the last page."""
+
+    events: list[StoredEvent]
+    next_cursor: str | None
+    since: float
+    until: float
+
+
+def encode_cursor(at: float, event_id: str) -> str:
+    """The opaque cursor after the event ``(at, event_id)``."""
+    raw = json.dumps([at, event_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, bytes]:
+    """``(at, id bytes)`` of a cursor; :class:`StoreInvalid` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, event_id = json.loads(raw)
+        key = bytes.fromhex(event_id)
+        if not isinstance(at, int | float) or len(key) != 16:
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise StoreInvalid(f"not a cursor of this search: {cursor!r}") from exc
+    return float(at), key
+
+
+class _Sql:
+    """A WHERE clause and its ``$n`` arguments, built one condition at a time."""
+
+    def __init__(self) -> None:
+        self.conditions: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, condition: str) -> None:
+        self.conditions.append(condition)
+
+
+def _filters(sql: _Sql, query: SearchQuery, span: TimeRange, dialect: str) -> None:
+    first, last = span.days
+    sql.add(f"day BETWEEN {sql.arg(first)} AND {sql.arg(last)}")
+    sql.add(f"at >= {sql.arg(span.since)} AND at < {sql.arg(span.until)}")
+    if query.recipient:
+        sql.add(f"recipient = {sql.arg(query.recipient.strip().lower())}")
+    if query.sender:
+        sql.add(f"sender = {sql.arg(query.sender.strip().lower())}")
+    if query.subject:
+        _subject(sql, query.subject, dialect)
+    if query.tag:
+        _tag(sql, query.tag, dialect)
+    if query.status:
+        if query.status not in EventKind._value2member_map_:
+            known = ", ".join(k.value for k in EventKind)
+            raise StoreInvalid(f"status {query.status!r} is not an event kind ({known})")
+        sql.add(f"kind = {sql.arg(query.status)}")
+    if query.cursor:
+        at, key = decode_cursor(query.cursor)
+        # at bounded on its own too, so the index range ends there (not only a filter).
+        at_arg = sql.arg(at)
+        sql.add(f"at <= {at_arg} AND (at < {at_arg} OR id < {sql.arg(key)})")
+
+
+def _subject(sql: _Sql, prefix: str, dialect: str) -> None:
+    # Byte-order bounds: SQLite's BINARY collation and PostgreSQL's text_pattern_ops
+    # operators (what the subject index is built with) both compare UTF-8 bytes, which
+    # order like code points.
+    if ord(prefix[-1]) >= 0x10FFFF:
+        raise StoreInvalid("the subject prefix ends in an unusable character")
+    low, high = sql.arg(prefix), sql.arg(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    if dialect == "postgres":
+        sql.add(f"subject ~>=~ {low} AND subject ~<~ {high}")
+    else:
+        sql.add(f"subject >= {low} AND subject < {high}")
+
+
+def _tag(sql: _Sql, tag: str, dialect: str) -> None:
+    key, sep, value = tag.partition("=")
+    if not sep:
+        key, value = CAMPAIGN_TAG, tag
+    key, value = key.strip(), value.strip()
+    if not key:
+        raise StoreInvalid(f"tag {tag!r} is neither a campaign nor key=value")
+    if key == CAMPAIGN_TAG:
+        sql.add(f"campaign = {sql.arg(value)}")
+    elif dialect == "postgres":
+        sql.add(f"(tags::jsonb ->> {sql.arg(key)}) = {sql.arg(value)}")
+    else:
+        path = "$." + json.dumps(key)  # $."key": any characters in the key
+        sql.add(f"json_extract(tags, {sql.arg(path)}) = {sql.arg(value)}")
+
+
+async def _tenants(db: Executor, span: TimeRange) -> list[str]:
+    """The tenants with events in the range's days: a loose index scan (one index probe per
+    tenant per day) instead of reading every row to find the distinct values."""
+    first, last = span.days
+    rows = await db.fetch(
+        "WITH RECURSIVE t(tenant) AS ("
+        " (SELECT tenant FROM events WHERE day BETWEEN $1 AND $2 ORDER BY tenant LIMIT 1)"
+        " UNION ALL SELECT (SELECT e.tenant FROM events e WHERE e.day BETWEEN $1 AND $2"
+        " AND e.tenant > t.tenant ORDER BY e.tenant LIMIT 1) FROM t WHERE t.tenant IS NOT NULL"
+        ") SELECT tenant FROM t WHERE tenant IS NOT NULL",
+        first,
+        last,
+    )
+    return [r["tenant"] for r in rows]
+
+
+async def search_events(
+    db: Executor, query: SearchQuery, tenant: str | None, *, now: float
+) -> SearchPage:
+    """One page of the events ``query`` selects, newest first, of ``tenant`` (``None``: every
+    tenant's, the admin's view). ``now`` (the caller's clock) ends the default range.
+
+    Raises :class:`StoreInvalid` for a bad range, status, tag or cursor.
+    """
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise StoreInvalid(f"limit must be between 1 and {MAX_LIMIT}, not {query.limit}")
+    span = time_range(query.since, query.until, now)
+    sql = _Sql()
+    _filters(sql, query, span, db.dialect)
+    order = f"ORDER BY at DESC, id DESC LIMIT {query.limit + 1}"
+    where = " AND ".join(sql.conditions)
+    if tenant is not None:
+        scoped = f"tenant = {sql.arg(tenant)} AND {where}"
+        text = f"SELECT {EVENT_FIELDS} FROM events WHERE {scoped} {order}"
+    elif db.dialect == "postgres":
+        tenants = await _tenants(db, span)
+        if not tenants:
+            return SearchPage(events=[], next_cursor=None, since=span.since, until=span.until)
+        branches = [
+            f"(SELECT {EVENT_FIELDS} FROM events WHERE tenant = {sql.arg(t)} AND {where} {order})"
+            for t in tenants
+        ]
+        text = " UNION ALL ".join(branches) + f" {order}"
+    else:
+        text = f"SELECT {EVENT_FIELDS} FROM events WHERE {where} {order}"
+    rows = await db.fetch(text, *sql.args)
+    events = [to_event(r) for r in rows[: query.limit]]
+    more = len(rows) > query.limit
+    cursor = encode_cursor(events[-1].at, events[-1].id) if more and events else None
+    return SearchPage(events=events, next_cursor=cursor, since=span.since, until=span.until)
