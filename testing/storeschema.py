@@ -32,7 +32,7 @@ _ROLLUPS = [
 
 _INDEXES = [
     "CREATE INDEX events_message ON events (message_id)",
-    "CREATE INDEX events_recipient ON events (tenant, recipient, at)",
+    "CREATE INDEX events_recipient ON events (recipient, at)",
     "CREATE INDEX events_sender ON events (tenant, sender, at)",
     "CREATE INDEX events_campaign ON events (tenant, campaign, at)",
     "CREATE INDEX events_kind ON events (tenant, kind, at)",
