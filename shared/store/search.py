@@ -8,16 +8,18 @@ never repeats or skips an event when new ones arrive meanwhile.
 ``status`` selects events of that kind (``bounced``: the bounce events), not "messages whose
 latest state is": an event log answers the first with an index, the second needs every
 event of every message in the range. The history of one message (``message_history``) tells
-its current state.
+its current state. ``subject`` finds messages: the subject is on their ``accepted`` event
+(the events after it do not repeat it), so a subject search returns ``accepted`` events.
 
-Every filter narrows an index the schema has: ``(recipient, at)``, ``(tenant,
-sender, at)``, ``(tenant, campaign, at)``, ``(tenant, kind, at)``, ``subject``, ``(at)``; the
-time range also names the days, so PostgreSQL reads only those days' partitions. An admin
-search (no tenant) by recipient reads the ``(recipient, at)`` index; any other admin search
-on PostgreSQL runs once per tenant that has events in those days (found with a loose index
-scan) and merges the ordered branches, so it too reads an index instead of scanning every
-tenant's rows (one branch per tenant and day costs planning time: fine over days, not
-months, which is why the recipient, the long-range lookup, has an index of its own).
+Every search reads an index of the schema (``shared/store/migrations``): ``(recipient, at)``,
+``(sender, at)``, the partial ``(subject) WHERE kind = 'accepted'`` (``COLLATE "C"``, so a
+prefix is a range), ``(tenant, campaign, at)``, ``(tenant, kind, at)``, ``(tenant, at)``; the
+time range also names the days, so PostgreSQL reads only those days' partitions. The
+recipient, sender and subject indexes do not start with the tenant, so a tenant's search
+filters the few rows of one address and the admin's (no tenant) is the same range. An admin
+search by campaign, status or time alone on PostgreSQL runs once per tenant with events in
+those days (found by a loose index scan of ``(tenant, at)``) and merges the branches, ordered
+by ``at``, so it too reads indexes instead of every tenant's rows.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def _filters(sql: _Sql, query: SearchQuery, span: TimeRange, dialect: str) -> No
     if query.sender:
         sql.add(f"sender = {sql.arg(query.sender.strip().lower())}")
     if query.subject:
-        _subject(sql, query.subject, dialect)
+        _subject(sql, query.subject)
     if query.tag:
         _tag(sql, query.tag, dialect)
     if query.status:
@@ -121,17 +123,14 @@ def _filters(sql: _Sql, query: SearchQuery, span: TimeRange, dialect: str) -> No
         sql.add(f"at <= {at_arg} AND (at < {at_arg} OR id < {sql.arg(key)})")
 
 
-def _subject(sql: _Sql, prefix: str, dialect: str) -> None:
-    # Byte-order bounds: SQLite's BINARY collation and PostgreSQL's text_pattern_ops
-    # operators (what the subject index is built with) both compare UTF-8 bytes, which
-    # order like code points.
+def _subject(sql: _Sql, prefix: str) -> None:
+    # Byte-order bounds: SQLite's BINARY collation and PostgreSQL's "C" (the subject
+    # column's) both compare UTF-8 bytes, which order like code points. The kind matches the
+    # partial index's predicate, so the planner may use it.
     if ord(prefix[-1]) >= 0x10FFFF:
         raise StoreInvalid("the subject prefix ends in an unusable character")
     low, high = sql.arg(prefix), sql.arg(prefix[:-1] + chr(ord(prefix[-1]) + 1))
-    if dialect == "postgres":
-        sql.add(f"subject ~>=~ {low} AND subject ~<~ {high}")
-    else:
-        sql.add(f"subject >= {low} AND subject < {high}")
+    sql.add(f"kind = 'accepted' AND subject >= {low} AND subject < {high}")
 
 
 def _tag(sql: _Sql, tag: str, dialect: str) -> None:
@@ -151,8 +150,8 @@ def _tag(sql: _Sql, tag: str, dialect: str) -> None:
 
 
 async def _tenants(db: Executor, span: TimeRange) -> list[str]:
-    """The tenants with events in the range's days: a loose index scan (one index probe per
-    tenant per day) instead of reading every row to find the distinct values."""
+    """The tenants with events in the range's days: a loose index scan of ``(tenant, at)``
+    (one probe per tenant and day) instead of reading every row for the distinct values."""
     first, last = span.days
     rows = await db.fetch(
         "WITH RECURSIVE t(tenant) AS ("
@@ -184,7 +183,7 @@ async def search_events(
     if tenant is not None:
         scoped = f"tenant = {sql.arg(tenant)} AND {where}"
         text = f"SELECT {EVENT_FIELDS} FROM events WHERE {scoped} {order}"
-    elif db.dialect == "postgres" and not query.recipient:
+    elif db.dialect == "postgres" and not (query.recipient or query.sender or query.subject):
         tenants = await _tenants(db, span)
         if not tenants:
             return SearchPage(events=[], next_cursor=None, since=span.since, until=span.until)
