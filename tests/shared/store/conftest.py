@@ -1,34 +1,5 @@
-"""A store database of each kind for the query tests: a SQLite file and a fresh PostgreSQL
-database (``postgres_db``), with the schema and no rows."""
+"""The store fixtures (SQLite and PostgreSQL) of ``testing.storefixtures``."""
 
-from __future__ import annotations
+from testing.storefixtures import store, store_url
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from shared.store.db import Database, open_database
-from testing.storeschema import create_schema
-
-#: The days the tests' events fall on (PostgreSQL needs their partitions): 2026-12-01..07.
-DAYS = list(range(20261201, 20261208))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database: a SQLite file, or a PostgreSQL database of the test's."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    return str(request.getfixturevalue("postgres_db"))
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Database]:
-    """An empty store with the schema, on SQLite and on PostgreSQL."""
-    db = await open_database(store_url)
-    try:
-        await create_schema(db, DAYS)
-        yield db
-    finally:
-        await db.close()
+__all__ = ["store", "store_url"]
