@@ -167,8 +167,22 @@ async def history(
     order in which the stages published them. Reading ends after ``quiet`` seconds
     without a record (``first_wait`` for the first one: a Kafka reader has to connect).
     """
-    found: list[Logged] = []
     selection = EventFilter(message_id=message_id)
+    return await scan(bus, selection.matches, quiet=quiet, first_wait=first_wait, on_bad=on_bad)
+
+
+async def scan(
+    bus: Bus,
+    keep: Callable[[Event], bool],
+    *,
+    quiet: float = 2.0,
+    first_wait: float = 15.0,
+    on_bad: Callable[[Undecodable], None] | None = None,
+) -> list[Logged]:
+    """Every event ``keep`` accepts, from the beginning of the topic to the first ``quiet``
+    seconds without a record (``first_wait`` for the first one), in log order: what
+    ``message show`` and ``message search`` read when there is no store."""
+    found: list[Logged] = []
     stream = bus.follow(EVENTS.name, from_beginning=True)
     wait = first_wait
     try:
@@ -182,7 +196,7 @@ async def history(
             if isinstance(item, Undecodable):
                 if on_bad is not None:
                     on_bad(item)
-            elif selection.matches(item.event):
+            elif keep(item.event):
                 found.append(item)
     finally:
         with suppress(RuntimeError):  # already closed by the cancelled read

@@ -24,8 +24,10 @@ import msgspec
 
 from shared import eventlog
 from shared.bus.base import Bus
+from shared.cli.store_queries import add_search_command, show_from_store
 from shared.config import Config
 from shared.errors import BusUnavailable
+from shared.store.location import store_url
 from shared.wire.records import EventKind
 
 EXIT_NOT_FOUND = 1
@@ -58,10 +60,14 @@ def add_event_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "--markdown", action="store_true", help="print docs/events.md instead of the schema"
     )
     schema.set_defaults(builtin=cmd_schema)
-    message = commands.add_parser("message", help="look up one message in the event log")
+    message = commands.add_parser(
+        "message", help="look up messages in the store (or else the event log)"
+    )
     msub = message.add_subparsers(dest="message_command", required=True, metavar="COMMAND")
     show = msub.add_parser("show", help="every event of one message, in order")
-    show.add_argument("id", help="the message id (ingest's 'queued as' id)")
+    show.add_argument(
+        "id", help="the message id (ingest's 'queued as' id; with a store, 8+ hex digits of it)"
+    )
     show.add_argument(
         "--json", action="store_true", help="one JSON object per event (docs/events.md)"
     )
@@ -70,9 +76,10 @@ def add_event_commands(commands: argparse._SubParsersAction[Any]) -> None:
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="stop reading after this long without a new record (default 2)",
+        help="without a store: stop reading after this long without a new record (default 2)",
     )
     show.set_defaults(handler=cmd_show)
+    add_search_command(msub)
 
 
 def reader_bus(config: Config) -> Bus:
@@ -132,7 +139,10 @@ async def cmd_tail(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_show(args: argparse.Namespace, config: Config) -> int:
-    """Print one message's events; exit 1 when the log has none."""
+    """Print one message's events (from the store when there is one); exit 1 when the log
+    has none."""
+    if store_url(config, existing_only=True) is not None:
+        return await show_from_store(args, config)
 
     async def body(bus: Bus) -> int:
         events = await eventlog.history(bus, args.id, quiet=args.quiet, on_bad=_bad)

@@ -29,6 +29,7 @@ from shared.cli.quarantine import add_quarantine_commands
 from shared.cli.queue import add_queue_commands
 from shared.cli.reputation import add_reputation_commands
 from shared.cli.run import add_run_commands
+from shared.cli.store_queries import add_report_command
 from shared.cli.tenant import add_tenant_commands
 from shared.cli.tenant_access import add_access_commands
 from shared.cli.tenant_domains import add_domain_commands
@@ -82,6 +83,7 @@ def build_parser(
     add_topic_commands(commands)
     add_run_commands(commands, specs, run_builtin)
     add_event_commands(commands)
+    add_report_command(commands)
     add_queue_commands(commands)
     add_dead_commands(commands)
     add_quarantine_commands(commands)

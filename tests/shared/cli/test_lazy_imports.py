@@ -28,6 +28,7 @@ HEAVY = (
     "aiokafka",
     "aiosmtpd",
     "aiosmtplib",
+    "asyncpg",
     "cryptography",
     "dkim",
     "dns",
