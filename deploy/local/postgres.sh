@@ -253,6 +253,9 @@ do_down() {
         # Fast shutdown: sessions are disconnected, nothing is waited for (the data goes next).
         if BIN_DIR=$(find_bin_dir) &&
             as_server "$BIN_DIR/pg_ctl" stop -D "$DATA_DIR" -m fast -w -t 30 >/dev/null 2>&1; then
+            # pg_ctl returns once postmaster.pid is gone, a moment before the process is.
+            local deadline=$((SECONDS + 10))
+            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
             rm -f "$PIDFILE"
             log "stopped"
         else
