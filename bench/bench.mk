@@ -14,11 +14,12 @@
 #   make bench-rspamd     rspamd's CPU per scanned message and messages/s (local rspamd)
 #   make bench-webhooks   events/s one webhooks process acknowledges to an HTTPS receiver,
 #                         and the event-to-acknowledgement p50/p99 (Kafka)
+#   make bench-store      the reporting store's query p50/p99 at 10 million events (PostgreSQL)
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
 .PHONY: bench bench-compare bench-lanes bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
-        bench-corpus bench-memory bench-limits bench-rspamd bench-webhooks
+        bench-corpus bench-memory bench-limits bench-rspamd bench-webhooks bench-store
 
 bench: venv
 	$(KAFKA) up
@@ -96,3 +97,11 @@ bench-rspamd: venv
 	$(RSPAMD) up
 	status=0; $(BIN)/python bench/rspamd_cpu.py --url $(POSTLINE_TEST_RSPAMD) $(BENCH_ARGS) \
 	    || status=$$?; $(RSPAMD) down; exit $$status
+
+# The reporting store's queries at scale: 10 million generated events in the local PostgreSQL
+# (started and stopped here), each query's p50/p99 and plan. bench/results/store_queries.json.
+# BENCH_ARGS="--events 1000000" for a quick run, "--reuse" to query the last data again.
+bench-store: venv
+	$(POSTGRES) up
+	status=0; $(BIN)/python bench/store_queries.py --dsn $(POSTLINE_TEST_POSTGRES) $(BENCH_ARGS) \
+	    || status=$$?; $(POSTGRES) down; exit $$status

@@ -113,17 +113,21 @@ def wants_csv(request: HttpRequest) -> bool:
 
 
 class StoreApi:
-    """The handlers; ``register`` adds them to a router."""
+    """The handlers; ``register`` adds them to a router.
+
+    ``database`` returns the stage's connection, ``None`` while it has none (it connects,
+    and reconnects after an outage, on its own schedule): those requests are 503s.
+    """
 
     def __init__(
         self,
-        db: Executor,
+        database: Callable[[], Executor | None],
         keys: ApiKeys,
         admin_token: bytes | None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._db = db
+        self._database = database
         self._keys = keys
         self._admin_token = admin_token
         self._clock = clock
@@ -172,6 +176,13 @@ class StoreApi:
                 return _json(500, {"error": f"the store refused the query: {exc}"})
 
         return answer
+
+    @property
+    def _db(self) -> Executor:
+        db = self._database()
+        if db is None:
+            raise StoreUnavailable("the store stage has no database connection yet")
+        return db
 
     async def history(self, request: HttpRequest, tenant: str | None) -> HttpResponse:
         """``GET /v1/messages/{id}``."""

@@ -55,7 +55,7 @@ async def served(store_url: str) -> AsyncIterator[tuple[str, dict[str, str], Dat
             id=tenant, api_keys=(ApiKey(id=key_id, hash=hash_api_key(key), created_at=1),)
         )
         table.apply(tenant.encode(), TENANTS.encode(record))
-    listener = api_listener(StoreApi(db, table, ADMIN, clock=lambda: NOW), "127.0.0.1", 0)
+    listener = api_listener(StoreApi(lambda: db, table, ADMIN, clock=lambda: NOW), "127.0.0.1", 0)
     await listener.start()
     try:
         yield f"http://127.0.0.1:{listener.port}", keys, db
@@ -149,13 +149,17 @@ async def test_bad_input_is_a_400(served: tuple[str, dict[str, str], Database]) 
 
 async def test_a_dead_store_is_a_503() -> None:
     down = cast(Executor, _Down())
-    listener = api_listener(StoreApi(down, TenantTable(), ADMIN, clock=lambda: NOW), "127.0.0.1", 0)
+    databases: list[Executor | None] = [None, down]  # not connected yet, then gone
+    api = StoreApi(lambda: databases[0], TenantTable(), ADMIN, clock=lambda: NOW)
+    listener = api_listener(api, "127.0.0.1", 0)
     await listener.start()
     try:
         async with aiohttp.ClientSession() as session:
             admin = Client(session, f"http://127.0.0.1:{listener.port}", ADMIN.decode())
-            status, _, response = await admin.get("/v1/messages")
-            assert status == 503 and response.headers["Retry-After"] == "5"
+            for _ in range(2):
+                status, _, response = await admin.get("/v1/messages")
+                assert status == 503 and response.headers["Retry-After"] == "5"
+                databases.pop(0)
     finally:
         await listener.close()
 
