@@ -136,10 +136,15 @@ def to_event(row: dict[str, Any]) -> StoredEvent:
 
 
 def prefix_bounds(prefix: str) -> tuple[str, str]:
-    """``[low, high)`` holding exactly the strings that start with ``prefix`` (hex digits):
+    """``[low, high)`` holding exactly the ids that start with ``prefix`` (lower-case hex):
     a range an index on ``message_id`` answers in either dialect, where ``LIKE`` depends on
-    the collation (PostgreSQL) or the case rules (SQLite)."""
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    the collation (PostgreSQL) or the case rules (SQLite). The last digit's successor stays
+    a letter or digit (``9`` -> ``a``, ``f`` -> ``g``): a linguistic collation (en_US) skips
+    punctuation such as ``:`` at its first level, so ``9``'s code-point successor would not
+    bound the range there."""
+    last = prefix[-1]
+    successor = "a" if last == "9" else chr(ord(last) + 1)
+    return prefix, prefix[:-1] + successor
 
 
 async def resolve_message_id(db: Executor, given: str, tenant: str | None) -> str | None:

@@ -10,7 +10,7 @@ import pytest
 from shared.errors import StoreInvalid
 from shared.store.csvout import EVENT_COLUMNS, events_csv, report_csv
 from shared.store.db import Database
-from shared.store.queries import message_history
+from shared.store.queries import message_history, prefix_bounds
 from shared.store.reports import tenant_report
 from shared.store.search import SearchQuery, search_events
 from testing.storedata import (
@@ -24,7 +24,7 @@ from testing.storedata import (
     other_events,
     shop_events,
 )
-from testing.storerows import insert_events, rebuild_rollups
+from testing.storerows import event_row, insert_events, rebuild_rollups
 
 
 @pytest.fixture
@@ -206,3 +206,24 @@ async def test_csv_parses_back(filled: Database) -> None:
     assert values[("provider", "google", "deliverability")] == "1.000000"
     assert values[("bounce_reason", "hard/userunknown", "count")] == "1"
     assert values[("domain", "gmail.com", "delivered")] == "2"
+
+
+def test_prefix_bounds_stay_alphanumeric() -> None:
+    # A linguistic collation skips ":" (9's code-point successor) at its first level.
+    assert prefix_bounds("a1b2c3d9") == ("a1b2c3d9", "a1b2c3da")
+    assert prefix_bounds("a1b2c3df") == ("a1b2c3df", "a1b2c3dg")
+    assert prefix_bounds("a1b2c3d0") == ("a1b2c3d0", "a1b2c3d1")
+
+
+async def test_a_prefix_ending_in_9(store: Database) -> None:
+    nines = "99999999" + "9" * 24
+    after = "9999999a" + "0" * 24
+    await insert_events(
+        store,
+        [
+            event_row(at=DAY, kind="accepted", message_id=nines),
+            event_row(at=DAY, kind="accepted", message_id=after),
+        ],
+    )
+    found = await message_history(store, "99999999", None)
+    assert found is not None and found.message_id == nines
