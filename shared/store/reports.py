@@ -148,13 +148,14 @@ async def tenant_report(
     last = math.ceil(span.until / HOUR) * HOUR
     scope, args = _scope(tenant, campaign, 3)
     sums = ", ".join(f"SUM({c}) AS {c}" for c in COUNTERS)
-    # One pass over the hourly rollup (by hour and provider, a few thousand rows for a month)
-    # gives the totals, the providers and the series; the three statements run at once on
-    # PostgreSQL's pool (SQLite's one connection takes them in turn).
+    # One pass over the hourly rollup (by provider, and by hour for a series: a few thousand
+    # rows for a month) gives the totals, the providers and the series; the three statements
+    # run at once on PostgreSQL's pool (SQLite's one connection takes them in turn).
+    keys = "hour, provider" if series else "provider"
     hourly, reasons, domains = await asyncio.gather(
         db.fetch(
-            f"SELECT hour, provider, {sums} FROM rollup_hourly WHERE hour >= $1 AND hour < $2"
-            f"{scope} GROUP BY hour, provider",
+            f"SELECT {keys}, {sums} FROM rollup_hourly WHERE hour >= $1 AND hour < $2"
+            f"{scope} GROUP BY {keys}",
             first,
             last,
             *args,
@@ -184,7 +185,7 @@ async def tenant_report(
     for row in hourly:
         for into in (
             by_provider.setdefault(row["provider"], dict.fromkeys(COUNTERS, 0)),
-            by_hour.setdefault(int(row["hour"]), dict.fromkeys(COUNTERS, 0)),
+            by_hour.setdefault(int(row.get("hour", 0)), dict.fromkeys(COUNTERS, 0)),
             overall,
         ):
             for name in COUNTERS:
