@@ -18,6 +18,7 @@ which, with the latencies measured at 10 million events. Nothing here writes.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from typing import Any
@@ -98,6 +99,8 @@ def time_range(since: float | None, until: float | None, now: float) -> TimeRang
     ``until``; :class:`StoreInvalid` when it is empty or reversed."""
     end = now if until is None else until
     start = end - DEFAULT_RANGE if since is None else since
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise StoreInvalid(f"the time range [{start}, {end}) is not finite")
     if start >= end:
         raise StoreInvalid(f"the time range is empty: since {start} is not before until {end}")
     if start < 0:

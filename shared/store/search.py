@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Annotated, Any
 
 import msgspec
@@ -101,12 +102,13 @@ class _Sql:
 
 def _filters(sql: _Sql, query: SearchQuery, span: TimeRange, dialect: str) -> None:
     first, last = span.days
-    # The days as literals (integers we computed), not parameters: asyncpg prepares each
-    # statement and PostgreSQL soon plans it once for any parameters; with the days in the
-    # text, that generic plan still names its partitions (measured at 10 million events:
-    # the sender search's p99 went from 117 ms to under 20 ms).
+    # The days and times as literals (numbers we computed or parsed, never text), not
+    # parameters: asyncpg prepares each statement, and after five runs PostgreSQL may plan
+    # it once for any parameters, guessing that a time range holds one row; that generic
+    # plan then reads every event of a busy sender's day and sorts them (102 ms at 10
+    # million events, against 0.2 ms for the plan that knows the range).
     sql.add(f"day BETWEEN {int(first)} AND {int(last)}")
-    sql.add(f"at >= {sql.arg(span.since)} AND at < {sql.arg(span.until)}")
+    sql.add(f"at >= {_number(span.since)} AND at < {_number(span.until)}")
     if query.recipient:
         sql.add(f"recipient = {sql.arg(query.recipient.strip().lower())}")
     if query.sender:
@@ -123,8 +125,14 @@ def _filters(sql: _Sql, query: SearchQuery, span: TimeRange, dialect: str) -> No
     if query.cursor:
         at, key = decode_cursor(query.cursor)
         # at bounded on its own too, so the index range ends there (not only a filter).
-        at_arg = sql.arg(at)
-        sql.add(f"at <= {at_arg} AND (at < {at_arg} OR id < {sql.arg(key)})")
+        sql.add(f"at <= {_number(at)} AND (at < {_number(at)} OR id < {sql.arg(key)})")
+
+
+def _number(value: float) -> str:
+    """A finite float as an SQL literal (``repr`` round-trips it exactly)."""
+    if not math.isfinite(value):
+        raise StoreInvalid(f"not a finite time: {value}")
+    return repr(float(value))
 
 
 def _subject(sql: _Sql, prefix: str) -> None:
