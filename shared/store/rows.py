@@ -119,18 +119,20 @@ def needs_origin(event: Event) -> bool:
     bouncer's asynchronous bounces and complaints, opens and clicks)."""
     if event.kind is EventKind.ACCEPTED or not event.message_id:
         return False
-    return not (event.tenant and event.sender and event.tags.get("campaign") and event.subject)
+    return not (event.tenant and event.sender and event.tags.get("campaign"))
 
 
 def merged(own: Origin, found: Origin | None) -> Origin:
-    """``own`` with its empty parts taken from ``found`` (its message's row)."""
+    """``own`` with its empty parts taken from ``found`` (its message's row). The subject
+    stays the event's own: it is searched on ``accepted`` events, and copying it to every
+    later event of the message would only grow the table."""
     if found is None:
         return own
     return Origin(
         tenant=own.tenant or found.tenant,
         sender=own.sender or found.sender,
         campaign=own.campaign or found.campaign,
-        subject=own.subject or found.subject,
+        subject=own.subject,
     )
 
 
@@ -148,7 +150,7 @@ def event_row(raw: bytes, event: Event, origin: Origin) -> tuple[Any, ...]:
     """The ``events`` row of ``event`` (columns :data:`EVENT_COLUMNS`)."""
     reply = event.reply
     recipient = event.recipient.lower()
-    return (
+    return _clean(
         day_of(event.at),
         event_id(raw),
         event.at,
@@ -176,10 +178,16 @@ def event_row(raw: bytes, event: Event, origin: Origin) -> tuple[Any, ...]:
     )
 
 
+def _clean(*values: Any) -> tuple[Any, ...]:
+    """``values`` with NUL characters taken out of strings: PostgreSQL's text cannot hold
+    them (SQLite could, but both dialects must store the same)."""
+    return tuple(v.replace("\x00", "") if isinstance(v, str) and "\x00" in v else v for v in values)
+
+
 def message_row(event: Event) -> tuple[Any, ...]:
     """The ``messages`` row of an ``accepted`` event (columns :data:`MESSAGE_COLUMNS`)."""
     origin = own_origin(event)
-    return (
+    return _clean(
         day_of(event.at),
         event.message_id,
         origin.tenant,
