@@ -138,9 +138,7 @@ async def expire_others(db: Database, own: Iterable[str], first_kept: int) -> No
         for table in (*PARTITIONED, *ROLLUPS):
             # NOT IN (NULL) matches nothing, so an empty list is spelled "no other tenant".
             where = f"tenant NOT IN ({marks})" if names else "TRUE"
-            await tx.execute(
-                f"DELETE FROM {table} WHERE day < $1 AND {where}", first_kept, *names
-            )
+            await tx.execute(f"DELETE FROM {table} WHERE day < $1 AND {where}", first_kept, *names)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from shared.wire.records import Event, EventKind
 
 #: Byte fields never stored: a message's header block (for DSNs), tenant audit copies.
 _BYTES_FIELDS = frozenset({"headers", "before", "after"})
-_EMPTY: tuple[Any, ...] = ("", 0, False, None, [], {}, ())
 _JSON = msgspec.json.Encoder()
 
 #: The ``events`` columns, in the order :func:`event_row` gives them.
@@ -138,11 +137,8 @@ def merged(own: Origin, found: Origin | None) -> Origin:
 
 def doc(event: Event) -> str:
     """The event as JSON: every field with a value, minus the byte fields."""
-    data = {
-        k: v
-        for k, v in msgspec.to_builtins(event).items()
-        if k not in _BYTES_FIELDS and (k in ("kind", "at") or v not in _EMPTY)
-    }
+    # Every empty value ("", 0, False, None, empty collections) is falsy; kind and at never are.
+    data = {k: v for k, v in msgspec.to_builtins(event).items() if v and k not in _BYTES_FIELDS}
     return _JSON.encode(data).decode()
 
 
@@ -150,7 +146,8 @@ def event_row(raw: bytes, event: Event, origin: Origin) -> tuple[Any, ...]:
     """The ``events`` row of ``event`` (columns :data:`EVENT_COLUMNS`)."""
     reply = event.reply
     recipient = event.recipient.lower()
-    return _clean(
+    text = doc(event)
+    row = (
         day_of(event.at),
         event_id(raw),
         event.at,
@@ -174,8 +171,10 @@ def event_row(raw: bytes, event: Event, origin: Origin) -> tuple[Any, ...]:
         event.machine,
         event.agent,
         event.url,
-        doc(event),
+        text,
     )
+    # The JSON of every string field spells a NUL \\u0000: only then is there one to clean.
+    return _clean(*row) if "\\u0000" in text else row
 
 
 def _clean(*values: Any) -> tuple[Any, ...]:

@@ -160,6 +160,7 @@ async def origins(db: Executor, message_ids: Iterable[str]) -> dict[str, Origin]
     ids = sorted(set(message_ids))
     if not ids:
         return {}
+    arg: list[str] | str
     if db.dialect == "postgres":
         where, arg = "message_id = ANY($1::text[])", ids
     else:  # one parameter whatever the count: SQLite limits a statement's parameters

@@ -25,10 +25,9 @@ async def _fill(db: Database, days_ago: list[int], tenant: str = "acme") -> None
         for n in days_ago
     ]
     batch += [
-        event(EventKind.ACCEPTED, f"{tenant}-{n}", tenant=tenant, at=AT - n * DAY)
-        for n in days_ago
+        event(EventKind.ACCEPTED, f"{tenant}-{n}", tenant=tenant, at=AT - n * DAY) for n in days_ago
     ]
-    await write_batch(db, batch)  # type: ignore[arg-type]
+    await write_batch(db, batch)
 
 
 async def test_partitions_made_ahead_and_dropped(db: Database) -> None:

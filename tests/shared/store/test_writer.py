@@ -7,13 +7,13 @@ import pytest
 from shared.errors import PoisonRecord
 from shared.store.db import Database
 from shared.store.writer import write_batch
-from shared.wire.records import EventKind, SmtpReply
+from shared.wire.records import Event, EventKind, SmtpReply
 from testing.store import AT, count, event, rollup
 
 SPRING = {"campaign": "spring"}
 
 
-def campaign() -> list[tuple[bytes, object]]:
+def campaign() -> list[tuple[bytes, Event]]:
     """Two messages of tenant acme: accepted, delivered/bounced, an async bounce, opens."""
     return [
         event(
@@ -56,7 +56,7 @@ def campaign() -> list[tuple[bytes, object]]:
 
 
 async def test_rows_and_rollups_match_the_events(db: Database) -> None:
-    result = await write_batch(db, campaign())  # type: ignore[arg-type]
+    result = await write_batch(db, campaign())
     assert (result.written, result.duplicates, result.messages) == (6, 0, 1)
     assert result.newest_at == AT + 60
     assert await count(db, "events") == 6
@@ -86,7 +86,8 @@ async def test_rows_and_rollups_match_the_events(db: Database) -> None:
         ("clicked", 1),
     ]:
         assert await rollup(db, column, where) == expected, column
-    assert await db.fetchval("SELECT sum(count) FROM rollup_reasons WHERE reason = 'userunknown'") == 1
+    reasons = "SELECT sum(count) FROM rollup_reasons WHERE reason = 'userunknown'"
+    assert await db.fetchval(reasons) == 1
     domains = await db.fetch(
         "SELECT recipient_domain, delivered, bounced FROM rollup_domains ORDER BY 1"
     )
@@ -98,19 +99,19 @@ async def test_rows_and_rollups_match_the_events(db: Database) -> None:
 
 async def test_the_same_batch_twice_changes_nothing(db: Database) -> None:
     batch = campaign()
-    await write_batch(db, batch)  # type: ignore[arg-type]
+    await write_batch(db, batch)
     before = await _snapshot(db)
-    again = await write_batch(db, batch)  # type: ignore[arg-type]
+    again = await write_batch(db, batch)
     assert (again.written, again.duplicates, again.messages) == (0, 6, 0)
     assert await _snapshot(db) == before
     # Twice in one batch (a producer's retry) counts once.
     twice = [batch[1], batch[1]]
-    await write_batch(db, [*twice])  # type: ignore[arg-type]
+    await write_batch(db, [*twice])
     assert await _snapshot(db) == before
 
 
 async def test_an_async_bounce_is_attributed_through_its_message(db: Database) -> None:
-    await write_batch(db, campaign()[:1])  # type: ignore[arg-type]
+    await write_batch(db, campaign()[:1])
     bounce = event(
         EventKind.BOUNCED,
         "m1",
@@ -122,26 +123,28 @@ async def test_an_async_bounce_is_attributed_through_its_message(db: Database) -
     )
     complaint = event(EventKind.COMPLAINED, "m1", recipient="dan@example.com", at=AT + 3600)
     stranger = event(EventKind.BOUNCED, "unknown", classification="soft", at=AT + 3600)
-    await write_batch(db, [bounce, complaint, stranger])  # type: ignore[list-item]
-    hour = "hour = $1 AND tenant = 'acme' AND campaign = 'spring' AND sender_domain = 'shop.example'"
+    await write_batch(db, [bounce, complaint, stranger])
+    hour = "hour = $1 AND tenant = 'acme' AND campaign = 'spring'"
+    hour += " AND sender_domain = 'shop.example'"
     assert await rollup(db, "bounced_hard", hour, int(AT) + 3600) == 1
     assert await rollup(db, "complained", hour, int(AT) + 3600) == 1
     assert await rollup(db, "bounced_soft", "tenant = ''") == 1
-    row = await db.fetchrow("SELECT tenant, sender FROM events WHERE recipient = 'carol@example.com'")
+    sql = "SELECT tenant, sender FROM events WHERE recipient = 'carol@example.com'"
+    row = await db.fetchrow(sql)
     assert row == {"tenant": "acme", "sender": "news@shop.example"}
 
 
 async def test_an_accepted_event_in_the_same_batch_attributes(db: Database) -> None:
     accepted, *_ = campaign()
     complaint = event(EventKind.COMPLAINED, "m1", recipient="dan@example.com")
-    await write_batch(db, [complaint, accepted])  # type: ignore[list-item]
+    await write_batch(db, [complaint, accepted])
     assert await rollup(db, "complained", "tenant = 'acme' AND campaign = 'spring'") == 1
 
 
 async def test_a_day_boundary_and_a_new_partition(db: Database) -> None:
     late = event(EventKind.DELIVERED, "m2", tenant="acme", at=AT + 14 * 3600 - 1)  # 23:59:59
     early = event(EventKind.DELIVERED, "m3", tenant="acme", at=AT + 14 * 3600)  # next day
-    result = await write_batch(db, [late, early])  # type: ignore[list-item]
+    result = await write_batch(db, [late, early])
     assert result.written == 2
     days = await db.fetch("SELECT day, count(*) AS n FROM events GROUP BY day ORDER BY day")
     assert [(r["day"], r["n"]) for r in days] == [(20261207, 1), (20261208, 1)]
@@ -149,13 +152,13 @@ async def test_a_day_boundary_and_a_new_partition(db: Database) -> None:
 
 async def test_nul_characters_are_stored_without_them(db: Database) -> None:
     odd = event(EventKind.REJECTED, "m4", detail="bad\x00byte", tenant="acme")
-    assert (await write_batch(db, [odd])).written == 1  # type: ignore[list-item]
+    assert (await write_batch(db, [odd])).written == 1
     assert await db.fetchval("SELECT detail FROM events") == "badbyte"
 
 
 async def test_an_event_time_out_of_range_is_poison(db: Database) -> None:
     with pytest.raises(PoisonRecord):
-        await write_batch(db, [event(EventKind.DELIVERED, "m5", at=1e300)])  # type: ignore[list-item]
+        await write_batch(db, [event(EventKind.DELIVERED, "m5", at=1e300)])
     assert await count(db, "events") == 0
 
 
