@@ -60,10 +60,14 @@ _PG_TYPES = {
     "count": "int8",
     **{name: "int8" for name in HOURLY_COUNTERS},
 }
-#: SQLSTATE classes that are the database's state, not the statement's: connection (08),
-#: transaction rollback: serialization, deadlock (40), insufficient resources: disk full,
-#: out of memory (53), operator intervention: shutdown, statement timeout (57).
-_TRANSIENT = ("08", "40", "53", "57")
+#: SQLSTATEs (classes, or one code) that are the database's state, not the statement's:
+#: connection (08), authorization (28: a rotated password), no such database (3D: dropped
+#: or not created yet), transaction rollback: serialization, deadlock (40), insufficient
+#: resources: disk full, out of memory (53), operator intervention: shutdown, statement
+#: timeout (57), system error (58), and a missing table (42P01: a schema being restored).
+#: Waited out, never blamed on the records: dead-lettering a whole stream for them would
+#: lose reports an operator can get back by fixing the database.
+_TRANSIENT = ("08", "28", "3D", "40", "53", "57", "58", "42P01")
 
 _HOURLY_KEY = ("hour", "day", "tenant", "sender_domain", "campaign", "provider")
 _REASON_KEY = ("hour", "day", "tenant", "campaign", "kind", "classification", "reason")
@@ -219,4 +223,4 @@ async def _upsert(
 def _transient(exc: StoreError) -> bool:
     """Whether the database refused for its own state (see :data:`_TRANSIENT`)."""
     state = str(getattr(exc.__cause__, "sqlstate", "") or "")
-    return state[:2] in _TRANSIENT
+    return bool(state) and state.startswith(_TRANSIENT)
