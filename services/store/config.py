@@ -28,7 +28,7 @@ SECTION = "store"
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The ``[store]`` section."""
+    """Everything the store stage reads from ``[store]``."""
 
     #: Run the store stage in ``postline run`` (false: no store; message show scans the
     #: topic as before).
