@@ -23,6 +23,8 @@ from shared.wire.records import Event, EventKind
 #: Byte fields never stored: a message's header block (for DSNs), tenant audit copies.
 _BYTES_FIELDS = frozenset({"headers", "before", "after"})
 _JSON = msgspec.json.Encoder()
+#: The largest value of an ``integer`` column (PostgreSQL's int4).
+_INT32_MAX = 2**31 - 1
 
 #: The ``events`` columns, in the order :func:`event_row` gives them.
 EVENT_COLUMNS = (
@@ -165,7 +167,7 @@ def event_row(raw: bytes, event: Event, origin: Origin) -> tuple[Any, ...]:
         event.mx,
         event.classification,
         event.reason,
-        reply.code if reply else 0,
+        reply.code if reply and 0 <= reply.code <= 999 else 0,  # a reply code, or none
         reply.enhanced if reply else "",
         (reply.text if reply and reply.text else event.detail),
         event.machine,
@@ -196,5 +198,5 @@ def message_row(event: Event) -> tuple[Any, ...]:
         origin.campaign,
         _JSON.encode(event.tags).decode(),
         event.at,
-        event.recipients,
+        min(max(event.recipients, 0), _INT32_MAX),
     )

@@ -4,6 +4,7 @@ database from a newer Postline refused."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from shared.config import load_config
 from shared.errors import SchemaTooNew
 from shared.store.db import open_database
 from shared.store.migrate import LATEST
-from shared.wire.records import DeadLetter
+from shared.wire.records import DeadLetter, Event, EventKind
 from shared.wire.topics import DEAD, EVENTS, OutRecord
 from testing.buses import bus_of_kind
 from testing.stage import stage_context
@@ -140,3 +141,22 @@ async def _metric_at_least(running: object, name: str, n: float) -> bool:
 async def _open(url: str) -> None:
     db = await open_database(url)
     await db.close()
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered(
+    bus: Bus, tmp_path: Path, postgres_db: str
+) -> None:
+    events = messages(3)
+    # Past PostgreSQL's largest index entry (about 2.7 kB): refused, whatever is retried.
+    huge = "x" + os.urandom(1600).hex() + "@example.net"
+    refused = Event(kind=EventKind.DELIVERED, message_id="acme-00001", at=AT, recipient=huge)
+    await publish(bus, [*events[:2], refused, *events[2:]])
+    async with store_database(postgres_db) as db:
+        running = await start_store(bus, tmp_path, f'url = "{postgres_db}"')
+        await until(lambda: _has(db, len(events)), "the others stored")
+        dead = [DEAD.decode(m.value) for m in await read_all(bus, DEAD.name) if m.value]
+        await running.stop()
+        assert await count(db, "events") == len(events)
+    assert [d.reason.split(":")[0] for d in dead] == ["failed"]
+    assert "PostgreSQL refused" in dead[0].reason
+    assert running.metric("postline_store_batch_errors_total", reason="refused") >= 1
