@@ -38,9 +38,10 @@ class StoreMetrics:
         )
         self.batch_errors = Counter(
             "postline_store_batch_errors_total",
-            "Batches the database did not take, by reason: unavailable (down, slow, full: "
-            "the stage is unready and retries, nothing is lost) or refused (a statement "
-            "the database rejected: the batch is retried record by record).",
+            "Batches the database did not take, by reason: unavailable (down, slow, full; "
+            "also a failed connection at start: the stage is unready and retries, nothing "
+            "is lost) or refused (a statement the database rejected: the batch is retried "
+            "record by record, and a record refused every time is dead-lettered).",
             ["reason"],
             registry=registry,
         )
