@@ -1,6 +1,7 @@
 """pytest fixtures of a store database of each kind: a SQLite file and a fresh PostgreSQL
 database (``postgres_db`` of tests/conftest.py), migrated, with the tests' day partitions.
-A test package's conftest imports them: ``from testing.storefixtures import store, store_url``."""
+A test package's conftest imports them:
+``from testing.storefixtures import query_store, query_url``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ DAYS = list(range(20261201, 20261208))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def query_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database: a SQLite file, or a PostgreSQL database of the test's."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.sqlite3'}"
@@ -25,9 +26,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Database]:
+async def query_store(query_url: str) -> AsyncIterator[Database]:
     """An empty, migrated store on SQLite and on PostgreSQL."""
-    db = await open_database(store_url)
+    db = await open_database(query_url)
     try:
         await create_schema(db, DAYS)
         yield db

@@ -41,8 +41,8 @@ class Client:
 
 
 @pytest.fixture
-async def served(store_url: str) -> AsyncIterator[tuple[str, dict[str, str], Database]]:
-    db = await open_database(store_url)
+async def served(query_url: str) -> AsyncIterator[tuple[str, dict[str, str], Database]]:
+    db = await open_database(query_url)
     await create_schema(db, DAYS)
     await insert_events(db, shop_events() + other_events())
     await rebuild_rollups(db)

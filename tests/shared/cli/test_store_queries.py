@@ -20,23 +20,23 @@ from shared.store.location import store_url as located
 from shared.wire.records import Event, EventKind
 from shared.wire.topics import EVENTS
 from testing.storedata import DAY, MSG_A, MSG_B, NOW, other_events, shop_events
-from testing.storefixtures import DAYS, store_url
+from testing.storefixtures import DAYS, query_url
 from testing.storerows import insert_events, rebuild_rollups
 from testing.storeschema import create_schema
 
-__all__ = ["store_url"]
+__all__ = ["query_url"]
 
 
 @pytest.fixture
-def config(tmp_path: Path, store_url: str) -> Path:
+def config(tmp_path: Path, query_url: str) -> Path:
     """A config whose store holds the test events: the embedded default SQLite file, or
     the PostgreSQL database in ``[store].url``."""
     data = tmp_path / "data"
     text = f'[runtime]\ndata_dir = "{data}"\n[embedded]\npath = "{tmp_path / "bus.db"}"\n'
-    if store_url.startswith("sqlite"):
+    if query_url.startswith("sqlite"):
         url = f"sqlite://{data / 'store.sqlite3'}"
     else:
-        url = store_url
+        url = query_url
         text += f'[store]\nurl = "{url}"\n'
 
     async def fill() -> None:

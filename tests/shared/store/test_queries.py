@@ -28,10 +28,10 @@ from testing.storerows import event_row, insert_events, rebuild_rollups
 
 
 @pytest.fixture
-async def filled(store: Database) -> Database:
-    await insert_events(store, shop_events() + other_events())
-    await rebuild_rollups(store)
-    return store
+async def filled(query_store: Database) -> Database:
+    await insert_events(query_store, shop_events() + other_events())
+    await rebuild_rollups(query_store)
+    return query_store
 
 
 async def test_history_in_time_order_by_id_and_prefix(filled: Database) -> None:
@@ -215,15 +215,15 @@ def test_prefix_bounds_stay_alphanumeric() -> None:
     assert prefix_bounds("a1b2c3d0") == ("a1b2c3d0", "a1b2c3d1")
 
 
-async def test_a_prefix_ending_in_9(store: Database) -> None:
+async def test_a_prefix_ending_in_9(query_store: Database) -> None:
     nines = "99999999" + "9" * 24
     after = "9999999a" + "0" * 24
     await insert_events(
-        store,
+        query_store,
         [
             event_row(at=DAY, kind="accepted", message_id=nines),
             event_row(at=DAY, kind="accepted", message_id=after),
         ],
     )
-    found = await message_history(store, "99999999", None)
+    found = await message_history(query_store, "99999999", None)
     assert found is not None and found.message_id == nines
