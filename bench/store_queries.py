@@ -3,8 +3,9 @@
     python bench/store_queries.py [--dsn postgresql://postline@127.0.0.1:25432/postline]
         [--events 10000000] [--days 30] [--runs 200] [--reuse]
 
-It creates the database ``postline_bench_store`` on the server of ``--dsn`` (dropped first;
-``--reuse`` keeps one already filled), builds the schema, and generates the events inside
+It creates the database ``postline_bench_store`` (``--database``) on the server of ``--dsn``
+(dropped first; ``--reuse`` keeps one already filled), builds the schema (the migrations and
+the daily partitions, as the store stage does), and generates the events inside
 PostgreSQL (``INSERT ... SELECT`` over ``generate_series``, a million rows a statement), so
 ten million take minutes, not hours. The data look like a relay's month: ``--tenants``
 tenants of very different sizes (the first ones send most), 20 campaigns each, a message
@@ -103,12 +104,12 @@ def database_dsn(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
-async def create_database(admin_dsn: str) -> None:
+async def create_database(admin_dsn: str, name: str) -> None:
     """Drop and create the benchmark's database."""
     conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
 
@@ -306,13 +307,14 @@ async def main() -> int:
     parser.add_argument("--recipients", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="keep the data of the last run")
+    parser.add_argument("--database", default=DATABASE, help="the database made (dropped first)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     random.seed(16)
     load_s = None
     if not args.reuse:
-        await create_database(args.dsn)
-    db = await open_database(database_dsn(args.dsn, DATABASE), timeout=3600)
+        await create_database(args.dsn, args.database)
+    db = await open_database(database_dsn(args.dsn, args.database), timeout=3600)
     try:
         if not args.reuse:
             load_s = await generate(db, args.events, args.days, args.tenants, args.recipients)
