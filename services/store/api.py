@@ -28,9 +28,11 @@ from typing import Protocol
 
 import msgspec
 
+from services.store.config import StoreConfig
 from shared.errors import StoreError, StoreInvalid, StoreUnavailable
 from shared.runtime.http import HttpHandler, HttpRequest, HttpResponse, Router
 from shared.runtime.httpserver import HttpListener
+from shared.secretfile import read_secret
 from shared.store.csvout import events_csv, report_csv
 from shared.store.db import Executor
 from shared.store.queries import message_history
@@ -231,6 +233,25 @@ class StoreApi:
         if as_csv:
             return HttpResponse(200, report_csv(found).encode(), content_type=CSV)
         return _json(200, found)
+
+
+def build_api(
+    cfg: StoreConfig,
+    source: str,
+    database: Callable[[], Executor | None],
+    keys: ApiKeys,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> HttpListener | None:
+    """The stage's query API from ``[store]``: ``None`` when ``api_port`` is 0 (no API);
+    the admin token read from ``admin_token_file`` now (a missing or short file is a
+    :class:`~shared.errors.ConfigError` naming the key, in ``source``, the config file)."""
+    if cfg.api_port == 0:
+        return None
+    token = None
+    if cfg.admin_token_file is not None:
+        token = read_secret(cfg.admin_token_file, "store.admin_token_file", source)
+    return api_listener(StoreApi(database, keys, token, clock=clock), cfg.api_host, cfg.api_port)
 
 
 def api_listener(api: StoreApi, host: str, port: int) -> HttpListener:

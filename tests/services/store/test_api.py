@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 import pytest
 
-from services.store.api import StoreApi, api_listener, parse_time
+from services.store.api import StoreApi, api_listener, build_api, parse_time
+from services.store.config import StoreConfig
 from shared.credentials import hash_api_key, new_api_key
-from shared.errors import StoreInvalid
+from shared.errors import ConfigError, StoreInvalid
 from shared.store.db import Database, Executor, open_database
 from shared.tenants import TenantTable
 from shared.wire.records import ApiKey, Tenant
@@ -187,3 +190,36 @@ def test_times_are_epoch_or_iso() -> None:
     assert parse_time("", "since") is None
     with pytest.raises(StoreInvalid):
         parse_time("last tuesday", "since")
+
+
+async def test_built_from_the_config(tmp_path: Path) -> None:
+    assert build_api(StoreConfig(), "t.toml", lambda: None, TenantTable()) is None  # port 0
+    with pytest.raises(ConfigError, match=r"store\.admin_token_file"):
+        build_api(
+            StoreConfig(api_port=9999, admin_token_file=tmp_path / "missing"),
+            "t.toml",
+            lambda: None,
+            TenantTable(),
+        )
+    token = tmp_path / "admin_token"
+    token.write_text(ADMIN.decode() + "\n")
+    cfg = StoreConfig(api_host="127.0.0.1", api_port=free_port(), admin_token_file=token)
+    listener = build_api(cfg, "t.toml", lambda: None, TenantTable(), clock=lambda: NOW)
+    assert listener is not None
+    await listener.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            admin = Client(session, f"http://127.0.0.1:{listener.port}", ADMIN.decode())
+            status, body, _ = await admin.get("/v1/reports")
+            assert status == 503 and "unavailable" in body["error"]
+            wrong = Client(session, f"http://127.0.0.1:{listener.port}", "x" * 30)
+            assert (await wrong.get("/v1/reports"))[0] == 401
+    finally:
+        await listener.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the config cannot say 0: that is "no API")."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
