@@ -70,6 +70,7 @@ def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str,
                 # Always present for a failure: the report's, else derived from the reply
                 # code and the reason (a 550 "user unknown" without one: 5.1.1).
                 "delivery_status": verdict.status,
+                "status_derived": verdict.status_derived,
                 "smtp_code": status.smtp_code,
                 "permanent": verdict.permanent,
                 "class": str(verdict.bounce_class),
