@@ -145,11 +145,11 @@ def _status_for(
 
 
 def _preamble(text: str, starts: list[int]) -> str:
-    """The bounce's lines before the first failed address it names (their last 500
+    """The bounce's lines before the first failed address it names (their last 300
     characters, as written: the classifier collapses them only if it reads them)."""
     first = min((i for i in starts if i >= 0), default=0)
     line_start = text.rfind("\n", 0, first) + 1
-    return text[max(0, line_start - 500) : line_start]
+    return text[max(0, line_start - 300) : line_start]
 
 
 def _is_temporary(
