@@ -516,10 +516,11 @@ _SPECIFIC_TEXT = _compile(
             r"no such host",
             r"unable to route",
             r"unknown host",
-            # qmail: "Sorry, I couldn't find any host named x. (#5.1.2)"; routers with no
-            # route for the domain (RFC 3463 X.4.4): "Could not find a gateway for".
+            # qmail: "Sorry, I couldn't find any host named x. (#5.1.2)"; a gateway with
+            # no route for the recipient's domain (RFC 3463 X.4.4): "Could not find a
+            # gateway for a@b" (not "no route to host": that is a network error).
             r"couldn't find any host",
-            r"(could not|cannot|can't|unable to) find a (gateway|route) (for|to)",
+            r"(could not|cannot|can't|unable to) find a gateway for",
         ),
     ),
     (

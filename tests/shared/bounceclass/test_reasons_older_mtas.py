@@ -65,10 +65,15 @@ def test_phrasing_gives_reason(code: int, text: str, reason: str) -> None:
         "Delivery to the following recipient failed permanently:",
         "No header field was harmed; the message was accepted for no one",
         "The message was sent without attachments",
+        "The following recipients did not receive this message:",
     ],
 )
 def test_words_that_name_no_reason_stay_undefined(text: str) -> None:
     assert str(reason_of("", 0, text)) == "undefined"
+
+
+def test_no_route_to_a_host_stays_a_network_error() -> None:
+    assert str(reason_of("", 0, "connect to mx.far.example: No route to host")) == "networkerror"
 
 
 def test_context_is_read_only_when_the_diagnostic_names_no_reason() -> None:
