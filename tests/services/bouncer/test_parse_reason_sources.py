@@ -204,6 +204,22 @@ def test_a_bounce_that_names_no_reason_stays_undefined() -> None:
     )
 
 
+def test_the_header_summary_of_the_notification_is_not_the_recipient_s_paragraph() -> None:
+    # Sun/PMDF reports summarise the returned message's header fields first: its Subject
+    # must not be read as the recipient's reason, the paragraph about the recipient is.
+    raw = _communigate_dsn(
+        "This report relates to a message you sent with the following header fields:\n\n"
+        "  To: ivo@cg-isp.example\n"
+        "  Subject: Is your mailbox full? Get more space\n\n"
+        "Your message cannot be delivered to the following recipients:\n\n"
+        "  Recipient address: ivo@cg-isp.example\n"
+        "  Reason: no such user\n",
+        "Status: 5.0.0\n",
+    )
+    (line,) = classify_bytes(raw)
+    assert (line["reason"], line["diagnostic"]) == ("userunknown", "Reason: no such user")
+
+
 def _communigate_dsn(notification: str, fields: str) -> bytes:
     return (
         "Return-Path: <>\n"
