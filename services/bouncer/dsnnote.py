@@ -13,7 +13,6 @@ address's paragraph ``textbounce.py``'s.
 from __future__ import annotations
 
 import dataclasses
-import re
 from email.message import Message
 
 from services.bouncer.report import (
@@ -24,9 +23,6 @@ from services.bouncer.report import (
     find_status,
 )
 from services.bouncer.textbounce import address_context, bounce_words, line_prefix, position
-
-# A quoted header field naming addresses: "  To: a@b, c@d" (lowered text).
-_HEADER_LINE = re.compile(r"\s*(to|cc|from|reply-to|sender)\s*:")
 
 
 def with_notification_words(msg: Message, report: Report) -> Report:
@@ -47,11 +43,11 @@ def _wordless(status: RecipientStatus) -> bool:
 
 
 def _filled(status: RecipientStatus, text: str, low: str) -> RecipientStatus:
-    start = _paragraph_start(status.recipient, text, low)
+    start = position(status.recipient, text, low)
     address = status.recipient
     if start < 0 and status.original_recipient:
         address = status.original_recipient
-        start = _paragraph_start(address, text, low)
+        start = position(address, text, low)
     words = " ".join(address_context(address, text, start).split())
     if not words:
         return status
@@ -62,17 +58,3 @@ def _filled(status: RecipientStatus, text: str, low: str) -> RecipientStatus:
         diagnostic=words[:500],
         context=line_prefix(text, start),
     )
-
-
-def _paragraph_start(address: str, text: str, low: str) -> int:
-    """Where the notification writes about ``address``: not the summary of the returned
-    message's header fields some MTAs print first ("To: a@b" in Sun/PMDF reports), whose
-    Subject could be read as a reason; else :func:`position`."""
-    needle = address.lower()
-    start = low.find(needle)
-    while start >= 0:
-        line = low[low.rfind("\n", 0, start) + 1 : start]
-        if _HEADER_LINE.match(line) is None:
-            return start
-        start = low.find(needle, start + len(needle))
-    return position(address, text, low)

@@ -52,6 +52,8 @@ _DAEMON_FROM = re.compile(
 # line starting with "<...@". Possessive blanks (never given back: \S cannot match them)
 # keep runs of blank lines from costing their square (a bounce ending in 30 blank lines
 # took 0.6 ms with "\n\s*\n\s*\S+@"); the starts found are the same.
+# A quoted header field naming addresses: "  To: a@b, c@d" (matched on lowered text).
+_HEADER_LINE = re.compile(r"[ \t>]*(to|cc|from|reply-to|sender)[ \t]*:")
 _NEXT_ADDRESS = re.compile(r"\n[^\S\n]*+\n\s*+\S+@|\n\s*+<[^>\s]+@")
 
 
@@ -167,11 +169,18 @@ def _is_temporary(
 
 
 def position(address: str, text: str, low: str) -> int:
-    """Where ``text`` names ``address``: the address, else its bare mailbox name (AOL's
-    "screenname" lines, qualified by textfinders' _bare_names); -1 when nowhere."""
-    start = low.find(address.lower())
-    if start >= 0:
-        return start
+    """Where ``text`` names ``address``: the address, and not in a summary of the returned
+    message's header fields ("To: a@b", whose Subject below could be read as the reason)
+    when it is named elsewhere too; else its bare mailbox name (AOL's "screenname" lines,
+    qualified by textfinders' _bare_names); -1 when nowhere."""
+    needle = address.lower()
+    first = start = low.find(needle)
+    while start >= 0:
+        if _HEADER_LINE.match(low, low.rfind("\n", 0, start) + 1, start) is None:
+            return start
+        start = low.find(needle, start + len(needle))
+    if first >= 0:
+        return first
     local = address.partition("@")[0]
     named = re.search(r"(?<![\w.@-])" + re.escape(local) + r"(?![\w@-])", text)
     return named.start() if named is not None else -1
