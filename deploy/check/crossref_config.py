@@ -29,6 +29,7 @@ from services.ingest.config import api_address
 from services.ingest.config import load as load_ingest
 from services.reputation.config import load_reputation_config
 from services.signer.config import load_signer_config
+from services.store.config import load as load_store
 from shared.cli import build_parser, discover_stages
 from shared.cli.parser import parse_error
 from shared.config import Config
@@ -111,6 +112,9 @@ def _files(stage: str, config: Config) -> list[str]:
     if stage == "reputation":  # the bounce rule table it classifies with, when a file
         rules = load_reputation_config(config).rule_table_path(config.core.bouncer)
         return [str(rules)] if rules else []
+    if stage == "store":  # the database's DSN (a Secret) and the query API's admin token
+        store = load_store(config)
+        return [str(p) for p in (store.url_file, store.admin_token_file) if p]
     return []
 
 

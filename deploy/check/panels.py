@@ -771,7 +771,7 @@ def store_panels() -> list[Panel]:
             [
                 (f"max(postline_store_partitions{{{NS}}})", "days (partitions)"),
                 (
-                    f"sum(increase(postline_store_expired_days_total{{{NS}}}[1d]))",
+                    f"sum(increase(postline_store_partitions_dropped_total{{{NS}}}[1d]))",
                     "expired (1d)",
                 ),
             ],

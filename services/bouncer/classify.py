@@ -24,7 +24,13 @@ def classify_recipient(report: Report, status: RecipientStatus, table: RuleTable
     mta = status.remote_mta or report.reporting_mta
     permanent = reported_permanence(status)
     return classify(
-        status.status, status.smtp_code, status.diagnostic, mta, table, permanent=permanent
+        status.status,
+        status.smtp_code,
+        status.diagnostic,
+        mta,
+        table,
+        permanent=permanent,
+        context=status.context,
     )
 
 

@@ -33,53 +33,11 @@ def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str,
     """One JSON-able line per recipient of the message in ``raw`` (one line if none)."""
     # Every postline command builds this module's parser: the parsers, the rule table and
     # the reasons' compiled patterns (about 0.1 s) are imported only by the command that
-    # classifies.
-    from services.bouncer.classify import classify_recipient  # noqa: PLC0415
-    from services.bouncer.parse import parse_message  # noqa: PLC0415
-    from services.bouncer.report import ReportKind  # noqa: PLC0415
-    from shared.bounceclass.rules import load_rules  # noqa: PLC0415
+    # classifies (one import here, the rest at the top of lines.py: four imports on every
+    # call cost 6 µs, 2% of a message).
+    from services.bouncer.lines import report_lines  # noqa: PLC0415
 
-    table = table if table is not None else load_rules()
-    report = parse_message(raw)
-    base = {
-        "kind": str(report.kind),
-        "parser": report.parser,
-        "reporting_mta": report.reporting_mta,
-    }
-    if not report.recipients:
-        return [
-            {
-                **base,
-                "recipient": None,
-                "class": "unknown",
-                "reason": "undefined" if report.kind is ReportKind.OTHER else "",
-                "rule": "none",
-                "permanent": None,
-            }
-        ]
-    lines = []
-    for status in report.recipients:
-        verdict = classify_recipient(report, status, table)
-        lines.append(
-            {
-                **base,
-                "recipient": status.recipient,
-                "original_recipient": status.original_recipient,
-                "action": status.action,
-                "status": status.status,  # as the report gave it ("" when it gave none)
-                # Always present for a failure: the report's, else derived from the reply
-                # code and the reason (a 550 "user unknown" without one: 5.1.1).
-                "delivery_status": verdict.status,
-                "smtp_code": status.smtp_code,
-                "permanent": verdict.permanent,
-                "class": str(verdict.bounce_class),
-                "reason": str(verdict.reason),
-                "rule": verdict.rule,
-                "remote_mta": status.remote_mta,
-                "diagnostic": status.diagnostic[:300],
-            }
-        )
-    return lines
+    return report_lines(raw, table)
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:

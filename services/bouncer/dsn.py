@@ -13,6 +13,7 @@ import re
 from email.message import Message
 
 from services.bouncer.report import (
+    STATUS_RE,
     RecipientStatus,
     Report,
     ReportKind,
@@ -208,6 +209,10 @@ def _recipient(block: dict[str, str]) -> RecipientStatus | None:
         return None
     diagnostic = strip_diagnostic_type(block.get("diagnostic-code", ""))
     status = find_status(block.get("status", "")) or _squeezed_status(block.get("status", ""))
+    # Without a Diagnostic-Code, the words some MTAs write in the Status field are the only
+    # diagnostic: "5.0.0 (recipient reached disk quota)" (Sun/iPlanet Messaging Server),
+    # "553 Exceeded maximum inbound message size" (a reply where the status belongs).
+    diagnostic = diagnostic or _status_words(block.get("status", ""))
     status = status or find_status(diagnostic)
     return RecipientStatus(
         recipient=address,
@@ -227,6 +232,16 @@ def _action(value: str) -> str:
         if word[:4] == action[:4]:
             return action
     return word
+
+
+def _status_words(value: str) -> str:
+    """What a Status field says beside its code (RFC 3464 2.3.4 allows a comment):
+    ``5.0.0 (disk quota)`` -> ``disk quota``; ``553 Too big`` -> ``553 Too big``; else ""."""
+    value = value.strip()
+    code = STATUS_RE.match(value)
+    if code is None:
+        return value if any(char.isalpha() for char in value) else ""
+    return value[code.end() :].strip().removeprefix("(").removesuffix(")").strip()
 
 
 def _squeezed_status(value: str) -> str:

@@ -38,6 +38,10 @@ class BounceMessage(Message):
         self._index: dict[str, Any] | None = None
         self._ctype: str | None = None
         self._charset: list[Any] | None = None  # [get_content_charset()] once read
+        #: The part's decoded text (``report.decode_part``), kept by its first reader: the
+        #: parsers tried in turn read the same text parts (measured on the corpora: 524
+        #: decodes of 284 parts).
+        self.decoded: str | None = None
 
     def get(self, name: str, failobj: Any = None) -> Any:
         """The first value of header ``name`` (as ``Message.get``), from the index."""
@@ -78,6 +82,12 @@ class BounceMessage(Message):
         self._index = None
         self._ctype = None
         self._charset = None
+        self.decoded = None
+
+    def set_payload(self, payload: Any, charset: Any = None) -> None:
+        """``Message.set_payload``; forgets the decoded text."""
+        super().set_payload(payload, charset)
+        self.decoded = None
 
     # Every way compat32's Message changes its headers (or its default type) forgets the
     # index: the parser itself adds headers one by one and sets digest parts' default type.
@@ -96,6 +106,7 @@ class BounceMessage(Message):
         self._index = None
         self._ctype = None
         self._charset = None
+        self.decoded = None
 
     def add_header(self, _name: str, _value: str, **_params: Any) -> None:
         """``Message.add_header``; forgets the index."""

@@ -1,7 +1,8 @@
 """Which parser reads a message that arrived at the bounce domain.
 
 Owns the order: feedback report (RFC 5965), then Microsoft's JMRP complaints (no
-feedback-report part), then DSN (RFC 3464), then Amazon SES
+feedback-report part), then DSN (RFC 3464; a recipient its fields give no reason for reads the
+notification's words about it), then Amazon SES
 notifications (JSON delivered by SNS), then mailing-list "held" / "not a member" notices
 (never bounces; before auto-replies, as list managers mark them auto-replied), then strong
 auto-reply signals (RFC 3834, vacation subjects), then a bounce a person forwarded (only
@@ -19,6 +20,7 @@ from services.bouncer.arf import parse_arf
 from services.bouncer.autoreply import strong_auto_reply, weak_auto_reply
 from services.bouncer.carriers import parse_carrier_bounce
 from services.bouncer.dsn import parse_dsn
+from services.bouncer.dsnnote import with_notification_words
 from services.bouncer.forwarded import parse_forwarded
 from services.bouncer.jmrp import parse_jmrp
 from services.bouncer.listnotice import parse_list_notice
@@ -40,10 +42,16 @@ def parse_message(raw: bytes) -> Report:
 
 def parse_parsed(msg: Message) -> Report:
     """Like :func:`parse_message` for an already parsed message."""
-    parsers = (parse_arf, parse_jmrp, parse_dsn, parse_ses, parse_list_notice, strong_auto_reply)
+    parsers = (parse_arf, parse_jmrp, _dsn, parse_ses, parse_list_notice, strong_auto_reply)
     fallbacks = (parse_forwarded, parse_carrier_bounce, parse_text_bounce, weak_auto_reply)
     for parser in (*parsers, *fallbacks):
         report = parser(msg)
         if report is not None:
             return report
     return Report(kind=ReportKind.OTHER, parser="none")
+
+
+def _dsn(msg: Message) -> Report | None:
+    # A DSN whose fields give no diagnostic for a recipient: its notification text may.
+    report = parse_dsn(msg)
+    return with_notification_words(msg, report) if report is not None else None

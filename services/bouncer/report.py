@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from services.bouncer.charsets import decode_text
+from services.bouncer.mime import BounceMessage
 from services.bouncer.utf8addr import decode_utf8_address
 
-#: RFC 3463 enhanced status code: class.subject.detail.
-STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# class.subject.detail, not followed by another ".digit": qmail writes "4.3.2.1 does not
+# like recipient." for the host it tried, and "4.3.2" is no status there.
+_STATUS_CORE = r"([245])\.(\d{1,3})\.(\d{1,3})\b(?!\.\d)"
+#: RFC 3463 enhanced status code: class.subject.detail. Not part of an IPv4 address: not
+#: after "digit." ("host mx[192.5.7.1] said:"), unless that is a reply code ("550.5.1.1").
+STATUS_RE = re.compile(r"\b(?:(?<=(?<!\d)[245]\d\d\.)|(?<!\d\.))" + _STATUS_CORE)
 #: An SMTP reply code at the start of a reply line, optionally with an enhanced code. Not
 #: the area code of a telephone number ("call (480) 555-0100", "480-555-0100").
 REPLY_RE = re.compile(
@@ -57,6 +62,10 @@ class RecipientStatus:
     diagnostic: str = ""
     remote_mta: str = ""
     original_recipient: str = ""
+    # The report's words around this recipient that are not its diagnostic (the start of
+    # its line, the text above the list of addresses, the notification's paragraph), read
+    # for a reason only when the diagnostic names none (shared.bounceclass.explain).
+    context: str = ""
 
     @property
     def permanent(self) -> bool:
@@ -95,9 +104,21 @@ class Report:
 def find_status(text: str) -> str:
     """The first RFC 3463 enhanced status code in ``text`` (ignoring 2.x.x), or ''."""
     for match in _led_by(_STATUS_AFTER, text, _word_char):
+        start = match.start()
+        after_digit = start >= 2 and text[start - 1] == "." and text[start - 2].isdecimal()
+        if after_digit and not _reply_before(text, start - 1):
+            continue  # within an IPv4 address ("[192.5.7.1]"), not a status
         if match.group(1) != "2":
             return match.group(0)
     return ""
+
+
+def _reply_before(text: str, dot: int) -> bool:
+    # A reply code ends at ``dot``: "550.5.1.1" (STATUS_RE's first lookbehind).
+    code = text[dot - 3 : dot]
+    if dot < 3 or code[0] not in "245" or not code[1:].isdecimal():
+        return False
+    return dot == 3 or not text[dot - 4].isdecimal()
 
 
 def find_reply_code(text: str) -> int:
@@ -113,7 +134,7 @@ def find_reply_code(text: str) -> int:
 # is checked in Python instead: a pattern that starts with a character class lets the regex
 # engine skip to the candidates, one that starts with an assertion tries every position
 # (these run on every bounce's whole text). _led_by gives exactly the full patterns' matches.
-_STATUS_AFTER = re.compile(STATUS_RE.pattern.removeprefix(r"\b"))
+_STATUS_AFTER = re.compile(_STATUS_CORE)
 _REPLY_AFTER = re.compile(REPLY_RE.pattern.removeprefix(r"(?<![\d.])"))
 
 
@@ -193,7 +214,16 @@ def _collect_text(part: Message, chunks: list[str], top: bool) -> None:
 
 
 def decode_part(part: Message) -> str:
-    """A leaf part's text, transfer-decoded; undecodable bytes become replacement chars."""
+    """A leaf part's text, transfer-decoded; undecodable bytes become replacement chars
+    (decoded once per part of a :class:`BounceMessage` tree)."""
+    if isinstance(part, BounceMessage):
+        if part.decoded is None:
+            part.decoded = _decoded(part)
+        return part.decoded
+    return _decoded(part)
+
+
+def _decoded(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         raw = part.get_payload()

@@ -52,6 +52,8 @@ _DAEMON_FROM = re.compile(
 # line starting with "<...@". Possessive blanks (never given back: \S cannot match them)
 # keep runs of blank lines from costing their square (a bounce ending in 30 blank lines
 # took 0.6 ms with "\n\s*\n\s*\S+@"); the starts found are the same.
+# A quoted header field naming addresses: "  To: a@b, c@d" (matched on lowered text).
+_HEADER_LINE = re.compile(r"[ \t>]*(to|cc|from|reply-to|sender)[ \t]*:")
 _NEXT_ADDRESS = re.compile(r"\n[^\S\n]*+\n\s*+\S+@|\n\s*+<[^>\s]+@")
 
 
@@ -79,7 +81,7 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     """
     if not looks_like_bounce(msg):
         return None
-    text, low = _bounce_words(body_text(msg))
+    text, low = bounce_words(body_text(msg))
     found = failed_recipients(msg, text, low, not_recipients)
     if not found:
         return None
@@ -90,7 +92,14 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     verdict = phrases.retry_verdict(low)
     # Read only if an address has neither a status nor a reply code (a scan of the text).
     delay_words = functools.cache(functools.partial(phrases.sounds_temporary, low))
-    recipients = tuple(_status_for(address, text, whole, verdict, delay_words) for address in found)
+    starts = [position(address, text, low) for address in found]
+    preamble = _preamble(text, starts)
+    recipients = tuple(
+        _status_for(
+            address, start, text, whole, verdict=verdict, delay_words=delay_words, preamble=preamble
+        )
+        for address, start in zip(found, starts, strict=True)
+    )
     return Report(
         kind=ReportKind.BOUNCE,
         recipients=recipients,
@@ -100,7 +109,7 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     )
 
 
-def _bounce_words(text: str) -> tuple[str, str]:
+def bounce_words(text: str) -> tuple[str, str]:
     """The bounce's own words (above the returned original) and their lower case."""
     text = text.replace("\r\n", "\n")
     low = phrases.lowered(text)
@@ -109,19 +118,40 @@ def _bounce_words(text: str) -> tuple[str, str]:
 
 
 def _status_for(
-    address: str, text: str, whole: str, verdict: bool | None, delay_words: Callable[[], bool]
+    address: str,
+    start: int,
+    text: str,
+    whole: str,
+    *,
+    verdict: bool | None,
+    delay_words: Callable[[], bool],
+    preamble: str,
 ) -> RecipientStatus:
-    context = _context(address, text)
+    context = address_context(address, text, start)
     status = find_status(context) or find_status(whole)
     code = find_reply_code(context) or find_reply_code(whole)
     action = "delayed" if _is_temporary(verdict, delay_words, status, code) else "failed"
+    # When the address's paragraph names no cause, its line's start may ("Invalid final
+    # delivery userid: a@b"), or the text above the list of addresses, which many bounces
+    # write once for all of them (Netscape/iPlanet "was not delivered within 2 days", AOL
+    # "not accepting mail from ..."). Read only then (the classifier's ``context``): that
+    # prefix is more often a label ("Undeliverable Address:", "To:") than a reason.
     return RecipientStatus(
         recipient=address,
         action=action,
         status=status,
         smtp_code=code,
         diagnostic=" ".join(context.split())[:500],
+        context=f"{line_prefix(text, start)}\n{preamble}",
     )
+
+
+def _preamble(text: str, starts: list[int]) -> str:
+    """The bounce's lines before the first failed address it names (their last 300
+    characters, as written: the classifier collapses them only if it reads them)."""
+    first = min((i for i in starts if i >= 0), default=0)
+    line_start = text.rfind("\n", 0, first) + 1
+    return text[max(0, line_start - 300) : line_start]
 
 
 def _is_temporary(
@@ -138,16 +168,32 @@ def _is_temporary(
     return delay_words()
 
 
-def _context(address: str, text: str) -> str:
-    # The paragraph about this address: from it to the next blank-line gap or next address.
-    start = text.lower().find(address.lower())
+def position(address: str, text: str, low: str) -> int:
+    """Where ``text`` names ``address``: the address, and not in a summary of the returned
+    message's header fields ("To: a@b", whose Subject below could be read as the reason)
+    when it is named elsewhere too; else its bare mailbox name (AOL's "screenname" lines,
+    qualified by textfinders' _bare_names); -1 when nowhere."""
+    needle = address.lower()
+    first = start = low.find(needle)
+    while start >= 0:
+        if _HEADER_LINE.match(low, low.rfind("\n", 0, start) + 1, start) is None:
+            return start
+        start = low.find(needle, start + len(needle))
+    if first >= 0:
+        return first
+    local = address.partition("@")[0]
+    named = re.search(r"(?<![\w.@-])" + re.escape(local) + r"(?![\w@-])", text)
+    return named.start() if named is not None else -1
+
+
+def address_context(address: str, text: str, start: int) -> str:
+    """The lines of ``text`` about ``address``, found at ``start`` (:func:`position`): from
+    it to the next blank-line gap or next address."""
     if start < 0:
+        return ""
+    if text[start : start + len(address)].lower() != address.lower():
         # A bare mailbox name qualified by _bare_names: its own line gives the reason.
-        local = address.partition("@")[0]
-        named = re.search(r"(?<![\w.@-])" + re.escape(local) + r"(?![\w@-])", text)
-        if named is None:
-            return ""
-        start, address = named.start(), local
+        address = address.partition("@")[0]
     rest = text[start + len(address) :]
     end = _NEXT_ADDRESS.search(rest)
     stop = end.start() if end else 800
@@ -171,3 +217,12 @@ def _context(address: str, text: str) -> str:
     if find_reply_code(prefix):
         return (prefix.rstrip("< \t") + " " + rest.lstrip(">"))[:800]
     return rest[:800]
+
+
+def line_prefix(text: str, start: int) -> str:
+    """What the line of ``text`` that names an address at ``start`` says before it (200
+    characters), where some daemons put the reason: Ipswitch SMTP32 "Invalid final
+    delivery userid: a@b", "User's mailbox is full: <a@b>", "552 Quota violation for a@b"."""
+    if start < 0:
+        return ""
+    return text[text.rfind("\n", 0, start) + 1 : start][-200:]

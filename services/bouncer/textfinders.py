@@ -92,7 +92,7 @@ def _excluded(msg: Message, text: str, low: str) -> set[str]:
     at_lines = "\n".join(line for line in low.split("\n") if "@" in line)
     out.update(m.group(1) for m in phrases.CONTACT.finditer(at_lines))
     out.update(m.group(1) for m in phrases.SENDER.finditer(at_lines))
-    if any(word in at_lines for word in _JAPANESE_CONTACT_WORDS):
+    if not at_lines.isascii() and any(word in at_lines for word in _JAPANESE_CONTACT_WORDS):
         out.update(m.group(1) for m in phrases.CONTACT_BEFORE.finditer(at_lines))
     # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
     # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.

@@ -65,7 +65,7 @@ class StoreMetrics:
             registry=registry,
         )
         self.expired_days = Counter(
-            "postline_store_expired_days_total",
+            "postline_store_partitions_dropped_total",
             "Days dropped at retention (a partition dropped whole, or a day deleted on SQLite).",
             registry=registry,
         )

@@ -99,6 +99,7 @@ class Classification:
     reason: Reason = Reason.UNDEFINED
     status: str = ""
     permanent: bool = False  # final (the report's word, else the codes, else the reason's)
+    status_derived: bool = False  # ``status`` was derived: the report or reply gave none
 
 
 def classify(
@@ -109,21 +110,26 @@ def classify(
     table: RuleTable,
     *,
     permanent: bool | None = None,
+    context: str = "",
 ) -> Classification:
     """Classify one failure: its class (:func:`classify_class`), reason and status.
 
-    ``permanent`` is what the report decided (RFC 3464 Action; ``None``: it did not). When
-    the rule table and the codes leave the class ``unknown``, the reason's class stands in
-    (a 550 "mailbox unavailable" from a host no rule names is still a hard bounce).
+    ``permanent`` is what the report decided (RFC 3464 Action; ``None``: it did not);
+    ``context`` the report's words around the failure, read for the reason only when the
+    diagnostic names none (:func:`explain`). When the rule table and the codes leave the
+    class ``unknown``, the reason's class stands in (a 550 "mailbox unavailable" from a
+    host no rule names is still a hard bounce).
     """
     verdict = classify_class(status, smtp_code, diagnostic, mta, table)
-    why = explain(status, smtp_code, diagnostic, permanent)
+    why = explain(status, smtp_code, diagnostic, permanent, context=context)
     bounce_class, rule = verdict.bounce_class, verdict.rule
     if bounce_class is U and why.info.bounce_class is not U:
         bounce_class, rule = why.info.bounce_class, f"reason:{why.reason}"
         if not why.permanent and bounce_class is H:
             bounce_class = S  # as _temporary: a transient failure never suppresses at once
-    return Classification(bounce_class, rule, why.reason, why.status, why.permanent)
+    return Classification(
+        bounce_class, rule, why.reason, why.status, why.permanent, status_derived=why.derived
+    )
 
 
 def classify_class(

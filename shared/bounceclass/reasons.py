@@ -263,6 +263,13 @@ _SPECIFIC_TEXT = _compile(
             r"(message )?(is )?too old",
             r"gave up .{0,30}for \d+ (days|hours)",
             r"maximum (queue|delivery) time",
+            # Netscape/iPlanet "not delivered within 2 days", "within the allowed queue
+            # period"; Ipswitch SMTP32 "Delivery failed 20 attempts"; "not been collected
+            # after 30 days" (a message left uncollected in a holding mailbox).
+            r"not (be(en)? )?delivered within \d+",
+            r"within the (allowed )?queue period",
+            r"failed (after )?\d+ (delivery )?attempts",
+            r"not (been )?collected (after|within|for|in) \d+",
         ),
     ),
     (
@@ -438,6 +445,7 @@ _SPECIFIC_TEXT = _compile(
             r"quota violation",
             r"disk ?space quota",
             r"not enough (storage )?space in",
+            r"(reached|exceeded) (the |its |their )?(disk |mailbox |storage )?quota",
         ),
     ),
     (
@@ -456,6 +464,7 @@ _SPECIFIC_TEXT = _compile(
             r"(message|mail) size exceeds",
             r"size limit",
             r"exceeds (the )?(maximum|fixed maximum|allowed) (message )?size",
+            r"exceed(s|ed)? (the )?(maximum|allowed) .{0,20}message size",
             r"message length exceeds",
             r"(message|mail) (size )?exceeds",
             r"too large",
@@ -507,6 +516,11 @@ _SPECIFIC_TEXT = _compile(
             r"no such host",
             r"unable to route",
             r"unknown host",
+            # qmail: "Sorry, I couldn't find any host named x. (#5.1.2)"; a gateway with
+            # no route for the recipient's domain (RFC 3463 X.4.4): "Could not find a
+            # gateway for a@b" (not "no route to host": that is a network error).
+            r"couldn't find any host",
+            r"(could not|cannot|can't|unable to) find a gateway for",
         ),
     ),
     (
@@ -536,13 +550,18 @@ _SPECIFIC_TEXT = _compile(
             r"user not known",
             r"non-?existent (user|mailbox|address|recipient|account)",
             r"n'existe pas",
-            r"not unique\. several matches",
+            r"not unique\.\s+several matches",
             r"does not have a final (e-?mail )?delivery point",
             r"recipientnotfound",
             r"nosuchuser",
             r"does not exist",
             r"not listed in",
             r"no valid recipients",
+            # Ipswitch IMail/SMTP32: "Invalid final delivery userid: a@b".
+            r"invalid (final delivery )?user ?id",
+            # Directory-lookup mailers (phquery and site variants): no such person.
+            r"no matches to (the )?name ?server query",
+            r"did not (exactly )?match (an?|any) .{0,40}address",
         ),
     ),
     (
@@ -556,6 +575,11 @@ _SPECIFIC_TEXT = _compile(
             r"duplicate header",
             r"bare (lf|linefeed|cr|newline)",
             r"multiple (from|sender|date) headers",
+            # A required header missing: CommuniGate Pro "Messages without To: fields are
+            # not accepted here"; "554 No Resent-From field given" (RFC 5322 3.6.6).
+            r"without (an? )?[\w-]+:? (header|field)s? (are|is) not",
+            r"no [\w-]+:? field given",
+            r"no [\w-]+:? header (given|found|present)",
         ),
     ),
     (
@@ -609,6 +633,7 @@ _SPECIFIC_TEXT = _compile(
             r"quarantined",
             r"pending (moderation|approval|review)",
             r"held (in|for) (moderation|review)",
+            r"held until .{0,40}(moderator|approv|review)",
         ),
     ),
 )
@@ -830,15 +855,28 @@ def reason_of(status: str, smtp_code: int, text: str) -> Reason:
     return _REPLY_CODE.get(smtp_code, R.UNDEFINED)
 
 
-def explain(status: str, smtp_code: int, text: str, permanent: bool | None = None) -> Explanation:
+def explain(
+    status: str,
+    smtp_code: int,
+    text: str,
+    permanent: bool | None = None,
+    *,
+    context: str = "",
+) -> Explanation:
     """The reason, permanence and status of one failure (pure; table-tested).
 
     ``permanent`` is what the report decided (RFC 3464 Action), ``None`` when it did not:
     then the status class, else the reply code's class, else the reason's default decides.
+    ``context`` is the report's words around the failure (a text bounce's line start and
+    the words above its list of addresses), read only when ``text`` names no reason.
     The status is ``status`` when valid, else derived: the permanence's class ("5"/"4") and
     the reason's subject.detail (a 550 "user unknown" becomes 5.1.1).
     """
     reason = reason_of(status, smtp_code, text)
+    if reason is R.UNDEFINED and context:
+        # As the report wrote them (line breaks in the middle of a phrase): collapsed only
+        # here, as few failures need them.
+        reason = reason_of(status, smtp_code, " ".join(context.split()))
     info = REASONS[reason]
     valid = _STATUS.match(status.strip())
     if permanent is None:

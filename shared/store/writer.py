@@ -90,10 +90,11 @@ class _Prepared:
 
     events: dict[bytes, tuple[bytes, Event]]
     days: set[int]
-    repeats: int
 
 
 def _prepare(batch: Sequence[tuple[bytes, Event]]) -> _Prepared:
+    """The batch by event id (a record twice in it is one event) and its days; raises
+    :class:`PoisonRecord` for an event time no day can be made of."""
     events: dict[bytes, tuple[bytes, Event]] = {}
     days: set[int] = set()
     for raw, event in batch:
@@ -102,7 +103,7 @@ def _prepare(batch: Sequence[tuple[bytes, Event]]) -> _Prepared:
         except (ValueError, OverflowError, OSError) as exc:
             raise PoisonRecord(f"event time {event.at!r} is out of range: {exc}") from exc
         events.setdefault(event_id(raw), (raw, event))
-    return _Prepared(events, days, len(batch) - len(events))
+    return _Prepared(events, days)
 
 
 async def write_batch(db: Database, batch: Sequence[tuple[bytes, Event]]) -> WriteResult:

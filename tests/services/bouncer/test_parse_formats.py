@@ -288,6 +288,7 @@ def test_mailing_list_notices_are_not_bounces() -> None:
             "action": "auto-replied",
             "status": "",
             "delivery_status": "",
+            "status_derived": False,
             "smtp_code": 0,
             "permanent": False,
             "class": "auto_reply",

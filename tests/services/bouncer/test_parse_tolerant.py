@@ -374,7 +374,7 @@ def first_finder(raw: bytes) -> str:
     msg = parse_bytes(raw)
     if msg.get("X-Failed-Recipients"):
         return "header"
-    text, low = textbounce._bounce_words(body_text(msg))
+    text, low = textbounce.bounce_words(body_text(msg))
     excluded = textfinders._excluded(msg, text, low)
     order = (
         textfinders._colon_paragraphs,

@@ -52,7 +52,7 @@ async def test_a_pass_expires_and_counts(db: Database, tmp_path: Path) -> None:
     assert done is not None and done.dropped == [20261102]
     assert await count(db, "events") == 2
     registry: CollectorRegistry = loop.ctx.registry
-    assert registry.get_sample_value("postline_store_expired_days_total") == 1
+    assert registry.get_sample_value("postline_store_partitions_dropped_total") == 1
     # PostgreSQL: today, 2 ahead, and brief's old day (its rows deleted, the day kept for
     # acme's 30 days); SQLite counts days with rows: today.
     expected = 4 if db.dialect == "postgres" else 1
