@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from services.store.cli import add_commands
 from services.store.config import StoreConfig
 from shared.config import Config
 from shared.runtime.stage import StageContext, StageSpec
@@ -32,12 +33,25 @@ def check_config(config: Config) -> StoreConfig:
     return stage.check_config(config)
 
 
+def prepare(config: Config) -> list[str]:
+    """``postline run``: the query API's admin token, when one is configured and missing."""
+    from services.store.config import load  # noqa: PLC0415
+    from shared.secretfile import ensure_secret_file  # noqa: PLC0415
+
+    path = load(config).admin_token_file
+    if path is not None and ensure_secret_file(path):
+        return [f"created the store API's admin token in {path}"]
+    return []
+
+
 STAGE = StageSpec(
     name="store",
     help="the reporting store: every event into PostgreSQL (SQLite on one host), rollups",
     create=create,
     order=55,
+    add_commands=add_commands,
     check_config=check_config,
+    prepare=prepare,
     config_type=StoreConfig,
     command="store-stage",
 )

@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from services.store.api import build_api
 from services.store.config import StoreConfig, database_url, load
 from services.store.metrics import StoreMetrics, StoreSensor
 from services.store.outage import DatabaseOutage
@@ -29,6 +30,7 @@ from shared.config import Config
 from shared.errors import StoreError, StoreUnavailable
 from shared.runtime.batch import Item, run_batch_loop
 from shared.runtime.consume import Backoff
+from shared.runtime.httpserver import HttpListener
 from shared.runtime.stage import StageContext
 from shared.store.db import Database, open_database, redact
 from shared.store.migrate import check_schema, migrate
@@ -60,6 +62,11 @@ class StoreStage:
         self.sensor = StoreSensor(StoreMetrics(ctx.registry))
         self.outage = DatabaseOutage(ctx, self.sensor, Backoff(0.5, float(cfg.max_backoff)))
         self.tenants = TenantTable(ctx.log)
+        #: The query API (``api.py``) when ``[store] api_port`` is set; its admin token is
+        #: read here, so a missing file fails the start naming the key.
+        self.api: HttpListener | None = build_api(
+            cfg, ctx.config.source, lambda: self.db, self.tenants, clock=clock
+        )
         self.db: Database | None = None
 
     async def connect(self) -> Database | None:
@@ -115,6 +122,9 @@ class StoreStage:
         follower = ctx.spawn(self.tenants.follow(ctx.bus, ctx.stopping, ctx.log), name="tenants")
         retention: asyncio.Task[None] | None = None
         try:
+            if self.api is not None:
+                # Up before the database: until it is, queries get 503 with Retry-After.
+                await self.api.start()
             self.db = await self.connect()
             if self.db is None:
                 return
@@ -144,6 +154,8 @@ class StoreStage:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if self.api is not None:
+                await self.api.close()
             if self.db is not None:
                 await self.db.close()
 
