@@ -121,6 +121,12 @@ def _hour(db: Executor) -> str:
     return "(CAST(at / 3600 AS INTEGER) * 3600)"
 
 
+def _day_start(db: Executor) -> str:
+    if db.dialect == "postgres":
+        return "(FLOOR(at / 86400)::bigint * 86400)"
+    return "(CAST(at / 86400 AS INTEGER) * 86400)"
+
+
 def _count(condition: str) -> str:
     return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
@@ -146,9 +152,9 @@ _HOURLY_COUNTERS = {
 
 async def rebuild_rollups(db: Executor) -> None:
     """Empty the rollup tables and fill them again from every row of ``events``."""
-    for table in ("rollup_hourly", "rollup_reasons", "rollup_domains"):
+    for table in ("rollup_hourly", "rollup_daily", "rollup_reasons", "rollup_domains"):
         await db.execute(f"DELETE FROM {table}")
-    hour = _hour(db)
+    hour, start = _hour(db), _day_start(db)
     counted = ", ".join(f"'{k}'" for k in ("delivered", "deferred", "bounced"))
     counters = ", ".join(_HOURLY_COUNTERS)
     sums = ", ".join(_count(cond) for cond in _HOURLY_COUNTERS.values())
@@ -157,16 +163,24 @@ async def rebuild_rollups(db: Executor) -> None:
         f"{counters}) SELECT {hour}, MIN(day), tenant, sender_domain, campaign, provider, "
         f"{sums} FROM events GROUP BY {hour}, tenant, sender_domain, campaign, provider"
     )
+    # The daily counters are the hourly ones summed per day, as the writer keeps them.
+    day_sums = ", ".join(f"SUM({c})" for c in _HOURLY_COUNTERS)
     await db.execute(
-        f"INSERT INTO rollup_reasons (hour, day, tenant, campaign, kind, classification, "
-        f"reason, count) SELECT {hour}, MIN(day), tenant, campaign, kind, classification, "
-        f"reason, COUNT(*) FROM events WHERE kind IN ('bounced', 'deferred', 'complained') "
-        f"GROUP BY {hour}, tenant, campaign, kind, classification, reason"
+        f"INSERT INTO rollup_daily (day, day_start, tenant, sender_domain, campaign, provider, "
+        f"{counters}) SELECT day, MIN(hour) - MIN(hour) % 86400, tenant, sender_domain, "
+        f"campaign, provider, {day_sums} FROM rollup_hourly "
+        f"GROUP BY day, tenant, sender_domain, campaign, provider"
     )
     await db.execute(
-        f"INSERT INTO rollup_domains (hour, day, tenant, campaign, recipient_domain, delivered, "
-        f"deferred, bounced) SELECT {hour}, MIN(day), tenant, campaign, recipient_domain, "
-        f"{_count(_HOURLY_COUNTERS['delivered'])}, {_count(_HOURLY_COUNTERS['deferred'])}, "
-        f"{_count(_HOURLY_COUNTERS['bounced'])} FROM events WHERE kind IN ({counted}) "
-        f"GROUP BY {hour}, tenant, campaign, recipient_domain"
+        f"INSERT INTO rollup_reasons (day, day_start, tenant, campaign, kind, classification, "
+        f"reason, count) SELECT day, MIN({start}), tenant, campaign, kind, classification, "
+        f"reason, COUNT(*) FROM events WHERE kind IN ('bounced', 'deferred', 'complained') "
+        f"GROUP BY day, tenant, campaign, kind, classification, reason"
+    )
+    await db.execute(
+        f"INSERT INTO rollup_domains (day, day_start, tenant, campaign, recipient_domain, "
+        f"delivered, deferred, bounced) SELECT day, MIN({start}), tenant, campaign, "
+        f"recipient_domain, {_count(_HOURLY_COUNTERS['delivered'])}, "
+        f"{_count(_HOURLY_COUNTERS['deferred'])}, {_count(_HOURLY_COUNTERS['bounced'])} "
+        f"FROM events WHERE kind IN ({counted}) GROUP BY day, tenant, campaign, recipient_domain"
     )

@@ -1,11 +1,17 @@
 """What an event adds to the rollups: pure, no database.
 
-Three rollups, each a sum over an hour (``rows.hour_of``) keyed as the reports read them:
+Four rollups keyed as the reports read them:
 
-- ``rollup_hourly`` (tenant, sending domain, campaign, provider): :data:`HOURLY_COUNTERS`;
-- ``rollup_reasons`` (tenant, campaign, kind, classification, reason): bounces, deferrals,
-  expiries and complaints by why;
-- ``rollup_domains`` (tenant, campaign, recipient domain): delivered, deferred, bounced.
+- ``rollup_hourly`` per hour (``rows.hour_of``) and ``rollup_daily`` per UTC day, both by
+  (tenant, sending domain, campaign, provider): :data:`HOURLY_COUNTERS` (the daily rows are
+  the hourly ones summed per day, so a report may take whole days from one and the partial
+  first and last day from the other);
+- ``rollup_reasons`` per day (tenant, campaign, kind, classification, reason): bounces,
+  deferrals, expiries and complaints by why;
+- ``rollup_domains`` per day (tenant, campaign, recipient domain): delivered, deferred,
+  bounced.
+
+Every increment is summed per key here, so a batch's upsert writes each key once.
 
 A bounce is hard or soft by the bouncer's class when it gives one (``hard``, ``soft``),
 else by its reason's class in the shared reason table (``shared.bounceclass.reasons``), as
@@ -65,10 +71,19 @@ _BY_DOMAIN = frozenset({EventKind.DELIVERED, EventKind.DEFERRED, EventKind.BOUNC
 
 #: (hour, day, tenant, sender_domain, campaign, provider)
 HourlyKey = tuple[int, int, str, str, str, str]
-#: (hour, day, tenant, campaign, kind, classification, reason)
+#: (day, day_start, tenant, sender_domain, campaign, provider)
+DailyKey = tuple[int, int, str, str, str, str]
+#: (day, day_start, tenant, campaign, kind, classification, reason)
 ReasonKey = tuple[int, int, str, str, str, str, str]
-#: (hour, day, tenant, campaign, recipient_domain)
+#: (day, day_start, tenant, campaign, recipient_domain)
 DomainKey = tuple[int, int, str, str, str]
+
+DAY = 86400
+
+
+def day_start_of(at: float) -> int:
+    """The first second (epoch) of the UTC day holding ``at``: epoch days are 86400 s."""
+    return int(at // DAY) * DAY
 
 
 def bounce_class(event: Event) -> str:
@@ -109,14 +124,14 @@ class Rollups:
         names = hourly_counters(event)
         if not names:
             return
-        hour, day = hour_of(event.at), day_of(event.at)
+        hour, day, start = hour_of(event.at), day_of(event.at), day_start_of(event.at)
         key = (hour, day, origin.tenant, origin.sender_domain, origin.campaign, event.provider)
         self.hourly.setdefault(key, Counter()).update(names)
         kind = event.kind
         if kind in _BY_REASON:
             reason_key = (
-                hour,
                 day,
+                start,
                 origin.tenant,
                 origin.campaign,
                 kind.value,
@@ -126,7 +141,7 @@ class Rollups:
             self.reasons[reason_key] += 1
         if kind in _BY_DOMAIN:
             rdomain = event.domain.lower() or domain_of(event.recipient)
-            dkey = (hour, day, origin.tenant, origin.campaign, rdomain)
+            dkey = (day, start, origin.tenant, origin.campaign, rdomain)
             self.domains.setdefault(dkey, Counter())[kind.value] += 1
 
     def hourly_rows(self) -> list[tuple[object, ...]]:
@@ -135,6 +150,20 @@ class Rollups:
         return [
             (*key, *(counts[name] for name in HOURLY_COUNTERS))
             for key, counts in sorted(self.hourly.items())
+        ]
+
+    def daily_rows(self) -> list[tuple[object, ...]]:
+        """``rollup_daily`` rows: the hourly increments summed per day (sorted, as above)."""
+        daily: dict[DailyKey, Counter[str]] = {}
+        for (hour, day, tenant, sender, campaign, provider), counts in self.hourly.items():
+            key = (day, day_start_of(hour), tenant, sender, campaign, provider)
+            if (into := daily.get(key)) is None:
+                daily[key] = counts.copy()
+            else:
+                into.update(counts)
+        return [
+            (*key, *(counts[name] for name in HOURLY_COUNTERS))
+            for key, counts in sorted(daily.items())
         ]
 
     def reason_rows(self) -> list[tuple[object, ...]]:

@@ -8,7 +8,8 @@ whole once expired: no row-by-row delete at scale. SQLite has no partitions: an 
 is deleted by ``day``, the primary key's first column (the single-host trade-off).
 
 A tenant whose retention is shorter than the longest one has its rows deleted by (tenant,
-day) from the days still kept. Rollups expire with the events, by ``day``.
+day) from the days still kept. Rollups (hourly and daily alike) expire with the events, by
+``day``.
 
 Every function takes the time as ``now`` (epoch seconds): nothing here reads the clock.
 """
@@ -27,7 +28,7 @@ from shared.store.rows import day_of
 #: The partitioned tables.
 PARTITIONED = ("events", "messages")
 #: The tables deleted from by ``day`` (SQLite's events and messages, everyone's rollups).
-ROLLUPS = ("rollup_hourly", "rollup_reasons", "rollup_domains")
+ROLLUPS = ("rollup_hourly", "rollup_daily", "rollup_reasons", "rollup_domains")
 _NAME = re.compile(r"^(events|messages)_p(\d{8})$")
 
 

@@ -10,7 +10,9 @@ replica), then in ONE transaction:
 2. inserts the events (``ON CONFLICT DO NOTHING RETURNING id``: a replayed event, the same
    bytes hence the same id, inserts nothing and is not returned);
 3. inserts the ``messages`` rows of the ``accepted`` events;
-4. adds the NEW events' counts to the rollups with upserts (``x = table.x + excluded.x``).
+4. adds the NEW events' counts to the rollups (hourly, daily, reasons and domains per day)
+   with upserts (``x = table.x + excluded.x``), summed per key in Python first
+   (``counters.Rollups``) so each statement touches each row once.
 
 So a replay after a crash between the database commit and the bus's offset commit changes
 nothing. PostgreSQL gets each table's rows as arrays in ONE statement (``INSERT ... SELECT
@@ -57,6 +59,7 @@ _PG_TYPES = {
     "machine": "bool",
     "recipients": "int4",
     "hour": "int8",
+    "day_start": "int8",
     "count": "int8",
     **{name: "int8" for name in HOURLY_COUNTERS},
 }
@@ -70,8 +73,12 @@ _PG_TYPES = {
 _TRANSIENT = ("08", "28", "3D", "40", "53", "57", "58", "42P01")
 
 _HOURLY_KEY = ("hour", "day", "tenant", "sender_domain", "campaign", "provider")
-_REASON_KEY = ("hour", "day", "tenant", "campaign", "kind", "classification", "reason")
-_DOMAIN_KEY = ("hour", "day", "tenant", "campaign", "recipient_domain")
+_DAILY_KEY = ("day", "day_start", "tenant", "sender_domain", "campaign", "provider")
+_REASON_KEY = ("day", "day_start", "tenant", "campaign", "kind", "classification", "reason")
+_DOMAIN_KEY = ("day", "day_start", "tenant", "campaign", "recipient_domain")
+#: Columns that follow from another key column (day from hour, day_start from day): part of
+#: the rows, not of the conflict target.
+_DERIVED = {"rollup_hourly": "day", "rollup_daily": "day_start"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ async def _write(tx: Executor, prepared: _Prepared) -> tuple[int, int]:
     for key in fresh:
         rollups.add(prepared.events[key][1], origin[key])
     await _upsert(tx, "rollup_hourly", _HOURLY_KEY, HOURLY_COUNTERS, rollups.hourly_rows())
+    await _upsert(tx, "rollup_daily", _DAILY_KEY, HOURLY_COUNTERS, rollups.daily_rows())
     await _upsert(tx, "rollup_reasons", _REASON_KEY, ("count",), rollups.reason_rows())
     await _upsert(tx, "rollup_domains", _DOMAIN_KEY, DOMAIN_COUNTERS, rollups.domain_rows())
     return len(fresh), len(inserted)
@@ -210,7 +218,8 @@ async def _upsert(
     """Add ``rows`` (key columns, then counters) to ``table``'s counters."""
     if not rows:
         return
-    conflict = ", ".join(c for c in key if c != "day")  # day follows hour: not in the key
+    derived = _DERIVED.get(table, "day_start")
+    conflict = ", ".join(c for c in key if c != derived)
     adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
     sql = _insert_sql(
         tx.dialect, table, (*key, *counters), f"ON CONFLICT ({conflict}) DO UPDATE SET {adds}"

@@ -57,7 +57,10 @@ CREATE TABLE messages (
 
 CREATE INDEX messages_id ON messages (message_id);
 
--- Rollups: counts of the events inserted (never of a replayed one), per hour.
+-- Rollups: counts of the events inserted (never of a replayed one). Per hour for the
+-- series and a range's partial first and last day; per UTC day for everything longer, so a
+-- month's report reads 30 rows where it read 720. `day_start` is the day's first second
+-- (epoch), what Grafana's $__unixEpochFilter compares.
 CREATE TABLE rollup_hourly (
     hour bigint NOT NULL,
     day integer NOT NULL,
@@ -86,35 +89,60 @@ CREATE TABLE rollup_hourly (
 CREATE INDEX rollup_hourly_tenant ON rollup_hourly (tenant, campaign, hour);
 CREATE INDEX rollup_hourly_day ON rollup_hourly (day);
 
-CREATE TABLE rollup_reasons (
-    hour bigint NOT NULL,
+CREATE TABLE rollup_daily (
     day integer NOT NULL,
+    day_start bigint NOT NULL,
+    tenant text NOT NULL,
+    sender_domain text COLLATE "C" NOT NULL,
+    campaign text COLLATE "C" NOT NULL,
+    provider text NOT NULL,
+    accepted bigint NOT NULL DEFAULT 0,
+    delivered bigint NOT NULL DEFAULT 0,
+    deferred bigint NOT NULL DEFAULT 0,
+    bounced bigint NOT NULL DEFAULT 0,
+    bounced_hard bigint NOT NULL DEFAULT 0,
+    bounced_soft bigint NOT NULL DEFAULT 0,
+    expired bigint NOT NULL DEFAULT 0,
+    complained bigint NOT NULL DEFAULT 0,
+    unsubscribed bigint NOT NULL DEFAULT 0,
+    opened bigint NOT NULL DEFAULT 0,
+    opened_machine bigint NOT NULL DEFAULT 0,
+    clicked bigint NOT NULL DEFAULT 0,
+    clicked_machine bigint NOT NULL DEFAULT 0,
+    suppressed bigint NOT NULL DEFAULT 0,
+    rejected bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, tenant, sender_domain, campaign, provider)
+);
+
+CREATE INDEX rollup_daily_tenant ON rollup_daily (tenant, campaign, day);
+
+CREATE TABLE rollup_reasons (
+    day integer NOT NULL,
+    day_start bigint NOT NULL,
     tenant text NOT NULL,
     campaign text COLLATE "C" NOT NULL,
     kind text NOT NULL,
     classification text NOT NULL,
     reason text NOT NULL,
     count bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, tenant, campaign, kind, classification, reason)
+    PRIMARY KEY (day, tenant, campaign, kind, classification, reason)
 );
 
-CREATE INDEX rollup_reasons_tenant ON rollup_reasons (tenant, campaign, hour);
-CREATE INDEX rollup_reasons_day ON rollup_reasons (day);
+CREATE INDEX rollup_reasons_tenant ON rollup_reasons (tenant, campaign, day);
 
 CREATE TABLE rollup_domains (
-    hour bigint NOT NULL,
     day integer NOT NULL,
+    day_start bigint NOT NULL,
     tenant text NOT NULL,
     campaign text COLLATE "C" NOT NULL,
     recipient_domain text COLLATE "C" NOT NULL,
     delivered bigint NOT NULL DEFAULT 0,
     deferred bigint NOT NULL DEFAULT 0,
     bounced bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, tenant, campaign, recipient_domain)
+    PRIMARY KEY (day, tenant, campaign, recipient_domain)
 );
 
-CREATE INDEX rollup_domains_tenant ON rollup_domains (tenant, campaign, hour);
-CREATE INDEX rollup_domains_day ON rollup_domains (day);
+CREATE INDEX rollup_domains_tenant ON rollup_domains (tenant, campaign, day);
 
 -- Each `postline gdpr erase`, without the address: its keyed hash only.
 CREATE TABLE erasures (

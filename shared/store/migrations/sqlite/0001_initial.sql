@@ -57,7 +57,10 @@ CREATE TABLE messages (
 
 CREATE INDEX messages_id ON messages (message_id);
 
--- Rollups: counts of the events inserted (never of a replayed one), per hour.
+-- Rollups: counts of the events inserted (never of a replayed one). Per hour for the
+-- series and a range's partial first and last day; per UTC day for everything longer, so a
+-- month's report reads 30 rows where it read 720. `day_start` is the day's first second
+-- (epoch), what Grafana's $__unixEpochFilter compares.
 CREATE TABLE rollup_hourly (
     hour integer NOT NULL,
     day integer NOT NULL,
@@ -86,35 +89,60 @@ CREATE TABLE rollup_hourly (
 CREATE INDEX rollup_hourly_tenant ON rollup_hourly (tenant, campaign, hour);
 CREATE INDEX rollup_hourly_day ON rollup_hourly (day);
 
-CREATE TABLE rollup_reasons (
-    hour integer NOT NULL,
+CREATE TABLE rollup_daily (
     day integer NOT NULL,
+    day_start integer NOT NULL,
+    tenant text NOT NULL,
+    sender_domain text NOT NULL,
+    campaign text NOT NULL,
+    provider text NOT NULL,
+    accepted integer NOT NULL DEFAULT 0,
+    delivered integer NOT NULL DEFAULT 0,
+    deferred integer NOT NULL DEFAULT 0,
+    bounced integer NOT NULL DEFAULT 0,
+    bounced_hard integer NOT NULL DEFAULT 0,
+    bounced_soft integer NOT NULL DEFAULT 0,
+    expired integer NOT NULL DEFAULT 0,
+    complained integer NOT NULL DEFAULT 0,
+    unsubscribed integer NOT NULL DEFAULT 0,
+    opened integer NOT NULL DEFAULT 0,
+    opened_machine integer NOT NULL DEFAULT 0,
+    clicked integer NOT NULL DEFAULT 0,
+    clicked_machine integer NOT NULL DEFAULT 0,
+    suppressed integer NOT NULL DEFAULT 0,
+    rejected integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, tenant, sender_domain, campaign, provider)
+);
+
+CREATE INDEX rollup_daily_tenant ON rollup_daily (tenant, campaign, day);
+
+CREATE TABLE rollup_reasons (
+    day integer NOT NULL,
+    day_start integer NOT NULL,
     tenant text NOT NULL,
     campaign text NOT NULL,
     kind text NOT NULL,
     classification text NOT NULL,
     reason text NOT NULL,
     count integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, tenant, campaign, kind, classification, reason)
+    PRIMARY KEY (day, tenant, campaign, kind, classification, reason)
 );
 
-CREATE INDEX rollup_reasons_tenant ON rollup_reasons (tenant, campaign, hour);
-CREATE INDEX rollup_reasons_day ON rollup_reasons (day);
+CREATE INDEX rollup_reasons_tenant ON rollup_reasons (tenant, campaign, day);
 
 CREATE TABLE rollup_domains (
-    hour integer NOT NULL,
     day integer NOT NULL,
+    day_start integer NOT NULL,
     tenant text NOT NULL,
     campaign text NOT NULL,
     recipient_domain text NOT NULL,
     delivered integer NOT NULL DEFAULT 0,
     deferred integer NOT NULL DEFAULT 0,
     bounced integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (hour, tenant, campaign, recipient_domain)
+    PRIMARY KEY (day, tenant, campaign, recipient_domain)
 );
 
-CREATE INDEX rollup_domains_tenant ON rollup_domains (tenant, campaign, hour);
-CREATE INDEX rollup_domains_day ON rollup_domains (day);
+CREATE INDEX rollup_domains_tenant ON rollup_domains (tenant, campaign, day);
 
 -- Each `postline gdpr erase`, without the address: its keyed hash only.
 CREATE TABLE erasures (
