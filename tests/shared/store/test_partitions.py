@@ -38,6 +38,9 @@ async def test_partitions_made_ahead_and_dropped(db: Database) -> None:
     assert await count(db, "messages") == 3
     assert await count(db, "rollup_hourly", "day < 20261107") == 0
     assert await count(db, "rollup_hourly", "day >= 20261107") == 3
+    for table in ("rollup_daily", "rollup_domains"):  # the daily rollups expire by day too
+        assert await count(db, table, "day < 20261107") == 0
+        assert await count(db, table, "day >= 20261107") == 3
     have = await partitions.existing(db)
     if db.dialect == "postgres":
         assert {20261207, 20261208, 20261209} <= have  # made ahead
@@ -61,6 +64,9 @@ async def test_a_tenant_with_a_shorter_retention(db: Database) -> None:
     assert await count(db, "events", "tenant = 'brief' AND kind = 'delivered'") == 2
     assert await count(db, "events", "tenant = 'acme' AND kind = 'delivered'") == 3
     assert await count(db, "rollup_hourly", "tenant = 'brief'") == 2
+    assert await count(db, "rollup_daily", "tenant = 'brief'") == 2
+    assert await count(db, "rollup_domains", "tenant = 'brief'") == 2
+    assert await count(db, "rollup_daily", "tenant = 'acme'") == 3
 
 
 async def test_a_tenant_with_a_longer_retention_keeps_the_days(db: Database) -> None:
