@@ -1,10 +1,13 @@
 """The per-tenant / per-campaign dashboard, fed by the reporting store (PostgreSQL).
 
 Every query reads the rollup tables the store stage keeps (``shared/store/migrations``), never
-``events``: an hour's row per tenant, sending domain, campaign and provider, so a month is a
-few thousand rows whatever the volume. ``sqllint.py`` parses each query with PostgreSQL's own
-parser and resolves its tables and columns against the migrations; the tests run each one
-against a real PostgreSQL. Owns only this dashboard's content.
+``events``. The series read ``rollup_hourly`` (an hour's row per tenant, sending domain,
+campaign and provider); the totals, rates and tables read the daily rollups
+(``rollup_daily``, ``rollup_reasons``, ``rollup_domains``: a UTC day's rows), filtered on
+``day_start``, so they count whole days: those whose first second lies in the time range. A
+month is a few hundred rows per tenant whatever the volume. ``sqllint.py`` parses each query
+with PostgreSQL's own parser and resolves its tables and columns against the migrations; the
+tests run each one against a real PostgreSQL. Owns only this dashboard's content.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from grafana import Panel, dashboard, row, sql_panel, store_templating
 
 #: The dashboard's filters: the time picker and the tenant and campaign variables.
 FILTER = "$__unixEpochFilter(hour) AND tenant IN ($tenant) AND campaign IN ($campaign)"
+#: The same on the daily rollups: the days that start inside the time range, each whole.
+DAILY_FILTER = "$__unixEpochFilter(day_start) AND tenant IN ($tenant) AND campaign IN ($campaign)"
+#: What the daily panels say about their range.
+WHOLE_DAYS = (
+    " Counted per whole UTC day: the days starting inside the time range (today up to now),"
+    " whatever hour the range starts at."
+)
 
 
 def _ratio(numerator: str, denominator: str) -> str:
@@ -42,13 +52,13 @@ def summary_panels() -> list[Panel]:
                     "SELECT sum(accepted) AS accepted, sum(delivered) AS delivered,\n"
                     "  sum(deferred) AS deferred, sum(bounced) AS bounced,\n"
                     "  sum(complained) AS complaints, sum(unsubscribed) AS unsubscribes\n"
-                    f"FROM rollup_hourly\nWHERE {FILTER}",
+                    f"FROM rollup_daily\nWHERE {DAILY_FILTER}",
                     "table",
                 )
             ],
             kind="stat",
             description="Messages accepted; recipients delivered, deferred (attempts), "
-            "bounced; complaints and unsubscribes, over the time range.",
+            "bounced; complaints and unsubscribes, over the time range." + WHOLE_DAYS,
             width=12,
         ),
         sql_panel(
@@ -56,14 +66,14 @@ def summary_panels() -> list[Panel]:
             "percentunit",
             [
                 (
-                    f"SELECT {DELIVERABILITY} AS deliverability\nFROM rollup_hourly\n"
-                    f"WHERE {FILTER}",
+                    f"SELECT {DELIVERABILITY} AS deliverability\nFROM rollup_daily\n"
+                    f"WHERE {DAILY_FILTER}",
                     "table",
                 )
             ],
             kind="stat",
             description="delivered / (delivered + bounced): the share of recipients whose "
-            "mail reached the mailbox provider.",
+            "mail reached the mailbox provider." + WHOLE_DAYS,
             width=6,
         ),
         sql_panel(
@@ -72,13 +82,13 @@ def summary_panels() -> list[Panel]:
             [
                 (
                     f"SELECT {_ratio('complained', 'sum(delivered)')} AS complaints\n"
-                    f"FROM rollup_hourly\nWHERE {FILTER}",
+                    f"FROM rollup_daily\nWHERE {DAILY_FILTER}",
                     "table",
                 )
             ],
             kind="stat",
             description="Complaints per delivered recipient. Gmail and Yahoo ask senders to "
-            "stay under 0.3% (better under 0.1%).",
+            "stay under 0.3% (better under 0.1%)." + WHOLE_DAYS,
             width=6,
         ),
     ]
@@ -138,14 +148,14 @@ def trend_panels() -> list[Panel]:
             [
                 (
                     f"SELECT provider, {DELIVERABILITY} AS deliverability\n"
-                    f"FROM rollup_hourly\nWHERE {FILTER}\nGROUP BY provider\n"
+                    f"FROM rollup_daily\nWHERE {DAILY_FILTER}\nGROUP BY provider\n"
                     "ORDER BY sum(delivered) + sum(bounced) DESC\nLIMIT 12",
                     "table",
                 )
             ],
             kind="bargauge",
             description="delivered / (delivered + bounced) per provider (Gmail, Microsoft, "
-            "Yahoo, ...): a low one names where the trouble is.",
+            "Yahoo, ...): a low one names where the trouble is." + WHOLE_DAYS,
         ),
     ]
 
@@ -160,14 +170,14 @@ def table_panels() -> list[Panel]:
                 (
                     "SELECT classification, reason, sum(count) AS bounces\n"
                     "FROM rollup_reasons\n"
-                    f"WHERE {FILTER} AND kind = 'bounced'\n"
+                    f"WHERE {DAILY_FILTER} AND kind = 'bounced'\n"
                     "GROUP BY classification, reason\nORDER BY bounces DESC\nLIMIT 20",
                     "table",
                 )
             ],
             kind="table",
             description="Why recipients bounced (hard or soft, and the reason the bouncer "
-            "read in the reply or report).",
+            "read in the reply or report)." + WHOLE_DAYS,
         ),
         sql_panel(
             "Top recipient domains",
@@ -176,14 +186,14 @@ def table_panels() -> list[Panel]:
                 (
                     "SELECT recipient_domain AS domain, sum(delivered) AS delivered,\n"
                     "  sum(deferred) AS deferred, sum(bounced) AS bounced\n"
-                    f"FROM rollup_domains\nWHERE {FILTER}\n"
+                    f"FROM rollup_domains\nWHERE {DAILY_FILTER}\n"
                     "GROUP BY recipient_domain\n"
                     "ORDER BY sum(delivered) + sum(bounced) DESC\nLIMIT 20",
                     "table",
                 )
             ],
             kind="table",
-            description="The recipient domains mailed most, with their outcomes.",
+            description="The recipient domains mailed most, with their outcomes." + WHOLE_DAYS,
         ),
         sql_panel(
             "Campaigns",
@@ -195,14 +205,15 @@ def table_panels() -> list[Panel]:
                     "  sum(opened) AS opens, sum(clicked) AS clicks,\n"
                     f"  round(({DELIVERABILITY} * 100)::numeric, 2) AS "
                     '"deliverability %"\n'
-                    "FROM rollup_hourly\n"
-                    "WHERE $__unixEpochFilter(hour) AND tenant IN ($tenant)\n"
+                    "FROM rollup_daily\n"
+                    "WHERE $__unixEpochFilter(day_start) AND tenant IN ($tenant)\n"
                     "GROUP BY campaign\nORDER BY accepted DESC\nLIMIT 50",
                     "table",
                 )
             ],
             kind="table",
-            description="Each campaign (the message's campaign tag) of the chosen tenants.",
+            description="Each campaign (the message's campaign tag) of the chosen tenants."
+            + WHOLE_DAYS,
             width=24,
         ),
         sql_panel(
@@ -214,13 +225,13 @@ def table_panels() -> list[Panel]:
                     "  sum(bounced) AS bounced, sum(complained) AS complaints,\n"
                     f"  round(({DELIVERABILITY} * 100)::numeric, 2) AS "
                     '"deliverability %"\n'
-                    "FROM rollup_hourly\nWHERE $__unixEpochFilter(hour)\n"
+                    "FROM rollup_daily\nWHERE $__unixEpochFilter(day_start)\n"
                     "GROUP BY tenant\nORDER BY accepted DESC\nLIMIT 100",
                     "table",
                 )
             ],
             kind="table",
-            description="Every tenant side by side (the operator's view).",
+            description="Every tenant side by side (the operator's view)." + WHOLE_DAYS,
             width=24,
         ),
     ]

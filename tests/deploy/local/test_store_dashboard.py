@@ -20,6 +20,8 @@ from tests.deploy.tools import CHECK_DIR, require_tools
 BOARD = CHECK_DIR.parents[1] / "deploy/k8s/components/monitoring/dashboards/postline-store.json"
 HOUR = 1_780_000_000 // 3600 * 3600  # a fixed hour; the dashboard's range is around it
 FROM, TO = HOUR - 86_400, HOUR + 86_400
+DAY_START = HOUR // 86_400 * 86_400  # 2026-05-28, inside FROM..TO
+BEFORE = DAY_START - 86_400  # 2026-05-27: starts before FROM, so out of the daily panels
 
 pytestmark = pytest.mark.postgres
 
@@ -43,6 +45,15 @@ HOURLY = (
 )
 
 
+DAILY = (
+    "INSERT INTO rollup_daily (day, day_start, tenant, sender_domain, campaign, provider,"
+    " accepted, delivered, deferred, bounced, bounced_hard, bounced_soft, complained,"
+    " unsubscribed, opened, opened_machine, clicked, clicked_machine)"
+    " VALUES ($1, $2, $3, 'acme.example', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+    " $14, $15, $16, $17)"
+)
+
+
 async def seed(db: Any) -> None:
     rows = [
         # tenant, campaign, provider, accepted, delivered, deferred, bounced, hard, soft,
@@ -53,22 +64,31 @@ async def seed(db: Any) -> None:
         ("globex", "launch", "yahoo", 100, 90, 5, 10, 5, 5, 2, 0, 40, 10, 9, 2),
     ]
     await db.executemany(HOURLY, [(HOUR, *r) for r in rows])
+    # The day's rows as the writer keeps them (the hour's, summed), and a day that starts
+    # before the time range, which the daily panels must leave out.
+    earlier = ("acme", "spring", "gmail", 1000, 1000, 0, 0, 0, 0, 500, 0, 0, 0, 0, 0)
     await db.executemany(
-        "INSERT INTO rollup_reasons (hour, day, tenant, campaign, kind, classification, reason,"
-        " count) VALUES ($1, 20260528, $2, $3, 'bounced', $4, $5, $6)",
+        DAILY,
+        [(20260528, DAY_START, *r) for r in rows] + [(20260527, BEFORE, *earlier)],
+    )
+    await db.executemany(
+        "INSERT INTO rollup_reasons (day, day_start, tenant, campaign, kind, classification,"
+        " reason, count) VALUES ($1, $2, $3, $4, 'bounced', $5, $6, $7)",
         [
-            (HOUR, "acme", "spring", "hard", "userunknown", 1),
-            (HOUR, "acme", "spring", "soft", "mailboxfull", 1),
-            (HOUR, "acme", "autumn", "hard", "userunknown", 3),
-            (HOUR, "globex", "launch", "hard", "blocked", 5),
+            (20260528, DAY_START, "acme", "spring", "hard", "userunknown", 1),
+            (20260528, DAY_START, "acme", "spring", "soft", "mailboxfull", 1),
+            (20260528, DAY_START, "acme", "autumn", "hard", "userunknown", 3),
+            (20260528, DAY_START, "globex", "launch", "hard", "blocked", 5),
+            (20260527, BEFORE, "acme", "spring", "hard", "blocked", 70),
         ],
     )
     await db.executemany(
-        "INSERT INTO rollup_domains (hour, day, tenant, campaign, recipient_domain, delivered,"
-        " deferred, bounced) VALUES ($1, 20260528, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO rollup_domains (day, day_start, tenant, campaign, recipient_domain,"
+        " delivered, deferred, bounced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         [
-            (HOUR, "acme", "spring", "gmail.com", 8, 3, 2),
-            (HOUR, "acme", "autumn", "example.net", 3, 1, 3),
+            (20260528, DAY_START, "acme", "spring", "gmail.com", 8, 3, 2),
+            (20260528, DAY_START, "acme", "autumn", "example.net", 3, 1, 3),
+            (20260527, BEFORE, "acme", "spring", "yahoo.com", 900, 0, 0),
         ],
     )
 
@@ -115,6 +135,8 @@ async def test_every_query_runs_and_reports_the_rollups(postgres_db: str) -> Non
     assert [(r["time"], r["opens"], r["machine opens"]) for r in series] == [(HOUR, 6, 3)]
     reasons = [(r["reason"], r["bounces"]) for r in results["panel Top bounce reasons A"]]
     assert sorted(reasons) == [("mailboxfull", 1), ("userunknown", 1)]
+    domains = results["panel Top recipient domains A"]
+    assert [(r["domain"], r["delivered"], r["bounced"]) for r in domains] == [("gmail.com", 8, 2)]
     # The campaigns table is per tenant, whatever campaign is chosen; the tenants table all.
     assert {r["campaign"] for r in results["panel Campaigns A"]} == {"spring", "autumn"}
     assert [r["tenant"] for r in results["panel Tenants A"]] == ["globex", "acme"]
