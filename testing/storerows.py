@@ -152,7 +152,13 @@ _HOURLY_COUNTERS = {
 
 async def rebuild_rollups(db: Executor) -> None:
     """Empty the rollup tables and fill them again from every row of ``events``."""
-    for table in ("rollup_hourly", "rollup_daily", "rollup_reasons", "rollup_domains"):
+    for table in (
+        "rollup_hourly",
+        "rollup_daily",
+        "rollup_reasons",
+        "rollup_domains",
+        "rollup_tenant_domains",
+    ):
         await db.execute(f"DELETE FROM {table}")
     hour, start = _hour(db), _day_start(db)
     counted = ", ".join(f"'{k}'" for k in ("delivered", "deferred", "bounced"))
@@ -183,4 +189,10 @@ async def rebuild_rollups(db: Executor) -> None:
         f"recipient_domain, {_count(_HOURLY_COUNTERS['delivered'])}, "
         f"{_count(_HOURLY_COUNTERS['deferred'])}, {_count(_HOURLY_COUNTERS['bounced'])} "
         f"FROM events WHERE kind IN ({counted}) GROUP BY day, tenant, campaign, recipient_domain"
+    )
+    await db.execute(
+        "INSERT INTO rollup_tenant_domains (day, day_start, tenant, recipient_domain, delivered,"
+        " deferred, bounced) SELECT day, MIN(day_start), tenant, recipient_domain,"
+        " SUM(delivered), SUM(deferred), SUM(bounced) FROM rollup_domains"
+        " GROUP BY day, tenant, recipient_domain"
     )

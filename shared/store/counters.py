@@ -9,7 +9,8 @@ Four rollups keyed as the reports read them:
 - ``rollup_reasons`` per day (tenant, campaign, kind, classification, reason): bounces,
   deferrals, expiries and complaints by why;
 - ``rollup_domains`` per day (tenant, campaign, recipient domain): delivered, deferred,
-  bounced.
+  bounced; and ``rollup_tenant_domains``, the same summed over the campaigns (what a whole
+  tenant's report reads).
 
 Every increment is summed per key here, so a batch's upsert writes each key once.
 
@@ -169,6 +170,16 @@ class Rollups:
     def reason_rows(self) -> list[tuple[object, ...]]:
         """``rollup_reasons`` rows: the key, then the count."""
         return [(*key, count) for key, count in sorted(self.reasons.items())]
+
+    def tenant_domain_rows(self) -> list[tuple[object, ...]]:
+        """``rollup_tenant_domains`` rows: the domain increments summed over the campaigns."""
+        summed: dict[tuple[int, int, str, str], Counter[str]] = {}
+        for (day, start, tenant, _, rdomain), counts in self.domains.items():
+            summed.setdefault((day, start, tenant, rdomain), Counter()).update(counts)
+        return [
+            (*key, *(counts[name] for name in DOMAIN_COUNTERS))
+            for key, counts in sorted(summed.items())
+        ]
 
     def domain_rows(self) -> list[tuple[object, ...]]:
         """``rollup_domains`` rows: the key, then every counter."""

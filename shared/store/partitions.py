@@ -28,7 +28,13 @@ from shared.store.rows import day_of
 #: The partitioned tables.
 PARTITIONED = ("events", "messages")
 #: The tables deleted from by ``day`` (SQLite's events and messages, everyone's rollups).
-ROLLUPS = ("rollup_hourly", "rollup_daily", "rollup_reasons", "rollup_domains")
+ROLLUPS = (
+    "rollup_hourly",
+    "rollup_daily",
+    "rollup_reasons",
+    "rollup_domains",
+    "rollup_tenant_domains",
+)
 _NAME = re.compile(r"^(events|messages)_p(\d{8})$")
 
 

@@ -2,7 +2,8 @@
 
 The writer keeps the counters per hour (``rollup_hourly``) and per UTC day
 (``rollup_daily``), and the bounce reasons and recipient domains per day
-(``rollup_reasons``, ``rollup_domains``), so a report sums rollup rows instead of counting
+(``rollup_reasons``, ``rollup_domains`` and, summed over the campaigns for a whole
+tenant's report, ``rollup_tenant_domains``), so a report sums rollup rows instead of counting
 events: its cost grows with days x tenants x campaigns x providers, not with the mail sent.
 
 Hours are whole: a range that starts or ends inside an hour counts that whole hour (the
@@ -235,6 +236,8 @@ async def tenant_report(
     last = math.ceil(span.until / HOUR) * HOUR
     args = _scope(tenant, campaign, 1)[1]
     first_day, last_day = day_of(first), day_of(last - 1)
+    # A whole tenant's domains come summed over its campaigns: a twentieth of the rows.
+    domains_table = "rollup_domains" if campaign is not None else "rollup_tenant_domains"
     # The statements run at once on PostgreSQL's pool (SQLite's one connection takes them
     # in turn).
     counted, reasons, domains, hourly = await asyncio.gather(
@@ -249,7 +252,7 @@ async def tenant_report(
         ),
         db.fetch(
             "SELECT recipient_domain, SUM(delivered) AS d, SUM(deferred) AS f,"
-            " SUM(bounced) AS b FROM rollup_domains"
+            f" SUM(bounced) AS b FROM {domains_table}"
             f" WHERE day >= $1 AND day <= $2{_where(tenant, campaign, 3)}"
             " GROUP BY recipient_domain"
             " ORDER BY SUM(delivered) + SUM(deferred) + SUM(bounced) DESC, recipient_domain"

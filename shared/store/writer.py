@@ -76,6 +76,7 @@ _HOURLY_KEY = ("hour", "day", "tenant", "sender_domain", "campaign", "provider")
 _DAILY_KEY = ("day", "day_start", "tenant", "sender_domain", "campaign", "provider")
 _REASON_KEY = ("day", "day_start", "tenant", "campaign", "kind", "classification", "reason")
 _DOMAIN_KEY = ("day", "day_start", "tenant", "campaign", "recipient_domain")
+_TENANT_DOMAIN_KEY = ("day", "day_start", "tenant", "recipient_domain")
 #: Columns that follow from another key column (day from hour, day_start from day): part of
 #: the rows, not of the conflict target.
 _DERIVED = {"rollup_hourly": "day", "rollup_daily": "day_start"}
@@ -165,6 +166,13 @@ async def _write(tx: Executor, prepared: _Prepared) -> tuple[int, int]:
     await _upsert(tx, "rollup_daily", _DAILY_KEY, HOURLY_COUNTERS, rollups.daily_rows())
     await _upsert(tx, "rollup_reasons", _REASON_KEY, ("count",), rollups.reason_rows())
     await _upsert(tx, "rollup_domains", _DOMAIN_KEY, DOMAIN_COUNTERS, rollups.domain_rows())
+    await _upsert(
+        tx,
+        "rollup_tenant_domains",
+        _TENANT_DOMAIN_KEY,
+        DOMAIN_COUNTERS,
+        rollups.tenant_domain_rows(),
+    )
     return len(fresh), len(inserted)
 
 

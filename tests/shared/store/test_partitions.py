@@ -38,7 +38,7 @@ async def test_partitions_made_ahead_and_dropped(db: Database) -> None:
     assert await count(db, "messages") == 3
     assert await count(db, "rollup_hourly", "day < 20261107") == 0
     assert await count(db, "rollup_hourly", "day >= 20261107") == 3
-    for table in ("rollup_daily", "rollup_domains"):  # the daily rollups expire by day too
+    for table in ("rollup_daily", "rollup_domains", "rollup_tenant_domains"):  # by day too
         assert await count(db, table, "day < 20261107") == 0
         assert await count(db, table, "day >= 20261107") == 3
     have = await partitions.existing(db)
@@ -66,6 +66,7 @@ async def test_a_tenant_with_a_shorter_retention(db: Database) -> None:
     assert await count(db, "rollup_hourly", "tenant = 'brief'") == 2
     assert await count(db, "rollup_daily", "tenant = 'brief'") == 2
     assert await count(db, "rollup_domains", "tenant = 'brief'") == 2
+    assert await count(db, "rollup_tenant_domains", "tenant = 'brief'") == 2
     assert await count(db, "rollup_daily", "tenant = 'acme'") == 3
 
 

@@ -132,14 +132,18 @@ async def test_report_counts_equal_the_hours(
 
 
 @pytest.mark.parametrize(("since", "until"), RANGES)
+@pytest.mark.parametrize("campaign", [None, "c1"])
 async def test_reasons_and_domains_count_the_days_touched(
-    written: Database, since: int, until: int
+    written: Database, since: int, until: int, campaign: str | None
 ) -> None:
-    report = await tenant_report(written, "t1", since=since, until=until, now=LAST)
+    report = await tenant_report(
+        written, "t1", campaign=campaign, since=since, until=until, now=LAST
+    )
+    scope = "" if campaign is None else f" AND campaign = '{campaign}'"
     first_day, last_day = day_of(report.since), day_of(report.until - 1)
     reasons = await written.fetch(
         "SELECT classification, reason, count(*) AS n FROM events WHERE kind = 'bounced'"
-        " AND tenant = 't1' AND day >= $1 AND day <= $2 GROUP BY classification, reason",
+        f" AND tenant = 't1'{scope} AND day >= $1 AND day <= $2 GROUP BY classification, reason",
         first_day,
         last_day,
     )
@@ -148,7 +152,7 @@ async def test_reasons_and_domains_count_the_days_touched(
     assert {(r.classification, r.reason): r.count for r in report.bounce_reasons} == expected
     domains = await written.fetch(
         "SELECT recipient_domain AS d, kind, count(*) AS n FROM events"
-        " WHERE kind IN ('delivered', 'deferred', 'bounced') AND tenant = 't1'"
+        f" WHERE kind IN ('delivered', 'deferred', 'bounced') AND tenant = 't1'{scope}"
         " AND day >= $1 AND day <= $2 GROUP BY recipient_domain, kind",
         first_day,
         last_day,
@@ -177,8 +181,19 @@ async def test_daily_rollup_is_the_hours_summed_per_day(written: Database) -> No
     assert sorted(map(_plain, daily), key=repr) == sorted(map(_plain, hourly), key=repr)
 
 
+async def test_tenant_domains_are_the_campaigns_summed(written: Database) -> None:
+    key = "day, day_start, tenant, recipient_domain"
+    sums = "SUM(delivered) AS a, SUM(deferred) AS b, SUM(bounced) AS c"
+    per_campaign = await written.fetch(f"SELECT {key}, {sums} FROM rollup_domains GROUP BY {key}")
+    tenant_wide = await written.fetch(
+        f"SELECT {key}, {sums} FROM rollup_tenant_domains GROUP BY {key}"
+    )
+    assert len(tenant_wide) > 8
+    assert sorted(map(_plain, tenant_wide), key=repr) == sorted(map(_plain, per_campaign), key=repr)
+
+
 async def test_day_start_is_the_days_first_second(written: Database) -> None:
-    for table in ("rollup_daily", "rollup_reasons", "rollup_domains"):
+    for table in ("rollup_daily", "rollup_reasons", "rollup_domains", "rollup_tenant_domains"):
         rows = await written.fetch(f"SELECT DISTINCT day, day_start FROM {table}")
         assert len(rows) == 4
         assert all(int(r["day_start"]) == _start(int(r["day"])) for r in rows)

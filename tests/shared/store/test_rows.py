@@ -97,6 +97,7 @@ def test_rollups_sum_per_key() -> None:
     assert hourly[6 + counters.HOURLY_COUNTERS.index("delivered")] == 3
     day_start = int(AT) // 86400 * 86400
     assert rollups.domain_rows() == [(20261207, day_start, "t", "c", "x.test", 3, 0, 0)]
+    assert rollups.tenant_domain_rows() == [(20261207, day_start, "t", "x.test", 3, 0, 0)]
     [daily] = rollups.daily_rows()
     assert daily == (20261207, day_start, *hourly[2:])
     assert rollups.reason_rows() == []

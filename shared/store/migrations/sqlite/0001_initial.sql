@@ -144,6 +144,21 @@ CREATE TABLE rollup_domains (
 
 CREATE INDEX rollup_domains_tenant ON rollup_domains (tenant, campaign, day);
 
+-- The same without the campaign, for the reports of a whole tenant (or of everyone): a
+-- tenant's month is days x domains rows, not days x campaigns x domains.
+CREATE TABLE rollup_tenant_domains (
+    day integer NOT NULL,
+    day_start integer NOT NULL,
+    tenant text NOT NULL,
+    recipient_domain text NOT NULL,
+    delivered integer NOT NULL DEFAULT 0,
+    deferred integer NOT NULL DEFAULT 0,
+    bounced integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, tenant, recipient_domain)
+);
+
+CREATE INDEX rollup_tenant_domains_tenant ON rollup_tenant_domains (tenant, day);
+
 -- Each `postline gdpr erase`, without the address: its keyed hash only.
 CREATE TABLE erasures (
     id integer PRIMARY KEY AUTOINCREMENT,
