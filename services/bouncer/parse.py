@@ -13,6 +13,7 @@ the first that recognises the message decides. It does not classify or act.
 
 from __future__ import annotations
 
+import dataclasses
 from email.message import Message
 
 from services.bouncer.arf import parse_arf
@@ -45,5 +46,15 @@ def parse_parsed(msg: Message) -> Report:
     for parser in (*parsers, *fallbacks):
         report = parser(msg)
         if report is not None:
-            return report
+            return dataclasses.replace(report, report_id=_message_id(msg))
     return Report(kind=ReportKind.OTHER, parser="none")
+
+
+def _message_id(msg: Message) -> str:
+    """The report's own Message-ID (RFC 5322 3.6.4), brackets kept; "" when absent or
+    unreadable (a malformed header is the sender's problem, never ours)."""
+    try:
+        value = msg.get("Message-ID")
+    except (ValueError, TypeError, IndexError):
+        return ""
+    return str(value or "").strip()[:300]

@@ -43,6 +43,10 @@ _ATEXT = frozenset(
 )
 _LABEL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
+#: The unsubscribe's method on its suppression, by the channel it came through: the RFC 8058
+#: one-click POST ("http") or a mail to the List-Unsubscribe mailto address ("smtp").
+UNSUBSCRIBE_METHODS = {"http": "one_click", "smtp": "mailto"}
+
 #: Reasons that are about the address itself, whoever sends: never scoped to a tenant.
 _ADDRESS_GONE = (SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_BOUNCES)
 
@@ -91,9 +95,13 @@ class SuppressionPolicy:
         tenant: str = "",
         *,
         bounce_reason: str = "",
+        method: str = "",
+        proof: str = "",
+        message_id: str = "",
     ) -> Suppression | None:
         """The suppression ``bounce_class`` calls for, or ``None``; ``bounce_reason`` (the
-        failure's reason, ``shared.bounceclass.reasons``) goes on the entry.
+        failure's reason, ``shared.bounceclass.reasons``) goes on the entry, and so do
+        ``method``, ``proof`` and ``message_id`` (how it came, the report's id, the message).
 
         Bounces are global (the mailbox is gone for every sender); a complaint applies to
         ``tenant``, the business the recipient objected to ("": not known, so global).
@@ -116,6 +124,9 @@ class SuppressionPolicy:
             detail=detail[:300],
             tenant="" if reason in _ADDRESS_GONE else tenant,
             bounce_reason=bounce_reason,
+            method=method,
+            proof=proof,
+            message_id=message_id,
         )
 
     def unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> Suppression:
@@ -124,6 +135,10 @@ class SuppressionPolicy:
         No tenant: the token names recipient, sender domain and message only, and a new field
         would invalidate links already sent. A sending domain belongs to one tenant, so the
         domain scope is that tenant's in practice (``shared.suppressions``).
+
+        The proof stays on the entry as long as it lasts: when (``at``), how (``method``:
+        the RFC 8058 one-click POST or the List-Unsubscribe mailto) and the token's HMAC,
+        which verifies again with the address (``shared.wire.tokens.unsubscribe_proof``).
         """
         return Suppression(
             address=token.recipient.lower(),
@@ -132,6 +147,9 @@ class SuppressionPolicy:
             at=at,
             scope=token.scope.lower(),
             detail=f"{via} message {token.message_id}",
+            method=UNSUBSCRIBE_METHODS.get(via, via),
+            proof=token.mac,
+            message_id=token.message_id,
         )
 
 
@@ -273,6 +291,7 @@ class SuppressionAdmin:
             scope=scope.strip().lower(),
             detail=detail,
             tenant=tenant.strip().lower(),
+            method=self._source,  # the operator's own word: "cli" or "api"
         )
         await self._bus.publish([SUPPRESSIONS.out(record)])
         return record
