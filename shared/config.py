@@ -290,6 +290,7 @@ class CoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     bouncer: dict[str, Any] = {}
     reputation: dict[str, Any] = {}
     webhooks: dict[str, Any] = {}
+    store: dict[str, Any] = {}
 
 
 class Config:
