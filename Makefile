@@ -14,6 +14,12 @@ REDIS := deploy/local/redis.sh
 REDIS_PORT ?= 26379
 export POSTLINE_REDIS_PORT := $(REDIS_PORT)
 export POSTLINE_TEST_REDIS ?= redis://127.0.0.1:$(REDIS_PORT)/0
+# PostgreSQL, the reporting store's database (issue 16): a private, throwaway cluster on
+# loopback (deploy/local/postgres.sh); each test gets a database of its own in it.
+POSTGRES := deploy/local/postgres.sh
+POSTGRES_PORT ?= 25432
+export POSTLINE_POSTGRES_PORT := $(POSTGRES_PORT)
+export POSTLINE_TEST_POSTGRES ?= postgresql://postline@127.0.0.1:$(POSTGRES_PORT)/postline
 # rspamd, the content scanner (issue 14): one offline instance on loopback, its normal worker
 # on RSPAMD_PORT (deploy/local/rspamd.sh).
 RSPAMD := deploy/local/rspamd.sh
@@ -44,7 +50,7 @@ COVERAGE_BRANCH_FLOOR := 87
 COVERAGE_DIR := .coverage-data
 
 .PHONY: help venv test test-cluster test-unit lint run kafka-up kafka-down kafka-status redis-up redis-down \
-        redis-status unbound-up unbound-down rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
+        redis-status postgres-up postgres-down postgres-status unbound-up unbound-down rspamd-up rspamd-down rspamd-status mutation bench bench-bus bench-signer bench-deliverer bench-ingest clean
 
 help:
 	@echo "make run         start Postline in one process on the embedded bus"
@@ -53,6 +59,7 @@ help:
 	@echo "make lint        ruff and mypy --strict"
 	@echo "make kafka-up    start the local test broker on 127.0.0.1:$(KAFKA_PORT); kafka-down stops it"
 	@echo "make redis-up    start the local test Redis on 127.0.0.1:$(REDIS_PORT); redis-down stops it"
+	@echo "make postgres-up start the local test PostgreSQL on 127.0.0.1:$(POSTGRES_PORT); postgres-down stops it"
 	@echo "make unbound-up  start a validating unbound (DANE) on 127.0.0.1:25353; unbound-down stops it"
 	@echo "make rspamd-up   start the local offline rspamd on 127.0.0.1:$(RSPAMD_PORT); rspamd-down stops it"
 	@echo "make k8s-check   offline checks of deploy/k8s, alerts and dashboards"
@@ -68,16 +75,17 @@ $(BIN)/postline: pyproject.toml constraints.txt
 venv: $(BIN)/postline
 
 # Lint and the offline manifest checks first (quick to fail), then the suite on a real broker,
-# a real Redis, a real rspamd and the three-broker cluster (for the short subset of tests/cluster marked
-# cluster_ci). They are stopped whatever happens (trap, also on Ctrl-C; a cluster that was
-# already running is left running). The suite runs under coverage (every `postline` process it
-# starts too); then the coverage gate prints line and branch coverage and fails below a floor
-# (not enforced when PYTEST_ARGS narrows the run). The exit code is the tests', else the gate's.
+# a real Redis, a real PostgreSQL, a real rspamd and the three-broker cluster (for the short
+# subset of tests/cluster marked cluster_ci). They are stopped whatever happens (trap, also on
+# Ctrl-C; a cluster that was already running is left running). The suite runs under coverage
+# (every `postline` process it starts too); then the coverage gate prints line and branch
+# coverage and fails below a floor (not enforced when PYTEST_ARGS narrows the run). The exit
+# code is the tests', else the gate's.
 test: venv lint k8s-check
 	own=yes; $(KAFKA) cluster-status >/dev/null 2>&1 && own=; \
-	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(RSPAMD) down; $(REDIS) down; $(KAFKA) down' EXIT; \
+	trap '[ -z "$$own" ] || $(KAFKA) cluster-down; $(RSPAMD) down; $(POSTGRES) down; $(REDIS) down; $(KAFKA) down' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(UNBOUND) install && $(KAFKA) up && $(REDIS) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
+	$(UNBOUND) install && $(KAFKA) up && $(REDIS) up && $(POSTGRES) up && $(RSPAMD) up && $(KAFKA) cluster-up && \
 	rm -rf $(COVERAGE_DIR) && export COVERAGE_FILE=$(CURDIR)/$(COVERAGE_DIR)/coverage && \
 	{ POSTLINE_TEST_KAFKA_CLUSTER=$(KAFKA_CLUSTER_BOOTSTRAP) CI=$${CI:-false} \
 	    $(BIN)/python -m coverage run -m pytest -ra $(PYTEST_ARGS); status=$$?; \
@@ -130,6 +138,15 @@ redis-down:
 
 redis-status:
 	$(REDIS) status
+
+postgres-up:
+	$(POSTGRES) up
+
+postgres-down:
+	$(POSTGRES) down
+
+postgres-status:
+	$(POSTGRES) status
 
 # A validating resolver for DANE during development (deliverer.nameservers, [deliverer.dane]).
 unbound-up:

@@ -1,6 +1,7 @@
 """Fixtures every test may use: the real Kafka broker, an isolated topic namespace, the real
-Redis server (``deploy/local/redis.sh``), the real rspamd (``deploy/local/rspamd.sh``) and
-the unbound binary the DANE tests start (``deploy/local/unbound.sh install``)."""
+Redis server (``deploy/local/redis.sh``), the real PostgreSQL (``deploy/local/postgres.sh``)
+with a fresh database per test, the real rspamd (``deploy/local/rspamd.sh``) and the unbound
+binary the DANE tests start (``deploy/local/unbound.sh install``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import socket
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,6 +19,8 @@ KAFKA_ENV = "POSTLINE_TEST_KAFKA"
 DEFAULT_KAFKA = "127.0.0.1:29092"
 REDIS_ENV = "POSTLINE_TEST_REDIS"
 DEFAULT_REDIS = "redis://127.0.0.1:26379/0"
+POSTGRES_ENV = "POSTLINE_TEST_POSTGRES"
+DEFAULT_POSTGRES = "postgresql://postline@127.0.0.1:25432/postline"
 RSPAMD_ENV = "POSTLINE_TEST_RSPAMD"
 DEFAULT_RSPAMD = "http://127.0.0.1:21333"
 
@@ -52,6 +57,29 @@ def redis_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The test PostgreSQL's admin DSN (a superuser: tests create databases with it); under CI
+    a missing server fails, never skips. Tests use ``postgres_db``, not this database."""
+    dsn = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
+    parts = urlsplit(dsn)
+    if not _reachable(f"{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"):
+        message = f"no PostgreSQL at {dsn} (start it with `make postgres-up`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return dsn
+
+
+@pytest.fixture
+async def postgres_db(postgres_dsn: str) -> AsyncIterator[str]:
+    """The DSN of an empty database of this test's own, dropped after it (testing/postgres.py)."""
+    from testing.postgres import fresh_database  # noqa: PLC0415 - store tests only (asyncpg)
+
+    async with fresh_database(postgres_dsn) as dsn:
+        yield dsn
 
 
 def _rspamd_pong(url: str) -> str | None:

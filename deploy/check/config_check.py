@@ -4,8 +4,8 @@ The sample config points at the paths where the pods mount their Secrets
 (``/etc/postline/...``), which do not exist here. This step copies the config into a
 temporary directory, points those paths at files it creates there (a self-signed TLS
 certificate and key, an empty users file, an empty DKIM key directory, 32-byte HMAC and
-admin secrets), and runs the real ``postline config check`` on the result, so every stage's
-section is validated exactly as a pod would. Owns only this step.
+admin secrets, the store's DSN), and runs the real ``postline config check`` on the result,
+so every stage's section is validated exactly as a pod would. Owns only this step.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def materialise(root: Path) -> None:
         path = root / secret
         path.parent.mkdir(exist_ok=True)
         path.write_text(secrets.token_hex(32) + "\n")
+    # The store's DSN (Secret postline-store-db): well-formed, on a name that never resolves.
+    (root / "store").mkdir()
+    (root / "store/dsn").write_text("postgresql://postline:secret@postgres.invalid:5432/postline\n")
 
 
 def check(sample: Path = SAMPLE) -> list[str]:

@@ -11,6 +11,7 @@ expression of the PrometheusRule:
   every label it matches on must be one of that metric's (or a target label Prometheus adds),
   and every label an aggregation groups by must belong to one of the query's metrics;
 - every panel uses the ``${datasource}`` variable and sets a unit;
+- the reporting store's dashboard (PostgreSQL queries, not PromQL) goes through ``sqllint``;
 - every metric the services export appears in at least one dashboard query.
 Owns this lint.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import promql_parser
+import sqllint
 import yaml
 from common import MONITORING, run, tool
 from exposition import families
@@ -61,7 +63,8 @@ def expressions(board: dict[str, Any], name: str) -> Iterator[tuple[str, str]]:
     """(where, expr) for every query of a dashboard, template variable queries included."""
     for panel in board.get("panels", []):
         for target in panel.get("targets", []):
-            yield f"{name}: panel {panel.get('title')!r} {target.get('refId')}", target["expr"]
+            if "expr" in target:  # the store dashboard's are SQL (sqllint.py)
+                yield f"{name}: panel {panel.get('title')!r} {target.get('refId')}", target["expr"]
     for variable in board.get("templating", {}).get("list", []):
         query = variable.get("query")
         text = query.get("query", "") if isinstance(query, dict) else ""
@@ -165,6 +168,7 @@ def lint(
     for path in sorted(dashboard_dir.glob("*.json")):
         board = json.loads(path.read_text())
         problems += panel_problems(board, path.name)
+        problems += sqllint.lint(board, path.name)
         exprs += list(expressions(board, path.name))
     dashboard_count = len(exprs)
     for group in rule_groups(rule_file)["groups"]:  # type: ignore[attr-defined]

@@ -1,7 +1,9 @@
 """Writes the Grafana dashboards in ``deploy/k8s/components/monitoring/dashboards/``.
 
-Two dashboards: the pipeline overview (throughput, lag, delay, deliverability, complaints,
-suppressions) and the per-stage dashboard (every metric each stage exports, by stage row).
+Three dashboards: the pipeline overview (throughput, lag, delay, deliverability, complaints,
+suppressions), the per-stage dashboard (every metric each stage exports, by stage row), and
+the per-tenant / per-campaign one, which reads the reporting store's PostgreSQL
+(``store_dashboard.py``).
 ``dashboards.py`` lints the written JSON (PromQL parses, metric names exist, units set) and
 fails when the committed files are stale. Owns only the dashboards' content.
 
@@ -29,6 +31,7 @@ from panels import (
     tenant_panels,
     webhooks_panels,
 )
+from store_dashboard import store_dashboard
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "deploy/k8s/components/monitoring/dashboards"
@@ -247,6 +250,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
             overview_panels(),
         ),
         "postline-stages.json": stages_dashboard(),
+        "postline-store.json": store_dashboard(),
     }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: The reporting store's dashboard reads PostgreSQL (the store's own tables), not Prometheus.
+STORE_DATASOURCE = {"type": "grafana-postgresql-datasource", "uid": "${datasource}"}
 #: Every query filters on the namespace variable (one Postline per namespace).
 NS = 'namespace=~"$namespace"'
 RATE = "$__rate_interval"
@@ -80,6 +82,72 @@ def panel(
     }
 
 
+def sql_panel(
+    title: str,
+    unit: str,
+    queries: list[tuple[str, str]],
+    *,
+    kind: str = "timeseries",
+    description: str = "",
+    width: int = 12,
+) -> Panel:
+    """A panel of the store's dashboard with ``(sql, format)`` queries (format:
+    ``time_series`` or ``table``)."""
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": STORE_DATASOURCE,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "gridPos": {"h": 8, "w": width, "x": 0, "y": 0},
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": STORE_DATASOURCE,
+                "editorMode": "code",
+                "format": fmt,
+                "rawQuery": True,
+                "rawSql": sql,
+            }
+            for i, (sql, fmt) in enumerate(queries)
+        ],
+    }
+
+
+def store_templating(variables: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """The store dashboard's variables: its PostgreSQL data source, then ``(name, label,
+    sql)`` query variables (multi-valued, with All)."""
+    listed: list[dict[str, Any]] = [
+        {
+            "name": "datasource",
+            "label": "Reporting store",
+            "type": "datasource",
+            "query": STORE_DATASOURCE["type"],
+            "current": {},
+            "hide": 0,
+            "refresh": 1,
+        }
+    ]
+    listed += [
+        {
+            "name": name,
+            "label": label,
+            "type": "query",
+            "datasource": STORE_DATASOURCE,
+            "definition": sql,
+            "query": sql,
+            "refresh": 2,
+            "includeAll": True,
+            "multi": True,
+            "current": {},
+            "hide": 0,
+        }
+        for name, label, sql in variables
+    ]
+    return {"list": listed}
+
+
 def row(title: str) -> Panel:
     """A row header (no queries, no unit)."""
     return {
@@ -106,8 +174,14 @@ def layout(panels: list[Panel]) -> list[Panel]:
     return panels
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> dict[str, Any]:
-    """A complete dashboard."""
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Panel],
+    variables: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A complete dashboard (``variables``: the templating; default the Prometheus ones)."""
     return {
         "uid": uid,
         "title": title,
@@ -119,7 +193,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> di
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "1m",
         "timezone": "browser",
-        "templating": templating(),
+        "templating": templating() if variables is None else variables,
         "annotations": {"list": []},
         "panels": layout(panels),
     }

@@ -20,7 +20,9 @@ CHECK_DIR = Path(__file__).resolve().parents[2] / "deploy/check"
 def missing_tools() -> list[str]:
     """Python modules and commands the checkers need that are not installed."""
     missing = [
-        m for m in ("yaml", "jsonschema", "promql_parser") if not importlib.util.find_spec(m)
+        m
+        for m in ("yaml", "jsonschema", "promql_parser", "pglast")
+        if not importlib.util.find_spec(m)
     ]
     bindir = Path(sys.executable).parent
     missing += [
