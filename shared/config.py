@@ -205,11 +205,11 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
 
 class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Installation-wide secrets (``[secrets]``): the KEK sealing tenants' DKIM keys, and
-    the key of the keyed hash that keeps erased addresses suppressed.
+    """Installation-wide secrets (``[secrets]``): the KEK sealing tenants' DKIM keys.
 
     The key-encryption key seals the private keys of tenants' sending domains on
-    ``postline.tenants`` (``shared.sealing``)."""
+    ``postline.tenants`` (``shared.sealing``); the keyed-hash key keeps erased addresses
+    suppressed without keeping them (``shared.addresshash``)."""
 
     #: File holding the KEK (64 hex digits = 256 bits; a mounted Secret in Kubernetes).
     #: Unset: ``<runtime.data_dir>/secrets/kek.key``. ``postline run`` creates it when
