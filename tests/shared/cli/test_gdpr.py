@@ -267,7 +267,7 @@ def test_erase_on_kafka_with_the_store_on_postgresql(
         bus = KafkaBus(kafka, instance="gdpr-test-2")
         await bus.start()
         try:
-            table = {}
+            table: dict[bytes, bytes] = {}
             for topic in (SUPPRESSIONS, CONTROL, REPUTATION):
                 table |= await bus.read_table(topic.name)
             return table
