@@ -27,7 +27,22 @@ from shared.wire.topics import SUPPRESSIONS, OutRecord, suppression_key
 
 # "tenant" last: a column added to the end keeps existing readers of the export working.
 #: bounce_reason last: a column added at the end keeps older readers of the export working.
-CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail", "tenant", "bounce_reason")
+#: The proof of an unsubscribe or complaint and an erased address's keyed hash (``address``
+#: then ""), last for the same reason: an audit reads them from the export.
+CSV_FIELDS = (
+    "address",
+    "scope",
+    "reason",
+    "source",
+    "at",
+    "detail",
+    "tenant",
+    "bounce_reason",
+    "method",
+    "proof",
+    "message_id",
+    "address_hash",
+)
 
 #: A spreadsheet runs a cell starting with one of these as a formula (``=cmd|' /C calc'!A0``);
 #: OWASP's CSV injection guidance: prefix such a cell with ``'`` so it stays text.

@@ -293,7 +293,8 @@ async def test_admin_api(running: Running) -> None:
     assert status == 200
     assert (
         csv_text.decode().splitlines()[0]
-        == "address,scope,reason,source,at,detail,tenant,bounce_reason"
+        == "address,scope,reason,source,at,detail,tenant,bounce_reason,method,proof,message_id,"
+        "address_hash"
     )
     assert "someone@example.org,,manual,api," in csv_text.decode()
     status, _ = await asyncio.to_thread(

@@ -57,8 +57,8 @@ def test_a_bounce_s_reason_goes_on_the_entry_and_the_export() -> None:
     assert record is not None
     assert (record.reason, record.bounce_reason) == (SuppressionReason.HARD_BOUNCE, "userunknown")
     header, row = export_csv([record]).splitlines()
-    assert header.endswith(",tenant,bounce_reason")
-    assert row.endswith(",userunknown")
+    assert header.endswith(",tenant,bounce_reason,method,proof,message_id,address_hash")
+    assert row.endswith(",userunknown,,,,")
 
 
 def test_unsubscribe_is_scoped_to_the_sender_domain() -> None:
