@@ -132,7 +132,21 @@ class SuppressionTable:
     async def follow(self, bus: Bus, stopping: asyncio.Event, log: logging.Logger) -> None:
         """Apply every record of the topic as it commits, until ``stopping``; a bus failure
         restarts the follower after a pause (replaying is harmless: records are states)."""
-        await follow_topic(bus, SUPPRESSIONS.name, self._apply_message, stopping, log)
 
-    def _apply_message(self, message: BusMessage) -> None:
-        self.apply(message.key, message.value)
+        def apply(message: BusMessage) -> None:
+            self.apply(message.key, message.value)
+            if self._missing_key is not None and self._unmatched(message):
+                # An erase while running without the key: the entry cannot match until the
+                # key is mounted and the process restarted (where load() then refuses).
+                log.error(
+                    "suppression of an erased address unmatched",
+                    extra={"error": str(self._missing_key)},
+                )
+
+        await follow_topic(bus, SUPPRESSIONS.name, apply, stopping, log)
+
+    def _unmatched(self, message: BusMessage) -> bool:
+        """Whether ``message`` adds an erased address's entry this table cannot match."""
+        if self._hash_key is not None or message.key is None or message.value is None:
+            return False
+        return is_hashed(message.key.decode("utf-8", "replace"))

@@ -158,3 +158,25 @@ async def test_hashed_entries_without_the_key_refuse_to_load(bus: EmbeddedBus) -
     keyed = SuppressionTable(hash_key=b"k" * 32, missing_key=missing)
     await keyed.load(bus)
     assert keyed.is_suppressed("x@d.test") and len(keyed) == 2
+
+
+async def test_an_erasure_while_following_without_the_key_is_logged(
+    bus: EmbeddedBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = ConfigError("test.toml", "secrets.gdpr_hash_key_file", "missing")
+    table = SuppressionTable(missing_key=missing)
+    await table.load(bus)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(table.follow(bus, stopping, logging.getLogger("test")))
+    await bus.publish([SUPPRESSIONS.out(suppression("plain@dest.test"))])
+    await until(lambda: table.is_suppressed("plain@dest.test"))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    hashed = Suppression(
+        address="", address_hash="cd" * 32, reason=SuppressionReason.UNSUBSCRIBE, at=1.0
+    )
+    await bus.publish([SUPPRESSIONS.out(hashed)])
+    await until(lambda: len(table) == 2)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["suppression of an erased address unmatched"]
+    stopping.set()
+    task.cancel()
