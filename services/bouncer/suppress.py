@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from shared.addresshash import address_hash
 from shared.bounceclass.rules import BounceClass
 from shared.bus.base import Bus
 from shared.errors import DecodeError
@@ -270,12 +271,19 @@ def decode_table(table: dict[bytes, bytes]) -> list[Suppression]:
 
 
 class SuppressionAdmin:
-    """Add, remove, look up and list suppressions on a bus (CLI and admin API)."""
+    """Add, remove, look up and list suppressions on a bus (CLI and admin API).
 
-    def __init__(self, bus: Bus, source: str, owns_bus: bool = False) -> None:
+    With ``hash_key`` (``[secrets] gdpr_hash_key_file``) a lookup also finds the entries of
+    the address after ``postline gdpr erase`` (by its keyed hash): it is still suppressed.
+    """
+
+    def __init__(
+        self, bus: Bus, source: str, owns_bus: bool = False, hash_key: bytes | None = None
+    ) -> None:
         self._bus = bus
         self._source = source
         self._owns = owns_bus
+        self._hash_key = hash_key
 
     async def __aenter__(self) -> SuppressionAdmin:
         if self._owns:
@@ -320,9 +328,14 @@ class SuppressionAdmin:
         return decode_table(await self._bus.read_table(SUPPRESSIONS.name))
 
     async def lookup(self, address: str) -> list[Suppression]:
-        """The suppressions of ``address`` (every scope)."""
+        """The suppressions of ``address`` (every scope), its erased entries included."""
         wanted = address.strip().lower()
-        return [s for s in await self.snapshot() if s.address == wanted]
+        digest = address_hash(self._hash_key, wanted) if self._hash_key else None
+        return [
+            s
+            for s in await self.snapshot()
+            if s.address == wanted or (digest is not None and s.address_hash == digest)
+        ]
 
 
 def removal(address: str, scope: str = "", tenant: str = "") -> OutRecord:
