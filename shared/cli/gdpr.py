@@ -151,19 +151,23 @@ async def cmd_erase(args: argparse.Namespace, config: Config) -> int:
     address, tenant = _checked(args)
     key = _hash_key(config)
     digest = address_hash(key, address)
+    url = store_url(config)
     bus = client_bus(config)
     await bus.start()
     try:
         found = await gdpr.find(bus, address, tenant)
         counts = gdpr.erased_counts(found, address)
         if not args.yes:
+            try:
+                counts |= await _store_counts(url, address, tenant)
+            except StoreError as exc:
+                print(f"store: {exc}", file=sys.stderr)
             print(json.dumps({"would_erase": counts, "address_hash": digest}, indent=2))
             print("nothing erased: run again with --yes to erase", file=sys.stderr)
             return EXIT_NOT_CONFIRMED
         await _publish(bus, gdpr.erase_records(found, address, key))
     finally:
         await bus.close()
-    url = store_url(config)
     if url is not None:
         try:
             counts |= await _erase_store(url, address, tenant, digest, counts)
@@ -175,6 +179,20 @@ async def cmd_erase(args: argparse.Namespace, config: Config) -> int:
     out = {"address_hash": digest, "tenant": tenant, "erased": counts, "store": url is not None}
     print(json.dumps(out, indent=2, sort_keys=True))
     return 0
+
+
+async def _store_counts(url: str | None, address: str, tenant: str) -> dict[str, int]:
+    """The store rows an erase would delete (none without a store)."""
+    if url is None:
+        return {}
+    from shared.store.db import open_database  # noqa: PLC0415  (imports a database driver)
+    from shared.store.gdpr import count_address  # noqa: PLC0415
+
+    db = await open_database(url)
+    try:
+        return {f"store_{k}": n for k, n in (await count_address(db, address, tenant)).items()}
+    finally:
+        await db.close()
 
 
 async def _publish(bus: Bus, records: list[Any]) -> None:

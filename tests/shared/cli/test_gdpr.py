@@ -117,7 +117,8 @@ def test_erase_needs_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     config = embedded(tmp_path)
     code, out, err = run(config, capsys, "gdpr", "erase", ERASED)
     assert code == 1 and "--yes" in err
-    assert json.loads(out)["would_erase"]["suppressions_hashed"] == 3
+    would = json.loads(out)["would_erase"]
+    assert (would["suppressions_hashed"], would["store_events"]) == (3, 2)
     code, out, _ = run(config, capsys, "gdpr", "export", ERASED)
     assert len(json.loads(out)["topics"]["suppressions"]) == 3  # nothing erased
     code, _, err = run(config, capsys, "gdpr", "erase", "not-an-address")
