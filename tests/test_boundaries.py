@@ -41,8 +41,16 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_there_are_six_stages() -> None:
-    assert STAGES == ["bouncer", "deliverer", "ingest", "reputation", "signer", "webhooks"]
+def test_there_are_seven_stages() -> None:
+    assert STAGES == [
+        "bouncer",
+        "deliverer",
+        "ingest",
+        "reputation",
+        "signer",
+        "store",
+        "webhooks",
+    ]
 
 
 @pytest.mark.parametrize("stage", STAGES)

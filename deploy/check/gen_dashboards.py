@@ -28,6 +28,7 @@ from panels import (
     rate,
     reputation_panels,
     signer_panels,
+    store_panels,
     tenant_panels,
     webhooks_panels,
 )
@@ -214,7 +215,7 @@ def stages_dashboard() -> dict[str, Any]:
         "postline-stages",
         "Postline / Stages",
         "Every metric of every stage: runtime, ingest, limits, signer, deliverer, bouncer, "
-        "reputation, webhooks.",
+        "reputation, webhooks, store.",
         core_panels()
         + ingest_panels()
         + limits_panels()
@@ -223,6 +224,7 @@ def stages_dashboard() -> dict[str, Any]:
         + bouncer_panels()
         + reputation_panels()
         + webhooks_panels()
+        + store_panels()
         + tenant_panels(),
     )
     board["templating"]["list"].append(
@@ -230,7 +232,7 @@ def stages_dashboard() -> dict[str, Any]:
             "name": "stage",
             "label": "Stage",
             "type": "custom",
-            "query": "ingest,signer,deliverer,bouncer,reputation,webhooks",
+            "query": "ingest,signer,deliverer,bouncer,reputation,webhooks,store",
             "includeAll": True,
             "multi": True,
             "current": {},

@@ -718,3 +718,64 @@ def webhooks_panels() -> list[Panel]:
             "postline webhooks list shows which and why.",
         ),
     ]
+
+
+def store_panels() -> list[Panel]:
+    """The store stage's metrics: events written, write time, outages, days held."""
+    return [
+        row("Reporting store"),
+        panel(
+            "Events into the store",
+            "ops",
+            [
+                (rate("postline_store_events_written_total"), "written"),
+                (rate("postline_store_duplicates_total"), "already there (replays)"),
+            ],
+            description="Events inserted per second, and those skipped because the store "
+            "held them (a replay after a restart or a rebalance). Written should follow "
+            "the rate of postline.events; the consumer lag of postline-store says how far "
+            "behind it is.",
+        ),
+        panel(
+            "Batch transaction time",
+            "s",
+            quantiles("postline_store_write_seconds"),
+            description="One batch's database transaction; a slow database shows here first.",
+        ),
+        panel(
+            "Database trouble",
+            "short",
+            [
+                (rate("postline_store_batch_errors_total", by="reason"), "{{reason}} batches/s"),
+                (f"max(postline_store_database_unavailable{{{NS}}})", "database unavailable"),
+            ],
+            description="unavailable: the database is down, slow or full; the stage is "
+            "unready and retries, events wait on the topic. refused: a statement the "
+            "database rejected; the batch is retried record by record.",
+        ),
+        panel(
+            "Store behind the newest event",
+            "s",
+            [
+                (
+                    f"time() - max(postline_store_newest_event_timestamp_seconds{{{NS}}})",
+                    "seconds since the newest stored event",
+                )
+            ],
+            description="How old the newest stored event is: reports and searches are this "
+            "far behind, as long as events keep coming.",
+        ),
+        panel(
+            "Days held",
+            "short",
+            [
+                (f"max(postline_store_partitions{{{NS}}})", "days (partitions)"),
+                (
+                    f"sum(increase(postline_store_expired_days_total{{{NS}}}[1d]))",
+                    "expired (1d)",
+                ),
+            ],
+            description="About the retention in days plus [store] partitions_ahead; growing "
+            "past it means expiry is not running (the stage's logs say why).",
+        ),
+    ]

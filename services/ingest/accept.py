@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.ingest import headers
+from services.ingest import headers, subject
 from services.ingest.policy.base import Transaction
 from services.ingest.scanning.decide import Outcome
 from services.ingest.scanning.scanner import Scanned
@@ -38,6 +38,7 @@ class Finished:
     #: What ``X-Postline-Require-TLS`` (or the API's ``require-tls`` tag) asked for; read
     #: from the fields themselves, so that ``max_tags`` cannot drop it (``None``: nothing).
     require_tls: bool | None = None
+    subject: str = ""  # decoded, for the ``accepted`` event (``subject.py``)
 
 
 def finish(
@@ -66,6 +67,7 @@ def finish(
         send_at if send_at > trace.at else 0.0,
         tlsrequire.says_no(msg.get(tlsrequire.HEADER)),
         require_tls,
+        subject.subject(msg),
     )
 
 
@@ -133,10 +135,17 @@ def submission(
 
 
 def events(
-    txn: Transaction, tags: dict[str, str], at: float, *, tls: str = "", detail: str = ""
+    txn: Transaction,
+    tags: dict[str, str],
+    at: float,
+    *,
+    tls: str = "",
+    detail: str = "",
+    subject: str = "",
 ) -> list[Event]:
     """The ``accepted`` event (unless every recipient was dropped) and a ``suppressed`` event
-    per dropped recipient, published with the Submission."""
+    per dropped recipient, published with the Submission. ``subject``: the decoded Subject
+    (:attr:`Finished.subject`), on the ``accepted`` event only."""
     common: dict[str, Any] = {
         "message_id": txn.id,
         "at": at,
@@ -158,6 +167,7 @@ def events(
                 detail=detail,
                 recipients=len(sent),
                 recipient_domains=domains,
+                subject=subject,
                 **common,
             )
         )

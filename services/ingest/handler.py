@@ -174,7 +174,7 @@ class Handler:
         handoff = core.handoff.submit(
             *accept.screened(
                 self._submission(session, txn, finished, at),
-                accept.events(txn, finished.tags, at, tls=info.tls or ""),
+                accept.events(txn, finished.tags, at, tls=info.tls or "", subject=finished.subject),
                 scanned,
             )
         )

@@ -20,10 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from shared import gdpr
 from shared.addresshash import address_hash, ensure_hash_key, load_hash_key
@@ -31,7 +28,7 @@ from shared.bus.base import Bus
 from shared.cli.tenant import actor, client_bus
 from shared.config import Config
 from shared.errors import ConfigError, StoreError, TenantInvalid
-from shared.secretfile import read_secret
+from shared.store import location
 from shared.tenant_fields import tenant_id
 from shared.wire.records import now
 
@@ -39,16 +36,6 @@ from shared.wire.records import now
 EXIT_NOT_CONFIRMED = 1
 #: Exit code when the store cannot be reached (``shared.cli``'s code for an unavailable bus).
 EXIT_STORE_UNAVAILABLE = 2
-#: The embedded bus's store file in ``runtime.data_dir`` (the store stage's default).
-SQLITE_NAME = "store.sqlite3"
-
-
-class _StoreLocation(msgspec.Struct, frozen=True, kw_only=True):
-    """The keys of ``[store]`` that say where the database is (the rest is the stage's)."""
-
-    enabled: bool = True
-    url: str = ""
-    url_file: Path | None = None
 
 
 def add_gdpr_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -71,20 +58,9 @@ def add_gdpr_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def store_url(config: Config) -> str | None:
-    """The store's URL, or ``None`` when there is no store to ask: ``[store]`` disabled,
-    Kafka without a URL, or the embedded bus's SQLite file not created yet (the store
-    stage creates it). ``url_file`` wins over ``url``."""
-    location = config.section("store", _StoreLocation)
-    if not location.enabled:
-        return None
-    if location.url_file is not None:
-        return read_secret(location.url_file, "store.url_file", config.source).decode().strip()
-    if location.url:
-        return location.url
-    path = config.core.runtime.data_dir / SQLITE_NAME
-    if config.core.bus.kind != "embedded" or not path.exists():
-        return None
-    return f"sqlite://{path.resolve()}"
+    """The store to ask, or ``None`` when there is none (``shared.store.location``; on the
+    embedded bus only once the store stage has created its file)."""
+    return location.store_url(config, existing_only=True)
 
 
 def _checked(args: argparse.Namespace) -> tuple[str, str]:

@@ -12,7 +12,9 @@ records. This loop owns everything around it:
   else ``record_attempts`` times is dead-lettered with the reason, and the partition goes on.
 - **A bus failure is not the record's fault.** On :class:`~shared.errors.BusError` nothing is
   dead-lettered: the consumer is rewound to the first uncommitted offset and the loop backs off
-  (exponential, capped) and tries again.
+  (exponential, capped) and tries again. Neither is a failure of what ``handle`` writes to
+  besides the bus (the store stage's database): a stage passes an :class:`Outage` naming
+  those errors, and the loop rewinds and lets the outage back off the same way.
 - **Drain.** Once ``ctx.stopping`` is set the current batch is finished and committed, then the
   consumer leaves its group.
 - **State kept across batches** (optional, :class:`BatchState`): a handler that accumulates
@@ -50,7 +52,7 @@ from shared.runtime.stage import StageContext
 from shared.wire.records import Record
 from shared.wire.topics import OutRecord, Topic
 
-__all__ = ["Backoff", "BatchState", "Handler", "Item", "run_batch_loop"]
+__all__ = ["Backoff", "BatchState", "Handler", "Item", "Outage", "run_batch_loop"]
 
 R = TypeVar("R", bound=Record)
 
@@ -78,6 +80,24 @@ class BatchState(Protocol):
         ``BusError`` leaves the records to be fetched again and this called again."""
 
 
+class Outage(Protocol):
+    """Something ``handle`` depends on besides the bus (a database) that can be down.
+
+    When ``handle`` raises one of :attr:`errors`, the batch is not the records' fault: the
+    loop rewinds it (nothing dead-lettered, no offset committed) and awaits :meth:`failed`,
+    which holds readiness and waits out a back-off; :meth:`ok` follows the next batch
+    committed.
+    """
+
+    errors: tuple[type[Exception], ...]
+
+    async def failed(self, exc: Exception) -> None:
+        """Count, log, hold readiness and wait (less once the stage is stopping)."""
+
+    def ok(self) -> None:
+        """A batch committed: the dependency answers again."""
+
+
 class _Rewind(Exception):
     """The bus failed mid-batch; the batch's uncommitted records are fetched again."""
 
@@ -96,12 +116,14 @@ async def run_batch_loop(
     bus_backoff: Backoff = BUS_BACKOFF,
     set_ready: bool = True,
     state: BatchState | None = None,
+    outage: Outage | None = None,
 ) -> None:
     """Consume ``topic`` as ``group`` until ``ctx.stopping``; see the module docstring.
 
     ``set_ready``: call ``ctx.set_ready()`` once the consumer joined its group (a stage that
     runs several loops passes ``False`` and decides readiness itself). ``state``: the
-    handler's :class:`BatchState`, told of commits, discards and assignments.
+    handler's :class:`BatchState`, told of commits, discards and assignments. ``outage``:
+    the errors of ``handle`` that mean a dependency is down (:class:`Outage`).
     """
     loop = _BatchLoop(
         ctx,
@@ -113,6 +135,7 @@ async def run_batch_loop(
         record_backoff=record_backoff,
         bus_backoff=bus_backoff,
         state=state,
+        outage=outage,
     )
     consumer = await loop.start_consumer()
     if consumer is None:
@@ -154,6 +177,7 @@ class _BatchLoop(Generic[R]):
         record_backoff: Backoff,
         bus_backoff: Backoff,
         state: BatchState | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.ctx = ctx
         self.group = group
@@ -164,6 +188,9 @@ class _BatchLoop(Generic[R]):
         self.record_backoff = record_backoff
         self.bus = BusTrouble(ctx, group, metrics, bus_backoff)
         self.state = state
+        self.outage = outage
+        #: What ``handle`` raises when its dependency is down: rewound like a bus failure.
+        self.down: tuple[type[Exception], ...] = (BusError, *(outage.errors if outage else ()))
         self.owned: frozenset[TopicPartition] = frozenset()
         #: Rewinds whose seek failed (the bus was down): done before the next fetch, or that
         #: fetch would read on past the uncommitted records and a later commit skip them.
@@ -218,9 +245,14 @@ class _BatchLoop(Generic[R]):
                         await self._one_record(consumer, message)
                         committed[message.tp] = message.offset + 1
                 self.bus.ok()
+                if self.outage is not None:
+                    self.outage.ok()
             except _Rewind as rewind:
                 await self._rewind(consumer, messages, committed)
                 cause = rewind.__cause__
+                if self.outage is not None and isinstance(cause, self.outage.errors):
+                    await self.outage.failed(cause)
+                    return
                 await self.bus.failed(
                     cause if isinstance(cause, BusError) else BusError(str(rewind))
                 )
@@ -236,9 +268,9 @@ class _BatchLoop(Generic[R]):
                 dead.append((message, undecodable))
         try:
             outputs = list(await self.handle(items)) if items else []
-        except BusError as exc:
+        except self.down as exc:
             self._discarded()
-            raise _Rewind("handler hit a bus failure") from exc
+            raise _Rewind("handler hit a bus failure or an outage") from exc
         except Exception as exc:  # any handler failure: isolate the culprit record by record
             self._discarded()
             self.ctx.log.info(
@@ -287,9 +319,9 @@ class _BatchLoop(Generic[R]):
             except (PoisonRecord, RecordTooLarge):
                 self._discarded()
                 raise
-            except BusError as exc:
+            except self.down as exc:
                 self._discarded()
-                raise _Rewind("handler hit a bus failure") from exc
+                raise _Rewind("handler hit a bus failure or an outage") from exc
             except Exception as exc:  # retried, then dead-lettered with its reason
                 self._discarded()
                 last = exc

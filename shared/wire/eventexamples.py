@@ -90,6 +90,7 @@ EXAMPLES: Mapping[EventKind, Event] = {
             recipients=2,
             recipient_domains=("example.net", "example.org"),
             stage="ingest",
+            subject="Winter sale: 30% off everything",
         ),
         Event(
             kind=EventKind.REJECTED,

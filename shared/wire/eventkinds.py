@@ -108,6 +108,8 @@ FIELD_DOCS: Mapping[str, str] = {
     "tls_mx_patterns": "The MTA-STS policy's `mx` patterns.",
     "requiretls": "The message was sent with REQUIRETLS (RFC 8689): the DSN or notice made "
     "of this event goes to the sender with REQUIRETLS too.",
+    "subject": "The message's Subject header, RFC 2047 encoded words decoded, cut to 200 "
+    "characters; absent when the message has none.",
 }
 
 
@@ -145,7 +147,7 @@ KINDS: Mapping[EventKind, KindSpec] = {
             "Ingest accepted the message (it answered 250 once the message was stored "
             "durably): one event per message.",
             "message_id stage tenant recipients recipient_domains",
-            "sender tls credential tags detail",
+            "sender tls credential tags detail subject",
             recipients="How many recipients the message was accepted for (suppressed ones "
             "have a `suppressed` event instead).",
         ),

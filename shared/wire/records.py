@@ -302,6 +302,9 @@ class Event(Record, frozen=True, kw_only=True):
     #: headers for a success or delay notice: the message was sent with REQUIRETLS (RFC
     #: 8689), so the DSN made of the event goes with REQUIRETLS too (RFC 8689 4.3).
     requiretls: bool = False
+    #: accepted: the message's Subject header, RFC 2047 decoded, at most 200 characters
+    #: (ingest's ``headers.subject``): what the reporting store searches by prefix.
+    subject: str = ""
 
 
 class SuppressionReason(enum.StrEnum):

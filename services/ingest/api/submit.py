@@ -179,7 +179,13 @@ class Submitter:
         tenant_tls = core.policy.tenant(txn.tenant).settings.require_tls
         message, events = accept.screened(
             accept.submission(txn, client, finished, at, tenant_require_tls=tenant_tls),
-            accept.events(txn, finished.tags, at, detail=f"HTTP API, key {key_id}"),
+            accept.events(
+                txn,
+                finished.tags,
+                at,
+                detail=f"HTTP API, key {key_id}",
+                subject=finished.subject,
+            ),
             scanned,
         )
         return Prepared(

@@ -278,6 +278,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             dsn_envid="QQ314159",
             dsn_passed=True,
             requiretls=True,
+            subject="Spring sale: ünder 10€",
         ),
     ),
     "Suppression": (

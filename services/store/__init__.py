@@ -1,0 +1,1 @@
+"""The store stage: ``postline.events`` into the reporting database (``shared.store``)."""
