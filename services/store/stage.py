@@ -112,8 +112,7 @@ class StoreStage:
 
     def tenant_days(self) -> Mapping[str, int]:
         """Each tenant's own retention in days (0: the store's default)."""
-        # TenantSettings.retention_days comes with the GDPR work; older records lack it.
-        return {t.id: int(getattr(t.settings, "retention_days", 0)) for t in self.tenants}
+        return {t.id: t.settings.retention_days for t in self.tenants}
 
     async def run(self, ctx: StageContext) -> None:
         """Store events until stopping; see the module docstring."""
