@@ -208,7 +208,8 @@ class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     """Installation-wide secrets (``[secrets]``): the KEK sealing tenants' DKIM keys.
 
     The key-encryption key seals the private keys of tenants' sending domains on
-    ``postline.tenants`` (``shared.sealing``)."""
+    ``postline.tenants`` (``shared.sealing``); the keyed-hash key keeps erased addresses
+    suppressed without keeping them (``shared.addresshash``)."""
 
     #: File holding the KEK (64 hex digits = 256 bits; a mounted Secret in Kubernetes).
     #: Unset: ``<runtime.data_dir>/secrets/kek.key``. ``postline run`` creates it when
@@ -218,9 +219,22 @@ class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: new keys are always sealed with ``kek_file``.
     kek_previous_files: Annotated[tuple[Path, ...], msgspec.Meta(max_length=8)] = ()
 
+    #: File holding the key of the keyed hash (HMAC-SHA256) that replaces an erased address
+    #: in its suppression entries (``postline gdpr erase``; 64 hex digits). Ingest and the
+    #: signer read it to match those entries. Unset: ``<runtime.data_dir>/secrets/gdpr.key``;
+    #: ``postline run`` creates it when missing. Never rotate it: entries hashed with an old
+    #: key stop matching, and the erased addresses would be mailed again.
+    gdpr_hash_key_file: Path | None = None
+
     def kek_path(self, runtime: RuntimeConfig) -> Path:
         """The current KEK file, with its default resolved against ``runtime.data_dir``."""
         return self.kek_file if self.kek_file is not None else runtime.data_dir / "secrets/kek.key"
+
+    def gdpr_hash_key_path(self, runtime: RuntimeConfig) -> Path:
+        """The keyed-hash key file, with its default resolved against ``runtime.data_dir``."""
+        if self.gdpr_hash_key_file is not None:
+            return self.gdpr_hash_key_file
+        return runtime.data_dir / "secrets/gdpr.key"
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -32,6 +32,12 @@ decide what happens to a suppressed recipient: ingest refuses or drops it
 (``services/ingest/policy/rcpt_to.py``), the signer drops it with an event. Any value under a
 key suppresses, even one this version cannot decode: never mailing is the safe mistake.
 
+Erased addresses (``postline gdpr erase``) are kept as their keyed hash: their entries' keys
+hold ``hmac-sha256:<hex>`` where the address was (``shared.addresshash``), so with the key a
+lookup also tries the hash of the recipient, in every scope. A table that holds such entries
+but has no key refuses to load (:func:`shared.addresshash.missing_key_error`): without it
+those addresses would be mailed again.
+
 Start-up order: the snapshot from ``read_table`` makes the table complete before the first
 batch; the follower then replays the topic from its beginning (so nothing published between
 the snapshot and the start of the follower is missed). During that replay an address that
@@ -44,17 +50,40 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from shared.addresshash import (
+    address_hash,
+    hashed_form,
+    is_hashed,
+    load_hash_key_if_present,
+    missing_key_error,
+)
 from shared.bus.base import Bus, BusMessage
 from shared.bus.follow import follow_topic
+from shared.config import Config
+from shared.errors import ConfigError
 from shared.wire.records import DEFAULT_TENANT
 from shared.wire.topics import SUPPRESSIONS, suppression_key
 
 
 class SuppressionTable:
-    """Suppressed addresses in every scope (the table in the module docstring)."""
+    """Suppressed addresses in every scope (the table in the module docstring).
 
-    def __init__(self) -> None:
+    ``hash_key`` is the keyed-hash key (``[secrets] gdpr_hash_key_file``): with it, erased
+    addresses' hashed entries match too. ``missing_key`` is the error :meth:`load` raises
+    when the topic holds hashed entries and there is no key.
+    """
+
+    def __init__(
+        self, hash_key: bytes | None = None, missing_key: ConfigError | None = None
+    ) -> None:
         self._keys: set[str] = set()
+        self._hash_key = hash_key
+        self._missing_key = missing_key
+
+    @classmethod
+    def for_config(cls, config: Config) -> SuppressionTable:
+        """A table with the keyed-hash key ``config`` names, when its file exists."""
+        return cls(load_hash_key_if_present(config), missing_key_error(config))
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -76,23 +105,48 @@ class SuppressionTable:
         (its domain entries are unsubscribes from bulk mail: a password reset still goes).
         """
         tenant = tenant or DEFAULT_TENANT
-        keys = [suppression_key(address), suppression_key(address, tenant=tenant)]
-        if sender_domain:
-            keys += [
-                suppression_key(address, sender_domain),
-                suppression_key(address, sender_domain, tenant),
-            ]
-        return any(key in self._keys for key in keys)
+        forms = [address]
+        if self._hash_key is not None:
+            forms.append(hashed_form(address_hash(self._hash_key, address)))
+        for form in forms:
+            keys = [suppression_key(form), suppression_key(form, tenant=tenant)]
+            if sender_domain:
+                keys += [
+                    suppression_key(form, sender_domain),
+                    suppression_key(form, sender_domain, tenant),
+                ]
+            if any(key in self._keys for key in keys):
+                return True
+        return False
 
     async def load(self, bus: Bus) -> None:
-        """Replace the table with the topic's current state."""
+        """Replace the table with the topic's current state; raises the ``missing_key``
+        error when it holds erased addresses' entries and there is no key to match them."""
         table = await bus.read_table(SUPPRESSIONS.name)
-        self._keys = {key.decode("utf-8", "replace").lower() for key in table}
+        keys = {key.decode("utf-8", "replace").lower() for key in table}
+        unmatched = self._hash_key is None and any(is_hashed(key) for key in keys)
+        if unmatched and self._missing_key is not None:
+            raise self._missing_key
+        self._keys = keys
 
     async def follow(self, bus: Bus, stopping: asyncio.Event, log: logging.Logger) -> None:
         """Apply every record of the topic as it commits, until ``stopping``; a bus failure
         restarts the follower after a pause (replaying is harmless: records are states)."""
-        await follow_topic(bus, SUPPRESSIONS.name, self._apply_message, stopping, log)
 
-    def _apply_message(self, message: BusMessage) -> None:
-        self.apply(message.key, message.value)
+        def apply(message: BusMessage) -> None:
+            self.apply(message.key, message.value)
+            if self._missing_key is not None and self._unmatched(message):
+                # An erase while running without the key: the entry cannot match until the
+                # key is mounted and the process restarted (where load() then refuses).
+                log.error(
+                    "suppression of an erased address unmatched",
+                    extra={"error": str(self._missing_key)},
+                )
+
+        await follow_topic(bus, SUPPRESSIONS.name, apply, stopping, log)
+
+    def _unmatched(self, message: BusMessage) -> bool:
+        """Whether ``message`` adds an erased address's entry this table cannot match."""
+        if self._hash_key is not None or message.key is None or message.value is None:
+            return False
+        return is_hashed(message.key.decode("utf-8", "replace"))

@@ -45,6 +45,9 @@ SWITCHES: dict[str, bool | None] = {"on": True, "off": False, "inherit": None}
 #: RFC 1035 2.3.4: a label of letters, digits and hyphens, 1-63 octets, no hyphen at an end.
 HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_HOST = 253  # a host name in text form, without the trailing dot
+#: Longest per-tenant store retention: ten years, past any statutory keeping period for
+#: delivery records; 0 means the store default.
+MAX_RETENTION_DAYS = 3650
 
 
 def tenant_id(value: str) -> str:
@@ -178,7 +181,25 @@ def _plain_settings(values: Mapping[str, object]) -> Mapping[str, object]:
     if "require_tls" in values:
         # TLS required (shared.tlsrequire): on, off or inherit like the tracking switches.
         values = {**values, "require_tls": _switch("settings.require_tls", values["require_tls"])}
+    if "retention_days" in values:
+        values = {**values, "retention_days": retention_days(values["retention_days"])}
     return values
+
+
+def retention_days(raw: object, field: str = "settings.retention_days") -> int:
+    """A tenant's store retention in days: 0 (the store default) or 1 to
+    :data:`MAX_RETENTION_DAYS`; a digit string (the CLI) or an int (JSON)."""
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isdecimal():
+        value = int(raw.strip())
+    if value is None or not 0 <= value <= MAX_RETENTION_DAYS:
+        raise TenantInvalid(
+            f"{field}: expected 0 (the store default) or 1 to {MAX_RETENTION_DAYS} days, "
+            f"got {raw!r}"
+        )
+    return value
 
 
 def reputation(current: ReputationThresholds, values: Mapping[str, object]) -> ReputationThresholds:

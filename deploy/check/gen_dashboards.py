@@ -37,7 +37,8 @@ from store_dashboard import store_dashboard
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "deploy/k8s/components/monitoring/dashboards"
 GROUPS = (
-    'consumergroup=~"postline-(signer|deliverer|deliverer-bulk|bouncer|reputation|deliverer-retry)"'
+    'consumergroup=~"postline-'
+    '(signer|deliverer|deliverer-bulk|bouncer|reputation|deliverer-retry|store)"'
 )
 
 

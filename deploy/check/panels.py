@@ -730,6 +730,7 @@ def store_panels() -> list[Panel]:
             [
                 (rate("postline_store_events_written_total"), "written"),
                 (rate("postline_store_duplicates_total"), "already there (replays)"),
+                (rate("postline_store_erased_skipped_total"), "erased addresses (skipped)"),
             ],
             description="Events inserted per second, and those skipped because the store "
             "held them (a replay after a restart or a rebalance). Written should follow "

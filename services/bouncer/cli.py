@@ -21,6 +21,7 @@ from services.bouncer.suppress import (
     suppression_row,
     tenant_problem,
 )
+from shared.addresshash import load_hash_key_if_present
 from shared.bus.factory import open_bus
 from shared.config import Config
 from shared.wire.records import SuppressionReason
@@ -156,4 +157,9 @@ async def cmd_suppress_export(args: argparse.Namespace, config: Config) -> int:
 
 def _admin(config: Config) -> SuppressionAdmin:
     # A client of the bus, not its owner: works beside a running `postline run`.
-    return SuppressionAdmin(open_bus(config, owner=False), source="cli", owns_bus=True)
+    return SuppressionAdmin(
+        open_bus(config, owner=False),
+        source="cli",
+        owns_bus=True,
+        hash_key=load_hash_key_if_present(config),
+    )

@@ -84,7 +84,8 @@ class Outcomes:
             # that tenant's verified domains) is that tenant's: its complaint suppresses the
             # tenant's mail. At our global bounce domain the tenant is unknown ("") and a
             # complaint suppresses globally (the safe mistake). Bounces are global either way.
-            out += self._suppress(token.recipient, verdict, at, event.detail, tenant)
+            proof = (report.parser, report.report_id, token.message_id)
+            out += self._suppress(token.recipient, verdict, at, event.detail, tenant, proof=proof)
         return out
 
     def for_unsubscribe(
@@ -130,7 +131,9 @@ class Outcomes:
         self._count(verdict, provider, event.kind)
         # The deliverer's event names the tenant that sent ("" from before tenants: default).
         tenant = event.tenant or DEFAULT_TENANT
-        out = self._suppress(event.recipient, verdict, event.at, str(reply), tenant)
+        # The proof of a synchronous bounce is the remote server's reply (in ``detail``).
+        proof = ("smtp", "", event.message_id)
+        out = self._suppress(event.recipient, verdict, event.at, str(reply), tenant, proof=proof)
         return out + self._dsn(event)
 
     def for_notice(self, event: Event) -> list[OutRecord]:
@@ -150,8 +153,18 @@ class Outcomes:
         return [dsn]
 
     def _suppress(
-        self, address: str, verdict: Classification, at: float, detail: str, tenant: str
+        self,
+        address: str,
+        verdict: Classification,
+        at: float,
+        detail: str,
+        tenant: str,
+        *,
+        proof: tuple[str, str, str],
     ) -> list[OutRecord]:
+        """The suppression a verdict calls for; ``proof`` is (method, the report's id, the
+        message id), kept on the entry."""
+        method, report_id, message_id = proof
         record: Suppression | None = self.policy.decide(
             address,
             verdict.bounce_class,
@@ -159,6 +172,9 @@ class Outcomes:
             detail,
             tenant=tenant,
             bounce_reason=str(verdict.reason),
+            method=method,
+            proof=report_id,
+            message_id=message_id,
         )
         if record is None:
             return []

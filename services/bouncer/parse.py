@@ -14,6 +14,7 @@ the first that recognises the message decides. It does not classify or act.
 
 from __future__ import annotations
 
+import dataclasses
 from email.message import Message
 
 from services.bouncer.arf import parse_arf
@@ -47,7 +48,7 @@ def parse_parsed(msg: Message) -> Report:
     for parser in (*parsers, *fallbacks):
         report = parser(msg)
         if report is not None:
-            return report
+            return dataclasses.replace(report, report_id=_message_id(msg))
     return Report(kind=ReportKind.OTHER, parser="none")
 
 
@@ -55,3 +56,13 @@ def _dsn(msg: Message) -> Report | None:
     # A DSN whose fields give no diagnostic for a recipient: its notification text may.
     report = parse_dsn(msg)
     return with_notification_words(msg, report) if report is not None else None
+
+
+def _message_id(msg: Message) -> str:
+    """The report's own Message-ID (RFC 5322 3.6.4), brackets kept; "" when absent or
+    unreadable (a malformed header is the sender's problem, never ours)."""
+    try:
+        value = msg.get("Message-ID")
+    except (ValueError, TypeError, IndexError):
+        return ""
+    return str(value or "").strip()[:300]

@@ -93,6 +93,8 @@ class Report:
     feedback_type: str = ""  # ARF Feedback-Type (abuse, fraud, ...)
     original_message_id: str = ""
     parser: str = ""  # which parser decided ("dsn", "text:qmail", "arf", ...)
+    #: The report message's own Message-ID: a complaint's proof, kept on its suppression.
+    report_id: str = ""
     notes: tuple[str, ...] = field(default=())
 
     @property

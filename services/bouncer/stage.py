@@ -47,6 +47,7 @@ from services.bouncer.tracking.machine import ClickBursts
 from services.bouncer.tracking.publisher import TrackingPublisher
 from services.bouncer.unsubscribe import UnsubscribeEndpoint
 from shared import quarantine, tenant_admin
+from shared.addresshash import load_hash_key_if_present
 from shared.bounceclass.rules import load_rules
 from shared.bus.base import BusMessage
 from shared.bus.follow import follow_topic
@@ -116,7 +117,12 @@ class BouncerStage:
         if config.admin_token_file is not None:
             token = read_secret(config.admin_token_file, "bouncer.admin_token_file", source)
             routes = Router()
-            admin_api = AdminApi(token, SuppressionAdmin(ctx.bus, source="api"))
+            admin_api = AdminApi(
+                token,
+                SuppressionAdmin(
+                    ctx.bus, source="api", hash_key=load_hash_key_if_present(ctx.config)
+                ),
+            )
             admin_api.register(routes)
             TenantApi(ctx.bus).register(routes, admin_api.authenticated)
             DeadApi(ctx.bus).register(routes, admin_api.authenticated)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from shared.addresshash import address_hash
 from shared.bounceclass.rules import BounceClass
 from shared.bus.base import Bus
 from shared.errors import DecodeError
@@ -27,7 +28,22 @@ from shared.wire.topics import SUPPRESSIONS, OutRecord, suppression_key
 
 # "tenant" last: a column added to the end keeps existing readers of the export working.
 #: bounce_reason last: a column added at the end keeps older readers of the export working.
-CSV_FIELDS = ("address", "scope", "reason", "source", "at", "detail", "tenant", "bounce_reason")
+#: The proof of an unsubscribe or complaint and an erased address's keyed hash (``address``
+#: then ""), last for the same reason: an audit reads them from the export.
+CSV_FIELDS = (
+    "address",
+    "scope",
+    "reason",
+    "source",
+    "at",
+    "detail",
+    "tenant",
+    "bounce_reason",
+    "method",
+    "proof",
+    "message_id",
+    "address_hash",
+)
 
 #: A spreadsheet runs a cell starting with one of these as a formula (``=cmd|' /C calc'!A0``);
 #: OWASP's CSV injection guidance: prefix such a cell with ``'`` so it stays text.
@@ -42,6 +58,10 @@ _ATEXT = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
 )
 _LABEL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+#: The unsubscribe's method on its suppression, by the channel it came through: the RFC 8058
+#: one-click POST ("http") or a mail to the List-Unsubscribe mailto address ("smtp").
+UNSUBSCRIBE_METHODS = {"http": "one_click", "smtp": "mailto"}
 
 #: Reasons that are about the address itself, whoever sends: never scoped to a tenant.
 _ADDRESS_GONE = (SuppressionReason.HARD_BOUNCE, SuppressionReason.SOFT_BOUNCES)
@@ -91,9 +111,13 @@ class SuppressionPolicy:
         tenant: str = "",
         *,
         bounce_reason: str = "",
+        method: str = "",
+        proof: str = "",
+        message_id: str = "",
     ) -> Suppression | None:
         """The suppression ``bounce_class`` calls for, or ``None``; ``bounce_reason`` (the
-        failure's reason, ``shared.bounceclass.reasons``) goes on the entry.
+        failure's reason, ``shared.bounceclass.reasons``) goes on the entry, and so do
+        ``method``, ``proof`` and ``message_id`` (how it came, the report's id, the message).
 
         Bounces are global (the mailbox is gone for every sender); a complaint applies to
         ``tenant``, the business the recipient objected to ("": not known, so global).
@@ -116,6 +140,9 @@ class SuppressionPolicy:
             detail=detail[:300],
             tenant="" if reason in _ADDRESS_GONE else tenant,
             bounce_reason=bounce_reason,
+            method=method,
+            proof=proof,
+            message_id=message_id,
         )
 
     def unsubscribe(self, token: UnsubscribeToken, at: float, via: str) -> Suppression:
@@ -124,6 +151,10 @@ class SuppressionPolicy:
         No tenant: the token names recipient, sender domain and message only, and a new field
         would invalidate links already sent. A sending domain belongs to one tenant, so the
         domain scope is that tenant's in practice (``shared.suppressions``).
+
+        The proof stays on the entry as long as it lasts: when (``at``), how (``method``:
+        the RFC 8058 one-click POST or the List-Unsubscribe mailto) and the token's HMAC,
+        which verifies again with the address (``shared.wire.tokens.unsubscribe_proof``).
         """
         return Suppression(
             address=token.recipient.lower(),
@@ -132,6 +163,9 @@ class SuppressionPolicy:
             at=at,
             scope=token.scope.lower(),
             detail=f"{via} message {token.message_id}",
+            method=UNSUBSCRIBE_METHODS.get(via, via),
+            proof=token.mac,
+            message_id=token.message_id,
         )
 
 
@@ -237,12 +271,19 @@ def decode_table(table: dict[bytes, bytes]) -> list[Suppression]:
 
 
 class SuppressionAdmin:
-    """Add, remove, look up and list suppressions on a bus (CLI and admin API)."""
+    """Add, remove, look up and list suppressions on a bus (CLI and admin API).
 
-    def __init__(self, bus: Bus, source: str, owns_bus: bool = False) -> None:
+    With ``hash_key`` (``[secrets] gdpr_hash_key_file``) a lookup also finds the entries of
+    the address after ``postline gdpr erase`` (by its keyed hash): it is still suppressed.
+    """
+
+    def __init__(
+        self, bus: Bus, source: str, owns_bus: bool = False, hash_key: bytes | None = None
+    ) -> None:
         self._bus = bus
         self._source = source
         self._owns = owns_bus
+        self._hash_key = hash_key
 
     async def __aenter__(self) -> SuppressionAdmin:
         if self._owns:
@@ -273,6 +314,7 @@ class SuppressionAdmin:
             scope=scope.strip().lower(),
             detail=detail,
             tenant=tenant.strip().lower(),
+            method=self._source,  # the operator's own word: "cli" or "api"
         )
         await self._bus.publish([SUPPRESSIONS.out(record)])
         return record
@@ -286,9 +328,14 @@ class SuppressionAdmin:
         return decode_table(await self._bus.read_table(SUPPRESSIONS.name))
 
     async def lookup(self, address: str) -> list[Suppression]:
-        """The suppressions of ``address`` (every scope)."""
+        """The suppressions of ``address`` (every scope), its erased entries included."""
         wanted = address.strip().lower()
-        return [s for s in await self.snapshot() if s.address == wanted]
+        digest = address_hash(self._hash_key, wanted) if self._hash_key else None
+        return [
+            s
+            for s in await self.snapshot()
+            if s.address == wanted or (digest is not None and s.address_hash == digest)
+        ]
 
 
 def removal(address: str, scope: str = "", tenant: str = "") -> OutRecord:

@@ -47,7 +47,7 @@ class IngestStage:
         self.config = config
         self.tls = TlsFiles(config.tls, source, ctx.log) if config.tls.cert else None
         self.users = Users(config.users_file)
-        self.suppressions = SuppressionTable()
+        self.suppressions = SuppressionTable.for_config(ctx.config)
         self.tenants = TenantTable(ctx.log)
         self.holds = HeldCredentials(ctx.log)
         timeout = float(ctx.config.core.bus.publish_timeout)

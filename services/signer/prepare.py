@@ -19,6 +19,7 @@ from services.signer.keys import (
     key_filename,
     write_private_key,
 )
+from shared.addresshash import ensure_hash_key
 from shared.config import Config
 from shared.dkimkeys import zone_strings
 from shared.sealing import ensure_kek
@@ -35,6 +36,9 @@ def prepare(config: Config) -> list[str]:
     banner lines (the DKIM TXT record of each key of that domain)."""
     section = load_signer_config(config)
     lines: list[str] = ensure_kek(config)  # seals tenants' DKIM keys (shared.sealing)
+    # Matches erased addresses' suppression entries (shared.addresshash); the signer and
+    # ingest both read it, and the signer's prepare runs in every `postline run`.
+    lines += ensure_hash_key(config)
     if ensure_secret_file(section.secret_file):
         lines.append(f"signer: wrote a new HMAC secret to {section.secret_file}")
     domain = section.signing_domain.lower().rstrip(".")

@@ -64,7 +64,7 @@ class SignerStage:
         secrets = ctx.config.core.secrets
         kek_files = (secrets.kek_path(ctx.config.core.runtime), *secrets.kek_previous_files)
         self.pool = SigningPool(self.store, config.workers, kek_files if keyring else ())
-        self.suppressions = SuppressionTable()
+        self.suppressions = SuppressionTable.for_config(ctx.config)
         self.tenants = TenantTable(ctx.log)
         self.config_source = ctx.config.source
         try:

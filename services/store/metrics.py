@@ -29,6 +29,13 @@ class StoreMetrics:
             "producer's retry): skipped, counted nowhere. Bursts after restarts are normal.",
             registry=registry,
         )
+        self.erased = Counter(
+            "postline_store_erased_skipped_total",
+            "Events about an address erased with postline gdpr erase, from before the "
+            "erasure, not written back (the stage's lag at the time, or a rebuild from the "
+            "start of postline.events).",
+            registry=registry,
+        )
         self.write_seconds = Histogram(
             "postline_store_write_seconds",
             "One batch's database transaction (attribution, events, messages, rollups). "
@@ -87,6 +94,10 @@ class StoreSensor:
         if result.newest_at > self._newest:  # batches from other partitions may be older
             self._newest = result.newest_at
             m.newest_event.set(result.newest_at)
+
+    def skipped_erased(self, count: int) -> None:
+        """Events about erased addresses were left out of a batch."""
+        self.metrics.erased.inc(count)
 
     def failed(self, reason: str) -> None:
         """A batch was not taken (``unavailable`` or ``refused``)."""

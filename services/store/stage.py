@@ -23,9 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from services.store.api import build_api
 from services.store.config import StoreConfig, database_url, load
+from services.store.erased import ErasedAddresses
 from services.store.metrics import StoreMetrics, StoreSensor
 from services.store.outage import DatabaseOutage
 from services.store.retention import RetentionLoop
+from shared.addresshash import load_hash_key_if_present
 from shared.config import Config
 from shared.errors import StoreError, StoreUnavailable
 from shared.runtime.batch import Item, run_batch_loop
@@ -62,6 +64,7 @@ class StoreStage:
         self.sensor = StoreSensor(StoreMetrics(ctx.registry))
         self.outage = DatabaseOutage(ctx, self.sensor, Backoff(0.5, float(cfg.max_backoff)))
         self.tenants = TenantTable(ctx.log)
+        self.erased = ErasedAddresses(lambda: load_hash_key_if_present(ctx.config))
         #: The query API (``api.py``) when ``[store] api_port`` is set; its admin token is
         #: read here, so a missing file fails the start naming the key.
         self.api: HttpListener | None = build_api(
@@ -101,7 +104,11 @@ class StoreStage:
         batch = [(item.message.value or b"", item.record) for item in items]
         started = time.monotonic()
         try:
-            result = await write_batch(self.db, batch)
+            await self.erased.refresh(self.db)
+            kept = self.erased.keep(batch)
+            if len(kept) < len(batch):
+                self.sensor.skipped_erased(len(batch) - len(kept))
+            result = await write_batch(self.db, kept)
         except StoreUnavailable:
             raise  # the outage counts it
         except StoreError:
@@ -112,8 +119,7 @@ class StoreStage:
 
     def tenant_days(self) -> Mapping[str, int]:
         """Each tenant's own retention in days (0: the store's default)."""
-        # TenantSettings.retention_days comes with the GDPR work; older records lack it.
-        return {t.id: int(getattr(t.settings, "retention_days", 0)) for t in self.tenants}
+        return {t.id: t.settings.retention_days for t in self.tenants}
 
     async def run(self, ctx: StageContext) -> None:
         """Store events until stopping; see the module docstring."""

@@ -9,7 +9,8 @@ The commands live beside it: ``version`` and ``config`` (``config_commands``), `
 (``events``), ``queue ...`` (``queue``, ``queue_control``), ``dead ...`` (``dead``),
 ``quarantine ...`` (``quarantine``), ``tenant ...`` (``tenant``),
 ``reputation`` (``reputation``), ``pool ...`` (``pool``), ``credential ...``
-(``credential``), and the commands each stage adds through its ``add_commands`` hook.
+(``credential``), ``gdpr export|erase`` (``gdpr``), and the commands each stage adds
+through its ``add_commands`` hook.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from shared.cli.config_commands import CONFIG_ENV
 from shared.cli.credential import add_credential_commands
 from shared.cli.dead import add_dead_commands
 from shared.cli.events import add_event_commands
+from shared.cli.gdpr import add_gdpr_commands
 from shared.cli.pool import add_pool_commands
 from shared.cli.quarantine import add_quarantine_commands
 from shared.cli.queue import add_queue_commands
@@ -94,6 +95,7 @@ def build_parser(
     add_reputation_commands(commands)
     add_pool_commands(commands)
     add_credential_commands(commands)
+    add_gdpr_commands(commands)
     for spec in specs:
         if spec.add_commands is not None:
             spec.add_commands(commands)

@@ -136,6 +136,12 @@ def _add_set(sub: argparse._SubParsersAction[Any]) -> None:
         help="its mail goes only over TLS with a verified certificate, else waits "
         "(X-Postline-Require-TLS of a message decides first; inherit: no tenant policy)",
     )
+    change.add_argument(
+        "--retention-days",
+        metavar="DAYS",
+        help="days the reporting store keeps its events and message metadata "
+        "(1-3650; 0 = [store] retention_days)",
+    )
     add_tracking_flags(change, "the tenant's mail")
     change.set_defaults(handler=cmd_set)
 
@@ -262,6 +268,8 @@ async def cmd_set(args: argparse.Namespace, config: Config) -> int:
         settings["require_tls"] = args.require_tls
     if tracking := tracking_values(args):
         settings["tracking"] = tracking
+    if args.retention_days is not None:
+        settings["retention_days"] = args.retention_days
 
     async def body(bus: Bus) -> int:
         before = await tenant_admin.get(bus, args.id)

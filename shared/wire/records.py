@@ -334,6 +334,19 @@ class Suppression(Record, frozen=True, kw_only=True):
     #: A bounce's or complaint's reason (``shared.bounceclass.reasons``: "userunknown",
     #: "mailboxfull", "feedback"...); "" for unsubscribes, manual entries and older writers.
     bounce_reason: str = ""
+    #: How the recipient's objection or the failure reached us, the proof's kind: "one_click"
+    #: (RFC 8058 POST), "mailto" (List-Unsubscribe mail), the report's parser for a
+    #: complaint or an asynchronous bounce ("arf", "jmrp", "dsn", ...), "smtp" (the
+    #: deliverer's reply), "cli" or "api" (an operator); "" from older writers.
+    method: str = ""
+    #: The proof, kept as long as the entry: an unsubscribe's token HMAC (hex; it verifies
+    #: again with the address, scope and message id under the token secret:
+    #: ``shared.wire.tokens.unsubscribe_proof``), a report's own Message-ID; "" for none.
+    proof: str = ""
+    message_id: str = ""  # the message the unsubscribe, complaint or bounce was about
+    #: An erased address (``postline gdpr erase``): ``address`` is "" and this is its keyed
+    #: hash (``shared.addresshash``), so the entry still suppresses without the address.
+    address_hash: str = ""
 
 
 class TenantState(enum.StrEnum):
@@ -491,6 +504,9 @@ class TenantSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Every message of this tenant needs TLS with a verified certificate to the MX (the
     #: deliverer defers it otherwise); ``None``: no tenant policy, the message decides.
     require_tls: bool | None = None
+    #: Days the reporting store keeps this tenant's events and message metadata (1-3650);
+    #: 0 keeps the store's default (``[store] retention_days``).
+    retention_days: int = 0
 
 
 class Tenant(Record, frozen=True, kw_only=True):

@@ -29,7 +29,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -70,6 +70,9 @@ class UnsubscribeToken:
     recipient: str
     scope: str
     message_id: str
+    #: The token's HMAC (hex) as it arrived: the unsubscribe's proof (``unsubscribe_proof``).
+    #: Not compared: it follows from the three fields and the secret.
+    mac: str = field(default="", compare=False)
 
 
 def _mac(secret: bytes, purpose: bytes, *parts: bytes, size: int) -> bytes:
@@ -127,6 +130,15 @@ def unsubscribe_token(secret: bytes, recipient: str, scope: str, message_id: str
     return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
 
 
+def unsubscribe_proof(secret: bytes, recipient: str, scope: str, message_id: str) -> str:
+    """The HMAC (hex) of the unsubscribe token for these values: what a suppression keeps
+    as proof (``Suppression.proof``). It holds no address; given the address a person
+    claims, recomputing it here and comparing shows the unsubscribe came through a link
+    Postline sent to that address (only the token secret's holder can make one)."""
+    payload = msgspec.msgpack.encode([recipient, scope, message_id])
+    return _mac(secret, b"unsubscribe", payload, size=_UNSUB_MAC_BYTES).hex()
+
+
 def parse_unsubscribe_token(secret: bytes, token: str) -> UnsubscribeToken:
     """Verify and decode an unsubscribe token; raises :class:`ForgedToken`."""
     try:
@@ -140,7 +152,7 @@ def parse_unsubscribe_token(secret: bytes, token: str) -> UnsubscribeToken:
         recipient, scope, message_id = msgspec.msgpack.decode(payload, type=tuple[str, str, str])
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ForgedToken("malformed unsubscribe token payload") from exc
-    return UnsubscribeToken(recipient=recipient, scope=scope, message_id=message_id)
+    return UnsubscribeToken(recipient=recipient, scope=scope, message_id=message_id, mac=mac.hex())
 
 
 def tracking_token(secret: bytes, token: TrackingToken) -> str:

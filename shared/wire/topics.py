@@ -154,10 +154,21 @@ EVENTS: Topic[Event] = Topic(
     retention_ms=14 * DAY_MS,
     doc="What happened to every message and recipient.",
 )
+#: What stands where an erased address stood in a suppression key, before its keyed hash.
+HASHED_ADDRESS_PREFIX = "hmac-sha256:"
+
+
+def suppression_record_key(record: Suppression) -> str:
+    """The key of a suppression record: by its address, or for an erased address by its
+    keyed hash (``hmac-sha256:<hex>``, ``shared.addresshash``) where the address would be."""
+    address = record.address or HASHED_ADDRESS_PREFIX + record.address_hash
+    return suppression_key(address, record.scope, record.tenant)
+
+
 SUPPRESSIONS: Topic[Suppression] = Topic(
     "postline.suppressions",
     Suppression,
-    lambda s: suppression_key(s.address, s.scope, s.tenant),
+    suppression_record_key,
     partitions=3,
     compact=True,
     max_message_bytes=1 * MiB,

@@ -106,6 +106,12 @@ async def test_recipient_comes_from_verp_not_from_the_original_to(running: Runni
     assert "winter-list@shop.example" in event.detail  # what the report showed is kept
     (record,) = await suppressed(running)
     assert (record.address, record.reason) == (READER, SuppressionReason.COMPLAINT)
+    # The complaint's proof: the method and the report's own Message-ID, for the message.
+    assert (record.method, record.proof, record.message_id) == (
+        "arf",
+        "<fbl-0001@feedback.mailbox-provider.example>",
+        MSGID,
+    )
     assert unattributable(running) == 0
 
 

@@ -20,7 +20,7 @@ from shared.wire.records import (
     Suppression,
     SuppressionReason,
 )
-from shared.wire.tokens import unsubscribe_token, verp_address
+from shared.wire.tokens import unsubscribe_proof, unsubscribe_token, verp_address
 from shared.wire.topics import EVENTS, OUTBOUND, SUPPRESSIONS, suppression_key
 from testing import eventschema
 from tests.services.bouncer.conftest import ADMIN_TOKEN, BOUNCE_DOMAIN, SECRET, Running
@@ -225,6 +225,9 @@ async def test_mailto_unsubscribe_is_scoped(running: Running) -> None:
         "shop.example",
         SuppressionReason.UNSUBSCRIBE,
     )
+    # The proof, kept with the entry: how, which message, the token's HMAC (re-verifiable).
+    proof = unsubscribe_proof(SECRET, "reader@customer.example", "shop.example", MSGID)
+    assert (record.method, record.message_id, record.proof) == ("mailto", MSGID, proof)
 
 
 async def test_one_click_post_valid_and_forged(running: Running) -> None:
@@ -237,6 +240,15 @@ async def test_one_click_post_valid_and_forged(running: Running) -> None:
     assert status == 200
     table = await running.bus.read_table(SUPPRESSIONS.name)
     assert suppression_key("reader@customer.example", "shop.example").encode() in table
+    (entry,) = [SUPPRESSIONS.decode(v) for v in table.values()]
+    proof = unsubscribe_proof(SECRET, "reader@customer.example", "shop.example", MSGID)
+    assert (entry.method, entry.message_id, entry.proof, entry.at > 0) == (
+        "one_click",
+        MSGID,
+        proof,
+        True,
+    )
+    assert proof != unsubscribe_proof(SECRET, "someone@else.example", "shop.example", MSGID)
     events = await wait_for(running.bus, EVENTS, lambda rs: len(rs) >= 1)
     eventschema.assert_published(events)
     assert [e.kind for e in events if isinstance(e, Event)] == [EventKind.UNSUBSCRIBED]
@@ -281,7 +293,8 @@ async def test_admin_api(running: Running) -> None:
     assert status == 200
     assert (
         csv_text.decode().splitlines()[0]
-        == "address,scope,reason,source,at,detail,tenant,bounce_reason"
+        == "address,scope,reason,source,at,detail,tenant,bounce_reason,method,proof,message_id,"
+        "address_hash"
     )
     assert "someone@example.org,,manual,api," in csv_text.decode()
     status, _ = await asyncio.to_thread(

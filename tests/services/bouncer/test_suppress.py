@@ -9,13 +9,16 @@ from prometheus_client import CollectorRegistry
 
 from services.bouncer.config import load_bouncer_config
 from services.bouncer.metrics import BouncerMetrics
-from services.bouncer.suppress import SuppressionPolicy, export_csv
+from services.bouncer.suppress import SuppressionAdmin, SuppressionPolicy, export_csv
+from shared.addresshash import address_hash
 from shared.bounceclass.rules import BounceClass
-from shared.config import load_config
+from shared.bus.embedded import EmbeddedBus
+from shared.config import EmbeddedConfig, load_config
 from shared.errors import ConfigError
 from shared.secretfile import read_secret
-from shared.wire.records import SuppressionReason
+from shared.wire.records import Suppression, SuppressionReason
 from shared.wire.tokens import UnsubscribeToken
+from shared.wire.topics import SUPPRESSIONS
 
 DAY = 86400.0
 
@@ -57,8 +60,8 @@ def test_a_bounce_s_reason_goes_on_the_entry_and_the_export() -> None:
     assert record is not None
     assert (record.reason, record.bounce_reason) == (SuppressionReason.HARD_BOUNCE, "userunknown")
     header, row = export_csv([record]).splitlines()
-    assert header.endswith(",tenant,bounce_reason")
-    assert row.endswith(",userunknown")
+    assert header.endswith(",tenant,bounce_reason,method,proof,message_id,address_hash")
+    assert row.endswith(",userunknown,,,,")
 
 
 def test_unsubscribe_is_scoped_to_the_sender_domain() -> None:
@@ -104,3 +107,28 @@ def test_every_metric_has_help_text() -> None:
     assert len(families) == 8
     for family in families:
         assert len(family.documentation) > 30, family.name
+
+
+async def test_lookup_finds_an_erased_address_by_its_keyed_hash(tmp_path: Path) -> None:
+    """After ``postline gdpr erase`` the admin lookup still answers "suppressed" for the
+    address (GET /admin/suppressions/<address>), given the key; never another address."""
+    key = b"0123456789abcdef0123456789abcdef"
+    bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "bus.db", partitions=2))
+    await bus.start()
+    try:
+        erased = Suppression(
+            address="",
+            address_hash=address_hash(key, "gone@dest.test"),
+            reason=SuppressionReason.UNSUBSCRIBE,
+            at=1.0,
+            scope="news.example",
+        )
+        await bus.publish([SUPPRESSIONS.out(erased)])
+        found = await SuppressionAdmin(bus, "api", hash_key=key).lookup(" Gone@Dest.test")
+        assert [(s.reason, s.scope) for s in found] == [
+            (SuppressionReason.UNSUBSCRIBE, "news.example")
+        ]
+        assert await SuppressionAdmin(bus, "api", hash_key=key).lookup("other@dest.test") == []
+        assert await SuppressionAdmin(bus, "api").lookup("gone@dest.test") == []
+    finally:
+        await bus.close()

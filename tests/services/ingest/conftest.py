@@ -127,10 +127,13 @@ async def start_ingest(tmp_path: Path, pki: Pki) -> AsyncIterator[StartIngest]:
         tls_watch: str = "0.1s",
         kafka: tuple[str, str] | None = None,
         embedded: dict[str, Any] | None = None,
+        *,
+        sections: dict[str, Any] | None = None,
         **ingest: Any,
     ) -> Running:
         raw = base_config(tmp_path, pki, **ingest)
         raw["embedded"].update(embedded or {})  # e.g. max_size: a disk that fills
+        raw.update(sections or {})  # other sections, e.g. [secrets]
         raw["ingest"]["tls"]["watch_interval"] = tls_watch
         raw["runtime"]["drain_timeout"] = drain_timeout
         config = Config(convert(raw, CoreConfig, "test.toml"), "test.toml", {})

@@ -272,3 +272,23 @@ def test_set_require_tls(config: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert run(config, capsys, "set", "shop", "--require-tls", "inherit")[0] == 0
     assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["require_tls"] is None
     assert audit_details(config)[-2:] == ["set require_tls", "set require_tls"]
+
+
+def test_set_store_retention(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """0 (the store's default) or 1 to 3650 days; anything else is refused, nothing set."""
+    assert run(config, capsys, "add", "shop")[0] == 0
+    settings = json.loads(run(config, capsys, "show", "shop")[1])["settings"]
+    assert settings["retention_days"] == 0
+    assert run(config, capsys, "set", "shop", "--retention-days", "90")[:2] == (
+        0,
+        "tenant shop changed\n",
+    )
+    assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["retention_days"] == 90
+    for bad in ("3651", "-1", "7.5", "ten", ""):
+        code, _, err = run(config, capsys, "set", "shop", f"--retention-days={bad}")
+        assert code == 1 and "settings.retention_days" in err, (bad, err)
+    assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["retention_days"] == 90
+    assert run(config, capsys, "set", "shop", "--retention-days", "3650")[0] == 0
+    assert run(config, capsys, "set", "shop", "--retention-days", "0")[0] == 0
+    assert json.loads(run(config, capsys, "show", "shop")[1])["settings"]["retention_days"] == 0
+    assert audit_details(config)[-1] == "set retention_days"

@@ -293,6 +293,10 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
             detail="List-Unsubscribe-Post",
             tenant="acme",
             bounce_reason="userunknown",
+            method="one_click",
+            proof="8f1c2a9d0b7e6f5a4c3d",
+            message_id=MSGID,
+            address_hash="5d41402abc4b2a76b9719d911017c592" * 2,
         ),
     ),
     "Tenant": (
@@ -369,6 +373,7 @@ FULL: dict[str, tuple[Topic[Any], Record]] = {
                     opens=False, clicks=True, text_clicks=False, host="t.acme.example"
                 ),
                 require_tls=True,
+                retention_days=90,
             ),
             created_at=AT,
             updated_at=AT + 100,
