@@ -313,12 +313,15 @@ def _report_lines(report: Any) -> list[str]:
         f"  suppressed {t.suppressed}  rejected {t.rejected}  deliverability "
         f"{_rate(t.deliverability)}",
     ]
-    if report.providers:
+    # Events without a provider (accepted, suppressed, opens) are the "" provider's: no
+    # delivery outcome, nothing to show in this table.
+    providers = [p for p in report.providers if p.totals.delivered + p.totals.bounced]
+    if providers:
         lines.append("  by provider:")
         lines += [
             f"    {p.provider:<12} delivered {p.totals.delivered:>8}  bounced "
             f"{p.totals.bounced:>7}  deliverability {_rate(p.totals.deliverability)}"
-            for p in report.providers
+            for p in providers
         ]
     if report.bounce_reasons:
         lines.append("  top bounce reasons:")

@@ -139,6 +139,9 @@ def test_report(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     assert "accepted 2  delivered 2  deferred 1  bounced 2 (hard 1, soft 1)" in out
     assert "deliverability 50.0%" in out and "1  hard/userunknown" in out
+    # Only providers with an outcome are listed (accepted events carry no provider).
+    listed = out.split("by provider:\n")[1].split("  top")[0].splitlines()
+    assert listed and all(line.split()[0] != "delivered" for line in listed)
     code, out, _ = run(
         config, capsys, "report", "--tenant", "shop", "--campaign", "spring-sale", "--csv", *window
     )
