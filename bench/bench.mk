@@ -15,11 +15,13 @@
 #   make bench-webhooks   events/s one webhooks process acknowledges to an HTTPS receiver,
 #                         and the event-to-acknowledgement p50/p99 (Kafka)
 #   make bench-store      the reporting store's query p50/p99 at 10 million events (PostgreSQL)
+#   make bench-store-write  the reporting store's write rate (events/s into PostgreSQL)
 # BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--messages 10000 --rounds 3"
 BENCH_ARGS ?=
 
 .PHONY: bench bench-compare bench-lanes bench-scaleout bench-profile bench-ingest bench-signer bench-deliverer \
-        bench-corpus bench-memory bench-limits bench-rspamd bench-webhooks bench-store
+        bench-corpus bench-memory bench-limits bench-rspamd bench-webhooks bench-store \
+        bench-store-write
 
 bench: venv
 	$(KAFKA) up
@@ -104,4 +106,11 @@ bench-rspamd: venv
 bench-store: venv
 	$(POSTGRES) up
 	status=0; $(BIN)/python bench/store_queries.py --dsn $(POSTLINE_TEST_POSTGRES) $(BENCH_ARGS) \
+	    || status=$$?; $(POSTGRES) down; exit $$status
+
+# The store's write rate: events/s the writer puts into PostgreSQL at each batch size, Python's
+# CPU beside the wall time. bench/results/store_write.json.
+bench-store-write: venv
+	$(POSTGRES) up
+	status=0; $(BIN)/python bench/store_write.py --dsn $(POSTLINE_TEST_POSTGRES) $(BENCH_ARGS) \
 	    || status=$$?; $(POSTGRES) down; exit $$status
