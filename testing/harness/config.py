@@ -77,6 +77,9 @@ def _core(s: Settings) -> str:
         bus += (
             f"\n[kafka]\nbootstrap = {_q(s.kafka_bootstrap)}\n"
             f'topic_prefix = {_q(s.topic_prefix)}\ntransaction_timeout = "15s"\n'
+            # The Kafka cluster is the four pipeline processes; the store would need a
+            # PostgreSQL of its own (its tests are tests/services/store).
+            "\n[store]\nenabled = false\n"
         )
     else:
         bus += f"\n[embedded]\npath = {_q(s.workdir / 'data' / 'postline.db')}\n"
