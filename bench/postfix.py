@@ -73,6 +73,14 @@ maillog_file_prefixes = {data}
 biff = no
 """
 
+#: A signing milter (OpenDKIM): tempfail when it is unreachable, so unsigned mail never passes.
+_MILTER_CF = """\
+smtpd_milters = {milter}
+non_smtpd_milters = $smtpd_milters
+milter_default_action = tempfail
+milter_protocol = 6
+"""
+
 
 def installed() -> bool:
     """Whether the ``postfix`` command is on this machine."""
@@ -88,6 +96,7 @@ def install() -> None:
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a signal to our process group must not cut dpkg short
     )
 
 
@@ -99,14 +108,19 @@ def purge() -> None:
         env=env,
         check=False,
         stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
 class PostfixRelay:
     """One private Postfix instance relaying from ``127.0.0.1:port`` to the sink."""
 
-    def __init__(self, workdir: Path, port: int, sink_host: str, sink_port: int) -> None:
+    def __init__(
+        self, workdir: Path, port: int, sink_host: str, sink_port: int, milter: str = ""
+    ) -> None:
+        """``milter``: a socket (``inet:127.0.0.1:PORT``) every message passes through."""
         self.port = port
+        self.milter = milter
         self.workdir = workdir
         self.config_dir = workdir / "postfix-etc"
         self.queue = workdir / "postfix-spool"
@@ -119,11 +133,12 @@ class PostfixRelay:
             path.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)  # the postfix user must traverse to its queue and data
         shutil.chown(self.data, "postfix", "postfix")
-        (self.config_dir / "main.cf").write_text(
-            _MAIN_CF.format(
-                queue=self.queue, data=self.data, sink_host=self.sink[0], sink_port=self.sink[1]
-            )
+        main_cf = _MAIN_CF.format(
+            queue=self.queue, data=self.data, sink_host=self.sink[0], sink_port=self.sink[1]
         )
+        if self.milter:
+            main_cf += _MILTER_CF.format(milter=self.milter)
+        (self.config_dir / "main.cf").write_text(main_cf)
         (self.config_dir / "master.cf").write_text(
             _MASTER_CF.format(listen=f"127.0.0.1:{self.port}")
         )

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
+_DKIM = re.compile(rb"^DKIM-Signature:", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,17 @@ class Sink:
                 Receipt(entry.stat().st_mtime, match.group(1).decode() if match else "", rcpts)
             )
         return out
+
+    def dkim_signed(self) -> int | None:
+        """Transactions whose message carries a DKIM-Signature header (``None`` for the
+        aiosmtpd sink, which keeps no message text)."""
+        if self.kind == "aiosmtpd":
+            return None
+        signed = 0
+        for entry in os.scandir(self.dir):
+            with open(entry.path, "rb") as fh:
+                signed += bool(_DKIM.search(fh.read(16384)))
+        return signed
 
 
 def _parse_line(line: bytes) -> Receipt:

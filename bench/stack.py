@@ -1,4 +1,5 @@
-"""The Postline cluster a benchmark drives: stage processes on Kafka, DNS and sink MX hosts.
+"""The Postline cluster a benchmark drives: stage processes on Kafka (or one ``postline run``
+process on the embedded bus), DNS and sink MX hosts.
 
 Built from the end-to-end harness's parts (``tests/e2e``: the operator-made materials,
 the rendered config file, ``postline <stage>`` processes with their own HTTP port and
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.sink import Sink
 from testing.dnsserver import DnsServer, Records
-from testing.harness.config import Ports, Settings, render
+from testing.harness.config import BusKind, Ports, Settings, render
 from testing.harness.loop import LoopThread
 from testing.harness.materials import Materials, make_materials
 from testing.harness.processes import PostlineProcess, run_command, wait_ready
@@ -56,6 +57,7 @@ class StackOptions:
     env: dict[str, str] = field(default_factory=dict)  # POSTLINE__ overrides on top of BENCH_ENV
     rsa_only: bool = True  # drop the Ed25519 key the harness materials also make
     deferred: tuple[str, ...] = ()  # stages started later, by start_deferred() (a backlog)
+    bus: BusKind = "kafka"  # "embedded": one ``postline run`` process on the SQLite bus
 
 
 class Stack:
@@ -109,7 +111,8 @@ class Stack:
             mx=mx_port,
         )
         self.config_path.write_text(render(self._settings(), self.materials))
-        run_command(["topics", "create"], self.config_path, self.workdir / "topics.log")
+        if o.bus == "kafka":
+            run_command(["topics", "create"], self.config_path, self.workdir / "topics.log")
         self.processes = self._make_processes(names)
         now = [p for p in self.processes if p.command not in self.options.deferred]
         for process in now:
@@ -135,7 +138,9 @@ class Stack:
         self.loop.stop()
 
     def process_names(self) -> list[str]:
-        """``ingest``, ``signer``, ``signer-2``, ... in start order."""
+        """``ingest``, ``signer``, ``signer-2``, ... in start order; ``run`` on the embedded bus."""
+        if self.options.bus == "embedded":
+            return ["run"]
         names = []
         for stage in STAGES:
             count = self.options.replicas.get(stage, 1)
@@ -154,12 +159,12 @@ class Stack:
 
     def _settings(self) -> Settings:
         return Settings(
-            bus="kafka",
+            bus=self.options.bus,
             workdir=self.workdir,
             ports=self.ports,
             sender_domain=SENDER_DOMAIN,
             bounce_domain=f"bounces.{SENDER_DOMAIN}",
-            unsubscribe_process="bouncer",
+            unsubscribe_process="bouncer" if self.options.bus == "kafka" else "run",
             kafka_bootstrap=self.options.kafka,
             topic_prefix=self.topic_prefix,
         )
