@@ -14,13 +14,13 @@ Postfix is pointed at it by ``PostfixRelay(milter=...)``; it does not send or me
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from bench import debian
 from bench.sink import wait_listening
 
 _PACKAGES = ("opendkim",)
@@ -51,26 +51,12 @@ def installed() -> bool:
 
 def install() -> None:
     """Install Debian's package non-interactively (root)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *_PACKAGES],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,  # a signal to our process group must not cut dpkg short
-    )
+    debian.install(*_PACKAGES)
 
 
 def purge() -> None:
     """Remove the package again (used only when :func:`install` put it there)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(
-        ["apt-get", "purge", "-y", "-q", "--autoremove", *_PACKAGES],
-        env=env,
-        check=False,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    debian.purge(*_PACKAGES)
 
 
 class OpenDkim:

@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench import debian
 from bench.sink import wait_listening
 
 _PRESEED = "postfix postfix/main_mailer_type select No configuration\n"
@@ -89,27 +90,13 @@ def installed() -> bool:
 
 def install() -> None:
     """Install Debian's package non-interactively (root; starts nothing: no main.cf yet)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["debconf-set-selections"], input=_PRESEED, text=True, check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *_PACKAGES],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,  # a signal to our process group must not cut dpkg short
-    )
+    debian.install(*_PACKAGES)
 
 
 def purge() -> None:
     """Remove the package again (used only when :func:`install` put it there)."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(
-        ["apt-get", "purge", "-y", "-q", "--autoremove", *_PACKAGES],
-        env=env,
-        check=False,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    debian.purge(*_PACKAGES)
 
 
 class PostfixRelay:
