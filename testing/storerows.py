@@ -12,44 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from typing import Any
 
 from shared.store.db import Executor
+from shared.store.rows import EVENT_COLUMNS, day_of
 
-#: The columns of ``events`` in table order (docs: the store spec's schema).
-EVENT_COLUMNS = (
-    "day",
-    "id",
-    "at",
-    "kind",
-    "tenant",
-    "message_id",
-    "recipient",
-    "recipient_domain",
-    "sender",
-    "sender_domain",
-    "subject",
-    "campaign",
-    "tags",
-    "provider",
-    "mx",
-    "classification",
-    "reason",
-    "code",
-    "status",
-    "detail",
-    "machine",
-    "agent",
-    "url",
-    "doc",
-)
-
-
-def utc_day(at: float) -> int:
-    """The UTC day of ``at`` as yyyymmdd."""
-    tm = time.gmtime(at)
-    return tm.tm_year * 10000 + tm.tm_mon * 100 + tm.tm_mday
+# The events table's columns and the UTC day are the writer's own (shared.store.rows): the
+# rows written here are the rows the writer would write.
+utc_day = day_of
 
 
 def event_row(
