@@ -3,7 +3,8 @@
 #   make bench            the whole pipeline on Kafka (four stage processes) into a sink MX
 #   make bench-compare    the same load through Postline on the embedded bus, Postfix and
 #                         Postfix + OpenDKIM too, in the same run, 1 KB and 50 KB, with ratios
-#   make bench-profile    py-spy one stage (STAGE=signer) during make bench; summary text
+#   make bench-profile    py-spy every stage and JFR the broker during make bench (STAGE=signer:
+#                         that one only; STAGE=kafka the broker); summary texts
 #   make bench-lanes      transactional latency to one limited domain, alone and behind a
 #                         bulk backlog (the priority lanes)
 #   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
@@ -67,9 +68,12 @@ bench-deliverer: venv
 bench-corpus: venv
 	$(BIN)/python bench/corpus_bounces.py $(BENCH_ARGS)
 
-# py-spy profile of one stage during `make bench` (STAGE=ingest|signer|deliverer|bouncer);
-# installs py-spy, a benchmark tool only, into the project's venv. Summary in bench/results/.
-STAGE ?= signer
+# Profiles over the last round of `make bench`: py-spy on each stage (the signer's workers too)
+# and the broker JVM with JFR and per-thread CPU from jcmd (bench/jfr.py; the JDK running the
+# broker provides jcmd and jfr). STAGE=ingest|signer|deliverer|bouncer|kafka profiles only
+# that one. Installs py-spy, a benchmark tool only, into the project's venv.
+# Summaries in bench/results/profile-<name>.txt; docs/performance.md reads them.
+STAGE ?= all
 bench-profile: venv
 	$(BIN)/pip install --quiet py-spy
 	$(KAFKA) up

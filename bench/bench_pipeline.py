@@ -3,7 +3,7 @@
 
     python bench/bench_pipeline.py --kafka 127.0.0.1:29092 [--compare] [--messages 5000]
         [--sessions 20] [--size 5120] [--rcpts 1] [--domains 4] [--new-connection]
-        [--rounds 1] [--profile signer]
+        [--rounds 1] [--profile all|ingest|signer|deliverer|bouncer|kafka]
     python bench/bench_pipeline.py --bulk-backlog 1000 --messages 100 --sessions 2 --pause 0.4
         [--backlog-rate 1200] [--backlog-connections 2]
 
@@ -34,6 +34,11 @@ Message-ID), duplicates at the sink, CPU ms per message per process tree (stages
 sink, Postfix, OpenDKIM) and peak RSS per process. Written to ``bench/results/pipeline.json``
 (``compare.json`` with ``--compare``).
 
+``--profile``: in the last round, py-spy each stage's process tree (the signer's signing workers
+too) and record the broker JVM with JFR and per-thread CPU (``jfr.py``), all over the same
+window; one summary per process in ``bench/results/profile-<name>.txt`` (``all``: the four
+stages and ``kafka``).
+
 ``--bulk-backlog N``: the transactional accept-to-delivered latency to one limited domain
 alone and behind a backlog of N bulk messages to it (``backlog.py`` describes the scenario);
 the two figures are printed and written under ``lanes``.
@@ -47,11 +52,12 @@ import json
 import os
 import platform
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,9 +76,10 @@ from bench.backlog import (
     queue_backlog,
     transactional_spec,
 )
+from bench.jfr import BrokerProfile, JfrError
 from bench.load import LoadResult, LoadSpec, percentile, run_load
 from bench.procstats import Meter
-from bench.profiling import record, summarise
+from bench.profiling import Profiler, PySpy
 from bench.sink import Sink
 from bench.stack import SENDER_DOMAIN, STAGES, Stack, StackOptions
 from testing.smtpsink import free_port
@@ -152,31 +159,88 @@ def measure(
     roots: dict[str, int],
     done: Any,
     *,
-    profile: tuple[int, Path] | None = None,
+    profilers: Sequence[Profiler] = (),
     amid_other_mail: bool = False,
 ) -> dict[str, Any]:
     """One measured run through one system: load, wait for delivery, collect the figures
-    (``amid_other_mail``: the sink also receives other mail; wait for this run's by id)."""
+    (``amid_other_mail``: the sink also receives other mail; wait for this run's by id).
+    ``profilers`` cover the run; their summaries are under ``profiles`` by name."""
     if not amid_other_mail:
         sink.reset()
-    meter = Meter(roots, alone=frozenset({"loadgen"}))
-    meter.start()
-    spy = record(profile[0], profile[1], spec.messages / 400 + 5) if profile else None
-    load = asyncio.run(run_load(spec))
-    if amid_other_mail:
-        complete = wait_messages(sink, load, timeout=300)
-    else:
-        complete = wait_delivered(sink, load.accepted * spec.rcpts, done, timeout=300)
-    meter.stop()
-    if spy is not None:
-        spy.wait(120)
+    started = start_profilers(profilers)
+    try:
+        meter = Meter(roots, alone=frozenset({"loadgen"}))
+        meter.start()
+        load = asyncio.run(run_load(spec))
+        if amid_other_mail:
+            complete = wait_messages(sink, load, timeout=300)
+        else:
+            complete = wait_delivered(sink, load.accepted * spec.rcpts, done, timeout=300)
+        meter.stop()
+    finally:  # an interrupted run must not leave py-spy or a JFR recording running
+        profiles = stop_profilers(started)
     figures = {"system": name, **load.summary(), **delivery_figures(sink, load)}
     figures["complete"] = complete
     figures["restarted"] = meter.restarted()
     if figures["restarted"]:
         print(f"WARNING: {figures['restarted']} restarted during the run: figures invalid")
     figures["processes"] = meter.report(load.accepted)
+    if profiles:
+        figures["profiles"] = profiles
     return figures
+
+
+def start_profilers(profilers: Sequence[Profiler]) -> list[Profiler]:
+    """Start each profiler; those that started (one that cannot is reported and left out)."""
+    started = []
+    for profiler in profilers:
+        try:
+            profiler.start()
+        except (OSError, JfrError, subprocess.SubprocessError) as exc:
+            print(f"profile of {profiler.name} skipped: {exc}", flush=True)
+            continue
+        started.append(profiler)
+    return started
+
+
+def stop_profilers(profilers: Sequence[Profiler]) -> dict[str, str]:
+    """Stop each profiler; its summary text by name (a failure is reported, the rest go on)."""
+    texts = {}
+    for profiler in profilers:
+        try:
+            texts[profiler.name] = profiler.stop()
+        except (OSError, JfrError, subprocess.SubprocessError) as exc:
+            print(f"profile of {profiler.name} failed: {exc}", flush=True)
+    return texts
+
+
+def profilers_for(choice: str, stack: Stack, kafka: str, workdir: Path) -> list[Profiler]:
+    """The profilers of ``--profile choice``: py-spy per stage, JFR for the broker when its
+    PID is known here and it is a Kafka JVM (else that one profile is skipped, said why)."""
+    names = [*STAGES, "kafka"] if choice == "all" else [choice]
+    pids = stack.pids()
+    out: list[Profiler] = [
+        PySpy(n, pids[n], workdir / f"profile-{n}.folded") for n in names if n in STAGES
+    ]
+    if "kafka" in names:
+        pid = broker_pid(kafka)
+        if pid is None or not is_kafka_jvm(pid):
+            print(
+                f"broker profile skipped: no running Kafka JVM found for {kafka} "
+                "(deploy/local/kafka.sh's pid file); a remote broker cannot be profiled from here",
+                flush=True,
+            )
+        else:
+            out.append(BrokerProfile(pid, workdir))
+    return out
+
+
+def is_kafka_jvm(pid: int) -> bool:
+    """``pid`` runs ``kafka.Kafka`` (a stale pid file may name another process)."""
+    try:
+        return b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def warm_up(spec: LoadSpec, sink: Sink, done: Any) -> None:
@@ -232,17 +296,24 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             return run_backlog(args, stack, postline_spec, roots)
         warm_up(postline_spec, sink, None)
         for round_no in range(args.rounds):
-            profile = None
+            profilers: list[Profiler] = []
             if args.profile and round_no == args.rounds - 1:
-                out = workdir / f"profile-{args.profile}.folded"  # raw stacks: not kept
-                profile = (stack.pids()[args.profile], out)
-            runs.append(measure("postline", postline_spec, sink, roots, None, profile=profile))
+                # raw stacks and the recording stay in the work directory: not kept
+                profilers = profilers_for(args.profile, stack, args.kafka, workdir)
+            runs.append(measure("postline", postline_spec, sink, roots, None, profilers=profilers))
             print_run(runs[-1])
-        if args.profile:
-            text = summarise(workdir / f"profile-{args.profile}.folded")
-            (RESULTS / f"profile-{args.profile}.txt").write_text(text)
+            write_profiles(runs[-1].pop("profiles", {}))
         sink_kind = sink.kind
     return {"runs": runs, "sink": sink_kind}
+
+
+def write_profiles(texts: dict[str, str]) -> None:
+    """Each summary to ``bench/results/profile-<name>.txt``."""
+    RESULTS.mkdir(exist_ok=True)
+    for name, text in texts.items():
+        path = RESULTS / f"profile-{name}.txt"
+        path.write_text(text)
+        print(f"profile of {name}: {path}", flush=True)
 
 
 def postline_roots(stack: Stack, kafka: str) -> dict[str, int]:
@@ -439,7 +510,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--compression", choices=["none", "gzip"])
     parser.add_argument(
-        "--profile", choices=list(STAGES), help="py-spy the stage in the last round"
+        "--profile",
+        choices=["all", *STAGES, "kafka"],
+        help="in the last round: py-spy the stage(s), JFR the broker (all: every one)",
     )
     parser.add_argument(
         "--bulk-backlog",

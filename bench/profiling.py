@@ -2,11 +2,14 @@
 
     python bench/profiling.py summarise bench/results/profile-signer.folded [--top 30]
 
-Owns starting ``py-spy record`` on a process tree (``--subprocesses``: the signer's signing
-workers too) in collapsed-stack ("raw") format for the duration of a measured run, and turning
-the collapsed stacks into a short text summary: the functions with the most samples on top of
-the stack (self time) and anywhere in it (inclusive time), and the busiest threads/processes.
+Owns running ``py-spy record`` on a process tree (``--subprocesses``: the signer's signing
+workers too) in collapsed-stack ("raw") format for the length of a measured run
+(:class:`PySpy`: started before the load, stopped with SIGINT, on which py-spy writes what it
+has), and turning the collapsed stacks into a short text summary: the functions with the most
+samples on top of the stack (self time) and anywhere in it (inclusive time), and the busiest
+processes. py-spy samples only threads that are not idle, so the samples approximate CPU.
 py-spy is found on PATH or in ``$PY_SPY``; it is a benchmark tool, not a Postline dependency.
+The broker's counterpart is ``bench/jfr.py``.
 """
 
 from __future__ import annotations
@@ -15,13 +18,28 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Protocol
 
 #: "process 123:\"python ...\";thread (0x7f..);func (file.py:12);... 42"
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+class Profiler(Protocol):
+    """One process profiled for the length of a measured run (:class:`PySpy`,
+    ``bench.jfr.BrokerProfile``)."""
+
+    name: str
+
+    def start(self) -> None:
+        """Start profiling, before the load."""
+
+    def stop(self, top: int = 25) -> str:
+        """Stop profiling, after the run; the summary text."""
 
 
 def py_spy() -> str | None:
@@ -40,10 +58,58 @@ def record(pid: int, output: Path, seconds: float, rate: int = 100) -> subproces
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _frames(stack: str) -> list[str]:
+class PySpy:
+    """py-spy on the process tree of ``pid`` from :meth:`start` to :meth:`stop`."""
+
+    #: py-spy's own limit; the run stops it long before (SIGINT).
+    MAX_SECONDS = 3600
+
+    def __init__(self, name: str, pid: int, folded: Path) -> None:
+        self.name = name
+        self.pid = pid
+        self.folded = folded
+        self._spy: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start sampling."""
+        self._spy = record(self.pid, self.folded, self.MAX_SECONDS)
+
+    def stop(self, top: int = 25) -> str:
+        """Stop sampling (py-spy writes the stacks on SIGINT); the summary text."""
+        if self._spy is None:
+            raise RuntimeError(f"py-spy on {self.name} was not started")
+        self._spy.send_signal(signal.SIGINT)
+        self._spy.wait(120)
+        if not self.folded.exists():
+            raise FileNotFoundError(
+                f"py-spy wrote no profile of {self.name} (exit {self._spy.returncode})"
+            )
+        return summarise(self.folded, top)
+
+
+def _entries(stack: str) -> list[str]:
+    """A collapsed stack split at ``;``, except inside a ``process N:"command line"`` entry
+    (the signer's spawned workers run ``python -c "...; spawn_main(...)"``)."""
+    entries: list[str] = []
+    for part in stack.split(";"):
+        if entries and entries[-1].startswith("process ") and not entries[-1].endswith('"'):
+            entries[-1] += ";" + part
+        else:
+            entries.append(part)
+    return entries
+
+
+def _process(entries: list[str]) -> str:
+    """The innermost ``process ...`` entry of a collapsed stack: with ``--subprocesses``
+    a child's stacks start with its parent's entry, then its own."""
+    processes = [entry for entry in entries if entry.startswith("process ")]
+    return processes[-1] if processes else "(process unknown)"
+
+
+def _frames(entries: list[str]) -> list[str]:
     """A collapsed stack's frames as ``function (file)``, process and thread entries dropped."""
     out = []
-    for frame in stack.split(";"):
+    for frame in entries:
         if frame.startswith(("process ", "thread ")):
             continue
         match = _FRAME.match(frame)
@@ -67,9 +133,9 @@ def summarise(folded: Path, top: int = 25) -> str:
             continue
         count = int(count_text)
         total += count
-        frames = _frames(stack)
-        head = stack.split(";", 1)[0]
-        processes[head[:90]] += count
+        entries = _entries(stack)
+        frames = _frames(entries)
+        processes[_process(entries)[:90]] += count
         if frames:
             own[frames[-1]] += count
         for frame in set(frames):
