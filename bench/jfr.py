@@ -67,6 +67,10 @@ _THREAD_FIELD = re.compile(r'^\s+sampledThread = "(?P<name>.*)" \(')
 SAMPLE_PERIOD_MS = 1
 
 
+#: The header of ``Thread.print``'s output.
+THREAD_DUMP = "Full thread dump"
+
+
 class JfrError(RuntimeError):
     """A ``jcmd`` or ``jfr`` command failed; the message carries its output."""
 
@@ -217,7 +221,9 @@ class BrokerProfile:
         self._before: dict[int, JavaThread] = {}
         self._started = 0.0
 
-    def _jcmd(self, *args: str) -> str:
+    def _jcmd(self, *args: str, expect: str) -> str:
+        """Run ``jcmd <pid> args``; its output, which must contain ``expect``: jcmd exits 0
+        on most command errors ("Could not stop recording ...")."""
         result = subprocess.run(
             [str(self.bin / "jcmd"), str(self.pid), *args],
             capture_output=True,
@@ -225,14 +231,13 @@ class BrokerProfile:
             timeout=60,
             check=False,
         )
-        # jcmd exits 0 on some command errors; its output then names the exception.
-        if result.returncode != 0 or "Exception" in result.stdout:
+        if result.returncode != 0 or expect not in result.stdout:
             raise JfrError(f"jcmd {' '.join(args)}: {result.stdout}{result.stderr}".strip())
         return result.stdout
 
     def start(self) -> None:
         """Snapshot the threads' CPU and start the recording."""
-        self._before = parse_thread_print(self._jcmd("Thread.print"))
+        self._before = parse_thread_print(self._jcmd("Thread.print", expect=THREAD_DUMP))
         self._started = time.monotonic()
         self._jcmd(
             "JFR.start",
@@ -242,12 +247,13 @@ class BrokerProfile:
             f"filename={self.recording}",
             # the broker may be shared: a bench killed before stop() must not leave it recording
             f"duration={self.MAX_SECONDS}s",
+            expect="Started recording",
         )
 
     def stop(self, top: int = 25) -> str:
         """Stop the recording, snapshot the threads again; the summary text."""
-        self._jcmd("JFR.stop", f"name={self.recording_name}")
-        after = parse_thread_print(self._jcmd("Thread.print"))
+        self._jcmd("JFR.stop", f"name={self.recording_name}", expect="Stopped recording")
+        after = parse_thread_print(self._jcmd("Thread.print", expect=THREAD_DUMP))
         seconds = time.monotonic() - self._started
         printer = subprocess.Popen(
             [
