@@ -79,7 +79,12 @@ class PySpy:
         if self._spy is None:
             raise RuntimeError(f"py-spy on {self.name} was not started")
         self._spy.send_signal(signal.SIGINT)
-        self._spy.wait(120)
+        try:
+            self._spy.wait(120)
+        except subprocess.TimeoutExpired:
+            self._spy.kill()  # no stray sampler on the stage; this profile is lost
+            self._spy.wait()
+            raise
         if not self.folded.exists():
             raise FileNotFoundError(
                 f"py-spy wrote no profile of {self.name} (exit {self._spy.returncode})"
