@@ -13,8 +13,8 @@ this module never imports a stage. A stage's ``add_commands`` hook adds sub-pars
 
 A command imports only what it needs, so that ``postline bounce classify`` or ``postline
 version`` starts in a fraction of what building every command costs (importing every command
-module and every stage took 0.3 s). ``parser_for`` reads the top-level command off the
-command line (``command_named``) and builds the parser of that command alone:
+module and every stage took 0.2 s, 0.3 s without bytecode caches). ``parser_for`` reads the
+top-level command off the command line (``command_named``) and builds its parser alone:
 
 - a built-in command (``BUILTINS``) imports the one module that registers it; ``config``
   and ``run`` also find every stage (they check, document or run them all), the others none;
