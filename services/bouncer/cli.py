@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.bouncer.config import load_bouncer_config
-from services.bouncer.suppress import (
-    SuppressionAdmin,
-    address_problem,
-    domain_problem,
-    export_csv,
-    suppression_row,
-    tenant_problem,
-)
-from shared.addresshash import load_hash_key_if_present
-from shared.bus.factory import open_bus
-from shared.config import Config
 from shared.wire.records import SuppressionReason
 
 if TYPE_CHECKING:
+    from services.bouncer.suppress import SuppressionAdmin
     from shared.bounceclass.rules import RuleTable
+    from shared.config import Config
+
+# ``postline bounce ...`` and ``postline suppress ...`` import this module to build their
+# parser: the suppression list (``suppress.py``, the bus, the wire topics) is imported by
+# the ``suppress`` commands when they run.
 
 
 def classify_bytes(raw: bytes, table: RuleTable | None = None) -> list[dict[str, Any]]:
@@ -129,6 +124,12 @@ async def cmd_suppress_remove(args: argparse.Namespace, config: Config) -> int:
 
 def _scope_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the address, ``--scope`` or ``--tenant`` (as the admin API says)."""
+    from services.bouncer.suppress import (  # noqa: PLC0415
+        address_problem,
+        domain_problem,
+        tenant_problem,
+    )
+
     if (problem := address_problem(args.address.strip())) is not None:
         return problem
     if args.scope.strip() and (problem := domain_problem(args.scope.strip())) is not None:
@@ -138,6 +139,8 @@ def _scope_problem(args: argparse.Namespace) -> str | None:
 
 async def cmd_suppress_list(_args: argparse.Namespace, config: Config) -> int:
     """``postline suppress list``: one JSON object per suppressed address."""
+    from services.bouncer.suppress import suppression_row  # noqa: PLC0415
+
     async with _admin(config) as admin:
         for record in await admin.snapshot():
             print(json.dumps(suppression_row(record)))
@@ -146,6 +149,8 @@ async def cmd_suppress_list(_args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_suppress_export(args: argparse.Namespace, config: Config) -> int:
     """``postline suppress export [-o FILE]``: CSV with a header line."""
+    from services.bouncer.suppress import export_csv  # noqa: PLC0415
+
     async with _admin(config) as admin:
         text = export_csv(await admin.snapshot())
     if args.output is None:
@@ -156,6 +161,10 @@ async def cmd_suppress_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def _admin(config: Config) -> SuppressionAdmin:
+    from services.bouncer.suppress import SuppressionAdmin  # noqa: PLC0415
+    from shared.addresshash import load_hash_key_if_present  # noqa: PLC0415
+    from shared.bus.factory import open_bus  # noqa: PLC0415
+
     # A client of the bus, not its owner: works beside a running `postline run`.
     return SuppressionAdmin(
         open_bus(config, owner=False),

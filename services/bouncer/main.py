@@ -13,10 +13,11 @@ from services.bouncer.cli import add_commands
 from services.bouncer.config import BouncerConfig
 from services.bouncer.prepare import prepare
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.bouncer.stage import BouncerStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> BouncerStage:

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from services.deliverer.config import DelivererConfig, load
 from services.deliverer.prepare import prepare
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.deliverer.stage import DelivererStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> DelivererStage:

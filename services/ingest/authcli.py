@@ -9,12 +9,12 @@ Kafka with any number of replicas and on the embedded bus beside ``postline run`
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.bus.factory import open_bus
-from shared.config import Config
-from shared.control import operator, publish_action
 from shared.wire.records import ControlVerb
+
+if TYPE_CHECKING:
+    from shared.config import Config
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -37,6 +37,11 @@ def _target(text: str) -> str:
 
 async def run_unblock(args: argparse.Namespace, config: Config) -> int:
     """Publish the unblock; every running ingest applies it within a second or so."""
+    # Every command that loads ingest's spec builds this parser: the bus and the control
+    # topic (asyncio) are imported when the unblock is sent.
+    from shared.bus.factory import open_bus  # noqa: PLC0415
+    from shared.control import operator, publish_action  # noqa: PLC0415
+
     target: str = args.target
     bus = open_bus(config, owner=False)
     await bus.start()

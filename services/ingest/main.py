@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from services.ingest import authcli, users
 from services.ingest.config import IngestConfig
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.ingest.stage import IngestStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> IngestStage:

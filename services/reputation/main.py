@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from services.reputation.config import ReputationConfig
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.reputation.stage import ReputationStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> ReputationStage:

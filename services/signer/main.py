@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from services.signer.commands import add_commands
 from services.signer.config import SignerConfig
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.signer.stage import SignerStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> SignerStage:

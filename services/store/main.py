@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 from services.store.cli import add_commands
 from services.store.config import StoreConfig
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.store.stage import DisabledStage, StoreStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> StoreStage | DisabledStage:

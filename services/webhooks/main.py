@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from services.webhooks.cli import add_commands
 from services.webhooks.config import WebhooksConfig
 from shared.config import Config
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
     from services.webhooks.stage import WebhooksStage
+    from shared.runtime.stage import StageContext
 
 
 async def create(ctx: StageContext) -> WebhooksStage:

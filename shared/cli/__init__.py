@@ -11,23 +11,24 @@ The commands live beside it: ``version`` and ``config`` (``config_commands``), `
 ``reputation`` (``reputation``), ``pool ...`` (``pool``), ``credential ...``
 (``credential``), ``gdpr export|erase`` (``gdpr``), and the commands each stage adds
 through its ``add_commands`` hook.
+
+``main`` builds only the parser of the command on the command line (``parser.parser_for``:
+the module registering a built-in command, the one stage declaring a stage's command) and
+this module imports nothing a command may not need (asyncio, config loading, ``run``), so
+``postline version`` or ``postline bounce classify`` starts without the rest of Postline.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import inspect
 import os
 import sys
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from shared.cli.config_commands import config_path
-from shared.cli.parser import CliError, discover_stages
+from shared.cli.parser import CliError, discover_stages, parser_for
 from shared.cli.parser import build_parser as _build_parser
-from shared.cli.run import RunError
-from shared.cli.run import cmd_run as run_command
-from shared.config import Config, load_config
 from shared.errors import (
     BusError,
     BusUnavailable,
@@ -36,7 +37,10 @@ from shared.errors import (
     TenantError,
     WebhookError,
 )
-from shared.runtime.stage import StageSpec
+
+if TYPE_CHECKING:
+    from shared.config import Config
+    from shared.runtime.spec import StageSpec
 
 __all__ = ["CliError", "build_parser", "discover_stages", "main"]
 
@@ -52,8 +56,10 @@ def build_parser(specs: list[StageSpec]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``postline`` console script; returns the exit code."""
     try:
-        parser = build_parser(discover_stages())
-        args = parser.parse_args(argv)
+        given = sys.argv[1:] if argv is None else argv
+        # ``discover_stages`` looked up here, at call time: tests replace it on this module.
+        parser = parser_for(given, cmd_run, discover_stages)
+        args = parser.parse_args(given)
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_UNAVAILABLE
@@ -88,7 +94,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if handler is None:
         raise CliError(f"command {args.command!r} has no handler (a stage's add_commands bug)")
     result = handler(args, _load(args))
-    if inspect.isawaitable(result):
+    if isinstance(result, Awaitable):
+        # Only the commands that talk to the bus or a database are coroutines.
+        import asyncio  # noqa: PLC0415
+
         result = asyncio.run(_await(result))
     return int(result)
 
@@ -103,11 +112,16 @@ def _fail(message: str, code: int) -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from shared.config import load_config  # noqa: PLC0415
+
     return load_config(config_path(args.config))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``postline run`` and ``postline <stage>`` (see ``shared.cli.run``)."""
+    from shared.cli.run import RunError  # noqa: PLC0415
+    from shared.cli.run import cmd_run as run_command  # noqa: PLC0415
+
     try:
         return run_command(args, config_path(args.config))
     except RunError as exc:

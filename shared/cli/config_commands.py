@@ -14,26 +14,34 @@ import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.config import load_config, to_builtins
+from shared.cli.parser import CONFIG_ENV
 from shared.errors import ConfigError
-from shared.runtime.stage import StageSpec
 from shared.version import package_version
 
-CONFIG_ENV = "POSTLINE_CONFIG"
+if TYPE_CHECKING:
+    from shared.runtime.spec import StageSpec
+
+# ``version`` and the parser (``config_path`` too) must not pay for config loading: the
+# commands that load a config import ``shared.config`` when they run.
+
 DEFAULT_CONFIG = Path("postline.toml")
 
 #: Key names whose values ``config show`` never prints (files naming secrets are fine).
 _SECRET_WORDS = ("secret", "password", "passwd", "token", "private", "credential")
 
 
+def add_version_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``version``; its handler takes ``(args)``."""
+    commands.add_parser("version", help="print the version").set_defaults(builtin=cmd_version)
+
+
 def add_config_commands(
     commands: argparse._SubParsersAction[Any], specs: Sequence[StageSpec]
 ) -> None:
-    """Register ``version`` and ``config check|show|reference``; handlers take ``(args)``."""
+    """Register ``config check|show|reference``; handlers take ``(args)``."""
     stages = list(specs)
-    commands.add_parser("version", help="print the version").set_defaults(builtin=cmd_version)
     config = commands.add_parser("config", help="check or show the configuration")
     sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
     check = sub.add_parser("check", help="validate a config file and every stage's section")
@@ -64,6 +72,8 @@ def cmd_version(_args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     """``postline config check [FILE]``: the shared sections and every stage's section."""
+    from shared.config import load_config  # noqa: PLC0415
+
     path = args.file or config_path(args.config)
     if path is None:
         raise ConfigError("config check", "", "no config file: give FILE or --config FILE")
@@ -77,6 +87,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_config_show(args: argparse.Namespace) -> int:
     """``postline config show``: the effective configuration (file plus environment)."""
+    from shared.config import load_config, to_builtins  # noqa: PLC0415
+
     config = load_config(config_path(args.config))
     shown = {"source": config.source, **_redacted(to_builtins(config.core))}
     print(json.dumps(shown, indent=2, sort_keys=True, default=str))

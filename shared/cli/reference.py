@@ -24,7 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from shared.config import ByteSize, CoreConfig, Duration, to_builtins
-from shared.runtime.stage import StageSpec
+from shared.runtime.spec import StageSpec
 
 INTRO = """# Configuration reference
 

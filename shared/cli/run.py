@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from shared.bus.embedded_lock import OwnerLock
 from shared.config import Config, load_config
 from shared.errors import ConfigError
-from shared.runtime.stage import StageSpec
+from shared.runtime.spec import StageSpec
 from shared.version import package_version
 
 #: The environment variable ``--deliver-to`` sets for the run (an ordinary config override).

@@ -50,11 +50,14 @@ LIMIT_FLAGS = {
 }
 
 
-def add_tenant_commands(
-    commands: argparse._SubParsersAction[Any],
-) -> argparse._SubParsersAction[Any]:
-    """Register ``tenant ...``; returns its sub-command action, where further tenant
-    commands (``tenant domain ...``) are added. Handlers take ``(args, config)``."""
+def add_tenant_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``tenant ...``, with the tenant commands of their own modules (``tenant
+    credential|apikey``, ``tenant domain``, ``tenant usage``). Handlers take ``(args, config)``."""
+    # Those modules import this one's helpers, so they are imported here, not at the top.
+    from shared.cli.tenant_access import add_access_commands  # noqa: PLC0415
+    from shared.cli.tenant_domains import add_domain_commands  # noqa: PLC0415
+    from shared.cli.tenant_usage import add_usage_command  # noqa: PLC0415
+
     tenant = commands.add_parser("tenant", help="manage tenants (the businesses sending)")
     sub: argparse._SubParsersAction[Any] = tenant.add_subparsers(
         dest="tenant_command", required=True, metavar="COMMAND"
@@ -84,7 +87,9 @@ def add_tenant_commands(
     remove = sub.add_parser("remove", help="remove a tenant with its credentials and keys")
     remove.add_argument("id")
     remove.set_defaults(handler=cmd_remove)
-    return sub
+    add_access_commands(sub)
+    add_domain_commands(sub)
+    add_usage_command(sub)
 
 
 def _add_set(sub: argparse._SubParsersAction[Any]) -> None:

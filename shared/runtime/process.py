@@ -32,7 +32,8 @@ from shared.runtime.httpserver import HttpServer
 from shared.runtime.logs import setup_logging
 from shared.runtime.memory import return_large_buffers
 from shared.runtime.metrics import CoreMetrics
-from shared.runtime.stage import StageContext, StageSpec
+from shared.runtime.spec import StageSpec
+from shared.runtime.stage import StageContext
 
 log = logging.getLogger("postline.runtime")
 

@@ -1,18 +1,15 @@
-"""What a stage gives the runtime, and what the runtime gives a stage.
+"""What a running stage is, and what the runtime gives it (``StageContext``).
 
-A stage package (``services/<stage>/``) exposes one :class:`StageSpec` named ``STAGE`` in
-its ``main`` module and registers it under the ``postline.stages`` entry point group in
-``pyproject.toml``. The CLI discovers stages through that entry point, so ``shared/``
-never imports a stage, and a stage appears in ``postline`` (its own subcommand, its extra
-commands, its place in ``postline run``) only once it exists.
+How a stage declares itself (its ``StageSpec``, found through an entry point) is
+``shared.runtime.spec``'s: the CLI reads specs without importing this module's asyncio.
+``StageSpec`` is importable from here too, for stages written before the two were split.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,13 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shared.bus.base import Bus
 from shared.config import Config
 from shared.runtime.http import Router
+from shared.runtime.spec import StageSpec
 
 if TYPE_CHECKING:
-    # prometheus_client is only needed by a running stage; the CLI imports this module to
-    # discover stages and must start without it.
+    # prometheus_client is only needed once a stage runs (``metrics`` creates them then).
     from prometheus_client import CollectorRegistry
 
     from shared.runtime.metrics import CoreMetrics
+
+__all__ = ["Stage", "StageContext", "StageSpec"]
 
 
 class Stage(Protocol):
@@ -39,33 +38,6 @@ class Stage(Protocol):
         Wrap each unit of in-flight work in ``async with ctx.activity():`` so a drain can
         wait for it.
         """
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """A stage as the CLI and the runtime see it."""
-
-    name: str  # "ingest", "signer", "deliverer", "bouncer"
-    help: str  # one line for ``postline --help``
-    create: Callable[[StageContext], Awaitable[Stage]]  # reads ctx.config.section(...)
-    order: int  # position in ``postline run`` (lower starts first, stops last)
-    add_commands: Callable[[argparse._SubParsersAction[Any]], None] | None = None
-    check_config: Callable[[Config], object] | None = None  # for ``postline config check``
-    #: Development start-up (``postline run`` only, never ``postline <stage>``): create what
-    #: the stage's config points at but is missing (keys, certificates, secret files) and
-    #: return lines for the start banner. Production stage commands refuse to start instead.
-    prepare: Callable[[Config], list[str]] | None = None
-    #: The stage's config section Struct (``[<name>]``), for ``postline config reference``.
-    config_type: type | None = None
-    #: The command that runs the stage alone (``postline <command>``) when it is not its
-    #: name: the reputation stage runs as ``reputation-stage``, ``postline reputation``
-    #: being the table its records make.
-    command: str = ""
-
-    @property
-    def cli_command(self) -> str:
-        """``postline <this>`` runs the stage alone."""
-        return self.command or self.name
 
 
 @dataclass

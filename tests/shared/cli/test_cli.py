@@ -22,7 +22,8 @@ from services.ingest.auth import read_users
 from shared import cli
 from shared.config import Config
 from shared.credentials import verify_secret
-from shared.runtime.stage import Stage, StageContext, StageSpec
+from shared.runtime.spec import StageSpec
+from shared.runtime.stage import Stage, StageContext
 
 POSTLINE = str(Path(sys.executable).parent / "postline")
 TIMEOUT = 60

@@ -15,7 +15,8 @@ import pytest
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, load_config
 from shared.runtime.process import run_stages
-from shared.runtime.stage import Stage, StageContext, StageSpec
+from shared.runtime.spec import StageSpec
+from shared.runtime.stage import Stage, StageContext
 
 DEADLINE = 10.0
 
