@@ -47,10 +47,8 @@ class BounceMessage(Message):
         """The first value of header ``name`` (as ``Message.get``), from the index."""
         index = self._index
         if index is None:
-            index = {}
-            for key, value in self.raw_items():
-                index.setdefault(key.lower(), (key, value))
-            self._index = index
+            # Built from the last field to the first, so the first of a name is kept.
+            index = self._index = {field[0].lower(): field for field in reversed(self._headers)}
         lname = name.lower()
         found = index.get(lname)
         if found is None:
@@ -226,11 +224,18 @@ class _Builder:
         fields: list[tuple[str, str]] = []
         pos, named, size = start, self.named, len(eol)
         while pos < block_end:
-            field = named.match(text, pos, block_end)
-            if field is not None:
-                fields.append((field[1], field[2]))  # header_source_parse's (name, value)
-                pos = field.end() + size
-                continue
+            # The run of "name: value" fields from ``pos``, in one scan: a header block is
+            # almost always only these (a match per field from Python costs twice as much).
+            # Only from a field: from any other line the scan would search ahead, and a
+            # block of many such lines would cost its square.
+            if named.match(text, pos, block_end) is not None:
+                for field in named.finditer(text, pos, block_end):
+                    if field.start() != pos:
+                        break  # a line that is no field lies between: read below
+                    fields.append((field[1], field[2]))  # header_source_parse's (name, value)
+                    pos = field.end() + size
+                if pos >= block_end:
+                    break
             # Not "name: value": the envelope line, a nameless ":value", or the body.
             line = self.fields.match(text, pos, block_end)
             first = line.group(1) if line is not None else ""

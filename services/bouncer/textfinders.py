@@ -37,6 +37,8 @@ _ADDRESSED = re.compile(
     r"does not|bounced|was rejected|is unknown)",
     re.I,
 )
+# The bounce's own header fields: their addresses are never a failed recipient.
+_OWN_FIELDS = ("From", "To", "Return-Path", "Reply-To", "Sender", "Delivered-To", "Cc")
 _MAX_LINES_AFTER_TRIGGER = 12
 _RECEIVED_BY = re.compile(r"\bby\s+([A-Za-z0-9.-]+)")
 # Message-IDs look like addresses ("<12345@host>"): never a recipient (on lowered text).
@@ -83,9 +85,9 @@ def reporting_mta(msg: Message) -> str:
 
 
 def _excluded(msg: Message, text: str, low: str) -> set[str]:
-    out: set[str] = set()
-    for header in ("From", "To", "Return-Path", "Reply-To", "Sender", "Delivered-To", "Cc"):
-        out.update(a.lower() for a in ADDRESS_RE.findall(str(msg.get(header, ""))))
+    # One scan of the fields' values, a line each (no address spans a line).
+    fields = "\n".join(str(msg.get(header, "")) for header in _OWN_FIELDS)
+    out = {a.lower() for a in ADDRESS_RE.findall(fields)}
     if "message-id" in low:
         out.update(_MESSAGE_ID.findall(low))
     # These name the address on the line of their words: only lines with an "@" can match.
@@ -96,6 +98,9 @@ def _excluded(msg: Message, text: str, low: str) -> set[str]:
         out.update(m.group(1) for m in phrases.CONTACT_BEFORE.finditer(at_lines))
     # The reporting system's own postmaster ("postmaster@mx.isp.example" when the bounce
     # comes from isp.example or is written by mx.isp.example) is whom to ask, not who failed.
+    # An address of the text is lowered in ``low`` (its local part is ASCII or quoted).
+    if "postmaster" not in low:
+        return out
     hosts = {reporting_mta(msg)} | {a.partition("@")[2].lower() for a in out if "@" in a}
     for address in find_addresses(text):
         local, _, domain = address.lower().partition("@")

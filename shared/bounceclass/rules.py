@@ -116,6 +116,22 @@ class RuleTable:
         """Rules checked after the specific RFC 3463 codes (computed once per table)."""
         return tuple(r for r in self.rules if not r.override)
 
+    def for_provider(self, provider: str) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+        """:attr:`overrides` and :attr:`ordinary` without the rules of other providers (each
+        failure tries every rule in turn: most of the provider-specific ones never apply).
+        Kept per provider: the names are the bounded set ``shared.providers`` gives."""
+        found = self._by_provider.get(provider)
+        if found is None:
+            found = self._by_provider[provider] = (
+                tuple(r for r in self.overrides if r.provider in (ANY_PROVIDER, provider)),
+                tuple(r for r in self.ordinary if r.provider in (ANY_PROVIDER, provider)),
+            )
+        return found
+
+    @functools.cached_property
+    def _by_provider(self) -> dict[str, tuple[tuple[Rule, ...], tuple[Rule, ...]]]:
+        return {}
+
 
 def load_rules(path: Path | None = None) -> RuleTable:
     """The rule table from ``path``, or the one shipped with Postline; raises ConfigError."""
