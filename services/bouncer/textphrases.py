@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from services.bouncer.report import ADDRESS_RE
+from shared.bounceclass.literals import required_options, top_level
 
 # Where the returned original starts: text below it is the message we sent, not the bounce.
 ORIGINAL_MARKER = re.compile(
@@ -131,6 +132,43 @@ CONTACT_BEFORE = re.compile(
 SENDER = re.compile(r"(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")")
 
 
+def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Words one of which every match of ``pattern`` contains (one or more per top-level
+    alternative, ``literals.required_options``), for substring tests before its scan;
+    ``None`` when an alternative has none or the pattern has groups that reading does not
+    know ("(?:", lookarounds)."""
+    if "(?" in pattern.pattern:
+        return None
+    words: list[str] = []
+    for alternative in top_level(pattern.pattern):
+        options = required_options(alternative)
+        if not options and alternative and not any(c in alternative for c in _SPECIAL):
+            options = (alternative,)  # plain text too short for required_options ("遅延")
+        if not options:
+            return None
+        words.extend(options)
+    # A word that contains another adds nothing: where it is, the other is too.
+    unique = dict.fromkeys(words)
+    return tuple(w for w in unique if not any(o != w and o in w for o in unique))
+
+
+def _found(pattern: re.Pattern[str], words: tuple[str, ...] | None, low: str) -> bool:
+    # Most bounces hold none of the words: a few substring tests instead of the scan.
+    if words is not None:
+        for word in words:
+            if word in low:
+                break
+        else:
+            return False
+    return pattern.search(low) is not None
+
+
+_SPECIAL = frozenset("\\.^$*+?{}[]|()")
+_GAVE_UP_WORDS = words_of(GAVE_UP)
+_WILL_RETRY_WORDS = words_of(WILL_RETRY)
+_TEMPORARY_WORDS = words_of(TEMPORARY)
+
+
 def lowered(text: str) -> str:
     """``text`` in lower case, position for position (so a match in it slices ``text``):
     the few characters whose lower case is longer ("İ") are kept as they are."""
@@ -144,9 +182,9 @@ def retry_verdict(low: str) -> bool | None:
     """What the reporting MTA says it will do: ``True`` retry, ``False`` gave up, ``None``
     nothing (then the codes decide). Giving up beats retrying: qmail's "(#4.4.1) I'm not
     going to try again" is final, Sendmail's "Warning: ... 5xx" is not."""
-    if GAVE_UP.search(low):
+    if _found(GAVE_UP, _GAVE_UP_WORDS, low):
         return False
-    if WILL_RETRY.search(low):
+    if _found(WILL_RETRY, _WILL_RETRY_WORDS, low):
         return True
     if EXHAUSTED.search(low):
         return False
@@ -155,4 +193,7 @@ def retry_verdict(low: str) -> bool | None:
 
 def sounds_temporary(low: str) -> bool:
     """Whether a text without codes and without a verdict reads as a delay."""
-    return bool(TEMPORARY.search(low)) and "permanent" not in low and "fatal" not in low
+    # The two substring tests first: they decide without the scan when either is there.
+    return (
+        "permanent" not in low and "fatal" not in low and _found(TEMPORARY, _TEMPORARY_WORDS, low)
+    )

@@ -1,0 +1,51 @@
+"""The substring tests before the phrase scans never change what a scan finds."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.bouncer import textphrases as phrases
+
+TEXTS = [
+    "the mail system will continue to retry for 5 days",
+    "delivery has been delayed; this is only a warning",
+    "i'm not going to try again; this message has been in the queue too long.",
+    "retry timeout exceeded",
+    "retry timeout not reached for any host",
+    "the server will attempt to resend the message",
+    "the postmaster will attempt to contact the recipient",
+    "message could not be delivered (permanent failure)",
+    "配信を中止しました",
+    "一時的なエラーのため再送を試みます",
+    "遅延",
+    "warning: could not send message for past 4 hours",
+    "no action is required on your part",
+    "hello, how are you",
+    "",
+]
+
+
+@pytest.mark.parametrize("name", ["GAVE_UP", "WILL_RETRY", "TEMPORARY"])
+def test_a_phrase_prefilter_never_changes_a_match(name: str) -> None:
+    pattern: re.Pattern[str] = getattr(phrases, name)
+    words = phrases.words_of(pattern)
+    assert words  # every alternative has a word: the prefilter is used
+    for text in TEXTS:
+        assert phrases._found(pattern, words, text) is (pattern.search(text) is not None), text
+
+
+def test_a_pattern_with_unread_groups_gets_no_prefilter() -> None:
+    assert phrases.words_of(phrases.CONTACT) is None  # "(?:": required_options misreads it
+    assert phrases.words_of(re.compile("ab|c+d")) is None
+
+
+def test_the_verdicts_read_the_same() -> None:
+    assert phrases.retry_verdict("i'm not going to try again") is False
+    assert phrases.retry_verdict("we will retry") is True
+    assert phrases.retry_verdict("after 30 attempts to deliver") is False
+    assert phrases.retry_verdict("hello") is None
+    assert phrases.sounds_temporary("deferred for now") is True
+    assert phrases.sounds_temporary("deferred, permanent") is False
+    assert phrases.sounds_temporary("遅延") is True
