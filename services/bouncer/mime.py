@@ -224,15 +224,18 @@ class _Builder:
         fields: list[tuple[str, str]] = []
         pos, named, size = start, self.named, len(eol)
         while pos < block_end:
-            # The run of "name: value" fields from ``pos``, in one scan: a header block is
-            # almost always only these (a match per field from Python costs twice as much).
-            # Only from a field: from any other line the scan would search ahead, and a
-            # block of many such lines would cost its square.
-            if named.match(text, pos, block_end) is not None:
+            # The run of "name: value" fields from ``pos``: a header block is almost always
+            # only these, read by one finditer rather than a match call per field. Only
+            # from a field: from any other line the scan would search ahead, and a block of
+            # many such lines would cost its square.
+            field = named.match(text, pos, block_end)
+            if field is not None:
+                fields.append((field[1], field[2]))  # header_source_parse's (name, value)
+                pos = field.end() + size
                 for field in named.finditer(text, pos, block_end):
                     if field.start() != pos:
                         break  # a line that is no field lies between: read below
-                    fields.append((field[1], field[2]))  # header_source_parse's (name, value)
+                    fields.append((field[1], field[2]))
                     pos = field.end() + size
                 if pos >= block_end:
                     break

@@ -51,9 +51,14 @@ def original_start(low: str, start: int) -> int:
     after ``start``), or -1. The marker's line holds one of its words: the search starts at
     the line of the first one (a "^"-led MULTILINE scan of the whole text costs more than
     the rest of the text parse)."""
-    first = min(
-        (i for i in (low.find(w, start) for w in ORIGINAL_MARKER_WORDS) if i >= 0), default=-1
-    )
+    first = -1
+    for word in ORIGINAL_MARKER_WORDS:
+        # Once one word is found, another matters only if it starts before it: each
+        # further search ends there instead of reading the rest of the body.
+        end = len(low) if first < 0 else first - 1 + len(word)
+        found = low.find(word, start, end)
+        if found >= 0:
+            first = found
     if first < 0:
         return -1
     match = ORIGINAL_MARKER.search(low, max(start, low.rfind("\n", 0, first) + 1))

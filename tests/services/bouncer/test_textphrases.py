@@ -49,3 +49,12 @@ def test_the_verdicts_read_the_same() -> None:
     assert phrases.sounds_temporary("deferred for now") is True
     assert phrases.sounds_temporary("deferred, permanent") is False
     assert phrases.sounds_temporary("遅延") is True
+
+
+def test_the_original_starts_at_the_first_marker_word_of_any_kind() -> None:
+    # The later words are searched only before the first one found: one that comes first
+    # in the text but last in the list is still the start.
+    low = "hi\nyour mail failed.\n--- below this line is a copy of the message.\n\noriginal message"
+    assert phrases.original_start(low, 0) == low.index("--- below")
+    assert phrases.original_start("nothing to see", 0) == -1
+    assert phrases.original_start("x\n-- original message\n", 0) == 2
