@@ -27,6 +27,8 @@ from services.bouncer.report import (
 # do mail postmasters, and a bounce about one must name it; the reporting system's own
 # postmaster is excluded by ``_excluded`` instead (its domain, the "contact" lines).
 _IGNORE_LOCAL = re.compile(r"^(mailer-daemon|abuse|noreply|no-reply)$", re.I)
+# An address-type prefix left on a found address ("rfc822;" is split off before).
+_ADDRESS_TYPE = re.compile(r"^(smtp|rfc822)[=:]", re.I)
 # One sentence that names the failed address and the failure: "... addressed to 'a@b',
 # failed ..." (Exim 2 mailstores), "... addressed, a@b, did not match ..." (a directory's
 # notice). Read on whitespace-collapsed text: the sentence often breaks across lines.
@@ -246,13 +248,16 @@ def _few_addresses(_msg: Message, text: str, low: str) -> list[str]:
 
 def _unique(addresses: list[str], excluded: set[str]) -> list[str]:
     seen: list[str] = []
+    seen_lowered: set[str] = set()
     for raw in addresses:
-        address = re.sub(r"^(smtp|rfc822)[=:]", "", raw.strip(".<>;:,'"), flags=re.I)
+        address = _ADDRESS_TYPE.sub("", raw.strip(".<>;:,'"))
         if '"@' not in address:
             address = address.strip('"')  # a quoted local part keeps its quotes
         local = address.partition("@")[0]
-        if address.lower() in excluded or _IGNORE_LOCAL.match(local) or is_mailbox_path(address):
+        lowered = address.lower()
+        if lowered in excluded or _IGNORE_LOCAL.match(local) or is_mailbox_path(address):
             continue
-        if address.lower() not in (s.lower() for s in seen):
+        if lowered not in seen_lowered:
             seen.append(address)
+            seen_lowered.add(lowered)
     return seen
