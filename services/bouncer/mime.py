@@ -43,12 +43,16 @@ class BounceMessage(Message):
         #: decodes of 284 parts).
         self.decoded: str | None = None
 
-    def get(self, name: str, failobj: Any = None) -> Any:
-        """The first value of header ``name`` (as ``Message.get``), from the index."""
+    def _fields(self) -> dict[str, Any]:
         index = self._index
         if index is None:
             # Built from the last field to the first, so the first of a name is kept.
             index = self._index = {field[0].lower(): field for field in reversed(self._headers)}
+        return index
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """The first value of header ``name`` (as ``Message.get``), from the index."""
+        index = self._index if self._index is not None else self._fields()
         lname = name.lower()
         found = index.get(lname)
         if found is None:
@@ -57,6 +61,11 @@ class BounceMessage(Message):
             # Fetched once (compat32's fetch is a pure function of the raw field).
             found = index[lname] = _Fetched(self.policy.header_fetch_parse(*found))
         return found.value
+
+    def __contains__(self, name: str) -> bool:
+        """Whether a header ``name`` is there (as ``Message.__contains__``), from the index:
+        get_param asks it before every parameter read."""
+        return name.lower() in self._fields()
 
     def get_content_type(self) -> str:
         """``Message.get_content_type``, read once."""
