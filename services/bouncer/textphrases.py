@@ -140,12 +140,13 @@ SENDER = re.compile(r"(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS
 def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     """Words one of which every match of ``pattern`` contains (one or more per top-level
     alternative, ``literals.required_options``), for substring tests before its scan;
-    ``None`` when an alternative has none or the pattern has groups that reading does not
-    know ("(?:", lookarounds)."""
-    if "(?" in pattern.pattern:
+    ``None`` when an alternative has none or the pattern has lookarounds or flags, which
+    that reading does not know."""
+    source = pattern.pattern.replace("(?:", "(")  # read as a plain group: the same words
+    if "(?" in source:
         return None
     words: list[str] = []
-    for alternative in top_level(pattern.pattern):
+    for alternative in top_level(source):
         options = required_options(alternative)
         if not options and alternative and not any(c in alternative for c in _SPECIAL):
             options = (alternative,)  # plain text too short for required_options ("遅延")
@@ -157,21 +158,29 @@ def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     return tuple(w for w in unique if not any(o != w and o in w for o in unique))
 
 
+def any_word(words: tuple[str, ...] | None, low: str) -> bool:
+    """Whether ``low`` holds one of ``words`` (:func:`words_of`; ``None``: unknown, so yes)."""
+    if words is None:
+        return True
+    # A loop, not any() over a generator: per bounce and phrase, the generator costs more.
+    for word in words:  # noqa: SIM110
+        if word in low:
+            return True
+    return False
+
+
 def _found(pattern: re.Pattern[str], words: tuple[str, ...] | None, low: str) -> bool:
     # Most bounces hold none of the words: a few substring tests instead of the scan.
-    if words is not None:
-        for word in words:
-            if word in low:
-                break
-        else:
-            return False
-    return pattern.search(low) is not None
+    return any_word(words, low) and pattern.search(low) is not None
 
 
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
 _GAVE_UP_WORDS = words_of(GAVE_UP)
 _WILL_RETRY_WORDS = words_of(WILL_RETRY)
 _TEMPORARY_WORDS = words_of(TEMPORARY)
+TRIGGER_WORDS = words_of(TRIGGERS)
+CONTACT_WORDS = words_of(CONTACT)
+SENDER_WORDS = words_of(SENDER)
 
 
 def lowered(text: str) -> str:
