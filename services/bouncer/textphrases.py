@@ -140,11 +140,14 @@ SENDER = re.compile(r"(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS
 def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     """Words one of which every match of ``pattern`` contains (one or more per top-level
     alternative, ``literals.required_options``), for substring tests before its scan;
-    ``None`` when an alternative has none or the pattern has lookarounds or flags, which
-    that reading does not know."""
+    ``None`` when an alternative has none or the pattern has lookarounds, flags or
+    escaped brackets, which that reading does not know."""
     source = pattern.pattern.replace("(?:", "(")  # read as a plain group: the same words
-    if "(?" in source:
+    if any(token in source for token in ("(?", "\\[", "\\]", "[]", "[^]")):
         return None
+    # A class is one character of no word: read as ".", so that a "(", ")" or "|" in it
+    # is never taken for a group or an alternative.
+    source = _CLASS.sub(".", source)
     words: list[str] = []
     for alternative in top_level(source):
         options = required_options(alternative)
@@ -174,6 +177,7 @@ def _found(pattern: re.Pattern[str], words: tuple[str, ...] | None, low: str) ->
     return any_word(words, low) and pattern.search(low) is not None
 
 
+_CLASS = re.compile(r"\[[^\]]*\]")
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
 _GAVE_UP_WORDS = words_of(GAVE_UP)
 _WILL_RETRY_WORDS = words_of(WILL_RETRY)

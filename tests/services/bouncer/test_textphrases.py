@@ -63,6 +63,10 @@ def test_the_words_of_a_pattern() -> None:
     )
     assert phrases.words_of(re.compile("ab|c+d")) is None  # "c+d" has no word
     assert phrases.words_of(re.compile("(?<!not )listed")) is None  # a lookaround
+    # A class is one character: its "|" or "(" is neither an alternative nor a group.
+    assert phrases.words_of(re.compile("mail[|]box|over quota")) == ("mail", "over quota")
+    assert phrases.words_of(re.compile("abc[(]def|ghi")) == ("abc", "ghi")
+    assert phrases.words_of(re.compile(r"\[ts0[0-9]\]|later")) is None  # escaped brackets
     assert phrases.any_word(None, "anything")
 
 
