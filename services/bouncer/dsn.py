@@ -59,6 +59,9 @@ def clean_mta(value: str) -> str:
     return name[0].strip("[]<>").rstrip(".").lower() if name else ""
 
 
+_MESSAGE_ID_LINE = re.compile(r"^Message-ID:\s*(\S+)", re.I | re.M)
+
+
 def original_message_id(msg: Message) -> str:
     """The Message-ID of the returned original (``message/rfc822`` or its headers part)."""
     for part in msg.walk():
@@ -68,7 +71,7 @@ def original_message_id(msg: Message) -> str:
             if isinstance(inner, Message) and inner.get("Message-ID"):
                 return str(inner["Message-ID"]).strip()
         elif ctype == "text/rfc822-headers":
-            match = re.search(r"^Message-ID:\s*(\S+)", decode_part(part), re.I | re.M)
+            match = _MESSAGE_ID_LINE.search(decode_part(part))
             if match:
                 return match.group(1)
     return ""

@@ -27,6 +27,8 @@ _MARKER = re.compile(
     re.I | re.M,
 )
 # An Outlook-style quoted header block without a marker line: "From: ...\nSent: ...".
+# A quote mark (and its one blank) at a line start: "> " of a forwarded text.
+_QUOTE = re.compile(r"^[ \t]*>[ \t]?")
 _HEADER_BLOCK = re.compile(r"^[ \t>*]*From:[^\n]*\n[ \t>*]*(?:Sent|Date):", re.I | re.M)
 _QUOTED_FIELD = re.compile(r"^\*?([A-Za-z-]+)\*?:[ \t]*(.*)$")
 _FIELDS = {"from", "sent", "date", "to", "cc", "subject"}
@@ -81,7 +83,7 @@ def _forward_start(text: str) -> int:
 
 def _inline_message(text: str) -> Message | None:
     """The forwarded message as a message: its quoted header block, then its text."""
-    lines = [re.sub(r"^[ \t]*>[ \t]?", "", line) for line in text.replace("\r\n", "\n").split("\n")]
+    lines = [_QUOTE.sub("", line) for line in text.replace("\r\n", "\n").split("\n")]
     index = 0
     while index < len(lines) and (not lines[index].strip() or _MARKER.match(lines[index])):
         index += 1

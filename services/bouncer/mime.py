@@ -43,14 +43,16 @@ class BounceMessage(Message):
         #: decodes of 284 parts).
         self.decoded: str | None = None
 
-    def get(self, name: str, failobj: Any = None) -> Any:
-        """The first value of header ``name`` (as ``Message.get``), from the index."""
+    def _fields(self) -> dict[str, Any]:
         index = self._index
         if index is None:
-            index = {}
-            for key, value in self.raw_items():
-                index.setdefault(key.lower(), (key, value))
-            self._index = index
+            # Built from the last field to the first, so the first of a name is kept.
+            index = self._index = {field[0].lower(): field for field in reversed(self._headers)}
+        return index
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """The first value of header ``name`` (as ``Message.get``), from the index."""
+        index = self._index if self._index is not None else self._fields()
         lname = name.lower()
         found = index.get(lname)
         if found is None:
@@ -59,6 +61,11 @@ class BounceMessage(Message):
             # Fetched once (compat32's fetch is a pure function of the raw field).
             found = index[lname] = _Fetched(self.policy.header_fetch_parse(*found))
         return found.value
+
+    def __contains__(self, name: str) -> bool:
+        """Whether a header ``name`` is there (as ``Message.__contains__``), from the index:
+        get_param asks it before every parameter read."""
+        return name.lower() in self._fields()
 
     def get_content_type(self) -> str:
         """``Message.get_content_type``, read once."""
@@ -226,11 +233,21 @@ class _Builder:
         fields: list[tuple[str, str]] = []
         pos, named, size = start, self.named, len(eol)
         while pos < block_end:
+            # The run of "name: value" fields from ``pos``: a header block is almost always
+            # only these, read by one finditer rather than a match call per field. Only
+            # from a field: from any other line the scan would search ahead, and a block of
+            # many such lines would cost its square.
             field = named.match(text, pos, block_end)
             if field is not None:
                 fields.append((field[1], field[2]))  # header_source_parse's (name, value)
                 pos = field.end() + size
-                continue
+                for field in named.finditer(text, pos, block_end):
+                    if field.start() != pos:
+                        break  # a line that is no field lies between: read below
+                    fields.append((field[1], field[2]))
+                    pos = field.end() + size
+                if pos >= block_end:
+                    break
             # Not "name: value": the envelope line, a nameless ":value", or the body.
             line = self.fields.match(text, pos, block_end)
             first = line.group(1) if line is not None else ""

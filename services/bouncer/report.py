@@ -225,6 +225,11 @@ def decode_part(part: Message) -> str:
     return _decoded(part)
 
 
+# An HTML part read as text: its line breaks, then its other tags.
+_HTML_BREAK = re.compile(r"<br\s*/?>|</p>|</div>|</tr>", re.I)
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+
 def _decoded(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
@@ -233,7 +238,7 @@ def _decoded(part: Message) -> str:
     # The label is a hint: ISO-2022-JP without one, and the Japanese supersets (charsets.py).
     text = decode_text(payload, part.get_content_charset())
     if part.get_content_type() == "text/html":
-        text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", text, flags=re.I)
-        text = re.sub(r"<[^>]+>", " ", text)
+        text = _HTML_BREAK.sub("\n", text)
+        text = _HTML_TAG.sub(" ", text)
         text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ")
     return text

@@ -17,7 +17,6 @@ modules cover the same styles while keeping the reason next to each address.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from email.message import Message
@@ -91,7 +90,7 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
     # Read once per text (the scans cost more than the rest of the parse), used per address.
     verdict = phrases.retry_verdict(low)
     # Read only if an address has neither a status nor a reply code (a scan of the text).
-    delay_words = functools.cache(functools.partial(phrases.sounds_temporary, low))
+    delay_words = _Once(phrases.sounds_temporary, low)
     starts = [position(address, text, low) for address in found]
     preamble = _preamble(text, starts)
     recipients = tuple(
@@ -107,6 +106,23 @@ def parse_text_bounce(msg: Message, not_recipients: frozenset[str] = frozenset()
         original_message_id=original_message_id(msg),
         parser="text",
     )
+
+
+class _Once:
+    """``function(text)``, computed on the first call and kept (functools.cache over a
+    partial costs more to build, per message, than the scan it saves)."""
+
+    __slots__ = ("_function", "_text", "_value")
+
+    def __init__(self, function: Callable[[str], bool], text: str) -> None:
+        self._function = function
+        self._text = text
+        self._value: bool | None = None
+
+    def __call__(self) -> bool:
+        if self._value is None:
+            self._value = self._function(self._text)
+        return self._value
 
 
 def bounce_words(text: str) -> tuple[str, str]:

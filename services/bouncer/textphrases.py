@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from services.bouncer.report import ADDRESS_RE
+from shared.bounceclass.literals import required_options, top_level
 
 # Where the returned original starts: text below it is the message we sent, not the bounce.
 ORIGINAL_MARKER = re.compile(
@@ -50,9 +51,14 @@ def original_start(low: str, start: int) -> int:
     after ``start``), or -1. The marker's line holds one of its words: the search starts at
     the line of the first one (a "^"-led MULTILINE scan of the whole text costs more than
     the rest of the text parse)."""
-    first = min(
-        (i for i in (low.find(w, start) for w in ORIGINAL_MARKER_WORDS) if i >= 0), default=-1
-    )
+    first = -1
+    for word in ORIGINAL_MARKER_WORDS:
+        # Once one word is found, another matters only if it starts before it: each
+        # further search ends there instead of reading the rest of the body.
+        end = len(low) if first < 0 else first - 1 + len(word)
+        found = low.find(word, start, end)
+        if found >= 0:
+            first = found
     if first < 0:
         return -1
     match = ORIGINAL_MARKER.search(low, max(start, low.rfind("\n", 0, first) + 1))
@@ -131,6 +137,56 @@ CONTACT_BEFORE = re.compile(
 SENDER = re.compile(r"(?:mail|messages?|e-?mails?)[ \t]+from[ \t]+<?(" + ADDRESS_RE.pattern + r")")
 
 
+def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Words one of which every match of ``pattern`` contains (one or more per top-level
+    alternative, ``literals.required_options``), for substring tests before its scan;
+    ``None`` when an alternative has none or the pattern has lookarounds, flags or
+    escaped brackets, which that reading does not know."""
+    source = pattern.pattern.replace("(?:", "(")  # read as a plain group: the same words
+    if any(token in source for token in ("(?", "\\[", "\\]", "[]", "[^]")):
+        return None
+    # A class is one character of no word: read as ".", so that a "(", ")" or "|" in it
+    # is never taken for a group or an alternative.
+    source = _CLASS.sub(".", source)
+    words: list[str] = []
+    for alternative in top_level(source):
+        options = required_options(alternative)
+        if not options and alternative and not any(c in alternative for c in _SPECIAL):
+            options = (alternative,)  # plain text too short for required_options ("遅延")
+        if not options:
+            return None
+        words.extend(options)
+    # A word that contains another adds nothing: where it is, the other is too.
+    unique = dict.fromkeys(words)
+    return tuple(w for w in unique if not any(o != w and o in w for o in unique))
+
+
+def any_word(words: tuple[str, ...] | None, low: str) -> bool:
+    """Whether ``low`` holds one of ``words`` (:func:`words_of`; ``None``: unknown, so yes)."""
+    if words is None:
+        return True
+    # A loop, not any() over a generator: per bounce and phrase, the generator costs more.
+    for word in words:  # noqa: SIM110
+        if word in low:
+            return True
+    return False
+
+
+def _found(pattern: re.Pattern[str], words: tuple[str, ...] | None, low: str) -> bool:
+    # Most bounces hold none of the words: a few substring tests instead of the scan.
+    return any_word(words, low) and pattern.search(low) is not None
+
+
+_CLASS = re.compile(r"\[[^\]]*\]")
+_SPECIAL = frozenset("\\.^$*+?{}[]|()")
+_GAVE_UP_WORDS = words_of(GAVE_UP)
+_WILL_RETRY_WORDS = words_of(WILL_RETRY)
+_TEMPORARY_WORDS = words_of(TEMPORARY)
+TRIGGER_WORDS = words_of(TRIGGERS)
+CONTACT_WORDS = words_of(CONTACT)
+SENDER_WORDS = words_of(SENDER)
+
+
 def lowered(text: str) -> str:
     """``text`` in lower case, position for position (so a match in it slices ``text``):
     the few characters whose lower case is longer ("İ") are kept as they are."""
@@ -144,9 +200,9 @@ def retry_verdict(low: str) -> bool | None:
     """What the reporting MTA says it will do: ``True`` retry, ``False`` gave up, ``None``
     nothing (then the codes decide). Giving up beats retrying: qmail's "(#4.4.1) I'm not
     going to try again" is final, Sendmail's "Warning: ... 5xx" is not."""
-    if GAVE_UP.search(low):
+    if _found(GAVE_UP, _GAVE_UP_WORDS, low):
         return False
-    if WILL_RETRY.search(low):
+    if _found(WILL_RETRY, _WILL_RETRY_WORDS, low):
         return True
     if EXHAUSTED.search(low):
         return False
@@ -155,4 +211,7 @@ def retry_verdict(low: str) -> bool | None:
 
 def sounds_temporary(low: str) -> bool:
     """Whether a text without codes and without a verdict reads as a delay."""
-    return bool(TEMPORARY.search(low)) and "permanent" not in low and "fatal" not in low
+    # The two substring tests first: they decide without the scan when either is there.
+    return (
+        "permanent" not in low and "fatal" not in low and _found(TEMPORARY, _TEMPORARY_WORDS, low)
+    )

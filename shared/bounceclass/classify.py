@@ -143,14 +143,15 @@ def classify_class(
     """
     provider = provider_for_host(mta) if mta else "other"
     lowered = diagnostic.lower()  # once, for the rules' substring prefilters
-    rule = _first(table.overrides, status, diagnostic, provider, lowered)
+    overrides, ordinary = table.for_provider(provider)
+    rule = _first(overrides, status, diagnostic, provider, lowered)
     if rule is not None:
         return Classification(rule.bounce_class, f"rule:{rule.name}")
     klass, subject = _split(status)
     specific = _SPECIFIC.get(subject) if klass else None
     if specific is not None:
         return Classification(_temporary(klass, specific), f"rfc3463:{status}")
-    rule = _first(table.ordinary, status, diagnostic, provider, lowered)
+    rule = _first(ordinary, status, diagnostic, provider, lowered)
     if rule is not None:
         # Without an enhanced code the reply code says whether it is transient: a
         # "450 user unknown" (a callout that could not verify) is not a hard bounce yet.

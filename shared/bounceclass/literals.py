@@ -10,12 +10,16 @@ prefilter, the regex always runs.
 
 from __future__ import annotations
 
+import re
+
 
 def pattern_literals(pattern: str) -> frozenset[str] | None:
     """Lower-case literals one of which every match of ``pattern`` contains (for a search
     with re.IGNORECASE on lowered text), or ``None`` when no such set is known."""
     if any(token in pattern for token in ("(?", "\\]", "[]", "[^]", "\\Q")):
         return None
+    if any(set(found) & set("()|") for found in _CLASS.findall(pattern)):
+        return None  # top_level would split or nest inside the class ("mail[|]box")
     literals: set[str] = set()
     for alternative in top_level(pattern):
         options = required_options(alternative)
@@ -23,6 +27,10 @@ def pattern_literals(pattern: str) -> frozenset[str] | None:
             return None
         literals.update(option.lower() for option in options)
     return frozenset(literals)
+
+
+# A character class (those with "]" inside are refused before this is read).
+_CLASS = re.compile(r"\[[^\]]*\]")
 
 
 def required_options(alternative: str) -> tuple[str, ...]:

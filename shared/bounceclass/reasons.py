@@ -188,15 +188,17 @@ class _Matcher:
 class _Literals:
     """Which of the matchers' literals a text contains, in one regex scan.
 
-    The literals are compiled into one trie-shaped regex behind a lookahead, so one pass
-    finds, at every position, the longest literal starting there; the shorter literals
-    that are its prefixes are there too (two literals matching at the same position are
-    prefixes of each other). One such scan costs about a quarter of 230 ``in`` tests.
+    The literals are compiled into one trie-shaped regex; searched again one position after
+    each match, it finds at every position the longest literal starting there; the shorter
+    literals that are its prefixes are there too (two literals matching at the same position
+    are prefixes of each other). One such scan costs about a quarter of 230 ``in`` tests.
+    (A search, unlike a lookahead's finditer, skips the positions whose character starts
+    no literal without entering the trie: a sixth less on the corpora.)
     """
 
     def __init__(self, literals: Iterable[str]) -> None:
         unique = sorted(set(literals))
-        self._pattern = re.compile(f"(?=({_trie(unique)}))")
+        self._pattern = re.compile(_trie(unique))
         members = set(unique)
         self._closure = {
             lit: frozenset(lit[:i] for i in range(1, len(lit) + 1) if lit[:i] in members)
@@ -206,9 +208,39 @@ class _Literals:
     def present(self, text: str) -> set[str]:
         """The literals that occur in ``text``."""
         found: set[str] = set()
-        for match in self._pattern.finditer(text):
-            found |= self._closure[match.group(1)]
+        search, closure = self._pattern.search, self._closure
+        pos = 0
+        while (match := search(text, pos)) is not None:
+            found |= closure[match.group()]
+            pos = match.start() + 1
         return found
+
+
+class _Ordered:
+    """Matchers in their order, and which of them each literal lets match: a text is read
+    only by the matchers one of whose literals it contains (:meth:`_Matcher.search` says
+    no to the others), so the others are not even asked."""
+
+    def __init__(self, matchers: tuple[_Matcher, ...]) -> None:
+        self.matchers = matchers
+        self._always = frozenset(i for i, m in enumerate(matchers) if m.literals is None)
+        by_literal: dict[str, set[int]] = {}
+        for index, matcher in enumerate(matchers):
+            for literal in matcher.literals or ():
+                by_literal.setdefault(literal, set()).add(index)
+        self._by_literal = {lit: frozenset(found) for lit, found in by_literal.items()}
+
+    def first(self, text: str, present: set[str]) -> Reason | None:
+        """The reason of the first matcher that matches ``text`` (lowered; ``present``: its
+        literals), or ``None``."""
+        candidates = set(self._always)
+        for literal in present:
+            candidates.update(self._by_literal.get(literal, ()))
+        for index in sorted(candidates):
+            matcher = self.matchers[index]
+            if matcher.search(text, present):
+                return matcher.reason
+        return None
 
 
 def _trie(words: list[str]) -> str:
@@ -720,6 +752,8 @@ _LITERALS = _Literals(
     for alternative in matcher.alternatives
     for lit in alternative.literals or ()
 )
+_SPECIFIC_ORDER = _Ordered(_SPECIFIC_TEXT)
+_GENERIC_ORDER = _Ordered(_GENERIC_TEXT)
 
 # RFC 3463 3.x (and the RFC 5248 registry) "subject.detail" codes whose meaning is clear.
 _SPECIFIC_CODE: dict[str, Reason] = {
@@ -839,16 +873,16 @@ def reason_of(status: str, smtp_code: int, text: str) -> Reason:
     """The reason for a failure's status ("5.1.1" or ""), reply code (0: none) and text."""
     text = text[:_MAX_TEXT].lower()
     present = _LITERALS.present(text)
-    for matcher in _SPECIFIC_TEXT:
-        if matcher.search(text, present):
-            return matcher.reason
+    found = _SPECIFIC_ORDER.first(text, present)
+    if found is not None:
+        return found
     subject = _subject(status)
     specific = _SPECIFIC_CODE.get(subject)
     if specific is not None:
         return specific
-    for matcher in _GENERIC_TEXT:
-        if matcher.search(text, present):
-            return matcher.reason
+    found = _GENERIC_ORDER.first(text, present)
+    if found is not None:
+        return found
     generic = _GENERIC_CODE.get(subject)
     if generic is not None:
         return generic

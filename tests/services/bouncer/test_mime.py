@@ -74,13 +74,16 @@ def test_a_changed_header_is_read_again() -> None:
     msg.replace_header("Content-Type", "text/plain; charset=ISO-2022-JP")
     assert (msg.get("Subject"), msg.get_content_type()) == ("Changed", "text/plain")
     assert msg.get_content_charset() == "iso-2022-jp"
+    assert "SUBJECT" in msg and "X-Note" not in msg
     del msg["Subject"]
     assert msg.get("Subject", "none") == "none"
+    assert "subject" not in msg
     msg["Subject"] = "Again"
     msg.add_header("X-Note", "one", kind="a")
     assert (msg["subject"], msg.get("x-note")) == ("Again", 'one; kind="a"')
     msg.set_raw("X-Other", "two")
     assert msg.get("X-OTHER") == "two"
+    assert "x-other" in msg
     part = BounceMessage()
     assert part.get_content_type() == "text/plain"
     part.set_default_type("message/rfc822")

@@ -75,6 +75,61 @@ def test_the_reason_prefilter_never_changes_a_match() -> None:
             assert matcher.search(lowered, present) is plain, (matcher.reason, text)
 
 
+def test_the_reason_order_asks_only_matchers_that_could_match() -> None:
+    # _Ordered.first skips the matchers none of whose literals is there: the first matcher
+    # to match stays the one a walk through all of them in order finds.
+    for text in TEXTS:
+        lowered = text.lower()
+        present = reasons._LITERALS.present(lowered)
+        for order in (reasons._SPECIFIC_ORDER, reasons._GENERIC_ORDER):
+            plain = next(
+                (
+                    m.reason
+                    for m in order.matchers
+                    if any(a.pattern.search(lowered) for a in m.alternatives)
+                ),
+                None,
+            )
+            assert order.first(lowered, present) is plain, text
+
+
+def test_the_literal_scan_finds_overlapping_literals() -> None:
+    # "mailbox" and "box full" overlap; both must be found, and each one's prefixes that
+    # are literals too.
+    scan = reasons._Literals(["mailbox", "box full", "mail", "full"])
+    assert scan.present("the mailbox full") == {"mailbox", "mail", "box full", "full"}
+
+
+def test_a_rule_is_searched_by_its_alternatives_only_when_that_is_exact() -> None:
+    table = parse_rules(
+        """
+[[rule]]
+name = "split"
+class = "hard"
+pattern = 'User ?Unknown|no such (user|mailbox)'
+
+[[rule]]
+name = "backreference"
+class = "hard"
+pattern = '(quota) exceeded \\1|over quota'
+
+[[rule]]
+name = "bar-in-class"
+class = "hard"
+pattern = 'mail[|]box|over quota'
+""",
+        "test.toml",
+    )
+    split, backreference, bar_in_class = table.rules
+    assert split.alternatives is not None
+    assert [sorted(literals) for literals, _ in split.alternatives] == [["unknown"], ["no such "]]
+    assert split.matches("", "550 No such mailbox", "*", "550 no such mailbox")
+    assert not split.matches("", "550 unknown host", "*", "550 unknown host")
+    assert backreference.alternatives is None
+    assert bar_in_class.alternatives is None
+    assert bar_in_class.matches("", "mail|box", "*", "mail|box")
+
+
 @pytest.mark.parametrize(
     ("pattern", "lowered"),
     [
