@@ -202,9 +202,6 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: A background task that dies: "exit" drains and exits non-zero (the orchestrator
     #: restarts the process); "unready" keeps running with /readyz at 503.
     task_failure: Literal["exit", "unready"] = "exit"
-    #: The event loop of a process running stages: "uvloop" (libuv; less CPU per message on
-    #: sockets) or "asyncio" (the standard library's, for debugging).
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -13,6 +13,7 @@ This module does not run stages itself (``shared.runtime.process``) nor know any
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -104,10 +105,9 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
         print_banner(config, specs, lines, sys.stdout)
     # The runtime (aiohttp, prometheus_client) loads only when a stage really runs, so that
     # every other command starts without it.
-    from shared.runtime import eventloop  # noqa: PLC0415
     from shared.runtime.process import run_stages  # noqa: PLC0415
 
-    return eventloop.run(run_stages(specs, config), config.core.runtime.event_loop)
+    return asyncio.run(run_stages(specs, config))
 
 
 def _refuse_a_second_owner(config: Config) -> None:
