@@ -63,7 +63,7 @@ _FRAME = re.compile(r"^\s+(?P<method>[^\s(]+)\((?P<args>[^)]*)\)")
 _THREAD_FIELD = re.compile(r'^\s+sampledThread = "(?P<name>.*)" \(')
 
 
-#: JFR's execution sampling period during a run (``profile`` settings: 10 ms).
+#: The execution sampling period set for a run (JFR's ``profile`` settings would take 10 ms).
 SAMPLE_PERIOD_MS = 1
 
 

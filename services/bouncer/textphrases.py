@@ -16,7 +16,12 @@ from __future__ import annotations
 import re
 
 from services.bouncer.report import ADDRESS_RE
-from shared.bounceclass.literals import required_options, top_level
+from shared.bounceclass.literals import (
+    CHARACTER_CLASS,
+    required_options,
+    top_level,
+    without_containing,
+)
 
 # Where the returned original starts: text below it is the message we sent, not the bounce.
 ORIGINAL_MARKER = re.compile(
@@ -147,7 +152,7 @@ def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
         return None
     # A class is one character of no word: read as ".", so that a "(", ")" or "|" in it
     # is never taken for a group or an alternative.
-    source = _CLASS.sub(".", source)
+    source = CHARACTER_CLASS.sub(".", source)
     words: list[str] = []
     for alternative in top_level(source):
         options = required_options(alternative)
@@ -156,9 +161,7 @@ def words_of(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
         if not options:
             return None
         words.extend(options)
-    # A word that contains another adds nothing: where it is, the other is too.
-    unique = dict.fromkeys(words)
-    return tuple(w for w in unique if not any(o != w and o in w for o in unique))
+    return without_containing(words)
 
 
 def any_word(words: tuple[str, ...] | None, low: str) -> bool:
@@ -177,7 +180,6 @@ def _found(pattern: re.Pattern[str], words: tuple[str, ...] | None, low: str) ->
     return any_word(words, low) and pattern.search(low) is not None
 
 
-_CLASS = re.compile(r"\[[^\]]*\]")
 _SPECIAL = frozenset("\\.^$*+?{}[]|()")
 _GAVE_UP_WORDS = words_of(GAVE_UP)
 _WILL_RETRY_WORDS = words_of(WILL_RETRY)
