@@ -1,7 +1,9 @@
 """The Kafka adapter of the bus (aiokafka): the production path.
 
 Owns :class:`KafkaBus`, the ``Bus`` protocol of ``shared.bus.base`` on Kafka: publishing
-through one group-committing transactional producer (``kafka_publisher``), group members
+a single record with an idempotent producer (``kafka_single``: one record is atomic on its
+own) and several through one group-committing transactional producer (``kafka_publisher``),
+group members
 with their own transactional producers (``kafka_consumer``), group-less readers for
 compacted tables (``follow``, ``read_table``) and creating missing topics (``kafka_admin``).
 
@@ -24,8 +26,9 @@ from shared.bus.kafka_admin import create_topics, topic_for
 from shared.bus.kafka_common import WireNames, client_kwargs, map_error
 from shared.bus.kafka_consumer import KafkaConsumer
 from shared.bus.kafka_lookup import partition_of, read_at
-from shared.bus.kafka_publisher import GroupCommitPublisher
+from shared.bus.kafka_publisher import GroupCommitPublisher, checked_size
 from shared.bus.kafka_reset import refresh_metadata_on_failed_reset
+from shared.bus.kafka_single import SingleRecordPublisher
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
 from shared.config import KafkaConfig
 from shared.errors import BusUnavailable
@@ -63,23 +66,34 @@ class KafkaBus:
         self._publisher = GroupCommitPublisher(
             config, self._names, self._transactional_id(f"{instance}.pub")
         )
+        self._single = SingleRecordPublisher(config, self._names)
         self._members: dict[str, set[int]] = {}  # group -> slots of live members
 
     async def start(self) -> None:
         """Connect; raises ``BusUnavailable`` when Kafka is unreachable within the timeout."""
         await self._publisher.start()
+        try:
+            await self._single.start()
+        except BaseException:
+            await self._publisher.close()
+            raise
 
     async def close(self) -> None:
         """Publish what is queued, then disconnect."""
-        await self._publisher.close()
+        await asyncio.gather(self._publisher.close(), self._single.close())
 
     async def publish(
         self,
         records: Sequence[OutRecord],
         timeout: float | None = None,
     ) -> None:
-        """Publish atomically and durably, in a transaction shared with concurrent callers."""
-        await self._publisher.publish(records, timeout)
+        """Publish atomically and durably: one record with an idempotent produce, several in
+        a transaction shared with concurrent callers."""
+        if len(records) == 1:
+            checked_size(records)
+            await self._single.publish(records[0], timeout)
+        else:
+            await self._publisher.publish(records, timeout)
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         """A new (not started) member of ``group`` with its own transactional producer."""

@@ -1,6 +1,7 @@
-"""Transactional aiokafka producers: how the Kafka bus opens them and throws them away.
+"""The Kafka bus's aiokafka producers: how it opens them and throws them away.
 
-Owns the producer settings every transactional producer of the bus shares (acks=all,
+Every producer is idempotent with acks=all; all but the one of single-record publishes
+(``kafka_single``) are transactional. Owns the settings they share (acks=all,
 idempotence, compression, request and transaction timeouts, request size for the largest
 record), bounded start-up, and discarding a producer whose transaction state is unknown.
 It does not decide what goes into a transaction (``kafka_publisher``, ``kafka_consumer``).
@@ -31,9 +32,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 512 * 1024
 
 
-async def open_producer(config: KafkaConfig, transactional_id: str) -> Any:
-    """A started transactional producer; raises ``BusUnavailable`` if Kafka cannot be
-    reached or the transaction coordinator does not answer within the request timeout."""
+async def open_producer(config: KafkaConfig, transactional_id: str | None) -> Any:
+    """A started transactional producer (``transactional_id`` ``None``: idempotent only,
+    ``kafka_single``); raises ``BusUnavailable`` if Kafka cannot be reached or the
+    transaction coordinator does not answer within the request timeout."""
     producer = AIOKafkaProducer(
         **client_kwargs(config),
         acks="all",
@@ -50,7 +52,7 @@ async def open_producer(config: KafkaConfig, transactional_id: str) -> Any:
             await producer.start()
     except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
         await discard_producer(producer, config.request_timeout)
-        raise map_error(exc, f"start producer {transactional_id}") from exc
+        raise map_error(exc, f"start producer {transactional_id or '(idempotent)'}") from exc
     return producer
 
 

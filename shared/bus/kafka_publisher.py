@@ -1,10 +1,12 @@
-"""Group commit for ``KafkaBus.publish``: many concurrent publishers, one Kafka transaction.
+"""Group commit for ``KafkaBus.publish`` of several records: many publishers, one transaction.
 
-Ingest runs hundreds of SMTP sessions at once and each needs "durable, all or nothing"
-before it answers 250. One transaction per message would cost two coordinator round trips
-each; instead a single task drains the queue of waiting publishers, sends all their records
-in one transaction and commits once, then answers every caller (the group commit of
-databases). Records of one caller are contiguous and in order inside the transaction.
+A publish of several records must be all or nothing (the HTTP API's batch of messages, a
+quarantine release with its tombstone and event, a batch of rejection events); a single
+record needs no transaction and goes through ``kafka_single``. One transaction per call
+would cost two coordinator round trips each; instead a single task drains the queue of
+waiting publishers, sends all their records in one transaction and commits once, then
+answers every caller (the group commit of databases). Records of one caller are
+contiguous and in order inside the transaction.
 
 Deadlines: a caller still waiting in the queue at its deadline withdraws and gets
 ``BusUnavailable`` (nothing was sent). Once taken into a group, the group runs until the
@@ -111,13 +113,7 @@ class GroupCommitPublisher:
         timeout: float | None,
     ) -> None:
         """Publish ``records`` atomically and durably (see ``Bus.publish``)."""
-        size = sum(_record_size(r) for r in records)
-        for record in records:
-            if _record_size(record) > MAX_RECORD_BYTES:
-                raise RecordTooLarge(
-                    f"{record.topic}: record of {_record_size(record)} bytes exceeds "
-                    f"{MAX_RECORD_BYTES}"
-                )
+        size = checked_size(records)
         if not records:
             return
         if self._closing or self._task is None:
@@ -302,6 +298,16 @@ def _with_reason(message: str, reason: str) -> str:
 def _retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def checked_size(records: Sequence[OutRecord]) -> int:
+    """The bytes of ``records``; ``RecordTooLarge`` for one past ``MAX_RECORD_BYTES``."""
+    for record in records:
+        if _record_size(record) > MAX_RECORD_BYTES:
+            raise RecordTooLarge(
+                f"{record.topic}: record of {_record_size(record)} bytes exceeds {MAX_RECORD_BYTES}"
+            )
+    return sum(_record_size(r) for r in records)
 
 
 def _record_size(record: OutRecord) -> int:

@@ -1,4 +1,4 @@
-"""Kafka-only behaviour of the bus: namespaces, deadlines, size limits, fencing.
+"""Kafka-only behaviour of the bus: namespaces, deadlines, size limits, fencing, group commit.
 
 The behaviour both adapters share is in ``test_contract.py``; these cover what only the
 Kafka adapter has (topic prefixes, an unreachable or silent broker, broker-side size limits,
@@ -155,15 +155,16 @@ async def test_a_restarted_instance_fences_the_old_publisher(config: KafkaConfig
     await old.start()
     new = KafkaBus(config, instance="same")
     await new.start()  # same transactional id: the old producer is fenced
+    # Two records each: a publish of several is a transaction (one record goes without).
     try:
         with pytest.raises(BusUnavailable):
-            await old.publish([rec(EVENTS.name, "zombie", b"x")], timeout=30)
-        await new.publish([rec(EVENTS.name, "live", b"y")], timeout=30)
+            await old.publish([rec(EVENTS.name, "zombie", b"x"), rec(EVENTS.name, "z2", b"x")], 30)
+        await new.publish([rec(EVENTS.name, "live", b"y"), rec(EVENTS.name, "l2", b"y")], 30)
     finally:
         await old.close()
         await new.close()
     reader = KafkaBus(config, instance="reader")
-    assert await reader.read_table(EVENTS.name) == {b"live": b"y"}
+    assert await reader.read_table(EVENTS.name) == {b"live": b"y", b"l2": b"y"}
 
 
 async def test_too_large_output_aborts_the_stage_transaction_and_the_next_one_works(
@@ -195,20 +196,50 @@ async def test_too_large_output_aborts_the_stage_transaction_and_the_next_one_wo
 
 async def test_concurrent_publishes_share_transactions(bus: KafkaBus) -> None:
     # postline.dead has one partition, and every committed transaction leaves one commit
-    # marker in it: one transaction per publish would end the log at 2 * count.
+    # marker in it: one transaction per publish would end the log at 3 * count.
+    await bus.ensure_topics([DEAD.name])
+    count = 25
+    pairs = [[rec(DEAD.name, f"m{i}", b"x"), rec(DEAD.name, f"n{i}", b"x")] for i in range(count)]
+
+    await asyncio.gather(*(bus.publish(pair) for pair in pairs))
+
+    end = await _end_of_dead(bus)
+    assert 2 * count < end < 3 * count
+
+
+async def test_a_single_record_is_published_without_a_transaction(bus: KafkaBus) -> None:
+    # One record is atomic on its own: no transaction, so no commit marker in the log, and
+    # every record is there for read_committed readers.
     await bus.ensure_topics([DEAD.name])
     count = 50
 
     await asyncio.gather(*(bus.publish([rec(DEAD.name, f"m{i}", b"x")]) for i in range(count)))
 
+    assert await _end_of_dead(bus) == count
+    assert len(await bus.read_table(DEAD.name)) == count
+
+
+async def test_a_single_record_past_its_deadline_is_unavailable_and_the_next_one_goes(
+    bus: KafkaBus,
+) -> None:
+    # The topic does not exist (auto-creation is off): the produce cannot complete.
+    with pytest.raises(BusUnavailable):
+        await bus.publish([rec("postline.missing", "k", b"y")], timeout=1.0)
+
+    await bus.publish([rec(EVENTS.name, "after", b"ok")], timeout=30)
+
+    assert await bus.read_table(EVENTS.name) == {b"after": b"ok"}
+
+
+async def _end_of_dead(bus: KafkaBus) -> int:
+    """Where the log of (one-partition) ``postline.dead`` ends, markers included."""
     reader = AIOKafkaConsumer(**client_kwargs(bus.config), isolation_level="read_committed")
     await reader.start()
     try:
         wire = TopicPartition(bus.config.topic_prefix + DEAD.name, 0)
-        end = (await reader.end_offsets([wire]))[wire]
+        return int((await reader.end_offsets([wire]))[wire])
     finally:
         await reader.stop()
-    assert count < end < 2 * count
 
 
 async def _fetch(consumer: Consumer, count: int) -> list[BusMessage]:
