@@ -508,7 +508,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="default 1 (3 with --compare)")
     parser.add_argument("--signer-workers", type=int, help="signer.workers (default: product's 0)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--compression", choices=["none", "gzip"])
+    parser.add_argument("--compression", choices=["none", "gzip", "lz4", "zstd"])
     parser.add_argument(
         "--profile",
         choices=["all", *STAGES, "kafka"],

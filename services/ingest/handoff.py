@@ -1,9 +1,16 @@
-"""The durable hand-off: Submission plus events in one bus publish, then the 250 reply.
+"""The durable hand-off: the message and its events in one bus publish, then the 250 reply.
 
 "250 means durable" (DESIGN.md): the caller answers ``250 2.0.0 Ok: queued as <id>`` only after
 :meth:`Handoff.submit` returned, i.e. the bus acknowledged all records atomically. When the bus
 fails or does not answer within ``bus.publish_timeout`` it raises ``BusUnavailable`` (or another
 ``BusError``) and the caller answers 451 4.3.0; nothing was recorded.
+
+A message on its way carries its events (``accepted``, ``suppressed``, ``scanned``) inside its
+Submission (``Submission.events``), and the signer publishes them in the transaction that
+consumes it: the hand-off is then a single record, which Kafka makes durable with one
+idempotent produce instead of a transaction, the largest part of the 250's wait. A message
+held by the scanner (Quarantined) or with every recipient dropped publishes its events beside
+it, atomically, as before.
 
 Rejection events are different: they are a report, not a promise, so :class:`EventSink`
 publishes them in the background from a bounded queue and only logs a failure. This module
@@ -16,6 +23,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+
+from msgspec.structs import replace
 
 from services.ingest.metrics import IngestMetrics
 from shared.bus.base import Bus
@@ -43,9 +52,8 @@ class Handoff:
         """Publish the Submission (``None``: every recipient was dropped; a Quarantined
         record: held back by the scanner) with its events, atomically; raises ``BusError``
         when the bus did not acknowledge."""
-        records = [_out(submission)] if submission is not None else []
+        records = _records(submission, events)
         del submission  # encoded: let the caller's only copy of the message go (issue 11)
-        records += [EVENTS.out(event) for event in events]
         await self._publish(records)
 
     async def submit_many(
@@ -55,9 +63,7 @@ class Handoff:
         holds all of them or none; raises ``BusError`` when it did not acknowledge."""
         records: list[OutRecord] = []
         for submission, events in messages:
-            if submission is not None:
-                records.append(_out(submission))
-            records += [EVENTS.out(event) for event in events]
+            records += _records(submission, events)
         await self._publish(records)
 
     async def _publish(self, records: list[OutRecord]) -> None:
@@ -71,10 +77,15 @@ class Handoff:
         self.metrics.handoff_seconds.observe(time.monotonic() - started)
 
 
-def _out(message: Submission | Quarantined) -> OutRecord:
+def _records(message: Submission | Quarantined | None, events: Sequence[Event]) -> list[OutRecord]:
+    """The records of one message: a Submission with its events inside (see the module
+    docstring), or the other kinds with their events beside them."""
+    if isinstance(message, Submission):
+        return [SUBMITTED.out(replace(message, events=(*message.events, *events)))]
+    records = [EVENTS.out(event) for event in events]
     if isinstance(message, Quarantined):
-        return QUARANTINE.out(message)
-    return SUBMITTED.out(message)
+        records.insert(0, QUARANTINE.out(message))
+    return records
 
 
 class EventSink:

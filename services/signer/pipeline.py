@@ -1,6 +1,8 @@
 """The signer's batch handler: Submissions in, signed Deliveries and events out.
 
-For each Submission, in order:
+For each Submission, the events ingest recorded with it (``Submission.events``: ``accepted``,
+``suppressed``, ``scanned``) go out first, in the same transaction as everything below, so
+they appear exactly once and ahead of the signer's own; then, in order:
 
 1. recipients on the suppression list are dropped with a ``suppressed`` event: a global or
    tenant suppression always, one scoped to the From domain (an unsubscribe) only from bulk
@@ -197,6 +199,8 @@ class SignerPipeline:
         poison_if_unusable(submission)
         submission, eight_bit = self._seven_bit(submission)
         plan = _Plan(submission, eight_bit=eight_bit)
+        # Ingest's events for this message (``accepted``...) come first, in this transaction.
+        plan.outputs = [EVENTS.out(event) for event in submission.events]
         sender_domain = from_domain(submission.data)
         tenant = self.tenants.get(submission.tenant)
         plan.bulk_reason = bulk_reason(

@@ -84,6 +84,11 @@ class Submission(Record, frozen=True, kw_only=True):
     require_tls: bool = False
     requiretls: bool = False
     tls_optional: bool = False
+    #: The events ingest recorded with the message (``accepted``, ``suppressed``, ``scanned``).
+    #: They travel inside it so that ingest's hand-off is one record, which Kafka makes
+    #: durable without a transaction; the signer publishes them, in the transaction that
+    #: consumes this record, so each appears exactly once and before any event of its own.
+    events: tuple[Event, ...] = ()
 
 
 class SmtpReply(msgspec.Struct, frozen=True, kw_only=True):

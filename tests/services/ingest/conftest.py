@@ -20,7 +20,7 @@ from shared.bus.kafka import KafkaBus
 from shared.config import Config, CoreConfig, KafkaConfig, convert
 from shared.errors import BusUnavailable
 from shared.runtime.stage import StageContext
-from shared.wire.records import Record
+from shared.wire.records import Event, Record, Submission
 from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS, OutRecord, Topic
 from testing.stage import stage_context
 from tests.services.ingest.pki import Pki, make_pki
@@ -62,18 +62,37 @@ class Running:
 
     async def records(self, topic: Topic[Any], count: int, timeout: float = 15.0) -> list[Any]:
         """Wait (with a deadline) until ``topic`` holds at least ``count`` records; all of them."""
-        consumer = self.bus.consumer(f"test-{time.monotonic_ns()}", [topic.name])
+        return await self._read([topic], count, timeout)
+
+    async def events(self, count: int, timeout: float = 15.0) -> list[Event]:
+        """The events ingest recorded, once there are at least ``count``: those it published
+        on ``postline.events`` (rejections, and those of messages not on their way) and those
+        carried inside its Submissions for the signer to publish (``Submission.events``)."""
+        found: list[Event] = []
+        for record in await self._read([SUBMITTED, EVENTS], count, timeout, _events_in):
+            found += record.events if isinstance(record, Submission) else [record]
+        return found
+
+    async def _read(
+        self,
+        topics: list[Topic[Any]],
+        count: int,
+        timeout: float,
+        counted: Callable[[Any], int] = lambda record: 1,
+    ) -> list[Any]:
+        by_name = {topic.name: topic for topic in topics}
+        consumer = self.bus.consumer(f"test-{time.monotonic_ns()}", list(by_name))
         await consumer.start()
         found: list[Record] = []
         deadline = time.monotonic() + timeout
         try:
             while True:
                 batch = await consumer.fetch(timeout=0.2)
-                found += [topic.decode(m.value) for m in batch if m.value is not None]
-                if len(found) >= count and not batch:
+                found += [by_name[m.topic].decode(m.value) for m in batch if m.value is not None]
+                if sum(map(counted, found)) >= count and not batch:
                     return found
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{topic.name}: {len(found)} records, wanted {count}")
+                    raise AssertionError(f"{list(by_name)}: {len(found)} records, wanted {count}")
         finally:
             await consumer.stop()
 
@@ -84,6 +103,10 @@ class Running:
 
 
 StartIngest = Callable[..., Awaitable[Running]]
+
+
+def _events_in(record: Submission | Event) -> int:
+    return len(record.events) if isinstance(record, Submission) else 1
 
 
 def base_config(tmp: Path, pki: Pki, **ingest: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import aiosmtplib
 
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import PASSWORD, Running
 
@@ -33,5 +32,5 @@ async def relay_session(ingest: Running) -> Raw:
 
 
 async def rejection(ingest: Running, check: str) -> None:
-    events = await ingest.records(EVENTS, 1)
+    events = await ingest.events(1)
     assert [(e.kind, e.check) for e in events] == [(EventKind.REJECTED, check)]

@@ -8,7 +8,7 @@ What is asserted is ingest's own count of message bytes held (``BodyBudget``, ex
 from __future__ import annotations
 
 from services.ingest.budget import NO_ROOM, BodyBudget
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw, until
 from tests.services.ingest.conftest import Running, StartIngest
 
@@ -104,7 +104,7 @@ async def test_budget_refuses_a_second_body_while_the_first_is_held(
     assert "queued as" in (await second.reply())[1]
     subs = await ingest.records(SUBMITTED, 2)
     assert all(len(s.data) > 700_000 for s in subs)
-    events = await ingest.records(EVENTS, 4)
+    events = await ingest.events(4)
     assert sorted(e.check for e in events) == ["", "", "memory", "memory"]
     assert budget(ingest).peak <= 1024 * 1024
     assert ingest.ctx.registry.get_sample_value(GAUGE) == 0.0

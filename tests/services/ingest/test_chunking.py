@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import Running, StartIngest
 
@@ -73,7 +73,7 @@ async def test_bdat_size_limit(start_ingest: StartIngest) -> None:
     assert (await raw.reply())[0] == 552
     assert (await raw.reply())[0] == 503
     assert (await raw.cmd("NOOP"))[0] == 250
-    events = await ingest.records(EVENTS, 2)
+    events = await ingest.events(2)
     assert [e.check for e in events] == ["size", "size"]
 
 

@@ -12,7 +12,7 @@ import msgspec
 
 from shared import tenant_access, tenant_admin
 from shared.wire.records import ContentRules, EventKind, SendingDomain, Tenant
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw, until
 from tests.services.ingest.conftest import Running, StartIngest
 from tests.services.ingest.sessions import relay_session
@@ -48,7 +48,7 @@ async def test_an_exe_is_refused_and_a_pdf_is_queued(start_ingest: StartIngest) 
         550,
         '5.7.1 Attachment "invoice.pdf.exe" refused: file type .exe is not accepted',
     )
-    [event] = await ingest.records(EVENTS, 1)
+    [event] = await ingest.events(1)
     assert (event.kind, event.check) == (EventKind.REJECTED, "attachment")
     assert event.reply is not None and event.reply.code == 550
     code, text = await transaction(raw, with_attachment("invoice.pdf", PDF))
@@ -80,7 +80,7 @@ async def test_a_signed_message_ingest_would_normalise_is_refused(
     )
     code, text = await transaction(raw, signed)
     assert code == 550 and text.startswith("5.6.0 Message is DKIM-signed and has bare CR or LF")
-    [event] = await ingest.records(EVENTS, 1)
+    [event] = await ingest.events(1)
     assert event.check == "signed_changes"
     code, _ = await transaction(raw, signed.replace(b"DKIM-Signature", b"X-Not-Signature"))
     assert code == 250  # unsigned: normalised and sent, as configured
@@ -132,7 +132,7 @@ async def test_a_tenants_own_rules_are_followed_live(start_ingest: StartIngest) 
         f'5.3.4 Attachment "big.pdf" is {len(PDF) * 2} bytes, more than the 4096 allowed',
     )
     await raw.close()
-    rejected = [e for e in await ingest.records(EVENTS, 3) if e.kind is EventKind.REJECTED]
+    rejected = [e for e in await ingest.events(3) if e.kind is EventKind.REJECTED]
     # Two messages' events: on different partitions they come in no set order.
     assert sorted((e.check, e.tenant) for e in rejected) == [
         ("attachment", TENANT),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import Running, StartIngest
 
@@ -60,6 +60,6 @@ async def test_an_unusable_value_is_refused_naming_why(start_ingest: StartIngest
     twice = message("60").replace(b"\r\n\r\n", b"\r\nX-Postline-Deliver-After: 60\r\n\r\n", 1)
     code, text = await send(ingest, twice)
     assert (code, text) == (550, "5.6.0 X-Postline-Deliver-After: given more than once")
-    rejected = await ingest.records(EVENTS, 5)
+    rejected = await ingest.events(5)
     assert {e.check for e in rejected} == {"deliver_after"}
     assert await ingest.records(SUBMITTED, 0, timeout=0.5) == []

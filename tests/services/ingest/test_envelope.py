@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import Running, StartIngest
 
@@ -72,6 +72,6 @@ async def test_utf8_addresses_need_smtputf8(start_ingest: StartIngest) -> None:
     assert (await raw.cmd(MESSAGE + b"."))[0] == 250
     [sub] = await ingest.records(SUBMITTED, 1)
     assert sub.rcpt_to == ("用户@例子.广告",) and sub.smtputf8
-    events = await ingest.records(EVENTS, 3)
+    events = await ingest.events(3)
     assert sorted(e.check for e in events) == ["", "smtputf8", "smtputf8"]
     await raw.close()

@@ -52,7 +52,7 @@ async def test_pipelined_refusals_end_the_session_and_spare_others(
     await attacker.close()
     await app.close()
     assert len(await ingest.records(SUBMITTED, 1)) == 1
-    events = await ingest.records(EVENTS, 22)
+    events = await ingest.events(22)
     checks = [e.check for e in events]
     assert checks.count("relay") == 20 and checks.count("error_limit") == 1
 

@@ -10,7 +10,7 @@ import pytest
 
 from shared.bus.base import Bus
 from shared.wire.records import EventKind, Suppression, SuppressionReason
-from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS
+from shared.wire.topics import SUBMITTED, SUPPRESSIONS
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import FailingBus, StartIngest
 from tests.services.ingest.sessions import MESSAGE, logged_in
@@ -34,7 +34,7 @@ async def test_bus_failure_answers_451_and_records_nothing(start_ingest: StartIn
     _, reply = await client.sendmail("alice@example.com", ["bob@dest.test"], MESSAGE)
     [sub] = await ingest.records(SUBMITTED, 1)
     assert reply.endswith(sub.id)
-    events = await ingest.records(EVENTS, 1)
+    events = await ingest.events(1)
     assert [e.kind for e in events] == [EventKind.ACCEPTED]
 
 
@@ -86,7 +86,7 @@ async def test_suppressed_recipient_is_refused(start_ingest: StartIngest, tmp_pa
         await client.rset()
         await client.mail("alice@example.com")
         await asyncio.sleep(0.05)
-    events = [e for e in await ingest.records(EVENTS, 1) if e.kind == EventKind.REJECTED]
+    events = [e for e in await ingest.events(1) if e.kind == EventKind.REJECTED]
     assert events[-1].check == "suppression" and events[-1].recipient == "gone@dest.test"
     await client.quit()
 
@@ -125,12 +125,12 @@ async def test_suppressed_recipient_dropped_with_event(start_ingest: StartIngest
     assert errors == {}
     [sub] = await ingest.records(SUBMITTED, 1)
     assert sub.rcpt_to == ("bob@dest.test",)
-    events = await ingest.records(EVENTS, 2)
+    events = await ingest.events(2)
     kinds = {(e.kind, e.recipient) for e in events}
     assert kinds == {(EventKind.ACCEPTED, ""), (EventKind.SUPPRESSED, "gone@dest.test")}
     # Every recipient suppressed: 250, no Submission, only the event.
     await client.sendmail("alice@example.com", ["gone@dest.test"], MESSAGE)
-    events = await ingest.records(EVENTS, 3)
+    events = await ingest.events(3)
     assert [e.kind for e in events].count(EventKind.SUPPRESSED) == 2
     assert len(await ingest.records(SUBMITTED, 1)) == 1
 

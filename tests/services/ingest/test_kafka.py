@@ -9,7 +9,7 @@ import pytest
 
 from shared.bus.base import Bus
 from shared.wire.records import EventKind, Suppression, SuppressionReason
-from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS
+from shared.wire.topics import SUBMITTED, SUPPRESSIONS
 from tests.services.ingest.conftest import PASSWORD, FailingBus, StartIngest
 
 pytestmark = pytest.mark.kafka
@@ -64,7 +64,7 @@ async def test_kafka_starttls_auth_suppression_and_bus_failure(
         assert time.monotonic() < deadline
         await client.rset()
     await client.quit()
-    events = await ingest.records(EVENTS, 2, timeout=60)
+    events = await ingest.events(2, timeout=60)
     assert sorted((e.kind, e.check) for e in events) == [
         (EventKind.ACCEPTED, ""),
         (EventKind.REJECTED, "suppression"),

@@ -11,7 +11,7 @@ import aiosmtplib
 import pytest
 
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.conftest import StartIngest
 from tests.services.ingest.sessions import MESSAGE, logged_in, rejection, relay_session
 
@@ -30,7 +30,7 @@ async def test_null_sender_from_trusted_network_is_recorded_as_empty(
     await raw.close()
     [sub] = await ingest.records(SUBMITTED, 1)
     assert sub.mail_from == ""
-    [accepted] = await ingest.records(EVENTS, 1)
+    [accepted] = await ingest.events(1)
     assert accepted.kind is EventKind.ACCEPTED and accepted.sender == ""
 
 

@@ -8,7 +8,7 @@ import aiosmtplib
 import pytest
 
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.conftest import Running, StartIngest
 from tests.services.ingest.sessions import MESSAGE, logged_in, rejection, relay_session
 
@@ -19,7 +19,7 @@ async def test_relay_denied_without_auth_from_untrusted_network(start_ingest: St
     assert (await raw.cmd("MAIL FROM:<x@example.com>"))[0] == 250
     assert await raw.cmd("RCPT TO:<bob@dest.test>") == (554, "5.7.1 Relay access denied")
     await raw.close()
-    events = await ingest.records(EVENTS, 1)
+    events = await ingest.events(1)
     assert events[0].check == "relay" and events[0].recipient == "bob@dest.test"
     assert events[0].reply is not None and events[0].reply.code == 554
 
@@ -122,7 +122,7 @@ async def test_message_rate_per_ip(start_ingest: StartIngest) -> None:
         450,
         "4.7.1 Message rate limit exceeded, try later",
     )
-    events = await ingest.records(EVENTS, 2)
+    events = await ingest.events(2)
     assert [e.check for e in events if e.kind == EventKind.REJECTED] == ["ip_rate"]
 
 
@@ -211,7 +211,7 @@ async def test_utf8_address_without_smtputf8_is_refused(start_ingest: StartInges
 
 
 async def rejection_count(ingest: Running, checks: list[str]) -> None:
-    events = await ingest.records(EVENTS, len(checks))
+    events = await ingest.events(len(checks))
     assert [e.check for e in events] == checks
 
 

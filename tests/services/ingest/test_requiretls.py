@@ -10,7 +10,7 @@ from services.ingest import accept, headers
 from services.ingest.server import take_requiretls
 from shared import tenant_admin
 from shared.wire.records import EventKind, Submission
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import PASSWORD, Running, StartIngest
 from tests.services.ingest.sessions import relay_session
@@ -62,7 +62,7 @@ async def test_requiretls_in_cleartext_is_refused(start_ingest: StartIngest) -> 
     # The refusal started no transaction; the same sender without the demand goes.
     await send_raw(raw, "alice@example.com", message())
     await raw.close()
-    events = await ingest.records(EVENTS, 2)
+    events = await ingest.events(2)
     # Events are keyed by message: two partitions, no order between these two.
     assert sorted((e.kind, e.check) for e in events) == [
         (EventKind.ACCEPTED, ""),

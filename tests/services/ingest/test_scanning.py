@@ -21,7 +21,7 @@ import aiosmtplib
 import pytest
 
 from shared.wire.records import Event, EventKind, Quarantined, Submission
-from shared.wire.topics import EVENTS, QUARANTINE, SUBMITTED
+from shared.wire.topics import QUARANTINE, SUBMITTED
 from testing import eventschema
 from tests.services.ingest.conftest import Running, StartIngest
 from tests.services.ingest.sessions import logged_in
@@ -53,7 +53,7 @@ async def send(ingest: Running, data: bytes) -> tuple[int, str]:
 
 
 async def events(ingest: Running, count: int) -> list[Event]:
-    found: list[Event] = await ingest.records(EVENTS, count)
+    found: list[Event] = await ingest.events(count)
     eventschema.assert_published(found)  # ingest's own, as docs/events.md has them
     return found
 
@@ -164,7 +164,7 @@ async def test_a_scanner_down_fails_open_with_an_event_or_defers_when_closed(
         closed = await start_ingest(scanning=scanning(url, on_failure="closed"))
         code, text = await send(closed, CLEAN)
         assert (code, text) == (451, "4.7.0 Content scanner unavailable, try again later")
-        found = await closed.records(EVENTS, 2)
+        found = await closed.events(2)
         assert {(e.kind, e.check or e.classification) for e in found} >= {
             (EventKind.REJECTED, "rspamd_unavailable"),
         }

@@ -7,7 +7,6 @@ import pytest
 
 from services.ingest import headers, subject
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS
 from tests.services.ingest.conftest import PASSWORD, StartIngest
 
 
@@ -52,6 +51,6 @@ async def test_the_accepted_event_carries_the_decoded_subject(start_ingest: Star
     )
     await client.sendmail("alice@example.com", ["bob@dest.test"], message)
     await client.quit()
-    [event] = await ingest.records(EVENTS, 1)
+    [event] = await ingest.events(1)
     assert event.kind is EventKind.ACCEPTED
     assert event.subject == "Winter sale: 30% offälles"

@@ -10,7 +10,7 @@ import aiosmtplib
 import pytest
 
 from shared.wire.records import EventKind, Submission
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import HOSTNAME, PASSWORD, StartIngest
 
@@ -72,7 +72,7 @@ async def test_starttls_auth_submission_is_recorded(start_ingest: StartIngest) -
     # Everything the client sent (minus control headers) is there byte for byte.
     assert b"From: Alice <alice@example.com>\r\nTo: bob@dest.test\r\nSubject: hello\r\n" in head
 
-    events = await ingest.records(EVENTS, 1)
+    events = await ingest.events(1)
     assert [(e.kind, e.message_id) for e in events] == [(EventKind.ACCEPTED, message_id)]
 
 
@@ -129,7 +129,7 @@ async def test_wrong_password_then_throttled(start_ingest: StartIngest) -> None:
     raw = await Raw.open(ingest.port("smtps"), tls=context)
     assert await raw.reply() == (421, "4.7.0 Too many authentication failures")
     assert await raw.closed()
-    events = await ingest.records(EVENTS, 2)
+    events = await ingest.events(2)
     assert [e.check for e in events] == ["auth_throttle", "auth_throttle"]
     assert all(e.kind == EventKind.REJECTED for e in events)
 

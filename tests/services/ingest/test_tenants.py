@@ -14,7 +14,7 @@ from services.ingest.policy.base import PolicyState
 from shared import tenant_access, tenant_admin
 from shared.limits import LocalLimiter
 from shared.wire.records import EventKind, SendingDomain, Tenant, TenantState
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.client import Raw
 from tests.services.ingest.conftest import Running, StartIngest
 
@@ -115,7 +115,7 @@ async def test_a_tenant_login_sends_only_from_its_verified_domains(
     await raw.close()
     [submission] = await ingest.records(SUBMITTED, 1)
     assert submission.tenant == TENANT
-    accepted = [e for e in await ingest.records(EVENTS, 1) if e.kind is EventKind.ACCEPTED]
+    accepted = [e for e in await ingest.events(1) if e.kind is EventKind.ACCEPTED]
     assert [e.tenant for e in accepted] == [TENANT]
 
 
@@ -138,7 +138,7 @@ async def test_a_paused_tenant_is_refused_with_the_reason_then_resumed(
     )
     assert (await send(raw))[0] == 250
     await raw.close()
-    rejected = [e for e in await ingest.records(EVENTS, 3) if e.kind is EventKind.REJECTED]
+    rejected = [e for e in await ingest.events(3) if e.kind is EventKind.REJECTED]
     assert [(e.check, e.tenant) for e in rejected] == [("tenant_paused", TENANT)] * 2
 
 
@@ -180,7 +180,7 @@ async def test_a_paused_sending_domain_is_refused_in_mail_from_and_from_then_res
     await until(lambda: policy(ingest).paused_domain(TENANT, "news.acme.test") is None, "paused")
     assert (await send(raw, "app@news.acme.test"))[0] == 250
     await raw.close()
-    rejected = [e for e in await ingest.records(EVENTS, 4) if e.kind is EventKind.REJECTED]
+    rejected = [e for e in await ingest.events(4) if e.kind is EventKind.REJECTED]
     assert [(e.check, e.tenant) for e in rejected] == [("domain_paused", TENANT)] * 2
 
 

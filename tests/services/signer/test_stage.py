@@ -16,7 +16,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from services.signer.keys import KeyStore
@@ -614,3 +616,39 @@ async def test_tracking_on_without_a_host_warns_at_start(
     [tracking] = [e for e in events if e.kind is EventKind.TRACKING]
     assert tracking.classification == "no_host"
     assert copy.data.endswith(HTML_MESSAGE)
+
+
+async def test_ingest_events_carried_in_the_submission_go_out_first_and_once(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    # Ingest hands off one record: its events ride in the Submission for the signer to
+    # publish in the transaction that consumes it.
+    sub = submission(("bob@one.test",))
+    common: dict[str, Any] = {
+        "message_id": sub.id,
+        "at": 1_000.0,
+        "stage": "ingest",
+        "tenant": "default",
+    }
+    carried = (
+        Event(kind=EventKind.ACCEPTED, recipients=1, recipient_domains=("one.test",), **common),
+        Event(
+            kind=EventKind.SUPPRESSED,
+            recipient="gone@two.test",
+            domain="two.test",
+            check="suppression",
+            **common,
+        ),
+    )
+    async with running(tmp_path, keys_dir) as signer:
+        await signer.submit(msgspec.structs.replace(sub, events=carried))
+        await signer.events(3)
+        await signer.submit(submission(("carol@one.test",)))  # a later batch: no repeat
+        events = await signer.events(4)
+    ours = [e for e in events if e.message_id == sub.id]
+    assert [(e.kind, e.stage) for e in ours] == [
+        (EventKind.ACCEPTED, "ingest"),
+        (EventKind.SUPPRESSED, "ingest"),
+        (EventKind.SIGNED, "signer"),
+    ]
+    assert tuple(ours[:2]) == carried

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.api.conftest import Api, StartApi, message
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 4
@@ -28,7 +28,7 @@ async def test_an_exe_is_refused_and_a_pdf_is_accepted(api: Api) -> None:
     assert answer.status == 202, answer.body
     [submission] = await api.ingest.records(SUBMITTED, 1)
     assert submission.id == answer.json["id"]
-    rejected = [e for e in await api.ingest.records(EVENTS, 1) if e.kind is EventKind.REJECTED]
+    rejected = [e for e in await api.ingest.events(1) if e.kind is EventKind.REJECTED]
     assert [e.check for e in rejected] == ["attachment"]
 
 

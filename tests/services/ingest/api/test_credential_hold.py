@@ -8,7 +8,7 @@ import asyncio
 from shared import tenant_admin
 from shared.cli.credential import hold, release
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.api.conftest import TENANT, Api, message, until
 
 
@@ -27,7 +27,7 @@ async def test_a_held_api_key_gets_503_with_the_reason_until_released(api: Api) 
     assert "leak" not in answer.body.decode()  # the operator's reason stays with the operator
     assert answer.headers["Retry-After"] == "600"  # a release takes a person
     for _ in range(50):
-        events = await api.ingest.records(EVENTS, 0)
+        events = await api.ingest.events(0)
         if any(e.kind is EventKind.REJECTED and e.check == "credential_held" for e in events):
             break
         await asyncio.sleep(0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared import tenant_admin
 from shared.wire.records import EventKind
-from shared.wire.topics import EVENTS, SUBMITTED
+from shared.wire.topics import SUBMITTED
 from tests.services.ingest.api.conftest import BY, TENANT, StartApi, follow, message
 from tests.services.ingest.test_scanning import GTUBE, scanning
 
@@ -36,5 +36,5 @@ async def test_a_tenants_own_mode_overrides_the_global_one(
     await follow(api.ingest)
     unscanned = await api.post("/v1/messages", message(text=GTUBE.decode() + "\n"))
     assert unscanned.status == 202, unscanned.body
-    scanned = [e for e in await api.ingest.records(EVENTS, 0) if e.kind is EventKind.SCANNED]
+    scanned = [e for e in await api.ingest.events(0) if e.kind is EventKind.SCANNED]
     assert [e.message_id for e in scanned] == [submission.id]  # only the first was scanned

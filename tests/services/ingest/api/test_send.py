@@ -19,7 +19,7 @@ from shared.wire.records import (
     SuppressionReason,
     TenantState,
 )
-from shared.wire.topics import EVENTS, SUBMITTED, SUPPRESSIONS
+from shared.wire.topics import SUBMITTED, SUPPRESSIONS
 from tests.services.ingest.api.conftest import (
     BY,
     DOMAIN,
@@ -43,7 +43,7 @@ def policy_of(api: Api) -> PolicyState:
 async def events_of(api: Api, kind: EventKind, count: int) -> list[Event]:
     """The events of ``kind`` once there are ``count`` (the tenant's own are there too)."""
     for _ in range(50):
-        found = [e for e in await api.ingest.records(EVENTS, 0) if e.kind is kind]
+        found = [e for e in await api.ingest.events(0) if e.kind is kind]
         if len(found) >= count:
             return found
         await asyncio.sleep(0.1)
