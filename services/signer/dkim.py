@@ -17,6 +17,13 @@ Our choices on top of dkimpy's defaults:
 - one body hash and one header canonicalisation shared by every signature of a message,
   so dual signing (RSA + Ed25519, RFC 8463) costs one extra private-key operation.
 
+Two of dkimpy's steps are redone faster with byte-for-byte the same result (the tests
+compare them on generated input): :func:`parse` splits only the header block into lines
+(dkimpy's ``rfc822_parse`` splits and re-joins the whole body, 14% of the signer's CPU on
+50 KB messages), and :func:`relaxed_body` strips trailing whitespace line by line and
+compresses whitespace runs only where there are any (the regular expressions it used
+before tried a match at every space of the body: 41% of the signer's CPU at 50 KB).
+
 It does not choose keys (``keys.py``) nor decide whether to sign (``pipeline.py``).
 """
 
@@ -39,10 +46,12 @@ from services.signer.keys import SigningKey
 from shared.errors import SigningError
 
 _HEADER = b"DKIM-Signature"
-_TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
 # Only the runs that change: dkimpy's [\t ]+ also "replaces" every lone space by itself,
 # which was a tenth of the signer's CPU on 5 KB messages (py-spy, bench-compare).
 _WSP_TO_COMPRESS = re.compile(rb"[\t ]{2,}|\t")
+#: The empty line that ends the header block (dkimpy accepts LF as well as CRLF line ends).
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
 _CANON = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 #: Placeholder for b= while the header is folded, as dkimpy does: it forces b= onto its own
 #: line so inserting the real value does not move the other tags.
@@ -70,6 +79,12 @@ class DkimSigner(dkim.DKIM):  # type: ignore[misc]
             raise SigningError(f"cannot parse message for DKIM: {exc}") from exc
         # Instance attributes, not dkimpy's class tuples: nothing shared is changed.
         self.should_sign: set[bytes] = {*dkim.DKIM.SHOULD, b"list-unsubscribe-post"}
+
+    def set_message(self, message: bytes | None) -> None:
+        """dkimpy's ``set_message`` with :func:`parse` in place of ``rfc822_parse``."""
+        super().set_message(None)  # resets what dkimpy keeps per message
+        if message:
+            self.headers, self.body = parse(message)
 
     def signatures(
         self, keys: Sequence[SigningKey], timestamp: int, expire_after: int = 0
@@ -118,12 +133,50 @@ class DkimSigner(dkim.DKIM):  # type: ignore[misc]
         return _HEADER + b": " + value
 
 
+def parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """The header fields and the body of ``message``, exactly as dkimpy's ``rfc822_parse``
+    gives them (the body's lines joined with CRLF, bare LFs included), without splitting
+    the body into lines when it has no bare LF. Raises ``dkim.MessageFormatError`` as
+    dkimpy does."""
+    blank = _BLANK_LINE.search(message)
+    if blank is None or message.startswith((b"\n", b"\r\n")):
+        # No body, or no header block: nothing to save.
+        headers, body = dkim.rfc822_parse(message)
+        return headers, body
+    # The header block up to and including the last header line's end: the same lines as
+    # in the whole message, then the empty string dkimpy stops at.
+    headers, _ = dkim.rfc822_parse(message[: blank.start() + 1])
+    body = message[blank.end() :]
+    if body.count(b"\n") != body.count(b"\r\n"):
+        body = b"\r\n".join(_LINE_END.split(body))  # what dkimpy makes of bare LFs
+    return headers, body
+
+
 def relaxed_body(body: bytes) -> bytes:
     """The relaxed body canonicalisation of RFC 6376 3.4.4, byte for byte dkimpy's result:
     trailing whitespace removed, other whitespace runs made one space, trailing empty lines
     removed."""
-    compressed = _WSP_TO_COMPRESS.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body))
-    return bytes(correct_empty_body(strip_trailing_lines(compressed)))
+    lines = body.split(b"\r\n")
+    # Whitespace is trailing only before a CRLF: the text after the last one keeps its own.
+    stripped = [line.rstrip(b" \t") for line in lines[:-1]]
+    stripped.append(lines[-1])
+    canonical = b"\r\n".join(stripped)
+    if b"\t" in canonical or b"  " in canonical:  # one look at the body, not one per line
+        canonical = b"\r\n".join(
+            _compress(line) if b"\t" in line or b"  " in line else line for line in stripped
+        )
+    return bytes(correct_empty_body(strip_trailing_lines(canonical)))
+
+
+def _compress(line: bytes) -> bytes:
+    """``line`` with each run of spaces and tabs made one space."""
+    # The leading run (indentation, as in most HTML) without a regular expression: a
+    # pattern tries a match at every space, and the text after it usually has no run.
+    text = line.lstrip(b" \t")
+    indented = len(text) < len(line)
+    if b"\t" in text or b"  " in text:
+        text = _WSP_TO_COMPRESS.sub(b" ", text)
+    return b" " + text if indented else text
 
 
 def _join(fields: list[tuple[bytes, bytes]]) -> bytes:

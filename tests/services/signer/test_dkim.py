@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from dkim import MessageFormatError, rfc822_parse
 from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.signer.dkim import DkimSigner, relaxed_body, sign_message
+from services.signer.dkim import DkimSigner, parse, relaxed_body, sign_message
 from services.signer.keys import KeyStore
 from shared.errors import SigningError
 from testing.dnsserver import DnsServer
@@ -136,8 +137,27 @@ def test_no_keys_no_signature() -> None:
     assert sign_message(PLAIN, [], 1) == b""
 
 
-# Bodies made of what relaxed canonicalisation cares about: spaces, tabs, line ends, text.
-_BODY_PIECES = st.sampled_from([b" ", b"  ", b"\t", b" \t ", b"\r\n", b"a", b"word", b"\xc3\xa9"])
+# Bodies made of what relaxed canonicalisation cares about: spaces, tabs, line ends (bare
+# CR and LF too), text.
+_BODY_PIECES = st.sampled_from(
+    [b" ", b"  ", b"\t", b" \t ", b"\r\n", b"\r", b"\n", b"a", b"word", b"\xc3\xa9"]
+)
+# Messages made of what splitting headers from the body cares about: line ends, folding
+# whitespace, field names, an mbox "From " line, text.
+_MESSAGE_PIECES = st.sampled_from(
+    [
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b" ",
+        b"\t",
+        b"Subject:",
+        b"From: a@b.test",
+        b"From ",
+        b"x",
+        b"\r\n\r\n",
+    ]
+)
 
 
 @settings(max_examples=400)
@@ -145,3 +165,19 @@ _BODY_PIECES = st.sampled_from([b" ", b"  ", b"\t", b" \t ", b"\r\n", b"a", b"wo
 def test_relaxed_body_is_byte_for_byte_dkimpys(body: bytes) -> None:
     # Our faster canonicalisation must hash exactly what every verifier hashes.
     assert relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+@settings(max_examples=600)
+@given(st.lists(_MESSAGE_PIECES, max_size=40).map(b"".join))
+def test_parse_is_byte_for_byte_dkimpys(message: bytes) -> None:
+    # Splitting only the header block must give what dkimpy's whole-message split gives,
+    # including its refusals.
+    try:
+        expected: object = rfc822_parse(message)
+    except (MessageFormatError, IndexError) as exc:
+        expected = type(exc)
+    try:
+        got: object = parse(message)
+    except (MessageFormatError, IndexError) as exc:
+        got = type(exc)
+    assert got == expected
