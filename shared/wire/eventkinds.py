@@ -145,7 +145,8 @@ KINDS: Mapping[EventKind, KindSpec] = {
         _kind(
             EventKind.ACCEPTED,
             "Ingest accepted the message (it answered 250 once the message was stored "
-            "durably): one event per message.",
+            "durably): one event per message. It travels inside the message and appears "
+            "when the signer takes the message, with `at` the time of the 250.",
             "message_id stage tenant recipients recipient_domains",
             "sender tls credential tags detail subject",
             recipients="How many recipients the message was accepted for (suppressed ones "
