@@ -15,11 +15,12 @@ Read_committed readers see these records as soon as they are written, and never 
 transaction still open before them (the last stable offset), as before.
 
 Deadlines: a record not acknowledged by its caller's deadline fails with ``BusUnavailable``
-and the producer is replaced, so it does not keep retrying a record whose caller has been
-told it was not accepted. The window without a definite answer is a produce request already
-sent at the deadline: the record may still be written, which means a duplicate after the
-client retries, never a loss (the group commit has the same window for its commit request;
-RFC 1047 describes it for every SMTP server).
+and the producer is retired: it gets ``kafka.request_timeout`` to deliver what it holds and
+is then closed, so it does not retry forever. A record whose caller heard "not accepted"
+may therefore still be written (sent at the deadline, or delivered while the producer is
+retired), which means a duplicate after the client retries, never a loss. The group commit
+has the same kind of window, narrower: only a commit request in flight at the deadline.
+RFC 1047 describes it for every SMTP server.
 """
 
 from __future__ import annotations
