@@ -3,9 +3,9 @@
 Owns :class:`KafkaBus`, the ``Bus`` protocol of ``shared.bus.base`` on Kafka: publishing
 a single record with an idempotent producer (``kafka_single``: one record is atomic on its
 own) and several through one group-committing transactional producer (``kafka_publisher``),
-group members
-with their own transactional producers (``kafka_consumer``), group-less readers for
-compacted tables (``follow``, ``read_table``) and creating missing topics (``kafka_admin``).
+group members with their own transactional producers (``kafka_consumer``), group-less
+readers for compacted tables (``follow``, ``read_table``) and creating missing topics
+(``kafka_admin``).
 
 Logical topic names (``postline.outbound``) get ``kafka.topic_prefix`` on the wire, and so do
 consumer group ids and transactional ids: a prefix is a namespace, so two deployments (or
@@ -26,7 +26,7 @@ from shared.bus.kafka_admin import create_topics, topic_for
 from shared.bus.kafka_common import WireNames, client_kwargs, map_error
 from shared.bus.kafka_consumer import KafkaConsumer
 from shared.bus.kafka_lookup import partition_of, read_at
-from shared.bus.kafka_publisher import GroupCommitPublisher, checked_size
+from shared.bus.kafka_publisher import GroupCommitPublisher
 from shared.bus.kafka_reset import refresh_metadata_on_failed_reset
 from shared.bus.kafka_single import SingleRecordPublisher
 from shared.bus.kafka_transaction import consumer_kwargs, to_message
@@ -90,7 +90,6 @@ class KafkaBus:
         """Publish atomically and durably: one record with an idempotent produce, several in
         a transaction shared with concurrent callers."""
         if len(records) == 1:
-            checked_size(records)
             await self._single.publish(records[0], timeout)
         else:
             await self._publisher.publish(records, timeout)

@@ -126,6 +126,13 @@ def _read_password(config: KafkaConfig) -> str:
         ) from exc
 
 
+def retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """A done callback: mark a failure as seen, so that a future nobody awaits any more (a
+    caller gone at its deadline) is not logged as "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
 def compression(config: KafkaConfig) -> str | None:
     """The producer compression codec (``None`` for ``"none"``)."""
     return None if config.compression == "none" else config.compression

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 
-from shared.bus.kafka_common import WireNames, map_error
+from shared.bus.kafka_common import WireNames, map_error, retrieve_exception
 from shared.bus.kafka_diagnose import ProduceTrouble
 from shared.bus.kafka_producer import abort_quietly, discard_producer, open_producer
 from shared.bus.kafka_transaction import KAFKA_FAILURES
@@ -122,7 +122,7 @@ class GroupCommitPublisher:
         deadline = None if timeout is None else loop.time() + timeout
         request = _Request(records, deadline, loop.create_future(), size=size)
         # A caller cancelled after its group was taken no longer reads the answer.
-        request.future.add_done_callback(_retrieve)
+        request.future.add_done_callback(retrieve_exception)
         self._queue.append(request)
         self._wakeup.set()
         try:
@@ -293,11 +293,6 @@ def _answer(request: _Request, error: BaseException | None) -> None:
 
 def _with_reason(message: str, reason: str) -> str:
     return f"{message}: {reason}" if reason else message
-
-
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def checked_size(records: Sequence[OutRecord]) -> int:

@@ -29,9 +29,10 @@ import asyncio
 import logging
 from typing import Any
 
-from shared.bus.kafka_common import WireNames, map_error
+from shared.bus.kafka_common import WireNames, map_error, retrieve_exception
 from shared.bus.kafka_diagnose import ProduceTrouble
 from shared.bus.kafka_producer import discard_producer, open_producer
+from shared.bus.kafka_publisher import checked_size
 from shared.bus.kafka_transaction import KAFKA_FAILURES
 from shared.config import KafkaConfig
 from shared.errors import BusUnavailable
@@ -68,11 +69,13 @@ class SingleRecordPublisher:
             await asyncio.gather(*self._retiring, return_exceptions=True)
 
     async def publish(self, record: OutRecord, timeout: float | None) -> None:
-        """Publish ``record`` durably; ``BusUnavailable`` when not acknowledged in time.
+        """Publish ``record`` durably; ``BusUnavailable`` when not acknowledged in time,
+        ``RecordTooLarge`` (before sending) past the bus's record limit.
 
         Without a timeout the wait is bounded by ``kafka.transaction_timeout``, as a
         transactional publish is by the broker.
         """
+        checked_size([record])
         if self._closed:
             raise BusUnavailable("the Kafka bus is not started")
         limit = self._config.transaction_timeout if timeout is None else timeout
@@ -104,7 +107,7 @@ class SingleRecordPublisher:
             return self._producer
         if self._opening is None or self._opening.done():
             self._opening = asyncio.create_task(self._open())
-            self._opening.add_done_callback(_retrieve)
+            self._opening.add_done_callback(retrieve_exception)
         return await asyncio.shield(self._opening)
 
     async def _open(self) -> Any:
@@ -124,9 +127,3 @@ class SingleRecordPublisher:
         task = asyncio.create_task(discard_producer(producer, self._config.request_timeout))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # A failed opening nobody waits for any more must not be logged as never retrieved.
-    if not task.cancelled():
-        task.exception()
