@@ -202,6 +202,15 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: A background task that dies: "exit" drains and exits non-zero (the orchestrator
     #: restarts the process); "unready" keeps running with /readyz at 503.
     task_failure: Literal["exit", "unready"] = "exit"
+    #: ``postline run`` only: stages that run in a process of their own each, started and
+    #: stopped by the run, so that one run uses more than one core. The other stages share
+    #: the run's own process and its HTTP port, which also serves the stage processes'
+    #: metrics and readiness. ``[]``: every stage in one process. A stage command
+    #: (``postline signer``) ignores it.
+    separate_processes: Annotated[tuple[str, ...], msgspec.Meta(max_length=16)] = (
+        "signer",
+        "deliverer",
+    )
 
 
 class SecretsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -15,6 +15,13 @@ with a message naming the holder. The CLI's ``events``, ``message`` and ``suppre
 commands open without the lock (they publish, ``follow`` and ``read_table``, never join a
 group) and so keep working beside a running ``postline run``.
 
+Whatever the owner lock, a group's first member in this process takes the group's own lock
+(``OwnerLock.acquire_group``), held until the group's last member here leaves: the stage
+processes of a ``postline run`` spread over several processes share the file, one process
+per group, and a process joining a group another one holds is refused. Records written by
+another process wake this one's waiting fetches through ``watch_others``: a poll of SQLite's
+``data_version`` every :data:`WATCH_INTERVAL` (a commit in this process wakes them at once).
+
 Not done here: several processes sharing one group, and anything Kafka-only (topic
 prefixes: logical names are used as they are).
 """
@@ -48,6 +55,9 @@ __all__ = ["EmbeddedBus"]
 #: A fetch stops adding records past this many bytes (it always returns at least one).
 MAX_FETCH_BYTES = MAX_RECORD_BYTES
 READER_THREADS = 2
+#: How often a bus with ``watch_others`` looks for commits of other processes: the longest
+#: a record another process wrote waits before a fetch here sees it, when nothing is queued.
+WATCH_INTERVAL = 0.02
 T = TypeVar("T")
 _COMPACTED = frozenset(t.name for t in all_topics() if t.compact)
 
@@ -55,11 +65,19 @@ _COMPACTED = frozenset(t.name for t in all_topics() if t.compact)
 class EmbeddedBus:
     """The bus on a single SQLite file in WAL mode (``[embedded]`` config)."""
 
-    def __init__(self, config: EmbeddedConfig, *, lock: bool = False) -> None:
-        """``lock``: take the owner lock at start (a process that runs stages)."""
+    def __init__(
+        self, config: EmbeddedConfig, *, lock: bool = False, watch_others: bool = False
+    ) -> None:
+        """``lock``: take the owner lock at start (a process that runs stages).
+        ``watch_others``: wake waiting fetches soon after another process commits (a stage
+        process sharing the file with others)."""
         self._config = config
         self._take_lock = lock
         self._lock: OwnerLock | None = None
+        self._group_locks: dict[str, OwnerLock] = {}
+        self._watch_others = watch_others
+        self._watcher = SqlThread("bus-watch", lambda: StoreReader(path))
+        self._watch_task: asyncio.Task[None] | None = None
         path = config.path
         self._writer = SqlThread(
             "bus-writer", lambda: StoreWriter(path, config.partitions, config.max_size)
@@ -94,6 +112,8 @@ class EmbeddedBus:
             raise
         self._committer.start()
         self._retention_task = asyncio.create_task(self._retention(), name="bus-retention")
+        if self._watch_others:
+            self._watch_task = asyncio.create_task(self._watch(), name="bus-watch")
         self._running = True
 
     async def close(self) -> None:
@@ -101,14 +121,15 @@ class EmbeddedBus:
         if not self._running:
             return
         self._running = False
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._retention_task
+        for task in (self._retention_task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         await self._committer.close()
         self._notify()
         await self._writer.close()
-        for reader in self._readers:
+        for reader in (*self._readers, self._watcher):
             await reader.close()
         self._release()
 
@@ -230,7 +251,12 @@ class EmbeddedBus:
         return self._changed
 
     async def join(self, member: EmbeddedConsumer) -> None:
-        """Add a started member to its group and rebalance the group."""
+        """Add a started member to its group and rebalance the group; ``BusUnavailable``
+        when another process holds the group."""
+        if member.group not in self._group_locks:
+            self._group_locks[member.group] = OwnerLock.acquire_group(
+                self._config.path, member.group
+            )
         self._groups.setdefault(member.group, []).append(member)
         await self._rebalance(member.group)
 
@@ -241,6 +267,8 @@ class EmbeddedBus:
             members.remove(member)
         member.assign(frozenset())
         await self._rebalance(member.group)
+        if not members and (held := self._group_locks.pop(member.group, None)) is not None:
+            held.release()
 
     def check_running(self) -> None:
         """``BusUnavailable`` unless started and not closed."""
@@ -253,6 +281,9 @@ class EmbeddedBus:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        for held in self._group_locks.values():
+            held.release()
+        self._group_locks.clear()
 
     async def _rebalance(self, group: str) -> None:
         async with self._rebalancing:
@@ -281,6 +312,19 @@ class EmbeddedBus:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def _watch(self) -> None:
+        seen: int | None = None
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                version = await self._watcher.run(StoreReader.data_version)
+            except BusError:
+                continue  # the fetches' own poll (POLL_INTERVAL) still finds the records
+            if version != seen:
+                if seen is not None:
+                    self._notify()
+                seen = version
 
     async def _retention(self) -> None:
         retention = float(self._config.retention)

@@ -254,6 +254,11 @@ class StoreReader:
                 break
         return out
 
+    def data_version(self) -> int:
+        """SQLite's ``data_version``: changes when another connection commits."""
+        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(version)
+
     def committed(self, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The committed next offset per partition (0 when never committed)."""
         result: dict[TopicPartition, int] = {}

@@ -16,13 +16,15 @@ from shared.bus.base import Bus
 from shared.config import Config
 
 
-def open_bus(config: Config, *, owner: bool = True) -> Bus:
+def open_bus(config: Config, *, owner: bool = True, shared_file: bool = False) -> Bus:
     """A new, not yet started bus for ``config`` (``await bus.start()`` connects it).
 
     ``owner``: this process runs stages; on the embedded bus it takes the file's owner lock,
     so a second such process is refused. ``owner=False`` is for clients that never join a
     consumer group (``events tail``, ``suppress list``): they work beside a running
     ``postline run``. Kafka has no owner (its groups are the broker's): the flag is ignored.
+    ``shared_file``: this process is one of several stage processes on one embedded file (a
+    ``postline run`` spread over processes): it watches for the others' commits.
     """
     core = config.core
     if core.bus.kind == "kafka":
@@ -38,4 +40,4 @@ def open_bus(config: Config, *, owner: bool = True) -> Bus:
         return KafkaBus(core.kafka, instance=instance, static_members=static)
     from shared.bus.embedded import EmbeddedBus  # noqa: PLC0415 (stdlib sqlite only)
 
-    return EmbeddedBus(core.embedded, lock=owner)
+    return EmbeddedBus(core.embedded, lock=owner, watch_others=shared_file)

@@ -7,6 +7,11 @@ routes all mail to one smarthost (a local capture server on a machine without in
 A stage command (``postline ingest``) prepares nothing and prints no banner: in production
 a missing file must stop the start with an error naming the key, not be made up.
 
+``run`` starts the stages ``runtime.separate_processes`` names as processes of their own
+(``shared.runtime.children``) and the others in its own process, so one command uses every
+core; it keeps the embedded file's owner lock, and the bus keeps each consumer group in one
+process.
+
 This module does not run stages itself (``shared.runtime.process``) nor know any stage.
 """
 
@@ -93,8 +98,10 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
     specs: list[StageSpec] = args.specs
     if not specs:
         raise RunError("no stage is installed; nothing to run", 2)
-    config = load_config(path, deliver_to_environment(args.deliver_to, os.environ))
+    environ = deliver_to_environment(args.deliver_to, os.environ)
+    config = load_config(path, environ)
     _refuse_a_second_owner(config)
+    apart = separate_stages(specs, config) if args.prepare else []
     try:
         lines = _prepare_and_check(specs, config, prepare=args.prepare)
     except ConfigError as exc:
@@ -102,12 +109,34 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
             raise RunError(f"{exc}\n{NO_CONFIG_HINT}", 1) from exc
         raise
     if args.prepare:
-        print_banner(config, specs, lines, sys.stdout)
+        print_banner(config, specs, lines, sys.stdout, apart)
     # The runtime (aiohttp, prometheus_client) loads only when a stage really runs, so that
     # every other command starts without it.
+    from shared.bus.factory import open_bus  # noqa: PLC0415
+    from shared.runtime.children import StageProcesses  # noqa: PLC0415
     from shared.runtime.process import run_stages  # noqa: PLC0415
 
-    return asyncio.run(run_stages(specs, config))
+    if not apart:
+        return asyncio.run(run_stages(specs, config))
+    own = [spec for spec in specs if spec not in apart]
+    companions = StageProcesses([(spec.name,) for spec in apart], path, environ)
+    bus = open_bus(config, shared_file=True)
+    return asyncio.run(run_stages(own, config, bus=bus, companions=companions))
+
+
+def separate_stages(specs: Sequence[StageSpec], config: Config) -> list[StageSpec]:
+    """The stages ``runtime.separate_processes`` puts in processes of their own;
+    ``ConfigError`` naming the key for a name that is not an installed stage."""
+    names = config.core.runtime.separate_processes
+    known = {spec.name for spec in specs}
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                config.source,
+                "runtime.separate_processes",
+                f"{name!r} is not an installed stage (installed: {', '.join(sorted(known))})",
+            )
+    return [spec for spec in specs if spec.name in names]
 
 
 def _refuse_a_second_owner(config: Config) -> None:
@@ -134,7 +163,13 @@ def _prepare_and_check(specs: Sequence[StageSpec], config: Config, *, prepare: b
     return lines
 
 
-def print_banner(config: Config, specs: Sequence[StageSpec], lines: list[str], out: TextIO) -> None:
+def print_banner(
+    config: Config,
+    specs: Sequence[StageSpec],
+    lines: list[str],
+    out: TextIO,
+    apart: Sequence[StageSpec] = (),
+) -> None:
     """The start banner: stages, the stages' own lines, metrics, events and how to stop."""
     core = config.core
     where = f"embedded bus {core.embedded.path}" if core.bus.kind == "embedded" else "Kafka"
@@ -144,6 +179,7 @@ def print_banner(config: Config, specs: Sequence[StageSpec], lines: list[str], o
     text = [
         rule,
         f"Postline {package_version()}: {', '.join(s.name for s in specs)} on {where}",
+        *_processes_line(apart),
         *lines,
         f"metrics {http}/metrics, health {http}/healthz and {http}/readyz",
         f"follow what happens: {cli} events tail",
@@ -154,6 +190,13 @@ def print_banner(config: Config, specs: Sequence[StageSpec], lines: list[str], o
     ]
     out.write("\n".join(text) + "\n")
     out.flush()
+
+
+def _processes_line(apart: Sequence[StageSpec]) -> list[str]:
+    if not apart:
+        return []
+    names = ", ".join(spec.name for spec in apart)
+    return [f"{names}: a process each (runtime.separate_processes); the rest in this one"]
 
 
 def _path_hint() -> list[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -34,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from shared.config import HttpConfig
 from shared.errors import ListenError
 from shared.runtime.http import BodyTooLarge, HttpRequest, HttpResponse, Route, Router
+from shared.runtime.metricsmerge import merge_expositions
 
 log = logging.getLogger("postline.http")
 
@@ -46,6 +48,22 @@ SHUTDOWN_TIMEOUT = 5.0  # requests in progress at close get this long
 
 #: Who is ready: stage name -> whether it serves now (``StageContext.ready``).
 ReadinessProbe = Callable[[], dict[str, bool]]
+
+#: The ``process`` label of this process's own samples when companions' are merged in.
+OWN_PROCESS = "run"
+
+
+class Companions(Protocol):
+    """Processes the port answers for (``shared.runtime.children.StageProcesses``)."""
+
+    async def readiness(self) -> dict[str, bool]:
+        """Per stage: ready."""
+        ...
+
+    async def scrape(self) -> list[tuple[str, bytes]]:
+        """(process name, metrics exposition) of each reachable process."""
+        ...
+
 
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -202,9 +220,13 @@ class HttpServer(HttpListener):
         *,
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout: float = KEEPALIVE_TIMEOUT,
+        companions: Companions | None = None,
     ) -> None:
+        """``companions``: other processes this port answers for (their readiness joins
+        ``/readyz``, their metrics ``/metrics``, each sample labelled with its process)."""
         self._registry = registry
         self._readiness = readiness
+        self._companions = companions
         builtin = Router()
         builtin.add("GET", "/metrics", self._metrics)
         builtin.add("GET", "/healthz", self._healthz)
@@ -219,7 +241,11 @@ class HttpServer(HttpListener):
         )
 
     async def _metrics(self, _request: HttpRequest) -> HttpResponse:
-        return HttpResponse(200, generate_latest(self._registry), content_type=CONTENT_TYPE_LATEST)
+        own = generate_latest(self._registry)
+        if self._companions is not None:
+            parts = [(OWN_PROCESS, own), *await self._companions.scrape()]
+            own = merge_expositions(parts)
+        return HttpResponse(200, own, content_type=CONTENT_TYPE_LATEST)
 
     async def _healthz(self, _request: HttpRequest) -> HttpResponse:
         # Liveness: the event loop answers. Readiness is /readyz.
@@ -227,6 +253,8 @@ class HttpServer(HttpListener):
 
     async def _readyz(self, _request: HttpRequest) -> HttpResponse:
         states = self._readiness()
+        if self._companions is not None:
+            states |= await self._companions.readiness()
         waiting = sorted(name for name, ready in states.items() if not ready)
         if waiting:
             return HttpResponse(503, ("not ready: " + ", ".join(waiting) + "\n").encode())

@@ -10,6 +10,11 @@ runtime gives it a :class:`~shared.runtime.stage.StageContext` and runs it until
 - A stage that crashes (or returns before it was asked to stop) stops the whole process with
   a non-zero exit code: the orchestrator restarts it, and a half-running process never hides.
 
+A ``postline run`` spread over processes passes its stage processes
+(``shared.runtime.children``) as ``companions``: they start before this process's stages, a
+companion that exits stops the process like a crashed stage, they drain alongside the
+stages, and the HTTP port answers for them too.
+
 It does not parse the command line (``shared.cli``) nor choose the bus adapter
 (``shared.bus.factory``).
 """
@@ -21,13 +26,14 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
 from shared.bus.base import Bus
 from shared.config import Config
 from shared.errors import BusError, ListenError
+from shared.runtime.children import StageProcesses, StageProcessFailed
 from shared.runtime.httpserver import HttpServer
 from shared.runtime.logs import setup_logging
 from shared.runtime.memory import return_large_buffers
@@ -49,18 +55,22 @@ async def run_stages(
     bus: Bus | None = None,
     stop: asyncio.Event | None = None,
     configure_logging: bool = True,
+    companions: StageProcesses | None = None,
+    on_listening: Callable[[int], None] | None = None,
 ) -> int:
     """Run ``specs`` until a signal (or ``stop``) and drain; returns the process exit code.
 
     ``bus``: use this bus instead of the configured one (it is started and closed here too).
     ``stop``: an event that requests the same drain as SIGTERM (for embedding and tests).
+    ``companions``: stage processes run with these stages (``postline run``).
+    ``on_listening``: called with the HTTP port once it listens.
     Raises ``BusUnavailable`` when the bus cannot be reached at start, ``ConfigError`` when a
     stage rejects its configuration section.
     """
     if configure_logging:
         setup_logging(config.core.log)
     return_large_buffers()
-    if not specs:
+    if not specs and companions is None:
         log.error("no stage to run")
         return EXIT_NO_STAGE
     if bus is None:
@@ -69,7 +79,8 @@ async def run_stages(
         bus = open_bus(config)
     await bus.start()
     try:
-        return await _Process(specs, config, bus).run(stop or asyncio.Event())
+        process = _Process(specs, config, bus, companions)
+        return await process.run(stop or asyncio.Event(), on_listening)
     finally:
         try:
             await bus.close()
@@ -80,8 +91,15 @@ async def run_stages(
 class _Process:
     """The stages of one process, their contexts and tasks."""
 
-    def __init__(self, specs: Sequence[StageSpec], config: Config, bus: Bus) -> None:
+    def __init__(
+        self,
+        specs: Sequence[StageSpec],
+        config: Config,
+        bus: Bus,
+        companions: StageProcesses | None = None,
+    ) -> None:
         self.specs = sorted(specs, key=lambda spec: spec.order)
+        self.companions = companions
         self.config = config
         self.registry = CollectorRegistry()
         self.metrics = CoreMetrics(self.registry)
@@ -92,6 +110,7 @@ class _Process:
             self.registry,
             lambda: {ctx.name: ctx.ready for ctx in self.contexts},
             [ctx.http for ctx in self.contexts],
+            companions=companions,
         )
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.reported: set[str] = set()  # stages whose end was already logged
@@ -112,7 +131,9 @@ class _Process:
         self.metrics.stage_ready.labels(name).set_function(lambda: 1.0 if ctx.ready else 0.0)
         return ctx
 
-    async def run(self, stop: asyncio.Event) -> int:
+    async def run(
+        self, stop: asyncio.Event, on_listening: Callable[[int], None] | None = None
+    ) -> int:
         """Start everything, wait for a stop request or a crash, drain, report."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -124,7 +145,9 @@ class _Process:
             except ListenError as exc:  # one line naming the key, no traceback
                 log.error("cannot listen", extra={"key": exc.key, "error": str(exc)})
                 return EXIT_STAGE_FAILED
-            healthy = await self._start_stages()
+            if on_listening is not None:
+                on_listening(self.http.port)
+            healthy = await self._start_companions() and await self._start_stages()
             if healthy:
                 healthy = await self._wait(stop)
             healthy = await self._drain() and healthy
@@ -148,6 +171,16 @@ class _Process:
                 except Exception:  # the runtime's last resort: a bad reload keeps the old state
                     log.exception("reload hook failed", extra={"stage": ctx.name})
 
+    async def _start_companions(self) -> bool:
+        if self.companions is None:
+            return True
+        try:
+            await self.companions.start()
+        except StageProcessFailed as exc:
+            log.error("stage process failed to start", extra={"error": str(exc)})
+            return False
+        return True
+
     async def _start_stages(self) -> bool:
         """Create and start each stage in order; ``False`` when one failed to start."""
         for spec, ctx in zip(self.specs, self.contexts, strict=True):
@@ -167,13 +200,22 @@ class _Process:
         """Until a stop request (``True``) or a stage ending on its own (``False``)."""
         stopper = asyncio.create_task(stop.wait(), name="stop-request")
         fatal = [asyncio.create_task(ctx.fatal.wait(), name="fatal") for ctx in self.contexts]
+        companion: asyncio.Task[str] | None = None
+        if self.companions is not None:
+            companion = asyncio.create_task(self.companions.exited(), name="companion-exit")
+        waiters: list[asyncio.Task[object]] = [stopper, *fatal]
+        if companion is not None:
+            waiters.append(companion)
         try:
             done, _ = await asyncio.wait(
-                [stopper, *fatal, *self.tasks.values()], return_when=asyncio.FIRST_COMPLETED
+                [*waiters, *self.tasks.values()], return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            for waiter in (stopper, *fatal):
+            for waiter in waiters:
                 waiter.cancel()
+        if companion is not None and companion in done:
+            log.error("a stage process exited; stopping", extra={"stage": companion.result()})
+            return False
         ended = [name for name, task in self.tasks.items() if task in done]
         for name in ended:
             self._report(name, self.tasks[name], early=True)
@@ -184,7 +226,11 @@ class _Process:
 
     async def _drain(self) -> bool:
         """Stop stages highest order first within one drain deadline; ``False`` on a failure."""
-        deadline = time.monotonic() + self.config.core.runtime.drain_timeout
+        timeout = float(self.config.core.runtime.drain_timeout)
+        deadline = time.monotonic() + timeout
+        companions = None
+        if self.companions is not None:  # they drain alongside this process's stages
+            companions = asyncio.create_task(self.companions.stop(timeout), name="companions")
         for ctx in reversed(self.contexts):
             ctx.stopping.set()
             task = self.tasks.get(ctx.name)
@@ -198,7 +244,7 @@ class _Process:
             await asyncio.wait([self.tasks[name] for name in late])
         for ctx in self.contexts:
             await ctx.cancel_tasks()
-        healthy = True
+        healthy = companions is None or await companions
         for name, task in self.tasks.items():
             healthy = self._report(name, task, early=False) and healthy
         return healthy and not late

@@ -163,3 +163,54 @@ def test_the_factory_locks_for_stages_only(tmp_path: Path) -> None:
     config = Config(core, "test.toml", {})
     assert open_bus(config)._take_lock  # type: ignore[attr-defined]
     assert not open_bus(config, owner=False)._take_lock  # type: ignore[attr-defined]
+
+
+async def test_a_consumer_group_lives_in_one_process(tmp_path: Path) -> None:
+    # Two buses on one file stand for two stage processes of one run (flock locks belong
+    # to the open file, so two opens in one process exclude each other as two processes do).
+    config = EmbeddedConfig(path=tmp_path / "b.db", partitions=2)
+    first, second = EmbeddedBus(config), EmbeddedBus(config)
+    await first.start()
+    await second.start()
+    holder = first.consumer("postline-signer", [SUBMITTED.name])
+    await holder.start()
+    also_here = first.consumer("postline-signer", [SUBMITTED.name])  # same process: shares
+    await also_here.start()
+    intruder = second.consumer("postline-signer", [SUBMITTED.name])
+    with pytest.raises(BusUnavailable, match=f"group postline-signer .* process {os.getpid()}"):
+        await intruder.start()
+    other_group = second.consumer("postline-deliverer", [SUBMITTED.name])
+    await other_group.start()  # another group is another lock
+    assert len(other_group.assignment()) == 2
+    await holder.stop()
+    with pytest.raises(BusUnavailable):  # still one member of the group in the first
+        await second.consumer("postline-signer", [SUBMITTED.name]).start()
+    await also_here.stop()
+    taker = second.consumer("postline-signer", [SUBMITTED.name])
+    await taker.start()  # the group's last member left: the lock went with it
+    assert len(taker.assignment()) == 2
+    await first.close()
+    await second.close()
+
+
+async def test_a_watching_bus_sees_another_process_commit_without_its_slow_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the watch, a waiting fetch finds another process's records only at its own
+    # poll; that poll is made longer than the fetch here, so only the watch can wake it.
+    monkeypatch.setattr("shared.bus.embedded_consumer.POLL_INTERVAL", 3600.0)
+    config = EmbeddedConfig(path=tmp_path / "b.db", partitions=1)
+    reader, writer = EmbeddedBus(config, watch_others=True), EmbeddedBus(config)
+    await reader.start()
+    await writer.start()
+    consumer = reader.consumer("postline-signer", [SUBMITTED.name])
+    await consumer.start()
+    fetching = asyncio.create_task(consumer.fetch(timeout=30))
+    await asyncio.sleep(0.2)  # the fetch found nothing and waits
+    assert not fetching.done()
+    await writer.publish([OutRecord(SUBMITTED.name, b"k", b"from the other process")])
+    batch = await asyncio.wait_for(fetching, 30)
+    assert [m.value for m in batch] == [b"from the other process"]
+    await consumer.stop()
+    await writer.close()
+    await reader.close()

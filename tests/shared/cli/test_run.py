@@ -55,6 +55,7 @@ class Logs:
     def __init__(self, stream: asyncio.StreamReader) -> None:
         self.stream = stream
         self.ports: dict[str, int] = {}
+        self.children: dict[str, int] = {}  # stage process name -> PID
         self.lines: list[str] = []
         self.found = asyncio.Event()
 
@@ -67,10 +68,13 @@ class Logs:
             except ValueError:
                 continue  # a traceback line
             if event.get("event") == "http listening":
-                self.ports["http"] = event["port"]
+                # The run's port comes first; its stage processes' ports follow.
+                self.ports.setdefault("http", event["port"])
+            if event.get("event") == "stage process started":
+                self.children["+".join(event["stages"])] = event["pid"]
             if event.get("event") == "listening":
                 self.ports[event["listener"]] = event["port"]
-            if {"http", "relay"} <= self.ports.keys():
+            if {"http", "relay"} <= self.ports.keys() and len(self.children) == 2:
                 self.found.set()
 
 
@@ -82,6 +86,20 @@ def http_status(port: int, path: str) -> int:
         return exc.code
     except OSError:
         return 0
+
+
+def http_text(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone: it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 async def wait_ready(port: int) -> None:
@@ -145,14 +163,28 @@ async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path, rspamd
         try:
             await asyncio.wait_for(logs.found.wait(), DEADLINE)
             await wait_ready(logs.ports["http"])
+            # The signer and the deliverer run in processes of their own (the dev config's
+            # default); the run's port answers for them.
+            assert set(logs.children) == {"signer", "deliverer"}
+            metrics = await asyncio.to_thread(http_text, logs.ports["http"], "/metrics")
+            assert 'postline_stage_ready{process="signer",stage="signer"} 1.0' in metrics
+            assert 'postline_stage_ready{process="run",stage="ingest"} 1.0' in metrics
             message_id = await asyncio.to_thread(send, logs.ports["relay"])
             (received,) = await sink.wait_for(1, timeout=DEADLINE)
             assert received.rcpt_tos == ("you@example.com",)
             assert b"DKIM-Signature:" in received.data and b"d=postline.localhost" in received.data
             assert received.mail_from.endswith("@bounces.postline.localhost")  # VERP
 
-            code, out, err = await postline("message", "show", message_id, cwd=tmp_path)
-            assert code == 0, err
+            # The sink has the message before the deliverer (another process) commits its
+            # outcome: ask until the event is there.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + DEADLINE
+            while True:
+                code, out, err = await postline("message", "show", message_id, cwd=tmp_path)
+                assert code == 0, err
+                if "delivered" in out or loop.time() > deadline:
+                    break
+                await asyncio.sleep(0.1)
             kinds = [line.split()[1] for line in out.splitlines()[1:] if line.startswith("  2")]
             assert kinds == ["accepted", "scanned", "signed", "delivered"]
             assert "-> you@example.com: delivered" in out
@@ -164,6 +196,7 @@ async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path, rspamd
 
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0, "\n".join(logs.lines)
+            assert not [pid for pid in logs.children.values() if alive(pid)]
         finally:
             if proc.returncode is None:
                 proc.kill()
