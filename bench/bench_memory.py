@@ -11,8 +11,9 @@ process by its PID. Scenarios:
 - ``ingest-bdat-flood``: 40 connections from one address, each ``BDAT 26214400 LAST`` and
   25 MiB of data, unauthenticated, on the submission listener (refused; RSS should stay flat);
 - ``ingest-20x10mb``: 20 concurrent 10 MB messages (the process-wide body budget holds);
-- ``run-20mib``: ``postline run`` (all four stages, embedded bus) delivering one 20 MiB message
-  to a local aiosmtpd sink through ``--deliver-to``, waited for until the sink has it;
+- ``run-20mib``: ``postline run`` (every stage in one process, embedded bus) delivering one
+  20 MiB message to a local aiosmtpd sink through ``--deliver-to``, waited for until the sink
+  has it;
 - ``bouncer-http``: 300 connections to the bouncer's HTTP port, each a ``POST`` with
   ``Content-Length: 1048576`` and its body to the unauthenticated unsubscribe route.
 
@@ -257,7 +258,11 @@ def write_config(env: Env, name: str, ports: Ports, bus_kind: str) -> Path:
         topic_prefix=f"mem{os.getpid()}{name.replace('-', '')}.",
     )
     path = directory / "postline.toml"
-    path.write_text(render(settings, env.materials).replace('level = "info"', 'level = "warning"'))
+    text = render(settings, env.materials).replace('level = "info"', 'level = "warning"')
+    # ``postline run`` in one process: this bench reads one PID's memory, and its figures
+    # compare with the earlier single-process ones.
+    text = text.replace("[runtime]\n", "[runtime]\nseparate_processes = []\n")
+    path.write_text(text)
     return path
 
 

@@ -355,6 +355,13 @@ def compare_systems(args: argparse.Namespace, workdir: Path, cleanup: ExitStack)
     runs: list[dict[str, Any]] = []
     kafka_options = stack_options(args, workdir)
     embedded_options = replace(kafka_options, workdir=workdir / "embedded", bus="embedded")
+    if args.run_processes is not None:
+        separate = [name for name in args.run_processes.split(",") if name]
+        env = {
+            **embedded_options.env,
+            "POSTLINE__RUNTIME__SEPARATE_PROCESSES": json.dumps(separate),
+        }
+        embedded_options = replace(embedded_options, env=env)
     kafka_stack = cleanup.enter_context(Stack(kafka_options))
     embedded_stack = cleanup.enter_context(Stack(embedded_options))
     sink = kafka_stack.sinks[0]  # both Postfix instances relay to it, one at a time
@@ -509,6 +516,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--signer-workers", type=int, help="signer.workers (default: product's 0)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--compression", choices=["none", "gzip", "lz4", "zstd"])
+    parser.add_argument(
+        "--run-processes",
+        metavar="STAGES",
+        help="--compare: runtime.separate_processes of postline run, comma-separated "
+        "(empty: one process; default: the product's)",
+    )
     parser.add_argument(
         "--profile",
         choices=["all", *STAGES, "kafka"],

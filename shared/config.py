@@ -208,6 +208,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: metrics and readiness. ``[]``: every stage in one process. A stage command
     #: (``postline signer``) ignores it.
     separate_processes: Annotated[tuple[str, ...], msgspec.Meta(max_length=16)] = (
+        "ingest",
         "signer",
         "deliverer",
     )
