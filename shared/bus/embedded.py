@@ -20,7 +20,9 @@ Whatever the owner lock, a group's first member in this process takes the group'
 processes of a ``postline run`` spread over several processes share the file, one process
 per group, and a process joining a group another one holds is refused. Records written by
 another process wake this one's waiting fetches through ``watch_others``: a poll of SQLite's
-``data_version`` every :data:`WATCH_INTERVAL` (a commit in this process wakes them at once).
+``data_version`` every :data:`WATCH_INTERVAL`, and when it changed, of each topic's end
+offsets, so only the readers of topics that grew wake (a commit in this process wakes the
+readers of what it wrote at once).
 
 Not done here: several processes sharing one group, and anything Kafka-only (topic
 prefixes: logical names are used as they are).
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import suppress
 from functools import partial
 from typing import TypeVar
@@ -87,7 +89,9 @@ class EmbeddedBus:
         ]
         self._next_reader = itertools.cycle(self._readers)
         self._committer = GroupCommitter(self._writer, self._notify)
-        self._changed = asyncio.Event()
+        # Waiters by the topics they read: a commit wakes only those reading what it wrote
+        # (an offsets-only commit wakes nobody); see changed_for.
+        self._changed: dict[frozenset[str], asyncio.Event] = {}
         self._groups: dict[str, list[EmbeddedConsumer]] = {}
         self._rebalancing = asyncio.Lock()  # one group change at a time (hooks await)
         self._retention_task: asyncio.Task[None] | None = None
@@ -158,7 +162,7 @@ class EmbeddedBus:
             start = await self._read(lambda store: store.end_offsets(topic))
         positions = {TopicPartition(topic, p): start.get(p, 0) for p in range(count)}
         while self._running:
-            changed = self._changed
+            changed = self.changed_for([topic])
             try:
                 batch = await self.read_from(positions, 500)
             except BusUnavailable:
@@ -245,10 +249,14 @@ class EmbeddedBus:
         self.check_running()
         await self._committer.submit(WriteItem())
 
-    @property
-    def changed(self) -> asyncio.Event:
-        """Set at the next commit (capture it before reading, then wait on it)."""
-        return self._changed
+    def changed_for(self, topics: Iterable[str]) -> asyncio.Event:
+        """Set at the next commit here that writes to one of ``topics``, or at any commit
+        another process makes (capture it before reading, then wait on it)."""
+        key = frozenset(topics)
+        event = self._changed.get(key)
+        if event is None:
+            event = self._changed[key] = asyncio.Event()
+        return event
 
     async def join(self, member: EmbeddedConsumer) -> None:
         """Add a started member to its group and rebalance the group; ``BusUnavailable``
@@ -309,22 +317,31 @@ class EmbeddedBus:
         self.check_running()
         return await next(self._next_reader).run(fn)
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def _notify(self, topics: Collection[str] | None = None) -> None:
+        """Wake the waiters on any of ``topics`` (``None``: every waiter)."""
+        for key in [k for k in self._changed if topics is None or not k.isdisjoint(topics)]:
+            self._changed.pop(key).set()
 
     async def _watch(self) -> None:
-        seen: int | None = None
+        # Wakes only the readers of topics that grew, so this process's own commits (which
+        # change data_version too) and other processes' offset commits wake nobody here.
+        version: int | None = None
+        ends: dict[str, int] | None = None
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             try:
-                version = await self._watcher.run(StoreReader.data_version)
+                version, now = await self._watcher.run(
+                    partial(StoreReader.topic_ends, since_version=version)
+                )
             except BusError:
                 continue  # the fetches' own poll (POLL_INTERVAL) still finds the records
-            if version != seen:
-                if seen is not None:
-                    self._notify()
-                seen = version
+            if now is None:
+                continue
+            if ends is not None:
+                grown = [topic for topic, end in now.items() if ends.get(topic) != end]
+                if grown:
+                    self._notify(grown)
+            ends = now
 
     async def _retention(self) -> None:
         retention = float(self._config.retention)

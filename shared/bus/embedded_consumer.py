@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from shared.bus.embedded import EmbeddedBus
 
 #: Fallback poll for records written by another process (same-process commits wake
-#: waiters at once through ``EmbeddedBus.changed``).
+#: waiters at once through ``EmbeddedBus.changed_for``).
 POLL_INTERVAL = 0.25
 
 #: How long a member's revoke hooks may take before its partitions move anyway.
@@ -124,7 +124,7 @@ class EmbeddedConsumer:
         deadline = loop.time() + timeout
         while True:
             self._bus.check_running()
-            changed = self._bus.changed
+            changed = self._bus.changed_for(self.topics)
             await self._load_positions()
             ready = self._ready()
             batch = await self._bus.read_from(ready, max_records) if ready else []

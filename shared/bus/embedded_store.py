@@ -254,10 +254,15 @@ class StoreReader:
                 break
         return out
 
-    def data_version(self) -> int:
-        """SQLite's ``data_version``: changes when another connection commits."""
+    def topic_ends(self, since_version: int | None) -> tuple[int, dict[str, int] | None]:
+        """SQLite's ``data_version`` (it changes when another connection commits) and, when
+        it is not ``since_version``, a figure per topic that grows with every record written
+        to it (the sum of its partitions' next offsets)."""
         (version,) = self._conn.execute("PRAGMA data_version").fetchone()
-        return int(version)
+        if version == since_version:
+            return int(version), None
+        rows = self._conn.execute("SELECT topic, SUM(next_pos) FROM partitions GROUP BY topic")
+        return int(version), {str(topic): int(end) for topic, end in rows}
 
     def committed(self, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The committed next offset per partition (0 when never committed)."""

@@ -88,7 +88,10 @@ class _Pending:
 class GroupCommitter:
     """The single writer task: every queued write shares the next SQLite transaction."""
 
-    def __init__(self, writer: SqlThread[StoreWriter], on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self, writer: SqlThread[StoreWriter], on_commit: Callable[[set[str]], None]
+    ) -> None:
+        """``on_commit``: called after each commit that wrote records, with their topics."""
         self._writer = writer
         self._on_commit = on_commit
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -173,7 +176,9 @@ class GroupCommitter:
             for pending in group:
                 if not pending.future.done():
                     pending.future.set_result(None)
-            self._on_commit()
+            topics = {record.topic for item in items for record in item.records}
+            if topics:
+                self._on_commit(topics)
         self._in_flight = []
 
     def _fail_rest(self) -> None:
