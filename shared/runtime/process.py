@@ -176,9 +176,9 @@ class _Process:
             return True
         try:
             await self.companions.start()
-        except StageProcessFailed as exc:
+        except (StageProcessFailed, OSError) as exc:  # OSError: could not even be spawned
             log.error("stage process failed to start", extra={"error": str(exc)})
-            return False
+            return False  # the drain stops those already started
         return True
 
     async def _start_stages(self) -> bool:
