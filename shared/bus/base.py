@@ -24,7 +24,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.wire.topics import OutRecord
+from shared.errors import RecordTooLarge
+from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
 
 __all__ = ["Bus", "BusMessage", "Consumer", "OutRecord", "TopicPartition", "Transaction"]
 
@@ -150,3 +151,18 @@ class Bus(Protocol):
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Make sure the topics exist (embedded: no-op; Kafka: create missing ones)."""
+
+
+def checked_size(records: Sequence[OutRecord]) -> int:
+    """The bytes of ``records``; ``RecordTooLarge`` for one past ``MAX_RECORD_BYTES`` (the
+    largest record any topic accepts, on either bus)."""
+    for record in records:
+        if _record_size(record) > MAX_RECORD_BYTES:
+            raise RecordTooLarge(
+                f"{record.topic}: record of {_record_size(record)} bytes exceeds {MAX_RECORD_BYTES}"
+            )
+    return sum(_record_size(r) for r in records)
+
+
+def _record_size(record: OutRecord) -> int:
+    return len(record.key or b"") + len(record.value or b"")

@@ -38,11 +38,10 @@ from contextlib import suppress
 from functools import partial
 from typing import TypeVar
 
-from shared.bus.base import BusMessage, Consumer, TopicPartition
+from shared.bus.base import BusMessage, Consumer, TopicPartition, checked_size
 from shared.bus.embedded_consumer import (
     POLL_INTERVAL,
     EmbeddedConsumer,
-    check_size,
     wait_changed,
 )
 from shared.bus.embedded_lock import OwnerLock
@@ -143,8 +142,7 @@ class EmbeddedBus:
         timeout: float | None = None,
     ) -> None:
         """Append ``records`` in one fsynced transaction (shared with concurrent callers)."""
-        for record in records:
-            check_size(record)
+        checked_size(records)
         self.check_running()
         if records:
             await self._committer.submit(WriteItem(records=tuple(records)), timeout)
@@ -161,8 +159,9 @@ class EmbeddedBus:
         if not from_beginning:
             start = await self._read(lambda store: store.end_offsets(topic))
         positions = {TopicPartition(topic, p): start.get(p, 0) for p in range(count)}
+        waiting_on = frozenset([topic])
         while self._running:
-            changed = self.changed_for([topic])
+            changed = self.changed_for(waiting_on)
             try:
                 batch = await self.read_from(positions, 500)
             except BusUnavailable:
@@ -249,13 +248,12 @@ class EmbeddedBus:
         self.check_running()
         await self._committer.submit(WriteItem())
 
-    def changed_for(self, topics: Iterable[str]) -> asyncio.Event:
-        """Set at the next commit here that writes to one of ``topics``, or at any commit
-        another process makes (capture it before reading, then wait on it)."""
-        key = frozenset(topics)
-        event = self._changed.get(key)
+    def changed_for(self, topics: frozenset[str]) -> asyncio.Event:
+        """Set at the next commit that writes to one of ``topics`` (capture it before
+        reading, then wait on it)."""
+        event = self._changed.get(topics)
         if event is None:
-            event = self._changed[key] = asyncio.Event()
+            event = self._changed[topics] = asyncio.Event()
         return event
 
     async def join(self, member: EmbeddedConsumer) -> None:

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING
 
-from shared.bus.base import BusMessage, TopicPartition, Transaction
+from shared.bus.base import BusMessage, TopicPartition, Transaction, checked_size
 from shared.bus.embedded_store import WriteItem
-from shared.errors import BusError, RecordTooLarge, TransactionAborted
-from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
+from shared.errors import BusError, TransactionAborted
+from shared.wire.topics import OutRecord
 
 if TYPE_CHECKING:
     from shared.bus.embedded import EmbeddedBus
@@ -29,13 +29,6 @@ POLL_INTERVAL = 0.25
 REVOKE_HOOK_TIMEOUT = 30.0
 
 log = logging.getLogger(__name__)
-
-
-def check_size(record: OutRecord) -> None:
-    """``RecordTooLarge`` when a record exceeds the largest record any topic accepts."""
-    size = len(record.key or b"") + len(record.value or b"")
-    if size > MAX_RECORD_BYTES:
-        raise RecordTooLarge(f"{record.topic}: record of {size} bytes > {MAX_RECORD_BYTES}")
 
 
 async def wait_changed(changed: asyncio.Event, seconds: float) -> None:
@@ -54,7 +47,7 @@ class EmbeddedTransaction:
 
     async def publish(self, record: OutRecord) -> None:
         """Add an output (visible only once the transaction commits)."""
-        check_size(record)
+        checked_size([record])
         self.records.append(record)
 
     def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -69,6 +62,7 @@ class EmbeddedConsumer:
         self._bus = bus
         self._group = group
         self.topics = tuple(topics)
+        self._topic_set = frozenset(self.topics)  # the key of its wake-up event
         self.partitions: dict[str, int] = {}
         self._assignment: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}
@@ -124,7 +118,7 @@ class EmbeddedConsumer:
         deadline = loop.time() + timeout
         while True:
             self._bus.check_running()
-            changed = self._bus.changed_for(self.topics)
+            changed = self._bus.changed_for(self._topic_set)
             await self._load_positions()
             ready = self._ready()
             batch = await self._bus.read_from(ready, max_records) if ready else []

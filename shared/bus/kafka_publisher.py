@@ -32,12 +32,13 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 
+from shared.bus.base import checked_size
 from shared.bus.kafka_common import WireNames, map_error, retrieve_exception
 from shared.bus.kafka_diagnose import ProduceTrouble
 from shared.bus.kafka_producer import abort_quietly, discard_producer, open_producer
 from shared.bus.kafka_transaction import KAFKA_FAILURES
 from shared.config import KafkaConfig
-from shared.errors import BusError, BusUnavailable, RecordTooLarge
+from shared.errors import BusError, BusUnavailable
 from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
 
 log = logging.getLogger(__name__)
@@ -293,17 +294,3 @@ def _answer(request: _Request, error: BaseException | None) -> None:
 
 def _with_reason(message: str, reason: str) -> str:
     return f"{message}: {reason}" if reason else message
-
-
-def checked_size(records: Sequence[OutRecord]) -> int:
-    """The bytes of ``records``; ``RecordTooLarge`` for one past ``MAX_RECORD_BYTES``."""
-    for record in records:
-        if _record_size(record) > MAX_RECORD_BYTES:
-            raise RecordTooLarge(
-                f"{record.topic}: record of {_record_size(record)} bytes exceeds {MAX_RECORD_BYTES}"
-            )
-    return sum(_record_size(r) for r in records)
-
-
-def _record_size(record: OutRecord) -> int:
-    return len(record.key or b"") + len(record.value or b"")

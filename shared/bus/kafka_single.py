@@ -29,10 +29,10 @@ import asyncio
 import logging
 from typing import Any
 
+from shared.bus.base import checked_size
 from shared.bus.kafka_common import WireNames, map_error, retrieve_exception
 from shared.bus.kafka_diagnose import ProduceTrouble
 from shared.bus.kafka_producer import discard_producer, open_producer
-from shared.bus.kafka_publisher import checked_size
 from shared.bus.kafka_transaction import KAFKA_FAILURES
 from shared.config import KafkaConfig
 from shared.errors import BusUnavailable

@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace, path: str | None) -> int:
     if not apart:
         return asyncio.run(run_stages(specs, config))
     own = [spec for spec in specs if spec not in apart]
-    companions = StageProcesses([(spec.name,) for spec in apart], path, environ)
+    companions = StageProcesses([spec.name for spec in apart], path, environ)
     bus = open_bus(config, shared_file=True)
     return asyncio.run(run_stages(own, config, bus=bus, companions=companions))
 

@@ -1,6 +1,6 @@
 """One stage process of a ``postline run`` spread over processes (``python -m`` this module).
 
-Started only by ``shared.runtime.children``, never by hand: it runs the named stages like
+Started only by ``shared.runtime.children``, never by hand: it runs one stage like
 ``postline <stage>`` does (no prepared files, no banner), with three differences that make
 it part of the run rather than a deployment of its own:
 
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the arguments the run passes, run the stages until stopped."""
+    """Parse the arguments the run passes, run the stage until stopped."""
     parser = argparse.ArgumentParser(prog="python -m shared.runtime.child")
     parser.add_argument("--config", default=None)
     parser.add_argument("--report-fd", type=int, required=True)
-    parser.add_argument("stages", nargs="+")
+    parser.add_argument("stage")
     args = parser.parse_args(argv)
     from shared.cli.parser import discover_stages  # noqa: PLC0415
     from shared.config import load_config  # noqa: PLC0415
@@ -45,10 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"postline: {exc}", file=sys.stderr)
         return 1
-    specs = [spec for spec in discover_stages() if spec.name in args.stages]
-    missing = set(args.stages) - {spec.name for spec in specs}
-    if missing:
-        print(f"postline: no such stage: {', '.join(sorted(missing))}", file=sys.stderr)
+    specs = [spec for spec in discover_stages() if spec.name == args.stage]
+    if not specs:
+        print(f"postline: no such stage: {args.stage}", file=sys.stderr)
         return 2
     return asyncio.run(_run(specs, config, args.report_fd))
 

@@ -49,25 +49,21 @@ class StageProcessFailed(PostlineError):
 
 @dataclass(eq=False)
 class _Child:
-    stages: tuple[str, ...]
+    stage: str
     process: asyncio.subprocess.Process
     port: int = 0
 
-    @property
-    def name(self) -> str:
-        return "+".join(self.stages)
-
 
 class StageProcesses:
-    """The children of one ``postline run``, one per group of stage names."""
+    """The children of one ``postline run``, one per stage."""
 
     def __init__(
         self,
-        groups: Sequence[Sequence[str]],
+        stages: Sequence[str],
         config_path: str | None,
         environ: Mapping[str, str],
     ) -> None:
-        self._groups = [tuple(group) for group in groups]
+        self._stages = list(stages)
         self._config_path = config_path
         self._environ = dict(environ) | {
             # Each child serves its own metrics on a free loopback port; only the run's
@@ -78,26 +74,20 @@ class StageProcesses:
         self._children: list[_Child] = []
         self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def pids(self) -> dict[str, int]:
-        """Each started child's PID, by its name (its stages joined with ``+``)."""
-        return {child.name: child.process.pid for child in self._children}
-
     async def start(self) -> None:
         """Start every child and wait until each listens; ``StageProcessFailed`` when one
         exits first or takes longer than :data:`START_TIMEOUT` (the others keep running:
         :meth:`stop` ends them)."""
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT))
-        for stages in self._groups:
-            child = await self._spawn(stages)
-            self._children.append(child)
+        for stage in self._stages:
+            await self._spawn(stage)
         for child in self._children:
             log.info(
                 "stage process started",
-                extra={"stages": list(child.stages), "pid": child.process.pid, "port": child.port},
+                extra={"stage": child.stage, "pid": child.process.pid, "port": child.port},
             )
 
-    async def _spawn(self, stages: tuple[str, ...]) -> _Child:
+    async def _spawn(self, stage: str) -> None:
         report_read, report_write = os.pipe()
         config = ["--config", self._config_path] if self._config_path else []
         try:
@@ -108,38 +98,37 @@ class StageProcesses:
                 "--report-fd",
                 str(report_write),
                 *config,
-                *stages,
+                stage,
                 stdin=asyncio.subprocess.PIPE,
                 env=self._environ,
                 pass_fds=(report_write,),
             )
         finally:
             os.close(report_write)
-        child = _Child(stages, process)
+        child = _Child(stage, process)
+        self._children.append(child)  # from now on stop() ends it, whatever happens next
         try:
             child.port = await asyncio.wait_for(_read_port(report_read), START_TIMEOUT)
         except (TimeoutError, ValueError) as exc:
-            self._children.append(child)  # stop() ends it
             with suppress(TimeoutError):  # an exit code says more than "no port"
                 await asyncio.wait_for(process.wait(), 1.0)
             code = process.returncode
             how = f"exited with code {code}" if code is not None else "did not listen in time"
-            raise StageProcessFailed(f"stage process {child.name} {how}") from exc
-        return child
+            raise StageProcessFailed(f"stage process {stage} {how}") from exc
 
     async def readiness(self) -> dict[str, bool]:
         """Per stage of every child: ready (its ``/readyz`` answered 200)."""
         answers = await asyncio.gather(*(self._get(child, "/readyz") for child in self._children))
         states: dict[str, bool] = {}
         for child, (status, _) in zip(self._children, answers, strict=True):
-            states |= dict.fromkeys(child.stages, status == 200)
+            states[child.stage] = status == 200
         return states
 
     async def scrape(self) -> list[tuple[str, bytes]]:
-        """Each reachable child's ``/metrics`` text, with the child's name."""
+        """Each reachable child's ``/metrics`` text, with its stage's name."""
         answers = await asyncio.gather(*(self._get(child, "/metrics") for child in self._children))
         return [
-            (child.name, body)
+            (child.stage, body)
             for child, (status, body) in zip(self._children, answers, strict=True)
             if status == 200
         ]
@@ -154,8 +143,8 @@ class StageProcesses:
             return 0, b""  # an unreachable child is not ready and shows no metrics
 
     async def exited(self) -> str:
-        """Wait until a child exits; its name."""
-        waits = {asyncio.create_task(child.process.wait()): child.name for child in self._children}
+        """Wait until a child exits; its stage's name."""
+        waits = {asyncio.create_task(child.process.wait()): child.stage for child in self._children}
         if not waits:
             await asyncio.Event().wait()  # no child: never
         try:
@@ -177,12 +166,12 @@ class StageProcesses:
             try:
                 code = await asyncio.wait_for(child.process.wait(), timeout + KILL_GRACE)
             except TimeoutError:
-                log.error("stage process did not stop, killing it", extra={"stage": child.name})
+                log.error("stage process did not stop, killing it", extra={"stage": child.stage})
                 with suppress(ProcessLookupError):
                     child.process.kill()
                 code = await child.process.wait()
             if code != 0:
-                log.error("stage process failed", extra={"stage": child.name, "code": code})
+                log.error("stage process failed", extra={"stage": child.stage, "code": code})
                 healthy = False
         if self._session is not None:
             await self._session.close()

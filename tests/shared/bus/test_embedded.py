@@ -212,8 +212,8 @@ async def test_a_watching_bus_sees_another_process_commit_without_its_slow_poll(
     batch = await asyncio.wait_for(fetching, 30)
     assert [m.value for m in batch] == [b"from the other process"]
     # Another process's write to another topic wakes the readers of that topic only.
-    submitted = reader.changed_for([SUBMITTED.name])
-    suppressions = reader.changed_for([SUPPRESSIONS.name])
+    submitted = reader.changed_for(frozenset([SUBMITTED.name]))
+    suppressions = reader.changed_for(frozenset([SUPPRESSIONS.name]))
     await writer.publish([OutRecord(SUPPRESSIONS.name, b"a@x", b"1")])
     await asyncio.wait_for(suppressions.wait(), 30)
     assert not submitted.is_set()
@@ -227,8 +227,8 @@ async def test_a_commit_wakes_only_the_readers_of_what_it_wrote(tmp_path: Path) 
     # topic, or of offsets alone, must not send them all back to SQLite for nothing.
     bus = EmbeddedBus(EmbeddedConfig(path=tmp_path / "b.db", partitions=1))
     await bus.start()
-    submitted = bus.changed_for([SUBMITTED.name])
-    either = bus.changed_for([SUPPRESSIONS.name, SUBMITTED.name])
+    submitted = bus.changed_for(frozenset([SUBMITTED.name]))
+    either = bus.changed_for(frozenset([SUPPRESSIONS.name, SUBMITTED.name]))
     await bus.publish([OutRecord(SUPPRESSIONS.name, b"a@x", b"1")])
     assert either.is_set() and not submitted.is_set()
     consumer = bus.consumer("stage", [SUPPRESSIONS.name])
@@ -239,6 +239,6 @@ async def test_a_commit_wakes_only_the_readers_of_what_it_wrote(tmp_path: Path) 
     assert not submitted.is_set()
     await bus.publish([OutRecord(SUBMITTED.name, b"k", b"v")])
     assert submitted.is_set()
-    assert not bus.changed_for([SUBMITTED.name]).is_set()  # a new wait after the wake-up
+    assert not bus.changed_for(frozenset([SUBMITTED.name])).is_set()  # a new wait after the wake-up
     await consumer.stop()
     await bus.close()

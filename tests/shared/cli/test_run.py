@@ -73,7 +73,7 @@ class Logs:
                 # The run's port comes first; its stage processes' ports follow.
                 self.ports.setdefault("http", event["port"])
             if event.get("event") == "stage process started":
-                self.children["+".join(event["stages"])] = event["pid"]
+                self.children[event["stage"]] = event["pid"]
             if event.get("event") == "listening":
                 self.ports[event["listener"]] = event["port"]
             if {"http", "relay"} <= self.ports.keys() and self.children.keys() == SEPARATE:
@@ -126,6 +126,21 @@ def send(port: int) -> str:
     return match.group(1).decode()
 
 
+async def start_run(cwd: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    """``postline run`` on the dev config in ``cwd``, stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        POSTLINE,
+        "--config",
+        str(DEV_CONFIG),
+        "run",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def postline(*args: str, cwd: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         POSTLINE,
@@ -147,18 +162,7 @@ async def test_run_dev_config_delivers_through_deliver_to(tmp_path: Path, rspamd
     # The dev config scans with the rspamd of make test (make run's with make rspamd-up).
     env = clean_env(EPHEMERAL | {"POSTLINE__INGEST__SCANNING__URL": rspamd_url})
     async with SmtpSink() as sink:
-        proc = await asyncio.create_subprocess_exec(
-            POSTLINE,
-            "--config",
-            str(DEV_CONFIG),
-            "run",
-            "--deliver-to",
-            f"127.0.0.1:{sink.port}",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_run(tmp_path, env, "--deliver-to", f"127.0.0.1:{sink.port}")
         assert proc.stderr is not None and proc.stdout is not None
         logs = Logs(proc.stderr)
         reader = asyncio.create_task(logs.read())

@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from shared.bus import embedded_consumer
+from shared.bus import base as bus_base
 from shared.bus.base import BusMessage, TopicPartition
 from shared.bus.embedded import EmbeddedBus
 from shared.config import Config, EmbeddedConfig, load_config
@@ -337,7 +337,7 @@ async def test_state_load_failure_rewinds_the_fetched_records(
 def small_records(monkeypatch: pytest.MonkeyPatch) -> int:
     """The bus's record size limit lowered to 4 KiB, so a test needs no 64 MiB record."""
     limit = 4096
-    monkeypatch.setattr(embedded_consumer, "MAX_RECORD_BYTES", limit)
+    monkeypatch.setattr(bus_base, "MAX_RECORD_BYTES", limit)
     return limit
 
 

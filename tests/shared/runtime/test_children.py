@@ -19,12 +19,11 @@ import pytest
 
 from tests.shared.cli.test_run import (
     DEADLINE,
-    DEV_CONFIG,
     EPHEMERAL,
-    POSTLINE,
     Logs,
     alive,
     clean_env,
+    start_run,
     wait_ready,
 )
 
@@ -41,16 +40,7 @@ class Run:
 async def run(tmp_path: Path, rspamd_url: str) -> AsyncIterator[Run]:
     """``postline run`` on the dev config, ready, with its two stage processes."""
     env = clean_env(EPHEMERAL | {"POSTLINE__INGEST__SCANNING__URL": rspamd_url})
-    proc = await asyncio.create_subprocess_exec(
-        POSTLINE,
-        "--config",
-        str(DEV_CONFIG),
-        "run",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_run(tmp_path, env)
     assert proc.stderr is not None
     logs = Logs(proc.stderr)
     reader = asyncio.create_task(logs.read())
@@ -94,16 +84,7 @@ async def test_a_run_that_dies_takes_its_stage_processes_with_it(run: Run) -> No
 
 async def test_an_unknown_stage_in_separate_processes_names_the_key(tmp_path: Path) -> None:
     env = clean_env(EPHEMERAL | {"POSTLINE__RUNTIME__SEPARATE_PROCESSES": '["signer", "sigenr"]'})
-    proc = await asyncio.create_subprocess_exec(
-        POSTLINE,
-        "--config",
-        str(DEV_CONFIG),
-        "run",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_run(tmp_path, env)
     out, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 1
     assert "runtime.separate_processes" in err.decode() and "'sigenr'" in err.decode()
