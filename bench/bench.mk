@@ -4,7 +4,8 @@
 #   make bench-compare    the same load through Postline on the embedded bus, Postfix and
 #                         Postfix + OpenDKIM too, in the same run, 1 KB and 50 KB, with ratios
 #   make bench-profile    py-spy every stage and JFR the broker during make bench (STAGE=signer:
-#                         that one only; STAGE=kafka the broker); summary texts
+#                         that one only; STAGE=kafka the broker; STAGE=run postline run on the
+#                         embedded bus, with its stage processes); summary texts
 #   make bench-lanes      transactional latency to one limited domain, alone and behind a
 #                         bulk backlog (the priority lanes)
 #   make bench-scaleout   two signers and two deliverers sharing the work (consumer groups)
@@ -78,7 +79,8 @@ bench-profile: venv
 	$(BIN)/pip install --quiet py-spy
 	$(KAFKA) up
 	status=0; PY_SPY=$(BIN)/py-spy $(BIN)/python bench/bench_pipeline.py --kafka $(POSTLINE_TEST_KAFKA) \
-	    --profile $(STAGE) $(BENCH_ARGS) || status=$$?; $(KAFKA) down; exit $$status
+	    --profile $(STAGE) $(if $(filter run,$(STAGE)),--bus embedded) $(BENCH_ARGS) \
+	    || status=$$?; $(KAFKA) down; exit $$status
 
 # Peak RSS of ingest, `postline run` and the bouncer under large and hostile input (issue 11):
 # fresh processes on the embedded bus (no broker needed), stopped by PID; bench/results/memory.json.

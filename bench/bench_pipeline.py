@@ -3,7 +3,7 @@
 
     python bench/bench_pipeline.py --kafka 127.0.0.1:29092 [--compare] [--messages 5000]
         [--sessions 20] [--size 5120] [--rcpts 1] [--domains 4] [--new-connection]
-        [--rounds 1] [--profile all|ingest|signer|deliverer|bouncer|kafka]
+        [--rounds 1] [--bus kafka|embedded] [--profile all|ingest|signer|deliverer|bouncer|kafka|run]
     python bench/bench_pipeline.py --bulk-backlog 1000 --messages 100 --sessions 2 --pause 0.4
         [--backlog-rate 1200] [--backlog-connections 2]
 
@@ -37,7 +37,9 @@ sink, Postfix, OpenDKIM) and peak RSS per process. Written to ``bench/results/pi
 ``--profile``: in the last round, py-spy each stage's process tree (the signer's signing workers
 too) and record the broker JVM with JFR and per-thread CPU (``jfr.py``), all over the same
 window; one summary per process in ``bench/results/profile-<name>.txt`` (``all``: the four
-stages and ``kafka``).
+stages and ``kafka``). ``--bus embedded`` runs ``postline run`` instead of the four stage
+processes; ``--profile run`` samples its whole process tree (its stage processes too) into
+``profile-run.txt``.
 
 ``--bulk-backlog N``: the transactional accept-to-delivered latency to one limited domain
 alone and behind a backlog of N bulk messages to it (``backlog.py`` describes the scenario);
@@ -219,8 +221,11 @@ def profilers_for(choice: str, stack: Stack, kafka: str, workdir: Path) -> list[
     PID is known here and it is a Kafka JVM (else that one profile is skipped, said why)."""
     names = [*STAGES, "kafka"] if choice == "all" else [choice]
     pids = stack.pids()
+    unknown = [n for n in names if n != "kafka" and n not in pids]
+    if unknown:
+        raise SystemExit(f"--profile {choice}: no {', '.join(unknown)} process in this stack")
     out: list[Profiler] = [
-        PySpy(n, pids[n], workdir / f"profile-{n}.folded") for n in names if n in STAGES
+        PySpy(n, pids[n], workdir / f"profile-{n}.folded") for n in names if n != "kafka"
     ]
     if "kafka" in names:
         pid = broker_pid(kafka)
@@ -283,12 +288,25 @@ def stack_options(args: argparse.Namespace, workdir: Path) -> StackOptions:
     )
 
 
+def embedded(args: argparse.Namespace, options: StackOptions, workdir: Path) -> StackOptions:
+    """``options`` as one ``postline run`` on the embedded bus, with ``--run-processes``."""
+    options = replace(options, workdir=workdir, bus="embedded")
+    if args.run_processes is None:
+        return options
+    separate = [name for name in args.run_processes.split(",") if name]
+    env = {**options.env, "POSTLINE__RUNTIME__SEPARATE_PROCESSES": json.dumps(separate)}
+    return replace(options, env=env)
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Start everything, run the rounds, stop everything; the results document."""
     if args.compare:
         return run_compare(args, workdir)
     runs: list[dict[str, Any]] = []
-    with Stack(stack_options(args, workdir)) as stack:
+    options = stack_options(args, workdir)
+    if args.bus == "embedded":
+        options = embedded(args, options, workdir / "embedded")
+    with Stack(options) as stack:
         sink = stack.sinks[0]
         roots = postline_roots(stack, args.kafka)
         postline_spec = load_spec(args, stack.ports.relay)
@@ -354,14 +372,7 @@ def compare_systems(args: argparse.Namespace, workdir: Path, cleanup: ExitStack)
     """Start the four systems (their stops on ``cleanup``), warm each up, run the rounds."""
     runs: list[dict[str, Any]] = []
     kafka_options = stack_options(args, workdir)
-    embedded_options = replace(kafka_options, workdir=workdir / "embedded", bus="embedded")
-    if args.run_processes is not None:
-        separate = [name for name in args.run_processes.split(",") if name]
-        env = {
-            **embedded_options.env,
-            "POSTLINE__RUNTIME__SEPARATE_PROCESSES": json.dumps(separate),
-        }
-        embedded_options = replace(embedded_options, env=env)
+    embedded_options = embedded(args, kafka_options, workdir / "embedded")
     kafka_stack = cleanup.enter_context(Stack(kafka_options))
     embedded_stack = cleanup.enter_context(Stack(embedded_options))
     sink = kafka_stack.sinks[0]  # both Postfix instances relay to it, one at a time
@@ -492,6 +503,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kafka", default=os.environ.get("POSTLINE_TEST_KAFKA", "127.0.0.1:29092"))
     parser.add_argument("--compare", action="store_true", help="run Postfix too, in the same run")
     parser.add_argument(
+        "--bus",
+        choices=["kafka", "embedded"],
+        default="kafka",
+        help="without --compare: the four stage processes on Kafka, or postline run",
+    )
+    parser.add_argument(
         "--milter-socket",
         choices=["unix", "inet"],
         default="unix",
@@ -519,13 +536,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--run-processes",
         metavar="STAGES",
-        help="--compare: runtime.separate_processes of postline run, comma-separated "
+        help="runtime.separate_processes of postline run, comma-separated "
         "(empty: one process; default: the product's)",
     )
     parser.add_argument(
         "--profile",
-        choices=["all", *STAGES, "kafka"],
-        help="in the last round: py-spy the stage(s), JFR the broker (all: every one)",
+        choices=["all", *STAGES, "kafka", "run"],
+        help="in the last round: py-spy the stage(s), JFR the broker (all: every one; "
+        "run: postline run's process tree, with --bus embedded)",
     )
     parser.add_argument(
         "--bulk-backlog",

@@ -126,11 +126,23 @@ def _frames(entries: list[str]) -> list[str]:
     return out
 
 
-def summarise(folded: Path, top: int = 25) -> str:
-    """The summary text of one collapsed-stack file."""
+def _label(process: str, width: int = 90) -> str:
+    """A ``process N:"command line"`` entry cut to ``width``, keeping both ends: the end of
+    a command line names the stage (``... shared.runtime.child ... signer``)."""
+    if len(process) <= width:
+        return process
+    half = (width - 5) // 2
+    return f"{process[:half]} ... {process[-half:]}"
+
+
+def summarise(folded: Path, top: int = 25, per_process: int = 10) -> str:
+    """The summary text of one collapsed-stack file. With several processes (a process
+    tree), each one holding at least 5% of the samples also gets its own ``per_process``
+    functions by self time, as shares of all samples."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     processes: Counter[str] = Counter()
+    own_by_process: dict[str, Counter[str]] = {}
     total = 0
     for line in folded.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -140,9 +152,11 @@ def summarise(folded: Path, top: int = 25) -> str:
         total += count
         entries = _entries(stack)
         frames = _frames(entries)
-        processes[_process(entries)[:90]] += count
+        process = _label(_process(entries))
+        processes[process] += count
         if frames:
             own[frames[-1]] += count
+            own_by_process.setdefault(process, Counter())[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
     lines = [f"samples: {total}", "", "by process:"]
@@ -151,6 +165,13 @@ def summarise(folded: Path, top: int = 25) -> str:
     lines += [f"  {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
     lines += ["", f"inclusive time (top {top}):"]
     lines += [f"  {n / total:6.1%}  {name}" for name, n in inclusive.most_common(top)]
+    if len(processes) > 1:
+        for process, n in processes.most_common():
+            if n < total * 0.05:
+                break
+            lines += ["", f"self time in {process} ({n / total:.1%}, top {per_process}):"]
+            counts = own_by_process.get(process, Counter()).most_common(per_process)
+            lines += [f"  {c / total:6.1%}  {name}" for name, c in counts]
     return "\n".join(lines) + "\n"
 
 
