@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from shared.bus.embedded_store import StoreWriter, WriteItem
 from shared.errors import BusError, BusFull, BusUnavailable
+from shared.worker_thread import WorkerThread
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class SqlThread(Generic[S]):
     """One thread owning one store object (a connection); calls run there, in order."""
 
     def __init__(self, name: str, opener: Callable[[], S]) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._thread = WorkerThread(name)
         self._opener = opener
         self._store: S | None = None  # touched only inside the thread
         self._closed = False
@@ -46,29 +46,28 @@ class SqlThread(Generic[S]):
         (``BusFull`` when the disk or ``embedded.max_size`` is full)."""
         if self._closed:
             raise BusUnavailable("embedded bus is closed")
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._call, fn)
+            return await self._thread.call(lambda: fn(self._opened()))
         except sqlite3.Error as exc:
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 raise BusFull(f"embedded bus: no room to write: {exc}") from exc
             raise BusUnavailable(f"embedded bus: {exc}") from exc
 
-    def _call(self, fn: Callable[[S], T]) -> T:
+    def _opened(self) -> S:
         if self._store is None:
             self._store = self._opener()
-        return fn(self._store)
+        return self._store
 
     async def close(self) -> None:
         """Close the store in its thread and stop the thread."""
         if self._closed:
             return
         self._closed = True
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._close)
+            if self._thread.started:
+                await self._thread.call(self._close)
         finally:
-            self._executor.shutdown(wait=False)
+            self._thread.stop()
 
     def _close(self) -> None:
         if self._store is not None:

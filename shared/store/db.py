@@ -21,11 +21,11 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from shared.errors import StoreError, StoreInvalid, StoreUnavailable
+from shared.worker_thread import WorkerThread
 
 if TYPE_CHECKING:
     import asyncpg
@@ -256,17 +256,17 @@ class _SqliteExecutor:
 
 
 class _SqliteDatabase(_SqliteExecutor):
-    def __init__(self, url: str, conn: sqlite3.Connection, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, url: str, conn: sqlite3.Connection, thread: WorkerThread) -> None:
         super().__init__(self)
         self.url = url
         self._conn = conn
-        self._pool = pool
+        self._thread = thread
         self._lock = asyncio.Lock()
         self._in_transaction = False
 
     @classmethod
     async def connect(cls, url: str, path: Path, timeout: float) -> _SqliteDatabase:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-sqlite")
+        thread = WorkerThread("store-sqlite")
 
         def open_() -> sqlite3.Connection:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,11 +281,11 @@ class _SqliteDatabase(_SqliteExecutor):
             return conn
 
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(pool, open_)
+            conn = await thread.call(open_)
         except (OSError, sqlite3.Error) as exc:
-            pool.shutdown(wait=False)
+            thread.stop()
             raise StoreUnavailable(f"SQLite store {path}: {exc}") from exc
-        return cls(url, conn, pool)
+        return cls(url, conn, thread)
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` with the connection in the store's thread (outside a transaction, wait
@@ -296,9 +296,9 @@ class _SqliteDatabase(_SqliteExecutor):
             return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
+        conn = self._conn
         try:
-            return await loop.run_in_executor(self._pool, fn, self._conn)
+            return await self._thread.call(lambda: fn(conn))
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc) or "disk" in str(exc):
                 raise StoreUnavailable(f"SQLite store {self.url}: {exc}") from exc
@@ -325,8 +325,10 @@ class _SqliteDatabase(_SqliteExecutor):
 
     async def close(self) -> None:
         async with self._lock:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._conn.close)
-        self._pool.shutdown(wait=True)
+            try:
+                await self._thread.call(self._conn.close)
+            finally:
+                self._thread.stop()
 
 
 # Which task holds a SQLite transaction: its own statements run inside it, everyone else's
