@@ -3,7 +3,8 @@
 
     python bench/bench_pipeline.py --kafka 127.0.0.1:29092 [--compare] [--messages 5000]
         [--sessions 20] [--size 5120] [--rcpts 1] [--domains 4] [--new-connection]
-        [--rounds 1] [--bus kafka|embedded] [--profile all|ingest|signer|deliverer|bouncer|kafka|run]
+        [--rounds 1] [--bus kafka|embedded]
+        [--profile all|ingest|signer|deliverer|bouncer|kafka|run]
     python bench/bench_pipeline.py --bulk-backlog 1000 --messages 100 --sessions 2 --pause 0.4
         [--backlog-rate 1200] [--backlog-connections 2]
 
