@@ -16,7 +16,8 @@ Waiting for the signer before the second run is deliberate: the lanes split afte
 hours behind a provider's limits; a burst still being signed delays everything submitted
 behind it for the time signing takes (the signer scales on its lag).
 
-Owns only this scenario; the stack, load, sink and figures are ``bench_pipeline.py``'s.
+Owns only this scenario; the stack, load and sink are ``bench_pipeline.py``'s, the figures
+``measure.py``'s.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_pipeline import broker_pid
 from bench.load import SENDER, LoadResult, LoadSpec, message, run_load
+from bench.measure import broker_pid
 from bench.procstats import Meter
 from bench.sink import Sink
 from bench.stack import STAGES, Stack, StackOptions

@@ -1,7 +1,7 @@
 """The figures of ``make bench-compare``: medians over rounds per system and size, the ratios
 between Postline and Postfix, and the printed table.
 
-Pure functions over the run dictionaries ``bench_pipeline.measure`` returns (one per system,
+Pure functions over the run dictionaries ``measure.measure`` returns (one per system,
 size and round); nothing here starts a process or sends mail.
 """
 

@@ -1,6 +1,6 @@
 """The figures of ``make bench-compare`` (``bench/compare.py``): medians over rounds, the sums
 of failures, CPU per message without the harness's processes, peak RSS, ratios and the table,
-from hand-made run dictionaries shaped like ``bench_pipeline.measure``'s."""
+from hand-made run dictionaries shaped like ``measure.measure``'s."""
 
 from __future__ import annotations
 
