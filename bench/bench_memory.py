@@ -100,7 +100,15 @@ class Process:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*postline_argv(), "--config", str(config), *args],
-                env=clean_environ({"POSTLINE__HTTP__PORT": str(http_port)}),
+                # ``postline run`` in one process: this bench reads one PID's memory, and its
+                # figures compare with the earlier single-process ones (stage commands
+                # ignore the key).
+                env=clean_environ(
+                    {
+                        "POSTLINE__HTTP__PORT": str(http_port),
+                        "POSTLINE__RUNTIME__SEPARATE_PROCESSES": "[]",
+                    }
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -258,11 +266,7 @@ def write_config(env: Env, name: str, ports: Ports, bus_kind: str) -> Path:
         topic_prefix=f"mem{os.getpid()}{name.replace('-', '')}.",
     )
     path = directory / "postline.toml"
-    text = render(settings, env.materials).replace('level = "info"', 'level = "warning"')
-    # ``postline run`` in one process: this bench reads one PID's memory, and its figures
-    # compare with the earlier single-process ones.
-    text = text.replace("[runtime]\n", "[runtime]\nseparate_processes = []\n")
-    path.write_text(text)
+    path.write_text(render(settings, env.materials).replace('level = "info"', 'level = "warning"'))
     return path
 
 

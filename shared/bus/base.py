@@ -157,12 +157,13 @@ def checked_size(records: Sequence[OutRecord]) -> int:
     """The bytes of ``records``; ``RecordTooLarge`` for one past ``MAX_RECORD_BYTES`` (the
     largest record any topic accepts, on either bus)."""
     for record in records:
-        if _record_size(record) > MAX_RECORD_BYTES:
+        if (size := record_size(record)) > MAX_RECORD_BYTES:
             raise RecordTooLarge(
-                f"{record.topic}: record of {_record_size(record)} bytes exceeds {MAX_RECORD_BYTES}"
+                f"{record.topic}: record of {size} bytes exceeds {MAX_RECORD_BYTES}"
             )
-    return sum(_record_size(r) for r in records)
+    return sum(record_size(r) for r in records)
 
 
-def _record_size(record: OutRecord) -> int:
+def record_size(record: OutRecord) -> int:
+    """The bytes of ``record``'s key and value, what the size limits count."""
     return len(record.key or b"") + len(record.value or b"")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from shared.bus.base import record_size
 from shared.bus.embedded_store import StoreWriter, WriteItem
 from shared.errors import BusError, BusFull, BusUnavailable
 from shared.worker_thread import WorkerThread
@@ -113,7 +114,7 @@ class GroupCommitter:
         the writer did not take it ``within`` seconds (then it is never written)."""
         if self._task is None or self._task.done():
             raise BusUnavailable("embedded bus is not running")
-        size = sum(len(r.value or b"") + len(r.key or b"") for r in item.records)
+        size = sum(record_size(r) for r in item.records)
         pending = _Pending(item, asyncio.get_running_loop().create_future(), size)
         # A caller that timed out or was cancelled never reads the outcome; mark it read.
         pending.future.add_done_callback(lambda f: f.cancelled() or f.exception())

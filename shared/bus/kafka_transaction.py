@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import errors as kafka_errors
 
-from shared.bus.base import BusMessage, TopicPartition
+from shared.bus.base import BusMessage, TopicPartition, checked_size
 from shared.bus.kafka_common import (
     MAX_FETCH_BYTES,
     MAX_PARTITION_FETCH_BYTES,
@@ -23,8 +23,7 @@ from shared.bus.kafka_common import (
     map_error,
 )
 from shared.config import KafkaConfig
-from shared.errors import RecordTooLarge
-from shared.wire.topics import MAX_RECORD_BYTES, OutRecord
+from shared.wire.topics import OutRecord
 
 KAFKA_FAILURES = (
     kafka_errors.KafkaError,
@@ -69,9 +68,7 @@ class KafkaTransaction:
 
     async def publish(self, record: OutRecord) -> None:
         """Add an output; visible only if the transaction commits."""
-        size = len(record.key or b"") + len(record.value or b"")
-        if size > MAX_RECORD_BYTES:
-            raise RecordTooLarge(f"{record.topic}: record of {size} bytes exceeds the limit")
+        checked_size([record])
         try:
             wire = self._names.wire(record.topic)
             self._sent.append(await self._producer.send(wire, value=record.value, key=record.key))
